@@ -3,8 +3,9 @@
 # both bound to 127.0.0.1, with their data under .dev/.
 #
 #   scripts/services.sh install                 apt: mosquitto, mosquitto-clients, kcat; mvn: Kafka jars
-#   scripts/services.sh start                   start both (reuses ours if already running), wait until ready
-#   scripts/services.sh stop                    stop only the processes named in .dev/*.pid
+#   scripts/services.sh start [SERVICE...]      start kafka and mosquitto (reuses ours if already running),
+#                                               wait until ready
+#   scripts/services.sh stop [SERVICE...]       stop only the processes named in .dev/*.pid
 #   scripts/services.sh status                  one line per service; exit 0 only if both run
 #   scripts/services.sh env                     MQFERRY_* variables for clients, to `eval`
 #   scripts/services.sh create-topic NAME [PARTITIONS]   idempotent
@@ -317,9 +318,16 @@ start_mosquitto() {
 # ---------------------------------------------------------------------------------------- commands
 
 cmd_start() {
+    [[ $# -gt 0 ]] || set -- mosquitto kafka
     mkdir -p "$DEV"
-    start_mosquitto
-    start_kafka
+    local service
+    for service in "$@"; do
+        case "$service" in
+            kafka) start_kafka ;;
+            mosquitto) start_mosquitto ;;
+            *) die "unknown service '$service' (kafka, mosquitto)" ;;
+        esac
+    done
 }
 
 # stop_one NAME PIDFILE: TERM, wait up to 30s, then KILL; only the pid recorded in the file.
@@ -345,8 +353,15 @@ stop_one() {
 }
 
 cmd_stop() {
-    stop_one Kafka "$KAFKA_PID_FILE"
-    stop_one Mosquitto "$MOSQ_PID_FILE"
+    [[ $# -gt 0 ]] || set -- kafka mosquitto
+    local service
+    for service in "$@"; do
+        case "$service" in
+            kafka) stop_one Kafka "$KAFKA_PID_FILE" ;;
+            mosquitto) stop_one Mosquitto "$MOSQ_PID_FILE" ;;
+            *) die "unknown service '$service' (kafka, mosquitto)" ;;
+        esac
+    done
 }
 
 cmd_status() {
@@ -381,7 +396,7 @@ cmd_create_topic() {
 }
 
 usage() {
-    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2
+    sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
 }
 
 main() {
@@ -389,15 +404,15 @@ main() {
     [[ $# -gt 0 ]] && shift
     case "$cmd" in
         install) cmd_install ;;
-        start) cmd_start ;;
-        stop) cmd_stop ;;
+        start) cmd_start "$@" ;;
+        stop) cmd_stop "$@" ;;
         status) cmd_status ;;
         env) cmd_env ;;
         create-topic) cmd_create_topic "$@" ;;
         kafka-tool) kafka_tool "$@" ;;
         -h | --help | help) usage ;;
         *)
-            usage
+            usage >&2
             exit 2
             ;;
     esac
