@@ -1,0 +1,132 @@
+"""The ``mqferry`` command line. Plugins add commands through ``mqferry_register_commands``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from mqferry._version import __version__
+from mqferry.errors import ConfigError, MqferryError
+from mqferry.plugins import PluginSet, load_plugins
+
+
+def _plugins(ctx: click.Context) -> PluginSet:
+    obj = ctx.ensure_object(dict)
+    if "plugins" not in obj:
+        obj["plugins"] = load_plugins()
+    plugins: PluginSet = obj["plugins"]
+    return plugins
+
+
+def _config_error(exc: ConfigError, path: str) -> click.ClickException:
+    lines = [f"{path}: invalid configuration ({len(exc.problems)} problems):"]
+    lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems]
+    return click.ClickException("\n".join(lines))
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.command()
+@click.option("-c", "--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="YAML config file.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default=None, help="Overrides the config's log.level.")
+@click.pass_context
+def run(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
+    """Run mqferry with a config file until SIGINT or SIGTERM."""
+    from mqferry.config.loader import load_config
+    from mqferry.runtime import App, run_app
+
+    plugins = _plugins(ctx)
+    try:
+        config = load_config(config_path, plugins.registries(), plugins.function_table())
+    except ConfigError as exc:
+        raise _config_error(exc, str(config_path)) from None
+    except MqferryError as exc:
+        raise click.ClickException(str(exc)) from None
+    _setup_logging(log_level or config.raw.log.level)
+    for name, err in plugins.failed.items():
+        logging.getLogger("mqferry").error("plugin %s not loaded: %s", name, err)
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        runner = asyncio.run
+    else:  # pragma: no cover - optional speed-up
+        runner = uvloop.run
+    runner(run_app(App(config)))
+
+
+@click.group()
+def config() -> None:
+    """Work with config files."""
+
+
+@config.command("validate")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.pass_context
+def config_validate(ctx: click.Context, path: Path) -> None:
+    """Check a config file; print every problem as `path.to.field: message`."""
+    from mqferry.config.loader import load_config
+
+    plugins = _plugins(ctx)
+    try:
+        cfg = load_config(path, plugins.registries(), plugins.function_table())
+    except ConfigError as exc:
+        for p, m in exc.problems:
+            click.echo(f"{p}: {m}" if p else m, err=True)
+        ctx.exit(1)
+    except MqferryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{path}: valid ({len(cfg.connectors)} connectors, {len(cfg.actions)} actions, "
+        f"{len(cfg.sources)} sources, {len(cfg.rules)} rules)"
+    )
+
+
+@click.command("plugins")
+@click.pass_context
+def plugins_cmd(ctx: click.Context) -> None:
+    """List the installed plugins: name, distribution, version and hooks implemented."""
+    plugins = _plugins(ctx)
+    infos = plugins.infos()
+    width = max([len(i.name) for i in infos] + [6])
+    click.echo(f"{'PLUGIN':<{width}}  {'DISTRIBUTION':<24}  {'VERSION':<10}  HOOKS")
+    for info in infos:
+        hooks = ", ".join(h.removeprefix("mqferry_") for h in info.hooks) or "-"
+        click.echo(f"{info.name:<{width}}  {info.distribution or '-':<24}  "
+                   f"{info.version or '-':<10}  {hooks}")
+    for name, err in sorted(plugins.failed.items()):
+        click.echo(f"{name:<{width}}  FAILED TO LOAD: {err}")
+    for name in sorted(plugins.disabled):
+        click.echo(f"{name:<{width}}  disabled by MQFERRY_DISABLE_PLUGINS")
+
+
+def build_cli(plugins: PluginSet | None = None) -> click.Group:
+    """The click group with built-in and plugin commands."""
+    from mqferry.rules.cli import rule
+
+    @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+    @click.version_option(__version__, prog_name="mqferry")
+    def cli() -> None:
+        """Stream MQTT data into Apache Kafka and Kafka data back to MQTT, through SQL rules."""
+
+    for command in (run, config, plugins_cmd, rule):
+        cli.add_command(command)
+    (plugins or load_plugins()).add_commands(cli)
+    return cli
+
+
+def main() -> None:
+    """Console entry point."""
+    plugins = load_plugins()
+    build_cli(plugins).main(obj={"plugins": plugins}, prog_name="mqferry")

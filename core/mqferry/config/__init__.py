@@ -1,0 +1,50 @@
+"""Configuration: models, units, secrets, loading and error rendering."""
+
+from __future__ import annotations
+
+from mqferry.config.loader import (
+    AppConfig,
+    ComponentSpec,
+    RuleSpec,
+    load_config,
+    pydantic_problems,
+    read_yaml,
+    validate_config,
+)
+from mqferry.config.models import (
+    ActionConfigBase,
+    ConnectorConfigBase,
+    InlineAction,
+    MqttConfig,
+    RawConfig,
+    RuleConfig,
+    SourceConfigBase,
+    Strict,
+)
+from mqferry.config.secrets import REDACTED, Secret
+from mqferry.config.units import ByteSize, Duration, DurationS, parse_duration, parse_size
+
+__all__ = [
+    "REDACTED",
+    "ActionConfigBase",
+    "AppConfig",
+    "ByteSize",
+    "ComponentSpec",
+    "ConnectorConfigBase",
+    "Duration",
+    "DurationS",
+    "InlineAction",
+    "MqttConfig",
+    "RawConfig",
+    "RuleConfig",
+    "RuleSpec",
+    "Secret",
+    "SourceConfigBase",
+    "Strict",
+    "load_config",
+    "parse_duration",
+    "parse_size",
+    "pydantic_problems",
+    "read_yaml",
+    "validate_config",
+]

@@ -1,0 +1,252 @@
+"""Load a YAML config file and validate it against the registered plugin types.
+
+Every problem is collected and reported as ``path.to.field: message``; nothing is applied from a
+file with any problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mqferry.config.models import NAME_PATTERN, InlineAction, RawConfig, RuleConfig
+from mqferry.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mqferry.registry import ActionType, ConnectorType, Registries, SourceType
+    from mqferry.rules import CompiledRule, FunctionTable
+
+import re
+
+_NAME = re.compile(NAME_PATTERN)
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSpec:
+    """One validated connector, action or source.
+
+    Attributes:
+        id: ``<type>:<name>``.
+        type: the registered type object.
+        name: the configured name.
+        config: the validated model instance.
+    """
+
+    id: str
+    type: ConnectorType | ActionType | SourceType
+    name: str
+    config: Any
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the component is enabled."""
+        return bool(getattr(self.config, "enable", True))
+
+    @property
+    def connector_id(self) -> str | None:
+        """The id of the connector this action or source is bound to."""
+        name = getattr(self.config, "connector", None)
+        ctype = getattr(self.type, "connector_type", None)
+        return f"{ctype}:{name}" if name and ctype else None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSpec:
+    """One validated, compiled rule."""
+
+    id: str
+    config: RuleConfig
+    compiled: CompiledRule
+    action_ids: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class AppConfig:
+    """A whole validated configuration."""
+
+    raw: RawConfig
+    connectors: dict[str, ComponentSpec] = field(default_factory=dict)
+    actions: dict[str, ComponentSpec] = field(default_factory=dict)
+    sources: dict[str, ComponentSpec] = field(default_factory=dict)
+    rules: dict[str, RuleSpec] = field(default_factory=dict)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file as a mapping.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read {p}: {exc.strerror}")]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, col {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([("", f"{p}: {where}invalid YAML: {problem}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([("", f"{p}: the top level must be a mapping")])
+    return data
+
+
+def pydantic_problems(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
+    """Turn pydantic's errors into ``(dotted.path, message)`` pairs, never echoing input."""
+    out = []
+    for err in exc.errors(include_input=False, include_url=False):
+        parts = [prefix] if prefix else []
+        for loc in err["loc"]:
+            if isinstance(loc, int):
+                if parts:
+                    parts[-1] += f"[{loc}]"
+                else:
+                    parts.append(f"[{loc}]")
+            else:
+                parts.append(str(loc))
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        msg = msg.removeprefix("Value error, ")
+        out.append((".".join(parts), msg))
+    return out
+
+
+def validate_config(
+    data: Mapping[str, Any],
+    registries: Registries,
+    functions: FunctionTable | None = None,
+) -> AppConfig:
+    """Validate a config mapping against the registered types and compile every rule.
+
+    Raises:
+        ConfigError: with every problem found.
+    """
+    from mqferry.rules import RuleError, compile_sql
+
+    problems: list[tuple[str, str]] = []
+    try:
+        raw = RawConfig.model_validate(data)
+    except ValidationError as exc:
+        # Report the shape errors and go on with what parsed, to list every problem at once.
+        problems.extend(pydantic_problems(exc, ""))
+        raw = RawConfig.model_validate(
+            {k: v for k, v in data.items()
+             if k in RawConfig.model_fields and not any(
+                 p.split(".")[0].split("[")[0] == k for p, _ in problems)}
+        )
+    app = AppConfig(raw)
+
+    def component(kind: str, reg: Any, type_name: str, name: str, body: Any) -> Any:
+        path = f"{kind}.{type_name}.{name}"
+        if not _NAME.match(name):
+            problems.append((path, "invalid name: use letters, digits, '_', '-' and '.'"))
+            return None
+        typ = reg.get(type_name)
+        if typ is None:
+            known = ", ".join(reg.names()) or "none"
+            problems.append((f"{kind}.{type_name}", f"unknown {reg.kind} type {type_name!r} "
+                             f"(known: {known})"))
+            return None
+        try:
+            model: BaseModel = typ.config_model.model_validate(body or {})
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(exc, path))
+            return None
+        return ComponentSpec(f"{type_name}:{name}", typ, name, model)
+
+    for kind, reg, target in (
+        ("connectors", registries.connectors, app.connectors),
+        ("actions", registries.actions, app.actions),
+        ("sources", registries.sources, app.sources),
+    ):
+        for type_name, entries in getattr(raw, kind).items():
+            if not isinstance(entries, dict):
+                problems.append((f"{kind}.{type_name}", "expected a mapping of names to settings"))
+                continue
+            for name, body in entries.items():
+                spec = component(kind, reg, type_name, str(name), body)
+                if spec is not None:
+                    target[spec.id] = spec
+
+    for kind, specs in (("actions", app.actions), ("sources", app.sources)):
+        for spec in specs.values():
+            _check_connector(kind, spec, app, problems)
+
+    for rule_id, rule in raw.rules.items():
+        path = f"rules.{rule_id}"
+        try:
+            compiled = compile_sql(rule.sql, functions)
+        except RuleError as exc:
+            problems.append((f"{path}.sql", str(exc)))
+            continue
+        action_ids = []
+        for i, ref in enumerate(rule.actions):
+            apath = f"{path}.actions[{i}]"
+            if isinstance(ref, InlineAction):
+                spec = component("actions", registries.actions, ref.function,
+                                 f"{rule_id}.{i}", {"parameters": ref.args})
+                if spec is None:
+                    continue
+                spec = ComponentSpec(f"{ref.function}:{rule_id}.{i}", spec.type, spec.name,
+                                     spec.config)
+                _check_connector("actions", spec, app, problems)
+                app.actions[spec.id] = spec
+                action_ids.append(spec.id)
+            elif ref not in app.actions:
+                hint = "" if ":" in ref else " (write it as <type>:<name>)"
+                problems.append((apath, f"unknown action {ref!r}{hint}"))
+            else:
+                action_ids.append(ref)
+        for src in compiled.event_topics:
+            _check_event_source(f"{path}.sql", src, app, problems)
+        app.rules[rule_id] = RuleSpec(rule_id, rule, compiled, tuple(action_ids))
+
+    if problems:
+        raise ConfigError(problems)
+    return app
+
+
+def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig,
+                     problems: list[tuple[str, str]]) -> None:
+    ctype = getattr(spec.type, "connector_type", None)
+    name = getattr(spec.config, "connector", None)
+    path = f"{kind}.{spec.type.name}.{spec.name}.connector"
+    if ctype is None:
+        return
+    if not name:
+        problems.append((path, f"required: the name of a {ctype} connector"))
+    elif f"{ctype}:{name}" not in app.connectors:
+        problems.append((path, f"no {ctype} connector named {name!r}"))
+
+
+def _check_event_source(path: str, src: str, app: AppConfig,
+                        problems: list[tuple[str, str]]) -> None:
+    for prefix in ("$bridges/", "$sources/"):
+        if src.startswith(prefix):
+            sid = src.removeprefix(prefix)
+            if sid not in app.sources:
+                problems.append((path, f"FROM {src!r}: no source {sid!r} is configured"))
+
+
+def load_config(
+    path: str | Path,
+    registries: Registries,
+    functions: FunctionTable | None = None,
+) -> AppConfig:
+    """Read and validate a config file.
+
+    Raises:
+        ConfigError: with every problem found.
+    """
+    return validate_config(read_yaml(path), registries, functions)

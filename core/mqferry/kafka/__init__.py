@@ -1,0 +1,23 @@
+"""Kafka connection settings and checks shared by the Kafka plugins."""
+
+from __future__ import annotations
+
+from mqferry.kafka.config import (
+    KafkaConnectorConfig,
+    SaslAuth,
+    SocketOptions,
+    TlsOptions,
+    client_options,
+)
+from mqferry.kafka.connector import KafkaConnector
+from mqferry.kafka.probe import probe
+
+__all__ = [
+    "KafkaConnector",
+    "KafkaConnectorConfig",
+    "SaslAuth",
+    "SocketOptions",
+    "TlsOptions",
+    "client_options",
+    "probe",
+]

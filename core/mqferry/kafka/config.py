@@ -1,0 +1,125 @@
+"""Kafka connection settings shared by the producer and consumer connectors (EMQX's fields)."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from mqferry.config.models import ConnectorConfigBase, Strict
+from mqferry.config.secrets import Secret
+from mqferry.config.units import ByteSize, Duration
+
+
+class SaslAuth(Strict):
+    """Username and password authentication (SASL PLAIN or SCRAM)."""
+
+    mechanism: Literal["plain", "scram_sha_256", "scram_sha_512"]
+    username: str
+    password: Secret
+
+
+class TlsOptions(Strict):
+    """TLS to the Kafka brokers."""
+
+    enable: bool = False
+    verify: Literal["verify_peer", "verify_none"] = "verify_none"
+    cacertfile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    password: Secret | None = None
+    server_name_indication: str = "auto"
+
+
+class SocketOptions(Strict):
+    """TCP socket options."""
+
+    sndbuf: ByteSize = 1024 * 1024
+    recbuf: ByteSize = 1024 * 1024
+    nodelay: bool = True
+    tcp_keepalive: str = "none"
+
+    @field_validator("tcp_keepalive")
+    @classmethod
+    def _keepalive(cls, v: str) -> str:
+        if v != "none" and not re.fullmatch(r"\s*\d+\s*,\s*\d+\s*,\s*\d+\s*,?\s*", v):
+            raise ValueError("expected 'none' or 'Idle,Interval,Probes' such as '240,30,5'")
+        return v
+
+
+class ResourceOpts(Strict):
+    """How often the connector's health is checked."""
+
+    health_check_interval: Duration = 15.0
+    health_check_timeout: Duration = 60.0
+    start_after_created: bool = True
+    start_timeout: Duration = 5.0
+
+
+class KafkaConnectorConfig(ConnectorConfigBase):
+    """A Kafka cluster connection, as EMQX's ``kafka_producer`` / ``kafka_consumer`` connector."""
+
+    bootstrap_hosts: str
+    connect_timeout: Duration = 5.0
+    min_metadata_refresh_interval: Duration = 3.0
+    metadata_request_timeout: Duration = 5.0
+    request_timeout: Duration = 30.0
+    authentication: Literal["none"] | SaslAuth = "none"
+    ssl: TlsOptions = Field(default_factory=TlsOptions)
+    socket_opts: SocketOptions = Field(default_factory=SocketOptions)
+    resource_opts: ResourceOpts = Field(default_factory=ResourceOpts)
+
+    @field_validator("bootstrap_hosts")
+    @classmethod
+    def _hosts(cls, v: str) -> str:
+        hosts = [h.strip() for h in v.split(",") if h.strip()]
+        if not hosts:
+            raise ValueError("expected a comma-separated list of host:port")
+        for h in hosts:
+            if not re.fullmatch(r"[A-Za-z0-9_.\-]+(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?", h):
+                raise ValueError(f"invalid host {h!r}: expected host:port")
+        return ",".join(hosts)
+
+    def servers(self) -> list[str]:
+        """``host:port`` items, with Kafka's default port 9092 where none is given."""
+        return [h if re.search(r":\d+$", h) else f"{h}:9092" for h in self.bootstrap_hosts.split(",")]
+
+
+def _ssl_context(cfg: TlsOptions) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cfg.cacertfile)
+    if cfg.verify == "verify_none":
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if cfg.certfile:
+        password = cfg.password.get_secret_value() if cfg.password else None
+        ctx.load_cert_chain(cfg.certfile, cfg.keyfile, password)
+    return ctx
+
+
+def client_options(cfg: KafkaConnectorConfig, client_id: str) -> dict[str, Any]:
+    """Keyword arguments for aiokafka's producer, consumer and admin clients."""
+    opts: dict[str, Any] = {
+        "bootstrap_servers": cfg.servers(),
+        "client_id": client_id,
+        "request_timeout_ms": int(cfg.request_timeout * 1000),
+        "metadata_max_age_ms": max(int(cfg.min_metadata_refresh_interval * 1000), 1000) * 100,
+        "retry_backoff_ms": 100,
+    }
+    tls = cfg.ssl.enable
+    if isinstance(cfg.authentication, SaslAuth):
+        auth = cfg.authentication
+        opts["security_protocol"] = "SASL_SSL" if tls else "SASL_PLAINTEXT"
+        opts["sasl_mechanism"] = {
+            "plain": "PLAIN",
+            "scram_sha_256": "SCRAM-SHA-256",
+            "scram_sha_512": "SCRAM-SHA-512",
+        }[auth.mechanism]
+        opts["sasl_plain_username"] = auth.username
+        opts["sasl_plain_password"] = auth.password.get_secret_value()
+    elif tls:
+        opts["security_protocol"] = "SSL"
+    if tls:
+        opts["ssl_context"] = _ssl_context(cfg.ssl)
+    return opts

@@ -1,0 +1,70 @@
+"""A Kafka connector: connection settings plus a periodic health check (producer and consumer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from mqferry.kafka.config import KafkaConnectorConfig, client_options
+from mqferry.kafka.probe import probe
+from mqferry.types import HealthStatus, Status
+
+log = logging.getLogger(__name__)
+
+
+class KafkaConnector:
+    """A Kafka cluster connection; actions and sources build their clients from it.
+
+    The periodic check never turns a started connector ``disconnected`` (as EMQX), only
+    ``connecting`` with a reason, and never discards anything buffered.
+    """
+
+    def __init__(self, *, kind: str, name: str, config: KafkaConnectorConfig) -> None:
+        self.kind = kind
+        self.name = name
+        self.config = config
+        self._status = HealthStatus(Status.STOPPED)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def id(self) -> str:
+        """``<type>:<name>``."""
+        return f"{self.kind}:{self.name}"
+
+    def client_options(self, role: str) -> dict[str, Any]:
+        """aiokafka client keyword arguments, with a client id naming this component."""
+        return client_options(self.config, f"mqferry-{self.id}-{role}")
+
+    async def start(self) -> None:
+        """Start the health check loop."""
+        if self._task is None:
+            self._status = HealthStatus(Status.CONNECTING)
+            self._task = asyncio.create_task(self._check_loop(), name=f"mqferry[{self.id}].health")
+
+    async def stop(self) -> None:
+        """Stop checking. Idempotent."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._status = HealthStatus(Status.STOPPED)
+
+    async def health(self) -> HealthStatus:
+        """The result of the last check."""
+        return self._status
+
+    async def _check_loop(self) -> None:
+        while True:
+            result = await probe(self.config, client_id=f"mqferry-{self.id}-health")
+            if result.status is not Status.CONNECTED:
+                result = HealthStatus(Status.CONNECTING, result.reason)
+                if self._status.status is Status.CONNECTED or self._status.reason != result.reason:
+                    log.warning("connector %s: %s", self.id, result.reason)
+            elif self._status.status is not Status.CONNECTED:
+                log.info("connector %s: connected", self.id)
+            self._status = result
+            await asyncio.sleep(self.config.resource_opts.health_check_interval)
+

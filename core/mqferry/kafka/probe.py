@@ -1,0 +1,29 @@
+"""Connection checks: can we reach the cluster and read its metadata?"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from mqferry.kafka.config import KafkaConnectorConfig, client_options
+from mqferry.types import HealthStatus, Status
+
+
+async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") -> HealthStatus:
+    """Connect, fetch the cluster metadata, disconnect; ``connected`` or why not."""
+    opts: dict[str, Any] = client_options(cfg, client_id)
+    opts.pop("retry_backoff_ms", None)
+    admin = AIOKafkaAdminClient(**opts)
+    try:
+        await asyncio.wait_for(admin.start(), cfg.connect_timeout + cfg.metadata_request_timeout)
+        await asyncio.wait_for(admin.describe_cluster(), cfg.metadata_request_timeout)
+    except (KafkaError, OSError, TimeoutError) as exc:
+        reason = str(exc) or type(exc).__name__
+        return HealthStatus(Status.DISCONNECTED, f"{cfg.bootstrap_hosts}: {reason}")
+    finally:
+        await admin.close()
+    return HealthStatus(Status.CONNECTED)
+

@@ -1,0 +1,95 @@
+"""Ordered, deferred MQTT acknowledgements.
+
+MQTT requires PUBACKs in the order the PUBLISHes arrived. Each incoming QoS 1 message gets a
+:class:`Ticket`; actions hold it until they have secured the message. The :class:`AckWindow`
+sends the PUBACK of the oldest message as soon as it and everything before it are done, so a slow
+message delays later acks (the broker's in-flight window is our back-pressure) but never reorders
+them.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+
+class Ticket:
+    """One received message, held by the actions that still have to secure it.
+
+    The dispatcher calls :meth:`hold` once per action output, then :meth:`seal`; each action
+    calls :meth:`release` once. When sealed and fully released, the message is done.
+    """
+
+    __slots__ = ("_pending", "_sealed", "_window", "done", "generation", "mid", "qos")
+
+    def __init__(self, window: AckWindow | None, mid: int, qos: int, generation: int) -> None:
+        self._window = window
+        self.mid = mid
+        self.qos = qos
+        self.generation = generation
+        self._pending = 0
+        self._sealed = False
+        self.done = False
+
+    def hold(self) -> None:
+        """One more action output must be secured before the message is acknowledged."""
+        self._pending += 1
+
+    def release(self) -> None:
+        """One action output is secured (or finally failed)."""
+        self._pending -= 1
+        if self._sealed and self._pending <= 0:
+            self._finish()
+
+    def seal(self) -> None:
+        """Every hold has been taken; acknowledge once all are released."""
+        self._sealed = True
+        if self._pending <= 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        if not self.done:
+            self.done = True
+            if self._window is not None:
+                self._window.advance()
+
+
+class AckWindow:
+    """The messages of one MQTT connection whose acks are pending, in arrival order.
+
+    Args:
+        send_ack: sends the PUBACK for ``(mid, qos)`` on the current connection.
+    """
+
+    def __init__(self, send_ack: Callable[[int, int], object]) -> None:
+        self._send_ack = send_ack
+        self._queue: deque[Ticket] = deque()
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def open(self, mid: int, qos: int) -> Ticket:
+        """A ticket for a message just received."""
+        ticket = Ticket(self, mid, qos, self.generation)
+        self._queue.append(ticket)
+        return ticket
+
+    def advance(self) -> None:
+        """Acknowledge the leading run of done messages."""
+        q = self._queue
+        while q and q[0].done:
+            t = q.popleft()
+            if t.generation == self.generation and t.qos > 0:
+                self._send_ack(t.mid, t.qos)
+
+    def reset(self) -> int:
+        """Forget every pending message (the connection is gone; the broker will resend them).
+
+        Returns:
+            how many were pending.
+        """
+        n = len(self._queue)
+        self._queue.clear()
+        self.generation += 1
+        return n

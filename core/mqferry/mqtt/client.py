@@ -1,0 +1,262 @@
+"""The MQTT connector: one MQTT 5 session for rule input and for publishing.
+
+Incoming messages are handed to a synchronous handler straight from paho's callback (no queue, no
+copy). With ``delivery: at_least_once`` paho's automatic PUBACK is switched off and each message's
+ack waits for its :class:`~mqferry.mqtt.acks.Ticket`. The session is persistent by default (stable
+client id, clean start off, a session expiry), so the broker keeps and redelivers what was not
+acknowledged while mqferry was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mqferry.config.models import MqttConfig
+from mqferry.mqtt.acks import AckWindow, Ticket
+from mqferry.types import HealthStatus, Status
+
+log = logging.getLogger(__name__)
+
+#: Receives each message and its ticket (``None`` in at-most-once mode or for QoS 0).
+MessageHandler = Callable[[paho.MQTTMessage, Ticket | None], None]
+
+_PROPERTY_NAMES = {
+    "Payload-Format-Indicator": "PayloadFormatIndicator",
+    "Message-Expiry-Interval": "MessageExpiryInterval",
+    "Content-Type": "ContentType",
+    "Response-Topic": "ResponseTopic",
+    "Correlation-Data": "CorrelationData",
+    "Topic-Alias": "TopicAlias",
+}
+
+
+def publish_properties(props: Mapping[str, Any] | None) -> Properties | None:
+    """paho publish properties from a mapping of MQTT 5 spec names.
+
+    ``User-Property`` may be a mapping or a list of ``(key, value)`` pairs.
+
+    Raises:
+        ValueError: an unknown property name.
+    """
+    if not props:
+        return None
+    out = Properties(PacketTypes.PUBLISH)
+    for name, value in props.items():
+        if name == "User-Property":
+            pairs = value.items() if isinstance(value, Mapping) else value
+            out.UserProperty = [(str(k), str(v)) for k, v in pairs]
+        elif name in _PROPERTY_NAMES:
+            if name == "Correlation-Data" and isinstance(value, str):
+                value = value.encode()
+            setattr(out, _PROPERTY_NAMES[name], value)
+        else:
+            raise ValueError(f"unknown MQTT 5 publish property {name!r}")
+    return out
+
+
+class _Client(aiomqtt.Client):
+    """aiomqtt's client, with incoming messages handed straight to our handler."""
+
+    def __init__(self, handler: Callable[[paho.MQTTMessage], None], **kwargs: Any) -> None:
+        self._mqferry_handler = handler
+        super().__init__(**kwargs)
+
+    def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
+        self._mqferry_handler(message)
+
+
+class MqttConnector:
+    """The MQTT connection mqferry is attached to.
+
+    Args:
+        config: the ``mqtt`` section.
+        handler: called for each incoming message, synchronously, in the event loop.
+    """
+
+    def __init__(self, *, config: MqttConfig, handler: MessageHandler | None = None) -> None:
+        self.config = config
+        self._handler = handler
+        self._filters: set[str] = set()
+        self._client: _Client | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self._manual_ack = config.delivery == "at_least_once"
+        self.acks = AckWindow(self._send_ack)
+        self._status = HealthStatus(Status.STOPPED)
+        self.connects = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting in the background; never raises because the broker is down."""
+        if self._task is None:
+            self._stopping = False
+            self._status = HealthStatus(Status.CONNECTING)
+            self._task = asyncio.create_task(self._run(), name=f"mqferry[mqtt:{self.config.clientid}]")
+
+    async def stop(self) -> None:
+        """Disconnect (unacknowledged messages stay with the broker). Idempotent."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._connected.clear()
+        self._status = HealthStatus(Status.STOPPED)
+
+    async def health(self) -> HealthStatus:
+        """``connected``, or ``connecting`` with the last error."""
+        return self._status
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the session is up and subscribed."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the session is up."""
+        return self._connected.is_set()
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def _wire(self, flt: str) -> str:
+        group = self.config.share_group
+        return f"$share/{group}/{flt}" if group and not flt.startswith("$") else flt
+
+    async def set_subscriptions(self, filters: Iterable[str]) -> None:
+        """Subscribe to exactly ``filters`` (the enabled rules' topic filters)."""
+        new = set(filters)
+        added, removed = new - self._filters, self._filters - new
+        self._filters = new
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return  # applied on (re)connect
+        if removed:
+            for flt in sorted(removed):
+                await client.unsubscribe(self._wire(flt))
+        if added:
+            await self._subscribe(client, added)
+
+    async def _subscribe(self, client: _Client, filters: Iterable[str]) -> None:
+        qos = self.config.subscribe_qos
+        topics = [(self._wire(f), qos) for f in sorted(filters)]
+        if topics:
+            await client.subscribe(topics)
+            log.info("subscribed to %s", ", ".join(t for t, _ in topics))
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Publish; returns when the broker acknowledged it (QoS 1/2). Waits for a connection.
+
+        Raises:
+            aiomqtt.MqttError: the connection dropped before the broker acknowledged.
+        """
+        props = publish_properties(properties)
+        while True:
+            await self._connected.wait()
+            client = self._client
+            if client is None:
+                continue
+            await client.publish(topic, payload, qos=qos, retain=retain, properties=props,
+                                 timeout=float("inf"))
+            return
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _send_ack(self, mid: int, qos: int) -> None:
+        client = self._client
+        if client is not None:
+            client._client.ack(mid, qos)  # noqa: SLF001 - paho's manual ack; aiomqtt has no wrapper
+
+    def _on_message(self, message: paho.MQTTMessage) -> None:
+        handler = self._handler
+        if self._manual_ack and message.qos > 0:
+            ticket = self.acks.open(message.mid, message.qos)
+            if handler is None:
+                ticket.seal()
+                return
+            handler(message, ticket)
+        elif handler is not None:
+            handler(message, None)
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)
+        expiry = self.config.session_expiry
+        props.SessionExpiryInterval = 0xFFFFFFFF if expiry == float("inf") else int(expiry)
+        props.ReceiveMaximum = self.config.receive_maximum
+        return props
+
+    def _make_client(self) -> _Client:
+        cfg = self.config
+        password = cfg.password.get_secret_value() if cfg.password else None
+        client = _Client(
+            self._on_message,
+            hostname=cfg.host,
+            port=cfg.port,
+            identifier=cfg.clientid,
+            username=cfg.username,
+            password=password,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=cfg.clean_start,
+            keepalive=max(1, int(cfg.keepalive)),
+            timeout=cfg.connect_timeout,
+            properties=self._connect_properties(),
+            max_inflight_messages=cfg.receive_maximum,
+            logger=logging.getLogger("mqferry.mqtt.paho"),
+        )
+        if self._manual_ack:
+            client._client.manual_ack_set(True)  # noqa: SLF001 - not exposed by aiomqtt
+        return client
+
+    async def _run(self) -> None:
+        delay = self.config.reconnect_min
+        cfg = self.config
+        while not self._stopping:
+            client = self._make_client()
+            try:
+                async with client:
+                    self._client = client
+                    self.connects += 1
+                    await self._subscribe(client, self._filters)
+                    self._status = HealthStatus(Status.CONNECTED)
+                    self._connected.set()
+                    log.info("connected to MQTT broker %s as %r", cfg.server, cfg.clientid)
+                    delay = cfg.reconnect_min
+                    # Our handler takes messages directly, so this only waits for a disconnect.
+                    async for _ in client.messages:
+                        pass
+            except aiomqtt.MqttError as exc:
+                self._connected.clear()
+                self._client = None
+                lost = self.acks.reset()
+                self._status = HealthStatus(Status.CONNECTING, str(exc))
+                if lost:
+                    log.warning("MQTT connection lost with %d unacknowledged messages; "
+                                "the broker will redeliver them", lost)
+                log.warning("MQTT broker %s: %s; retrying in %.1fs", cfg.server, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, cfg.reconnect_max)
+            finally:
+                self._connected.clear()
+                self._client = None

@@ -1,0 +1,155 @@
+"""Type registries filled by the registration hooks.
+
+Each registry refuses a second registration of the same name and names both plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+
+from pydantic import BaseModel
+
+from mqferry.errors import DuplicateTypeError
+
+if TYPE_CHECKING:
+    from mqferry.types import Action, Connector, RuntimeContext, Source
+
+Kind = Literal["connector", "action", "source"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorType:
+    """A connector type: its name, config model and factory.
+
+    Attributes:
+        name: the type name used in config (``kafka_producer``).
+        config_model: the pydantic model of one connector's settings.
+        factory: builds the connector from its name, validated config and the runtime context.
+        description: one line for ``mqferry plugins``.
+    """
+
+    name: str
+    config_model: type[BaseModel]
+    factory: Callable[[str, Any, RuntimeContext], Connector]
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionType:
+    """An action type.
+
+    Attributes:
+        name: the type name used in config and in rule action ids (``kafka_producer:my_sink``).
+        config_model: the pydantic model of one action's settings.
+        factory: builds the action from its name, validated config, its connector (or ``None``
+            when ``connector_type`` is ``None``) and the runtime context.
+        connector_type: the connector type the action needs, or ``None``.
+        description: one line for ``mqferry plugins``.
+    """
+
+    name: str
+    config_model: type[BaseModel]
+    factory: Callable[[str, Any, Any, RuntimeContext], Action]
+    connector_type: str | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """A source type; the fields mean what they mean on :class:`ActionType`."""
+
+    name: str
+    config_model: type[BaseModel]
+    factory: Callable[[str, Any, Any, RuntimeContext], Source]
+    connector_type: str | None = None
+    description: str = ""
+
+
+T = TypeVar("T", ConnectorType, ActionType, SourceType)
+
+
+class TypeRegister(Protocol):
+    """What a registration hook receives."""
+
+    def add(self, item: Any) -> None:
+        """Register a type object (:class:`ConnectorType`, :class:`ActionType`, ...)."""
+
+
+class FunctionRegister(Protocol):
+    """What ``mqferry_register_functions`` receives."""
+
+    def add(
+        self,
+        name: str,
+        func: Callable[..., Any],
+        *,
+        min_args: int | None = None,
+        max_args: int | None = None,
+    ) -> None:
+        """Register a rule SQL function."""
+
+
+class TypeRegistry(Generic[T]):
+    """The types of one kind, by name, with the plugin that registered each."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+        self._items: dict[str, tuple[T, str]] = {}
+
+    def add(self, item: T, *, plugin: str) -> None:
+        """Register ``item`` on behalf of ``plugin``.
+
+        Raises:
+            DuplicateTypeError: another plugin registered the same name.
+        """
+        if item.name in self._items:
+            raise DuplicateTypeError(self.kind, item.name, self._items[item.name][1], plugin)
+        self._items[item.name] = (item, plugin)
+
+    def for_plugin(self, plugin: str) -> _PluginRegister[T]:
+        """A register object that adds on behalf of ``plugin``."""
+        return _PluginRegister(self, plugin)
+
+    def get(self, name: str) -> T | None:
+        """The type called ``name``, or ``None``."""
+        entry = self._items.get(name)
+        return entry[0] if entry else None
+
+    def plugin_of(self, name: str) -> str:
+        """The plugin that registered ``name``."""
+        return self._items[name][1]
+
+    def names(self) -> list[str]:
+        """Registered names, sorted."""
+        return sorted(self._items)
+
+    def __iter__(self) -> Iterator[T]:
+        return (item for item, _ in self._items.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+
+class _PluginRegister(Generic[T]):
+    def __init__(self, registry: TypeRegistry[T], plugin: str) -> None:
+        self._registry = registry
+        self._plugin = plugin
+
+    def add(self, item: T) -> None:
+        self._registry.add(item, plugin=self._plugin)
+
+
+@dataclass(slots=True)
+class Registries:
+    """The three type registries of one application."""
+
+    connectors: TypeRegistry[ConnectorType]
+    actions: TypeRegistry[ActionType]
+    sources: TypeRegistry[SourceType]
+
+    @classmethod
+    def empty(cls) -> Registries:
+        """Registries with nothing registered."""
+        return cls(TypeRegistry("connector"), TypeRegistry("action"), TypeRegistry("source"))

@@ -1,0 +1,230 @@
+"""The running application: components, rule routing, delivery tracking, start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+
+from mqferry.config.loader import AppConfig, RuleSpec
+from mqferry.metrics import Metrics, rule_metrics
+from mqferry.mqtt.acks import Ticket
+from mqferry.mqtt.client import MqttConnector
+from mqferry.rules import RuleError, TopicIndex
+from mqferry.runtime.events import message_event
+from mqferry.types import Action, Connector, HealthStatus, RuntimeContext, Source
+
+log = logging.getLogger(__name__)
+
+
+class _Delivery:
+    """Ties one action output to its message's ticket and its rule's counters."""
+
+    __slots__ = ("_metrics", "_ticket")
+
+    def __init__(self, ticket: Ticket, metrics: Metrics) -> None:
+        self._ticket = ticket
+        self._metrics = metrics
+
+    def secured(self) -> None:
+        self._metrics.inc("actions.success")
+        self._ticket.release()
+
+    def failed(self, reason: str) -> None:
+        self._metrics.inc("actions.failed")
+        self._ticket.release()
+
+
+class _EventDone(Ticket):
+    """A ticket that completes a future: sources await the deliveries of their events."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        super().__init__(None, 0, 0, 0)
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _finish(self) -> None:
+        if not self.done:
+            self.done = True
+            if not self.future.done():
+                self.future.set_result(None)
+
+
+class RuntimeRule:
+    """A compiled rule with its counters and resolved actions."""
+
+    __slots__ = ("actions", "compiled", "id", "metrics")
+
+    def __init__(self, spec: RuleSpec, actions: list[Action]) -> None:
+        self.id = spec.id
+        self.compiled = spec.compiled
+        self.metrics = rule_metrics(spec.id)
+        self.actions = actions
+
+    def run(self, event: Mapping[str, Any], ticket: Ticket) -> None:
+        """Evaluate on ``event`` and hand every output to every action, holding ``ticket``."""
+        m = self.metrics
+        m.inc("matched")
+        try:
+            result = self.compiled.apply(event)
+        except RuleError as exc:
+            m.inc("failed")
+            m.inc("failed.exception")
+            log.debug("rule %s failed on %s: %s", self.id, event.get("topic"), exc)
+            return
+        if result is None or result == []:
+            if self.compiled.is_foreach:
+                m.inc("failed")
+                m.inc("failed.no_result")
+            else:
+                m.inc("filtered")
+            return
+        m.inc("passed")
+        outputs = result if isinstance(result, list) else (result,)
+        for output in outputs:
+            for action in self.actions:
+                m.inc("actions.total")
+                ticket.hold()
+                action.submit(output, _Delivery(ticket, m))
+
+
+class App:
+    """One mqferry instance built from a validated configuration.
+
+    Args:
+        config: the validated configuration.
+        data_dir: where components keep files (defaults to the config's ``data_dir``).
+    """
+
+    def __init__(self, config: AppConfig, *, data_dir: Path | None = None) -> None:
+        self.config = config
+        self.mqtt = MqttConnector(config=config.raw.mqtt, handler=self._on_message)
+        self.node = config.raw.node
+        self.context = RuntimeContext(
+            mqtt=self.mqtt,
+            dispatch=self.dispatch,
+            data_dir=data_dir or Path(config.raw.data_dir),
+            node=self.node,
+        )
+        self.connectors: dict[str, Connector] = {}
+        self.actions: dict[str, Action] = {}
+        self.sources: dict[str, Source] = {}
+        self.rules: dict[str, RuntimeRule] = {}
+        self._topic_index: TopicIndex[RuntimeRule] = TopicIndex()
+        self._event_rules: dict[str, list[RuntimeRule]] = {}
+        self._accepting = False
+        self._build()
+
+    def _build(self) -> None:
+        cfg, ctx = self.config, self.context
+        for cid, spec in cfg.connectors.items():
+            if spec.enabled:
+                self.connectors[cid] = spec.type.factory(spec.name, spec.config, ctx)  # type: ignore[call-arg]
+        ctx.connectors = self.connectors
+        for kind, target in (("actions", self.actions), ("sources", self.sources)):
+            for aid, spec in getattr(cfg, kind).items():
+                if not spec.enabled:
+                    continue
+                connector = self.connectors.get(spec.connector_id or "")
+                if spec.connector_id and connector is None:
+                    log.warning("%s %s is not started: its connector %s is disabled",
+                                kind[:-1], aid, spec.connector_id)
+                    continue
+                target[aid] = spec.type.factory(spec.name, spec.config, connector, ctx)  # type: ignore[call-arg]
+        for rid, rspec in cfg.rules.items():
+            if not rspec.config.enable:
+                continue
+            actions = [self.actions[a] for a in rspec.action_ids if a in self.actions]
+            rule = RuntimeRule(rspec, actions)
+            self.rules[rid] = rule
+            for flt in rule.compiled.topic_filters:
+                self._topic_index.add(flt, rule)
+            for topic in rule.compiled.event_topics:
+                for alias in _event_aliases(topic):
+                    self._event_rules.setdefault(alias, []).append(rule)
+
+    @property
+    def topic_filters(self) -> set[str]:
+        """The MQTT subscriptions: the union of the enabled rules' topic filters."""
+        return {f for r in self.rules.values() for f in r.compiled.topic_filters}
+
+    # -- data path -------------------------------------------------------------------------
+
+    def _on_message(self, message: paho.MQTTMessage, ticket: Ticket | None) -> None:
+        if not self._accepting:
+            return  # stopping: leave it unacknowledged; the broker redelivers it
+        if ticket is None:
+            ticket = Ticket(None, 0, 0, 0)
+        event = message_event(message, self.node)
+        for rule in self._topic_index.match(message.topic):
+            rule.run(event, ticket)
+        ticket.seal()
+
+    async def dispatch(self, event: Mapping[str, Any]) -> None:
+        """Run the rules selecting ``event["event"]``; return when their actions settled."""
+        rules = self._event_rules.get(str(event.get("event", "")))
+        if not rules:
+            return
+        done = _EventDone()
+        full = dict(event)
+        full.setdefault("node", self.node)
+        for rule in rules:
+            rule.run(full, done)
+        done.seal()
+        await done.future
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start every component, then the MQTT session; never fails because a broker is down."""
+        for cid, conn in self.connectors.items():
+            log.info("starting connector %s", cid)
+            await conn.start()
+        for aid, action in self.actions.items():
+            log.info("starting action %s", aid)
+            await action.start()
+        self._accepting = True
+        await self.mqtt.set_subscriptions(self.topic_filters)
+        await self.mqtt.start()
+        for sid, source in self.sources.items():
+            log.info("starting source %s", sid)
+            await source.start()
+
+    async def stop(self) -> None:
+        """Stop taking input, flush what is in flight, commit, disconnect."""
+        self._accepting = False
+        for source in self.sources.values():
+            await source.stop()
+        for action in self.actions.values():
+            await action.stop()
+        await self.mqtt.stop()
+        for conn in self.connectors.values():
+            await conn.stop()
+
+    async def status(self) -> dict[str, HealthStatus]:
+        """The health of the MQTT session and every component, by id."""
+        out = {"mqtt": await self.mqtt.health()}
+        for group in (self.connectors, self.actions, self.sources):
+            for cid, comp in group.items():
+                out[cid] = await comp.health()
+        return out
+
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """A snapshot of every rule, action and source counter, by component id."""
+        out = {f"rule:{rid}": r.metrics.snapshot() for rid, r in self.rules.items()}
+        for group in (self.actions, self.sources):
+            for cid, comp in group.items():
+                out[cid] = comp.metrics.snapshot()
+        return out
+
+
+def _event_aliases(topic: str) -> tuple[str, ...]:
+    for a, b in (("$bridges/", "$sources/"), ("$sources/", "$bridges/")):
+        if topic.startswith(a):
+            return (topic, b + topic.removeprefix(a))
+    return (topic,)

@@ -1,0 +1,211 @@
+"""``${...}`` templates, as EMQX's placeholder engine renders them.
+
+A template is parsed once into literal and placeholder parts. ``${a.b}`` looks up ``a`` then ``b``;
+a leading dot is ignored, so ``${.a}`` is ``${a}``; ``${.}`` is the whole input. When a value on
+the way is a JSON string, it is decoded on the fly, so ``${payload.temp}`` reaches into a JSON
+payload. Rendering: strings as they are, integers in decimal, floats with up to 10 decimals and
+no trailing zeros, booleans as ``true``/``false``, maps and lists as JSON. What a *missing* value
+renders as is the caller's choice (``""`` for Kafka fields, ``"undefined"`` for republish, as
+EMQX); :meth:`Template.render_strict` raises instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from mqferry.errors import TemplateError
+
+_TOKEN = re.compile(r"\$\{([^}]*)\}")
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+#: Returned by :meth:`Template.value` when a placeholder has no value.
+MISSING: Final = _Missing()
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return bytes(obj).decode("utf-8", "replace")
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+def to_json(value: Any) -> bytes:
+    """JSON-encode a rule output (bytes become text)."""
+    return orjson.dumps(value, default=_json_default)
+
+
+def format_float(value: float) -> str:
+    """A float with at most 10 decimals, trailing zeros trimmed (EMQX's compact form)."""
+    text = f"{value:.10f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text
+
+
+def to_text(value: Any) -> str:
+    """Render a value into template text (not for missing values)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    if value is None:
+        return "undefined"
+    return to_json(value).decode()
+
+
+def lookup(data: Any, path: tuple[str, ...]) -> Any:
+    """Follow ``path`` into ``data``, JSON-decoding strings on the way; :data:`MISSING` if absent."""
+    cur = data
+    for key in path:
+        if isinstance(cur, str | bytes) and cur[:1] in ("{", b"{"):
+            try:
+                cur = orjson.loads(cur)
+            except orjson.JSONDecodeError:
+                return MISSING
+        if isinstance(cur, Mapping):
+            if key in cur:
+                cur = cur[key]
+                continue
+            return MISSING
+        if isinstance(cur, list) and key.lstrip("-").isdigit():
+            idx = int(key)
+            # Rule SQL indexes are 1-based; keep templates consistent with them.
+            idx = idx - 1 if idx > 0 else idx
+            try:
+                cur = cur[idx]
+            except IndexError:
+                return MISSING
+            continue
+        return MISSING
+    return cur
+
+
+@dataclass(frozen=True, slots=True)
+class _Placeholder:
+    source: str
+    path: tuple[str, ...]
+
+
+def _parse_path(inner: str, text: str) -> tuple[str, ...]:
+    inner = inner.strip()
+    if inner in ("", "."):
+        return ()
+    path = tuple(inner.removeprefix(".").split("."))
+    if any(p == "" for p in path):
+        raise TemplateError(f"invalid placeholder ${{{inner}}} in template {text!r}")
+    return path
+
+
+class Template:
+    """A parsed ``${...}`` template.
+
+    Args:
+        text: the template text.
+
+    Raises:
+        TemplateError: a placeholder is malformed (``${a..b}``) or not closed.
+    """
+
+    __slots__ = ("_parts", "_single", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        parts: list[str | _Placeholder] = []
+        pos = 0
+        for m in _TOKEN.finditer(text):
+            if m.start() > pos:
+                parts.append(text[pos : m.start()])
+            parts.append(_Placeholder(m.group(0), _parse_path(m.group(1), text)))
+            pos = m.end()
+        if pos < len(text):
+            parts.append(text[pos:])
+        if any(isinstance(p, str) and "${" in p for p in parts):
+            raise TemplateError(f"unclosed placeholder in template {text!r}")
+        self._parts: tuple[str | _Placeholder, ...] = tuple(parts)
+        self._single = len(parts) == 1 and isinstance(parts[0], _Placeholder)
+
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """The placeholders, as written (``${.clientid}``)."""
+        return tuple(p.source for p in self._parts if isinstance(p, _Placeholder))
+
+    @property
+    def is_single_placeholder(self) -> bool:
+        """Whether the template is exactly one placeholder and nothing else."""
+        return self._single
+
+    @property
+    def is_literal(self) -> bool:
+        """Whether the template has no placeholder."""
+        return not any(isinstance(p, _Placeholder) for p in self._parts)
+
+    def value(self, data: Any) -> Any:
+        """The raw value of a single-placeholder template (:data:`MISSING` when absent)."""
+        if not self._single:
+            return self.render(data)
+        part = self._parts[0]
+        assert isinstance(part, _Placeholder)
+        return lookup(data, part.path)
+
+    def render(self, data: Any, *, missing: str = "") -> str:
+        """Render, writing ``missing`` for placeholders without a value."""
+        out = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            v = lookup(data, part.path)
+            out.append(missing if v is MISSING or v is None else to_text(v))
+        return "".join(out)
+
+    def render_bytes(self, data: Any, *, missing: str = "") -> bytes:
+        """Render to bytes; ``${.}`` of a map is encoded straight to JSON bytes."""
+        if self._single:
+            part = self._parts[0]
+            assert isinstance(part, _Placeholder)
+            v = lookup(data, part.path)
+            if v is MISSING or v is None:
+                return missing.encode()
+            if isinstance(v, bytes):
+                return v
+            if isinstance(v, Mapping | list):
+                return to_json(v)
+            return to_text(v).encode()
+        return self.render(data, missing=missing).encode()
+
+    def render_strict(self, data: Any) -> str:
+        """Render, raising when a placeholder has no value.
+
+        Raises:
+            TemplateError: naming the first missing placeholder.
+        """
+        out = []
+        for part in self._parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            v = lookup(data, part.path)
+            if v is MISSING or v is None:
+                raise TemplateError(f"{part.source} has no value")
+            out.append(to_text(v))
+        return "".join(out)
+
+    def __repr__(self) -> str:
+        return f"Template({self.text!r})"

@@ -1,0 +1,34 @@
+"""The ``kafka_consumer`` connector and source: Kafka records to MQTT and to rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mqferry import ConnectorType, SourceType, hookimpl
+from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
+
+
+def _connector(name: str, config: Any, ctx: Any) -> Any:
+    return KafkaConnector(kind="kafka_consumer", name=name, config=config)
+
+
+def _source(name: str, config: Any, connector: Any, ctx: Any) -> Any:
+    from mqferry_kafka_consumer.source import KafkaConsumerSource
+
+    return KafkaConsumerSource(name=name, config=config, connector=connector, context=ctx)
+
+
+@hookimpl
+def mqferry_register_connector_types(register: Any) -> None:
+    """Register the ``kafka_consumer`` connector type."""
+    register.add(ConnectorType("kafka_consumer", KafkaConnectorConfig, _connector,
+                               "Kafka cluster connection for consuming"))
+
+
+@hookimpl
+def mqferry_register_source_types(register: Any) -> None:
+    """Register the ``kafka_consumer`` source type."""
+    register.add(SourceType("kafka_consumer", KafkaConsumerSourceConfig, _source,
+                            connector_type="kafka_consumer",
+                            description="Consume Kafka topics into MQTT and rules"))

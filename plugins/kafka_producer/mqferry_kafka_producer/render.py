@@ -1,0 +1,149 @@
+"""Rendering a rule output into a Kafka record: key, value, timestamp and headers.
+
+Missing-value rules (documented per field in the README):
+
+- ``key``: a template that is a single placeholder with no value gives a null key; otherwise
+  missing placeholders render as ``""`` (an empty key is then an empty string, not null).
+- ``value``: the same rule as ``key``.
+- ``timestamp``: must render to epoch milliseconds; anything else means "now" (as EMQX).
+- ``topic``: every placeholder must have a value; otherwise the record fails with
+  ``failed.render``.
+- headers: ``kafka_headers`` (one placeholder: a map, a list of ``{key, value}``, or their JSON)
+  come first, then ``kafka_ext_headers``; an entry whose key or value is missing is skipped. With
+  ``kafka_header_value_encode_mode: none`` only text values are kept (EMQX drops the others);
+  ``json`` JSON-encodes every value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from mqferry.errors import DeliveryError, TemplateError
+from mqferry.templates import MISSING, Template, to_json, to_text
+from mqferry_kafka_producer.config import KafkaProducerParameters
+
+Header = tuple[str, bytes]
+
+
+class RecordRenderer:
+    """Renders rule outputs with one action's templates (parsed once)."""
+
+    __slots__ = ("_ext", "_headers", "_json_headers", "key", "timestamp", "topic", "value")
+
+    def __init__(self, params: KafkaProducerParameters) -> None:
+        self.topic = Template(params.topic)
+        self.key = Template(params.message.key)
+        self.value = Template(params.message.value)
+        self.timestamp = Template(params.message.timestamp)
+        self._headers = Template(params.kafka_headers) if params.kafka_headers else None
+        self._ext = [
+            (Template(h.kafka_ext_header_key), Template(h.kafka_ext_header_value))
+            for h in params.kafka_ext_headers
+        ]
+        self._json_headers = params.kafka_header_value_encode_mode == "json"
+
+    def render_topic(self, output: Mapping[str, Any]) -> str:
+        """The topic for ``output``.
+
+        Raises:
+            DeliveryError: ``failed.render`` when a placeholder has no value.
+        """
+        try:
+            return self.topic.render_strict(output)
+        except TemplateError as exc:
+            raise DeliveryError("failed.render", f"topic {self.topic.text!r}: {exc}") from None
+
+    @staticmethod
+    def _bytes(template: Template, output: Mapping[str, Any]) -> bytes | None:
+        if template.is_single_placeholder:
+            raw = template.value(output)
+            if raw is MISSING or raw is None:
+                return None
+        return template.render_bytes(output)
+
+    def render_key(self, output: Mapping[str, Any]) -> bytes | None:
+        """The record key (``None`` is a Kafka null key)."""
+        return self._bytes(self.key, output)
+
+    def render_value(self, output: Mapping[str, Any]) -> bytes | None:
+        """The record value (``None`` is a Kafka null value)."""
+        return self._bytes(self.value, output)
+
+    def render_timestamp(self, output: Mapping[str, Any]) -> int:
+        """Epoch milliseconds: the rendered value when it is an integer, else now."""
+        raw = self.timestamp.value(output)
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str | float):
+            try:
+                return int(raw)
+            except ValueError:
+                pass
+        return int(time.time() * 1000)
+
+    def render_headers(self, output: Mapping[str, Any]) -> list[Header]:
+        """The record headers.
+
+        Raises:
+            DeliveryError: ``failed.bad_headers`` when ``kafka_headers`` is not a map or list.
+        """
+        pairs: list[tuple[str, Any]] = []
+        if self._headers is not None:
+            raw = self._headers.value(output)
+            if raw is not MISSING and raw is not None:
+                pairs.extend(_header_pairs(raw, self._headers.text))
+        for key_t, value_t in self._ext:
+            try:
+                key = key_t.render_strict(output)
+            except TemplateError:
+                continue
+            value = value_t.value(output) if value_t.is_single_placeholder else value_t.text
+            if value is MISSING or value is None:
+                continue
+            pairs.append((key, value))
+        return [h for h in (self._encode(k, v) for k, v in pairs) if h is not None]
+
+    def _encode(self, key: str, value: Any) -> Header | None:
+        if self._json_headers:
+            try:
+                return key, to_json(value)
+            except TypeError:
+                return None
+        if isinstance(value, str):
+            return key, value.encode()
+        if isinstance(value, bytes):
+            return key, value
+        return None
+
+
+def _header_pairs(raw: Any, source: str) -> list[tuple[str, Any]]:
+    if isinstance(raw, str | bytes):
+        try:
+            raw = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise DeliveryError("failed.bad_headers",
+                                f"{source} is not a map or JSON object") from None
+    if isinstance(raw, Mapping):
+        out: list[tuple[str, Any]] = []
+        for k, v in raw.items():
+            if isinstance(v, Mapping) and k == "User-Property":
+                # MQTT 5 User-Properties become individual headers.
+                out.extend((to_text(uk), uv) for uk, uv in v.items())
+            else:
+                out.append((to_text(k), v))
+        return out
+    if isinstance(raw, list):
+        out = []
+        for item in raw:
+            if isinstance(item, list):
+                out.extend(_header_pairs(item, source))
+            elif isinstance(item, Mapping) and "key" in item and "value" in item:
+                out.append((to_text(item["key"]), item["value"]))
+            else:
+                raise DeliveryError("failed.bad_headers", f"{source}: bad header {item!r}")
+        return out
+    raise DeliveryError("failed.bad_headers", f"{source} is not a map or a list")

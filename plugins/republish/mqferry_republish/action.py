@@ -1,0 +1,115 @@
+"""The ``republish`` action: renders each rule output into an MQTT message and publishes it.
+
+Each output is secured once the broker acknowledged the publish (QoS 1/2) or it was written
+(QoS 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiomqtt
+
+from mqferry import Delivery, HealthStatus, RuntimeContext, Status
+from mqferry.metrics import action_metrics
+from mqferry.templates import MISSING, Template
+from mqferry_republish.config import RepublishActionConfig
+
+log = logging.getLogger(__name__)
+
+_INT_PROPS = {"Payload-Format-Indicator", "Message-Expiry-Interval"}
+
+
+def _as_template(value: str | int | bool) -> Template:
+    if isinstance(value, bool):
+        return Template("true" if value else "false")
+    return Template(str(value))
+
+
+class RepublishAction:
+    """Publishes rule outputs to MQTT."""
+
+    def __init__(self, *, name: str, config: RepublishActionConfig,
+                 context: RuntimeContext) -> None:
+        p = config.parameters
+        self.id = f"republish:{name}"
+        self.metrics = action_metrics(self.id)
+        self.metrics.gauge("inflight", lambda: len(self._tasks))
+        self._mqtt = context.mqtt
+        self._topic = Template(p.topic)
+        self._payload = Template(p.payload or "${.}")
+        self._qos = _as_template(p.qos)
+        self._retain = _as_template(p.retain)
+        self._props = {k: Template(v) for k, v in p.mqtt_properties.items()}
+        self._user_props = Template(p.user_properties) if p.user_properties else None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+
+    def submit(self, output: Mapping[str, Any], delivery: Delivery) -> None:
+        """Render and start publishing ``output``."""
+        self.metrics.inc("matched")
+        topic = self._topic.render(output, missing="undefined")
+        payload = self._payload.render_bytes(output, missing="undefined")
+        qos = _int(self._qos.value(output), 0)
+        qos = qos if qos in (0, 1, 2) else 0
+        retain = self._retain.value(output) in (True, "true", 1, "1")
+        props: dict[str, Any] = {}
+        for name, t in self._props.items():
+            text = t.render(output)
+            if text:
+                props[name] = _int(text, 0) if name in _INT_PROPS else text
+        if self._user_props is not None:
+            raw = self._user_props.value(output)
+            if isinstance(raw, Mapping) and raw:
+                props["User-Property"] = raw
+        task = asyncio.get_running_loop().create_task(
+            self._publish(topic, payload, qos, retain, props, delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool,
+                       props: dict[str, Any], delivery: Delivery) -> None:
+        while True:
+            try:
+                await self._mqtt.publish(topic, payload, qos=qos, retain=retain,
+                                         properties=props or None)
+            except aiomqtt.MqttError as exc:
+                self.metrics.inc("retried")
+                log.warning("action %s: publish to %s interrupted (%s); retrying", self.id,
+                            topic, exc)
+                await asyncio.sleep(0.5)
+                continue
+            except (ValueError, TypeError) as exc:
+                self.metrics.inc("failed")
+                log.warning("action %s: cannot publish to %r: %s", self.id, topic, exc)
+                delivery.failed("failed.publish")
+                return
+            self.metrics.inc("success")
+            delivery.secured()
+            return
+
+    async def start(self) -> None:
+        """Nothing to start: publishing uses the core MQTT session."""
+        self._running = True
+
+    async def stop(self) -> None:
+        """Wait for publishes in flight."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=30)
+        self._running = False
+
+    async def health(self) -> HealthStatus:
+        """``connected`` while running."""
+        return HealthStatus(Status.CONNECTED if self._running else Status.STOPPED)
+
+
+def _int(value: Any, default: int) -> int:
+    if value is MISSING or value is None or isinstance(value, bool):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
