@@ -1,0 +1,304 @@
+"""Compile expression nodes into Python closures, once per rule.
+
+Every compiled expression is a function ``(event, scope) -> value``. ``event`` is the
+:class:`~mqferry.rules.event.Event`; ``scope`` is a dict of names that shadow event columns: the
+aliases defined by earlier fields while SELECT runs, the selected output while WHERE runs, and the
+current item in FOREACH's DO and INCASE. Which names can be in the scope is known when compiling,
+so reads of other names go straight to the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from mqferry.rules import nodes as n
+from mqferry.rules import values as v
+from mqferry.rules.errors import RuleCompileError, RuleEvalError
+from mqferry.rules.event import Event, decode_json_value
+from mqferry.rules.functions.table import FunctionSpec, FunctionTable
+from mqferry.rules.paths import get_step
+
+__all__ = ["ALL", "Compiler", "Expr"]
+
+Expr = Callable[[Event, dict[str, Any]], Any]
+
+_MISSING: Any = object()
+#: ``bound`` value meaning "any name may be in the scope" (after ``SELECT *``).
+ALL: Collection[str] = frozenset({"*"})
+
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": v.arith_add, "-": v.arith_sub, "*": v.arith_mul, "/": v.arith_div,
+    "div": v.arith_intdiv, "mod": v.arith_mod,
+}
+
+
+def _is_bound(name: str, bound: Collection[str]) -> bool:
+    return bound is ALL or name in bound
+
+
+class Compiler:
+    """Turns nodes into closures, resolving functions against a :class:`FunctionTable`."""
+
+    def __init__(self, functions: FunctionTable) -> None:
+        self._functions = functions
+
+    def expr(self, node: n.Node, bound: Collection[str]) -> Expr:
+        """Compile ``node``; ``bound`` names the columns the scope may shadow."""
+        method = getattr(self, "_" + type(node).__name__.lower())
+        result: Expr = method(node, bound)
+        return result
+
+    def condition(self, node: n.Node, bound: Collection[str]) -> Callable[[Event, dict[str, Any]],
+                                                                          bool]:
+        """Compile a WHERE/INCASE/WHEN condition: true only when the value is ``true``."""
+        f = self.expr(node, bound)
+        return lambda ev, sc: f(ev, sc) is True
+
+    # ------------------------------------------------------------------ leaves
+    def _const(self, node: n.Const, bound: Collection[str]) -> Expr:
+        value = node.value
+        return lambda ev, sc: value
+
+    def _var(self, node: n.Var, bound: Collection[str]) -> Expr:
+        name = node.name
+        if _is_bound(name, bound):
+            def read_scoped(ev: Event, sc: dict[str, Any]) -> Any:
+                val = sc.get(name, _MISSING)
+                return ev.get(name) if val is _MISSING else val
+            return read_scoped
+        return lambda ev, sc: ev.get(name)
+
+    # ------------------------------------------------------------------ paths
+    def _path(self, node: n.Node, bound: Collection[str]) -> Expr:
+        steps: list[Any] = []
+        cur: n.Node = node
+        while isinstance(cur, n.GetKey | n.GetIndex):
+            if isinstance(cur, n.GetKey):
+                steps.append(cur.key)
+            elif isinstance(cur.index, n.Const) and type(cur.index.value) is int:
+                steps.append(cur.index.value)
+            else:
+                steps.append(self.expr(cur.index, bound))
+            cur = cur.target
+        steps.reverse()
+        if isinstance(cur, n.Var) and cur.name == "payload":
+            root = self._payload_root(bound)
+        else:
+            root = self.expr(cur, bound)
+        if len(steps) == 1 and type(steps[0]) is str:
+            key = steps[0]
+
+            def get1(ev: Event, sc: dict[str, Any]) -> Any:
+                data = root(ev, sc)
+                if type(data) is dict:
+                    return data.get(key)
+                return get_step(data, key)
+            return get1
+        if all(not callable(s) for s in steps):
+            const_steps = tuple(steps)
+
+            def get_const(ev: Event, sc: dict[str, Any]) -> Any:
+                data = root(ev, sc)
+                for step in const_steps:
+                    data = get_step(data, step)
+                    if data is None:
+                        return None
+                return data
+            return get_const
+        mixed = tuple(steps)
+
+        def get_mixed(ev: Event, sc: dict[str, Any]) -> Any:
+            data = root(ev, sc)
+            for step in mixed:
+                data = get_step(data, step(ev, sc) if callable(step) else step)
+                if data is None:
+                    return None
+            return data
+        return get_mixed
+
+    def _payload_root(self, bound: Collection[str]) -> Expr:
+        # Reading into the payload decodes it once per event (cached on the Event); a decode
+        # failure is a rule exception, as in EMQX.
+        if not _is_bound("payload", bound):
+            return lambda ev, sc: ev.decoded_payload()
+
+        def root(ev: Event, sc: dict[str, Any]) -> Any:
+            val = sc.get("payload", _MISSING)
+            if val is _MISSING:
+                return ev.decoded_payload()
+            if isinstance(val, str | bytes):
+                return ev.decoded_payload() if val is ev.get("payload") else decode_json_value(val)
+            return val
+        return root
+
+    _getkey = _path
+    _getindex = _path
+
+    def _getrange(self, node: n.GetRange, bound: Collection[str]) -> Expr:
+        target = self.expr(node.target, bound)
+        start, end = node.start, node.end
+        if start == 0 or end == 0:
+            raise RuleCompileError("range index 0 is invalid: indexes start at 1")
+
+        def get_range(ev: Event, sc: dict[str, Any]) -> Any:
+            data = target(ev, sc)
+            if type(data) is not list:
+                raise RuleEvalError("range_get", "range of a value that is not a list")
+            size = len(data)
+            first = start if start > 0 else size + start + 1
+            last = end if end > 0 else size + end + 1
+            return data[max(first - 1, 0):max(last, 0)] if last >= first else []
+        return get_range
+
+    # ------------------------------------------------------------------ literals
+    def _listlit(self, node: n.ListLit, bound: Collection[str]) -> Expr:
+        items = [self.expr(i, bound) for i in node.items]
+        return lambda ev, sc: [f(ev, sc) for f in items]
+
+    def _rangelit(self, node: n.RangeLit, bound: Collection[str]) -> Expr:
+        start, end = node.start, node.end
+        return lambda ev, sc: list(range(start, end + 1))
+
+    # ------------------------------------------------------------------ operators
+    def _neg(self, node: n.Neg, bound: Collection[str]) -> Expr:
+        f = self.expr(node.operand, bound)
+        return lambda ev, sc: v.negate(f(ev, sc))
+
+    def _arith(self, node: n.Arith, bound: Collection[str]) -> Expr:
+        op = _ARITH[node.op]
+        left, right = self.expr(node.left, bound), self.expr(node.right, bound)
+        return lambda ev, sc: op(left(ev, sc), right(ev, sc))
+
+    def _compare(self, node: n.Compare, bound: Collection[str]) -> Expr:
+        op = "!=" if node.op == "<>" else node.op
+        left, right = self.expr(node.left, bound), self.expr(node.right, bound)
+        compare = v.compare
+        if op in (">", "<"):
+            return self._ordered(op, left, right)
+        return lambda ev, sc: compare(op, left(ev, sc), right(ev, sc))
+
+    @staticmethod
+    def _ordered(op: str, left: Expr, right: Expr) -> Expr:
+        compare = v.compare
+        # Numbers are by far the common case in WHERE; compare them without the generic path.
+        if op == ">":
+            def gt(ev: Event, sc: dict[str, Any]) -> Any:
+                a, b = left(ev, sc), right(ev, sc)
+                ta, tb = type(a), type(b)
+                if (ta is int or ta is float) and (tb is int or tb is float):
+                    return a > b
+                return compare(op, a, b)
+            return gt
+        if op == "<":
+            def lt(ev: Event, sc: dict[str, Any]) -> Any:
+                a, b = left(ev, sc), right(ev, sc)
+                ta, tb = type(a), type(b)
+                if (ta is int or ta is float) and (tb is int or tb is float):
+                    return a < b
+                return compare(op, a, b)
+            return lt
+        return lambda ev, sc: compare(op, left(ev, sc), right(ev, sc))
+
+    def _and(self, node: n.And, bound: Collection[str]) -> Expr:
+        left, right = self.condition(node.left, bound), self.condition(node.right, bound)
+        return lambda ev, sc: left(ev, sc) and right(ev, sc)
+
+    def _or(self, node: n.Or, bound: Collection[str]) -> Expr:
+        left, right = self.condition(node.left, bound), self.condition(node.right, bound)
+        return lambda ev, sc: left(ev, sc) or right(ev, sc)
+
+    def _not(self, node: n.Not, bound: Collection[str]) -> Expr:
+        f = self.expr(node.operand, bound)
+
+        def negate(ev: Event, sc: dict[str, Any]) -> bool:
+            val = f(ev, sc)
+            # EMQX: NOT of something that is not a boolean is false.
+            return val is False
+        return negate
+
+    def _in(self, node: n.In, bound: Collection[str]) -> Expr:
+        f = self.expr(node.operand, bound)
+        choices = [self.expr(c, bound) for c in node.choices]
+        negated = node.negated
+        exact_eq = v.exact_eq
+
+        def member(ev: Event, sc: dict[str, Any]) -> bool:
+            val = f(ev, sc)
+            found = any(exact_eq(val, c(ev, sc)) for c in choices)
+            return found != negated
+        return member
+
+    def _case(self, node: n.Case, bound: Collection[str]) -> Expr:
+        whens = [(self.expr(c, bound), self.expr(r, bound)) for c, r in node.whens]
+        default = self.expr(node.default, bound) if node.default is not None else None
+        subject = self.expr(node.subject, bound) if node.subject is not None else None
+        exact_eq = v.exact_eq
+
+        def case(ev: Event, sc: dict[str, Any]) -> Any:
+            if subject is None:
+                for cond, result in whens:
+                    if cond(ev, sc) is True:
+                        return result(ev, sc)
+            else:
+                for cond, result in whens:
+                    # EMQX evaluates the subject per branch and matches exactly (1 is not 1.0).
+                    if exact_eq(subject(ev, sc), cond(ev, sc)):
+                        return result(ev, sc)
+            return default(ev, sc) if default is not None else None
+        return case
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, node: n.Call, bound: Collection[str]) -> Expr:
+        spec = self._functions.get(node.name)
+        if spec is None:
+            raise RuleCompileError(
+                f"line {node.line}, col {node.column}: unknown function {node.name}()"
+            )
+        try:
+            spec.check_arity(len(node.args))
+        except RuleCompileError as exc:
+            raise RuleCompileError(f"line {node.line}, col {node.column}: {exc}") from None
+        args = [self.expr(a, bound) for a in node.args]
+        return _make_call(spec, args)
+
+
+def _make_call(spec: FunctionSpec, args: list[Expr]) -> Expr:
+    func, name, with_event = spec.func, spec.name, spec.needs_event
+
+    def fail(exc: Exception, values: list[Any]) -> RuleEvalError:
+        shown = ", ".join(v.to_repr(a) for a in values)
+        return RuleEvalError("bad_sql_function_argument", f"{name}({shown}): {exc}")
+
+    if with_event:
+        def call_ev(ev: Event, sc: dict[str, Any]) -> Any:
+            vals = [a(ev, sc) for a in args]
+            try:
+                return func(ev, *vals)
+            except RuleEvalError:
+                raise
+            except Exception as exc:
+                raise fail(exc, vals) from exc
+        return call_ev
+    if len(args) == 1:
+        (a0,) = args
+
+        def call1(ev: Event, sc: dict[str, Any]) -> Any:
+            x = a0(ev, sc)
+            try:
+                return func(x)
+            except RuleEvalError:
+                raise
+            except Exception as exc:
+                raise fail(exc, [x]) from exc
+        return call1
+
+    def call(ev: Event, sc: dict[str, Any]) -> Any:
+        vals = [a(ev, sc) for a in args]
+        try:
+            return func(*vals)
+        except RuleEvalError:
+            raise
+        except Exception as exc:
+            raise fail(exc, vals) from exc
+    return call

@@ -1,0 +1,104 @@
+"""Type checks and null handling: ``is_int``, ``is_null``, ``coalesce`` and friends.
+
+Undefined and JSON null are both ``None`` here, so ``is_null`` and ``is_null_var`` agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["FUNCTIONS"]
+
+
+def is_null(value: Any) -> bool:
+    """Whether the value is undefined (or JSON null)."""
+    return value is None
+
+
+def is_not_null(value: Any) -> bool:
+    """Whether the value is defined."""
+    return value is not None
+
+
+def is_empty(value: Any) -> bool:
+    """Whether the value is undefined, null, or an empty string, array or map."""
+    return value is None or (isinstance(value, str | bytes | list | dict) and len(value) == 0)
+
+
+def is_str(value: Any) -> bool:
+    """Whether the value is a string (or binary)."""
+    return isinstance(value, str | bytes)
+
+
+def is_bool(value: Any) -> bool:
+    """Whether the value is a boolean."""
+    return type(value) is bool
+
+
+def is_int(value: Any) -> bool:
+    """Whether the value is an integer (booleans are not)."""
+    return type(value) is int
+
+
+def is_float(value: Any) -> bool:
+    """Whether the value is a float (``2.0`` is, ``2`` is not)."""
+    return type(value) is float
+
+
+def is_num(value: Any) -> bool:
+    """Whether the value is an integer or a float."""
+    return type(value) in (int, float)
+
+
+def is_map(value: Any) -> bool:
+    """Whether the value is a map."""
+    return type(value) is dict
+
+
+def is_array(value: Any) -> bool:
+    """Whether the value is an array."""
+    return type(value) is list
+
+
+def coalesce(*args: Any) -> Any:
+    """The first defined value: ``coalesce(a, b)`` or ``coalesce([a, b, c])``."""
+    candidates = args[0] if len(args) == 1 and type(args[0]) is list else args
+    for value in candidates:
+        if value is not None:
+            return value
+    return None
+
+
+def coalesce_ne(*args: Any) -> Any:
+    """The first value that is neither undefined nor empty (``''``)."""
+    candidates = args[0] if len(args) == 1 and type(args[0]) is list else args
+    for value in candidates:
+        if value is not None and value not in ("", b""):
+            return value
+    return None
+
+
+def null() -> None:
+    """Undefined."""
+    return
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "is_null": is_null,
+    "is_null_var": is_null,
+    "is_not_null": is_not_null,
+    "is_not_null_var": is_not_null,
+    "is_empty": is_empty,
+    "is_str": is_str,
+    "is_bool": is_bool,
+    "is_int": is_int,
+    "is_float": is_float,
+    "is_num": is_num,
+    "is_map": is_map,
+    "is_array": is_array,
+    "coalesce": coalesce,
+    "coalesce_ne": coalesce_ne,
+    "null": null,
+}
+ARITY: dict[str, tuple[int, int | None]] = {"coalesce": (1, 2), "coalesce_ne": (1, 2)}

@@ -1,0 +1,157 @@
+"""String functions: case, trimming, slicing, splitting, replacing, finding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from mqferry.rules import values
+from mqferry.rules.functions._args import BadArg, as_int, as_list, as_text
+
+__all__ = ["FUNCTIONS"]
+
+
+def lower(s: Any) -> str:
+    """Lower-case."""
+    return as_text(s).lower()
+
+
+def upper(s: Any) -> str:
+    """Upper-case."""
+    return as_text(s).upper()
+
+
+def trim(s: Any, chars: Any = None) -> str:
+    """Strip whitespace (or the given characters) from both ends."""
+    return as_text(s).strip(None if chars is None else as_text(chars))
+
+
+def ltrim(s: Any, chars: Any = None) -> str:
+    """Strip leading whitespace (or the given characters)."""
+    return as_text(s).lstrip(None if chars is None else as_text(chars))
+
+
+def rtrim(s: Any, chars: Any = None) -> str:
+    """Strip trailing whitespace (or the given characters)."""
+    return as_text(s).rstrip(None if chars is None else as_text(chars))
+
+
+def reverse(s: Any) -> str:
+    """The string reversed."""
+    return as_text(s)[::-1]
+
+
+def strlen(s: Any) -> int:
+    """Length in characters."""
+    return len(as_text(s))
+
+
+def substr(s: Any, start: Any, length: Any = None) -> str:
+    """Slice from ``start`` (0-based, as Erlang ``string:slice``), optionally ``length`` long."""
+    text, begin = as_text(s), as_int(start)
+    if begin < 0:
+        raise BadArg("start must not be negative")
+    if length is None:
+        return text[begin:]
+    size = as_int(length)
+    if size < 0:
+        raise BadArg("length must not be negative")
+    return text[begin:begin + size]
+
+
+def split(s: Any, sep: Any, option: Any = "all") -> list[str]:
+    """Split on ``sep``; empty parts are dropped unless the option ends in ``notrim``.
+
+    Options: ``leading`` (split at the first separator), ``trailing`` (at the last), ``notrim``,
+    ``leading_notrim``, ``trailing_notrim``.
+    """
+    text, pattern, opt = as_text(s), as_text(sep), as_text(option)
+    if opt not in ("all", "notrim", "leading", "leading_notrim", "trailing", "trailing_notrim"):
+        raise BadArg(f"unknown split option {opt!r}")
+    if not pattern:
+        parts = [text]
+    elif opt.startswith("leading"):
+        parts = text.split(pattern, 1)
+    elif opt.startswith("trailing"):
+        parts = text.rsplit(pattern, 1)
+    else:
+        parts = text.split(pattern)
+    if opt.endswith("notrim"):
+        return parts
+    return [p for p in parts if p]
+
+
+def tokens(s: Any, separators: Any, option: Any = None) -> list[str]:
+    """Split on any of the separator characters, dropping empty tokens.
+
+    With ``'nocrlf'``, carriage returns and line feeds also separate.
+    """
+    text, seps = as_text(s), set(as_text(separators))
+    if option is not None:
+        if as_text(option) != "nocrlf":
+            raise BadArg("the third argument of tokens() must be 'nocrlf'")
+        seps |= {"\r", "\n"}
+    out: list[str] = []
+    current: list[str] = []
+    for ch in text:
+        if ch in seps:
+            if current:
+                out.append("".join(current))
+                current = []
+        else:
+            current.append(ch)
+    if current:
+        out.append("".join(current))
+    return out
+
+
+def concat(*args: Any) -> str:
+    """Concatenate as strings: ``concat(a, b)`` or ``concat([a, b, ...])``."""
+    items = as_list(args[0]) if len(args) == 1 else args
+    return "".join(values.to_str(i) for i in items)
+
+
+def replace(s: Any, search: Any, repl: Any, where: Any = "all") -> str:
+    """Replace ``search`` with ``repl``: everywhere, or only the first (``leading``) or last
+    (``trailing``) occurrence."""
+    text, pattern, new, mode = as_text(s), as_text(search), as_text(repl), as_text(where)
+    if not pattern:
+        return text
+    if mode == "all":
+        return text.replace(pattern, new)
+    if mode == "leading":
+        return text.replace(pattern, new, 1)
+    if mode == "trailing":
+        head, found, tail = text.rpartition(pattern)
+        return head + new + tail if found else text
+    raise BadArg(f"unknown replace option {mode!r}")
+
+
+def find(s: Any, search: Any, where: Any = "leading") -> str:
+    """The rest of the string from the first (or, with ``trailing``, last) match; ``''`` if none."""
+    text, pattern, mode = as_text(s), as_text(search), as_text(where)
+    if mode not in ("leading", "trailing"):
+        raise BadArg(f"unknown find option {mode!r}")
+    pos = text.find(pattern) if mode == "leading" else text.rfind(pattern)
+    return "" if pos < 0 else text[pos:]
+
+
+def ascii_(s: Any) -> int:
+    """The code of the first byte."""
+    raw = as_text(s).encode("utf-8")
+    if not raw:
+        raise BadArg("empty string")
+    return raw[0]
+
+
+def rm_prefix(s: Any, prefix: Any) -> str:
+    """The string without ``prefix`` when it starts with it; otherwise unchanged."""
+    return as_text(s).removeprefix(as_text(prefix))
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "lower": lower, "upper": upper, "trim": trim, "ltrim": ltrim, "rtrim": rtrim,
+    "reverse": reverse, "strlen": strlen, "substr": substr, "split": split, "tokens": tokens,
+    "concat": concat, "replace": replace, "find": find, "ascii": ascii_, "rm_prefix": rm_prefix,
+}
+ARITY: dict[str, tuple[int, int | None]] = {"concat": (1, 2)}

@@ -1,0 +1,237 @@
+"""Compile a whole statement (SELECT or FOREACH) into a :class:`CompiledRule`."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, NamedTuple
+
+from mqferry.rules import nodes as n
+from mqferry.rules.compiler import ALL, Compiler, Expr
+from mqferry.rules.event import Event
+from mqferry.rules.functions import FunctionTable, builtin_function_table
+from mqferry.rules.parser import parse
+from mqferry.rules.paths import nested_put
+from mqferry.rules.topic import topic_matches
+
+__all__ = ["CompiledRule", "Outcome", "RuleResult", "compile_sql", "event_columns"]
+
+Output = dict[str, Any] | list[dict[str, Any]]
+_Put = Callable[[Event, dict[str, Any], dict[str, Any] | None], None]
+
+
+class Outcome(enum.Enum):
+    """How one evaluation ended, for the rule metrics."""
+
+    PASSED = "passed"
+    #: WHERE was false (EMQX counts it under ``failed.no_result``; mqferry counts it apart).
+    FILTERED = "filtered"
+    #: FOREACH produced no element (``failed.no_result``).
+    NO_RESULT = "no_result"
+
+
+class RuleResult(NamedTuple):
+    """The outcome of :meth:`CompiledRule.run` and the output when it passed."""
+
+    outcome: Outcome
+    output: Output | None
+
+
+_FILTERED = RuleResult(Outcome.FILTERED, None)
+_NO_RESULT = RuleResult(Outcome.NO_RESULT, None)
+
+#: Alias prefixes that make a FROM entry an event topic rather than an MQTT topic filter.
+_SOURCE_ALIASES = ("$bridges/", "$sources/")
+
+
+def event_columns(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns ``SELECT *`` returns for an event.
+
+    For MQTT messages, ``headers`` holds broker-internal data and, as in EMQX, is not a column;
+    other events (a Kafka record's ``headers``) keep it.
+    """
+    out = dict(ev)
+    if "headers" in out and out.get("event", "message.publish") == "message.publish":
+        del out["headers"]
+    return out
+
+
+class _FieldSet:
+    """Compiled SELECT-like fields: fill an output dict and, for aliases, the scope."""
+
+    def __init__(self, compiler: Compiler, fields: tuple[n.Field, ...],
+                 bound: Collection[str]) -> None:
+        self.steps: list[tuple[Expr | None, tuple[str | int, ...], bool]] = []
+        names = set(bound) if bound is not ALL else None
+        self.heads: set[str] = set()
+        self.star = False
+        for field in fields:
+            if field.expr is None:
+                self.steps.append((None, (), False))
+                self.star = True
+                continue
+            fbound: Collection[str] = ALL if names is None else frozenset(names)
+            self.steps.append((compiler.expr(field.expr, fbound), field.alias, field.explicit))
+            head = field.alias[0]
+            if isinstance(head, str):
+                self.heads.add(head)
+                if field.explicit and names is not None:
+                    names.add(head)
+
+    def run(self, ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for expr, alias, explicit in self.steps:
+            if expr is None:
+                out.update(event_columns(base))
+                continue
+            val = expr(ev, scope)
+            if val is None:
+                continue
+            if len(alias) == 1:
+                key = alias[0]
+                out[key] = val  # type: ignore[index]
+                if explicit:
+                    scope[key] = val  # type: ignore[index]
+                continue
+            head = str(alias[0])
+            out[head] = nested_put(out.get(head), alias[1:], val)
+            if explicit:
+                current = scope.get(head, base.get(head))
+                if head == "payload" and isinstance(current, str | bytes):
+                    current = ev.decoded_payload()
+                scope[head] = nested_put(current, alias[1:], val)
+        return out
+
+
+class CompiledRule:
+    """A rule statement compiled once into closures.
+
+    Attributes:
+        sql: the source text.
+        sources: every FROM entry, in order.
+        topic_filters: the FROM entries that are MQTT topic filters.
+        event_topics: the FROM entries that are event topics (they start with ``$``).
+        is_foreach: whether the statement is FOREACH.
+    """
+
+    def __init__(self, sql: str, stmt: n.Statement, functions: FunctionTable) -> None:
+        self.sql = sql
+        self.sources: tuple[str, ...] = stmt.sources
+        self.event_topics: tuple[str, ...] = tuple(s for s in stmt.sources if s.startswith("$"))
+        self.topic_filters: tuple[str, ...] = tuple(
+            s for s in stmt.sources if not s.startswith("$")
+        )
+        self.is_foreach = stmt.is_foreach
+        compiler = Compiler(functions)
+        fields = stmt.fields
+        if stmt.is_foreach:
+            # The last FOREACH expression is the collection; its alias names the element.
+            last = fields[-1]
+            self._item_key: str = (
+                str(last.alias[0]) if last.explicit else "item"
+            )
+        self._fields = _FieldSet(compiler, fields, frozenset())
+        where_bound: Collection[str] = ALL if self._fields.star else frozenset(self._fields.heads)
+        self._where = (
+            compiler.condition(stmt.where, where_bound) if stmt.where is not None else None
+        )
+        item_bound = frozenset({self._item_key}) if stmt.is_foreach else frozenset()
+        self._incase = (
+            compiler.condition(stmt.incase, item_bound) if stmt.incase is not None else None
+        )
+        self._do = (
+            _FieldSet(compiler, stmt.do, item_bound) if stmt.do is not None else None
+        )
+        if stmt.is_foreach:
+            self._collection = compiler.expr(last.expr, ALL) if last.expr is not None else None
+
+    def matches_topic(self, topic: str) -> bool:
+        """Whether an MQTT topic matches one of the FROM topic filters."""
+        return any(topic_matches(f, topic) for f in self.topic_filters)
+
+    def matches_event(self, name: str) -> bool:
+        """Whether an event name (``$bridges/kafka_consumer:x``) is one of the FROM event topics.
+
+        ``$bridges/...`` and ``$sources/...`` name the same source.
+        """
+        wanted = _canonical(name)
+        return any(_canonical(t) == wanted for t in self.event_topics)
+
+    def run(self, event: Mapping[str, Any]) -> RuleResult:
+        """Evaluate the rule against an event (FROM is not checked).
+
+        Raises:
+            RuleEvalError: a function failed, arithmetic on undefined, or the payload is not JSON.
+        """
+        ev = event if type(event) is Event else Event(event)
+        scope: dict[str, Any] = {}
+        if not self.is_foreach:
+            out = self._fields.run(ev, scope, ev)
+            where = self._where
+            if where is not None and not where(ev, out):
+                return _FILTERED
+            return RuleResult(Outcome.PASSED, out)
+        return self._run_foreach(ev, scope)
+
+    def apply(self, event: Mapping[str, Any]) -> Output | None:
+        """Evaluate the rule; the output, or None when WHERE is false or FOREACH yields nothing.
+
+        Use :meth:`run` to tell those two apart.
+
+        Raises:
+            RuleEvalError: as :meth:`run`.
+        """
+        return self.run(event).output
+
+    def _run_foreach(self, ev: Event, scope: dict[str, Any]) -> RuleResult:
+        fields = self._fields
+        # All but the last expression only bind names; the last gives the collection. The output
+        # of all of them is what WHERE sees, merged over the event.
+        selected = fields.run(ev, scope, ev)
+        if self._where is not None and not self._where(ev, selected):
+            return _FILTERED
+        collection = self._collection(ev, scope) if self._collection is not None else None
+        items = collection if type(collection) is list else []
+        key = self._item_key
+        results: list[dict[str, Any]] = []
+        for item in items:
+            # EMQX gives DO and INCASE the event plus the element only: earlier FOREACH aliases
+            # are not visible there.
+            item_scope = {key: item}
+            if self._incase is not None and not self._incase(ev, item_scope):
+                continue
+            if self._do is None:
+                row = event_columns(ev)
+                row[key] = item
+                results.append(row)
+            else:
+                base = {**ev, key: item}
+                results.append(self._do.run(ev, item_scope, base))
+        if not results:
+            return _NO_RESULT
+        return RuleResult(Outcome.PASSED, results)
+
+    def __repr__(self) -> str:
+        return f"CompiledRule({self.sql!r})"
+
+
+def _canonical(name: str) -> str:
+    for prefix in _SOURCE_ALIASES:
+        if name.startswith(prefix):
+            return "$sources/" + name[len(prefix):]
+    return name
+
+
+def compile_sql(sql: str, functions: FunctionTable | None = None) -> CompiledRule:
+    """Parse and compile rule SQL.
+
+    Args:
+        sql: one SELECT or FOREACH statement.
+        functions: the callable functions; None means the built-in catalogue only.
+
+    Raises:
+        RuleSyntaxError: the text does not parse.
+        RuleCompileError: an unknown function or a wrong number of arguments.
+    """
+    table = functions if functions is not None else builtin_function_table()
+    return CompiledRule(sql, parse(sql), table)
