@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mqferry.rules import compile_sql, evaluate_sql
-
 from rules_helpers import make_event
+
+from mqferry.rules import compile_sql, evaluate_sql
 
 
 def test_foreach_do_incase_as_in_the_emqx_docs() -> None:

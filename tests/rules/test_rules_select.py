@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rules_helpers import make_event
 
 from mqferry.rules import Event, Outcome, RuleEvalError, compile_sql, evaluate_sql
-
-from rules_helpers import make_event
 
 CASES: list[tuple[str, dict[str, Any] | None]] = [
     ('SELECT payload.temp as t, clientid FROM "t/#" WHERE payload.temp > 20',
@@ -153,7 +152,7 @@ def test_payload_is_decoded_once_for_several_rules(monkeypatch: pytest.MonkeyPat
         return real(payload)
 
     monkeypatch.setattr(event_module, "decode_json_value", counting)
-    rules = [compile_sql(f'SELECT payload.temp as t{i} FROM "t/#"') for i in range(3)]
+    rules = [compile_sql(f'SELECT payload.temp as t{i} FROM "t/#"') for i in range(3)]  # noqa: S608 - rule SQL
     ev = Event(make_event())
     outs = [r.apply(ev) for r in rules]
     assert outs == [{"t0": 25.5}, {"t1": 25.5}, {"t2": 25.5}]
