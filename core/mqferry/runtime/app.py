@@ -14,7 +14,7 @@ from mqferry.config.loader import AppConfig, RuleSpec
 from mqferry.metrics import Metrics, rule_metrics
 from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import MqttConnector
-from mqferry.rules import RuleError, TopicIndex
+from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.events import message_event
 from mqferry.types import Action, Connector, HealthStatus, RuntimeContext, Source
 
@@ -71,18 +71,18 @@ class RuntimeRule:
         m = self.metrics
         m.inc("matched")
         try:
-            result = self.compiled.apply(event)
+            outcome, result = self.compiled.run(event)
         except RuleError as exc:
             m.inc("failed")
             m.inc("failed.exception")
             log.debug("rule %s failed on %s: %s", self.id, event.get("topic"), exc)
             return
-        if result is None or result == []:
-            if self.compiled.is_foreach:
-                m.inc("failed")
-                m.inc("failed.no_result")
-            else:
-                m.inc("filtered")
+        if outcome is Outcome.FILTERED:
+            m.inc("filtered")
+            return
+        if outcome is Outcome.NO_RESULT or result is None:
+            m.inc("failed")
+            m.inc("failed.no_result")
             return
         m.inc("passed")
         outputs = result if isinstance(result, list) else (result,)
@@ -171,7 +171,7 @@ class App:
         if not rules:
             return
         done = _EventDone()
-        full = dict(event)
+        full = Event(event)
         full.setdefault("node", self.node)
         for rule in rules:
             rule.run(full, done)

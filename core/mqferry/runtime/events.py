@@ -8,6 +8,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
+from mqferry.rules import Event
+
 _PROPS = (
     ("PayloadFormatIndicator", "Payload-Format-Indicator"),
     ("MessageExpiryInterval", "Message-Expiry-Interval"),
@@ -36,7 +38,7 @@ def pub_props(message: paho.MQTTMessage) -> dict[str, Any]:
     return out
 
 
-def message_event(message: paho.MQTTMessage, node: str) -> dict[str, Any]:
+def message_event(message: paho.MQTTMessage, node: str) -> Event:
     """The rule event of an incoming MQTT message.
 
     The publisher's client id, username and address are not visible to a subscriber on another
@@ -46,18 +48,18 @@ def message_event(message: paho.MQTTMessage, node: str) -> dict[str, Any]:
     """
     now = int(time.time() * 1000)
     props = pub_props(message)
-    event: dict[str, Any] = {
-        "id": f"{now:x}{next(_ids):08x}",
-        "payload": message.payload,
-        "topic": message.topic,
-        "qos": message.qos,
-        "flags": {"retain": bool(message.retain), "dup": bool(message.dup)},
-        "pub_props": props,
-        "timestamp": now,
-        "publish_received_at": now,
-        "node": node,
-        "event": "message.publish",
-    }
+    event = Event(
+        id=f"{now:x}{next(_ids):08x}",
+        payload=message.payload,
+        topic=message.topic,
+        qos=message.qos,
+        flags={"retain": bool(message.retain), "dup": bool(message.dup)},
+        pub_props=props,
+        timestamp=now,
+        publish_received_at=now,
+        node=node,
+        event="message.publish",
+    )
     user = props.get("User-Property")
     if user:
         for key in ("clientid", "username"):

@@ -57,6 +57,8 @@ class _StartPosition(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         consumer = self._source.consumer
         assert consumer is not None
+        log.info("source %s: partitions assigned: %s", self._source.id,
+                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
         for tp in assigned:
             if await consumer.committed(tp) is None:
                 pos = await consumer.position(tp)

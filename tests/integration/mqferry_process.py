@@ -1,0 +1,90 @@
+"""Run ``mqferry run -c FILE`` as a real process, the way users run it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class MqferryProcess:
+    """A running ``mqferry`` with its log collected line by line."""
+
+    def __init__(self, config: dict[str, Any], workdir: Path) -> None:
+        self.config_path = workdir / "mqferry.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.workdir = workdir
+        self.lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> MqferryProcess:
+        exe = Path(sys.executable).with_name("mqferry")
+        self.proc = subprocess.Popen(
+            [str(exe), "run", "-c", str(self.config_path)],
+            cwd=self.workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_log(self, text: str, timeout: float = 60.0, count: int = 1) -> None:
+        """Wait until ``text`` appeared ``count`` times in the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(text in line for line in list(self.lines)) >= count:
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"{text!r} not logged in {timeout}s; log:\n{self.log}")
+
+    def wait_ready(self, *, sources: int = 0, actions: int = 0, timeout: float = 60.0) -> None:
+        """Wait until MQTT is subscribed, each Kafka producer connected and each source consuming."""
+        self.wait_for_log("connected to MQTT broker", timeout)
+        if actions:
+            self.wait_for_log("producer connected", timeout, count=actions)
+        if sources:
+            self.wait_for_log("consuming", timeout, count=sources)
+            # The group's first assignment commits the start position ("latest" as of now).
+            self.wait_for_log("assigned", timeout, count=sources)
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait; the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._close()
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no goodbye."""
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+        self._close()
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._reader.join(5)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()

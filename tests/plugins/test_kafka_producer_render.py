@@ -1,0 +1,75 @@
+import pytest
+
+from mqferry.errors import DeliveryError
+from mqferry_kafka_producer.config import KafkaProducerParameters
+from mqferry_kafka_producer.render import RecordRenderer
+
+OUT = {"clientid": "c1", "topic": "t/1", "timestamp": 1700000000123, "payload": '{"a": 1}',
+       "pub_props": {"Content-Type": "json", "User-Property": {"u1": "v1", "u2": "v2"},
+                     "Message-Expiry-Interval": 30},
+       "n": 3}
+
+
+def renderer(**params):
+    return RecordRenderer(KafkaProducerParameters(topic=params.pop("topic", "t"), **params))
+
+
+def test_emqx_defaults():
+    r = renderer()
+    assert r.render_key(OUT) == b"c1"
+    assert r.render_value(OUT).startswith(b'{"clientid":"c1"')
+    assert r.render_timestamp(OUT) == 1700000000123
+
+
+def test_missing_single_placeholder_key_is_null_but_text_renders_empty():
+    assert renderer().render_key({}) is None
+    assert renderer(message={"key": "k-${clientid}"}).render_key({}) == b"k-"
+    assert renderer(message={"key": ""}).render_key({}) == b""
+
+
+def test_timestamp_that_is_not_epoch_ms_means_now():
+    r = renderer(message={"timestamp": "${x}"})
+    assert abs(r.render_timestamp({"x": "yesterday"}) - r.render_timestamp({})) < 5000
+    assert r.render_timestamp({"x": "123"}) == 123
+
+
+def test_dynamic_topic_and_strict_rendering():
+    r = renderer(topic="dev-${clientid}")
+    assert r.render_topic(OUT) == "dev-c1"
+    with pytest.raises(DeliveryError) as info:
+        r.render_topic({})
+    assert info.value.reason == "failed.render"
+
+
+def test_pub_props_user_properties_become_headers():
+    r = renderer(kafka_headers="${pub_props}")
+    headers = dict(r.render_headers(OUT))
+    assert headers["u1"] == b"v1" and headers["u2"] == b"v2"
+    assert headers["Content-Type"] == b"json"
+    assert "Message-Expiry-Interval" not in headers  # mode none keeps text values only
+
+
+def test_json_header_mode_encodes_every_value():
+    r = renderer(kafka_headers="${pub_props}", kafka_header_value_encode_mode="json")
+    headers = dict(r.render_headers(OUT))
+    assert headers["Content-Type"] == b'"json"'
+    assert headers["Message-Expiry-Interval"] == b"30"
+
+
+def test_ext_headers_follow_kafka_headers_and_skip_missing():
+    r = renderer(kafka_headers="${pub_props}", kafka_ext_headers=[
+        {"kafka_ext_header_key": "clientid", "kafka_ext_header_value": "${clientid}"},
+        {"kafka_ext_header_key": "fixed", "kafka_ext_header_value": "text"},
+        {"kafka_ext_header_key": "gone", "kafka_ext_header_value": "${nope}"},
+        {"kafka_ext_header_key": "k-${nope}", "kafka_ext_header_value": "x"},
+    ])
+    headers = r.render_headers(OUT)
+    assert headers[-2:] == [("clientid", b"c1"), ("fixed", b"text")]
+
+
+def test_header_list_and_json_forms():
+    r = renderer(kafka_headers="${h}")
+    assert r.render_headers({"h": [{"key": "a", "value": "1"}]}) == [("a", b"1")]
+    assert r.render_headers({"h": '{"b": "2"}'}) == [("b", b"2")]
+    with pytest.raises(DeliveryError, match="not a map or a list"):
+        r.render_headers({"h": 5})

@@ -1,0 +1,62 @@
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from mqferry.cli import build_cli
+from mqferry.plugins import load_plugins
+
+
+@pytest.fixture
+def run():
+    plugins = load_plugins()
+    cli = build_cli(plugins)
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, list(args), obj={"plugins": plugins})
+
+    return invoke
+
+
+def test_help_lists_the_commands(run):
+    result = run("--help")
+    assert result.exit_code == 0
+    for cmd in ("run", "config", "plugins", "rule"):
+        assert f"  {cmd} " in result.output
+
+
+def test_validate_a_good_file(run):
+    result = run("config", "validate", "examples/quickstart.yaml")
+    assert result.exit_code == 0
+    assert "valid (2 connectors, 1 actions, 1 sources, 1 rules)" in result.output
+
+
+def test_validate_prints_every_problem_with_its_path(run, tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(textwrap.dedent("""
+        mqtt: {server: "h:1883", nope: 1}
+        rules:
+          r1: {sql: 'SELECT * FORM "t/#"', actions: ["kafka_producer:missing"]}
+    """))
+    result = run("config", "validate", str(f))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "mqtt.nope: unknown field" in lines
+    assert any(line.startswith("rules.r1.sql: line 1, col 10") for line in lines)
+
+
+def test_plugins_lists_builtins_with_hooks(run):
+    result = run("plugins")
+    assert result.exit_code == 0
+    row = next(line for line in result.output.splitlines() if line.startswith("kafka_producer "))
+    assert "mqferry" in row and "register_action_types" in row and "register_connector_types" in row
+
+
+def test_run_refuses_an_invalid_config_without_a_traceback(run, tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("actions: {kafka_producer: {s: {connector: nope, parameters: {topic: t}}}}\n")
+    result = run("run", "-c", str(f))
+    assert result.exit_code == 1
+    assert "actions.kafka_producer.s.connector: no kafka_producer connector named 'nope'" in (
+        result.output)
+    assert "Traceback" not in result.output
