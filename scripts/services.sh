@@ -66,8 +66,11 @@ install_kafka() {
     command -v mvn >/dev/null || die "mvn not found: install Maven (and Java 17)"
     log "fetching Apache Kafka $version jars with mvn into ${KAFKA_LIBS#"$ROOT"/}"
     rm -rf "$KAFKA_LIBS.tmp"
+    mkdir -p "$KAFKA_HOME"
+    local mvn_log="$KAFKA_HOME/mvn.log"
     mvn -q -B -Dstyle.color=never -f "$KAFKA_POM" dependency:copy-dependencies \
-        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" >&2
+        -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS.tmp" >"$mvn_log" 2>&1 ||
+        { tail_log "$mvn_log"; die "mvn could not fetch the Kafka jars (log: $mvn_log)"; }
     rm -rf "$KAFKA_LIBS"
     mv "$KAFKA_LIBS.tmp" "$KAFKA_LIBS"
     touch "$KAFKA_LIBS/.kafka-$version"
