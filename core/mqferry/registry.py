@@ -134,7 +134,7 @@ class TypeRegistry(Generic[T]):
 
 class _PluginRegister(Generic[T]):
     def __init__(self, registry: TypeRegistry[T], plugin: str) -> None:
-        self._registry = registry
+        self._registry: TypeRegistry[T] = registry
         self._plugin = plugin
 
     def add(self, item: T) -> None:

@@ -53,7 +53,7 @@ def format_float(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def to_text(value: Any) -> str:
+def to_text(value: Any) -> str:  # noqa: PLR0911 - one return per type reads best
     """Render a value into template text (not for missing values)."""
     if isinstance(value, str):
         return value
@@ -71,7 +71,7 @@ def to_text(value: Any) -> str:
 
 
 def lookup(data: Any, path: tuple[str, ...]) -> Any:
-    """Follow ``path`` into ``data``, JSON-decoding strings on the way; :data:`MISSING` if absent."""
+    """Follow ``path`` into ``data``, decoding JSON strings on the way; else :data:`MISSING`."""
     cur = data
     for key in path:
         if isinstance(cur, str | bytes) and cur[:1] in ("{", b"{"):

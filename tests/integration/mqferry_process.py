@@ -57,7 +57,7 @@ class MqferryProcess:
         raise AssertionError(f"{text!r} not logged in {timeout}s; log:\n{self.log}")
 
     def wait_ready(self, *, sources: int = 0, actions: int = 0, timeout: float = 60.0) -> None:
-        """Wait until MQTT is subscribed, each Kafka producer connected and each source consuming."""
+        """Wait until MQTT is up, each Kafka producer connected and each source consuming."""
         self.wait_for_log("connected to MQTT broker", timeout)
         if actions:
             self.wait_for_log("producer connected", timeout, count=actions)

@@ -33,7 +33,7 @@ def quickstart_config(kafka, mqtt, topic_in, topic_out, prefix, clientid):
                                               "mqtt_topic": f"{prefix}/t/1", "qos": 1,
                                               "payload_template": "${.}"}]},
         }}},
-        "rules": {"my_rule": {"sql": f'SELECT * FROM "{prefix}/t/#"',
+        "rules": {"my_rule": {"sql": f'SELECT * FROM "{prefix}/t/#"',  # noqa: S608
                               "actions": ["kafka_producer:my-kafka-sink"]}},
     }
 

@@ -6,6 +6,7 @@ file with any problem.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,6 @@ from mqferry.errors import ConfigError
 if TYPE_CHECKING:
     from mqferry.registry import ActionType, ConnectorType, Registries, SourceType
     from mqferry.rules import CompiledRule, FunctionTable
-
-import re
 
 _NAME = re.compile(NAME_PATTERN)
 
@@ -132,89 +131,98 @@ def validate_config(
     Raises:
         ConfigError: with every problem found.
     """
-    from mqferry.rules import RuleError, compile_sql
+    v = _Validator(registries, functions)
+    app = AppConfig(v.raw(data))
+    for kind in ("connectors", "actions", "sources"):
+        v.components(kind, getattr(app.raw, kind), getattr(app, kind))
+    for kind, specs in (("actions", app.actions), ("sources", app.sources)):
+        for spec in specs.values():
+            _check_connector(kind, spec, app, v.problems)
+    for rule_id, rule in app.raw.rules.items():
+        v.rule(app, rule_id, rule)
+    if v.problems:
+        raise ConfigError(v.problems)
+    return app
 
-    problems: list[tuple[str, str]] = []
-    try:
-        raw = RawConfig.model_validate(data)
-    except ValidationError as exc:
-        # Report the shape errors and go on with what parsed, to list every problem at once.
-        problems.extend(pydantic_problems(exc, ""))
-        raw = RawConfig.model_validate(
-            {k: v for k, v in data.items()
-             if k in RawConfig.model_fields and not any(
-                 p.split(".")[0].split("[")[0] == k for p, _ in problems)}
-        )
-    app = AppConfig(raw)
 
-    def component(kind: str, reg: Any, type_name: str, name: str, body: Any) -> Any:
-        path = f"{kind}.{type_name}.{name}"
+class _Validator:
+    """Collects every problem while validating, so all are reported at once."""
+
+    def __init__(self, registries: Registries, functions: FunctionTable | None) -> None:
+        self.registries = registries
+        self.functions = functions
+        self.problems: list[tuple[str, str]] = []
+
+    def raw(self, data: Mapping[str, Any]) -> RawConfig:
+        try:
+            return RawConfig.model_validate(data)
+        except ValidationError as exc:
+            found = pydantic_problems(exc, "")
+            self.problems.extend(found)
+        # Go on with the sections that parsed, to list every problem in one go.
+        bad = {p.split(".")[0].split("[")[0] for p, _ in found}
+        return RawConfig.model_validate(
+            {k: v for k, v in data.items() if k in RawConfig.model_fields and k not in bad})
+
+    def components(self, kind: str, entries_by_type: Mapping[str, Any],
+                   target: dict[str, ComponentSpec]) -> None:
+        for type_name, entries in entries_by_type.items():
+            if not isinstance(entries, dict):
+                self.problems.append((f"{kind}.{type_name}",
+                                      "expected a mapping of names to settings"))
+                continue
+            for name, body in entries.items():
+                spec = self.component(kind, type_name, str(name), body)
+                if spec is not None:
+                    target[spec.id] = spec
+
+    def component(self, kind: str, type_name: str, name: str, body: Any,
+                  path: str | None = None) -> ComponentSpec | None:
+        reg = getattr(self.registries, kind)
+        path = path or f"{kind}.{type_name}.{name}"
         if not _NAME.match(name):
-            problems.append((path, "invalid name: use letters, digits, '_', '-' and '.'"))
+            self.problems.append((path, "invalid name: use letters, digits, '_', '-' and '.'"))
             return None
         typ = reg.get(type_name)
         if typ is None:
             known = ", ".join(reg.names()) or "none"
-            problems.append((f"{kind}.{type_name}", f"unknown {reg.kind} type {type_name!r} "
-                             f"(known: {known})"))
+            self.problems.append((f"{kind}.{type_name}",
+                                  f"unknown {reg.kind} type {type_name!r} (known: {known})"))
             return None
         try:
             model: BaseModel = typ.config_model.model_validate(body or {})
         except ValidationError as exc:
-            problems.extend(pydantic_problems(exc, path))
+            self.problems.extend(pydantic_problems(exc, path))
             return None
         return ComponentSpec(f"{type_name}:{name}", typ, name, model)
 
-    for kind, reg, target in (
-        ("connectors", registries.connectors, app.connectors),
-        ("actions", registries.actions, app.actions),
-        ("sources", registries.sources, app.sources),
-    ):
-        for type_name, entries in getattr(raw, kind).items():
-            if not isinstance(entries, dict):
-                problems.append((f"{kind}.{type_name}", "expected a mapping of names to settings"))
-                continue
-            for name, body in entries.items():
-                spec = component(kind, reg, type_name, str(name), body)
-                if spec is not None:
-                    target[spec.id] = spec
+    def rule(self, app: AppConfig, rule_id: str, rule: RuleConfig) -> None:
+        from mqferry.rules import RuleError, compile_sql
 
-    for kind, specs in (("actions", app.actions), ("sources", app.sources)):
-        for spec in specs.values():
-            _check_connector(kind, spec, app, problems)
-
-    for rule_id, rule in raw.rules.items():
         path = f"rules.{rule_id}"
         try:
-            compiled = compile_sql(rule.sql, functions)
+            compiled = compile_sql(rule.sql, self.functions)
         except RuleError as exc:
-            problems.append((f"{path}.sql", str(exc)))
-            continue
+            self.problems.append((f"{path}.sql", str(exc)))
+            return
         action_ids = []
         for i, ref in enumerate(rule.actions):
             apath = f"{path}.actions[{i}]"
             if isinstance(ref, InlineAction):
-                spec = component("actions", registries.actions, ref.function,
-                                 f"{rule_id}.{i}", {"parameters": ref.args})
-                if spec is None:
-                    continue
-                spec = ComponentSpec(f"{ref.function}:{rule_id}.{i}", spec.type, spec.name,
-                                     spec.config)
-                _check_connector("actions", spec, app, problems)
-                app.actions[spec.id] = spec
-                action_ids.append(spec.id)
+                spec = self.component("actions", ref.function, f"{rule_id}.{i}",
+                                      {"parameters": ref.args}, path=apath)
+                if spec is not None:
+                    _check_connector("actions", spec, app, self.problems)
+                    app.actions[spec.id] = spec
+                    action_ids.append(spec.id)
             elif ref not in app.actions:
                 hint = "" if ":" in ref else " (write it as <type>:<name>)"
-                problems.append((apath, f"unknown action {ref!r}{hint}"))
+                self.problems.append((apath, f"unknown action {ref!r}{hint}"))
             else:
                 action_ids.append(ref)
         for src in compiled.event_topics:
-            _check_event_source(f"{path}.sql", src, app, problems)
+            _check_event_source(f"{path}.sql", src, app, self.problems)
         app.rules[rule_id] = RuleSpec(rule_id, rule, compiled, tuple(action_ids))
-
-    if problems:
-        raise ConfigError(problems)
-    return app
 
 
 def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig,

@@ -84,4 +84,6 @@ DurationS = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 #: Bytes, written as ``"896KB"``.
-ByteSize = Annotated[int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)]
+ByteSize = Annotated[
+    int, BeforeValidator(parse_size), PlainSerializer(format_size, return_type=str)
+]

@@ -84,7 +84,8 @@ class KafkaConnectorConfig(ConnectorConfigBase):
 
     def servers(self) -> list[str]:
         """``host:port`` items, with Kafka's default port 9092 where none is given."""
-        return [h if re.search(r":\d+$", h) else f"{h}:9092" for h in self.bootstrap_hosts.split(",")]
+        hosts = self.bootstrap_hosts.split(",")
+        return [h if re.search(r":\d+$", h) else f"{h}:9092" for h in hosts]
 
 
 def _ssl_context(cfg: TlsOptions) -> ssl.SSLContext:

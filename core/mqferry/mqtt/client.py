@@ -50,15 +50,16 @@ def publish_properties(props: Mapping[str, Any] | None) -> Properties | None:
     """
     if not props:
         return None
-    out = Properties(PacketTypes.PUBLISH)
+    out = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     for name, value in props.items():
         if name == "User-Property":
             pairs = value.items() if isinstance(value, Mapping) else value
             out.UserProperty = [(str(k), str(v)) for k, v in pairs]
         elif name in _PROPERTY_NAMES:
             if name == "Correlation-Data" and isinstance(value, str):
-                value = value.encode()
-            setattr(out, _PROPERTY_NAMES[name], value)
+                setattr(out, _PROPERTY_NAMES[name], value.encode())
+            else:
+                setattr(out, _PROPERTY_NAMES[name], value)
         else:
             raise ValueError(f"unknown MQTT 5 publish property {name!r}")
     return out
@@ -103,7 +104,8 @@ class MqttConnector:
         if self._task is None:
             self._stopping = False
             self._status = HealthStatus(Status.CONNECTING)
-            self._task = asyncio.create_task(self._run(), name=f"mqferry[mqtt:{self.config.clientid}]")
+            self._task = asyncio.create_task(
+                self._run(), name=f"mqferry[mqtt:{self.config.clientid}]")
 
     async def stop(self) -> None:
         """Disconnect (unacknowledged messages stay with the broker). Idempotent."""
@@ -150,8 +152,8 @@ class MqttConnector:
             await self._subscribe(client, added)
 
     async def _subscribe(self, client: _Client, filters: Iterable[str]) -> None:
-        qos = self.config.subscribe_qos
-        topics = [(self._wire(f), qos) for f in sorted(filters)]
+        qos = int(self.config.subscribe_qos)
+        topics: list[tuple[str, int]] = [(self._wire(f), qos) for f in sorted(filters)]
         if topics:
             await client.subscribe(topics)
             log.info("subscribed to %s", ", ".join(t for t, _ in topics))
@@ -187,7 +189,7 @@ class MqttConnector:
     def _send_ack(self, mid: int, qos: int) -> None:
         client = self._client
         if client is not None:
-            client._client.ack(mid, qos)  # noqa: SLF001 - paho's manual ack; aiomqtt has no wrapper
+            client._client.ack(mid, qos)
 
     def _on_message(self, message: paho.MQTTMessage) -> None:
         handler = self._handler
@@ -201,7 +203,7 @@ class MqttConnector:
             handler(message, None)
 
     def _connect_properties(self) -> Properties:
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         expiry = self.config.session_expiry
         props.SessionExpiryInterval = 0xFFFFFFFF if expiry == float("inf") else int(expiry)
         props.ReceiveMaximum = self.config.receive_maximum
@@ -226,7 +228,7 @@ class MqttConnector:
             logger=logging.getLogger("mqferry.mqtt.paho"),
         )
         if self._manual_ack:
-            client._client.manual_ack_set(True)  # noqa: SLF001 - not exposed by aiomqtt
+            client._client.manual_ack_set(True)
         return client
 
     async def _run(self) -> None:

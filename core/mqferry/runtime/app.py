@@ -10,10 +10,11 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from mqferry.config.loader import AppConfig, RuleSpec
+from mqferry.config.loader import AppConfig, ComponentSpec, RuleSpec
 from mqferry.metrics import Metrics, rule_metrics
 from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import MqttConnector
+from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.events import message_event
 from mqferry.types import Action, Connector, HealthStatus, RuntimeContext, Source
@@ -124,18 +125,15 @@ class App:
         cfg, ctx = self.config, self.context
         for cid, spec in cfg.connectors.items():
             if spec.enabled:
-                self.connectors[cid] = spec.type.factory(spec.name, spec.config, ctx)  # type: ignore[call-arg]
+                assert isinstance(spec.type, ConnectorType)
+                self.connectors[cid] = spec.type.factory(spec.name, spec.config, ctx)
         ctx.connectors = self.connectors
-        for kind, target in (("actions", self.actions), ("sources", self.sources)):
-            for aid, spec in getattr(cfg, kind).items():
-                if not spec.enabled:
-                    continue
-                connector = self.connectors.get(spec.connector_id or "")
-                if spec.connector_id and connector is None:
-                    log.warning("%s %s is not started: its connector %s is disabled",
-                                kind[:-1], aid, spec.connector_id)
-                    continue
-                target[aid] = spec.type.factory(spec.name, spec.config, connector, ctx)  # type: ignore[call-arg]
+        for kind, specs, target in (("action", cfg.actions, self.actions),
+                                    ("source", cfg.sources, self.sources)):
+            for cid, spec in specs.items():
+                component = self._make(kind, cid, spec)
+                if component is not None:
+                    target[cid] = component
         for rid, rspec in cfg.rules.items():
             if not rspec.config.enable:
                 continue
@@ -147,6 +145,17 @@ class App:
             for topic in rule.compiled.event_topics:
                 for alias in _event_aliases(topic):
                     self._event_rules.setdefault(alias, []).append(rule)
+
+    def _make(self, kind: str, cid: str, spec: ComponentSpec) -> Any:
+        if not spec.enabled:
+            return None
+        connector = self.connectors.get(spec.connector_id or "")
+        if spec.connector_id and connector is None:
+            log.warning("%s %s is not started: its connector %s is disabled",
+                        kind, cid, spec.connector_id)
+            return None
+        assert isinstance(spec.type, ActionType | SourceType)
+        return spec.type.factory(spec.name, spec.config, connector, self.context)
 
     @property
     def topic_filters(self) -> set[str]:

@@ -206,7 +206,7 @@ class KafkaProducerAction:
         strategy = self.params.partition_strategy
         if strategy == "key_dispatch" and key is not None:
             # Kafka's Java client: toPositive(murmur2(key)) % partitions.
-            return (murmur2(key) & 0x7FFFFFFF) % count
+            return int(murmur2(key) & 0x7FFFFFFF) % count
         if strategy == "round_robin":
             return next(self._rr) % count
         return random.randrange(count)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiomqtt
 
@@ -21,6 +21,14 @@ from mqferry_republish.config import RepublishActionConfig
 log = logging.getLogger(__name__)
 
 _INT_PROPS = {"Payload-Format-Indicator", "Message-Expiry-Interval"}
+
+
+class _Outgoing(NamedTuple):
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    properties: dict[str, Any]
 
 
 def _as_template(value: str | int | bool) -> Template:
@@ -66,16 +74,16 @@ class RepublishAction:
             if isinstance(raw, Mapping) and raw:
                 props["User-Property"] = raw
         task = asyncio.get_running_loop().create_task(
-            self._publish(topic, payload, qos, retain, props, delivery))
+            self._publish(_Outgoing(topic, payload, qos, retain, props), delivery))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _publish(self, topic: str, payload: bytes, qos: int, retain: bool,
-                       props: dict[str, Any], delivery: Delivery) -> None:
+    async def _publish(self, msg: _Outgoing, delivery: Delivery) -> None:
+        topic = msg.topic
         while True:
             try:
-                await self._mqtt.publish(topic, payload, qos=qos, retain=retain,
-                                         properties=props or None)
+                await self._mqtt.publish(topic, msg.payload, qos=msg.qos, retain=msg.retain,
+                                         properties=msg.properties or None)
             except aiomqtt.MqttError as exc:
                 self.metrics.inc("retried")
                 log.warning("action %s: publish to %s interrupted (%s); retrying", self.id,
