@@ -30,7 +30,11 @@ _TERMINAL_NAMES = {
 @functools.cache
 def _parser() -> lark.Lark:
     grammar = resources.files("mqferry.rules").joinpath("grammar.lark").read_text("utf-8")
-    return lark.Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True)
+    # The basic lexer makes keywords reserved everywhere: the contextual one would read a
+    # misplaced FROM as a column name and report the error far from where it is.
+    return lark.Lark(
+        grammar, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True
+    )
 
 
 def parse(sql: str) -> n.Statement:

@@ -1,0 +1,127 @@
+"""Parsing: syntax errors point at the place; compile errors; the parser only raises RuleError."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mqferry.rules import RuleCompileError, RuleError, RuleSyntaxError, compile_sql
+
+
+def test_misspelt_keyword_points_at_it_with_a_caret() -> None:
+    sql = 'SELECT payload.temp as t FORM "t/#"'
+    with pytest.raises(RuleSyntaxError) as info:
+        compile_sql(sql)
+    err = info.value
+    assert (err.line, err.column) == (1, 26)
+    assert str(err) == (
+        "line 1, col 26: unexpected 'FORM', expected FROM\n" + sql + "\n" + " " * 25 + "^"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "line", "column", "fragment"),
+    [
+        ('SELECT FROM "t"', 1, 8, "unexpected 'FROM'"),
+        ('SELECT a FROM "t" WHERE', 1, 24, "end of input"),
+        ('SELECT a,\n  b +\nFROM "t"', 3, 1, "unexpected 'FROM'"),
+        ('SELECT a FROM "t" WHERE a = = 1', 1, 29, "unexpected '='"),
+        ('SELECT a FROM "t" WHERE a # 1', 1, 27, "unexpected character '#'"),
+        ("SELECT a", 1, 9, "expected"),
+        ('SELECT a[0] FROM "t"', 1, 1, "index 0 is invalid"),
+        ('SELEC a FROM "t"', 1, 1, "expected SELECT"),
+    ],
+)
+def test_syntax_errors_have_positions(sql: str, line: int, column: int, fragment: str) -> None:
+    with pytest.raises(RuleSyntaxError) as info:
+        compile_sql(sql)
+    assert (info.value.line, info.value.column) == (line, column)
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("sql", "message"),
+    [
+        ('SELECT no_such_fn(1) FROM "t"', "unknown function no_such_fn()"),
+        ('SELECT upper() FROM "t"', "upper() takes 1 argument, got 0"),
+        ('SELECT upper(1, 2) FROM "t"', "upper() takes 1 argument, got 2"),
+        ('SELECT substr() FROM "t"', "takes 2 to 3 arguments"),
+        ('SELECT sprintf() FROM "t"', "takes at least 1 argument"),
+        ('SELECT clientid FROM "t" WHERE nope(clientid)', "unknown function nope()"),
+    ],
+)
+def test_unknown_function_and_arity_fail_at_compile_time(sql: str, message: str) -> None:
+    with pytest.raises(RuleCompileError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        compile_sql(sql)
+
+
+def test_keywords_are_case_insensitive_and_identifiers_may_contain_them() -> None:
+    rule = compile_sql('sElEcT selector, fromage AS asx FrOm "t/#" wHeRe notice = 1')
+    assert rule.sources == ("t/#",)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_parser_raises_only_rule_errors_on_any_text(text: str) -> None:
+    with contextlib.suppress(RuleError):
+        compile_sql(text)
+
+
+_PIECES = st.sampled_from(
+    [
+        "SELECT",
+        "FOREACH",
+        "DO",
+        "INCASE",
+        "FROM",
+        "WHERE",
+        "AS",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "CASE",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "payload",
+        ".",
+        "x",
+        "[",
+        "]",
+        "1",
+        "-1",
+        "..",
+        "(",
+        ")",
+        ",",
+        "'s'",
+        '"t/#"',
+        "+",
+        "-",
+        "*",
+        "/",
+        "div",
+        "mod",
+        "=",
+        "=~",
+        "<>",
+        ">",
+        "upper",
+        "nth",
+        "*",
+        "true",
+        "1.5",
+    ]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=25))
+def test_parser_raises_only_rule_errors_on_token_soup(pieces: list[str]) -> None:
+    with contextlib.suppress(RuleError):
+        compile_sql(" ".join(pieces))
