@@ -16,6 +16,7 @@ from mqferry.errors import (
 )
 from mqferry.hookspecs import hookimpl
 from mqferry.registry import ActionType, ConnectorType, SourceType
+from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
 from mqferry.types import (
     Action,
     Connector,
@@ -40,6 +41,10 @@ __all__ = [
     "MqferryError",
     "MqttPublisher",
     "PluginError",
+    "RuleCompileError",
+    "RuleError",
+    "RuleEvalError",
+    "RuleSyntaxError",
     "RuntimeContext",
     "Source",
     "SourceType",

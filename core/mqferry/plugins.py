@@ -165,7 +165,7 @@ def load_plugins(
             continue
         try:
             plugin = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any import failure isolates that plugin only
+        except Exception as exc:  # any import failure isolates that plugin only
             result.failed[ep.name] = f"{type(exc).__name__}: {exc}"
             log.error("plugin %r (%s) failed to load: %s: %s", ep.name, ep.value,
                       type(exc).__name__, exc)

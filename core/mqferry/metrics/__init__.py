@@ -69,7 +69,7 @@ class Metrics:
 
     def snapshot(self) -> dict[str, float]:
         """Every counter and gauge by name."""
-        out: dict[str, float] = {n: 0 for n in self._names}
+        out: dict[str, float] = dict.fromkeys(self._names, 0)
         out.update(self._counters)
         for name, read in self._gauges.items():
             out[name] = read()

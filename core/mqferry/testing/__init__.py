@@ -135,7 +135,7 @@ def runtime_context(mqtt: InMemoryMqtt | None = None, *, data_dir: Path | None =
     return RuntimeContext(
         mqtt=mqtt or InMemoryMqtt(),
         dispatch=dispatch or _no_dispatch,
-        data_dir=data_dir or Path("."),
+        data_dir=data_dir or Path(),
     )
 
 
