@@ -119,6 +119,7 @@ class App:
         self._topic_index: TopicIndex[RuntimeRule] = TopicIndex()
         self._event_rules: dict[str, list[RuntimeRule]] = {}
         self._accepting = False
+        self._ticker: asyncio.Task[None] | None = None
         self._build()
 
     def _build(self) -> None:
@@ -203,10 +204,27 @@ class App:
         for sid, source in self.sources.items():
             log.info("starting source %s", sid)
             await source.start()
+        self._ticker = asyncio.create_task(self._tick_metrics(), name="mqferry[metrics].tick")
+
+    def all_metrics(self) -> list[Metrics]:
+        """The metrics of every rule, action and source."""
+        out = [r.metrics for r in self.rules.values()]
+        out += [a.metrics for a in self.actions.values()]
+        out += [s.metrics for s in self.sources.values()]
+        return out
+
+    async def _tick_metrics(self) -> None:
+        while True:
+            for m in self.all_metrics():
+                m.tick()
+            await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
         """Stop taking input, flush what is in flight, commit, disconnect."""
         self._accepting = False
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
         for source in self.sources.values():
             await source.stop()
         for action in self.actions.values():
@@ -225,11 +243,7 @@ class App:
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """A snapshot of every rule, action and source counter, by component id."""
-        out = {f"rule:{rid}": r.metrics.snapshot() for rid, r in self.rules.items()}
-        for group in (self.actions, self.sources):
-            for cid, comp in group.items():
-                out[cid] = comp.metrics.snapshot()
-        return out
+        return {m.component_id: m.snapshot() for m in self.all_metrics()}
 
 
 def _event_aliases(topic: str) -> tuple[str, ...]:

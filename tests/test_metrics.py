@@ -1,0 +1,45 @@
+import pytest
+
+from mqferry.metrics import Rate, action_metrics, rule_metrics
+
+
+def test_snapshot_has_every_emqx_counter_at_zero_and_the_rates():
+    snap = rule_metrics("r").snapshot()
+    for name in ("matched", "passed", "filtered", "failed", "failed.exception",
+                 "failed.no_result", "actions.total", "actions.success", "actions.failed",
+                 "rate", "rate_max", "rate_last5m"):
+        assert snap[name] == 0
+
+
+def test_gauges_are_read_at_snapshot_time():
+    m = action_metrics("kafka_producer:a")
+    queue = [1, 2, 3]
+    m.gauge("queuing", lambda: len(queue))
+    assert m.snapshot()["queuing"] == 3
+    queue.clear()
+    assert m.snapshot()["queuing"] == 0
+
+
+def test_rate_over_the_last_seconds_and_its_maximum():
+    r = Rate()
+    for second, value in enumerate([0, 100, 200, 300, 400, 500, 500, 500, 500, 500, 500]):
+        r.sample(value, now=float(second))
+    figures = r.figures()
+    assert figures["rate_max"] == pytest.approx(100.0)
+    assert figures["rate"] == pytest.approx(0.0)
+    assert figures["rate_last5m"] == pytest.approx(50.0)
+
+
+def test_metrics_tick_feeds_the_rate():
+    m = action_metrics("a")
+    m.tick(now=0.0)
+    m.inc("matched", 30)
+    m.tick(now=1.0)
+    assert m.snapshot()["rate"] == pytest.approx(30.0)
+
+
+def test_reset_zeroes_counters():
+    m = action_metrics("a")
+    m.inc("success", 5)
+    m.reset()
+    assert m.get("success") == 0
