@@ -1,0 +1,61 @@
+"""A third-party plugin installed as its own distribution (tox env ``thirdparty``)."""
+
+import json
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+
+from mqferry.cli import build_cli
+from mqferry.config import load_config
+from mqferry.plugins import load_plugins
+from mqferry.rules import evaluate_sql
+from mqferry.runtime import App
+
+pytestmark = pytest.mark.thirdparty
+
+
+def test_discovered_and_listed_with_its_version():
+    plugins = load_plugins()
+    result = CliRunner().invoke(build_cli(plugins), ["plugins"], obj={"plugins": plugins})
+    row = next(line for line in result.output.splitlines() if line.startswith("sample "))
+    assert "mqferry-sample-plugin" in row and "1.2.3" in row
+    assert "register_action_types" in row and "register_functions" in row
+
+
+def test_its_rule_function_works_in_sql():
+    table = load_plugins().function_table()
+    out = evaluate_sql('SELECT my_func(payload.s) AS s, my_func(3, 4) AS n FROM "t/#"',
+                       {"topic": "t/1", "payload": '{"s": "ab"}'}, table)
+    assert out == {"s": "abab", "n": 12}
+
+
+def test_can_be_disabled(monkeypatch):
+    monkeypatch.setenv("MQFERRY_DISABLE_PLUGINS", "sample")
+    plugins = load_plugins()
+    assert "file_sink" not in plugins.registries().actions
+    assert "sample" in plugins.disabled
+
+
+async def test_its_action_type_receives_rule_outputs(tmp_path):
+    out_file = tmp_path / "out.jsonl"
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(textwrap.dedent(f"""
+        actions:
+          file_sink:
+            f1: {{parameters: {{path: "{out_file}"}}}}
+        rules:
+          r1:
+            sql: 'SELECT my_func(payload.n) AS n FROM "t/#"'
+            actions: ["file_sink:f1"]
+    """))
+    plugins = load_plugins()
+    app = App(load_config(cfg_file, plugins.registries(), plugins.function_table()),
+              data_dir=tmp_path)
+    app._accepting = True
+    msg = SimpleNamespace(topic="t/1", payload=b'{"n": 21}', qos=0, mid=1, retain=False,
+                          dup=False, properties=None)
+    app._on_message(msg, None)
+    assert [json.loads(line) for line in out_file.read_text().splitlines()] == [{"n": 42}]
+    assert app.rules["r1"].metrics.get("actions.success") == 1
