@@ -41,7 +41,7 @@ def test_can_be_disabled(monkeypatch):
 async def test_its_action_type_receives_rule_outputs(tmp_path):
     out_file = tmp_path / "out.jsonl"
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text(textwrap.dedent(f"""
+    cfg_file.write_text(textwrap.dedent(f"""  # noqa: S608 - YAML, not SQL built from input
         actions:
           file_sink:
             f1: {{parameters: {{path: "{out_file}"}}}}

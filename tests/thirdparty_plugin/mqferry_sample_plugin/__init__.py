@@ -1,11 +1,10 @@
-"""A third-party plugin: registers the action type ``file_sink`` and the rule function ``my_func``."""
+"""A third-party plugin: the action type ``file_sink`` and the rule function ``my_func``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from mqferry import ActionType, hookimpl
-
 from mqferry_sample_plugin.sink import FileSink, FileSinkConfig
 
 
