@@ -1,10 +1,10 @@
 """A third-party plugin installed as its own distribution (tox env ``thirdparty``)."""
 
 import json
-import textwrap
 from types import SimpleNamespace
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from mqferry.cli import build_cli
@@ -41,15 +41,11 @@ def test_can_be_disabled(monkeypatch):
 async def test_its_action_type_receives_rule_outputs(tmp_path):
     out_file = tmp_path / "out.jsonl"
     cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text(textwrap.dedent(f"""  # noqa: S608 - YAML, not SQL built from input
-        actions:
-          file_sink:
-            f1: {{parameters: {{path: "{out_file}"}}}}
-        rules:
-          r1:
-            sql: 'SELECT my_func(payload.n) AS n FROM "t/#"'
-            actions: ["file_sink:f1"]
-    """))
+    cfg_file.write_text(yaml.safe_dump({
+        "actions": {"file_sink": {"f1": {"parameters": {"path": str(out_file)}}}},
+        "rules": {"r1": {"sql": 'SELECT my_func(payload.n) AS n FROM "t/#"',
+                         "actions": ["file_sink:f1"]}},
+    }))
     plugins = load_plugins()
     app = App(load_config(cfg_file, plugins.registries(), plugins.function_table()),
               data_dir=tmp_path)
