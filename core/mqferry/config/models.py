@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mqferry.config.secrets import Secret
 from mqferry.config.units import Duration
@@ -62,6 +62,8 @@ class RuleConfig(Strict):
     actions: list[str | InlineAction] = Field(default_factory=list)
     enable: bool = True
     description: str = ""
+    #: A display name, as EMQX's rules have (the id is the key).
+    name: str = ""
 
 
 class MqttConfig(Strict):
@@ -114,6 +116,51 @@ class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class ApiSslConfig(Strict):
+    """TLS for the API listener."""
+
+    enable: bool = False
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: When set, clients must present a certificate signed by this CA.
+    cacertfile: str | None = None
+
+    @model_validator(mode="after")
+    def _files(self) -> ApiSslConfig:
+        if self.enable and not (self.certfile and self.keyfile):
+            raise ValueError("ssl.enable needs certfile and keyfile")
+        return self
+
+
+class ApiConfig(Strict):
+    """The REST API: where it listens and where the hashed API keys are kept."""
+
+    enable: bool = True
+    #: Loopback by default: expose it deliberately.
+    listen: str = "127.0.0.1:18083"
+    ssl: ApiSslConfig = Field(default_factory=ApiSslConfig)
+    #: The key store (relative paths are under ``data_dir``).
+    key_store: str = "api_keys.json"
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, v: str) -> str:
+        host, sep, port = v.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("expected host:port")
+        return v.strip()
+
+    @property
+    def host(self) -> str:
+        """The address to bind."""
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        """The port to bind."""
+        return int(self.listen.rpartition(":")[2])
+
+
 class RawConfig(Strict):
     """The file's shape before plugin types are validated: ``<kind>.<type>.<name>`` maps."""
 
@@ -123,5 +170,6 @@ class RawConfig(Strict):
     sources: dict[str, dict[str, Any]] = Field(default_factory=dict)
     rules: dict[str, RuleConfig] = Field(default_factory=dict)
     log: LogConfig = Field(default_factory=LogConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     node: str = "mqferry@localhost"
     data_dir: str = "data"
