@@ -12,6 +12,7 @@ import click
 from mqferry._version import __version__
 from mqferry.errors import ConfigError, MqferryError
 from mqferry.plugins import PluginSet, load_plugins
+from mqferry.types import HealthStatus, Status
 
 
 def _plugins(ctx: click.Context) -> PluginSet:
@@ -111,6 +112,59 @@ def plugins_cmd(ctx: click.Context) -> None:
         click.echo(f"{name:<{width}}  disabled by MQFERRY_DISABLE_PLUGINS")
 
 
+@click.group()
+def connectors() -> None:
+    """Work with connectors."""
+
+
+@connectors.command("probe")
+@click.option("-c", "--config", "config_path", required=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="YAML config file.")
+@click.argument("ids", nargs=-1)
+@click.pass_context
+def connectors_probe(ctx: click.Context, config_path: Path, ids: tuple[str, ...]) -> None:
+    """Test the connection of connectors in a config file ("test connection").
+
+    IDS are `<type>:<name>` (default: every connector, and `mqtt` for the MQTT broker). Exits 1
+    if any cannot connect.
+    """
+    from mqferry.config.loader import load_config
+    from mqferry.mqtt.client import probe as probe_mqtt
+
+    plugins = _plugins(ctx)
+    try:
+        cfg = load_config(config_path, plugins.registries(), plugins.function_table())
+    except ConfigError as exc:
+        raise _config_error(exc, str(config_path)) from None
+    wanted = list(ids) or ["mqtt", *cfg.connectors]
+    unknown = [i for i in wanted if i != "mqtt" and i not in cfg.connectors]
+    if unknown:
+        known = ", ".join(["mqtt", *cfg.connectors])
+        raise click.ClickException(f"no connector {', '.join(unknown)} in {config_path} "
+                                   f"(known: {known})")
+
+    async def probe_all() -> list[tuple[str, HealthStatus]]:
+        out = []
+        for cid in wanted:
+            if cid == "mqtt":
+                out.append((cid, await probe_mqtt(cfg.raw.mqtt)))
+                continue
+            spec = cfg.connectors[cid]
+            probe = getattr(spec.type, "probe", None)
+            if probe is None:
+                out.append((cid, HealthStatus(Status.DISCONNECTED, "this type has no probe")))
+            else:
+                out.append((cid, await probe(spec.config)))
+        return out
+
+    results = asyncio.run(probe_all())
+    for cid, health in results:
+        reason = f": {health.reason}" if health.reason else ""
+        click.echo(f"{cid}: {health.status}{reason}")
+    if any(h.status is not Status.CONNECTED for _, h in results):
+        ctx.exit(1)
+
+
 def build_cli(plugins: PluginSet | None = None) -> click.Group:
     """The click group with built-in and plugin commands."""
     from mqferry.rules.cli import rule
@@ -120,7 +174,7 @@ def build_cli(plugins: PluginSet | None = None) -> click.Group:
     def cli() -> None:
         """Stream MQTT data into Apache Kafka and Kafka data back to MQTT, through SQL rules."""
 
-    for command in (run, config, plugins_cmd, rule):
+    for command in (run, config, plugins_cmd, rule, connectors):
         cli.add_command(command)
     (plugins or load_plugins()).add_commands(cli)
     return cli

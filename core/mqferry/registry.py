@@ -5,7 +5,7 @@ Each registry refuses a second registration of the same name and names both plug
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from mqferry.errors import DuplicateTypeError
 
 if TYPE_CHECKING:
-    from mqferry.types import Action, Connector, RuntimeContext, Source
+    from mqferry.types import Action, Connector, HealthStatus, RuntimeContext, Source
 
 Kind = Literal["connector", "action", "source"]
 
@@ -28,12 +28,14 @@ class ConnectorType:
         config_model: the pydantic model of one connector's settings.
         factory: builds the connector from its name, validated config and the runtime context.
         description: one line for ``mqferry plugins``.
+        probe: tests a validated config without starting anything ("test connection").
     """
 
     name: str
     config_model: type[BaseModel]
     factory: Callable[[str, Any, RuntimeContext], Connector]
     description: str = ""
+    probe: Callable[[Any], Awaitable[HealthStatus]] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +153,23 @@ def test_unreachable_brokers_at_start_are_retried_not_fatal(setup):
     assert app.proc is not None and app.proc.poll() is None, app.log
     assert f"127.0.0.1:{dead_mqtt}" in app.log
     assert app.terminate() == 0
+
+
+def test_connectors_probe_reports_each_connector(setup, tmp_path):
+    cfg = setup["config"]
+    cfg["connectors"]["kafka_consumer"]["my-kafka-consumer"]["bootstrap_hosts"] = (
+        f"127.0.0.1:{_free_port()}")
+    cfg["connectors"]["kafka_consumer"]["my-kafka-consumer"]["connect_timeout"] = "1s"
+    path = MqferryProcess(cfg, tmp_path).config_path
+    exe = str(Path(sys.executable).with_name("mqferry"))
+    result = subprocess.run([exe, "connectors", "probe", "-c", str(path)], capture_output=True,
+                            text=True, timeout=60, check=False)
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert "mqtt: connected" in lines
+    assert "kafka_producer:my-kafka: connected" in lines
+    assert any(line.startswith("kafka_consumer:my-kafka-consumer: disconnected: 127.0.0.1:")
+               for line in lines), result.stdout
+    ok = subprocess.run([exe, "connectors", "probe", "-c", str(path), "kafka_producer:my-kafka"],
+                        capture_output=True, text=True, timeout=60, check=False)
+    assert ok.returncode == 0 and ok.stdout == "kafka_producer:my-kafka: connected\n"

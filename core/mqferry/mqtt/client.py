@@ -262,3 +262,22 @@ class MqttConnector:
             finally:
                 self._connected.clear()
                 self._client = None
+
+
+async def probe(config: MqttConfig) -> HealthStatus:
+    """Connect and disconnect once ("test connection"), under a separate client id.
+
+    The probe never touches the persistent session of ``config.clientid``.
+    """
+    password = config.password.get_secret_value() if config.password else None
+    client = aiomqtt.Client(
+        hostname=config.host, port=config.port, identifier=f"{config.clientid}-probe",
+        username=config.username, password=password, protocol=aiomqtt.ProtocolVersion.V5,
+        timeout=config.connect_timeout,
+    )
+    try:
+        async with client:
+            pass
+    except aiomqtt.MqttError as exc:
+        return HealthStatus(Status.DISCONNECTED, f"{config.server}: {exc}")
+    return HealthStatus(Status.CONNECTED)

@@ -18,4 +18,7 @@ def _factory(name: str, config: Any, ctx: Any) -> Any:
 @hookimpl
 def mqferry_register_connector_types(register: TypeRegister) -> None:
     """Register the MQTT connector type (the top-level ``mqtt`` section uses it)."""
-    register.add(ConnectorType("mqtt", MqttConfig, _factory, "MQTT 5 broker connection"))
+    from mqferry.mqtt.client import probe
+
+    register.add(ConnectorType("mqtt", MqttConfig, _factory, "MQTT 5 broker connection",
+                               probe=probe))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mqferry import ConnectorType, SourceType, hookimpl
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry.kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 
 
@@ -23,7 +23,7 @@ def _source(name: str, config: Any, connector: Any, ctx: Any) -> Any:
 def mqferry_register_connector_types(register: Any) -> None:
     """Register the ``kafka_consumer`` connector type."""
     register.add(ConnectorType("kafka_consumer", KafkaConnectorConfig, _connector,
-                               "Kafka cluster connection for consuming"))
+                               "Kafka cluster connection for consuming", probe=probe))
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mqferry import ActionType, ConnectorType, hookimpl
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry.kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 
 
@@ -23,7 +23,7 @@ def _action(name: str, config: Any, connector: Any, ctx: Any) -> Any:
 def mqferry_register_connector_types(register: Any) -> None:
     """Register the ``kafka_producer`` connector type."""
     register.add(ConnectorType("kafka_producer", KafkaConnectorConfig, _connector,
-                               "Kafka cluster connection for producing"))
+                               "Kafka cluster connection for producing", probe=probe))
 
 
 @hookimpl
