@@ -5,6 +5,7 @@ Plugins implement these protocols; the runtime never looks further into a plugin
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -71,8 +72,18 @@ class Delivery(Protocol):
         """The output was not delivered; ``reason`` is the metric counter it is counted under."""
 
 
+#: MQTT 5 user property that the ``republish`` action sets on what it publishes. When such a message
+#: comes back through a rule's subscription, the runtime does not hand the rule's outputs to any
+#: action whose ``loop_guard`` attribute is true, so republishing can never loop.
+LOOP_MARKER = "mqferry-republished"
+
+
 class Action(Component, Protocol):
-    """A named output that rules send their results to."""
+    """A named output that rules send their results to.
+
+    An action may set ``loop_guard = True`` to be skipped for messages carrying
+    :data:`LOOP_MARKER` (the ``republish`` action does).
+    """
 
     metrics: Metrics
 
@@ -107,10 +118,36 @@ class MqttPublisher(Protocol):
         ``User-Property`` as a mapping or a list of pairs ...).
         """
 
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[None]:
+        """Start a publish on the current session without waiting (no task per message).
+
+        The future completes as :meth:`publish` returns; it fails with ``aiomqtt.MqttError``
+        when the session drops before the broker's ack (publish again after
+        :meth:`wait_connected`), or with :class:`~mqferry.errors.DeliveryError` when the broker
+        refused it.
+
+        Raises:
+            aiomqtt.MqttError: the session is not up.
+            ValueError: an invalid topic or property.
+        """
+        ...
+
 
 #: Run the enabled rules on an event: returns an awaitable that completes when every action the
 #: event reached has secured or failed its outputs.
 Dispatch = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+#: :data:`Dispatch` returning a plain future, so a source can wait on many events without a task
+#: each.
+DispatchNowait = Callable[[Mapping[str, Any]], "asyncio.Future[None]"]
 
 
 @dataclass(slots=True)
@@ -124,6 +161,8 @@ class RuntimeContext:
         data_dir: a directory the component may keep files in (disk buffers).
         node: this instance's name, as EMQX's ``node`` column.
         connectors: the running connectors by ``<type>:<name>``.
+        dispatch_nowait: as ``dispatch``, returning a future (``None`` when the runtime offers
+            only ``dispatch``).
     """
 
     mqtt: MqttPublisher
@@ -131,3 +170,4 @@ class RuntimeContext:
     data_dir: Path
     node: str = "mqferry@localhost"
     connectors: dict[str, Connector] = field(default_factory=dict)
+    dispatch_nowait: DispatchNowait | None = None

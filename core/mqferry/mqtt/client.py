@@ -20,8 +20,10 @@ import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from mqferry.config.models import MqttConfig
+from mqferry.errors import DeliveryError
 from mqferry.mqtt.acks import AckWindow, Ticket
 from mqferry.types import HealthStatus, Status
 
@@ -66,14 +68,39 @@ def publish_properties(props: Mapping[str, Any] | None) -> Properties | None:
 
 
 class _Client(aiomqtt.Client):
-    """aiomqtt's client, with incoming messages handed straight to our handler."""
+    """aiomqtt's client, with incoming messages handed straight to our handler.
+
+    Publishes started with :meth:`MqttConnector.publish_nowait` complete a future from paho's
+    ``on_publish`` callback instead of an awaited event, so a publish costs no task.
+    """
 
     def __init__(self, handler: Callable[[paho.MQTTMessage], None], **kwargs: Any) -> None:
         self._mqferry_handler = handler
+        self._mqferry_publishes: dict[int, asyncio.Future[None]] = {}
         super().__init__(**kwargs)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         self._mqferry_handler(message)
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int,
+                    reason_code: ReasonCode, properties: Properties) -> None:
+        future = self._mqferry_publishes.pop(mid, None)
+        if future is None:
+            super()._on_publish(client, userdata, mid, reason_code, properties)
+        elif not future.done():
+            if reason_code.is_failure:
+                future.set_exception(DeliveryError(
+                    "failed.refused", f"the MQTT broker refused the publish: {reason_code}"))
+            else:
+                future.set_result(None)
+
+    def fail_publishes(self, reason: str) -> int:
+        """Fail every publish still waiting for its ack (the session is gone)."""
+        pending, self._mqferry_publishes = self._mqferry_publishes, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(aiomqtt.MqttError(reason))
+        return len(pending)
 
 
 class MqttConnector:
@@ -174,15 +201,47 @@ class MqttConnector:
         Raises:
             aiomqtt.MqttError: the connection dropped before the broker acknowledged.
         """
-        props = publish_properties(properties)
         while True:
             await self._connected.wait()
-            client = self._client
-            if client is None:
+            if self._client is None:
                 continue
-            await client.publish(topic, payload, qos=qos, retain=retain, properties=props,
-                                 timeout=float("inf"))
+            await self.publish_nowait(topic, payload, qos=qos, retain=retain,
+                                      properties=properties)
             return
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[None]:
+        """Start a publish on the current session and return at once.
+
+        The future completes when the broker acknowledged the publish (QoS 1/2) or it was
+        written (QoS 0). It fails with :class:`aiomqtt.MqttError` when the session drops first
+        (publish again after :meth:`wait_connected`), and with
+        :class:`~mqferry.errors.DeliveryError` when the broker's PUBACK carries an error code.
+
+        Raises:
+            aiomqtt.MqttError: the session is not up.
+            ValueError: an invalid topic or property.
+        """
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise aiomqtt.MqttError("not connected to the MQTT broker")
+        info = client._client.publish(topic, payload, qos, retain,
+                                      publish_properties(properties))
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if info.is_published():
+            future.set_result(None)
+        else:
+            client._mqferry_publishes[info.mid] = future
+        return future
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -262,6 +321,7 @@ class MqttConnector:
             finally:
                 self._connected.clear()
                 self._client = None
+                client.fail_publishes("the MQTT connection was lost before the broker's ack")
 
 
 async def probe(config: MqttConfig) -> HealthStatus:

@@ -17,7 +17,7 @@ from mqferry.mqtt.client import MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.events import message_event
-from mqferry.types import Action, Connector, HealthStatus, RuntimeContext, Source
+from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,12 @@ class RuntimeRule:
         self.metrics = rule_metrics(spec.id)
         self.actions = actions
 
-    def run(self, event: Mapping[str, Any], ticket: Ticket) -> None:
-        """Evaluate on ``event`` and hand every output to every action, holding ``ticket``."""
+    def run(self, event: Mapping[str, Any], ticket: Ticket, *, looped: bool = False) -> None:
+        """Evaluate on ``event`` and hand every output to every action, holding ``ticket``.
+
+        ``looped``: the event is a message mqferry republished itself; actions with a true
+        ``loop_guard`` (republish) do not get its outputs, so republishing cannot loop.
+        """
         m = self.metrics
         m.inc("matched")
         try:
@@ -89,6 +93,9 @@ class RuntimeRule:
         outputs = result if isinstance(result, list) else (result,)
         for output in outputs:
             for action in self.actions:
+                if looped and getattr(action, "loop_guard", False):
+                    action.metrics.inc("dropped.loop")
+                    continue
                 m.inc("actions.total")
                 ticket.hold()
                 action.submit(output, _Delivery(ticket, m))
@@ -109,6 +116,7 @@ class App:
         self.context = RuntimeContext(
             mqtt=self.mqtt,
             dispatch=self.dispatch,
+            dispatch_nowait=self.dispatch_nowait,
             data_dir=data_dir or Path(config.raw.data_dir),
             node=self.node,
         )
@@ -171,22 +179,34 @@ class App:
         if ticket is None:
             ticket = Ticket(None, 0, 0, 0)
         event = message_event(message, self.node)
+        looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
         for rule in self._topic_index.match(message.topic):
-            rule.run(event, ticket)
+            rule.run(event, ticket, looped=looped)
         ticket.seal()
 
     async def dispatch(self, event: Mapping[str, Any]) -> None:
         """Run the rules selecting ``event["event"]``; return when their actions settled."""
+        await self.dispatch_nowait(event)
+
+    def dispatch_nowait(self, event: Mapping[str, Any]) -> asyncio.Future[None]:
+        """Run the rules selecting ``event["event"]``.
+
+        Returns:
+            A future that completes when their actions settled (a plain future, so a source can
+            wait on many without a task each).
+        """
         rules = self._event_rules.get(str(event.get("event", "")))
         if not rules:
-            return
+            idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            idle.set_result(None)
+            return idle
         done = _EventDone()
         full = Event(event)
         full.setdefault("node", self.node)
         for rule in rules:
             rule.run(full, done)
         done.seal()
-        await done.future
+        return done.future
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -39,6 +39,9 @@ class InMemoryMqtt:
     published: list[Published] = field(default_factory=list)
     fail_next: list[BaseException] = field(default_factory=list)
     connected: asyncio.Event = field(default_factory=asyncio.Event)
+    #: When true, :meth:`publish_nowait` futures stay pending until :meth:`ack` settles them.
+    hold_acks: bool = False
+    pending: list[asyncio.Future[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.connected.set()
@@ -61,6 +64,43 @@ class InMemoryMqtt:
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.published.append(Published(topic, payload, qos, retain, properties))
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[None]:
+        """Record the publish; the future fails with the next queued failure, if any.
+
+        With :attr:`hold_acks`, the future stays pending until :meth:`ack`.
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail_next:
+            future.set_exception(self.fail_next.pop(0))
+            return future
+        self.published.append(Published(topic, payload, qos, retain, properties))
+        if self.hold_acks:
+            self.pending.append(future)
+        else:
+            future.set_result(None)
+        return future
+
+    def ack(self, count: int | None = None, error: BaseException | None = None) -> int:
+        """Settle the oldest ``count`` held publishes (all by default), failing them with
+        ``error`` if given; returns how many were settled."""
+        n = len(self.pending) if count is None else min(count, len(self.pending))
+        settle, self.pending = self.pending[:n], self.pending[n:]
+        for future in settle:
+            if not future.done():
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+        return n
 
 
 class RecordingDelivery:
