@@ -16,7 +16,8 @@ def _connector(name: str, config: Any, ctx: Any) -> Any:
 def _action(name: str, config: Any, connector: Any, ctx: Any) -> Any:
     from mqferry_kafka_producer.action import KafkaProducerAction
 
-    return KafkaProducerAction(name=name, config=config, connector=connector)
+    return KafkaProducerAction(name=name, config=config, connector=connector,
+                               data_dir=ctx.data_dir)
 
 
 @hookimpl

@@ -1,117 +1,163 @@
-"""The ``kafka_producer`` action: batches rule outputs per partition and writes them to Kafka.
+"""The ``kafka_producer`` action: buffers rule outputs and writes them to Kafka in batches.
 
-Rule outputs are rendered at once (a render error fails only that output) and queued. One flush
-task drains the queue into aiokafka batches (``create_batch``/``send_batch``), one per partition,
-and each output's delivery is called back when Kafka acknowledged its batch. Retriable errors put
-the batch back at the head of the queue; nothing is dropped silently.
+Rule outputs are rendered at once (a render error fails only that output) and offered to the
+action's :class:`~mqferry_kafka_producer.records.RecordBuffer`. One flush task persists what the
+disk needs, then drains the ready records into aiokafka batches (``create_batch``/``send_batch``),
+one per partition, and settles each record when Kafka answers for its batch: acknowledged records
+are secured; retriable errors put them back at the head of the queue; a record too large for the
+broker fails alone; Kafka's error responses count towards ``max_retries``. Nothing is dropped
+silently: every record that is not delivered is counted under its reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
-from aiokafka.partitioner import murmur2
+from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
 from mqferry import Delivery, DeliveryError, HealthStatus, Status
 from mqferry.kafka import KafkaConnector
+from mqferry.kafka.sockets import apply_socket_options
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
-from mqferry_kafka_producer.render import Header, RecordRenderer
+from mqferry_kafka_producer.partitions import Partitioner
+from mqferry_kafka_producer.records import Record, RecordBuffer
+from mqferry_kafka_producer.render import RecordRenderer
 
 log = logging.getLogger(__name__)
 
 _ACKS: dict[str, int | str] = {"all_isr": "all", "leader_only": 1, "none": 0}
-_UNKNOWN_TOPIC_TTL = 5.0
+_MEMORY_LOW = 0.10
 
 
-@dataclass(slots=True)
-class _Record:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-    headers: list[Header]
-    delivery: Delivery
-    #: sent in a batch of its own (after its batch was too large for the broker)
-    alone: bool = False
+def memory_available_fraction() -> float:
+    """MemAvailable / MemTotal from /proc/meminfo (1.0 where it cannot be read)."""
+    try:
+        with Path("/proc/meminfo").open() as f:
+            info = {line.split(":")[0]: int(line.split()[1]) for line in f if ":" in line}
+        return info["MemAvailable"] / info["MemTotal"]
+    except (OSError, KeyError, ValueError, ZeroDivisionError):
+        return 1.0
+
+
+class _ConnectedClock:
+    """Seconds spent connected to Kafka: ``max_batch_age`` counts only this time."""
+
+    def __init__(self) -> None:
+        self._total = 0.0
+        self._since: float | None = None
+
+    def connected(self, up: bool) -> None:
+        now = time.monotonic()
+        if up and self._since is None:
+            self._since = now
+        elif not up and self._since is not None:
+            self._total += now - self._since
+            self._since = None
+
+    def now(self) -> float:
+        extra = time.monotonic() - self._since if self._since is not None else 0.0
+        return self._total + extra
 
 
 class KafkaProducerAction:
-    """Writes rule outputs to a Kafka topic.
+    """Writes rule outputs to Kafka.
 
     Args:
         name: the action name.
         config: its validated settings.
         connector: the ``kafka_producer`` connector it uses.
+        data_dir: the runtime's data directory (disk buffers live below it).
     """
 
-    def __init__(
-        self, *, name: str, config: KafkaProducerActionConfig, connector: KafkaConnector
-    ) -> None:
+    def __init__(self, *, name: str, config: KafkaProducerActionConfig,
+                 connector: KafkaConnector, data_dir: Path) -> None:
         self.name = name
         self.id = f"kafka_producer:{name}"
-        self.params = config.parameters
+        self.params = p = config.parameters
         self.connector = connector
-        self.renderer = RecordRenderer(self.params)
-        self.metrics = action_metrics(self.id)
-        self.metrics.gauge("queuing", lambda: len(self._queue))
-        self.metrics.gauge("inflight", lambda: self._inflight)
-        self._queue: deque[_Record] = deque()
+        self.renderer = RecordRenderer(p)
+        self.partitioner = Partitioner(p, connector.config.metadata_request_timeout)
+        self.clock = _ConnectedClock()
+        self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped)
+        self.metrics = m = action_metrics(self.id)
+        m.gauge("queuing", lambda: self.buffer.queued)
+        m.gauge("queuing_bytes", lambda: self.buffer.bytes)
+        m.gauge("inflight", lambda: self._inflight)
+        m.gauge("oldest_unacked_age_ms", self._oldest_age_ms)
+        self._inflight = 0
+        self._inflight_batches: defaultdict[tuple[str, int], int] = defaultdict(int)
+        self._oldest: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._inflight = 0
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._partitions: dict[str, int] = {}
-        self._unknown: dict[str, float] = {}
-        self._rr = itertools.count()
         self._status = HealthStatus(Status.STOPPED)
         self._retry_delay = 0.0
+        self._seen_sockets: set[int] = set()
+        self._fallback = None if p.fallback_topic is None else p.fallback_topic
 
     # -- data path ---------------------------------------------------------------------------
 
     def submit(self, output: Mapping[str, Any], delivery: Delivery) -> None:
-        """Render ``output`` into a record and queue it; never blocks."""
+        """Render ``output`` into a record and buffer it; never blocks."""
         self.metrics.inc("matched")
         r = self.renderer
         try:
-            record = _Record(r.render_topic(output), r.render_key(output), r.render_value(output),
-                             r.render_timestamp(output), r.render_headers(output), delivery)
+            rec = Record(r.render_topic(output), r.render_key(output), r.render_value(output),
+                         r.render_timestamp(output), r.render_headers(output), delivery,
+                         queued_at=self.clock.now())
         except DeliveryError as exc:
-            self._fail_one(delivery, exc.reason, exc.detail)
+            self._fail(delivery, exc.reason, exc.detail)
             return
-        self._queue.append(record)
+        self.buffer.offer(rec)
         self._idle.clear()
         self._wake.set()
 
-    def _fail_one(self, delivery: Delivery, reason: str, detail: str) -> None:
+    def _fail(self, delivery: Delivery | None, reason: str, detail: str) -> None:
         self.metrics.inc("failed")
         self.metrics.inc(reason)
         log.warning("action %s: %s: %s", self.id, reason, detail)
-        delivery.failed(reason)
+        if delivery is not None:
+            delivery.failed(reason)
+
+    def _dropped(self, rec: Record, reason: str) -> None:
+        self.metrics.inc("dropped")
+        self.metrics.inc(reason)
+        if rec.delivery is not None:
+            rec.delivery.failed(reason)
+            rec.delivery = None
+
+    def _oldest_age_ms(self) -> float:
+        times = [r.created for r in self.buffer.ready] + list(self._oldest.values())
+        return round((time.monotonic() - min(times)) * 1000) if times else 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Start the producer (retrying in the background) and the flush task."""
+        """Replay what a disk buffer kept, start the producer (retrying) and the flush task."""
         if self._task is None:
+            replayed = self.buffer.recover(self.clock.now())
+            if replayed:
+                log.info("action %s: replaying %d records from the disk buffer", self.id,
+                         replayed)
+                self._idle.clear()
+                self._wake.set()
             self._status = HealthStatus(Status.CONNECTING)
             self._task = asyncio.create_task(self._run(), name=f"mqferry[{self.id}].flush")
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Flush what is queued and in flight (up to ``timeout`` seconds), then close."""
+        """Flush what is buffered and in flight (up to ``timeout`` seconds), then close."""
         if self._task is None:
             return
         if self._producer is not None:
@@ -124,9 +170,12 @@ class KafkaProducerAction:
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
-        if self._queue:
-            log.warning("action %s stopped with %d outputs unsent; their MQTT messages were not "
-                        "acknowledged and will be redelivered", self.id, len(self._queue))
+        left = self.buffer.queued + self._inflight
+        if left:
+            where = ("kept in the disk buffer" if self.buffer.disk is not None
+                     else "not acknowledged to MQTT, so the broker redelivers them")
+            log.warning("action %s stopped with %d records unsent: %s", self.id, left, where)
+        self.buffer.close()
         self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:
@@ -139,8 +188,10 @@ class KafkaProducerAction:
         p = self.params
         acks = _ACKS[p.required_acks]
         compression = None if p.compression in ("no_compression", "none") else p.compression
+        opts = self.connector.client_options("producer")
+        opts["metadata_max_age_ms"] = int(p.partition_count_refresh_interval * 1000)
         return AIOKafkaProducer(
-            **self.connector.client_options("producer"),
+            **opts,
             acks=acks,
             enable_idempotence=acks == "all",
             compression_type=compression,
@@ -165,122 +216,174 @@ class KafkaProducerAction:
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, 30.0)
                 continue
-            self._status = HealthStatus(Status.CONNECTED)
+            self._set_connected(True)
             log.info("action %s: producer connected", self.id)
             return producer
 
+    def _set_connected(self, up: bool, reason: str = "") -> None:
+        self.clock.connected(up)
+        self._status = HealthStatus(Status.CONNECTED if up else Status.CONNECTING, reason)
+
     async def _run(self) -> None:
         self._producer = await self._connect()
-        linger = self.params.max_linger_time
+        p = self.params
+        last_checks = 0.0
         while True:
-            if not self._queue:
-                if self._inflight == 0:
+            if not self.buffer.ready and not self.buffer.to_persist:
+                if self._inflight == 0 and not self.buffer.waiting:
                     self._idle.set()
                 await self._wake.wait()
             self._wake.clear()
+            await self.buffer.persist()
             if self._retry_delay:
                 await asyncio.sleep(self._retry_delay)
-            if linger > 0:
-                await asyncio.sleep(linger)
-            records, self._queue = self._queue, deque()
-            await self._send(records)
+            if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
+                await asyncio.sleep(p.max_linger_time)
+                await self.buffer.persist()
+            now = time.monotonic()
+            if now - last_checks >= 1.0:
+                last_checks = now
+                self._periodic_checks()
+            self.partitioner.new_round()
+            await self._send(self.buffer.take())
 
-    async def _partition_count(self, topic: str) -> int | None:
-        if topic in self._partitions:
-            return self._partitions[topic]
-        if self._unknown.get(topic, 0.0) > time.monotonic():
-            return None
-        assert self._producer is not None
-        timeout = self.connector.config.metadata_request_timeout
-        try:
-            parts = await asyncio.wait_for(self._producer.partitions_for(topic), timeout)
-        except (KafkaError, TimeoutError):
-            parts = None
-        if not parts:
-            self._unknown[topic] = time.monotonic() + _UNKNOWN_TOPIC_TTL
-            return None
-        self._partitions[topic] = len(parts)
-        return len(parts)
+    def _periodic_checks(self) -> None:
+        expired = self.buffer.expire(self.clock.now() - self.params.max_batch_age)
+        if expired:
+            log.warning("action %s: %d records expired (max_batch_age)", self.id, expired)
+        opts = self.params.buffer
+        if (opts.mode == "memory" and opts.memory_overload_protection
+                and memory_available_fraction() < _MEMORY_LOW):
+            shed = self.buffer.shed_memory("dropped.queue_full")
+            log.warning("action %s: system memory is low; dropped %d buffered records",
+                        self.id, shed)
+        if self._producer is not None:
+            apply_socket_options(self._producer.client, self.connector.config.socket_opts,
+                                 self._seen_sockets)
 
-    def _pick(self, key: bytes | None, count: int) -> int:
-        strategy = self.params.partition_strategy
-        if strategy == "key_dispatch" and key is not None:
-            # Kafka's Java client: toPositive(murmur2(key)) % partitions.
-            return int(murmur2(key) & 0x7FFFFFFF) % count
-        if strategy == "round_robin":
-            return next(self._rr) % count
-        return random.randrange(count)
-
-    async def _send(self, records: deque[_Record]) -> None:
+    async def _send(self, records: list[Record]) -> None:
         producer = self._producer
         assert producer is not None
-        by_tp: defaultdict[tuple[str, int], list[_Record]] = defaultdict(list)
+        by_tp: defaultdict[tuple[str, int], list[Record]] = defaultdict(list)
         for rec in records:
-            count = await self._partition_count(rec.topic)
+            count = await self.partitioner.count(producer, rec.topic)
+            if count is None and self._fallback is not None:
+                rec.topic = self._fallback
+                count = await self.partitioner.count(producer, rec.topic)
             if count is None:
-                self._fail_one(rec.delivery, "failed.unknown_topic",
-                               f"Kafka topic {rec.topic!r} does not exist")
+                self.buffer.done(rec)
+                self._fail(rec.delivery, "failed.unknown_topic",
+                           f"Kafka topic {rec.topic!r} does not exist")
                 continue
-            by_tp[(rec.topic, self._pick(rec.key, count))].append(rec)
-        for (topic, partition), recs in by_tp.items():
-            batch = producer.create_batch()
-            members: list[_Record] = []
-            for rec in recs:
-                if rec.alone:
-                    single = producer.create_batch()
-                    single.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                                  headers=rec.headers)
-                    await self._submit(single, topic, partition, [rec])
-                    continue
-                if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                                headers=rec.headers) is None:
-                    await self._submit(batch, topic, partition, members)
-                    batch, members = producer.create_batch(), []
-                    batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                                 headers=rec.headers)
-                members.append(rec)
-            if members:
-                await self._submit(batch, topic, partition, members)
+            by_tp[(rec.topic, self.partitioner.pick(rec.topic, rec.key, count))].append(rec)
+        held: list[Record] = []
+        for tp, recs in by_tp.items():
+            if self._inflight_batches[tp] >= self.params.max_inflight:
+                held.extend(recs)  # sent when one of its batches settles
+                continue
+            await self._batch_and_send(producer, tp, recs)
+        if held:
+            self.buffer.requeue(held)
 
-    async def _submit(self, batch: Any, topic: str, partition: int,
-                      members: list[_Record]) -> None:
-        assert self._producer is not None
+    async def _batch_and_send(self, producer: AIOKafkaProducer, tp: tuple[str, int],
+                              recs: list[Record]) -> None:
+        batch = producer.create_batch()
+        members: list[Record] = []
+        for rec in recs:
+            if rec.alone:
+                await self._submit(producer, tp, [rec])
+                continue
+            if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
+                            headers=rec.headers) is None:
+                await self._submit_built(producer, batch, tp, members)
+                batch, members = producer.create_batch(), []
+                batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
+                             headers=rec.headers)
+            members.append(rec)
+        if members:
+            await self._submit_built(producer, batch, tp, members)
+
+    async def _submit(self, producer: AIOKafkaProducer, tp: tuple[str, int],
+                      members: list[Record]) -> None:
+        batch = producer.create_batch()
+        for rec in members:
+            batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
+                         headers=rec.headers)
+        await self._submit_built(producer, batch, tp, members)
+
+    async def _submit_built(self, producer: AIOKafkaProducer, batch: Any, tp: tuple[str, int],
+                            members: list[Record]) -> None:
         batch.close()
         try:
-            fut = await self._producer.send_batch(batch, topic, partition=partition)
+            fut = await producer.send_batch(batch, tp[0], partition=tp[1])
         except KafkaError as exc:
             self._retry(members, exc)
             return
         self._inflight += len(members)
-        fut.add_done_callback(lambda f: self._settled(f, members))
+        self._inflight_batches[tp] += 1
+        self._oldest[id(fut)] = members[0].created
+        fut.add_done_callback(lambda f: self._settled(f, tp, members))
 
-    def _settled(self, fut: asyncio.Future[Any], members: list[_Record]) -> None:
+    def _settled(self, fut: asyncio.Future[Any], tp: tuple[str, int],
+                 members: list[Record]) -> None:
         self._inflight -= len(members)
+        self._inflight_batches[tp] -= 1
+        self._oldest.pop(id(fut), None)
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is None:
-            self._retry_delay = 0.0
-            self.metrics.inc("success", len(members))
-            for rec in members:
-                rec.delivery.secured()
+            self._acknowledged(members)
         elif isinstance(exc, MessageSizeTooLargeError) and len(members) == 1:
-            self._fail_one(members[0].delivery, "failed.too_large",
-                           f"a record of {len(members[0].value or b'')} bytes is larger than "
-                           f"the broker accepts")
+            rec = members[0]
+            self.buffer.done(rec)
+            self._fail(rec.delivery, "failed.too_large",
+                       f"a record of {len(rec.value or b'')} bytes for {tp[0]} is larger than "
+                       f"the broker accepts")
         elif isinstance(exc, MessageSizeTooLargeError):
-            # Split and try each record on its own, so one oversized record fails alone.
+            # Try each record on its own, so that one oversized record fails alone.
             for rec in members:
                 rec.alone = True
-            self._queue.extendleft(reversed(members))
-            self._wake.set()
+            self.buffer.requeue(members)
         else:
             self._retry(members, exc)
-        if not self._queue and self._inflight == 0:
-            self._idle.set()
-
-    def _retry(self, members: list[_Record], exc: BaseException) -> None:
-        self.metrics.inc("retried", len(members))
-        self._retry_delay = min(max(0.1, self._retry_delay * 2), 5.0)
-        log.warning("action %s: %d records not acknowledged (%s); retrying", self.id,
-                    len(members), exc)
-        self._queue.extendleft(reversed(members))
         self._wake.set()
+
+    def _acknowledged(self, members: list[Record]) -> None:
+        self._retry_delay = 0.0
+        self._set_connected(True)
+        m = self.metrics
+        m.inc("success", len(members))
+        late = time.monotonic() - self.params.sync_query_timeout
+        sync = self.params.query_mode == "sync"
+        for rec in members:
+            if rec.retries:
+                m.inc("retried.success")
+            if sync and rec.created < late:
+                m.inc("late_reply")
+            self.buffer.done(rec)
+            if rec.delivery is not None:
+                rec.delivery.secured()
+                rec.delivery = None
+
+    def _retry(self, members: list[Record], exc: BaseException) -> None:
+        connection = isinstance(exc, KafkaConnectionError | asyncio.TimeoutError) or (
+            type(exc).__name__ in ("KafkaTimeoutError", "RequestTimedOutError",
+                                   "NotLeaderForPartitionError", "LeaderNotAvailableError"))
+        if connection:
+            self._set_connected(False, str(exc) or type(exc).__name__)
+        retry: list[Record] = []
+        for rec in members:
+            if not connection:
+                rec.retries += 1
+            if rec.retries > self.params.max_retries:
+                self.metrics.inc("retried.failed")
+                self.buffer.done(rec)
+                self._fail(rec.delivery, "failed.max_retries",
+                           f"Kafka refused a record {rec.retries} times: {exc}")
+            else:
+                retry.append(rec)
+        if retry:
+            self.metrics.inc("retried", len(retry))
+            log.warning("action %s: %d records not acknowledged (%s); retrying", self.id,
+                        len(retry), exc or type(exc).__name__)
+            self.buffer.requeue(retry)
+        self._retry_delay = min(max(0.1, self._retry_delay * 2), 5.0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
-from mqferry.config import ActionConfigBase, ByteSize, Duration, Strict
+from mqferry.config import ActionConfigBase, ByteSize, Duration, DurationS, Strict
 from mqferry.errors import TemplateError
 from mqferry.templates import Template
 
@@ -44,25 +44,64 @@ class ExtHeader(Strict):
     kafka_ext_header_value: str
 
 
+class BufferOptions(Strict):
+    """Where records wait for Kafka, and what happens when the buffer is full.
+
+    ``memory``: records are secured when Kafka acknowledges them (their MQTT messages are
+    acknowledged then). ``disk``: records are secured once fsync'd to segment files under the
+    data directory, and replayed after a restart or ``kill -9``. ``hybrid``: in memory until the
+    records in memory exceed ``segment_bytes``, then on disk (secured and replayed like ``disk``).
+    ``per_partition_limit`` bounds the bytes one action buffers (queued and in flight). When
+    full, ``overflow: block`` (the default) stops securing new records, so their MQTT
+    acknowledgements wait and the broker holds the rest; ``drop_oldest`` (EMQX's behaviour)
+    drops the oldest queued records, counted as ``dropped.queue_full``.
+    ``memory_overload_protection`` drops the oldest in-memory records while the machine has
+    less than 10% memory available (off by default: it loses messages).
+    """
+
+    mode: Literal["memory", "disk", "hybrid"] = "memory"
+    per_partition_limit: ByteSize = 256 * 1024**2
+    segment_bytes: ByteSize = 10 * 1024**2
+    memory_overload_protection: bool = False
+    overflow: Literal["block", "drop_oldest"] = "block"
+
+
 class KafkaProducerParameters(Strict):
-    """The ``parameters`` of a ``kafka_producer`` action."""
+    """The ``parameters`` of a ``kafka_producer`` action (EMQX's names and defaults)."""
 
     topic: str
+    #: where records go whose topic does not exist (instead of failing them)
+    fallback_topic: str | None = None
     message: MessageTemplate = Field(default_factory=MessageTemplate)
     kafka_headers: str | None = None
     kafka_ext_headers: list[ExtHeader] = Field(default_factory=list)
     kafka_header_value_encode_mode: Literal["none", "json"] = "none"
-    partition_strategy: Literal["random", "key_dispatch", "round_robin"] = "random"
+    partition_strategy: Literal["random", "key_dispatch", "round_robin", "sticky"] = "random"
+    partitions_limit: Literal["all_partitions"] | PositiveInt = "all_partitions"
+    partition_count_refresh_interval: DurationS = 60.0
     compression: Literal["no_compression", "none", "gzip", "snappy", "lz4", "zstd"] = (
         "no_compression"
     )
     max_batch_bytes: ByteSize = 896 * 1024
     max_linger_time: Duration = 0.0
+    max_linger_bytes: ByteSize = 10 * 1024**2
+    #: batches in flight per partition; above 1, retries may reorder records
+    max_inflight: PositiveInt = 10
     required_acks: Literal["all_isr", "leader_only", "none"] = "all_isr"
+    query_mode: Literal["async", "sync"] = "async"
+    sync_query_timeout: Duration = 5.0
+    #: drop records Kafka has not acknowledged after this long *while connected* (time in an
+    #: outage does not count, so an outage never discards the buffer)
+    max_batch_age: Duration = 3600.0
+    #: give up on a record after this many Kafka error responses (connection losses not counted)
+    max_retries: NonNegativeInt = 10
+    buffer: BufferOptions = Field(default_factory=BufferOptions)
 
-    @field_validator("topic")
+    @field_validator("topic", "fallback_topic")
     @classmethod
-    def _topic(cls, v: str) -> str:
+    def _topic(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
         if not v.strip():
             raise ValueError("a Kafka topic name is required")
         return _check_template(v)
