@@ -73,6 +73,10 @@ class Metrics:
         """Register a gauge read by ``read`` at snapshot time."""
         self._gauges[name] = read
 
+    def drop_gauge(self, name: str) -> None:
+        """Forget gauge ``name`` (a revoked partition's lag, ...); no error if absent."""
+        self._gauges.pop(name, None)
+
     def reset(self) -> None:
         """Zero every counter."""
         self._counters.clear()
