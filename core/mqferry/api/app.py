@@ -1,0 +1,110 @@
+"""The FastAPI application: EMQX v5 paths under ``/api/v5``, API-key access, error shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from mqferry._version import __version__
+from mqferry.api.components import component_router, component_status
+from mqferry.api.errors import ApiError, install_handlers
+from mqferry.api.keys import KeyStore, parse_basic
+from mqferry.api.rules import rules_router
+from mqferry.metrics.prometheus import CONTENT_TYPE, exposition
+from mqferry.runtime.reconfig import Controller
+from mqferry.types import Status
+
+__all__ = ["BASE", "create_api", "status_view"]
+
+BASE = "/api/v5"
+
+
+async def status_view(ctrl: Controller) -> dict[str, Any]:
+    """Liveness, readiness and the status of the MQTT session and every component.
+
+    Ready means: running, the MQTT session is up and every running connector is connected.
+    """
+    app = ctrl.app
+    mqtt = await app.mqtt.health()
+    out: dict[str, Any] = {"node": app.node, "version": __version__,
+                           "status": "running" if app.running else "stopped",
+                           "mqtt": mqtt.to_json()}
+    ready = app.running and mqtt.status is Status.CONNECTED
+    for kind in ("connectors", "actions", "sources"):
+        items = []
+        for cid in sorted(getattr(app.config, kind)):
+            health = await component_status(ctrl, kind, cid)
+            items.append({"id": cid, **health.to_json()})
+            if kind == "connectors" and cid in app.connectors:
+                ready = ready and health.status is Status.CONNECTED
+        out[kind] = items
+    out["rules"] = {"total": len(app.config.rules), "enabled": len(app.rules)}
+    out["ready"] = ready
+    return out
+
+
+def _auth(keys: KeyStore) -> Any:
+    async def check(request: Request) -> None:
+        pair = parse_basic(request.headers.get("authorization"))
+        if pair is None or not keys.verify(*pair):
+            raise ApiError(401, "UNAUTHORIZED",
+                           "an API key and secret are required (HTTP Basic); create one with "
+                           "`mqferry api-key create`")
+
+    return check
+
+
+def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
+    """The API of one running instance.
+
+    Args:
+        ctrl: the instance's configuration controller (and through it, the app).
+        keys: the API key store.
+    """
+    api = FastAPI(title="mqferry", version=__version__,
+                  description="Manage connectors, actions, sources and rules of a running "
+                              "mqferry, with EMQX v5's paths and shapes.",
+                  openapi_url=f"{BASE}/openapi.json", docs_url=f"{BASE}/docs", redoc_url=None)
+    install_handlers(api)
+    v5 = APIRouter(prefix=BASE, dependencies=[Depends(_auth(keys))])
+    for kind in ("connectors", "actions", "sources"):
+        v5.include_router(component_router(ctrl, kind))
+    v5.include_router(rules_router(ctrl))
+
+    @v5.get("/status", tags=["status"], summary="Liveness, readiness and component status")
+    async def status() -> dict[str, Any]:
+        return await status_view(ctrl)
+
+    @v5.get("/metrics", tags=["status"], summary="Every counter in Prometheus text format",
+            response_class=Response)
+    async def metrics() -> Response:
+        app = ctrl.app
+        comps: list[tuple[str, str, Any]] = [
+            ("rule", rid, r.metrics.snapshot()) for rid, r in app.rules.items()]
+        comps += [("action", aid, a.metrics.snapshot()) for aid, a in app.actions.items()]
+        comps += [("source", sid, s.metrics.snapshot()) for sid, s in app.sources.items()]
+        statuses = [("mqtt", "mqtt", str((await app.mqtt.health()).status))]
+        for kind in ("connectors", "actions", "sources"):
+            for cid in getattr(app.config, kind):
+                health = await component_status(ctrl, kind, cid)
+                statuses.append((kind.removesuffix("s"), cid, str(health.status)))
+        return Response(exposition(comps, statuses), media_type=CONTENT_TYPE)
+
+    @v5.post("/config/reload", tags=["status"],
+             summary="Read the config file again and apply what changed")
+    async def reload() -> dict[str, Any]:
+        plan = await ctrl.reload()
+        return plan.to_json()
+
+    api.include_router(v5)
+
+    @api.get("/status", tags=["status"], include_in_schema=False)
+    async def public_status() -> JSONResponse:
+        # Unauthenticated, for load balancers and orchestrators: no settings, only states.
+        view = await status_view(ctrl)
+        return JSONResponse({"status": view["status"], "ready": view["ready"]},
+                            status_code=200 if view["ready"] else 503)
+
+    return api

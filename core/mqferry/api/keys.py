@@ -1,0 +1,147 @@
+"""API keys: created by ``mqferry api-key create``, kept hashed in a JSON file, checked per request.
+
+A secret is 32 random bytes, so one salted SHA-256 is enough to keep it from being read back
+from the file: the slow hashes that protect low-entropy passwords would only slow every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ApiKey", "KeyStore", "key_store_path", "parse_basic"]
+
+
+def key_store_path(key_store: str, data_dir: str) -> Path:
+    """Where the key store is: ``key_store``, under ``data_dir`` when relative."""
+    path = Path(key_store)
+    return path if path.is_absolute() else Path(data_dir) / path
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One stored key (never its secret)."""
+
+    api_key: str
+    name: str
+    salt: str
+    hash: str
+    created_at: int
+    enable: bool = True
+    desc: str = ""
+
+    def matches(self, secret: str) -> bool:
+        """Whether ``secret`` is this key's secret (constant time)."""
+        return hmac.compare_digest(_hash(self.salt, secret), self.hash)
+
+
+def _hash(salt: str, secret: str) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + secret.encode()).hexdigest()
+
+
+class KeyStore:
+    """The key file; re-read when it changes, so new keys work without a restart.
+
+    Args:
+        path: the JSON file (created, mode 0600, by :meth:`create`).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._keys: dict[str, ApiKey] = {}
+
+    def keys(self) -> dict[str, ApiKey]:
+        """The stored keys by key id."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self._stamp, self._keys = None, {}
+            return {}
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            self._keys = self._read()
+            self._stamp = stamp
+        return self._keys
+
+    def _read(self) -> dict[str, ApiKey]:
+        try:
+            raw = json.loads(self.path.read_text())
+            return {k["api_key"]: ApiKey(**k) for k in raw.get("keys", [])}
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            log.error("cannot read the API key store %s: %s", self.path, exc)
+            return {}
+
+    def verify(self, api_key: str, secret: str) -> bool:
+        """Whether the pair is a stored, enabled key and its secret."""
+        key = self.keys().get(api_key)
+        return key is not None and key.enable and key.matches(secret)
+
+    def create(self, name: str, desc: str = "") -> tuple[ApiKey, str]:
+        """Add a key; returns it and its secret (shown once, never stored).
+
+        Raises:
+            ValueError: a key with this name exists.
+        """
+        keys = dict(self.keys())
+        if any(k.name == name for k in keys.values()):
+            raise ValueError(f"an API key named {name!r} exists")
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_hex(16)
+        key = ApiKey(api_key=f"mqf_{secrets.token_hex(8)}", name=name, salt=salt,
+                     hash=_hash(salt, secret), created_at=int(time.time() * 1000), desc=desc)
+        keys[key.api_key] = key
+        self._write(keys)
+        return key, secret
+
+    def delete(self, name: str) -> bool:
+        """Remove the key named ``name``; whether it existed."""
+        keys = {k: v for k, v in self.keys().items() if v.name != name}
+        if len(keys) == len(self.keys()):
+            return False
+        self._write(keys)
+        return True
+
+    def _write(self, keys: dict[str, ApiKey]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data: dict[str, Any] = {"keys": [_as_dict(k) for k in keys.values()]}
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.path)
+        self._stamp = None
+
+
+def _as_dict(key: ApiKey) -> dict[str, Any]:
+    return {"api_key": key.api_key, "name": key.name, "salt": key.salt, "hash": key.hash,
+            "created_at": key.created_at, "enable": key.enable, "desc": key.desc}
+
+
+def parse_basic(header: str | None) -> tuple[str, str] | None:
+    """The ``(key, secret)`` of an ``Authorization: Basic`` header, or ``None``."""
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    key, sep, secret = decoded.partition(":")
+    return (key, secret) if sep else None

@@ -1,0 +1,216 @@
+"""``/rules``, ``/rule_test`` and ``/rules/:id/test``, with EMQX v5's paths and shapes."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Response
+
+from mqferry.api.errors import ApiError, bad_request, not_found
+from mqferry.api.preview import preview
+from mqferry.api.redact import redact
+from mqferry.api.schemas import RuleBody, RuleTestBody, RuleUpdate, StoredRuleTest
+from mqferry.config.models import InlineAction
+from mqferry.rules import RuleError
+from mqferry.rules.cli import sample_event
+from mqferry.rules.evaluate import evaluate_sql
+from mqferry.rules.values import json_dumps
+from mqferry.runtime.reconfig import Controller
+
+__all__ = ["rules_router"]
+
+_RULE_METRICS_RATES = {"rate": "matched.rate", "rate_max": "matched.rate.max",
+                       "rate_last5m": "matched.rate.last5m"}
+
+
+def _stored_actions(actions: list[str | InlineAction]) -> list[Any]:
+    return [a if isinstance(a, str) else a.model_dump(mode="json") for a in actions]
+
+
+def rule_view(ctrl: Controller, rid: str) -> dict[str, Any]:
+    """One rule as the API shows it."""
+    spec = ctrl.app.config.rules.get(rid)
+    if spec is None:
+        raise not_found(f"rule {rid}")
+    cfg = spec.config
+    created, modified = ctrl.times.get(f"rules/{rid}", (ctrl.loaded_at, ctrl.loaded_at))
+    return {"id": rid, "name": cfg.name, "sql": cfg.sql,
+            "actions": redact(_stored_actions(cfg.actions)), "enable": cfg.enable,
+            "description": cfg.description,
+            "from": [*spec.compiled.topic_filters, *spec.compiled.event_topics],
+            "created_at": created, "last_modified_at": modified}
+
+
+def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
+    """EMQX's ``{"id", "metrics", "node_metrics"}`` with the rule's rate names."""
+    rule = ctrl.app.rules.get(rid)
+    snap: dict[str, float] = {}
+    if rule is not None:
+        snap = {_RULE_METRICS_RATES.get(k, k): v for k, v in rule.metrics.snapshot().items()}
+    else:
+        from mqferry.metrics import RULE_COUNTERS
+
+        snap = dict.fromkeys((*RULE_COUNTERS, *_RULE_METRICS_RATES.values()), 0)
+    return {"id": rid, "metrics": snap, "node_metrics": [{"node": ctrl.app.node, "metrics": snap}]}
+
+
+def test_event(context: dict[str, Any]) -> dict[str, Any]:
+    """The event of a tester ``context`` (EMQX's ``message_publish`` columns, or a source event).
+
+    Raises:
+        ApiError: an event type other than ``message_publish`` or a source event.
+    """
+    ctx = dict(context)
+    event_type = ctx.pop("event_type", "message_publish")
+    if not isinstance(event_type, str):
+        raise bad_request("context.event_type: expected a string")
+    if event_type != "message_publish" and not str(ctx.get("event", "")).startswith("$"):
+        raise bad_request(f"context.event_type: {event_type!r} is not supported; use "
+                          "message_publish, or an \"event\" such as "
+                          "\"$bridges/kafka_consumer:<name>\"")
+    payload = ctx.pop("payload", "{}")
+    if not isinstance(payload, str):
+        payload = orjson.dumps(payload).decode()
+    topic = ctx.pop("topic", "t/1")
+    clientid = ctx.pop("clientid", "c_emqx")
+    if not isinstance(topic, str) or not isinstance(clientid, str):
+        raise bad_request("context.topic and context.clientid must be strings")
+    return sample_event(topic, payload, clientid, ctx)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    try:
+        text = json_dumps(value)
+    except RuleError as exc:
+        raise bad_request(str(exc)) from None
+    return Response(text, status_code=status, media_type="application/json")
+
+
+def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure per route
+    """The rule routes."""
+    router = APIRouter(tags=["rules"])
+
+    def require(rid: str) -> None:
+        if rid not in (ctrl.data.get("rules") or {}):
+            raise not_found(f"rule {rid}")
+
+    @router.get("/rules", summary="List rules, filtered and paged")
+    async def list_rules(  # noqa: PLR0917 - the query parameters are EMQX's
+        enable: bool | None = None,
+        from_: str | None = Query(None, alias="from"),
+        like_id: str | None = None,
+        like_from: str | None = None,
+        like_description: str | None = None,
+        page: int = Query(1, ge=1, le=1_000_000),
+        limit: int = Query(100, ge=1, le=10_000),
+    ) -> dict[str, Any]:
+        views = [rule_view(ctrl, rid) for rid in sorted(ctrl.app.config.rules)]
+        if enable is not None:
+            views = [v for v in views if v["enable"] == enable]
+        if from_ is not None:
+            views = [v for v in views if from_ in v["from"]]
+        if like_id:
+            views = [v for v in views if like_id in v["id"]]
+        if like_from:
+            views = [v for v in views if any(like_from in f for f in v["from"])]
+        if like_description:
+            views = [v for v in views if like_description in v["description"]]
+        start = (page - 1) * limit
+        return {"data": views[start:start + limit],
+                "meta": {"page": page, "limit": limit, "count": len(views),
+                         "hasnext": start + limit < len(views)}}
+
+    @router.post("/rules", status_code=201, summary="Create a rule (the SQL is checked)")
+    async def create(body: RuleBody) -> dict[str, Any]:
+        rid = body.id or secrets.token_hex(4)
+        if rid in (ctrl.data.get("rules") or {}):
+            raise bad_request(f"rule {rid} already exists", code="ALREADY_EXISTS")
+        stored = body.model_dump(mode="json", exclude={"id"}, exclude_defaults=True)
+        stored["sql"] = body.sql
+
+        def add(data: dict[str, Any]) -> None:
+            data.setdefault("rules", {})[rid] = stored
+
+        await ctrl.change(add)
+        return rule_view(ctrl, rid)
+
+    @router.get("/rules/{id}", summary="Get a rule")
+    async def get_one(id: str) -> dict[str, Any]:
+        require(id)
+        return rule_view(ctrl, id)
+
+    @router.put("/rules/{id}", summary="Update a rule; fields not given are kept")
+    async def update(id: str, body: RuleUpdate) -> dict[str, Any]:
+        require(id)
+        given = body.model_dump(mode="json", exclude_unset=True)
+        if any(v is None for v in given.values()):
+            raise bad_request(", ".join(k for k, v in given.items() if v is None)
+                              + ": null is not allowed")
+
+        def put(data: dict[str, Any]) -> None:
+            data["rules"][id] = {**data["rules"][id], **given}
+
+        await ctrl.change(put)
+        return rule_view(ctrl, id)
+
+    @router.delete("/rules/{id}", status_code=204, summary="Delete a rule")
+    async def delete(id: str) -> Response:
+        require(id)
+
+        def remove(data: dict[str, Any]) -> None:
+            del data["rules"][id]
+
+        await ctrl.change(remove)
+        return Response(status_code=204)
+
+    @router.get("/rules/{id}/metrics", summary="A rule's counters and rates")
+    async def metrics(id: str) -> dict[str, Any]:
+        require(id)
+        return rule_metrics_view(ctrl, id)
+
+    @router.put("/rules/{id}/metrics/reset", status_code=204, summary="Zero a rule's counters")
+    async def reset(id: str) -> Response:
+        require(id)
+        rule = ctrl.app.rules.get(id)
+        if rule is not None:
+            rule.metrics.reset()
+        return Response(status_code=204)
+
+    @router.post("/rule_test", summary="Run SQL on a sample event (the SQL tester)",
+                 responses={412: {"description": "NOT_MATCH: FROM or WHERE did not match"}})
+    async def rule_test(body: RuleTestBody) -> Response:
+        event = test_event(body.context)
+        try:
+            output = evaluate_sql(body.sql, event, ctrl.plugins.function_table())
+        except RuleError as exc:
+            raise bad_request(str(exc), code="BAD_REQUEST") from None
+        if output is None:
+            raise ApiError(412, "NOT_MATCH", "SQL not match")
+        return _json(output)
+
+    @router.post("/rules/{id}/test",
+                 summary="Run a stored rule and render what each action would send",
+                 responses={412: {"description": "NOT_MATCH: FROM or WHERE did not match"}})
+    async def stored_test(id: str, body: StoredRuleTest) -> Response:
+        require(id)
+        spec = ctrl.app.config.rules[id]
+        event = test_event(body.context)
+        try:
+            output = evaluate_sql(spec.config.sql, event, ctrl.plugins.function_table())
+        except RuleError as exc:
+            raise bad_request(str(exc)) from None
+        if output is None:
+            raise ApiError(412, "NOT_MATCH", "SQL not match")
+        outputs = output if isinstance(output, list) else [output]
+        actions: list[dict[str, Any]] = []
+        for aid in spec.action_ids:
+            action = ctrl.app.actions.get(aid)
+            if action is None:
+                actions.append({"action": aid, "error": "not running (disabled)"})
+                continue
+            actions.append({"action": aid, "rendered": [preview(action, o) for o in outputs]})
+        return _json({"output": output, "actions": actions})
+
+    return router

@@ -1,0 +1,334 @@
+"""Live reconfiguration: compute what a new configuration changes and apply only that.
+
+The new configuration is validated before this module sees it. :func:`apply_config` then
+
+1. builds every new or changed connector, action and source (a factory that raises aborts the
+   change with nothing applied);
+2. stops the sources that change (a Kafka consumer commits what it delivered and leaves its group);
+3. starts the new connectors and actions;
+4. swaps the rules and the routing in one step of the event loop: a message sees either the old
+   rules or the new ones, and rules that did not change keep running (and keep their counters);
+5. stops the replaced actions, which flush what they hold (buffered messages are delivered, and
+   the MQTT acknowledgements they hold are released in order), then the replaced connectors;
+6. sets the MQTT subscriptions to the enabled rules' topic filters, on the same session;
+7. starts the new sources.
+
+The MQTT connection is never restarted: its client id and session stay the same. Changes to
+``mqtt``, ``api``, ``node`` or ``data_dir`` are reported as needing a restart.
+
+:class:`Controller` owns the configuration of a running instance: reload from the file (SIGHUP,
+``mqferry config reload``) and changes from the REST API, which it validates, applies and writes
+back to the file atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mqferry.config.loader import AppConfig, ComponentSpec, read_yaml, validate_config
+from mqferry.config.persist import file_digest, write_config
+from mqferry.errors import MqferryError
+from mqferry.registry import ActionType, ConnectorType, SourceType
+from mqferry.runtime.app import RuntimeRule
+
+if TYPE_CHECKING:
+    from mqferry.plugins import PluginSet
+    from mqferry.runtime.app import App
+    from mqferry.types import Action, Connector, Source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ConfigConflictError", "Controller", "Plan", "apply_config", "plan_changes"]
+
+_RESTART_SECTIONS = ("mqtt", "api", "node", "data_dir")
+
+
+class ConfigConflictError(MqferryError):
+    """The config file changed on disk since it was loaded; a write-back would lose that edit."""
+
+
+@dataclass(slots=True)
+class Plan:
+    """What a new configuration changes, by component id.
+
+    ``start`` lists what will be built and started (new, re-enabled, or changed: a changed
+    component is stopped and started again), ``stop`` what will be stopped (removed, disabled, or
+    changed).
+    """
+
+    start: dict[str, list[str]] = field(default_factory=dict)
+    stop: dict[str, list[str]] = field(default_factory=dict)
+    rules_changed: list[str] = field(default_factory=list)
+    subscriptions: tuple[list[str], list[str]] = ([], [])
+    restart_needed: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing to do."""
+        return not (any(self.start.values()) or any(self.stop.values()) or self.rules_changed
+                    or any(self.subscriptions) or self.restart_needed)
+
+    def to_json(self) -> dict[str, Any]:
+        """The plan as the API and the CLI show it."""
+        added, removed = self.subscriptions
+        return {"start": self.start, "stop": self.stop, "rules_changed": self.rules_changed,
+                "subscribed": added, "unsubscribed": removed,
+                "restart_needed": self.restart_needed}
+
+
+def _changed(old: ComponentSpec | None, new: ComponentSpec | None) -> bool:
+    if old is None or new is None:
+        return old is not new
+    return bool(old.type is not new.type or old.config != new.config)
+
+
+def plan_changes(app: App, new: AppConfig) -> Plan:
+    """What applying ``new`` to ``app`` would start, stop and re-route."""
+    old = app.config
+    plan = Plan()
+    conn_start, conn_stop = _kind_plan(
+        old.connectors, new.connectors, set(app.connectors), lambda s: s.enabled, set())
+    rebuilt = set(conn_start) | set(conn_stop)
+    plan.start["connectors"], plan.stop["connectors"] = conn_start, conn_stop
+    will_run = (set(app.connectors) - set(conn_stop)) | set(conn_start)
+
+    def runnable(spec: ComponentSpec) -> bool:
+        return spec.enabled and (spec.connector_id is None or spec.connector_id in will_run)
+
+    for kind, running in (("actions", app.actions), ("sources", app.sources)):
+        plan.start[kind], plan.stop[kind] = _kind_plan(
+            getattr(old, kind), getattr(new, kind), set(running), runnable, rebuilt)
+    for rid in sorted(set(old.rules) | set(new.rules)):
+        o, n = old.rules.get(rid), new.rules.get(rid)
+        if o is None or n is None or o.config != n.config:
+            plan.rules_changed.append(rid)
+    filters = {f for r in new.rules.values() if r.config.enable
+               for f in r.compiled.topic_filters}
+    current = app.topic_filters
+    plan.subscriptions = (sorted(filters - current), sorted(current - filters))
+    plan.restart_needed = [s for s in _RESTART_SECTIONS
+                           if getattr(old.raw, s) != getattr(new.raw, s)]
+    return plan
+
+
+def _kind_plan(old: dict[str, ComponentSpec], new: dict[str, ComponentSpec], running: set[str],
+               runnable: Callable[[ComponentSpec], bool],
+               rebuilt_connectors: set[str]) -> tuple[list[str], list[str]]:
+    start, stop = [], []
+    for cid in sorted(set(old) | set(new)):
+        o, n = old.get(cid), new.get(cid)
+        want = n is not None and runnable(n)
+        changed = _changed(o, n) or (n is not None and n.connector_id in rebuilt_connectors)
+        if cid in running and (not want or changed):
+            stop.append(cid)
+        if want and (cid not in running or changed):
+            start.append(cid)
+    return start, stop
+
+
+async def apply_config(app: App, new: AppConfig) -> Plan:
+    """Apply ``new`` to ``app``, touching only what changed (see the module docs).
+
+    Raises:
+        Exception: whatever a component factory raised; nothing was applied.
+    """
+    plan = plan_changes(app, new)
+    ctx = app.context
+    # 1. Build everything first: a factory that raises leaves the running app untouched.
+    connectors: dict[str, Connector] = {cid: c for cid, c in app.connectors.items()
+                                        if cid not in plan.stop["connectors"]}
+    fresh_conns: dict[str, Connector] = {}
+    for cid in plan.start["connectors"]:
+        spec = new.connectors[cid]
+        assert isinstance(spec.type, ConnectorType)
+        fresh_conns[cid] = spec.type.factory(spec.name, spec.config, ctx)
+    connectors.update(fresh_conns)
+    fresh: dict[str, dict[str, Any]] = {}
+    for kind in ("actions", "sources"):
+        fresh[kind] = {}
+        for cid in plan.start[kind]:
+            spec = getattr(new, kind)[cid]
+            conn = connectors.get(spec.connector_id or "")
+            assert isinstance(spec.type, ActionType | SourceType)
+            fresh[kind][cid] = spec.type.factory(spec.name, spec.config, conn, ctx)
+    running = app.running
+    # 2. Sources that change stop first, so two consumers never share a group member's work.
+    old_sources: list[Source] = [app.sources.pop(cid) for cid in plan.stop["sources"]]
+    for source in old_sources:
+        await source.stop()
+    # 3. New connectors and actions start before anything routes to them.
+    if running:
+        for cid, conn in fresh_conns.items():
+            log.info("starting connector %s", cid)
+            await conn.start()
+        for cid, action in fresh["actions"].items():
+            log.info("starting action %s", cid)
+            await action.start()
+    # 4. Swap components, rules and routing without yielding to the event loop.
+    old_actions: list[Action] = [app.actions.pop(cid) for cid in plan.stop["actions"]]
+    old_conns: list[Connector] = [app.connectors.pop(cid) for cid in plan.stop["connectors"]]
+    app.connectors.update(fresh_conns)
+    ctx.connectors = app.connectors
+    app.actions.update(fresh["actions"])
+    app.set_rules(_rules(app, new))
+    app.config = new
+    # 5. Replaced actions flush what they hold; then their connectors go.
+    for action in old_actions:
+        await action.stop()
+    for conn in old_conns:
+        await conn.stop()
+    # 6. Same MQTT session, new subscriptions.
+    await app.mqtt.set_subscriptions(app.topic_filters)
+    # 7. Sources last: their events find the new rules and actions ready.
+    app.sources.update(fresh["sources"])
+    if running:
+        for cid, source in fresh["sources"].items():
+            log.info("starting source %s", cid)
+            await source.start()
+    for section in plan.restart_needed:
+        log.warning("the %s section changed: it takes effect after a restart", section)
+    log.info("configuration applied: %s", plan.to_json())
+    return plan
+
+
+def _rules(app: App, new: AppConfig) -> dict[str, RuntimeRule]:
+    out: dict[str, RuntimeRule] = {}
+    for rid, spec in new.rules.items():
+        if not spec.config.enable:
+            continue
+        actions = [app.actions[a] for a in spec.action_ids if a in app.actions]
+        current = app.rules.get(rid)
+        if current is not None and current.compiled.sql == spec.compiled.sql:
+            rule = current  # unchanged SQL: keep the compiled rule and its counters
+        else:
+            rule = RuntimeRule(spec, actions)
+            if current is not None:
+                rule.metrics = current.metrics  # EMQX keeps a rule's counters across updates
+        rule.actions = actions
+        out[rid] = rule
+    return out
+
+
+class Controller:
+    """The configuration of a running app: reload from the file, change through the API.
+
+    Changes are serialised: one is validated, applied and written back before the next starts.
+
+    Args:
+        app: the running app.
+        plugins: the plugins the configuration is validated against.
+        path: the config file; ``None`` keeps changes in memory only.
+        data: the mapping the app's configuration was validated from (read from ``path`` when
+            not given).
+    """
+
+    def __init__(self, app: App, plugins: PluginSet, *, path: str | Path | None = None,
+                 data: dict[str, Any] | None = None) -> None:
+        self.app = app
+        self.plugins = plugins
+        self.path = Path(path) if path is not None else None
+        if data is None:
+            data = read_yaml(self.path) if self.path is not None else {}
+        self.data: dict[str, Any] = copy.deepcopy(data)
+        self._digest = file_digest(self.path) if self.path is not None else None
+        self._lock = asyncio.Lock()
+        now = _now_ms()
+        self.loaded_at = now
+        #: component and rule id -> (created_at, last_modified_at) in epoch milliseconds
+        self.times: dict[str, tuple[int, int]] = {}
+        self._touch_all(now)
+
+    def validate(self, data: dict[str, Any]) -> AppConfig:
+        """Validate a whole configuration mapping.
+
+        Raises:
+            ConfigError: with every problem.
+        """
+        return validate_config(data, self.plugins.registries(), self.plugins.function_table())
+
+    async def reload(self) -> Plan:
+        """Read the config file again and apply it.
+
+        Raises:
+            ConfigError: the file is invalid; nothing was applied.
+        """
+        if self.path is None:
+            raise MqferryError("this instance was not started from a config file")
+        async with self._lock:
+            data = read_yaml(self.path)
+            digest = file_digest(self.path)
+            config = self.validate(data)
+            plan = await self.app.reconfigure(config)
+            old, self.data, self._digest = self.data, copy.deepcopy(data), digest
+            self._touch_changed(old)
+            return plan
+
+    async def change(self, mutate: Callable[[dict[str, Any]], None]) -> Plan:
+        """Change the configuration: ``mutate`` edits a copy of the mapping in place.
+
+        The result is validated, written back to the file (atomically), then applied; when the
+        apply fails the file is restored.
+
+        Raises:
+            ConfigError: the result is invalid; nothing was applied or written.
+            ConfigConflictError: the file was edited since it was loaded and not reloaded.
+        """
+        async with self._lock:
+            data = copy.deepcopy(self.data)
+            mutate(data)
+            config = self.validate(data)
+            self._write(data)
+            try:
+                plan = await self.app.reconfigure(config)
+            except BaseException:
+                self._write(self.data)
+                raise
+            old, self.data = self.data, data
+            self._touch_changed(old)
+            return plan
+
+    def _write(self, data: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if file_digest(self.path) != self._digest:
+            raise ConfigConflictError(
+                f"{self.path} was edited since it was loaded: reload it first "
+                "(mqferry config reload, or SIGHUP), then repeat the change")
+        self._digest = write_config(self.path, data)
+
+    def _touch_all(self, now: int) -> None:
+        for cid in self._ids(self.data):
+            self.times[cid] = (now, now)
+
+    def _touch_changed(self, old: dict[str, Any]) -> None:
+        now = _now_ms()
+        before, after = self._ids(old), self._ids(self.data)
+        for cid, body in after.items():
+            if cid not in before:
+                self.times[cid] = (now, now)
+            elif before[cid] != body:
+                self.times[cid] = (self.times.get(cid, (now, now))[0], now)
+        for cid in set(before) - set(after):
+            self.times.pop(cid, None)
+
+    @staticmethod
+    def _ids(data: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for kind in ("connectors", "actions", "sources"):
+            for type_name, entries in (data.get(kind) or {}).items():
+                for name, body in (entries or {}).items():
+                    out[f"{kind}/{type_name}:{name}"] = body
+        for rid, body in (data.get("rules") or {}).items():
+            out[f"rules/{rid}"] = body
+        return out
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
