@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 
@@ -18,6 +18,9 @@ from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.events import message_event
 from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
+
+if TYPE_CHECKING:
+    from mqferry.runtime.reconfig import Plan
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,37 @@ class App:
             return None
         assert isinstance(spec.type, ActionType | SourceType)
         return spec.type.factory(spec.name, spec.config, connector, self.context)
+
+    def set_rules(self, rules: dict[str, RuntimeRule]) -> None:
+        """Replace the running rules and rebuild the routing (topic index and event map).
+
+        Routing is swapped in one step of the event loop, so a message sees either the old rules
+        or the new ones.
+        """
+        index: TopicIndex[RuntimeRule] = TopicIndex()
+        event_rules: dict[str, list[RuntimeRule]] = {}
+        for rule in rules.values():
+            for flt in rule.compiled.topic_filters:
+                index.add(flt, rule)
+            for topic in rule.compiled.event_topics:
+                for alias in _event_aliases(topic):
+                    event_rules.setdefault(alias, []).append(rule)
+        self.rules, self._topic_index, self._event_rules = rules, index, event_rules
+
+    @property
+    def running(self) -> bool:
+        """Whether :meth:`start` ran and :meth:`stop` did not."""
+        return self._accepting
+
+    async def reconfigure(self, config: AppConfig) -> Plan:
+        """Apply a new validated configuration, touching only the components that changed.
+
+        Returns:
+            What was started, stopped and re-routed.
+        """
+        from mqferry.runtime.reconfig import apply_config
+
+        return await apply_config(self, config)
 
     @property
     def topic_filters(self) -> set[str]:

@@ -6,10 +6,16 @@ import asyncio
 import logging
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mqferry.config.loader import load_config
+from mqferry.errors import ConfigError
 from mqferry.plugins import PluginSet, load_plugins
 from mqferry.runtime.app import App
+
+if TYPE_CHECKING:
+    from mqferry.api import ApiServer
+    from mqferry.runtime.reconfig import Controller
 
 log = logging.getLogger(__name__)
 
@@ -26,21 +32,65 @@ def build_app(config_path: str | Path, plugins: PluginSet | None = None) -> App:
     return App(config)
 
 
-async def run_app(app: App, *, stop: asyncio.Event | None = None) -> None:
-    """Start ``app``, run until SIGINT/SIGTERM (or ``stop`` is set), then stop it gracefully."""
+async def run_app(app: App, *, stop: asyncio.Event | None = None,
+                  controller: Controller | None = None) -> None:
+    """Start ``app``, run until SIGINT/SIGTERM (or ``stop`` is set), then stop it gracefully.
+
+    With a ``controller`` the instance is manageable: SIGHUP reloads the config file, and the
+    REST API is served when the config's ``api.enable`` is on.
+    """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    if controller is not None:
+        def on_hup() -> None:
+            task = loop.create_task(_reload(controller), name="mqferry[config].reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    server = None
     try:
         await app.start()
         log.info("mqferry running: %d rules, %d actions, %d sources; subscriptions: %s",
                  len(app.rules), len(app.actions), len(app.sources),
                  ", ".join(sorted(app.topic_filters)) or "none")
+        if controller is not None and app.config.raw.api.enable:
+            server = await _start_api(controller)
         await stop.wait()
         log.info("stopping: flushing in-flight messages")
     finally:
+        if server is not None:
+            await server.stop()
         await app.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
+        if controller is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
     log.info("stopped")
+
+
+async def _reload(controller: Controller) -> None:
+    log.info("SIGHUP: reloading %s", controller.path)
+    try:
+        await controller.reload()
+    except ConfigError as exc:
+        log.error("the config file is invalid; nothing was changed:\n%s",
+                  "\n".join(f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems))
+    except Exception:
+        log.exception("reloading the config file failed; nothing was changed")
+
+
+async def _start_api(controller: Controller) -> ApiServer:
+    from mqferry.api import ApiServer, KeyStore, create_api
+    from mqferry.api.keys import key_store_path
+
+    raw = controller.app.config.raw
+    keys = KeyStore(key_store_path(raw.api.key_store, raw.data_dir))
+    if not keys.keys():
+        log.warning("no API keys in %s: create one with `mqferry api-key create`", keys.path)
+    server = ApiServer(create_api(controller, keys), raw.api)
+    await server.start()
+    return server
