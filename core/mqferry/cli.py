@@ -64,7 +64,10 @@ def run(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
         runner = asyncio.run
     else:  # pragma: no cover - optional speed-up
         runner = uvloop.run
-    runner(run_app(App(config)))
+    from mqferry.runtime.reconfig import Controller
+
+    app = App(config)
+    runner(run_app(app, controller=Controller(app, plugins, path=config_path)))
 
 
 @click.group()
@@ -176,6 +179,9 @@ def build_cli(plugins: PluginSet | None = None) -> click.Group:
 
     for command in (run, config, plugins_cmd, rule, connectors):
         cli.add_command(command)
+    from mqferry.api.cli import register_commands
+
+    register_commands(cli, config=config, connectors=connectors)
     (plugins or load_plugins()).add_commands(cli)
     return cli
 
