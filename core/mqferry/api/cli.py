@@ -41,14 +41,15 @@ def _client_options(func: F) -> F:
 class _Api:
     def __init__(self, url: str, key: str | None, secret: str | None,
                  cacert: str | None) -> None:
-        auth = (key, secret) if key and secret else None
+        self.auth = (key, secret) if key and secret else None
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=f"{self.url}/api/v5", auth=auth, timeout=30.0,
-                                    verify=cacert or True)
+        self.verify: str | bool = cacert or True
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
-            resp = self._client.request(method, path, **kwargs)
+            with httpx.Client(base_url=f"{self.url}/api/v5", auth=self.auth, timeout=30.0,
+                              verify=self.verify) as client:
+                resp = client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise click.ClickException(f"cannot reach mqferry at {self.url}: {exc}") from None
         if resp.status_code >= 400:

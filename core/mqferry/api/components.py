@@ -25,6 +25,7 @@ __all__ = ["component_router"]
 
 _SINGULAR = {"connectors": "connector", "actions": "action", "sources": "source"}
 _PROBE_TIMEOUT = 10.0
+_PROBE_GRACE = 1.0
 
 
 def _split(cid: str) -> tuple[str, str]:
@@ -91,6 +92,7 @@ def dependents(ctrl: Controller, cid: str) -> list[str]:
 
 async def view(ctrl: Controller, kind: str, cid: str) -> dict[str, Any]:
     """One component as the API shows it: settings (secrets redacted) and status."""
+    _split(cid)
     spec: ComponentSpec | None = getattr(ctrl.app.config, kind).get(cid)
     if spec is None or _stored(ctrl.data, kind, cid) is None:
         raise not_found(f"{_SINGULAR[kind]} {cid}")
@@ -137,9 +139,14 @@ async def _probe(ctrl: Controller, kind: str, spec: ComponentSpec) -> HealthStat
     await component.start()
     try:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + _PROBE_TIMEOUT
+        started = loop.time()
         health: HealthStatus = await component.health()
-        while health.status is not Status.CONNECTED and loop.time() < deadline:
+        while health.status is not Status.CONNECTED:
+            waited = loop.time() - started
+            # "connecting" may still succeed; "disconnected" after a grace period is an answer.
+            if waited > _PROBE_TIMEOUT or (
+                    health.status is Status.DISCONNECTED and waited > _PROBE_GRACE):
+                break
             await asyncio.sleep(0.2)
             health = await component.health()
         return health

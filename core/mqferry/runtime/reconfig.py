@@ -86,7 +86,8 @@ class Plan:
 def _changed(old: ComponentSpec | None, new: ComponentSpec | None) -> bool:
     if old is None or new is None:
         return old is not new
-    return bool(old.type is not new.type or old.config != new.config)
+    # Types are compared by name: the registration hooks build new type objects on each call.
+    return bool(old.type.name != new.type.name or old.config != new.config)
 
 
 def plan_changes(app: App, new: AppConfig) -> Plan:

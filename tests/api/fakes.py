@@ -1,0 +1,112 @@
+"""A plugin of in-memory types for API and reconfiguration tests: a ``fake`` connector and a
+``fake`` action bound to it, which record what they receive and what happened to them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from mqferry import ActionType, ConnectorType, HealthStatus, Status, hookimpl
+from mqferry.config import ActionConfigBase, ConnectorConfigBase, Secret, Strict
+from mqferry.metrics import action_metrics
+from mqferry.plugins import PluginSet, load_plugins
+
+
+class FakeConnectorConfig(ConnectorConfigBase):
+    url: str = "fake://"
+    password: Secret | None = None
+
+
+class FakeParameters(Strict):
+    topic: str
+    hold: bool = False
+
+
+class FakeActionConfig(ActionConfigBase):
+    parameters: FakeParameters
+    tags: list[str] = Field(default_factory=list)
+
+
+class FakeConnector:
+    events: ClassVar[list[tuple[str, str]]] = []
+
+    def __init__(self, name: str, config: FakeConnectorConfig) -> None:
+        self.id = f"fake:{name}"
+        self.config = config
+
+    async def start(self) -> None:
+        self.events.append(("start", self.id))
+
+    async def stop(self) -> None:
+        self.events.append(("stop", self.id))
+
+    async def health(self) -> HealthStatus:
+        if self.config.url.startswith("bad"):
+            return HealthStatus(Status.DISCONNECTED, "cannot reach bad://")
+        return HealthStatus(Status.CONNECTED)
+
+
+class FakeAction:
+    """Keeps outputs; with ``hold`` keeps them pending and secures them on stop (a flush)."""
+
+    events: ClassVar[list[tuple[str, str]]] = []
+    received: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
+
+    def __init__(self, name: str, config: FakeActionConfig, connector: FakeConnector) -> None:
+        self.id = f"fake:{name}"
+        self.topic = config.parameters.topic
+        self.hold = config.parameters.hold
+        self.connector = connector
+        self.metrics = action_metrics(self.id)
+        self.pending: list[Any] = []
+
+    def submit(self, output: Mapping[str, Any], delivery: Any) -> None:
+        self.metrics.inc("matched")
+        self.received.append((self.id, self.topic, dict(output)))
+        if self.hold:
+            self.pending.append(delivery)
+        else:
+            self.metrics.inc("success")
+            delivery.secured()
+
+    def preview(self, output: Mapping[str, Any]) -> dict[str, Any]:
+        return {"topic": self.topic, "value": dict(output)}
+
+    async def start(self) -> None:
+        self.events.append(("start", self.id))
+
+    async def stop(self) -> None:
+        pending, self.pending = self.pending, []
+        for d in pending:
+            self.metrics.inc("success")
+            d.secured()
+        self.events.append(("stop", self.id))
+
+    async def health(self) -> HealthStatus:
+        return HealthStatus(Status.CONNECTED)
+
+
+class FakePlugin:
+    @hookimpl
+    def mqferry_register_connector_types(self, register: Any) -> None:
+        register.add(ConnectorType("fake", FakeConnectorConfig,
+                                   lambda name, cfg, ctx: FakeConnector(name, cfg)))
+
+    @hookimpl
+    def mqferry_register_action_types(self, register: Any) -> None:
+        register.add(ActionType("fake", FakeActionConfig,
+                                lambda name, cfg, conn, ctx: FakeAction(name, cfg, conn),
+                                connector_type="fake"))
+
+
+def fake_plugins() -> PluginSet:
+    """The installed plugins plus the fakes."""
+    return load_plugins(extra=[("fake", FakePlugin())])
+
+
+def reset_fakes() -> None:
+    FakeConnector.events.clear()
+    FakeAction.events.clear()
+    FakeAction.received.clear()

@@ -1,0 +1,127 @@
+"""Access control, ``/status``, ``/metrics`` (Prometheus), ``/config/reload``, write-back."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import yaml
+
+from mqferry.api import create_api
+from tests.api.helpers import publish
+
+
+async def test_every_route_needs_a_key(controller, keys):
+    store, (key, secret) = keys
+    api = create_api(controller, store)
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://m") as c:
+        for path in ("/api/v5/rules", "/api/v5/connectors", "/api/v5/metrics",
+                     "/api/v5/status", "/api/v5/openapi.json"):
+            r = await c.get(path)
+            if path.endswith("openapi.json"):
+                continue  # the document describes the API, no settings
+            assert r.status_code == 401, path
+            assert r.json()["code"] == "UNAUTHORIZED"
+            assert r.headers["www-authenticate"].startswith("Basic")
+        wrong = await c.get("/api/v5/rules", auth=(key, secret + "x"))
+        assert wrong.status_code == 401
+        unknown = await c.get("/api/v5/rules", auth=("mqf_nobody", secret))
+        assert unknown.status_code == 401
+        garbage = await c.get("/api/v5/rules", headers={"authorization": "Basic %%%"})
+        assert garbage.status_code == 401
+        no_colon = base64.b64encode(key.encode()).decode()
+        assert (await c.get("/api/v5/rules", headers={
+            "authorization": f"Basic {no_colon}"})).status_code == 401
+        assert (await c.get("/api/v5/rules", auth=(key, secret))).status_code == 200
+        # liveness for orchestrators: no key, no settings
+        public = await c.get("/status")
+        assert public.status_code == 503  # no MQTT session in this test
+        assert public.json() == {"status": "running", "ready": False}
+
+
+def test_key_store_keeps_only_hashes(tmp_path):
+    from mqferry.api import KeyStore
+
+    store = KeyStore(tmp_path / "k.json")
+    key, secret = store.create("ops", "for dashboards")
+    text = (tmp_path / "k.json").read_text()
+    assert secret not in text
+    assert key.api_key in text
+    assert (tmp_path / "k.json").stat().st_mode & 0o777 == 0o600
+    fresh = KeyStore(tmp_path / "k.json")
+    assert fresh.verify(key.api_key, secret)
+    assert not fresh.verify(key.api_key, "x")
+    try:
+        store.create("ops")
+    except ValueError as exc:
+        assert "ops" in str(exc)
+    else:
+        raise AssertionError("a duplicate key name was accepted")
+    assert store.delete("ops")
+    assert not fresh.verify(key.api_key, secret)  # re-read on change
+
+
+async def test_status_lists_components(client):
+    body = (await client.get("/status")).json()
+    assert body["status"] == "running"
+    assert body["ready"] is False
+    assert body["mqtt"] == {"status": "stopped"}
+    assert body["connectors"] == [{"id": "fake:c1", "status": "connected"}]
+    assert body["actions"] == [{"id": "fake:a1", "status": "connected"}]
+    assert body["rules"] == {"total": 1, "enabled": 1}
+
+
+async def test_prometheus_metrics(client, controller):
+    publish(controller.app, "t/1", b'{"v": 1}')
+    publish(controller.app, "t/1", b"not json")
+    r = await client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+    text = r.text
+    assert 'mqferry_rule_matched_total{id="r1"} 2.0' in text
+    assert 'mqferry_rule_failed_exception_total{id="r1"} 1.0' in text
+    assert 'mqferry_action_success_total{id="fake:a1",type="fake"} 1.0' in text
+    assert "# TYPE mqferry_action_rate gauge" in text
+    assert 'mqferry_status{id="fake:c1",kind="connector",status="connected"} 1.0' in text
+    assert "s3cret" not in text
+
+
+async def test_reload_applies_the_edited_file(client, controller, config_file):
+    data = yaml.safe_load(config_file.read_text())
+    data["rules"]["r9"] = {"sql": 'SELECT * FROM "nine/#"', "actions": ["fake:a1"]}
+    config_file.write_text(yaml.safe_dump(data))
+    # An API change now would overwrite the edit: refused until the file is reloaded.
+    conflict = await client.post("/rules", json={"id": "r5", "sql": 'SELECT * FROM "f"'})
+    assert (conflict.status_code, conflict.json()["code"]) == (409, "CONFLICT")
+    r = await client.post("/config/reload")
+    assert r.status_code == 200, r.text
+    assert r.json()["rules_changed"] == ["r9"]
+    assert r.json()["subscribed"] == ["nine/#"]
+    assert "nine/#" in controller.app.topic_filters
+    assert (await client.post("/rules", json={"id": "r5",
+                                              "sql": 'SELECT * FROM "f"'})).status_code == 201
+
+
+async def test_reload_of_an_invalid_file_changes_nothing(client, controller, config_file):
+    before = config_file.read_text()
+    config_file.write_text(before.replace("SELECT payload.v", "SELECT payload.v FROM FROM"))
+    r = await client.post("/config/reload")
+    assert r.status_code == 400
+    assert "rules.r1.sql" in r.json()["message"]
+    assert controller.app.topic_filters == {"t/#"}
+
+
+async def test_openapi_document_lists_the_paths(client):
+    doc = (await client.get("/openapi.json")).json()
+    paths = set(doc["paths"])
+    for p in ("/api/v5/connectors", "/api/v5/connectors/{id}",
+              "/api/v5/connectors/{id}/enable/{enable}", "/api/v5/connectors_probe",
+              "/api/v5/actions/{id}/metrics", "/api/v5/actions/{id}/metrics/reset",
+              "/api/v5/actions_probe", "/api/v5/actions_summary", "/api/v5/sources",
+              "/api/v5/rules", "/api/v5/rules/{id}/test", "/api/v5/rule_test",
+              "/api/v5/rules/{id}/metrics", "/api/v5/status", "/api/v5/metrics"):
+        assert p in paths, p
+    schemas = doc["components"]["schemas"]
+    assert "connectors_fake_post" in schemas
+    assert "connectors_kafka_producer_post" in schemas
