@@ -5,7 +5,6 @@ from __future__ import annotations
 import yaml
 
 from mqferry.config import REDACTED
-
 from tests.api.fakes import FakeConnector
 
 
