@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,6 +29,10 @@ from mqferry.mqtt.acks import AckWindow, Ticket
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
+
+#: A publish waiting for room in the in-flight window: topic, payload, qos, retain, properties and
+#: the future to complete.
+_Outgoing = tuple[str, bytes, int, bool, Properties | None, "asyncio.Future[None]"]
 
 #: Receives each message and its ticket (``None`` in at-most-once mode or for QoS 0).
 MessageHandler = Callable[[paho.MQTTMessage, Ticket | None], None]
@@ -74,8 +79,10 @@ class _Client(aiomqtt.Client):
     ``on_publish`` callback instead of an awaited event, so a publish costs no task.
     """
 
-    def __init__(self, handler: Callable[[paho.MQTTMessage], None], **kwargs: Any) -> None:
+    def __init__(self, handler: Callable[[paho.MQTTMessage], None],
+                 released: Callable[[], None], **kwargs: Any) -> None:
         self._mqferry_handler = handler
+        self._mqferry_released = released
         self._mqferry_publishes: dict[int, asyncio.Future[None]] = {}
         super().__init__(**kwargs)
 
@@ -87,7 +94,9 @@ class _Client(aiomqtt.Client):
         future = self._mqferry_publishes.pop(mid, None)
         if future is None:
             super()._on_publish(client, userdata, mid, reason_code, properties)
-        elif not future.done():
+            return
+        self._mqferry_released()
+        if not future.done():
             if reason_code.is_failure:
                 future.set_exception(DeliveryError(
                     "failed.refused", f"the MQTT broker refused the publish: {reason_code}"))
@@ -121,6 +130,10 @@ class MqttConnector:
         self._stopping = False
         self._manual_ack = config.delivery == "at_least_once"
         self.acks = AckWindow(self._send_ack)
+        # Outgoing QoS 1/2 publishes in flight are limited here, not by paho: paho rescans every
+        # queued message on each PUBACK (quadratic), we queue in O(1).
+        self._out_free = config.receive_maximum
+        self._out_backlog: deque[_Outgoing] = deque()
         self._status = HealthStatus(Status.STOPPED)
         self.connects = 0
 
@@ -232,16 +245,42 @@ class MqttConnector:
         client = self._client
         if client is None or not self._connected.is_set():
             raise aiomqtt.MqttError("not connected to the MQTT broker")
-        info = client._client.publish(topic, payload, qos, retain,
-                                      publish_properties(properties))
-        if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise aiomqtt.MqttCodeError(info.rc, "could not publish")
+        props = publish_properties(properties)
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if info.is_published():
+        if qos > 0:
+            if self._out_free <= 0:
+                self._out_backlog.append((topic, payload, qos, retain, props, future))
+                return future
+            self._out_free -= 1
+        self._send(client, (topic, payload, qos, retain, props, future))
+        return future
+
+    def _send(self, client: _Client, out: _Outgoing) -> None:
+        topic, payload, qos, retain, props, future = out
+        try:
+            info = client._client.publish(topic, payload, qos, retain, props)
+        except ValueError as exc:  # paho's checks (size, encoding): fail this publish only
+            if qos > 0:
+                self._out_free += 1
+            future.set_exception(exc)
+            return
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            if qos > 0:
+                self._out_free += 1
+            future.set_exception(aiomqtt.MqttCodeError(info.rc, "could not publish"))
+        elif info.is_published():
             future.set_result(None)
         else:
             client._mqferry_publishes[info.mid] = future
-        return future
+
+    def _released(self) -> None:
+        self._out_free += 1
+        client, backlog = self._client, self._out_backlog
+        while backlog and self._out_free > 0 and client is not None:
+            self._out_free -= 1
+            self._send(client, backlog.popleft())
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -273,6 +312,7 @@ class MqttConnector:
         password = cfg.password.get_secret_value() if cfg.password else None
         client = _Client(
             self._on_message,
+            self._released,
             hostname=cfg.host,
             port=cfg.port,
             identifier=cfg.clientid,
@@ -283,7 +323,7 @@ class MqttConnector:
             keepalive=max(1, int(cfg.keepalive)),
             timeout=cfg.connect_timeout,
             properties=self._connect_properties(),
-            max_inflight_messages=cfg.receive_maximum,
+            max_inflight_messages=0,  # unlimited in paho: see _out_free
             logger=logging.getLogger("mqferry.mqtt.paho"),
         )
         if self._manual_ack:
@@ -321,7 +361,13 @@ class MqttConnector:
             finally:
                 self._connected.clear()
                 self._client = None
-                client.fail_publishes("the MQTT connection was lost before the broker's ack")
+                reason = "the MQTT connection was lost before the broker's ack"
+                client.fail_publishes(reason)
+                backlog, self._out_backlog = self._out_backlog, deque()
+                for *_, future in backlog:
+                    if not future.done():
+                        future.set_exception(aiomqtt.MqttError(reason))
+                self._out_free = cfg.receive_maximum
 
 
 async def probe(config: MqttConfig) -> HealthStatus:
