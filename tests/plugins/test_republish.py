@@ -49,7 +49,7 @@ async def test_mqtt5_properties_and_user_properties():
     await settle(d)
     [p] = mqtt.published
     assert p.properties == {"Content-Type": "application/json", "Message-Expiry-Interval": 60,
-                            "User-Property": {"a": "1"}}
+                            "User-Property": [("a", "1"), ("mqferry-republished", "republish:r")]}
 
 
 async def test_interrupted_publish_is_retried_until_acknowledged():
@@ -65,3 +65,46 @@ async def test_interrupted_publish_is_retried_until_acknowledged():
 def test_unknown_property_is_a_config_error():
     with pytest.raises(ValueError, match="unknown MQTT 5 property 'Nope'"):
         RepublishActionConfig(parameters={"topic": "t", "mqtt_properties": {"Nope": "x"}})
+
+
+async def test_user_properties_from_a_json_string_and_the_loop_marker_always_set():
+    mqtt = InMemoryMqtt()
+    a = action(mqtt, topic="t", payload="x", user_properties="${p}")
+    d = RecordingDelivery()
+    a.submit({"p": '{"k": 2, "mqferry-republished": "forged"}'}, d)
+    await settle(d)
+    assert mqtt.published[0].properties == {
+        "User-Property": [("k", "2"), ("mqferry-republished", "republish:r")]}
+
+
+async def test_missing_user_properties_and_properties_are_left_out():
+    mqtt = InMemoryMqtt()
+    a = action(mqtt, topic="t", payload="x", user_properties="${nope}",
+               mqtt_properties={"Content-Type": "${nope}", "Response-Topic": "r/${id}"})
+    d = RecordingDelivery()
+    a.submit({"id": 7}, d)
+    await settle(d)
+    assert mqtt.published[0].properties == {
+        "Response-Topic": "r/7", "User-Property": [("mqferry-republished", "republish:r")]}
+
+
+@pytest.mark.parametrize("topic", ["${t}", "a/${t}"])
+async def test_a_topic_that_renders_to_a_wildcard_fails_the_delivery(topic):
+    mqtt = InMemoryMqtt()
+    a = action(mqtt, topic=topic, payload="x")
+    d = RecordingDelivery()
+    a.submit({"t": "#"}, d)
+    assert await settle(d) == "failed:failed.render"
+    assert a.metrics.get("failed.render") == 1
+    assert mqtt.published == []
+
+
+async def test_a_refused_publish_fails_the_delivery_with_the_reason():
+    from mqferry.errors import DeliveryError
+
+    mqtt = InMemoryMqtt(fail_next=[DeliveryError("failed.refused", "not authorized")])
+    a = action(mqtt, topic="t", payload="x", qos=1)
+    d = RecordingDelivery()
+    a.submit({}, d)
+    assert await settle(d) == "failed:failed.refused"
+    assert a.metrics.get("failed.refused") == 1

@@ -1,7 +1,12 @@
-"""Settings of a ``kafka_consumer`` source, with EMQX's names and defaults."""
+"""Settings of a ``kafka_consumer`` source, with EMQX's names and defaults.
+
+Past EMQX: ``topic_pattern`` (a regex subscription), ``max_inflight`` (back-pressure) and
+``dead_letter_topic``.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -10,12 +15,35 @@ from mqferry.config import ByteSize, Duration, DurationS, SourceConfigBase, Stri
 from mqferry.errors import TemplateError
 from mqferry.templates import Template
 
+#: Kafka topic names: letters, digits, ``.``, ``_``, ``-``; at most 249 characters.
+_KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def check_mqtt_topic(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or ``None`` when it can."""
+    if not topic:
+        return "the MQTT topic is empty"
+    if "+" in topic or "#" in topic:
+        return f"the MQTT topic {topic!r} contains a wildcard (+ or #)"
+    if "\0" in topic:
+        return f"the MQTT topic {topic!r} contains a NUL character"
+    if len(topic.encode()) > 65535:
+        return "the MQTT topic is longer than 65535 bytes"
+    return None
+
 
 def _template(v: str) -> str:
     try:
         Template(v)
     except TemplateError as exc:
         raise ValueError(str(exc)) from None
+    return v
+
+
+def _kafka_topic(v: str) -> str:
+    if not _KAFKA_TOPIC.fullmatch(v) or v in (".", ".."):
+        raise ValueError(f"invalid Kafka topic name {v!r}: use letters, digits, '.', '_' and "
+                         "'-' (at most 249)")
     return v
 
 
@@ -31,20 +59,38 @@ class TopicMapping(Strict):
     qos: Literal[0, 1, 2] = 0
     payload_template: str = "${.}"
 
-    @field_validator("mqtt_topic", "payload_template")
+    @field_validator("kafka_topic")
     @classmethod
-    def _check(cls, v: str) -> str:
+    def _kafka(cls, v: str) -> str:
+        return _kafka_topic(v)
+
+    @field_validator("mqtt_topic")
+    @classmethod
+    def _mqtt(cls, v: str) -> str:
+        _template(v)
+        if Template(v).is_literal and (why := check_mqtt_topic(v)):
+            raise ValueError(why)
+        return v
+
+    @field_validator("payload_template")
+    @classmethod
+    def _payload(cls, v: str) -> str:
         return _template(v)
 
 
 class KafkaConsumerParameters(Strict):
     """The ``parameters`` of a ``kafka_consumer`` source.
 
-    ``topic`` feeds rules ``FROM "$bridges/kafka_consumer:<name>"``; ``topic_mapping`` publishes
-    straight to MQTT. Either or both may be set.
+    Every record of ``topic``, of the topics matching ``topic_pattern`` and of the mapped topics
+    feeds rules ``FROM "$bridges/kafka_consumer:<name>"``; ``topic_mapping`` also publishes the
+    mapped topics straight to MQTT. At least one of the three must be set.
     """
 
     topic: str | None = None
+    #: A Python regular expression; every Kafka topic whose whole name matches is consumed.
+    topic_pattern: str | None = None
+    #: How often the topic list is refreshed, so new topics matching ``topic_pattern`` are found.
+    topic_pattern_refresh_interval: Duration = 10.0
     topic_mapping: list[TopicMapping] = Field(default_factory=list)
     group_id: str | None = None
     key_encoding_mode: Literal["none", "base64"] = "none"
@@ -53,25 +99,64 @@ class KafkaConsumerParameters(Strict):
     offset_commit_interval_seconds: DurationS = 5.0
     max_batch_bytes: ByteSize = 896 * 1024
     max_wait_time: Duration = 1.0
+    #: Records handed to MQTT and rules but not yet acknowledged; at this many, consumption
+    #: pauses until half of them settled.
+    max_inflight: int = Field(default=10_000, ge=1)
+    #: A Kafka topic (same cluster) for records that cannot be rendered, with the reason in the
+    #: ``mqferry-error`` header.
+    dead_letter_topic: str | None = None
+
+    @field_validator("topic", "dead_letter_topic")
+    @classmethod
+    def _names(cls, v: str | None) -> str | None:
+        return None if v is None else _kafka_topic(v)
+
+    @field_validator("topic_pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {v!r}: {exc}") from None
+        return v
 
     @model_validator(mode="after")
     def _topics(self) -> KafkaConsumerParameters:
-        if not self.topic and not self.topic_mapping:
-            raise ValueError("set 'topic' (to feed rules) or at least one 'topic_mapping' entry")
-        seen: set[str] = set()
-        for m in self.topic_mapping:
+        if not self.topic and not self.topic_mapping and not self.topic_pattern:
+            raise ValueError("set 'topic' or 'topic_pattern' (to feed rules) or at least one "
+                             "'topic_mapping' entry")
+        seen: dict[str, int] = {}
+        for i, m in enumerate(self.topic_mapping):
             if m.kafka_topic in seen:
                 raise ValueError(
-                    f"Kafka topic {m.kafka_topic!r} appears in more than one topic_mapping entry")
-            seen.add(m.kafka_topic)
+                    f"topic_mapping[{i}]: Kafka topic {m.kafka_topic!r} is already mapped by "
+                    f"topic_mapping[{seen[m.kafka_topic]}]; a Kafka topic may appear in one "
+                    "mapping only")
+            seen[m.kafka_topic] = i
+        dlq = self.dead_letter_topic
+        if dlq is not None and (dlq in self.kafka_topics() or self.matches_pattern(dlq)):
+            raise ValueError(f"dead_letter_topic {dlq!r} is one of the consumed topics")
         return self
 
     def kafka_topics(self) -> list[str]:
-        """Every Kafka topic consumed."""
+        """The Kafka topics consumed by name (``topic_pattern`` adds more)."""
         topics = [m.kafka_topic for m in self.topic_mapping]
         if self.topic and self.topic not in topics:
             topics.append(self.topic)
         return topics
+
+    def matches_pattern(self, topic: str) -> bool:
+        """Whether ``topic`` matches ``topic_pattern`` (as a whole)."""
+        pattern = self.topic_pattern
+        return pattern is not None and re.fullmatch(pattern, topic) is not None
+
+    def subscription_pattern(self) -> str | None:
+        """One regex for every consumed topic, when ``topic_pattern`` is set; else ``None``."""
+        if self.topic_pattern is None:
+            return None
+        alternatives = [f"(?:{self.topic_pattern})", *(re.escape(t) for t in self.kafka_topics())]
+        return "^(?:" + "|".join(alternatives) + ")$"
 
 
 class KafkaConsumerSourceConfig(SourceConfigBase):

@@ -8,26 +8,41 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 
 
-def _decode(raw: bytes | None, mode: str) -> str:
+class RecordDecodeError(ValueError):
+    """A key or value is not valid UTF-8 under encoding mode ``none``."""
+
+
+def _decode(raw: bytes | None, mode: str, what: str) -> str:
     if raw is None:
         return ""  # a null key or value arrives as an empty string, as in EMQX
     if mode == "base64":
         return base64.b64encode(raw).decode()
-    return raw.decode("utf-8", "replace")
+    try:
+        return raw.decode()
+    except UnicodeDecodeError as exc:
+        raise RecordDecodeError(
+            f"the {what} is not valid UTF-8 ({exc.reason} at byte {exc.start}); "
+            f"set {what}_encoding_mode: base64") from None
 
 
 def record_message(record: ConsumerRecord[bytes, bytes], key_mode: str,
                    value_mode: str) -> dict[str, Any]:
     """``{headers, key, offset, topic, ts, ts_type, value}`` of one record.
 
-    Duplicate header keys collapse, the last one winning; header values are text.
+    Duplicate header keys collapse, the last one winning; header values are text (bytes that
+    are not UTF-8 become U+FFFD). A null key or value is ``""``.
+
+    Raises:
+        RecordDecodeError: the key or value is not UTF-8 and its mode is ``none``.
     """
+    headers = record.headers
     return {
-        "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers or ()},
-        "key": _decode(record.key, key_mode),
+        "headers": {k: "" if v is None else v.decode("utf-8", "replace") for k, v in headers}
+        if headers else {},
+        "key": _decode(record.key, key_mode, "key"),
         "offset": record.offset,
         "topic": record.topic,
         "ts": record.timestamp,
         "ts_type": "create" if record.timestamp_type == 0 else "append",
-        "value": _decode(record.value, value_mode),
+        "value": _decode(record.value, value_mode, "value"),
     }

@@ -1,9 +1,19 @@
 """The ``kafka_consumer`` source: Kafka records to MQTT (topic mappings) and to rules.
 
-At-least-once: records are consumed only once the MQTT session is up; a partition's offset is
-committed only after every publish made for its records (and for every earlier record) was
-acknowledged by the MQTT broker and every rule action settled. The next batch is not fetched
-before the current one settled, so a slow MQTT side pauses consumption instead of filling memory.
+At-least-once, nothing lost on restart:
+
+- Consumption starts only once the MQTT session is up.
+- A partition's offset is committed only after every publish made for its records, and for
+  every earlier record of the partition, was acknowledged by the MQTT broker, and every rule
+  action the records reached settled (:mod:`mqferry_kafka_consumer.offsets`). Commits happen every
+  ``offset_commit_interval_seconds``, on rebalance and on stop.
+- With ``latest``, the start position is committed on the group's first assignment, so records
+  produced while mqferry is down are delivered after a restart.
+- At ``max_inflight`` unsettled records, every assigned partition is paused until half of them
+  settled: a slow MQTT side stops consumption instead of filling memory.
+- When the MQTT session drops, every partition is consumed again from its first unsettled record
+  once the session is back: order per partition is kept, and duplicates are limited to what was
+  in flight.
 """
 
 from __future__ import annotations
@@ -13,36 +23,44 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable
-from typing import Any
+from functools import partial
+from typing import Any, TypeAlias
 
 import aiomqtt
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from mqferry import HealthStatus, RuntimeContext, Status
-from mqferry.errors import TemplateError
+from mqferry.errors import DeliveryError
 from mqferry.kafka import KafkaConnector
 from mqferry.metrics import source_metrics
 from mqferry.templates import Template
-from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
-from mqferry_kafka_consumer.message import record_message
+from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig, check_mqtt_topic
+from mqferry_kafka_consumer.deadletter import DeadLetter
+from mqferry_kafka_consumer.message import RecordDecodeError, record_message
+from mqferry_kafka_consumer.offsets import OffsetTracker, Slot, Window
 
 log = logging.getLogger(__name__)
 
+Record: TypeAlias = "ConsumerRecord[Any, Any]"
+
+#: How long stop() and a rebalance wait for records in flight before committing what settled.
+DRAIN_TIMEOUT = 5.0
+
 
 class _Mapping:
-    __slots__ = ("payload", "qos", "topic")
+    __slots__ = ("payload", "qos", "static_topic", "topic")
 
     def __init__(self, topic: str, qos: int, payload: str) -> None:
         self.topic = Template(topic)
+        self.static_topic = topic if self.topic.is_literal else None
         self.qos = qos
         self.payload = Template(payload)
 
 
-class _StartPosition(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Commits the start position of partitions the group never committed.
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits before partitions go, and pins the start of partitions the group never committed.
 
     With ``latest`` this pins "latest" to the first assignment, so records produced while
     mqferry is down later are still delivered after a restart.
@@ -52,17 +70,10 @@ class _StartPosition(ConsumerRebalanceListener):  # type: ignore[misc]
         self._source = source
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._source.commit_pending()
+        await self._source.release_partitions(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        consumer = self._source.consumer
-        assert consumer is not None
-        log.info("source %s: partitions assigned: %s", self._source.id,
-                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
-        for tp in assigned:
-            if await consumer.committed(tp) is None:
-                pos = await consumer.position(tp)
-                await consumer.commit({tp: OffsetAndMetadata(pos, "")})
+        await self._source.take_partitions(assigned)
 
 
 class KafkaConsumerSource:
@@ -79,26 +90,34 @@ class KafkaConsumerSource:
                  connector: KafkaConnector, context: RuntimeContext) -> None:
         self.name = name
         self.id = f"kafka_consumer:{name}"
-        self.params = config.parameters
+        self.params = p = config.parameters
         self.connector = connector
         self.context = context
         self.event_topic = f"$bridges/kafka_consumer:{name}"
         self.metrics = source_metrics(self.id)
-        self.mappings = {
-            m.kafka_topic: _Mapping(m.mqtt_topic, m.qos, m.payload_template)
-            for m in self.params.topic_mapping
-        }
+        self.mappings = {m.kafka_topic: _Mapping(m.mqtt_topic, m.qos, m.payload_template)
+                         for m in p.topic_mapping}
+        self.tracker = OffsetTracker(on_error=self._on_error, low_water=p.max_inflight // 2,
+                                     metrics=self.metrics)
+        self.dead_letter = (DeadLetter(connector=connector, topic=p.dead_letter_topic,
+                                       source_id=self.id) if p.dead_letter_topic else None)
         self.consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._pending: dict[TopicPartition, int] = {}
         self._last_commit = time.monotonic()
         self._status = HealthStatus(Status.STOPPED)
         self._stopping = False
+        self._rewind = False
+        self._paused = False
+        self.metrics.gauge("inflight", lambda: self.tracker.inflight)
+        self.metrics.gauge("paused", lambda: 1.0 if self._paused else 0.0)
+        self.metrics.gauge("lag", lambda: sum(self.lag().values()))
 
     @property
     def group_id(self) -> str:
         """The consumer group: configured, or derived from the source name."""
         return self.params.group_id or f"mqferry-kafka-consumer-{self.name}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Start consuming in the background, once the MQTT session is up."""
@@ -108,7 +127,10 @@ class KafkaConsumerSource:
             self._task = asyncio.create_task(self._run(), name=f"mqferry[{self.id}].consume")
 
     async def stop(self) -> None:
-        """Finish the batch in hand, commit, leave the group. Idempotent."""
+        """Stop fetching, wait briefly for records in flight, commit, leave the group.
+
+        Idempotent.
+        """
         self._stopping = True
         task, self._task = self._task, None
         if task is not None:
@@ -116,31 +138,93 @@ class KafkaConsumerSource:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self.consumer is not None:
+            await self._drain(DRAIN_TIMEOUT)
             with contextlib.suppress(KafkaError):
                 await self.commit_pending()
             await self.consumer.stop()
             self.consumer = None
+        if self.dead_letter is not None:
+            await self.dead_letter.stop()
         self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:
         """``connected`` while consuming; else ``connecting`` with the reason."""
         return self._status
 
-    async def commit_pending(self) -> None:
-        """Commit every settled offset not yet committed."""
-        if self.consumer is None or not self._pending:
-            return
-        offsets = {tp: OffsetAndMetadata(off, "") for tp, off in self._pending.items()}
-        await self.consumer.commit(offsets)
-        self._pending.clear()
-        self._last_commit = time.monotonic()
+    # -- offsets -----------------------------------------------------------------------------
 
-    # -- internals ---------------------------------------------------------------------------
+    async def commit_pending(self) -> None:
+        """Commit every partition whose settled offset moved."""
+        consumer = self.consumer
+        offsets = self.tracker.committable()
+        self._last_commit = time.monotonic()
+        if consumer is None or not offsets:
+            return
+        assigned = consumer.assignment()
+        offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
+        if offsets:
+            await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in offsets.items()})
+            self.tracker.mark_committed(offsets)
+
+    async def take_partitions(self, assigned: list[TopicPartition]) -> None:
+        """Newly assigned partitions: pin the start of never-committed ones, track their lag."""
+        consumer = self.consumer
+        assert consumer is not None
+        log.info("source %s: partitions assigned: %s", self.id,
+                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
+        for tp in assigned:
+            committed = await consumer.committed(tp)
+            if committed is None:
+                committed = await consumer.position(tp)
+                await consumer.commit({tp: OffsetAndMetadata(committed, "")})
+            self.tracker.window(tp).committed = committed
+            self.metrics.gauge(f"lag.{tp.topic}:{tp.partition}", partial(self._lag_of, tp))
+
+    async def release_partitions(self, revoked: list[TopicPartition]) -> None:
+        """Partitions about to go: let their records settle (briefly), commit, forget them."""
+        mine = [tp for tp in revoked if tp in self.tracker.windows]
+        if mine:
+            await self._drain(DRAIN_TIMEOUT, mine)
+            try:
+                await self.commit_pending()
+            except KafkaError as exc:
+                log.warning("source %s: commit before rebalance failed: %s", self.id, exc)
+            self.tracker.discard(mine)
+        for tp in revoked:
+            self.metrics.drop_gauge(f"lag.{tp.topic}:{tp.partition}")
+
+    def lag(self) -> dict[str, int]:
+        """Records not yet settled per partition (``<topic>:<partition>``)."""
+        consumer = self.consumer
+        if consumer is None:
+            return {}
+        lags = self.tracker.lag(consumer.highwater)
+        return {f"{tp.topic}:{tp.partition}": n for tp, n in lags.items()}
+
+    def _lag_of(self, tp: TopicPartition) -> float:
+        consumer = self.consumer
+        if consumer is None:
+            return 0.0
+        return float(self.tracker.lag(consumer.highwater).get(tp, 0))
+
+    async def _drain(self, timeout: float, tps: list[TopicPartition] | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            windows = self.tracker.windows
+            busy = [w for tp, w in windows.items() if (tps is None or tp in tps) and w.slots]
+            if not busy:
+                return
+            await asyncio.sleep(0.02)
+
+    # -- consuming ---------------------------------------------------------------------------
 
     def _make_consumer(self) -> AIOKafkaConsumer:
         p = self.params
+        options = self.connector.client_options("consumer")
+        if p.topic_pattern is not None:
+            options["metadata_max_age_ms"] = int(p.topic_pattern_refresh_interval * 1000)
         return AIOKafkaConsumer(
-            **self.connector.client_options("consumer"),
+            **options,
             group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset=p.offset_reset_policy,
@@ -155,8 +239,16 @@ class KafkaConsumerSource:
             consumer = self._make_consumer()
             try:
                 await consumer.start()
-                consumer.subscribe(self.params.kafka_topics(), listener=_StartPosition(self))
+                self.consumer = consumer
+                if self.dead_letter is not None:
+                    await self.dead_letter.start()
+                pattern = self.params.subscription_pattern()
+                if pattern is not None:
+                    consumer.subscribe(pattern=pattern, listener=_Rebalance(self))
+                else:
+                    consumer.subscribe(self.params.kafka_topics(), listener=_Rebalance(self))
             except (KafkaError, OSError) as exc:
+                self.consumer = None
                 with contextlib.suppress(Exception):
                     await consumer.stop()
                 reason = f"{self.connector.config.bootstrap_hosts}: {exc}"
@@ -170,52 +262,152 @@ class KafkaConsumerSource:
 
     async def _run(self) -> None:
         await self.context.mqtt.wait_connected()
-        self.consumer = consumer = await self._connect()
+        consumer = await self._connect()
         self._status = HealthStatus(Status.CONNECTED)
-        log.info("source %s: consuming %s as group %s", self.id,
-                 ", ".join(self.params.kafka_topics()), self.group_id)
+        what = ", ".join(self.params.kafka_topics())
+        if self.params.topic_pattern:
+            what = " and ".join(x for x in (what, f"topics matching {self.params.topic_pattern!r}")
+                                if x)
+        log.info("source %s: consuming %s as group %s", self.id, what, self.group_id)
         interval = self.params.offset_commit_interval_seconds
+        limit = self.params.max_inflight
         while not self._stopping:
-            batches = await consumer.getmany(timeout_ms=1000)
-            for tp, records in batches.items():
-                await asyncio.gather(*(self._handle(r) for r in records))
-                self._pending[tp] = records[-1].offset + 1
-            if self._pending and time.monotonic() - self._last_commit >= interval:
+            if self._rewind:
+                await self._do_rewind(consumer)
+            room = limit - self.tracker.inflight
+            if room <= 0:
+                await self._pause_until_room(consumer)
+                continue
+            batches = await consumer.getmany(timeout_ms=1000, max_records=room)
+            if batches:
+                self._handle_batches(batches)
+            if time.monotonic() - self._last_commit >= interval:
                 try:
                     await self.commit_pending()
                 except KafkaError as exc:  # rebalancing: the revoke hook commits instead
                     log.warning("source %s: commit failed: %s", self.id, exc)
 
-    async def _handle(self, record: Any) -> None:
+    async def _pause_until_room(self, consumer: AIOKafkaConsumer) -> None:
+        tracker = self.tracker
+        interval = self.params.offset_commit_interval_seconds
+        consumer.pause(*consumer.assignment())
+        self._paused = True
+        self.metrics.inc("paused")
+        log.debug("source %s: %d records in flight; partitions paused", self.id, tracker.inflight)
+        try:
+            while not (self._stopping or self._rewind) and not tracker.space.is_set():
+                try:
+                    await asyncio.wait_for(tracker.space.wait(), 1.0)
+                except TimeoutError:
+                    # Paused partitions return nothing; polling keeps the group membership.
+                    await consumer.getmany(timeout_ms=0)
+                if time.monotonic() - self._last_commit >= interval:
+                    with contextlib.suppress(KafkaError):
+                        await self.commit_pending()
+        finally:
+            consumer.resume(*consumer.assignment())
+            self._paused = False
+
+    async def _do_rewind(self, consumer: AIOKafkaConsumer) -> None:
+        self._status = HealthStatus(Status.CONNECTING, "waiting for the MQTT session")
+        await self.context.mqtt.wait_connected()
+        self._rewind = False
+        lost = self.tracker.inflight
+        points = self.tracker.rewind()
+        assigned = consumer.assignment()
+        for tp, offset in points.items():
+            if tp in assigned:
+                consumer.seek(tp, offset)
+        self.metrics.inc("redelivered", lost)
+        self._status = HealthStatus(Status.CONNECTED)
+        log.warning("source %s: MQTT session lost with %d records in flight; consuming again "
+                    "from %s", self.id, lost,
+                    ", ".join(f"{tp.topic}/{tp.partition}@{o}" for tp, o in sorted(points.items()))
+                    or "the committed offsets")
+
+    def _handle_batches(self, batches: dict[TopicPartition, list[Record]]) -> None:
+        tracker = self.tracker
+        windows = []
+        for tp, records in batches.items():
+            w = tracker.window(tp)
+            if w.next_offset is None:
+                w.next_offset = records[0].offset  # where to go back to if the batch is cut
+            windows.append((w, records))
+        for w, records in windows:
+            for record in records:
+                if not self._handle(w, record):
+                    tracker.opened()
+                    return  # the MQTT session is gone: _do_rewind consumes these again
+        tracker.opened()
+
+    def _handle(self, window: Window, record: Record) -> bool:
+        """Hand one record to MQTT and rules; ``False`` when the MQTT session is gone."""
+        slot = window.open(record.offset)
         self.metrics.inc("received")
-        msg = record_message(record, self.params.key_encoding_mode, self.params.value_encoding_mode)
-        work: list[Awaitable[None]] = []
+        try:
+            msg = record_message(record, self.params.key_encoding_mode,
+                                 self.params.value_encoding_mode)
+        except RecordDecodeError as exc:
+            self._reject(slot, record, str(exc))
+            slot.seal()
+            return True
         mapping = self.mappings.get(record.topic)
         if mapping is not None:
-            try:
-                topic = mapping.topic.render_strict(msg)
-            except TemplateError as exc:
-                self.metrics.inc("failed")
-                log.warning("source %s: record %s/%d@%d: mqtt_topic: %s", self.id, record.topic,
-                            record.partition, record.offset, exc)
-            else:
+            topic = mapping.static_topic
+            if topic is None:
+                topic = mapping.topic.render(msg)
+                why = check_mqtt_topic(topic)
+                if why is not None:
+                    self._reject(slot, record, f"mqtt_topic: {why}")
+                    topic = None
+            if topic is not None:
                 payload = mapping.payload.render_bytes(msg)
-                work.append(self._publish(topic, payload, mapping.qos))
-        event = dict(msg)
-        event["event"] = self.event_topic
-        event["timestamp"] = int(time.time() * 1000)
-        work.append(self.context.dispatch(event))
-        await asyncio.gather(*work)
-        self.metrics.inc("success")
+                try:
+                    future = self.context.mqtt.publish_nowait(topic, payload, qos=mapping.qos)
+                except aiomqtt.MqttError:
+                    self._rewind = True
+                    return False
+                except ValueError as exc:
+                    self._reject(slot, record, f"mqtt_topic: {exc}")
+                else:
+                    slot.watch(future)
+        msg["event"] = self.event_topic
+        msg["timestamp"] = int(time.time() * 1000)
+        nowait = self.context.dispatch_nowait
+        slot.watch(nowait(msg) if nowait is not None
+                   else asyncio.ensure_future(self.context.dispatch(msg)))
+        slot.seal()
+        return True
 
-    async def _publish(self, topic: str, payload: bytes, qos: int) -> None:
-        while True:
-            try:
-                await self.context.mqtt.publish(topic, payload, qos=qos)
-                return
-            except aiomqtt.MqttError as exc:
-                # The session dropped before the broker acknowledged: publish again once it is
-                # back (at-least-once; the subscriber may see a duplicate).
-                log.warning("source %s: publish to %s interrupted (%s); retrying", self.id,
-                            topic, exc)
-                await asyncio.sleep(0.5)
+    def _reject(self, slot: Slot, record: Record, reason: str) -> None:
+        """A record that cannot be rendered: counted, logged, dead-lettered if configured."""
+        if not slot.failed:
+            slot.failed = True
+            self.metrics.inc("failed")
+        self.metrics.inc("failed.render")
+        log.warning("source %s: record %s/%d@%d: %s", self.id, record.topic, record.partition,
+                    record.offset, reason)
+        if self.dead_letter is not None:
+            task = self.dead_letter.send(record, reason)
+            task.add_done_callback(self._dead_lettered)
+            slot.watch(task)
+
+    def _dead_lettered(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is None:
+            self.metrics.inc("dead_letter.success")
+
+    def _on_error(self, slot: Slot, exc: BaseException) -> bool:
+        if isinstance(exc, aiomqtt.MqttError):
+            self._rewind = True
+            return False  # left open: consumed again once the session is back
+        if not slot.failed:
+            slot.failed = True
+            self.metrics.inc("failed")
+        if isinstance(exc, DeliveryError):
+            self.metrics.inc(exc.reason)
+            log.warning("source %s: record %s/%d@%d: %s", self.id, slot.window.tp.topic,
+                        slot.window.tp.partition, slot.offset, exc.detail)
+        else:
+            log.error("source %s: record %s/%d@%d failed: %r", self.id, slot.window.tp.topic,
+                      slot.window.tp.partition, slot.offset, exc)
+        return True

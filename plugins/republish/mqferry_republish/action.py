@@ -1,21 +1,29 @@
 """The ``republish`` action: renders each rule output into an MQTT message and publishes it.
 
 Each output is secured once the broker acknowledged the publish (QoS 1/2) or it was written
-(QoS 0).
+(QoS 0). A publish interrupted by a lost MQTT session is published again once the session is
+back (``retried``). Every message carries the user property ``mqferry-republished`` (the
+action id); when such a message comes back through a rule's subscription, the runtime does not
+hand that rule's outputs to any republish action, so republishing never loops (counted as
+``dropped.loop``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import aiomqtt
+import orjson
 
 from mqferry import Delivery, HealthStatus, RuntimeContext, Status
+from mqferry.errors import DeliveryError
 from mqferry.metrics import action_metrics
-from mqferry.templates import MISSING, Template
+from mqferry.templates import MISSING, Template, to_text
+from mqferry.types import LOOP_MARKER
 from mqferry_republish.config import RepublishActionConfig
 
 log = logging.getLogger(__name__)
@@ -39,6 +47,9 @@ def _as_template(value: str | int | bool) -> Template:
 
 class RepublishAction:
     """Publishes rule outputs to MQTT."""
+
+    #: Skipped for messages that a republish action published (see :data:`LOOP_MARKER`).
+    loop_guard = True
 
     def __init__(self, *, name: str, config: RepublishActionConfig,
                  context: RuntimeContext) -> None:
@@ -69,10 +80,23 @@ class RepublishAction:
             text = t.render(output)
             if text:
                 props[name] = _int(text, 0) if name in _INT_PROPS else text
+        user: list[tuple[str, str]] = []
         if self._user_props is not None:
             raw = self._user_props.value(output)
-            if isinstance(raw, Mapping) and raw:
-                props["User-Property"] = raw
+            if isinstance(raw, str | bytes) and raw[:1] in ("{", b"{"):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    raw = orjson.loads(raw)
+            if isinstance(raw, Mapping):
+                user = [(str(k), to_text(v)) for k, v in raw.items() if k != LOOP_MARKER]
+        user.append((LOOP_MARKER, self.id))
+        props["User-Property"] = user
+        if not topic or "+" in topic or "#" in topic:
+            self.metrics.inc("failed")
+            self.metrics.inc("failed.render")
+            log.warning("action %s: rendered topic %r is not a valid MQTT topic name", self.id,
+                        topic)
+            delivery.failed("failed.render")
+            return
         task = asyncio.get_running_loop().create_task(
             self._publish(_Outgoing(topic, payload, qos, retain, props), delivery))
         self._tasks.add(task)
@@ -94,6 +118,12 @@ class RepublishAction:
                 self.metrics.inc("failed")
                 log.warning("action %s: cannot publish to %r: %s", self.id, topic, exc)
                 delivery.failed("failed.publish")
+                return
+            except DeliveryError as exc:
+                self.metrics.inc("failed")
+                self.metrics.inc(exc.reason)
+                log.warning("action %s: publish to %r: %s", self.id, topic, exc.detail)
+                delivery.failed(exc.reason)
                 return
             self.metrics.inc("success")
             delivery.secured()

@@ -1,0 +1,132 @@
+"""The source's record path with an in-memory MQTT twin: what is published and committed."""
+
+import asyncio
+
+import aiomqtt
+from aiokafka import TopicPartition
+from aiokafka.structs import ConsumerRecord
+
+from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry.testing import InMemoryMqtt, runtime_context
+from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
+from mqferry_kafka_consumer.source import KafkaConsumerSource
+
+TP = TopicPartition("in", 0)
+
+
+def record(offset, value=b"v", key=b"k", topic="in"):
+    return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=1, timestamp_type=0,
+                          key=key, value=value, checksum=None, serialized_key_size=1,
+                          serialized_value_size=1, headers=[])
+
+
+def source(mqtt, **params):
+    params.setdefault("topic_mapping", [{"kafka_topic": "in", "mqtt_topic": "out/${.key}",
+                                         "qos": 1, "payload_template": "${.value}"}])
+    cfg = KafkaConsumerSourceConfig(connector="k", parameters=params)
+    conn = KafkaConnector(kind="kafka_consumer", name="k",
+                          config=KafkaConnectorConfig(bootstrap_hosts="127.0.0.1:1"))
+    return KafkaConsumerSource(name="s", config=cfg, connector=conn,
+                               context=runtime_context(mqtt))
+
+
+async def settle():
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_an_offset_is_committable_only_once_every_earlier_record_was_acked():
+    mqtt = InMemoryMqtt(hold_acks=True)
+    src = source(mqtt)
+    src._handle_batches({TP: [record(10), record(11), record(12)]})
+    await settle()
+    assert [p.topic for p in mqtt.published] == ["out/k"] * 3
+    mqtt.pending[1].set_result(None)
+    mqtt.pending[2].set_result(None)
+    await settle()
+    assert src.tracker.committable() == {}
+    assert src.tracker.inflight == 3
+    mqtt.pending[0].set_result(None)
+    await settle()
+    assert src.tracker.committable() == {TP: 13}
+    assert src.tracker.inflight == 0
+    assert (src.metrics.get("received"), src.metrics.get("success")) == (3, 3)
+
+
+async def test_a_record_whose_topic_cannot_render_is_counted_and_does_not_stop_the_partition():
+    mqtt = InMemoryMqtt()
+    src = source(mqtt)
+    src._handle_batches({TP: [record(0, key=b"a/#"), record(1, key=b"b")]})
+    await settle()
+    assert [p.topic for p in mqtt.published] == ["out/b"]
+    assert src.tracker.committable() == {TP: 2}
+    snap = src.metrics.snapshot()
+    assert (snap["received"], snap["success"], snap["failed"], snap["failed.render"]) == (
+        2, 1, 1, 1)
+
+
+async def test_invalid_utf8_under_mode_none_is_a_render_failure_and_base64_carries_it():
+    mqtt = InMemoryMqtt()
+    src = source(mqtt)
+    src._handle_batches({TP: [record(0, value=b"\xff")]})
+    await settle()
+    assert mqtt.published == [] and src.metrics.get("failed.render") == 1
+    src64 = source(mqtt, value_encoding_mode="base64")
+    src64._handle_batches({TP: [record(0, value=b"\xff")]})
+    await settle()
+    assert mqtt.published[0].payload == b"/w=="
+
+
+async def test_a_lost_session_rewinds_to_the_first_unacked_record():
+    mqtt = InMemoryMqtt(hold_acks=True)
+    src = source(mqtt)
+    src._handle_batches({TP: [record(5), record(6), record(7)]})
+    mqtt.pending[0].set_result(None)
+    mqtt.ack(error=aiomqtt.MqttError("connection lost"))
+    await settle()
+    assert src._rewind
+    assert src.tracker.rewind() == {TP: 6}
+    assert src.tracker.inflight == 0
+    assert src.tracker.committable() == {TP: 6}
+
+
+async def test_publishing_while_disconnected_stops_the_batch_for_a_rewind():
+    mqtt = InMemoryMqtt()
+    mqtt.publish_nowait = _raise_disconnected  # type: ignore[method-assign]
+    src = source(mqtt)
+    src._handle_batches({TP: [record(3), record(4)]})
+    assert src._rewind and src.tracker.inflight == 1
+    assert src.tracker.rewind() == {TP: 3}
+
+
+def _raise_disconnected(*args, **kwargs):
+    raise aiomqtt.MqttError("not connected")
+
+
+async def test_space_is_cleared_above_half_of_max_inflight():
+    mqtt = InMemoryMqtt(hold_acks=True)
+    src = source(mqtt, max_inflight=4)
+    src._handle_batches({TP: [record(i) for i in range(3)]})
+    assert not src.tracker.space.is_set()
+    mqtt.ack(1)
+    await settle()
+    assert src.tracker.space.is_set()
+
+
+async def test_rules_see_the_emqx_message_with_event_and_timestamp():
+    seen = []
+
+    async def dispatch(event):
+        seen.append(dict(event))
+
+    mqtt = InMemoryMqtt()
+    src = source(mqtt, topic="in", topic_mapping=[])
+    src.context.dispatch = dispatch
+    src._handle_batches({TP: [record(0, value=b'{"a": 1}')]})
+    await settle()
+    [event] = seen
+    assert event["event"] == "$bridges/kafka_consumer:s"
+    assert {k: event[k] for k in ("key", "value", "offset", "topic", "ts_type", "headers")} == {
+        "key": "k", "value": '{"a": 1}', "offset": 0, "topic": "in", "ts_type": "create",
+        "headers": {}}
+    assert src.tracker.committable() == {TP: 1}
