@@ -21,8 +21,6 @@ from mqferry.runtime.reconfig import Controller
 from tests.api.conftest import BASE_CONFIG
 from tests.api.fakes import fake_plugins
 
-
-
 KNOWN_IDS = {
     **{f"/api/v5/connectors/{{id}}{s}": [None, "fake:c1"] for s in ("", "/enable/{enable}")},
     **{f"/api/v5/actions/{{id}}{s}": [None, "fake:a1"]
