@@ -30,7 +30,7 @@ ENTRY_POINT_GROUP = "mqferry"
 DISABLE_ENV = "MQFERRY_DISABLE_PLUGINS"
 
 #: Built-in plugins the core expects; a missing one is warned about (a broken install).
-EXPECTED_BUILTINS = ("mqtt", "functions", "kafka_producer", "kafka_consumer", "republish")
+EXPECTED_BUILTINS = ("mqtt", "functions", "kafka_producer", "kafka_consumer", "republish", "bench")
 
 HOOK_NAMES = (
     "mqferry_register_connector_types",

@@ -1,0 +1,202 @@
+"""The bridges under test, each started as its own process(es) on the same brokers.
+
+Variants, by direction:
+
+* ``pipe``: ``mosquitto_sub | kcat -P`` (MQTT -> Kafka) or ``kcat -C | mosquitto_pub -l``
+  (Kafka -> MQTT): C tools, no rules, no guarantees; the near-limit reference.
+* ``paho``: the hand-written bridges of ``benchmarks/baselines/`` (paho-mqtt + confluent-kafka,
+  automatic acknowledgements).
+* ``mqferry-amo``: mqferry with ``mqtt.delivery: at_most_once`` (MQTT -> Kafka only).
+* ``mqferry-alo``: mqferry with its default, at-least-once delivery.
+
+MQTT -> Kafka bridges forward every topic under ``<prefix>/`` to the Kafka topic with the MQTT
+payload as the record value; Kafka -> MQTT bridges publish each record value to
+``<prefix>/<record key>`` at QoS 1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+VENV_BIN = Path(sys.executable).parent
+M2K_VARIANTS = ("pipe", "paho", "mqferry-amo", "mqferry-alo")
+K2M_VARIANTS = ("pipe", "paho", "mqferry-alo")
+
+
+@dataclass(frozen=True)
+class Brokers:
+    """Where the brokers are (from the variables of ``scripts/services.sh env``)."""
+
+    mqtt_host: str = field(default_factory=lambda: os.environ.get("MQFERRY_MQTT_HOST",
+                                                                   "127.0.0.1"))
+    mqtt_port: int = field(default_factory=lambda: int(os.environ.get("MQFERRY_MQTT_PORT",
+                                                                       "1883")))
+    kafka: str = field(default_factory=lambda: os.environ.get("MQFERRY_KAFKA_BOOTSTRAP",
+                                                              "127.0.0.1:9092"))
+
+    @property
+    def mqtt(self) -> str:
+        """``host:port``."""
+        return f"{self.mqtt_host}:{self.mqtt_port}"
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(f"{name} not found: run scripts/services.sh install")
+    return path
+
+
+def mqferry_config(variant: str, direction: str, brokers: Brokers, *, prefix: str,
+                   kafka_topic: str, clientid: str) -> dict[str, Any]:
+    """The mqferry config of a variant."""
+    kafka = {"bootstrap_hosts": brokers.kafka}
+    mqtt = {"server": brokers.mqtt, "clientid": clientid,
+            "delivery": "at_most_once" if variant == "mqferry-amo" else "at_least_once"}
+    if direction == "mqtt-kafka":
+        return {
+            "mqtt": mqtt, "log": {"level": "info"}, "api": {"enable": False},
+            "connectors": {"kafka_producer": {"k": kafka}},
+            "actions": {"kafka_producer": {"sink": {"connector": "k", "parameters": {
+                "topic": kafka_topic, "message": {"key": "", "value": "${payload}"}}}}},
+            "rules": {"bench": {"sql": f'SELECT payload, payload.x as x FROM "{prefix}/#"',  # noqa: S608
+                                "actions": ["kafka_producer:sink"]}},
+        }
+    return {
+        "mqtt": mqtt, "log": {"level": "info"}, "api": {"enable": False},
+        "connectors": {"kafka_consumer": {"k": kafka}},
+        "sources": {"kafka_consumer": {"src": {"connector": "k", "parameters": {
+            "offset_reset_policy": "earliest",
+            "topic_mapping": [{"kafka_topic": kafka_topic, "mqtt_topic": f"{prefix}/${{key}}",
+                               "qos": 1, "payload_template": "${value}"}]}}}},
+    }
+
+
+class Bridge:
+    """One bridge variant, started and stopped as OS processes.
+
+    Args:
+        variant: one of :data:`M2K_VARIANTS` or :data:`K2M_VARIANTS`.
+        direction: ``mqtt-kafka`` or ``kafka-mqtt``.
+        brokers: the brokers.
+        prefix: MQTT topic prefix of the run.
+        kafka_topic: Kafka topic of the run.
+        workdir: where configs and logs go.
+    """
+
+    def __init__(self, variant: str, direction: str, brokers: Brokers, *, prefix: str,
+                 kafka_topic: str, workdir: Path) -> None:
+        allowed = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
+        if variant not in allowed:
+            raise ValueError(f"variant {variant!r} is not one of {', '.join(allowed)} for "
+                             f"{direction}")
+        self.variant, self.direction, self.brokers = variant, direction, brokers
+        self.prefix, self.kafka_topic = prefix, kafka_topic
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self._logs: list[IO[bytes]] = []
+        self.clientid = f"mqferry-bench-{prefix.replace('/', '-')}"
+        self.starts = 0
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the (last) bridge process."""
+        return self.workdir / f"{self.variant}.log"
+
+    def pids(self) -> list[int]:
+        """The pids of the running bridge processes."""
+        return [p.pid for p in self.procs if p.poll() is None]
+
+    def _log(self) -> IO[bytes]:
+        f = self.log_path.open("ab")
+        self._logs.append(f)
+        return f
+
+    def start(self) -> None:
+        """Start the bridge (again, after :meth:`kill`, with the same identity)."""
+        self.starts += 1
+        b, log = self.brokers, self._log()
+        if self.variant.startswith("mqferry"):
+            cfg = self.workdir / f"{self.variant}.yaml"
+            cfg.write_text(yaml.safe_dump(mqferry_config(
+                self.variant, self.direction, b, prefix=self.prefix, kafka_topic=self.kafka_topic,
+                clientid=self.clientid)))
+            self.procs = [subprocess.Popen([str(VENV_BIN / "mqferry"), "run", "-c", str(cfg)],
+                                           cwd=self.workdir, stdout=log, stderr=log)]
+        elif self.variant == "paho" and self.direction == "mqtt-kafka":
+            self.procs = [subprocess.Popen(
+                [sys.executable, str(HERE / "baselines" / "mqtt_to_kafka_bridge.py"),
+                 "--mqtt", b.mqtt, "--topic", f"{self.prefix}/#", "--kafka", b.kafka,
+                 "--kafka-topic", self.kafka_topic], stdout=log, stderr=log)]
+        elif self.variant == "paho":
+            self.procs = [subprocess.Popen(
+                [sys.executable, str(HERE / "baselines" / "kafka_to_mqtt_bridge.py"),
+                 "--kafka", b.kafka, "--kafka-topic", self.kafka_topic, "--mqtt", b.mqtt,
+                 "--prefix", self.prefix, "--group", self.clientid], stdout=log, stderr=log)]
+        elif self.direction == "mqtt-kafka":
+            # Line-buffered: on a pipe, mosquitto_sub's stdio would hold the last few KB of
+            # messages back until it exits (they looked lost in a first run).
+            sub = subprocess.Popen(
+                [_tool("stdbuf"), "-oL", _tool("mosquitto_sub"), "-h", b.mqtt_host,
+                 "-p", str(b.mqtt_port), "-t", f"{self.prefix}/#", "-q", "1", "-i", self.clientid],
+                stdout=subprocess.PIPE, stderr=log)
+            kcat = subprocess.Popen(
+                [_tool("kcat"), "-P", "-b", b.kafka, "-t", self.kafka_topic, "-q",
+                 "-X", "message.max.bytes=4194304"], stdin=sub.stdout, stdout=log, stderr=log)
+            assert sub.stdout is not None
+            sub.stdout.close()  # kcat holds the read end now
+            self.procs = [sub, kcat]
+        else:
+            kcat = subprocess.Popen(
+                [_tool("kcat"), "-C", "-b", b.kafka, "-t", self.kafka_topic, "-o", "beginning",
+                 "-u", "-q", "-f", "%s\n"], stdout=subprocess.PIPE, stderr=log)
+            # -l publishes every line to one topic: all records go to <prefix>/pipe.
+            pub = subprocess.Popen(
+                [_tool("mosquitto_pub"), "-h", b.mqtt_host, "-p", str(b.mqtt_port),
+                 "-t", f"{self.prefix}/pipe", "-q", "1", "-l", "-i", self.clientid],
+                stdin=kcat.stdout, stdout=log, stderr=log)
+            assert kcat.stdout is not None
+            kcat.stdout.close()
+            self.procs = [kcat, pub]
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM every process, then SIGKILL what is left after ``timeout`` seconds."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.procs:
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self._close_logs()
+
+    def kill(self) -> None:
+        """SIGKILL every process: no flush, no goodbye."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs:
+            p.wait(10)
+        self._close_logs()
+
+    def _close_logs(self) -> None:
+        for f in self._logs:
+            f.close()
+        self._logs = []
+
+    def log_text(self) -> str:
+        """The bridge's log so far."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -1,0 +1,144 @@
+"""The standard benchmark set: mqferry against its baselines, both directions, same brokers.
+
+    python benchmarks/run.py                 # the standard set (tox -e bench)
+    python benchmarks/run.py --faults        # the standard set, then the fault scenarios
+    python benchmarks/run.py --only-faults   # the fault scenarios alone
+    python benchmarks/run.py --quick         # smaller counts, for a first look
+
+The brokers are those of ``scripts/services.sh`` (``MQFERRY_KAFKA_BOOTSTRAP``,
+``MQFERRY_MQTT_HOST``, ``MQFERRY_MQTT_PORT``). Every run uses a fresh Kafka topic and MQTT
+prefix. Results go to ``benchmarks/results/latest.json`` and, as Markdown tables for RESULTS.md,
+to ``latest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psutil
+from bridges import K2M_VARIANTS, M2K_VARIANTS, Brokers
+from harness import measure, save
+from rich.console import Console
+
+from mqferry.bench.report import print_results, ratio, summary_row
+
+RESULTS = Path(__file__).resolve().parent / "results"
+console = Console(stderr=True, width=160)
+
+
+def loads(quick: bool) -> dict[str, dict[str, Any]]:
+    """The two standard loads: as fast as possible, and a fixed rate for latency."""
+    scale = 4 if quick else 1
+    return {
+        "max": {"count": 60_000 // scale, "rate": 0.0, "size": 200, "streams": 4, "qos": 1},
+        "rate": {"count": 20_000 // scale, "rate": 2000.0, "size": 200, "streams": 4, "qos": 1},
+    }
+
+
+def machine() -> str:
+    """One line about the machine."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = psutil.virtual_memory().total / 2**30
+    return (f"{psutil.cpu_count()} vCPU {cpu}, {mem:.0f} GiB; {platform.system()} "
+            f"{platform.release()}; Python {platform.python_version()}")
+
+
+def markdown(results: list[dict[str, Any]], direction: str, load: str) -> str:
+    """A Markdown table of one direction and load, with ratios against the baselines."""
+    rows = [r for r in results if r["spec"]["direction"] == direction and r["load"] == load]
+    base = {r["variant"]: summary_row(r) for r in rows}
+    pipe, paho = base.get("pipe", {}), base.get("paho", {})
+    head = ("| variant | published | delivered | lost | dup | out of order | msg/s (median 1 s) "
+            "| vs pipe | vs paho | p50 ms | p99 ms | max ms | CPU s / 100k | peak RSS MiB |")
+    out = [head, "|" + " --- |" * 14]
+    for r in rows:
+        s = summary_row(r)
+        out.append(
+            f"| {r['variant']} | {s['published']:,} | {s['delivered']:,} | {s['lost']:,} | "
+            f"{s['duplicated']:,} | {s['out_of_order']:,} | {s['msg_s']:,.0f} | "
+            f"{_r(ratio(s['msg_s'], pipe.get('msg_s')))} | "
+            f"{_r(ratio(s['msg_s'], paho.get('msg_s')))} | {s['p50_ms']:,.1f} | "
+            f"{s['p99_ms']:,.1f} | {s['max_ms']:,.1f} | {_r(s['cpu_s_per_100k'])} | "
+            f"{_r(s['peak_rss_mb'])} |")
+    return "\n".join(out)
+
+
+def _r(v: float | None) -> str:
+    return "-" if v is None else f"{v:,.2f}"
+
+
+def standard(brokers: Brokers, quick: bool, directions: list[str],
+             variants: list[str] | None) -> list[dict[str, Any]]:
+    """Every variant under every standard load."""
+    results = []
+    for direction in directions:
+        names = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
+        for load_name, load in loads(quick).items():
+            for variant in names:
+                if variants and variant not in variants:
+                    continue
+                console.print(f"[bold]{direction} {load_name}[/] {variant} ...")
+                r = measure(variant, direction, brokers, label=f"{variant} {load_name}",
+                            idle_timeout=20.0, **load)
+                r["load"] = load_name
+                results.append(r)
+                print_results([r], console=console)
+    return results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="mqferry's standard benchmark set")
+    ap.add_argument("--quick", action="store_true", help="smaller counts")
+    ap.add_argument("--faults", action="store_true", help="run the fault scenarios too")
+    ap.add_argument("--only-faults", action="store_true", help="only the fault scenarios")
+    ap.add_argument("--direction", choices=["mqtt-kafka", "kafka-mqtt"], action="append",
+                    help="limit to one direction (repeatable)")
+    ap.add_argument("--variant", action="append", help="limit to these variants (repeatable)")
+    ap.add_argument("--scenario", action="append", help="limit to these fault scenarios")
+    ap.add_argument("-o", "--output", type=Path, default=RESULTS / "latest.json")
+    args = ap.parse_args()
+    brokers = Brokers()
+    directions = args.direction or ["mqtt-kafka", "kafka-mqtt"]
+    started = time.monotonic()
+    console.print(f"machine: {machine()}; brokers: MQTT {brokers.mqtt}, Kafka {brokers.kafka}")
+    results: list[dict[str, Any]] = []
+    md: list[str] = [f"Machine: {machine()}."]
+    if not args.only_faults:
+        results = standard(brokers, args.quick, directions, args.variant)
+        for direction in directions:
+            for load_name, load in loads(args.quick).items():
+                md.append(f"\n### {direction}, {load_name}: {load}\n")
+                md.append(markdown(results, direction, load_name))
+    fault_results: list[dict[str, Any]] = []
+    if args.faults or args.only_faults:
+        from faults import run_faults, scenario_markdown
+
+        fault_results = run_faults(brokers, directions, args.scenario, console, args.variant)
+        md.append("\n" + scenario_markdown(fault_results))
+    save(results + fault_results, args.output)
+    args.output.with_suffix(".md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+    console.print(f"done in {time.monotonic() - started:.0f} s; results: {args.output}")
+    lost = [r["label"] for r in results + fault_results
+            if r["loss"]["lost"] and r.get("expect_no_loss")]
+    if lost:
+        console.print(f"[red]runs that promised no loss and lost messages: {', '.join(lost)}[/]")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
