@@ -8,6 +8,7 @@ API's JSON). The address and the key come from options or from ``MQFERRY_API_URL
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -43,7 +44,9 @@ class _Api:
                  cacert: str | None) -> None:
         self.auth = (key, secret) if key and secret else None
         self.url = url.rstrip("/")
-        self.verify: str | bool = cacert or True
+        # httpx takes an SSL context (a CA path is deprecated there).
+        self.verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=cacert)
+                                              if cacert else True)
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

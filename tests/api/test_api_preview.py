@@ -1,0 +1,49 @@
+"""``/rules/:id/test`` with the real Kafka producer action: the record it would write, unsent."""
+
+from __future__ import annotations
+
+import httpx
+
+from mqferry.api import KeyStore, create_api
+from mqferry.config import validate_config
+from mqferry.plugins import load_plugins
+from mqferry.runtime import App
+from mqferry.runtime.reconfig import Controller
+
+
+async def test_renders_the_kafka_record(tmp_path):
+    plugins = load_plugins()
+    data = {
+        "connectors": {"kafka_producer": {"k": {"bootstrap_hosts": "127.0.0.1:1"}}},
+        "actions": {"kafka_producer": {"sink": {"connector": "k", "parameters": {
+            "topic": "t-${payload.site}", "partition_strategy": "key_dispatch",
+            "message": {"key": "${clientid}", "value": "${payload.v}"},
+            "kafka_ext_headers": [{"kafka_ext_header_key": "src",
+                                   "kafka_ext_header_value": "${topic}"}]}}}},
+        "rules": {"r": {"sql": 'SELECT payload, clientid, topic FROM "s/#"',
+                        "actions": ["kafka_producer:sink"]}},
+    }
+    cfg = validate_config(data, plugins.registries(), plugins.function_table())
+    app = App(cfg, data_dir=tmp_path)  # not started: nothing can be sent
+    store = KeyStore(tmp_path / "k.json")
+    key, secret = store.create("t")
+    api = create_api(Controller(app, plugins, data=data), store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api),
+                                 base_url="http://m/api/v5",
+                                 auth=(key.api_key, secret)) as c:
+        r = await c.post("/rules/r/test", json={"context": {
+            "topic": "s/1", "clientid": "dev-1", "payload": '{"site": "north", "v": 21}'}})
+        assert r.status_code == 200, r.text
+        [action] = r.json()["actions"]
+        assert action["action"] == "kafka_producer:sink"
+        [record] = action["rendered"]
+        assert record["topic"] == "t-north"
+        assert record["key"] == "dev-1"
+        assert record["value"] == "21"
+        assert record["headers"] == [{"key": "src", "value": "s/1"}]
+        assert record["partition_strategy"] == "key_dispatch"
+        assert isinstance(record["timestamp"], int)
+        missing = await c.post("/rules/r/test", json={"context": {
+            "topic": "s/1", "payload": '{"v": 1}'}})
+        assert "failed.render" in missing.json()["actions"][0]["rendered"][0]["error"]
+    assert app.actions["kafka_producer:sink"].metrics.get("matched") == 0
