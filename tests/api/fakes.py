@@ -22,6 +22,8 @@ class FakeConnectorConfig(ConnectorConfigBase):
 class FakeParameters(Strict):
     topic: str
     hold: bool = False
+    #: on stop, keep what is held unsettled (a target that never came back)
+    strand: bool = False
 
 
 class FakeActionConfig(ActionConfigBase):
@@ -61,6 +63,8 @@ class FakeAction:
         self.connector = connector
         self.metrics = action_metrics(self.id)
         self.pending: list[Any] = []
+        self.strand = config.parameters.strand
+        self.metrics.gauge("queuing", lambda: len(self.pending))
 
     def submit(self, output: Mapping[str, Any], delivery: Any) -> None:
         self.metrics.inc("matched")
@@ -78,6 +82,9 @@ class FakeAction:
         self.events.append(("start", self.id))
 
     async def stop(self) -> None:
+        if self.strand:
+            self.events.append(("stop", self.id))
+            return
         pending, self.pending = self.pending, []
         for d in pending:
             self.metrics.inc("success")

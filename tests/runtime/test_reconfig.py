@@ -146,3 +146,31 @@ async def test_connector_change_rebuilds_its_actions_only(setup):
     assert app.connectors["fake:c1"] is not conn
     assert app.actions["fake:other"].connector is app.connectors["fake:c1"]
     assert (await ctrl.change(lambda d: None)).empty
+
+
+async def test_an_action_that_cannot_flush_makes_the_broker_redeliver(plugins, tmp_path):
+    data = copy.deepcopy(CONFIG)
+    data["mqtt"] = {"server": "127.0.0.1:1"}  # nothing listens: the session stays "connecting"
+    data["actions"]["fake"]["hold"]["parameters"]["strand"] = True
+    cfg = validate_config(data, plugins.registries(), plugins.function_table())
+    app = App(cfg, data_dir=tmp_path)
+    app._accepting = True
+    ctrl = Controller(app, plugins, data=copy.deepcopy(data))
+    app.mqtt.acks._send_ack = lambda mid, qos: None
+    send(app, 1, "h/1")
+    send(app, 2, "o/1")
+    assert len(app.mqtt.acks) == 2  # 1 is held, so 2 waits behind it
+    generation = app.mqtt.acks.generation
+
+    def edit(d):
+        d["actions"]["fake"]["hold"]["parameters"]["topic"] = "new"
+
+    try:
+        plan = await ctrl.change(edit)
+        assert plan.mqtt_reconnected
+        assert len(app.mqtt.acks) == 0
+        assert app.mqtt.acks.generation == generation + 1
+    finally:
+        await app.mqtt.stop()
+    plain = await ctrl.change(lambda d: d["rules"]["other"].update(description="x"))
+    assert not plain.mqtt_reconnected

@@ -68,6 +68,9 @@ class Plan:
     rules_changed: list[str] = field(default_factory=list)
     subscriptions: tuple[list[str], list[str]] = ([], [])
     restart_needed: list[str] = field(default_factory=list)
+    #: The MQTT connection was re-established (same client id and session) because a replaced
+    #: action stopped with messages it could not deliver.
+    mqtt_reconnected: bool = False
 
     @property
     def empty(self) -> bool:
@@ -80,7 +83,8 @@ class Plan:
         added, removed = self.subscriptions
         return {"start": self.start, "stop": self.stop, "rules_changed": self.rules_changed,
                 "subscribed": added, "unsubscribed": removed,
-                "restart_needed": self.restart_needed}
+                "restart_needed": self.restart_needed,
+                "mqtt_reconnected": self.mqtt_reconnected}
 
 
 def _changed(old: ComponentSpec | None, new: ComponentSpec | None) -> bool:
@@ -141,24 +145,8 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         Exception: whatever a component factory raised; nothing was applied.
     """
     plan = plan_changes(app, new)
-    ctx = app.context
     # 1. Build everything first: a factory that raises leaves the running app untouched.
-    connectors: dict[str, Connector] = {cid: c for cid, c in app.connectors.items()
-                                        if cid not in plan.stop["connectors"]}
-    fresh_conns: dict[str, Connector] = {}
-    for cid in plan.start["connectors"]:
-        spec = new.connectors[cid]
-        assert isinstance(spec.type, ConnectorType)
-        fresh_conns[cid] = spec.type.factory(spec.name, spec.config, ctx)
-    connectors.update(fresh_conns)
-    fresh: dict[str, dict[str, Any]] = {}
-    for kind in ("actions", "sources"):
-        fresh[kind] = {}
-        for cid in plan.start[kind]:
-            spec = getattr(new, kind)[cid]
-            conn = connectors.get(spec.connector_id or "")
-            assert isinstance(spec.type, ActionType | SourceType)
-            fresh[kind][cid] = spec.type.factory(spec.name, spec.config, conn, ctx)
+    fresh_conns, fresh = _build(app, plan, new)
     running = app.running
     # 2. Sources that change stop first, so two consumers never share a group member's work.
     old_sources: list[Source] = [app.sources.pop(cid) for cid in plan.stop["sources"]]
@@ -176,7 +164,7 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     old_actions: list[Action] = [app.actions.pop(cid) for cid in plan.stop["actions"]]
     old_conns: list[Connector] = [app.connectors.pop(cid) for cid in plan.stop["connectors"]]
     app.connectors.update(fresh_conns)
-    ctx.connectors = app.connectors
+    app.context.connectors = app.connectors
     app.actions.update(fresh["actions"])
     app.set_rules(_rules(app, new))
     app.config = new
@@ -185,6 +173,17 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         await action.stop()
     for conn in old_conns:
         await conn.stop()
+    stranded = sum(_unsettled(a) for a in old_actions)
+    if stranded and running:
+        # A replaced action gave up flushing (its target is down): the MQTT acknowledgements it
+        # held would block every later one. Reconnect, with the same client id and persistent
+        # session, so the broker redelivers them to the new configuration.
+        log.warning("%d messages were left undelivered by replaced actions; reconnecting the "
+                    "MQTT session so the broker redelivers them", stranded)
+        await app.mqtt.stop()
+        app.mqtt.acks.reset()
+        await app.mqtt.start()
+        plan.mqtt_reconnected = True
     # 6. Same MQTT session, new subscriptions.
     await app.mqtt.set_subscriptions(app.topic_filters)
     # 7. Sources last: their events find the new rules and actions ready.
@@ -197,6 +196,34 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         log.warning("the %s section changed: it takes effect after a restart", section)
     log.info("configuration applied: %s", plan.to_json())
     return plan
+
+
+def _build(app: App, plan: Plan, new: AppConfig
+           ) -> tuple[dict[str, Connector], dict[str, dict[str, Any]]]:
+    ctx = app.context
+    connectors: dict[str, Connector] = {cid: c for cid, c in app.connectors.items()
+                                        if cid not in plan.stop["connectors"]}
+    fresh_conns: dict[str, Connector] = {}
+    for cid in plan.start["connectors"]:
+        spec = new.connectors[cid]
+        assert isinstance(spec.type, ConnectorType)
+        fresh_conns[cid] = spec.type.factory(spec.name, spec.config, ctx)
+    connectors.update(fresh_conns)
+    fresh: dict[str, dict[str, Any]] = {}
+    for kind in ("actions", "sources"):
+        fresh[kind] = {}
+        for cid in plan.start[kind]:
+            spec = getattr(new, kind)[cid]
+            conn = connectors.get(spec.connector_id or "")
+            assert isinstance(spec.type, ActionType | SourceType)
+            fresh[kind][cid] = spec.type.factory(spec.name, spec.config, conn, ctx)
+    return fresh_conns, fresh
+
+
+def _unsettled(action: Action) -> int:
+    """What a stopped action still holds, by its ``queuing`` and ``inflight`` gauges."""
+    snap = action.metrics.snapshot()
+    return int(snap.get("queuing", 0)) + int(snap.get("inflight", 0))
 
 
 def _rules(app: App, new: AppConfig) -> dict[str, RuntimeRule]:
