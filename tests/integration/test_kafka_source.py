@@ -23,7 +23,8 @@ def config(kafka, mqtt, *, params, rules=None, clientid=None):
         "mqtt": {"server": f"{mqtt.host}:{mqtt.port}",
                  "clientid": clientid or f"mqferry-src-{uuid.uuid4().hex[:8]}"},
         "connectors": {"kafka_consumer": {"kc": {"bootstrap_hosts": kafka}}},
-        "sources": {"kafka_consumer": {"src": {"connector": "kc", "parameters": params}}},
+        "sources": {"kafka_consumer": {"src": {"connector": "kc", "parameters": {
+            "group_id": f"mqferry-test-{uuid.uuid4().hex[:8]}", **params}}}},
     }
     if rules:
         cfg["rules"] = rules

@@ -170,8 +170,6 @@ class KafkaConsumerSource:
         """Newly assigned partitions: pin the start of never-committed ones, track their lag."""
         consumer = self.consumer
         assert consumer is not None
-        log.info("source %s: partitions assigned: %s", self.id,
-                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
         for tp in assigned:
             committed = await consumer.committed(tp)
             if committed is None:
@@ -179,6 +177,9 @@ class KafkaConsumerSource:
                 await consumer.commit({tp: OffsetAndMetadata(committed, "")})
             self.tracker.window(tp).committed = committed
             self.metrics.gauge(f"lag.{tp.topic}:{tp.partition}", partial(self._lag_of, tp))
+        # Logged once the start positions are pinned: from here on nothing produced is skipped.
+        log.info("source %s: partitions assigned: %s", self.id,
+                 ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
 
     async def release_partitions(self, revoked: list[TopicPartition]) -> None:
         """Partitions about to go: let their records settle (briefly), commit, forget them."""
