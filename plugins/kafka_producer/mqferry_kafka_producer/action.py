@@ -29,13 +29,17 @@ from mqferry.kafka import KafkaConnector
 from mqferry.kafka.sockets import apply_socket_options
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
-from mqferry_kafka_producer.partitions import Partitioner
+from mqferry_kafka_producer.partitions import KafkaUnreachable, Partitioner
 from mqferry_kafka_producer.records import Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
 
 log = logging.getLogger(__name__)
 
 _ACKS: dict[str, int | str] = {"all_isr": "all", "leader_only": 1, "none": 0}
+#: errors after which an idempotent producer's sequence numbers are out of step with the broker
+#: (for example once a batch was refused as too large): start a new producer session
+_RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
+                 "ProducerFenced")
 _MEMORY_LOW = 0.10
 
 
@@ -104,6 +108,7 @@ class KafkaProducerAction:
         self._task: asyncio.Task[None] | None = None
         self._status = HealthStatus(Status.STOPPED)
         self._retry_delay = 0.0
+        self._reset = False
         self._seen_sockets: set[int] = set()
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
 
@@ -155,6 +160,14 @@ class KafkaProducerAction:
                 self._wake.set()
             self._status = HealthStatus(Status.CONNECTING)
             self._task = asyncio.create_task(self._run(), name=f"mqferry[{self.id}].flush")
+            self._task.add_done_callback(self._flush_ended)
+
+    def _flush_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._status = HealthStatus(Status.DISCONNECTED, f"flush task failed: {exc!r}")
+            log.error("action %s: the flush task failed; buffered records are not sent",
+                      self.id, exc_info=exc)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Flush what is buffered and in flight (up to ``timeout`` seconds), then close."""
@@ -235,6 +248,8 @@ class KafkaProducerAction:
                 await self._wake.wait()
             self._wake.clear()
             await self.buffer.persist()
+            if self._reset:
+                await self._new_producer_session()
             if self._retry_delay:
                 await asyncio.sleep(self._retry_delay)
             if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
@@ -246,6 +261,18 @@ class KafkaProducerAction:
                 self._periodic_checks()
             self.partitioner.new_round()
             await self._send(self.buffer.take())
+
+    async def _new_producer_session(self) -> None:
+        self._reset = False
+        old, self._producer = self._producer, None
+        log.warning("action %s: starting a new producer session (sequence numbers out of step)",
+                    self.id)
+        if old is not None:
+            # pending batches fail and are put back in the queue by their callbacks
+            with contextlib.suppress(KafkaError):
+                await old.stop()
+        self._seen_sockets.clear()
+        self._producer = await self._connect()
 
     def _periodic_checks(self) -> None:
         expired = self.buffer.expire(self.clock.now() - self.params.max_batch_age)
@@ -265,11 +292,19 @@ class KafkaProducerAction:
         producer = self._producer
         assert producer is not None
         by_tp: defaultdict[tuple[str, int], list[Record]] = defaultdict(list)
-        for rec in records:
-            count = await self.partitioner.count(producer, rec.topic)
-            if count is None and self._fallback is not None:
-                rec.topic = self._fallback
+        for i, rec in enumerate(records):
+            try:
                 count = await self.partitioner.count(producer, rec.topic)
+                if count is None and self._fallback is not None:
+                    rec.topic = self._fallback
+                    count = await self.partitioner.count(producer, rec.topic)
+            except KafkaUnreachable as exc:
+                # Keep everything not yet sent, in order; try again after a pause.
+                self._set_connected(False, f"no broker answers: {exc}")
+                self.buffer.requeue([r for recs in by_tp.values() for r in recs] + records[i:])
+                self._retry_delay = min(max(0.5, self._retry_delay * 2), 5.0)
+                self._wake.set()
+                return
             if count is None:
                 self.buffer.done(rec)
                 self._fail(rec.delivery, "failed.unknown_topic",
@@ -365,9 +400,13 @@ class KafkaProducerAction:
                 rec.delivery = None
 
     def _retry(self, members: list[Record], exc: BaseException) -> None:
-        connection = isinstance(exc, KafkaConnectionError | asyncio.TimeoutError) or (
-            type(exc).__name__ in ("KafkaTimeoutError", "RequestTimedOutError",
-                                   "NotLeaderForPartitionError", "LeaderNotAvailableError"))
+        name = type(exc).__name__
+        if any(name.startswith(e) for e in _RESET_ERRORS):
+            self._reset = True
+        connection = self._reset or isinstance(
+            exc, KafkaConnectionError | asyncio.TimeoutError | asyncio.CancelledError) or (
+            name in ("KafkaTimeoutError", "RequestTimedOutError",
+                     "NotLeaderForPartitionError", "LeaderNotAvailableError"))
         if connection:
             self._set_connected(False, str(exc) or type(exc).__name__)
         retry: list[Record] = []

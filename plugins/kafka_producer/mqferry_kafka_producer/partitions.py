@@ -18,6 +18,10 @@ from mqferry_kafka_producer.config import KafkaProducerParameters
 UNKNOWN_TOPIC_TTL = 5.0
 
 
+class KafkaUnreachable(Exception):
+    """No broker answered a metadata request: the topic's existence is unknown."""
+
+
 def java_partition(key: bytes, count: int) -> int:
     """The partition Kafka's Java client (and kcat's ``murmur2_random``) picks for ``key``."""
     return int(murmur2(key) & 0x7FFFFFFF) % count
@@ -43,7 +47,11 @@ class Partitioner:
         self._sticky: dict[str, int] = {}
 
     async def count(self, producer: Any, topic: str) -> int | None:
-        """Usable partitions of ``topic`` (``None``: the topic does not exist)."""
+        """Usable partitions of ``topic`` (``None``: the topic does not exist).
+
+        Raises:
+            KafkaUnreachable: no broker answered, so whether the topic exists is unknown.
+        """
         now = time.monotonic()
         cached = self._counts.get(topic)
         if cached is not None and now - cached[1] < self.refresh:
@@ -57,11 +65,23 @@ class Partitioner:
         if not parts:
             if cached is not None:
                 return cached[0]  # keep using what we knew through a metadata hiccup
+            parts = await self._from_cluster(producer, topic)
+        if not parts:
             self._unknown[topic] = now + UNKNOWN_TOPIC_TTL
             return None
         n = len(parts) if self.limit is None else min(len(parts), self.limit)
         self._counts[topic] = (n, now)
         return n
+
+    async def _from_cluster(self, producer: Any, topic: str) -> set[int] | None:
+        # A topic that does not exist and a cluster that does not answer look the same to
+        # partitions_for (a timeout); only a full metadata answer tells them apart.
+        try:
+            md = await asyncio.wait_for(producer.client.fetch_all_metadata(), self.timeout)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise KafkaUnreachable(str(exc) or type(exc).__name__) from None
+        parts: set[int] | None = md.partitions_for_topic(topic)
+        return parts
 
     def new_round(self) -> None:
         """A new batch round begins: ``sticky`` moves to another partition."""
