@@ -24,6 +24,10 @@ _FIXED = struct.Struct("<qH")  # timestamp, topic length
 _LEN = struct.Struct("<i")
 _SHORT = struct.Struct("<H")
 _OVERHEAD = 64  # per-record bookkeeping counted against the limit
+#: records held back by ``overflow: block``. With at-least-once delivery their MQTT acks are
+#: held, so the broker's in-flight window bounds them long before this; with at-most-once
+#: nothing pushes back, and newer records beyond this are dropped (``dropped.queue_full``).
+MAX_WAITING = 100_000
 
 
 @dataclass(slots=True)
@@ -139,6 +143,9 @@ class RecordBuffer:
             if self.options.overflow == "drop_oldest":
                 self.drop_oldest(rec.size, "dropped.queue_full")
             if self.waiting or (self.bytes and self.bytes + rec.size > self.limit):
+                if len(self.waiting) >= MAX_WAITING:
+                    self._on_drop(rec, "dropped.queue_full")
+                    return
                 self.waiting.append(rec)
                 return
         self._admit(rec)
