@@ -105,6 +105,8 @@ def test_memory_pressure_sheds_the_oldest_half(tmp_path):
         buf.offer(r)
     assert buf.shed_memory("dropped.queue_full") == 2
     assert list(buf.ready) == recs[2:]
+    assert dropped == ["dropped.queue_full"] * 2
+    assert [r.delivery.outcome for r in recs[:2]] == [None, None]  # failed by the action
 
 
 async def test_bytes_return_to_zero_when_records_are_done(tmp_path):
