@@ -18,7 +18,7 @@ def publish_many(host: str, port: int, messages: Sequence[tuple[str, bytes]],
     # paho calls on_publish holding its own locks: never hold ours while calling into paho
     lock = threading.Lock()
 
-    def on_publish(client, userdata, mid, reason_code, properties):  # noqa: ANN001
+    def on_publish(client, userdata, mid, reason_code, properties):
         with lock:
             acked.add(mid)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ def sink_config(kafka, mqtt, prefix, **params):
         "mqtt": {"server": f"{mqtt.host}:{mqtt.port}", "clientid": f"mqferry-{prefix}"},
         "connectors": {"kafka_producer": {"k": {"bootstrap_hosts": kafka}}},
         "actions": {"kafka_producer": {"sink": {"connector": "k", "parameters": parameters}}},
-        "rules": {"r": {"sql": f'SELECT * FROM "{prefix}/#"',  # noqa: S608
+        "rules": {"r": {"sql": f'SELECT * FROM "{prefix}/#"',
                         "actions": ["kafka_producer:sink"]}},
     }
 
@@ -182,10 +183,8 @@ def _kafka_pid() -> int:
 def kafka_control(kafka_bootstrap):
     """Stop/start or pause the test Kafka; always leaves it running."""
     yield
-    try:
+    with contextlib.suppress(OSError, ValueError):
         os.kill(_kafka_pid(), signal.SIGCONT)
-    except (OSError, ValueError, FileNotFoundError):
-        pass
     _services("start", "kafka")
 
 
@@ -214,17 +213,44 @@ def test_memory_buffer_delivers_everything_after_kafka_hangs(
     pid = _kafka_pid()
     os.kill(pid, signal.SIGSTOP)
     try:
-        payloads = [str(i).encode() for i in range(200)]
-        publisher = subprocess.Popen(  # held PUBACKs: the publisher waits, nothing is lost
-            ["mosquitto_pub", "-h", mqtt_broker.host, "-p", str(mqtt_broker.port), "-q", "1",
-             "-t", f"{run.prefix}/h", "-l"], stdin=subprocess.PIPE)
-        assert publisher.stdin is not None
-        publisher.stdin.write(b"\n".join(payloads) + b"\n")
-        publisher.stdin.close()
+        publish(mqtt_broker, f"{run.prefix}/h", [str(i).encode() for i in range(200)])
         time.sleep(20)
     finally:
         os.kill(pid, signal.SIGCONT)
-    publisher.wait(60)
     recs = kcat_consume(topic, 200, timeout=120)
     assert {int(r["payload"]) for r in recs} == set(range(200)), app.log
     assert app.terminate() == 0
+
+
+def test_unacknowledged_messages_come_back_after_kill_9(
+        run, new_topic, mqtt_broker, kcat_consume, kafka_control):
+    """Memory buffer: PUBACKs wait for Kafka, so the broker still holds what mqferry lost."""
+    topic = new_topic()
+    app = run(topic=topic, message={"value": "${payload}"})
+    _services("stop", "kafka")
+    publish(mqtt_broker, f"{run.prefix}/m", [str(i).encode() for i in range(150)])
+    time.sleep(2)  # mqferry has received them and holds their acks
+    app.kill()
+    _services("start", "kafka")
+    app = run(topic=topic, message={"value": "${payload}"})
+    recs = kcat_consume(topic, 150, timeout=90)
+    assert {int(r["payload"]) for r in recs} == set(range(150)), app.log
+    assert app.terminate() == 0
+
+
+def test_at_most_once_acknowledges_on_receipt(kafka_bootstrap, mqtt_broker, new_topic,
+                                              kcat_consume, tmp_path):
+    topic = new_topic()
+    cfg = sink_config(kafka_bootstrap, mqtt_broker, "amo-" + uuid.uuid4().hex[:6], topic=topic,
+                      message={"value": "${payload}"})
+    cfg["mqtt"]["delivery"] = "at_most_once"
+    app = MqferryProcess(cfg, tmp_path).start()
+    try:
+        app.wait_ready(actions=1)
+        prefix = cfg["rules"]["r"]["sql"].split('"')[1].removesuffix("/#")
+        publish(mqtt_broker, f"{prefix}/x", [b"a", b"b", b"c"])
+        assert sorted(r["payload"] for r in kcat_consume(topic, 3)) == ["a", "b", "c"]
+        assert app.terminate() == 0
+    finally:
+        if app.proc is not None and app.proc.poll() is None:
+            app.kill()

@@ -36,7 +36,7 @@ def quickstart_config(kafka, mqtt, topic_in, topic_out, prefix, clientid):
                                               "mqtt_topic": f"{prefix}/t/1", "qos": 1,
                                               "payload_template": "${.}"}]},
         }}},
-        "rules": {"my_rule": {"sql": f'SELECT * FROM "{prefix}/t/#"',  # noqa: S608
+        "rules": {"my_rule": {"sql": f'SELECT * FROM "{prefix}/t/#"',
                               "actions": ["kafka_producer:my-kafka-sink"]}},
     }
 

@@ -190,7 +190,7 @@ def test_payload_is_decoded_once_for_several_rules(
         return real(payload)
 
     monkeypatch.setattr(event_module, "decode_json_value", counting)
-    rules = [compile_sql(f'SELECT payload.temp as t{i} FROM "t/#"') for i in range(3)]  # noqa: S608 - rule SQL
+    rules = [compile_sql(f'SELECT payload.temp as t{i} FROM "t/#"') for i in range(3)]
     ev = Event(make_event())
     outs = [r.apply(ev) for r in rules]
     assert outs == [{"t0": 25.5}, {"t1": 25.5}, {"t2": 25.5}]
