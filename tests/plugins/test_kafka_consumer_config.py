@@ -16,8 +16,9 @@ def test_emqx_defaults():
 
 
 def test_a_kafka_topic_may_be_in_one_mapping_only():
-    with pytest.raises(ValidationError, match=r"topic_mapping\[1\]: Kafka topic 'a' is already "
-                                              r"mapped by topic_mapping\[0\]"):
+    with pytest.raises(ValidationError, match=r"topic_mapping\[1\]: Kafka topic 'a' appears in "
+                                              r"more than one topic_mapping entry \(also "
+                                              r"topic_mapping\[0\]\)"):
         params(topic_mapping=[{"kafka_topic": "a", "mqtt_topic": "x"},
                               {"kafka_topic": "a", "mqtt_topic": "y"}])
 

@@ -130,9 +130,9 @@ class KafkaConsumerParameters(Strict):
         for i, m in enumerate(self.topic_mapping):
             if m.kafka_topic in seen:
                 raise ValueError(
-                    f"topic_mapping[{i}]: Kafka topic {m.kafka_topic!r} is already mapped by "
-                    f"topic_mapping[{seen[m.kafka_topic]}]; a Kafka topic may appear in one "
-                    "mapping only")
+                    f"topic_mapping[{i}]: Kafka topic {m.kafka_topic!r} appears in more than one "
+                    f"topic_mapping entry (also topic_mapping[{seen[m.kafka_topic]}]); a Kafka "
+                    "topic may be in one mapping only")
             seen[m.kafka_topic] = i
         dlq = self.dead_letter_topic
         if dlq is not None and (dlq in self.kafka_topics() or self.matches_pattern(dlq)):
