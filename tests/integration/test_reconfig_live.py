@@ -92,9 +92,9 @@ def instance(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
             "sink_a": {"connector": "k", "parameters": {"topic": topics["a1"]}},
             "sink_b": {"connector": "k", "parameters": {"topic": topics["b"]}}}},
         "rules": {
-            "rule_a": {"sql": f'SELECT payload.n AS n FROM "{p}/a"',  # noqa: S608
+            "rule_a": {"sql": f'SELECT payload.n AS n FROM "{p}/a"',
                        "actions": ["kafka_producer:sink_a"]},
-            "rule_b": {"sql": f'SELECT payload.n AS n FROM "{p}/b"',  # noqa: S608
+            "rule_b": {"sql": f'SELECT payload.n AS n FROM "{p}/b"',
                        "actions": ["kafka_producer:sink_b"]}},
     }
     procs: list[MqferryProcess] = []
@@ -130,7 +130,7 @@ def _change_while_flowing(api, instance, mqtt_broker, kcat_consume):
     r = api.put("/actions/kafka_producer:sink_a",
                 json={"connector": "k", "parameters": {"topic": topics["a2"]}})
     assert r.status_code == 200, r.text
-    sql = f'SELECT payload.n AS n, 2 AS v FROM "{p}/b"'  # noqa: S608 - rule SQL
+    sql = f'SELECT payload.n AS n, 2 AS v FROM "{p}/b"'
     r = api.put("/rules/rule_b", json={"sql": sql})
     assert r.status_code == 200, r.text
     feeder.join(COUNT / RATE + 60)
@@ -172,7 +172,7 @@ def test_api_changes_survive_a_restart(instance, mqtt_broker, kcat_consume, new_
         r = api.post("/actions", json={"type": "kafka_producer", "name": "sink_c",
                                        "connector": "k", "parameters": {"topic": extra}})
         assert r.status_code == 201, r.text
-        sql = f'SELECT payload.n AS n FROM "{p}/c"'  # noqa: S608 - rule SQL
+        sql = f'SELECT payload.n AS n FROM "{p}/c"'
         r = api.post("/rules", json={"id": "rule_c", "sql": sql,
                                      "actions": ["kafka_producer:sink_c"]})
         assert r.status_code == 201, r.text
@@ -203,10 +203,10 @@ def test_file_edit_and_sighup(instance, mqtt_broker, kcat_consume, new_topic):
     proc.proc.send_signal(signal.SIGHUP)
     proc.wait_for_log("the config file is invalid; nothing was changed")
     extra = new_topic()
-    data["rules"]["rule_a"]["sql"] = f'SELECT payload.n AS n FROM "{p}/a"'  # noqa: S608
+    data["rules"]["rule_a"]["sql"] = f'SELECT payload.n AS n FROM "{p}/a"'
     data["actions"]["kafka_producer"]["sink_d"] = {"connector": "k",
                                                    "parameters": {"topic": extra}}
-    data["rules"]["rule_d"] = {"sql": f'SELECT payload.n AS n FROM "{p}/d"',  # noqa: S608
+    data["rules"]["rule_d"] = {"sql": f'SELECT payload.n AS n FROM "{p}/d"',
                                "actions": ["kafka_producer:sink_d"]}
     proc.config_path.write_text(yaml.safe_dump(data))
     proc.proc.send_signal(signal.SIGHUP)
