@@ -111,6 +111,10 @@ class KafkaProducerAction:
         self._reset = False
         self._seen_sockets: set[int] = set()
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
+        # aiokafka sends one batch per partition at a time, so batches queued behind it only add
+        # latency. Allowing one in flight and one waiting keeps the partition busy, and records
+        # arriving meanwhile wait here and leave together as one large batch.
+        self._outstanding_limit = min(p.max_inflight, 2)
 
     # -- data path ---------------------------------------------------------------------------
 
@@ -260,7 +264,13 @@ class KafkaProducerAction:
                 last_checks = now
                 self._periodic_checks()
             self.partitioner.new_round()
-            await self._send(self.buffer.take())
+            if await self._send(self.buffer.take()):
+                # Some partitions were busy: wait for one of their batches to settle rather
+                # than spin over the held records.
+                self._wake.clear()
+                if self._inflight:
+                    await self._wake.wait()
+                    self._wake.set()
 
     async def _new_producer_session(self) -> None:
         self._reset = False
@@ -288,37 +298,46 @@ class KafkaProducerAction:
             apply_socket_options(self._producer.client, self.connector.config.socket_opts,
                                  self._seen_sockets)
 
-    async def _send(self, records: list[Record]) -> None:
+    async def _send(self, records: list[Record]) -> bool:
+        """Send what partitions can take; True when records were held for busy partitions."""
         producer = self._producer
         assert producer is not None
         by_tp: defaultdict[tuple[str, int], list[Record]] = defaultdict(list)
+        counts: dict[str, int | None] = {}  # one metadata lookup per topic and round
+        pick = self.partitioner.pick
         for i, rec in enumerate(records):
+            topic = rec.topic
             try:
-                count = await self.partitioner.count(producer, rec.topic)
+                if topic not in counts:
+                    counts[topic] = await self.partitioner.count(producer, topic)
+                count = counts[topic]
                 if count is None and self._fallback is not None:
-                    rec.topic = self._fallback
-                    count = await self.partitioner.count(producer, rec.topic)
+                    rec.topic = topic = self._fallback
+                    if topic not in counts:
+                        counts[topic] = await self.partitioner.count(producer, topic)
+                    count = counts[topic]
             except KafkaUnreachable as exc:
                 # Keep everything not yet sent, in order; try again after a pause.
                 self._set_connected(False, f"no broker answers: {exc}")
                 self.buffer.requeue([r for recs in by_tp.values() for r in recs] + records[i:])
                 self._retry_delay = min(max(0.5, self._retry_delay * 2), 5.0)
                 self._wake.set()
-                return
+                return False
             if count is None:
                 self.buffer.done(rec)
                 self._fail(rec.delivery, "failed.unknown_topic",
-                           f"Kafka topic {rec.topic!r} does not exist")
+                           f"Kafka topic {topic!r} does not exist")
                 continue
-            by_tp[(rec.topic, self.partitioner.pick(rec.topic, rec.key, count))].append(rec)
+            by_tp[(topic, pick(topic, rec.key, count))].append(rec)
         held: list[Record] = []
         for tp, recs in by_tp.items():
-            if self._inflight_batches[tp] >= self.params.max_inflight:
-                held.extend(recs)  # sent when one of its batches settles
+            if self._inflight_batches[tp] >= self._outstanding_limit:
+                held.extend(recs)  # batched together when one of its batches settles
                 continue
             await self._batch_and_send(producer, tp, recs)
         if held:
             self.buffer.requeue(held)
+        return bool(held)
 
     async def _batch_and_send(self, producer: AIOKafkaProducer, tp: tuple[str, int],
                               recs: list[Record]) -> None:

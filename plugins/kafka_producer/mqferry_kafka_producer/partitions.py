@@ -89,6 +89,8 @@ class Partitioner:
 
     def pick(self, topic: str, key: bytes | None, count: int) -> int:
         """The partition for one record."""
+        if count == 1:
+            return 0
         strategy = self.strategy
         if strategy == "key_dispatch" and key is not None:
             return java_partition(key, count)
@@ -99,4 +101,4 @@ class Partitioner:
             if p is None or p >= count:
                 p = self._sticky[topic] = random.randrange(count)
             return p
-        return random.randrange(count)
+        return int(random.random() * count)  # randrange costs several times more
