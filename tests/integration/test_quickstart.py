@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.publisher import publish_many
 
 pytestmark = pytest.mark.integration
 
@@ -173,3 +174,26 @@ def test_connectors_probe_reports_each_connector(setup, tmp_path):
     ok = subprocess.run([exe, "connectors", "probe", "-c", str(path), "kafka_producer:my-kafka"],
                         capture_output=True, text=True, timeout=60, check=False)
     assert ok.returncode == 0 and ok.stdout == "kafka_producer:my-kafka: connected\n"
+
+
+def test_mqtt_reconnects_and_resubscribes_after_a_broker_restart(setup, mqtt_broker,
+                                                                 kcat_consume):
+    root = Path(__file__).resolve().parents[2]
+
+    def services(*args):
+        subprocess.run(["bash", str(root / "scripts" / "services.sh"), *args], check=True,
+                       capture_output=True, timeout=120)
+
+    app = setup["start"]()
+    app.wait_ready(actions=1)
+    try:
+        services("stop", "mosquitto")
+        app.wait_for_log("retrying in", timeout=30)
+    finally:
+        services("start", "mosquitto")
+    app.wait_for_log("connected to MQTT broker", count=2, timeout=60)
+    publish_many(mqtt_broker.host, mqtt_broker.port,
+                 [(f"{setup['prefix']}/t/after", b'{"after": "restart"}')])
+    [record] = kcat_consume(setup["in"], 1)
+    assert json.loads(record["payload"])["payload"] == '{"after": "restart"}'
+    assert app.terminate() == 0
