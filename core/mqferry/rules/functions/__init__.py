@@ -17,6 +17,7 @@ from mqferry.rules.functions import (
     compression,
     conv,
     encoding,
+    jqfuncs,
     jsonfuncs,
     maps,
     math_funcs,
@@ -25,6 +26,7 @@ from mqferry.rules.functions import (
     operators,
     regex,
     strfmt,
+    storage,
     strings,
     timefuncs,
 )
@@ -33,8 +35,8 @@ from mqferry.rules.functions.table import FunctionSpec, FunctionTable, needs_eve
 __all__ = ["FunctionSpec", "FunctionTable", "builtin_function_table", "catalogue", "needs_event"]
 
 _MODULES: tuple[ModuleType, ...] = (
-    arrays, bits, checks, compression, conv, encoding, jsonfuncs, maps, math_funcs, message, misc,
-    operators, regex, strfmt, strings, timefuncs,
+    arrays, bits, checks, compression, conv, encoding, jqfuncs, jsonfuncs, maps, math_funcs, message,
+    misc, operators, regex, storage, strfmt, strings, timefuncs,
 )
 
 BUILTIN_PLUGIN = "functions"
