@@ -25,8 +25,8 @@ from mqferry.rules.functions import (
     misc,
     operators,
     regex,
-    strfmt,
     storage,
+    strfmt,
     strings,
     timefuncs,
 )
@@ -35,8 +35,8 @@ from mqferry.rules.functions.table import FunctionSpec, FunctionTable, needs_eve
 __all__ = ["FunctionSpec", "FunctionTable", "builtin_function_table", "catalogue", "needs_event"]
 
 _MODULES: tuple[ModuleType, ...] = (
-    arrays, bits, checks, compression, conv, encoding, jqfuncs, jsonfuncs, maps, math_funcs, message,
-    misc, operators, regex, storage, strfmt, strings, timefuncs,
+    arrays, bits, checks, compression, conv, encoding, jqfuncs, jsonfuncs, maps, math_funcs,
+    message, misc, operators, regex, storage, strfmt, strings, timefuncs,
 )
 
 BUILTIN_PLUGIN = "functions"

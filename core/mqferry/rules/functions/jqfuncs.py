@@ -43,7 +43,7 @@ def _executor() -> concurrent.futures.ProcessPoolExecutor:
 
 
 def _kill_worker() -> None:
-    global _pool  # noqa: PLW0603
+    global _pool
     with _lock:
         pool, _pool = _pool, None
     if pool is not None:
