@@ -46,5 +46,5 @@ def test_mongo_date():
 
 
 def test_map_to_redis_hset_args():
-    got = run("map_to_redis_hset_args(payload)", '{"a": 1, "b": "x", "c": {"d": true}, "e": null}')
+    got = run("map_to_redis_hset_args(json_decode(payload))", '{"a": 1, "b": "x", "c": {"d": true}, "e": null}')
     assert got == ["a", "1", "b", "x", "c", '{"d":true}']
