@@ -46,5 +46,6 @@ def test_mongo_date():
 
 
 def test_map_to_redis_hset_args():
-    got = run("map_to_redis_hset_args(json_decode(payload))", '{"a": 1, "b": "x", "c": {"d": true}, "e": null}')
+    payload = '{"a": 1, "b": "x", "c": {"d": true}, "e": null}'
+    got = run("map_to_redis_hset_args(json_decode(payload))", payload)
     assert got == ["a", "1", "b", "x", "c", '{"d":true}']
