@@ -73,3 +73,24 @@ def test_header_list_and_json_forms():
     assert r.render_headers({"h": '{"b": "2"}'}) == [("b", b"2")]
     with pytest.raises(DeliveryError, match="not a map or a list"):
         r.render_headers({"h": 5})
+
+
+def test_preview_gives_the_record_and_a_key_dispatch_partition(tmp_path):
+    from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+    from mqferry_kafka_producer.action import KafkaProducerAction
+    from mqferry_kafka_producer.config import KafkaProducerActionConfig
+    from mqferry_kafka_producer.partitions import java_partition
+
+    cfg = KafkaProducerActionConfig(connector="k", parameters={
+        "topic": "t-${clientid}", "partition_strategy": "key_dispatch"})
+    conn = KafkaConnector(kind="kafka_producer", name="k",
+                          config=KafkaConnectorConfig(bootstrap_hosts="h:9092"))
+    action = KafkaProducerAction(name="a", config=cfg, connector=conn, data_dir=tmp_path)
+    out = {"clientid": "c1", "timestamp": 5}
+    assert action.preview(out)["partition"] is None  # partition count not known yet
+    action.partitioner._counts["t-c1"] = (6, float("inf"))
+    got = action.preview(out)
+    assert got["topic"] == "t-c1" and got["key"] == "c1" and got["timestamp"] == 5
+    assert got["partition"] == java_partition(b"c1", 6)
+    with pytest.raises(DeliveryError, match=r"failed\.render"):
+        action.preview({})

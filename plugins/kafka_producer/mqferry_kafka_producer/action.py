@@ -12,6 +12,7 @@ silently: every record that is not delivered is counted under its reason.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import random
@@ -41,6 +42,15 @@ _ACKS: dict[str, int | str] = {"all_isr": "all", "leader_only": 1, "none": 0}
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
                  "ProducerFenced")
 _MEMORY_LOW = 0.10
+
+
+def _text(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode()
 
 
 def memory_available_fraction() -> float:
@@ -132,6 +142,32 @@ class KafkaProducerAction:
         self.buffer.offer(rec)
         self._idle.clear()
         self._wake.set()
+
+    def preview(self, output: Mapping[str, Any]) -> dict[str, Any]:
+        """The Kafka record ``output`` would become, without sending it.
+
+        The partition is given when it is determined by the key (``key_dispatch``) and the
+        topic's partition count is known; otherwise it is chosen when the batch is sent.
+
+        Raises:
+            DeliveryError: the output cannot be rendered (the reason says why).
+        """
+        r = self.renderer
+        topic, key = r.render_topic(output), r.render_key(output)
+        count = self.partitioner.known_count(topic)
+        partition = None
+        if count is not None and (count == 1 or (
+                self.params.partition_strategy == "key_dispatch" and key is not None)):
+            partition = self.partitioner.pick(topic, key, count)
+        return {
+            "topic": topic,
+            "partition": partition,
+            "partition_strategy": self.params.partition_strategy,
+            "key": _text(key),
+            "value": _text(r.render_value(output)),
+            "headers": [{"key": k, "value": _text(v)} for k, v in r.render_headers(output)],
+            "timestamp": r.render_timestamp(output),
+        }
 
     def _fail(self, delivery: Delivery | None, reason: str, detail: str) -> None:
         self.metrics.inc("failed")

@@ -83,6 +83,11 @@ class Partitioner:
         parts: set[int] | None = md.partitions_for_topic(topic)
         return parts
 
+    def known_count(self, topic: str) -> int | None:
+        """The cached partition count of ``topic`` (``None`` when not looked up yet)."""
+        cached = self._counts.get(topic)
+        return cached[0] if cached else None
+
     def new_round(self) -> None:
         """A new batch round begins: ``sticky`` moves to another partition."""
         self._sticky.clear()
