@@ -66,6 +66,8 @@ def _producer(plan: ProducerPlan) -> Any:
                            "pip install confluent-kafka") from exc
     return Producer({
         "bootstrap.servers": plan.bootstrap, "acks": "all", "enable.idempotence": True,
+        "log_level": 2,  # connection errors during a broker outage are expected
+        "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2000,
         "linger.ms": 5, "queue.buffering.max.messages": 200_000,
         "message.max.bytes": 4 * 1024 * 1024, "message.timeout.ms": int(plan.ack_timeout * 1000),
     })

@@ -34,6 +34,12 @@ class KafkaVerifier:
             "bootstrap.servers": bootstrap, "group.id": f"mqferry-bench-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False, "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": 10, "fetch.max.bytes": 16 * 1024 * 1024,
+            # Broker outages are what the fault scenarios make: the tally shows their effect,
+            # a connection error a second would only bury it.
+            "log_level": 2,
+            # Reconnect no faster than twice a second while a broker is down (see faults.py
+            # in benchmarks/ on ports in the ephemeral range).
+            "reconnect.backoff.ms": 500, "reconnect.backoff.max.ms": 2000,
         })
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqferry-bench-kafka-verify",
