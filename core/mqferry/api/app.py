@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from mqferry._version import __version__
 from mqferry.api.components import component_router, component_status
+from mqferry.api.console import mount_console
 from mqferry.api.errors import ApiError, install_handlers
 from mqferry.api.keys import KeyStore, parse_basic
 from mqferry.api.rules import rules_router
@@ -107,4 +108,5 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
         return JSONResponse({"status": view["status"], "ready": view["ready"]},
                             status_code=200 if view["ready"] else 503)
 
+    mount_console(api)
     return api
