@@ -1,0 +1,65 @@
+// The console's shell: sign-in, navigation and routes.
+import type { JSX } from "preact";
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { baseUrl, currentSession, onSessionChange, setSession } from "./api";
+import { ComponentDetail } from "./pages/ComponentDetail";
+import { ComponentEdit } from "./pages/ComponentEdit";
+import { ComponentList } from "./pages/ComponentList";
+import { Flow } from "./pages/Flow";
+import { RuleEdit } from "./pages/RuleEdit";
+import { Rules } from "./pages/Rules";
+import { SignIn } from "./pages/SignIn";
+import { match, useRoute } from "./router";
+import { resetOpenApi } from "./ui";
+import "./style.css";
+
+const NAV: [string, string][] = [
+  ["/connectors", "Connectors"], ["/rules", "Rules"], ["/actions", "Actions"], ["/sources", "Sources"], ["/flow", "Flow"],
+];
+
+function route(path: string): JSX.Element {
+  let m: Record<string, string> | null;
+  for (const kind of ["connectors", "actions", "sources"] as const) {
+    if (path === `/${kind}`) return <ComponentList kind={kind} />;
+    if (path === `/${kind}/new`) return <ComponentEdit kind={kind} />;
+    if ((m = match(`/${kind}/:id/edit`, path))) return <ComponentEdit key={m.id} kind={kind} id={m.id} />;
+    if (kind !== "connectors" && (m = match(`/${kind}/:id`, path))) return <ComponentDetail key={m.id} kind={kind} id={m.id} />;
+  }
+  if (path === "/rules") return <Rules />;
+  if (path === "/rules/new") return <RuleEdit />;
+  if ((m = match("/rules/:id", path))) return <RuleEdit key={m.id} id={m.id} />;
+  if (path === "/flow") return <Flow />;
+  if (path === "/" || path === "") return <ComponentList kind="connectors" />;
+  return <p class="page">No page at {path}. <a href="#/connectors">Connectors</a></p>;
+}
+
+function App(): JSX.Element {
+  const [session, setS] = useState(currentSession());
+  const path = useRoute();
+  useEffect(() => onSessionChange(() => { resetOpenApi(); setS(currentSession()); }), []);
+  useEffect(() => {
+    // Moves focus to the new page's heading so keyboard and screen-reader users land on it.
+    requestAnimationFrame(() => document.getElementById("page-title")?.focus({ preventScroll: true }));
+  }, [path]);
+  if (!session) return <SignIn />;
+  const section = "/" + (path.split("/")[1] ?? "");
+  return (
+    <div class="shell">
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>Skip to content</a>
+      <header class="top">
+        <span class="brand">mqferry</span>
+        <nav aria-label="Main">
+          {NAV.map(([href, text]) => (
+            <a key={href} href={"#" + href} aria-current={section === href ? "page" : undefined}>{text}</a>
+          ))}
+        </nav>
+        <span class="who" title={baseUrl(session)}>{session.key}{session.url ? ` @ ${session.url}` : ""}</span>
+        <button type="button" class="secondary small" onClick={() => setSession(null)}>Sign out</button>
+      </header>
+      <main id="main" tabIndex={-1}>{route(path)}</main>
+    </div>
+  );
+}
+
+render(<App />, document.getElementById("app")!);

@@ -1,0 +1,81 @@
+// An action's or source's page: status, every metric, a live 5-minute chart, reset, enable/disable.
+import type { JSX } from "preact";
+import { useState } from "preact/hooks";
+import { type Component, type Kind, type Metrics, api } from "../api";
+import { Chart, record } from "../Chart";
+import { useLoad } from "../hooks";
+import { enc, navigate } from "../router";
+import { ErrorBox, Metric, Notice, Page, Status, asError } from "../ui";
+import { ONE } from "./ComponentList";
+
+const POLL_MS = 2000;
+const GAUGES = ["queuing", "inflight"];
+const RATES = ["rate", "rate_max", "rate_last5m"];
+
+export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.Element {
+  const comp = useLoad(() => api.get<Component>(`/${kind}/${enc(id)}`), [kind, id], 5000);
+  const [now, setNow] = useState(Date.now());
+  const metrics = useLoad(async () => {
+    const m = await api.get<{ metrics: Metrics }>(`/${kind}/${enc(id)}/metrics`);
+    const t = Date.now();
+    for (const k of ["rate", ...GAUGES]) if (k in m.metrics) record(`${kind}/${id}/${k}`, t, m.metrics[k]);
+    const failures = Object.entries(m.metrics).filter(([k]) => k.startsWith("failed") || k.startsWith("dropped"))
+      .reduce((a, [, v]) => a + v, 0);
+    record(`${kind}/${id}/failures`, t, failures);
+    setNow(t);
+    return m.metrics;
+  }, [kind, id], POLL_MS);
+  const [msg, setMsg] = useState<string | null>(null);
+  const [err, setErr] = useState<unknown>(null);
+  const run = async (what: string, fn: () => Promise<unknown>) => {
+    setErr(null); setMsg(null);
+    try { await fn(); setMsg(what); await Promise.all([comp.reload(), metrics.reload()]); } catch (e) { setErr(e); }
+  };
+  const m = metrics.data ?? {};
+  const counters = Object.keys(m).filter((k) => !GAUGES.includes(k) && !RATES.includes(k));
+  const failures = counters.filter((k) => k.startsWith("failed") || k.startsWith("dropped") || k === "retried" || k === "late_reply");
+  const ok = counters.filter((k) => !failures.includes(k));
+  const c = comp.data;
+  const enabled = c?.enable !== false;
+  const series = (k: string, name: string, color: string) => ({ name, color, points: record(`${kind}/${id}/${k}`, now, m[k] ?? 0).slice() });
+  return (
+    <Page title={`${ONE[kind][0].toUpperCase()}${ONE[kind].slice(1)} ${id}`} actions={<>
+      <a class="button secondary" href={`#/${kind}/${enc(id)}/edit`}>Edit</a>
+      <button type="button" class="secondary" onClick={() => run(enabled ? "Disabled" : "Enabled", () => api.put(`/${kind}/${enc(id)}/enable/${!enabled}`))}>
+        {enabled ? "Disable" : "Enable"}
+      </button>
+      <button type="button" class="secondary" onClick={() => run("Metrics reset", () => api.put(`/${kind}/${enc(id)}/metrics/reset`))}>Reset metrics</button>
+      <button type="button" class="danger" onClick={() => {
+        if (confirm(`Delete ${ONE[kind]} ${id}?`)) void run("Deleted", async () => { await api.del(`/${kind}/${enc(id)}`); navigate(`/${kind}`); });
+      }}>Delete</button>
+    </>}>
+      <ErrorBox error={comp.error} />
+      <ErrorBox error={err ? asError(err) : null} />
+      {msg && <Notice kind="ok">{msg}</Notice>}
+      {c && (
+        <dl class="facts">
+          <dt>Status</dt><dd><Status status={c.status} reason={c.status_reason} /> {c.status_reason && <span class="reason">{c.status_reason}</span>}</dd>
+          <dt>Connector</dt><dd>{c.connector ? <a href={`#/connectors/${enc(`${c.type}:${c.connector}`)}/edit`}>{c.connector}</a> : "–"}</dd>
+          <dt>Enabled</dt><dd>{enabled ? "yes" : "no"}</dd>
+          {typeof c.parameters?.topic === "string" && <><dt>Topic</dt><dd class="mono">{c.parameters.topic}</dd></>}
+        </dl>
+      )}
+      <h2>Rates</h2>
+      <div class="metrics-row">
+        <Metric name="rate (msg/s)" value={m.rate} />
+        <Metric name="rate max" value={m.rate_max} />
+        <Metric name="rate last 5m" value={m.rate_last5m} />
+        {GAUGES.filter((g) => g in m).map((g) => <Metric key={g} name={g} value={m[g]} />)}
+      </div>
+      <div class="charts">
+        <Chart title="Rate (messages/s)" now={now} unit="/s" series={[series("rate", "rate", "#2563eb")]} />
+        <Chart title="Queuing and inflight" now={now} series={[series("queuing", "queuing", "#d97706"), series("inflight", "inflight", "#7c3aed")]} />
+        <Chart title="Failures and drops (total)" now={now} series={[series("failures", "failed + dropped", "#dc2626")]} />
+      </div>
+      <h2>Counters</h2>
+      <div class="metrics-row">{ok.map((k) => <Metric key={k} name={k} value={m[k]} />)}</div>
+      <h2>Failures by reason</h2>
+      <div class="metrics-row">{failures.map((k) => <Metric key={k} name={k} value={m[k]} />)}</div>
+    </Page>
+  );
+}
