@@ -57,4 +57,9 @@ def table(results: Sequence[dict[str, Any]], title: str = "") -> Table:
 def print_results(results: Sequence[dict[str, Any]], title: str = "",
                   console: Console | None = None) -> None:
     """Print :func:`table` to the terminal (stderr by default)."""
-    (console or Console(stderr=True)).print(table(results, title))
+    if console is None:
+        console = Console(stderr=True)
+        if not console.is_terminal:
+            # Not a terminal: rich would assume 80 columns and cut every figure short.
+            console = Console(stderr=True, width=160)
+    console.print(table(results, title))
