@@ -64,7 +64,7 @@ class MqferryProcess:
         if sources:
             self.wait_for_log("consuming", timeout, count=sources)
             # The group's first assignment commits the start position ("latest" as of now).
-            self.wait_for_log("assigned", timeout, count=sources)
+            self.wait_for_log(": partitions assigned: ", timeout, count=sources)
 
     def terminate(self, timeout: float = 60.0) -> int:
         """SIGTERM and wait; the exit code."""
