@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -37,8 +38,8 @@ def loads(quick: bool) -> dict[str, dict[str, Any]]:
     """The two standard loads: as fast as possible, and a fixed rate for latency."""
     scale = 4 if quick else 1
     return {
-        "max": {"count": 60_000 // scale, "rate": 0.0, "size": 200, "streams": 4, "qos": 1},
-        "rate": {"count": 20_000 // scale, "rate": 2000.0, "size": 200, "streams": 4, "qos": 1},
+        "max": {"count": 40_000 // scale, "rate": 0.0, "size": 200, "streams": 4, "qos": 1},
+        "rate": {"count": 16_000 // scale, "rate": 2000.0, "size": 200, "streams": 4, "qos": 1},
     }
 
 
@@ -57,23 +58,41 @@ def machine() -> str:
             f"{platform.release()}; Python {platform.python_version()}")
 
 
+def _median(rows: list[dict[str, Any]], field: str) -> float | None:
+    values = [r[field] for r in rows if r[field] is not None]
+    return statistics.median(values) if values else None
+
+
 def markdown(results: list[dict[str, Any]], direction: str, load: str) -> str:
-    """A Markdown table of one direction and load, with ratios against the baselines."""
+    """A Markdown table of one direction and load, with ratios against the baselines.
+
+    Counts are summed over the repetitions; every other figure is their median, and the
+    throughput column also shows the lowest and highest repetition.
+    """
     rows = [r for r in results if r["spec"]["direction"] == direction and r["load"] == load]
-    base = {r["variant"]: summary_row(r) for r in rows}
-    pipe, paho = base.get("pipe", {}), base.get("paho", {})
-    head = ("| variant | published | delivered | lost | dup | out of order | msg/s (median 1 s) "
-            "| vs pipe | vs paho | p50 ms | p99 ms | max ms | CPU s / 100k | peak RSS MiB |")
-    out = [head, "|" + " --- |" * 14]
-    for r in rows:
-        s = summary_row(r)
+    variants = list(dict.fromkeys(r["variant"] for r in rows))
+    per = {v: [summary_row(r) for r in rows if r["variant"] == v] for v in variants}
+    med = {v: {f: _median(per[v], f) for f in ("msg_s", "p50_ms", "p99_ms", "max_ms",
+                                                "cpu_s_per_100k", "peak_rss_mb")}
+           for v in variants}
+    pipe, paho = med.get("pipe", {}), med.get("paho", {})
+    head = ("| variant | runs | published | delivered | lost | dup | out of order "
+            "| msg/s (median 1 s; range) | vs pipe | vs paho | p50 ms | p99 ms | max ms "
+            "| CPU s / 100k | peak RSS MiB |")
+    out = [head, "|" + " --- |" * 15]
+    for v in variants:
+        s, m = per[v], med[v]
+        total = {f: sum(r[f] for r in s) for f in ("published", "delivered", "lost",
+                                                    "duplicated", "out_of_order")}
+        lo, hi = min(r["msg_s"] for r in s), max(r["msg_s"] for r in s)
         out.append(
-            f"| {r['variant']} | {s['published']:,} | {s['delivered']:,} | {s['lost']:,} | "
-            f"{s['duplicated']:,} | {s['out_of_order']:,} | {s['msg_s']:,.0f} | "
-            f"{_r(ratio(s['msg_s'], pipe.get('msg_s')))} | "
-            f"{_r(ratio(s['msg_s'], paho.get('msg_s')))} | {s['p50_ms']:,.1f} | "
-            f"{s['p99_ms']:,.1f} | {s['max_ms']:,.1f} | {_r(s['cpu_s_per_100k'])} | "
-            f"{_r(s['peak_rss_mb'])} |")
+            f"| {v} | {len(s)} | {total['published']:,} | {total['delivered']:,} | "
+            f"{total['lost']:,} | {total['duplicated']:,} | {total['out_of_order']:,} | "
+            f"{m['msg_s'] or 0:,.0f} ({lo:,.0f}-{hi:,.0f}) | "
+            f"{_r(ratio(m['msg_s'], pipe.get('msg_s')))} | "
+            f"{_r(ratio(m['msg_s'], paho.get('msg_s')))} | {_r(m['p50_ms'])} | "
+            f"{_r(m['p99_ms'])} | {_r(m['max_ms'])} | {_r(m['cpu_s_per_100k'])} | "
+            f"{_r(m['peak_rss_mb'])} |")
     return "\n".join(out)
 
 
@@ -82,27 +101,31 @@ def _r(v: float | None) -> str:
 
 
 def standard(brokers: Brokers, quick: bool, directions: list[str],
-             variants: list[str] | None) -> list[dict[str, Any]]:
-    """Every variant under every standard load."""
+             variants: list[str] | None, repeat: int) -> list[dict[str, Any]]:
+    """Every variant under every standard load, ``repeat`` times, variants interleaved."""
     results = []
-    for direction in directions:
-        names = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
-        for load_name, load in loads(quick).items():
-            for variant in names:
-                if variants and variant not in variants:
-                    continue
-                console.print(f"[bold]{direction} {load_name}[/] {variant} ...")
-                r = measure(variant, direction, brokers, label=f"{variant} {load_name}",
-                            idle_timeout=20.0, **load)
-                r["load"] = load_name
-                results.append(r)
-                print_results([r], console=console)
+    for rep in range(1, repeat + 1):
+        for direction in directions:
+            names = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
+            for load_name, load in loads(quick).items():
+                for variant in names:
+                    if variants and variant not in variants:
+                        continue
+                    console.print(f"[bold]{direction} {load_name}[/] {variant} "
+                                  f"(run {rep} of {repeat}) ...")
+                    r = measure(variant, direction, brokers, label=f"{variant} {load_name}",
+                                idle_timeout=20.0, **load)
+                    r["load"], r["repetition"] = load_name, rep
+                    results.append(r)
+                    print_results([r], console=console)
     return results
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="mqferry's standard benchmark set")
-    ap.add_argument("--quick", action="store_true", help="smaller counts")
+    ap.add_argument("--quick", action="store_true", help="smaller counts, one repetition")
+    ap.add_argument("--repeat", type=int, default=2,
+                    help="repetitions of the standard set (medians are reported)")
     ap.add_argument("--faults", action="store_true", help="run the fault scenarios too")
     ap.add_argument("--only-faults", action="store_true", help="only the fault scenarios")
     ap.add_argument("--direction", choices=["mqtt-kafka", "kafka-mqtt"], action="append",
@@ -118,7 +141,8 @@ def main() -> int:
     results: list[dict[str, Any]] = []
     md: list[str] = [f"Machine: {machine()}."]
     if not args.only_faults:
-        results = standard(brokers, args.quick, directions, args.variant)
+        repeat = 1 if args.quick else max(1, args.repeat)
+        results = standard(brokers, args.quick, directions, args.variant, repeat)
         for direction in directions:
             for load_name, load in loads(args.quick).items():
                 md.append(f"\n### {direction}, {load_name}: {load}\n")

@@ -170,6 +170,13 @@ class BenchRun:
             if failed:
                 self._abort()
                 raise RuntimeError(f"a load generator failed: {failed[0]}")
+            dead = [p for p in self._procs if not p.is_alive()]
+            if dead and not self.results:
+                self._collect(1.0)
+                if not self.results:
+                    self._abort()
+                    raise RuntimeError(f"a load generator exited with code {dead[0].exitcode} "
+                                       f"before it was ready")
             if time.monotonic() > deadline:
                 self._abort()
                 raise TimeoutError(f"the load generators were not ready in {timeout} s")
