@@ -15,7 +15,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import random
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -27,16 +26,15 @@ from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLarg
 
 from mqferry import Delivery, DeliveryError, HealthStatus, Status
 from mqferry.kafka import KafkaConnector
-from mqferry.kafka.sockets import apply_socket_options
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import KafkaUnreachable, Partitioner
 from mqferry_kafka_producer.records import Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
+from mqferry_kafka_producer.session import ProducerSession
 
 log = logging.getLogger(__name__)
 
-_ACKS: dict[str, int | str] = {"all_isr": "all", "leader_only": 1, "none": 0}
 #: errors after which an idempotent producer's sequence numbers are out of step with the broker
 #: (for example once a batch was refused as too large): start a new producer session
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
@@ -63,26 +61,6 @@ def memory_available_fraction() -> float:
         return 1.0
 
 
-class _ConnectedClock:
-    """Seconds spent connected to Kafka: ``max_batch_age`` counts only this time."""
-
-    def __init__(self) -> None:
-        self._total = 0.0
-        self._since: float | None = None
-
-    def connected(self, up: bool) -> None:
-        now = time.monotonic()
-        if up and self._since is None:
-            self._since = now
-        elif not up and self._since is not None:
-            self._total += now - self._since
-            self._since = None
-
-    def now(self) -> float:
-        extra = time.monotonic() - self._since if self._since is not None else 0.0
-        return self._total + extra
-
-
 class KafkaProducerAction:
     """Writes rule outputs to Kafka.
 
@@ -101,7 +79,8 @@ class KafkaProducerAction:
         self.connector = connector
         self.renderer = RecordRenderer(p)
         self.partitioner = Partitioner(p, connector.config.metadata_request_timeout)
-        self.clock = _ConnectedClock()
+        self.session = ProducerSession(self.id, p, connector)
+        self.clock = self.session.clock
         self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped)
         self.metrics = m = action_metrics(self.id)
         m.gauge("queuing", lambda: self.buffer.queued)
@@ -114,12 +93,9 @@ class KafkaProducerAction:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
-        self._status = HealthStatus(Status.STOPPED)
         self._retry_delay = 0.0
         self._reset = False
-        self._seen_sockets: set[int] = set()
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
         # aiokafka sends one batch per partition at a time, so batches queued behind it only add
         # latency. Allowing one in flight and one waiting keeps the partition busy, and records
@@ -198,14 +174,15 @@ class KafkaProducerAction:
                          replayed)
                 self._idle.clear()
                 self._wake.set()
-            self._status = HealthStatus(Status.CONNECTING)
+            self.session.status = HealthStatus(Status.CONNECTING)
             self._task = asyncio.create_task(self._run(), name=f"mqferry[{self.id}].flush")
             self._task.add_done_callback(self._flush_ended)
 
     def _flush_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
-            self._status = HealthStatus(Status.DISCONNECTED, f"flush task failed: {exc!r}")
+            self.session.status = HealthStatus(Status.DISCONNECTED,
+                                               f"flush task failed: {exc!r}")
             log.error("action %s: the flush task failed; buffered records are not sent",
                       self.id, exc_info=exc)
 
@@ -213,72 +190,29 @@ class KafkaProducerAction:
         """Flush what is buffered and in flight (up to ``timeout`` seconds), then close."""
         if self._task is None:
             return
-        if self._producer is not None:
+        if self.session.producer is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
         task, self._task = self._task, None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if self._producer is not None:
-            await self._producer.stop()
-            self._producer = None
+        await self.session.close()
         left = self.buffer.queued + self._inflight
         if left:
             where = ("kept in the disk buffer" if self.buffer.disk is not None
                      else "not acknowledged to MQTT, so the broker redelivers them")
             log.warning("action %s stopped with %d records unsent: %s", self.id, left, where)
         self.buffer.close()
-        self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:
         """``connected`` once the producer is up; else ``connecting`` with the reason."""
-        return self._status
+        return self.session.status
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _make_producer(self) -> AIOKafkaProducer:
-        p = self.params
-        acks = _ACKS[p.required_acks]
-        compression = None if p.compression in ("no_compression", "none") else p.compression
-        opts = self.connector.client_options("producer")
-        opts["metadata_max_age_ms"] = int(p.partition_count_refresh_interval * 1000)
-        return AIOKafkaProducer(
-            **opts,
-            acks=acks,
-            enable_idempotence=acks == "all",
-            compression_type=compression,
-            max_batch_size=p.max_batch_bytes,
-            max_request_size=max(p.max_batch_bytes * 2, 1024 * 1024),
-            linger_ms=0,
-        )
-
-    async def _connect(self) -> AIOKafkaProducer:
-        delay = 0.5
-        while True:
-            producer = self._make_producer()
-            try:
-                await producer.start()
-            except (KafkaError, OSError) as exc:
-                with contextlib.suppress(Exception):
-                    await producer.stop()
-                reason = f"{self.connector.config.bootstrap_hosts}: {exc}"
-                self._status = HealthStatus(Status.CONNECTING, reason)
-                log.warning("action %s: cannot reach Kafka (%s); retrying in %.1fs", self.id,
-                            reason, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, 30.0)
-                continue
-            self._set_connected(True)
-            log.info("action %s: producer connected", self.id)
-            return producer
-
-    def _set_connected(self, up: bool, reason: str = "") -> None:
-        self.clock.connected(up)
-        self._status = HealthStatus(Status.CONNECTED if up else Status.CONNECTING, reason)
-
     async def _run(self) -> None:
-        self._producer = await self._connect()
+        await self.session.connect()
         p = self.params
         last_checks = 0.0
         while True:
@@ -289,7 +223,8 @@ class KafkaProducerAction:
             self._wake.clear()
             await self.buffer.persist()
             if self._reset:
-                await self._new_producer_session()
+                self._reset = False
+                await self.session.renew()
             if self._retry_delay:
                 await asyncio.sleep(self._retry_delay)
             if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
@@ -308,18 +243,6 @@ class KafkaProducerAction:
                     await self._wake.wait()
                     self._wake.set()
 
-    async def _new_producer_session(self) -> None:
-        self._reset = False
-        old, self._producer = self._producer, None
-        log.warning("action %s: starting a new producer session (sequence numbers out of step)",
-                    self.id)
-        if old is not None:
-            # pending batches fail and are put back in the queue by their callbacks
-            with contextlib.suppress(KafkaError):
-                await old.stop()
-        self._seen_sockets.clear()
-        self._producer = await self._connect()
-
     def _periodic_checks(self) -> None:
         expired = self.buffer.expire(self.clock.now() - self.params.max_batch_age)
         if expired:
@@ -330,13 +253,11 @@ class KafkaProducerAction:
             shed = self.buffer.shed_memory("dropped.queue_full")
             log.warning("action %s: system memory is low; dropped %d buffered records",
                         self.id, shed)
-        if self._producer is not None:
-            apply_socket_options(self._producer.client, self.connector.config.socket_opts,
-                                 self._seen_sockets)
+        self.session.apply_socket_options()
 
     async def _send(self, records: list[Record]) -> bool:
         """Send what partitions can take; True when records were held for busy partitions."""
-        producer = self._producer
+        producer = self.session.producer
         assert producer is not None
         by_tp: defaultdict[tuple[str, int], list[Record]] = defaultdict(list)
         counts: dict[str, int | None] = {}  # one metadata lookup per topic and round
@@ -354,7 +275,7 @@ class KafkaProducerAction:
                     count = counts[topic]
             except KafkaUnreachable as exc:
                 # Keep everything not yet sent, in order; try again after a pause.
-                self._set_connected(False, f"no broker answers: {exc}")
+                self.session.set_connected(False, f"no broker answers: {exc}")
                 self.buffer.requeue([r for recs in by_tp.values() for r in recs] + records[i:])
                 self._retry_delay = min(max(0.5, self._retry_delay * 2), 5.0)
                 self._wake.set()
@@ -439,7 +360,7 @@ class KafkaProducerAction:
 
     def _acknowledged(self, members: list[Record]) -> None:
         self._retry_delay = 0.0
-        self._set_connected(True)
+        self.session.set_connected(True)
         m = self.metrics
         m.inc("success", len(members))
         late = time.monotonic() - self.params.sync_query_timeout
@@ -463,7 +384,7 @@ class KafkaProducerAction:
             name in ("KafkaTimeoutError", "RequestTimedOutError",
                      "NotLeaderForPartitionError", "LeaderNotAvailableError"))
         if connection:
-            self._set_connected(False, str(exc) or type(exc).__name__)
+            self.session.set_connected(False, str(exc) or type(exc).__name__)
         retry: list[Record] = []
         for rec in members:
             if not connection:
