@@ -49,6 +49,8 @@ class ActionType:
             when ``connector_type`` is ``None``) and the runtime context.
         connector_type: the connector type the action needs, or ``None``.
         description: one line for ``mqferry plugins``.
+        connector_optional: the action works without a connector too (``connector`` may be
+            left out of its config).
     """
 
     name: str
@@ -56,6 +58,7 @@ class ActionType:
     factory: Callable[[str, Any, Any, RuntimeContext], Action]
     connector_type: str | None = None
     description: str = ""
+    connector_optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

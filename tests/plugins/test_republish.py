@@ -108,3 +108,38 @@ async def test_a_refused_publish_fails_the_delivery_with_the_reason():
     a.submit({}, d)
     assert await settle(d) == "failed:failed.refused"
     assert a.metrics.get("failed.refused") == 1
+
+
+def test_republish_can_target_another_broker_through_an_mqtt_connector(tmp_path):
+    from mqferry.config import validate_config
+    from mqferry.mqtt import MqttConnector
+    from mqferry.plugins import load_plugins
+    from mqferry.runtime import App
+
+    plugins = load_plugins()
+    data = {
+        "connectors": {"mqtt": {"other": {"server": "10.0.0.9:1883", "clientid": "to-other"}}},
+        "actions": {"republish": {
+            "there": {"connector": "other", "parameters": {"topic": "x"}},
+            "here": {"parameters": {"topic": "y"}},
+        }},
+    }
+    app = App(validate_config(data, plugins.registries(), plugins.function_table()),
+              data_dir=tmp_path)
+    other = app.connectors["mqtt:other"]
+    assert isinstance(other, MqttConnector) and other.config.clientid == "to-other"
+    assert app.actions["republish:there"]._mqtt is other
+    assert app.actions["republish:here"]._mqtt is app.mqtt
+
+
+def test_republish_names_a_missing_mqtt_connector():
+    from mqferry.config import validate_config
+    from mqferry.errors import ConfigError
+    from mqferry.plugins import load_plugins
+
+    plugins = load_plugins()
+    data = {"actions": {"republish": {"r": {"connector": "nope", "parameters": {"topic": "x"}}}}}
+    with pytest.raises(ConfigError) as info:
+        validate_config(data, plugins.registries(), plugins.function_table())
+    assert dict(info.value.problems)["actions.republish.r.connector"] == (
+        "no mqtt connector named 'nope'")

@@ -233,7 +233,8 @@ def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig,
     if ctype is None:
         return
     if not name:
-        problems.append((path, f"required: the name of a {ctype} connector"))
+        if not getattr(spec.type, "connector_optional", False):
+            problems.append((path, f"required: the name of a {ctype} connector"))
     elif f"{ctype}:{name}" not in app.connectors:
         problems.append((path, f"no {ctype} connector named {name!r}"))
 

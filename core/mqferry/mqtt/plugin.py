@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from mqferry.config.models import MqttConfig
+from mqferry.config.models import ConnectorConfigBase, MqttConfig
 from mqferry.hookspecs import hookimpl
 from mqferry.registry import ConnectorType, TypeRegister
+
+
+class MqttConnectorConfig(MqttConfig, ConnectorConfigBase):
+    """An extra MQTT broker connection (``connectors.mqtt.<name>``), with the common fields."""
 
 
 def _factory(name: str, config: Any, ctx: Any) -> Any:
     from mqferry.mqtt.client import MqttConnector
 
+    # An extra broker connection: publishes only (republish actions can target it).
     return MqttConnector(config=config)
 
 
@@ -20,5 +25,5 @@ def mqferry_register_connector_types(register: TypeRegister) -> None:
     """Register the MQTT connector type (the top-level ``mqtt`` section uses it)."""
     from mqferry.mqtt.client import probe
 
-    register.add(ConnectorType("mqtt", MqttConfig, _factory, "MQTT 5 broker connection",
+    register.add(ConnectorType("mqtt", MqttConnectorConfig, _factory, "MQTT 5 broker connection",
                                probe=probe))

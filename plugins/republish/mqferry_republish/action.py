@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import aiomqtt
 import orjson
 
-from mqferry import Delivery, HealthStatus, RuntimeContext, Status
+from mqferry import Delivery, HealthStatus, MqttPublisher, RuntimeContext, Status
 from mqferry.errors import DeliveryError
 from mqferry.metrics import action_metrics
 from mqferry.templates import MISSING, Template, to_text
@@ -52,12 +52,13 @@ class RepublishAction:
     loop_guard = True
 
     def __init__(self, *, name: str, config: RepublishActionConfig,
-                 context: RuntimeContext) -> None:
+                 context: RuntimeContext, connector: MqttPublisher | None = None) -> None:
         p = config.parameters
         self.id = f"republish:{name}"
         self.metrics = action_metrics(self.id)
         self.metrics.gauge("inflight", lambda: len(self._tasks))
-        self._mqtt = context.mqtt
+        # the broker mqferry is attached to, or another one through an `mqtt` connector
+        self._mqtt = connector if connector is not None else context.mqtt
         self._topic = Template(p.topic)
         self._payload = Template(p.payload or "${.}")
         self._qos = _as_template(p.qos)
