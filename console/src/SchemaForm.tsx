@@ -63,7 +63,7 @@ function FieldView(p: FieldProps): JSX.Element {
   const lab = (
     <label for={fid}>
       {f.label}
-      {f.required && <span class="req" aria-label="required"> *</span>}
+      {f.required && <span class="req" aria-hidden="true"> *</span>}
     </label>
   );
   const wrap = (control: JSX.Element, cls = "field") => (

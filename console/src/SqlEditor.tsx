@@ -1,7 +1,7 @@
 // A textarea with the highlighted SQL drawn behind it, and the error marked at its line and column.
 import type { JSX } from "preact";
 import { useRef } from "preact/hooks";
-import { tokenLines } from "./sql";
+import { type Token, tokenLines } from "./sql";
 
 interface Props {
   id: string;
@@ -41,7 +41,7 @@ export function SqlEditor(p: Props): JSX.Element {
           const errLine = p.error && p.error.line === i + 1;
           return (
             <div key={i} class={"sql-line" + (errLine ? " err-line" : "")}>
-              {toks.map((t, j) => <span key={j} class={"tok-" + t.kind}>{t.text}</span>)}
+              {errLine ? markColumn(toks, p.error!.col) : toks.map((t, j) => <span key={j} class={"tok-" + t.kind}>{t.text}</span>)}
               {"\n"}
             </div>
           );
@@ -61,4 +61,27 @@ export function SqlEditor(p: Props): JSX.Element {
       <small class="help">Tab indents; press Escape, then Tab, to move on.</small>
     </div>
   );
+}
+
+/** The tokens of the error's line, with the character at `col` (1-based) marked. */
+function markColumn(toks: Token[], col: number): JSX.Element[] {
+  const out: JSX.Element[] = [];
+  let at = 1;
+  let marked = false;
+  toks.forEach((t, j) => {
+    const end = at + t.text.length;
+    if (!marked && col >= at && col < end) {
+      const i = col - at;
+      out.push(<span key={j + "a"} class={"tok-" + t.kind}>{t.text.slice(0, i)}</span>);
+      out.push(<span key={j + "b"} class={"tok-" + t.kind + " err-char"}>{t.text[i]}</span>);
+      out.push(<span key={j + "c"} class={"tok-" + t.kind}>{t.text.slice(i + 1)}</span>);
+      marked = true;
+    } else {
+      out.push(<span key={j} class={"tok-" + t.kind}>{t.text}</span>);
+    }
+    at = end;
+  });
+  // Past the end of the line (e.g. "unexpected end of input"): a marked space.
+  if (!marked) out.push(<span key="end" class="err-char"> </span>);
+  return out;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { errorPosition, parsePrometheus } from "./api";
 import { buildFlow, layout } from "./flow";
-import { type OpenApi, fields, isBasic, problemsByField, prune, typeSchemas, variantIndex } from "./schema";
+import { type OpenApi, errorProblems, fields, isBasic, problemsByField, prune, typeSchemas, variantIndex } from "./schema";
 import { tokenLines, tokenize } from "./sql";
 
 const doc: OpenApi = {
@@ -60,6 +60,10 @@ describe("schema", () => {
   });
   it("prunes undefined values and maps problems to fields", () => {
     expect(prune({ a: undefined, b: { c: undefined, d: 1 } })).toEqual({ b: { d: 1 } });
+    expect(errorProblems(undefined, "body.kafka_producer.parameters.topic: Field required", "actions.kafka_producer.s",
+      "kafka_producer")).toEqual({ "parameters.topic": "Field required" });
+    expect(errorProblems({ problems: [{ path: "actions.kafka_producer.s.connector", message: "unknown" }] }, "x",
+      "actions.kafka_producer.s", "kafka_producer")).toEqual({ connector: "unknown" });
     expect(problemsByField([{ path: "actions.kafka_producer.s.parameters.topic", message: "Field required" }],
       "actions.kafka_producer.s")).toEqual({ "parameters.topic": "Field required" });
   });

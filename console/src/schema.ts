@@ -144,7 +144,7 @@ export function fields(doc: OpenApi, obj: Schema): Field[] {
     }
     return {
       name, label: label(name), kind, schema: s, required: required.has(name), nullable,
-      help: s.description?.split("\n\n")[0], variants,
+      help: s.description?.split("\n\n")[0].replace(/``/g, ""), variants,
     };
   });
 }
@@ -153,7 +153,7 @@ export function fields(doc: OpenApi, obj: Schema): Field[] {
 const BASIC = new Set([
   "description", "connector", "authentication", "message", "topic", "topic_mapping", "server",
   "username", "password", "clientid", "parameters", "bootstrap_hosts", "mechanism", "kafka_topic",
-  "mqtt_topic", "qos", "payload_template", "key", "value", "timestamp", "enable", "group_id",
+  "mqtt_topic", "qos", "payload_template", "key", "value", "timestamp", "enable", "group_id", "payload",
 ]);
 
 export function isBasic(f: Field): boolean {
@@ -201,5 +201,32 @@ export function problemsByField(
     const path = p.path.startsWith(prefix + ".") ? p.path.slice(prefix.length + 1) : p.path;
     out[path] = out[path] ? `${out[path]}; ${p.message}` : p.message;
   }
+  return out;
+}
+
+/** Field problems of an API error: its `problems` list, or the `path: message` parts of its text. */
+export function errorProblems(
+  body: Record<string, unknown> | undefined,
+  message: string | undefined,
+  prefix: string,
+  type: string,
+): Record<string, string> {
+  const listed = body?.problems as { path: string; message: string }[] | undefined;
+  if (listed?.length) return problemsByField(listed, prefix);
+  const parts = (message ?? "").split("; ").flatMap((part) => {
+    const m = /^(body(?:\.[^.:\s]+)?)\.([^:\s]+): (.*)$/s.exec(part);
+    if (!m) return [];
+    // FastAPI names the union member after its type: body.<type>.<field path>
+    const path = m[1] === `body.${type}` || m[1] === "body" ? m[2] : `${m[1].slice(5)}.${m[2]}`;
+    return [{ path, message: m[3] }];
+  });
+  return problemsByField(parts, prefix);
+}
+
+/** A new value of an object schema: required objects present (so their own required fields are
+ * reported one by one), everything else left to the API's defaults. */
+export function skeleton(doc: OpenApi, obj: Schema): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const f of fields(doc, obj)) if (f.required && f.kind === "object") out[f.name] = skeleton(doc, f.schema);
   return out;
 }

@@ -4,7 +4,7 @@ import { useEffect, useMemo, useState } from "preact/hooks";
 import { ApiError, type Component, type Kind, api } from "../api";
 import { useLoad } from "../hooks";
 import { enc, navigate } from "../router";
-import { type OpenApi, label, problemsByField, prune, typeSchemas } from "../schema";
+import { type OpenApi, errorProblems, label, prune, skeleton, typeSchemas } from "../schema";
 import { SchemaForm } from "../SchemaForm";
 import { ErrorBox, Notice, Page, Status, asError, openApi } from "../ui";
 import { ONE } from "./ComponentList";
@@ -30,6 +30,9 @@ export function ComponentEdit({ kind, id }: { kind: Kind; id?: string }): JSX.El
     if (!type && types.length) setType(types.includes("kafka_producer") ? "kafka_producer" : types[0]);
   }, [types.join()]);
   useEffect(() => {
+    if (!id && doc.data && schemas[type]) setValue(skeleton(doc.data, schemas[type]));
+  }, [type, doc.data]);
+  useEffect(() => {
     if (existing.data) {
       const v: Obj = { ...existing.data };
       for (const k of ["type", "name", "status", "status_reason", "node_status", "actions", "created_at", "last_modified_at"]) delete v[k];
@@ -39,8 +42,7 @@ export function ComponentEdit({ kind, id }: { kind: Kind; id?: string }): JSX.El
 
   const schema = schemas[type];
   const hasConnector = !!schema?.properties?.connector;
-  const problems = problemsByField(error?.body.problems as { path: string; message: string }[] | undefined,
-    `${kind}.${type}.${name}`);
+  const problems = errorProblems(error?.body, error?.message, `${kind}.${type}.${name}`, type);
   const body = () => ({ ...(prune(value) as Obj), type, name });
 
   const probe = async () => {
@@ -69,19 +71,19 @@ export function ComponentEdit({ kind, id }: { kind: Kind; id?: string }): JSX.El
     <>
       <div class="field">
         <label for="f-type">Type</label>
-        <select id="f-type" value={type} disabled={!!id} onChange={(e) => { setType((e.target as HTMLSelectElement).value); setValue({}); }}>
+        <select id="f-type" value={type} disabled={!!id} onChange={(e) => setType((e.target as HTMLSelectElement).value)}>
           {types.map((t) => <option key={t} value={t}>{t}</option>)}
         </select>
       </div>
       <div class="field">
-        <label for="f-name">Name<span class="req"> *</span></label>
+        <label for="f-name">Name<span class="req" aria-hidden="true"> *</span></label>
         <input id="f-name" type="text" value={name} disabled={!!id} required pattern="[A-Za-z0-9]+[A-Za-z0-9_\-.]*"
           onInput={(e) => setName((e.target as HTMLInputElement).value)} />
         <small class="help">Letters, digits, and _ - . after the first character.</small>
       </div>
       {hasConnector && (
         <div class={"field" + (problems.connector ? " invalid" : "")}>
-          <label for="f-connector">Connector<span class="req"> *</span></label>
+          <label for="f-connector">Connector<span class="req" aria-hidden="true"> *</span></label>
           <select id="f-connector" value={(value.connector as string) ?? ""}
             onChange={(e) => setValue({ ...value, connector: (e.target as HTMLSelectElement).value || undefined })}>
             <option value="">—</option>

@@ -57,13 +57,21 @@ export function Flow(): JSX.Element {
               const a = pos.get(e.from), b = pos.get(e.to);
               if (!a || !b) return null;
               const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
-              const mx = (x1 + x2) / 2;
               const r = rates.get(`${e.from}>${e.to}`);
               const live = (r ?? 0) > 0;
+              // An edge that skips columns (a source's topic mapping straight to MQTT) runs in
+              // the gap under its source's row, so it never seems to pass through other nodes.
+              const skips = b.column - a.column > 1 && b.x - a.x > COL_W;
+              const gap = a.y + NODE_H + (ROW_H - NODE_H) / 2;
+              const d = skips
+                ? `M${a.x + NODE_W / 2},${a.y + NODE_H} L${a.x + NODE_W / 2},${gap} L${x2 - 24},${gap} Q${x2 - 12},${gap} ${x2 - 12},${(gap + y2) / 2} Q${x2 - 12},${y2} ${x2 - 2},${y2}`
+                : `M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2 - 2},${y2}`;
+              const lx = skips ? (a.x + NODE_W + x2) / 2 : (x1 + x2) / 2;
+              const ly = skips ? gap - 3 : (y1 + y2) / 2 - 4;
               return (
-                <g key={`${e.from}>${e.to}`} class={"edge" + (live ? " live" : "")} data-edge={`${e.from}>${e.to}`}>
-                  <path d={`M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2 - 2},${y2}`} marker-end="url(#arrow)" />
-                  <text x={mx} y={(y1 + y2) / 2 - 4} text-anchor="middle" class="edge-rate">
+                <g key={`${e.from}>${e.to}`} class={"edge" + (live ? " live" : "") + (skips ? " skip" : "")} data-edge={`${e.from}>${e.to}`}>
+                  <path d={d} marker-end="url(#arrow)" />
+                  <text x={lx} y={ly} text-anchor="middle" class="edge-rate">
                     {r === undefined ? "" : `${fmt(r)}/s`}
                   </text>
                 </g>
@@ -71,7 +79,7 @@ export function Flow(): JSX.Element {
             })}
             {graph.placed.map((n) => (
               <g key={n.id} class={`node node-${n.kind}` + (n.href ? " clickable" : "")} data-node={n.id}
-                transform={`translate(${n.x},${n.y})`} tabIndex={n.href ? 0 : -1}
+                transform={`translate(${n.x},${n.y})`} tabindex={n.href ? 0 : undefined}
                 role={n.href ? "link" : undefined} aria-label={n.label}
                 onClick={() => open(n)} onKeyDown={(e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(n); } }}>
                 <rect width={NODE_W} height={NODE_H} rx="6" />

@@ -15,6 +15,14 @@ function kafkaContext(source: string) {
     headers: {}, ts: Date.now(), ts_type: "create" };
 }
 
+/** A topic a filter matches, for the tester's sample message. */
+export function sampleTopic(filter: string): string {
+  return filter.split("/").map((l) => (l === "+" || l === "#" ? "x" : l)).join("/");
+}
+
+// The tester's context survives "Create" (which opens the saved rule's page).
+const keptContext = new Map<string, string>();
+
 export function RuleEdit({ id }: { id?: string }): JSX.Element {
   const existing = useLoad(() => (id ? api.get<Rule>(`/rules/${enc(id)}`) : Promise.resolve(undefined)), [id]);
   const actions = useLoad(() => api.get<Component[]>("/actions"), []);
@@ -25,7 +33,7 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
   const [sql, setSql] = useState('SELECT\n  *\nFROM\n  "t/#"');
   const [chosen, setChosen] = useState<(string | Record<string, unknown>)[]>([]);
   const [enable, setEnable] = useState(true);
-  const [ctx, setCtx] = useState(JSON.stringify(MQTT_CONTEXT, null, 2));
+  const [ctx, setCtx] = useState(() => (id && keptContext.get(id)) || JSON.stringify(MQTT_CONTEXT, null, 2));
   const [sqlError, setSqlError] = useState<{ line: number; col: number; message: string } | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [output, setOutput] = useState<string | null>(null);
@@ -35,8 +43,11 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
     const r = existing.data;
     if (!r) return;
     setDescription(r.description); setSql(r.sql); setChosen(r.actions); setEnable(r.enable);
+    const kept = keptContext.get(r.id);
     const src = r.from.find((f) => f.startsWith("$bridges/"));
-    if (src) setCtx(JSON.stringify(kafkaContext(src.slice(9)), null, 2));
+    if (kept) setCtx(kept);
+    else if (src) setCtx(JSON.stringify(kafkaContext(src.slice(9)), null, 2));
+    else if (r.from[0]) setCtx(JSON.stringify({ ...MQTT_CONTEXT, topic: sampleTopic(r.from[0]) }, null, 2));
   }, [existing.data]);
 
   const fail = (e: unknown) => {
@@ -81,6 +92,7 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
       if (id) await api.put(`/rules/${enc(id)}`, { sql, actions: chosen, enable, description });
       else {
         const r = await api.post<Rule>("/rules", { ...(rid ? { id: rid } : {}), sql, actions: chosen, enable, description });
+        keptContext.set(r.id, ctx);
         navigate(`/rules/${enc(r.id)}`);
         return;
       }
@@ -157,7 +169,7 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
           <textarea id="rule-context" class="mono" rows={9} value={ctx} onInput={(e) => setCtx((e.target as HTMLTextAreaElement).value)} />
           <div class="form-actions">
             <button type="button" onClick={() => test(false)} disabled={busy}>Test SQL</button>
-            {id && <button type="button" class="secondary" onClick={() => test(true)} disabled={busy}>Test saved rule's actions</button>}
+            {id && <button type="button" class="secondary" onClick={() => test(true)} disabled={busy || !existing.data}>Test saved rule's actions</button>}
           </div>
           {output !== null && <><h3>Output</h3><pre class="output" role="status">{output}</pre></>}
           <details class="examples">
