@@ -42,7 +42,8 @@ kafka_version() {
 
 install_apt() {
     local missing=() pkg
-    for pkg in mosquitto mosquitto-clients kcat; do
+    # chromium: the web console's end-to-end tests (tests/console) drive it headless.
+    for pkg in mosquitto mosquitto-clients kcat chromium; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
