@@ -209,3 +209,16 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
+
+
+def check_template(text: str) -> str:
+    """A pydantic field validator body: ``text`` if it parses as a template.
+
+    Raises:
+        ValueError: the template is malformed (pydantic reports it at the field's path).
+    """
+    try:
+        Template(text)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from None
+    return text

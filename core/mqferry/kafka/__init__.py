@@ -11,6 +11,7 @@ from mqferry.kafka.config import (
 )
 from mqferry.kafka.connector import KafkaConnector
 from mqferry.kafka.probe import probe
+from mqferry.kafka.retry import start_with_backoff
 
 __all__ = [
     "KafkaConnector",
@@ -20,4 +21,5 @@ __all__ = [
     "TlsOptions",
     "client_options",
     "probe",
+    "start_with_backoff",
 ]

@@ -12,8 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from mqferry.config import ByteSize, Duration, DurationS, SourceConfigBase, Strict
-from mqferry.errors import TemplateError
-from mqferry.templates import Template
+from mqferry.templates import Template, check_template
 
 #: Kafka topic names: letters, digits, ``.``, ``_``, ``-``; at most 249 characters.
 _KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
@@ -30,14 +29,6 @@ def check_mqtt_topic(topic: str) -> str | None:
     if len(topic.encode()) > 65535:
         return "the MQTT topic is longer than 65535 bytes"
     return None
-
-
-def _template(v: str) -> str:
-    try:
-        Template(v)
-    except TemplateError as exc:
-        raise ValueError(str(exc)) from None
-    return v
 
 
 def _kafka_topic(v: str) -> str:
@@ -67,7 +58,7 @@ class TopicMapping(Strict):
     @field_validator("mqtt_topic")
     @classmethod
     def _mqtt(cls, v: str) -> str:
-        _template(v)
+        check_template(v)
         if Template(v).is_literal and (why := check_mqtt_topic(v)):
             raise ValueError(why)
         return v
@@ -75,7 +66,7 @@ class TopicMapping(Strict):
     @field_validator("payload_template")
     @classmethod
     def _payload(cls, v: str) -> str:
-        return _template(v)
+        return check_template(v)
 
 
 class KafkaConsumerParameters(Strict):

@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from functools import partial
 from typing import Any, TypeAlias
@@ -33,7 +32,7 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from mqferry import HealthStatus, RuntimeContext, Status
 from mqferry.errors import DeliveryError
-from mqferry.kafka import KafkaConnector
+from mqferry.kafka import KafkaConnector, start_with_backoff
 from mqferry.metrics import source_metrics
 from mqferry.templates import Template
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig, check_mqtt_topic
@@ -235,8 +234,7 @@ class KafkaConsumerSource:
         )
 
     async def _connect(self) -> AIOKafkaConsumer:
-        delay = 0.5
-        while True:
+        async def attempt() -> AIOKafkaConsumer:
             consumer = self._make_consumer()
             try:
                 await consumer.start()
@@ -248,18 +246,19 @@ class KafkaConsumerSource:
                     consumer.subscribe(pattern=pattern, listener=_Rebalance(self))
                 else:
                     consumer.subscribe(self.params.kafka_topics(), listener=_Rebalance(self))
-            except (KafkaError, OSError) as exc:
+            except BaseException:
                 self.consumer = None
                 with contextlib.suppress(Exception):
                     await consumer.stop()
-                reason = f"{self.connector.config.bootstrap_hosts}: {exc}"
-                self._status = HealthStatus(Status.CONNECTING, reason)
-                log.warning("source %s: cannot reach Kafka (%s); retrying in %.1fs",
-                            self.id, reason, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, 30.0)
-                continue
+                raise
             return consumer
+
+        def waiting(reason: str) -> None:
+            self._status = HealthStatus(Status.CONNECTING, reason)
+
+        return await start_with_backoff(attempt, what=f"source {self.id}",
+                                        hosts=self.connector.config.bootstrap_hosts,
+                                        on_waiting=waiting)
 
     async def _run(self) -> None:
         await self.context.mqtt.wait_connected()

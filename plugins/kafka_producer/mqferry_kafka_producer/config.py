@@ -7,16 +7,7 @@ from typing import Literal
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
 from mqferry.config import ActionConfigBase, ByteSize, Duration, DurationS, Strict
-from mqferry.errors import TemplateError
-from mqferry.templates import Template
-
-
-def _check_template(v: str) -> str:
-    try:
-        Template(v)
-    except TemplateError as exc:
-        raise ValueError(str(exc)) from None
-    return v
+from mqferry.templates import Template, check_template
 
 
 class MessageTemplate(Strict):
@@ -34,7 +25,7 @@ class MessageTemplate(Strict):
     @field_validator("key", "value", "timestamp")
     @classmethod
     def _template(cls, v: str) -> str:
-        return _check_template(v)
+        return check_template(v)
 
 
 class ExtHeader(Strict):
@@ -104,12 +95,12 @@ class KafkaProducerParameters(Strict):
             return v
         if not v.strip():
             raise ValueError("a Kafka topic name is required")
-        return _check_template(v)
+        return check_template(v)
 
     @field_validator("kafka_headers")
     @classmethod
     def _headers(cls, v: str | None) -> str | None:
-        if v is not None and not Template(_check_template(v)).is_single_placeholder:
+        if v is not None and not Template(check_template(v)).is_single_placeholder:
             raise ValueError("must be a single placeholder like ${pub_props}")
         return v
 

@@ -6,17 +6,15 @@ Kafka, so an outage never expires a buffer.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import random
 import time
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from mqferry import HealthStatus, Status
-from mqferry.kafka import KafkaConnector
+from mqferry.kafka import KafkaConnector, start_with_backoff
 from mqferry.kafka.sockets import apply_socket_options
 from mqferry_kafka_producer.config import KafkaProducerParameters
 
@@ -84,25 +82,26 @@ class ProducerSession:
 
     async def connect(self) -> AIOKafkaProducer:
         """Start a producer, retrying with jittered back-off until Kafka answers."""
-        delay = 0.5
-        while True:
+
+        async def attempt() -> AIOKafkaProducer:
             producer = self._make()
             try:
                 await producer.start()
-            except (KafkaError, OSError) as exc:
+            except BaseException:
                 with contextlib.suppress(Exception):
                     await producer.stop()
-                reason = f"{self.connector.config.bootstrap_hosts}: {exc}"
-                self.status = HealthStatus(Status.CONNECTING, reason)
-                log.warning("action %s: cannot reach Kafka (%s); retrying in %.1fs",
-                            self.action_id, reason, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
-                delay = min(delay * 2, 30.0)
-                continue
-            self.set_connected(True)
-            log.info("action %s: producer connected", self.action_id)
-            self.producer = producer
+                raise
             return producer
+
+        def waiting(reason: str) -> None:
+            self.status = HealthStatus(Status.CONNECTING, reason)
+
+        self.producer = await start_with_backoff(
+            attempt, what=f"action {self.action_id}",
+            hosts=self.connector.config.bootstrap_hosts, on_waiting=waiting)
+        self.set_connected(True)
+        log.info("action %s: producer connected", self.action_id)
+        return self.producer
 
     async def renew(self) -> AIOKafkaProducer:
         """Replace the producer with a new session (a new idempotent producer id)."""

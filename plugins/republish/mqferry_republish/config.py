@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from mqferry.config import ActionConfigBase, Strict
-from mqferry.errors import TemplateError
-from mqferry.templates import Template
+from mqferry.templates import check_template
 
 
 class RepublishParameters(Strict):
@@ -27,12 +26,7 @@ class RepublishParameters(Strict):
     @field_validator("topic", "payload", "user_properties")
     @classmethod
     def _template(cls, v: str | None) -> str | None:
-        if v is not None:
-            try:
-                Template(v)
-            except TemplateError as exc:
-                raise ValueError(str(exc)) from None
-        return v
+        return None if v is None else check_template(v)
 
     @field_validator("mqtt_properties")
     @classmethod
