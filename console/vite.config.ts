@@ -11,5 +11,7 @@ export default defineConfig({
     sourcemap: false,
     target: "es2020",
   },
+  // `npm run dev` serves the sources and forwards the API to a local instance (MQFERRY_API_URL).
+  server: { proxy: { "/api": process.env.MQFERRY_API_URL ?? "http://127.0.0.1:18083" } },
   test: { environment: "node", include: ["src/**/*.test.ts"] },
 });

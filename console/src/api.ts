@@ -143,3 +143,13 @@ export function errorPosition(message: string): { line: number; col: number } | 
   const m = /line (\d+), col(?:umn)? (\d+)/.exec(message);
   return m ? { line: Number(m[1]), col: Number(m[2]) } : null;
 }
+
+/** Every rule, page by page (the API gives at most 10,000 a page). */
+export async function allRules(): Promise<Rule[]> {
+  const out: Rule[] = [];
+  for (let page = 1; ; page++) {
+    const r = await call<{ data: Rule[]; meta: { hasnext: boolean } }>("GET", `/rules?limit=10000&page=${page}`);
+    out.push(...r.data);
+    if (!r.meta?.hasnext || r.data.length === 0) return out;
+  }
+}

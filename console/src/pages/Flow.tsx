@@ -1,7 +1,7 @@
 // The flow view: inputs -> rules -> actions -> outputs, with live per-edge rates.
 import type { JSX } from "preact";
 import { useMemo } from "preact/hooks";
-import { type Component, type Rule, api, call, parsePrometheus } from "../api";
+import { type Component, allRules, api, call, parsePrometheus } from "../api";
 import { fmt } from "../Chart";
 import { type FlowNode, buildFlow, layout } from "../flow";
 import { useLoad } from "../hooks";
@@ -14,13 +14,13 @@ const HEAD: Record<number, string> = { 0: "Inputs", 1: "Sources", 2: "Rules", 3:
 export function Flow(): JSX.Element {
   const data = useLoad(async () => {
     const [rules, actions, sources] = await Promise.all([
-      api.get<{ data: Rule[] }>("/rules?limit=10000").then((r) => r.data),
+      allRules(),
       api.get<Component[]>("/actions"),
       api.get<Component[]>("/sources"),
     ]);
     return { rules, actions, sources };
   }, [], 15000);
-  const metrics = useLoad(() => call<string>("GET", "/metrics").then(parsePrometheus), [], 2000);
+  const metrics = useLoad(() => call<string>("GET", "/metrics").then(parsePrometheus), [], 3000);
   const graph = useMemo(() => {
     if (!data.data) return null;
     const g = buildFlow({ ...data.data, metrics: {} });
@@ -41,7 +41,7 @@ export function Flow(): JSX.Element {
   return (
     <Page title="Flow">
       <ErrorBox error={data.error ?? metrics.error} />
-      <p class="help">Messages per second on each edge, refreshed every 2 seconds. Click or press Enter on a node to open it.</p>
+      <p class="help">Messages per second on each edge, refreshed every 3 seconds. Click or press Enter on a node to open it.</p>
       <div class="flow-wrap">
         <svg class="flow" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="group" aria-label="Data flow graph">
           <defs>
