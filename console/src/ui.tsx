@@ -30,7 +30,8 @@ export function Status(p: { status?: string; reason?: string | null }): JSX.Elem
 export function ErrorBox(p: { error: ApiError | string | null | undefined }): JSX.Element | null {
   if (!p.error) return null;
   const e = p.error;
-  const text = typeof e === "string" ? e : `${e.code}: ${e.message}`;
+  const label = typeof e === "string" ? "" : e.code === "BAD_REQUEST" ? "Refused" : e.code;
+  const text = typeof e === "string" ? e : `${label}: ${e.message}`;
   return <div class="error-box" role="alert">{text}</div>;
 }
 

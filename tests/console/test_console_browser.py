@@ -13,8 +13,11 @@ import re
 import time
 import uuid
 
+import httpx
 import pytest
 from playwright.sync_api import expect
+
+from tests.console.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -32,7 +35,18 @@ def test_mqtt_to_kafka_set_up_in_the_console(instance_factory, console, mqtt_bro
     ui = console(inst)
     page = ui.page
 
+    # A connection test that fails says why, and nothing is saved.
+    ui.go("/connectors/new")
+    page.locator("#f-type").select_option("kafka_producer")
+    page.locator("#f-name").fill("unreachable")
+    page.locator("#f-bootstrap_hosts").fill(f"127.0.0.1:{free_port()}")
+    ui.button("Test connection").click()
+    ui.alert("TEST_FAILED")
+    ui.shot("connector-test-failed")
+
     ui.create_connector("kafka_producer", "kafka1", kafka_bootstrap)
+    expect(page.locator(".session .status")).to_have_text("connected")  # the MQTT session
+    expect(ui.row("kafka_producer:unreachable")).to_have_count(0)
 
     # The action (sink): the form comes from the type's settings model.
     ui.go("/actions/new")
@@ -90,9 +104,26 @@ def test_mqtt_to_kafka_set_up_in_the_console(instance_factory, console, mqtt_bro
     ui.shot("rules-list")
 
     ui.go("/actions/kafka_producer:sink1")
-    expect(page.locator(".metric", has_text="success").locator(".metric-value")).to_have_text(
-        str(count))
+    success = page.locator(".metric", has_text="success").locator(".metric-value")
+    expect(success).to_have_text(str(count))
+    expect(page.locator(".chart polyline").first).to_have_attribute("points", re.compile(r"\d"))
     ui.shot("action-detail")
+    ui.button("Reset metrics").click()
+    expect(success).to_have_text("0")
+
+    # Editing keeps what is not shown changed: a new description, the connector still connected.
+    ui.go("/connectors/kafka_producer:kafka1/edit")
+    description = page.locator("#f-description")
+    expect(description).to_be_editable()
+    expect(page.locator("#f-bootstrap_hosts")).to_have_value(kafka_bootstrap)
+    description.fill("edited in the console")
+    ui.button("Save").click()
+    ui.heading("Connectors")
+    ui.wait_status("kafka_producer:kafka1")
+    with httpx.Client(base_url=f"{inst.url}/api/v5", auth=inst.key) as api:
+        conn = api.get("/connectors/kafka_producer:kafka1").json()
+    assert conn["description"] == "edited in the console"
+    assert conn["bootstrap_hosts"] == kafka_bootstrap
 
     ui.go("/flow")
     for node in (f"mqtt-in/{p}/#", "rule/r1", "action/kafka_producer:sink1", f"kafka-out/{topic}"):

@@ -11,6 +11,11 @@ import { ONE } from "./ComponentList";
 const POLL_MS = 2000;
 const GAUGES = ["queuing", "inflight"];
 const RATES = ["rate", "rate_max", "rate_last5m"];
+const FAILURE_COLORS = ["#dc2626", "#ea580c", "#a16207", "#be185d", "#7c2d12", "#6d28d9"];
+
+function isFailure(k: string): boolean {
+  return k.startsWith("failed") || k.startsWith("dropped") || k === "retried" || k === "late_reply";
+}
 
 export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.Element {
   const comp = useLoad(() => api.get<Component>(`/${kind}/${enc(id)}`), [kind, id], 5000);
@@ -18,10 +23,9 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
   const metrics = useLoad(async () => {
     const m = await api.get<{ metrics: Metrics }>(`/${kind}/${enc(id)}/metrics`);
     const t = Date.now();
-    for (const k of ["rate", ...GAUGES]) if (k in m.metrics) record(`${kind}/${id}/${k}`, t, m.metrics[k]);
-    const failures = Object.entries(m.metrics).filter(([k]) => k.startsWith("failed") || k.startsWith("dropped"))
-      .reduce((a, [, v]) => a + v, 0);
-    record(`${kind}/${id}/failures`, t, failures);
+    for (const k of ["rate", ...GAUGES, ...Object.keys(m.metrics).filter(isFailure)]) {
+      if (k in m.metrics) record(`${kind}/${id}/${k}`, t, m.metrics[k]);
+    }
     setNow(t);
     return m.metrics;
   }, [kind, id], POLL_MS);
@@ -33,7 +37,7 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
   };
   const m = metrics.data ?? {};
   const counters = Object.keys(m).filter((k) => !GAUGES.includes(k) && !RATES.includes(k));
-  const failures = counters.filter((k) => k.startsWith("failed") || k.startsWith("dropped") || k === "retried" || k === "late_reply");
+  const failures = counters.filter(isFailure);
   const ok = counters.filter((k) => !failures.includes(k));
   const c = comp.data;
   const enabled = c?.enable !== false;
@@ -70,7 +74,8 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
       <div class="charts">
         <Chart title="Rate (messages/s)" now={now} unit="/s" series={[series("rate", "rate", "#2563eb")]} />
         <Chart title="Queuing and inflight" now={now} series={[series("queuing", "queuing", "#d97706"), series("inflight", "inflight", "#7c3aed")]} />
-        <Chart title="Failures and drops (total)" now={now} series={[series("failures", "failed + dropped", "#dc2626")]} />
+        <Chart title="Failures by reason (counters)" now={now}
+          series={failures.map((k, i) => series(k, k, FAILURE_COLORS[i % FAILURE_COLORS.length]))} />
       </div>
       <h2>Counters</h2>
       <div class="metrics-row">{ok.map((k) => <Metric key={k} name={k} value={m[k]} />)}</div>

@@ -25,11 +25,24 @@ export function ComponentList({ kind }: { kind: Kind }): JSX.Element {
     }
   };
   const rows = list.data ?? [];
+  // The instance's own MQTT session (the top-level `mqtt` section) is a connection too.
+  const status = useLoad(() => (kind === "connectors"
+    ? api.get<{ mqtt: { status: string; reason?: string | null }; ready: boolean; node: string; version: string }>("/status")
+    : Promise.resolve(undefined)), [kind], 5000);
   return (
     <Page title={TITLES[kind]} actions={<a class="button" href={`#/${kind}/new`}>Create {ONE[kind]}</a>}>
       <ErrorBox error={list.error} />
       <ErrorBox error={err ? asError(err) : null} />
       {msg && <Notice kind="ok">{msg}</Notice>}
+      {status.data && (
+        <dl class="facts session" aria-label="This instance">
+          <dt>MQTT session</dt>
+          <dd><Status status={status.data.mqtt.status} reason={status.data.mqtt.reason} />
+            {status.data.mqtt.reason && <span class="reason"> {status.data.mqtt.reason}</span>}</dd>
+          <dt>Instance</dt>
+          <dd>{status.data.node} · mqferry {status.data.version} · {status.data.ready ? "ready" : "not ready"}</dd>
+        </dl>
+      )}
       {list.loading && !list.data ? <p>Loading…</p> : rows.length === 0 ? (
         <p class="empty">No {kind} yet. <a href={`#/${kind}/new`}>Create one</a>.</p>
       ) : (
