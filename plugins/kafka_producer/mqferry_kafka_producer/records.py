@@ -47,12 +47,13 @@ class Record:
     retries: int = 0
     #: sent in a batch of its own (its batch was too large for the broker)
     alone: bool = False
+    #: bytes counted against the buffer limit (computed once: it is read at every stage)
+    size: int = field(init=False)
 
-    @property
-    def size(self) -> int:
-        """Bytes counted against the buffer limit."""
-        hdr = sum(len(k) + len(v) for k, v in self.headers)
-        return len(self.key or b"") + len(self.value or b"") + hdr + len(self.topic) + _OVERHEAD
+    def __post_init__(self) -> None:
+        hdr = sum(len(k) + len(v) for k, v in self.headers) if self.headers else 0
+        self.size = (len(self.key or b"") + len(self.value or b"") + hdr + len(self.topic)
+                     + _OVERHEAD)
 
     def encode(self) -> bytes:
         """The record's bytes for the disk buffer."""
