@@ -13,39 +13,52 @@ from collections import deque
 from collections.abc import Callable
 
 
-class Ticket:
-    """One received message, held by the actions that still have to secure it.
+class Countdown:
+    """Work that is done once every part of it has settled.
 
-    The dispatcher calls :meth:`hold` once per action output, then :meth:`seal`; each action
-    calls :meth:`release` once. When sealed and fully released, the message is done.
+    The owner calls :meth:`hold` once per part, then :meth:`seal`; each part calls
+    :meth:`release` once. When sealed and fully released, :meth:`_finish` runs once (subclasses
+    extend it). Sealing last means a part that settles at once cannot finish the whole early.
     """
 
-    __slots__ = ("_pending", "_sealed", "_window", "done", "generation", "mid", "qos")
+    __slots__ = ("_pending", "_sealed", "done")
 
-    def __init__(self, window: AckWindow | None, mid: int, qos: int, generation: int) -> None:
-        self._window = window
-        self.mid = mid
-        self.qos = qos
-        self.generation = generation
+    def __init__(self) -> None:
         self._pending = 0
         self._sealed = False
         self.done = False
 
     def hold(self) -> None:
-        """One more action output must be secured before the message is acknowledged."""
+        """One more part must settle."""
         self._pending += 1
 
     def release(self) -> None:
-        """One action output is secured (or finally failed)."""
+        """One part settled."""
         self._pending -= 1
         if self._sealed and self._pending <= 0:
             self._finish()
 
     def seal(self) -> None:
-        """Every hold has been taken; acknowledge once all are released."""
+        """Every hold has been taken; finish once all are released."""
         self._sealed = True
         if self._pending <= 0:
             self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+
+
+class Ticket(Countdown):
+    """One received message, held by the actions that still have to secure it."""
+
+    __slots__ = ("_window", "generation", "mid", "qos")
+
+    def __init__(self, window: AckWindow | None, mid: int, qos: int, generation: int) -> None:
+        super().__init__()
+        self._window = window
+        self.mid = mid
+        self.qos = qos
+        self.generation = generation
 
     def _finish(self) -> None:
         if not self.done:

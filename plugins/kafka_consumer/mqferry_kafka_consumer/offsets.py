@@ -18,6 +18,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from mqferry.metrics import Metrics
+from mqferry.mqtt import Countdown
 
 #: Called with a slot and the exception its future failed with. Returns ``True`` when the slot
 #: should count the future as settled (the failure is accounted for), ``False`` to leave the slot
@@ -25,39 +26,21 @@ from mqferry.metrics import Metrics
 ErrorHandler = Callable[["Slot", BaseException], bool]
 
 
-class Slot:
-    """One record handed out, waiting for its publishes and events."""
+class Slot(Countdown):
+    """One record handed out, waiting for its publishes and events (each a held part)."""
 
-    __slots__ = ("_pending", "_sealed", "done", "failed", "offset", "window")
+    __slots__ = ("failed", "offset", "window")
 
     def __init__(self, window: Window, offset: int) -> None:
+        super().__init__()
         self.window = window
         self.offset = offset
-        self._pending = 0
-        self._sealed = False
-        self.done = False
         #: Some part of the record failed for good (counted once as ``failed``).
         self.failed = False
 
-    def hold(self) -> None:
-        """One more publish or event must settle."""
-        self._pending += 1
-
-    def release(self) -> None:
-        """One publish or event settled."""
-        self._pending -= 1
-        if self._sealed and self._pending <= 0:
-            self._finish()
-
-    def seal(self) -> None:
-        """Every hold is taken; the slot is done once they are released."""
-        self._sealed = True
-        if self._pending <= 0:
-            self._finish()
-
     def watch(self, future: asyncio.Future[Any]) -> None:
         """Hold until ``future`` completes (settled at once if it already has)."""
-        self._pending += 1
+        self.hold()
         if future.done():
             self(future)
         else:
