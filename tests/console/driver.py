@@ -41,10 +41,19 @@ class Console:
         expect(self.page.get_by_role("navigation", name="Main")).to_be_visible()
 
     def go(self, path: str) -> None:
-        self.page.goto(f"{self.url}/dashboard/#{path}")
+        """Open a page; opening the page already shown starts it afresh (as a reload does)."""
+        url = f"{self.url}/dashboard/#{path}"
+        if self.page.url == url:
+            self.page.reload()
+        else:
+            self.page.goto(url)
 
     def heading(self, text: str) -> None:
-        expect(self.page.get_by_role("heading", level=1)).to_have_text(text)
+        """Wait for the page titled ``text``, and for the focus the page moves to its heading
+        (after that, keys go where the test puts the focus)."""
+        h1 = self.page.get_by_role("heading", level=1)
+        expect(h1).to_have_text(text)
+        expect(h1).to_be_focused()
 
     def shot(self, name: str) -> Path:
         """A full-page screenshot, numbered in the order taken."""

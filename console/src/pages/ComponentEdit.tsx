@@ -1,6 +1,6 @@
 // Create or edit a connector, action or source: a form generated from the type's config model.
 import type { JSX } from "preact";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useMemo, useState } from "preact/hooks";
 import { ApiError, type Component, type Kind, api } from "../api";
 import { useLoad } from "../hooks";
 import { enc, navigate } from "../router";
@@ -10,6 +10,13 @@ import { ErrorBox, Notice, Page, Status, asError, openApi } from "../ui";
 import { ONE } from "./ComponentList";
 
 type Obj = Record<string, unknown>;
+/** The settings of a component as the API shows it, without the read-only fields. */
+function stored(c: Component): Obj {
+  const v: Obj = { ...c };
+  for (const k of ["type", "name", "status", "status_reason", "node_status", "actions", "created_at", "last_modified_at"]) delete v[k];
+  return v;
+}
+
 const SHOWN_ELSEWHERE = ["type", "name", "connector", "status", "status_reason", "node_status", "actions",
   "created_at", "last_modified_at"];
 
@@ -19,28 +26,19 @@ export function ComponentEdit({ kind, id }: { kind: Kind; id?: string }): JSX.El
   const connectors = useLoad(() => (kind === "connectors" ? Promise.resolve([]) : api.get<Component[]>("/connectors")), [kind]);
   const schemas = useMemo(() => (doc.data ? typeSchemas(doc.data, kind) : {}), [doc.data, kind]);
   const types = Object.keys(schemas);
-  const [type, setType] = useState<string>(id ? id.split(":")[0] : "");
+  const [chosenType, setType] = useState<string>(id ? id.split(":")[0] : "");
+  // Derived, not set by an effect: a choice made right after the page appears is never undone.
+  const type = chosenType || (types.includes("kafka_producer") ? "kafka_producer" : types[0] ?? "");
   const [name, setName] = useState<string>(id ? id.slice(id.indexOf(":") + 1) : "");
-  const [value, setValue] = useState<Obj>({});
+  // null: not edited yet; the form then shows the stored settings, or a new type's skeleton.
+  const [edited, setValue] = useState<Obj | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [error, setError] = useState<ApiError | null>(null);
   const [ok, setOk] = useState<string | null>(null);
 
-  useEffect(() => {
-    if (!type && types.length) setType(types.includes("kafka_producer") ? "kafka_producer" : types[0]);
-  }, [types.join()]);
-  useEffect(() => {
-    if (!id && doc.data && schemas[type]) setValue(skeleton(doc.data, schemas[type]));
-  }, [type, doc.data]);
-  useEffect(() => {
-    if (existing.data) {
-      const v: Obj = { ...existing.data };
-      for (const k of ["type", "name", "status", "status_reason", "node_status", "actions", "created_at", "last_modified_at"]) delete v[k];
-      setValue(v);
-    }
-  }, [existing.data]);
-
   const schema = schemas[type];
+  const value: Obj = edited ?? (existing.data ? stored(existing.data)
+    : doc.data && schema ? skeleton(doc.data, schema) : {});
   const hasConnector = !!schema?.properties?.connector;
   const problems = errorProblems(error?.body, error?.message, `${kind}.${type}.${name}`, type);
   const body = () => ({ ...(prune(value) as Obj), type, name });
@@ -71,7 +69,7 @@ export function ComponentEdit({ kind, id }: { kind: Kind; id?: string }): JSX.El
     <>
       <div class="field">
         <label for="f-type">Type</label>
-        <select id="f-type" value={type} disabled={!!id} onChange={(e) => setType((e.target as HTMLSelectElement).value)}>
+        <select id="f-type" value={type} disabled={!!id} onChange={(e) => { setType((e.target as HTMLSelectElement).value); setValue(null); }}>
           {types.map((t) => <option key={t} value={t}>{t}</option>)}
         </select>
       </div>
