@@ -200,8 +200,8 @@ def test_disk_buffer_survives_kill_9_during_a_kafka_outage(
     _services("start", "kafka")
     app = run(topic=topic, message={"value": "${payload}"}, buffer={"mode": "disk"})
     recs = kcat_consume(topic, 300, timeout=90)
-    assert sorted(int(r["payload"]) for r in recs) >= list(range(300)), app.log
-    assert {int(r["payload"]) for r in recs} == set(range(300))
+    # every message arrives; those mqferry had not acknowledged when killed may come twice
+    assert {int(r["payload"]) for r in recs} == set(range(300)), app.log
     assert "replaying" in app.log
     assert app.terminate() == 0
 

@@ -5,7 +5,7 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mqferry.mqtt.reads import buffer_reads
+from mqferry.mqtt.paho_io import buffer_reads, coalesce_writes
 
 
 def publish_packet(topic: str, payload: bytes, mid: int) -> bytes:
@@ -61,3 +61,24 @@ def test_a_closed_peer_is_reported_as_a_lost_connection(pair):
     buffer_reads(client)
     theirs.close()
     assert client.loop_read() != paho.MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def test_queued_acks_leave_in_one_write_and_qos0_publishes_are_still_reported(pair):
+    ours, theirs = pair
+    client = client_on(ours, [])
+    client._state = paho._ConnectionState.MQTT_CS_CONNECTED
+    published = []
+    client.on_publish = lambda c, u, mid, rc, props: published.append(mid)
+    coalesce_writes(client)
+    sends = []
+    raw_send = client._sock_send
+    client._sock_send = lambda data: sends.append(bytes(data)) or raw_send(data)
+    client._on_socket_register_write = lambda *a: None  # an external loop would write later
+    for mid in (1, 2, 3):
+        client._send_puback(mid)
+    info = client.publish("t/q0", b"x", qos=0)
+    client.loop_write()
+    assert len(sends) == 2  # three PUBACKs together, then the QoS 0 publish on its own
+    assert sends[0] == b"".join(bytes([0x40, 2, 0, m]) for m in (1, 2, 3))
+    assert info.is_published() and published == [info.mid]
+    assert theirs.recv(100) == sends[0] + sends[1]

@@ -26,7 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from mqferry.config.models import MqttConfig
 from mqferry.errors import DeliveryError
 from mqferry.mqtt.acks import AckWindow, Ticket
-from mqferry.mqtt.reads import buffer_reads
+from mqferry.mqtt.paho_io import buffer_reads, coalesce_writes
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -331,6 +331,7 @@ class MqttConnector:
         if self._manual_ack:
             client._client.manual_ack_set(True)
         buffer_reads(client._client)
+        coalesce_writes(client._client)
         if not _PAHO_LOG.isEnabledFor(logging.DEBUG):
             # paho logs every packet it sends and receives (at debug level); handing each to
             # the logging module is a measurable share of each packet's cost
