@@ -8,10 +8,15 @@ came out, while the pages' counters move. Screenshots of every page land in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import shutil
+import subprocess
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -20,6 +25,34 @@ from playwright.sync_api import expect
 from tests.console.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
+
+
+@contextlib.contextmanager
+def _stream(broker, topic: str, per_second: float) -> Iterator[None]:
+    """Publishes numbered messages with ``mosquitto_pub -l`` until the block ends."""
+    exe = shutil.which("mosquitto_pub")
+    assert exe is not None, "mosquitto_pub is not installed (scripts/services.sh install)"
+    proc = subprocess.Popen([exe, "-h", broker.host, "-p", str(broker.port), "-V", "5", "-q", "1",
+                             "-t", topic, "-l"], stdin=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    stop = threading.Event()
+
+    def feed() -> None:
+        n = 0
+        while not stop.wait(1 / per_second):
+            proc.stdin.write(json.dumps({"n": n}) + "\n")
+            proc.stdin.flush()
+            n += 1
+
+    thread = threading.Thread(target=feed, name="stream", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(5)
+        proc.stdin.close()
+        proc.wait(30)
 
 
 def _mqtt(broker):
@@ -128,7 +161,12 @@ def test_mqtt_to_kafka_set_up_in_the_console(instance_factory, console, mqtt_bro
     ui.go("/flow")
     for node in (f"mqtt-in/{p}/#", "rule/r1", "action/kafka_producer:sink1", f"kafka-out/{topic}"):
         expect(page.locator(f'[data-node="{node}"]')).to_be_visible()
-    ui.shot("flow")
+    # While messages flow, the edges show their rates.
+    with _stream(mqtt_broker, f"{p}/stream", per_second=20):
+        edge = page.locator('[data-edge="rule/r1>action/kafka_producer:sink1"]')
+        expect(edge.locator(".edge-rate")).to_have_text(re.compile(r"^[1-9][0-9.]*/s$"))
+        expect(edge).to_have_class(re.compile(r"\blive\b"))
+        ui.shot("flow")
     # Clicking a node opens its page.
     page.locator('[data-node="action/kafka_producer:sink1"]').click()
     ui.heading("Action kafka_producer:sink1")
@@ -140,10 +178,12 @@ def test_mqtt_to_kafka_set_up_in_the_console(instance_factory, console, mqtt_bro
     ui.alert("cannot delete connector kafka_producer:kafka1: used by kafka_producer:sink1")
     ui.shot("connector-delete-refused")
 
-    # Disabling the rule stops the flow; the page shows it.
+    # Disabling the rule from the list is saved.
     ui.go("/rules")
     page.get_by_label("Enable rule r1").uncheck()
     expect(page.get_by_label("Enable rule r1")).not_to_be_checked()
+    with httpx.Client(base_url=f"{inst.url}/api/v5", auth=inst.key) as api:
+        assert api.get("/rules/r1").json()["enable"] is False
     assert ui.errors == []
 
 

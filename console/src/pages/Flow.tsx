@@ -8,8 +8,15 @@ import { useLoad } from "../hooks";
 import { navigate } from "../router";
 import { ErrorBox, Page } from "../ui";
 
-const NODE_W = 180, NODE_H = 36, COL_W = 230, ROW_H = 52, PAD = 24;
+const NODE_W = 180, NODE_H = 36, COL_W = 250, ROW_H = 52, PAD = 24;
 const HEAD: Record<number, string> = { 0: "Inputs", 1: "Sources", 2: "Rules", 3: "Actions", 4: "Outputs" };
+
+/** Short enough for the gap between two columns: 0, 0.4, 3.5, 14, 2.3k. */
+function rateText(r: number): string {
+  if (r >= 1000) return fmt(r);
+  if (r >= 10 || r === 0) return String(Math.round(r));
+  return r.toFixed(1);
+}
 
 export function Flow(): JSX.Element {
   const data = useLoad(async () => {
@@ -72,7 +79,7 @@ export function Flow(): JSX.Element {
                 <g key={`${e.from}>${e.to}`} class={"edge" + (live ? " live" : "") + (skips ? " skip" : "")} data-edge={`${e.from}>${e.to}`}>
                   <path d={d} marker-end="url(#arrow)" />
                   <text x={lx} y={ly} text-anchor="middle" class="edge-rate">
-                    {r === undefined ? "" : `${fmt(r)}/s`}
+                    {r === undefined ? "" : `${rateText(r)}/s`}
                   </text>
                 </g>
               );
