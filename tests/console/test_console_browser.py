@@ -137,6 +137,7 @@ def test_mqtt_to_kafka_set_up_in_the_console(instance_factory, console, mqtt_bro
     ui.shot("rules-list")
 
     ui.go("/actions/kafka_producer:sink1")
+    expect(page.locator(".rule-links")).to_have_text("r1")  # the rules that use it
     success = page.locator(".metric", has_text="success").locator(".metric-value")
     expect(success).to_have_text(str(count))
     expect(page.locator(".chart polyline").first).to_have_attribute("points", re.compile(r"\d"))

@@ -29,6 +29,8 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
     setNow(t);
     return m.metrics;
   }, [kind, id], POLL_MS);
+  const summary = useLoad(() => api.get<{ type: string; name: string; rules: string[] }[]>(`/${kind}_summary`)
+    .then((all) => all.find((x) => `${x.type}:${x.name}` === id)?.rules ?? []), [kind, id], 10000);
   const [msg, setMsg] = useState<string | null>(null);
   const [err, setErr] = useState<unknown>(null);
   const run = async (what: string, fn: () => Promise<unknown>) => {
@@ -61,6 +63,8 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
           <dt>Status</dt><dd><Status status={c.status} reason={c.status_reason} /> {c.status_reason && <span class="reason">{c.status_reason}</span>}</dd>
           <dt>Connector</dt><dd>{c.connector ? <a href={`#/connectors/${enc(`${c.type}:${c.connector}`)}/edit`}>{c.connector}</a> : "–"}</dd>
           <dt>Enabled</dt><dd>{enabled ? "yes" : "no"}</dd>
+          <dt>Rules</dt><dd class="rule-links">{(summary.data ?? []).length === 0 ? "none" : summary.data!.map((r) => (
+            <a key={r} href={`#/rules/${enc(r)}`}>{r}</a>))}</dd>
           {typeof c.parameters?.topic === "string" && <><dt>Topic</dt><dd class="mono">{c.parameters.topic}</dd></>}
         </dl>
       )}
