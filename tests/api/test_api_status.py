@@ -125,3 +125,27 @@ async def test_openapi_document_lists_the_paths(client):
     schemas = doc["components"]["schemas"]
     assert "connectors_fake_post" in schemas
     assert "connectors_kafka_producer_post" in schemas
+
+
+async def test_cors_is_off_by_default_and_allows_configured_origins(controller, keys):
+    import httpx
+
+    from mqferry.api import create_api
+
+    store, _ = keys
+    origin = {"Origin": "https://console.example.com"}
+
+    async def preflight() -> httpx.Response:
+        api = create_api(controller, store)
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mqferry") as c:
+            return await c.options("/api/v5/rules", headers={
+                **origin, "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization"})
+
+    assert "access-control-allow-origin" not in (await preflight()).headers
+    controller.app.config.raw.api.cors_origins = ["https://console.example.com"]
+    allowed = await preflight()
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://console.example.com"
+    assert "authorization" in allowed.headers["access-control-allow-headers"].lower()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from mqferry._version import __version__
@@ -69,6 +70,12 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
                               "mqferry, with EMQX v5's paths and shapes.",
                   openapi_url=f"{BASE}/openapi.json", docs_url=f"{BASE}/docs", redoc_url=None)
     install_handlers(api)
+    origins = ctrl.app.config.raw.api.cors_origins
+    if origins:
+        # Credentials travel in the Authorization header, never in cookies.
+        api.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"])
     v5 = APIRouter(prefix=BASE, dependencies=[Depends(_auth(keys))])
     for kind in ("connectors", "actions", "sources"):
         v5.include_router(component_router(ctrl, kind))

@@ -141,6 +141,9 @@ class ApiConfig(Strict):
     ssl: ApiSslConfig = Field(default_factory=ApiSslConfig)
     #: The key store (relative paths are under ``data_dir``).
     key_store: str = "api_keys.json"
+    #: Web origins allowed to call the API from a browser (a console served by another
+    #: instance, ``https://console.example.com``); none by default. Read at start-up.
+    cors_origins: list[str] = Field(default_factory=list)
 
     @field_validator("listen")
     @classmethod
