@@ -73,6 +73,10 @@ class MqferryProcess:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a process behind; the test fails on the timeout
+            self.proc.wait(10)
+            raise
         finally:
             self._close()
 
@@ -85,6 +89,6 @@ class MqferryProcess:
 
     def _close(self) -> None:
         if self._reader is not None:
-            self._reader.join(5)
+            self._reader.join(30)  # the process has exited: its output ends
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()

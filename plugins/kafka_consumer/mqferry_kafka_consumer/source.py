@@ -42,6 +42,9 @@ from mqferry_kafka_consumer.offsets import OffsetTracker, Slot, Window
 
 log = logging.getLogger(__name__)
 
+#: How long stopping waits for the last offset commit.
+FINAL_COMMIT_TIMEOUT = 10.0
+
 Record: TypeAlias = "ConsumerRecord[Any, Any]"
 
 #: How long stop() and a rebalance wait for records in flight before committing what settled.
@@ -138,8 +141,13 @@ class KafkaConsumerSource:
                 await task
         if self.consumer is not None:
             await self._drain(DRAIN_TIMEOUT)
-            with contextlib.suppress(KafkaError):
-                await self.commit_pending()
+            try:
+                # bounded: a commit for a deleted topic is retried by aiokafka for ever
+                await asyncio.wait_for(self.commit_pending(), FINAL_COMMIT_TIMEOUT)
+            except (KafkaError, TimeoutError) as exc:
+                log.warning("source %s: final offset commit failed (%s); records since the "
+                            "last commit will be consumed again", self.id,
+                            str(exc) or type(exc).__name__)
             await self.consumer.stop()
             self.consumer = None
         if self.dead_letter is not None:
