@@ -3,7 +3,7 @@ from mqferry.mqtt.acks import AckWindow
 
 def make():
     sent = []
-    return AckWindow(lambda mid, qos: sent.append(mid)), sent
+    return AckWindow(lambda acks: sent.extend(mid for mid, _ in acks)), sent
 
 
 def test_acks_go_out_in_arrival_order_even_when_secured_out_of_order():

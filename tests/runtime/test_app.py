@@ -68,7 +68,7 @@ async def test_ack_waits_for_every_action_of_every_rule(plugins, tmp_path):
     wire(app, "a", slow)
     wire(app, "b", fast)
     acked = []
-    app.mqtt.acks._send_ack = lambda mid, qos: acked.append(mid)
+    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
     app._accepting = True
     for mid in (1, 2):
         ticket = app.mqtt.acks.open(mid, 1)
@@ -83,7 +83,7 @@ async def test_messages_while_stopping_are_left_unacknowledged(plugins, tmp_path
     action = RecordingAction()
     wire(app, "a", action)
     acked = []
-    app.mqtt.acks._send_ack = lambda mid, qos: acked.append(mid)
+    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
     app._accepting = False
     app._on_message(paho_message("t/1", b"x", mid=5), app.mqtt.acks.open(5, 1))
     assert action.outputs == [] and acked == []

@@ -35,7 +35,7 @@ async def setup(plugins, tmp_path):
         await comp.start()
     app._accepting = True
     acked: list[int] = []
-    app.mqtt.acks._send_ack = lambda mid, qos: acked.append(mid)
+    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
     return app, Controller(app, plugins, data=copy.deepcopy(CONFIG)), acked
 
 
@@ -156,7 +156,7 @@ async def test_an_action_that_cannot_flush_makes_the_broker_redeliver(plugins, t
     app = App(cfg, data_dir=tmp_path)
     app._accepting = True
     ctrl = Controller(app, plugins, data=copy.deepcopy(data))
-    app.mqtt.acks._send_ack = lambda mid, qos: None
+    app.mqtt.acks._send_acks = lambda acks: None
     send(app, 1, "h/1")
     send(app, 2, "o/1")
     assert len(app.mqtt.acks) == 2  # 1 is held, so 2 waits behind it

@@ -71,11 +71,12 @@ class AckWindow:
     """The messages of one MQTT connection whose acks are pending, in arrival order.
 
     Args:
-        send_ack: sends the PUBACK for ``(mid, qos)`` on the current connection.
+        send_acks: sends the acks for a run of ``(mid, qos)`` pairs, in order, on the current
+            connection.
     """
 
-    def __init__(self, send_ack: Callable[[int, int], object]) -> None:
-        self._send_ack = send_ack
+    def __init__(self, send_acks: Callable[[list[tuple[int, int]]], object]) -> None:
+        self._send_acks = send_acks
         self._queue: deque[Ticket] = deque()
         self.generation = 0
 
@@ -91,10 +92,16 @@ class AckWindow:
     def advance(self) -> None:
         """Acknowledge the leading run of done messages."""
         q = self._queue
+        if not q or not q[0].done:
+            return
+        generation = self.generation
+        run: list[tuple[int, int]] = []
         while q and q[0].done:
             t = q.popleft()
-            if t.generation == self.generation and t.qos > 0:
-                self._send_ack(t.mid, t.qos)
+            if t.generation == generation and t.qos > 0:
+                run.append((t.mid, t.qos))
+        if run:
+            self._send_acks(run)
 
     def reset(self) -> int:
         """Forget every pending message (the connection is gone; the broker will resend them).

@@ -1,10 +1,11 @@
 """The MQTT connector: one MQTT 5 session for rule input and for publishing.
 
-Incoming messages are handed to a synchronous handler straight from paho's callback (no queue, no
-copy). With ``delivery: at_least_once`` paho's automatic PUBACK is switched off and each message's
-ack waits for its :class:`~mqferry.mqtt.acks.Ticket`. The session is persistent by default (stable
-client id, clean start off, a session expiry), so the broker keeps and redelivers what was not
-acknowledged while mqferry was away.
+Incoming messages are handed to a synchronous handler straight from the socket reader of
+:mod:`mqferry.mqtt.paho_io` (no queue, no copy); QoS 2 messages come through paho's callback.
+With ``delivery: at_least_once`` each message's ack waits for its
+:class:`~mqferry.mqtt.acks.Ticket`. The session is persistent by default (stable client id, clean
+start off, a session expiry), so the broker keeps and redelivers what was not acknowledged while
+mqferry was away.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from mqferry.config.models import MqttConfig
 from mqferry.errors import DeliveryError
 from mqferry.mqtt.acks import AckWindow, Ticket
-from mqferry.mqtt.paho_io import buffer_reads, coalesce_writes
+from mqferry.mqtt.paho_io import InMessage, coalesce_writes, puback_packets, read_packets
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,12 @@ _PAHO_LOG = logging.getLogger("mqferry.mqtt.paho")
 #: the future to complete.
 _Outgoing = tuple[str, bytes, int, bool, Properties | None, "asyncio.Future[None]"]
 
+#: An incoming message: :class:`InMessage` (QoS 0/1) or paho's ``MQTTMessage`` (QoS 2); both
+#: have ``topic``, ``payload``, ``qos``, ``retain``, ``dup``, ``mid`` and ``properties``.
+Incoming = InMessage | paho.MQTTMessage
+
 #: Receives each message and its ticket (``None`` in at-most-once mode or for QoS 0).
-MessageHandler = Callable[[paho.MQTTMessage, Ticket | None], None]
+MessageHandler = Callable[[Incoming, Ticket | None], None]
 
 _PROPERTY_NAMES = {
     "Payload-Format-Indicator": "PayloadFormatIndicator",
@@ -81,7 +86,7 @@ class _Client(aiomqtt.Client):
     ``on_publish`` callback instead of an awaited event, so a publish costs no task.
     """
 
-    def __init__(self, handler: Callable[[paho.MQTTMessage], None],
+    def __init__(self, handler: Callable[[Incoming], None],
                  released: Callable[[], None], **kwargs: Any) -> None:
         self._mqferry_handler = handler
         self._mqferry_released = released
@@ -131,7 +136,7 @@ class MqttConnector:
         self._connected = asyncio.Event()
         self._stopping = False
         self._manual_ack = config.delivery == "at_least_once"
-        self.acks = AckWindow(self._send_ack)
+        self.acks = AckWindow(self._send_acks)
         # Outgoing QoS 1/2 publishes in flight are limited here, not by paho: paho rescans every
         # queued message on each PUBACK (quadratic), we queue in O(1).
         self._out_free = config.receive_maximum
@@ -286,21 +291,43 @@ class MqttConnector:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _send_ack(self, mid: int, qos: int) -> None:
+    def _send_acks(self, acks: list[tuple[int, int]]) -> None:
         client = self._client
-        if client is not None:
-            client._client.ack(mid, qos)
+        if client is None:
+            return
+        paho_client = client._client
+        if all(qos == 1 for _, qos in acks):  # one queued packet for the whole run
+            paho_client._packet_queue(0x40, puback_packets(mid for mid, _ in acks), 0, 0)
+            return
+        for mid, qos in acks:
+            paho_client.ack(mid, qos)
 
-    def _on_message(self, message: paho.MQTTMessage) -> None:
+    def _on_message(self, message: Incoming) -> None:
         handler = self._handler
+        if isinstance(message, InMessage) and message.raw_topic:
+            log.warning("dropped an MQTT message whose topic is not valid UTF-8: %r",
+                        message.raw_topic)
+            self._ack_now(message)
+            return
         if self._manual_ack and message.qos > 0:
             ticket = self.acks.open(message.mid, message.qos)
             if handler is None:
                 ticket.seal()
                 return
             handler(message, ticket)
-        elif handler is not None:
+            return
+        if handler is not None:
             handler(message, None)
+        if message.qos == 1 and isinstance(message, InMessage):
+            self._ack_now(message)  # at-most-once: paho's automatic ack, which we bypass
+
+    def _ack_now(self, message: Incoming) -> None:
+        if message.qos == 0:
+            return
+        if self._manual_ack:  # in order with the acks still pending
+            self.acks.open(message.mid, message.qos).seal()
+        else:
+            self._send_acks([(message.mid, message.qos)])
 
     def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -330,7 +357,7 @@ class MqttConnector:
         )
         if self._manual_ack:
             client._client.manual_ack_set(True)
-        buffer_reads(client._client)
+        read_packets(client._client, self._on_message)
         coalesce_writes(client._client)
         if not _PAHO_LOG.isEnabledFor(logging.DEBUG):
             # paho logs every packet it sends and receives (at debug level); handing each to

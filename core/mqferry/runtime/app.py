@@ -8,12 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import paho.mqtt.client as paho
-
 from mqferry.config.loader import AppConfig, ComponentSpec, RuleSpec
 from mqferry.metrics import Metrics, rule_metrics
 from mqferry.mqtt.acks import Ticket
-from mqferry.mqtt.client import MqttConnector
+from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.events import message_event
@@ -207,7 +205,7 @@ class App:
 
     # -- data path -------------------------------------------------------------------------
 
-    def _on_message(self, message: paho.MQTTMessage, ticket: Ticket | None) -> None:
+    def _on_message(self, message: Incoming, ticket: Ticket | None) -> None:
         if not self._accepting:
             return  # stopping: leave it unacknowledged; the broker redelivers it
         if ticket is None:

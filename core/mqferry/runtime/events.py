@@ -6,8 +6,7 @@ import itertools
 import time
 from typing import Any
 
-import paho.mqtt.client as paho
-
+from mqferry.mqtt.client import Incoming
 from mqferry.rules import Event
 
 _PROPS = (
@@ -22,7 +21,7 @@ _PROPS = (
 _ids = itertools.count(1)
 
 
-def pub_props(message: paho.MQTTMessage) -> dict[str, Any]:
+def pub_props(message: Incoming) -> dict[str, Any]:
     """The MQTT 5 publish properties by their spec names; ``User-Property`` as a map."""
     props = message.properties
     out: dict[str, Any] = {}
@@ -38,7 +37,7 @@ def pub_props(message: paho.MQTTMessage) -> dict[str, Any]:
     return out
 
 
-def message_event(message: paho.MQTTMessage, node: str) -> Event:
+def message_event(message: Incoming, node: str) -> Event:
     """The rule event of an incoming MQTT message.
 
     The publisher's client id, username and address are not visible to a subscriber on another

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -59,6 +60,10 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
                  ", ".join(sorted(app.topic_filters)) or "none")
         if controller is not None and app.config.raw.api.enable:
             server = await _start_api(controller)
+        # Everything built so far (modules, config, plugins) lives as long as the process: keep
+        # it out of the collector's full passes, which otherwise rescan it under load.
+        gc.collect()
+        gc.freeze()
         await stop.wait()
         log.info("stopping: flushing in-flight messages")
     finally:
