@@ -1,22 +1,26 @@
-"""The MQTT load generator: one process per publisher connection, paho-mqtt directly.
+"""The MQTT load generator: one process per publisher connection, MQTT 3.1.1 on a plain socket.
 
 At QoS 1 a publisher keeps at most ``inflight`` messages unacknowledged and waits for the PUBACK
 of every message before it reports: a message counts as published once the broker took
-responsibility for it. paho resends unacknowledged messages after a reconnect, so a broker
-restart does not make the generator lose messages of its own.
+responsibility for it. After a lost connection it reconnects and resends every unacknowledged
+message (DUP set), so a broker restart does not make the generator lose messages of its own.
+
+The packets are encoded here and written in batches, PUBACKs read in bulk: a client library's
+per-message work (paho takes locks and wakes its network thread for every publish) would make the
+generator, not the bridge under test, the limit of a run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import threading
+import select
+import socket
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from mqferry.bench.payload import encode
 
@@ -24,6 +28,10 @@ log = logging.getLogger(__name__)
 
 #: How often (in messages) a worker copies its counters to the shared ones.
 _SYNC_EVERY = 64
+#: Most packets written together when sending as fast as possible.
+_BATCH = 32
+_KEEPALIVE = 30
+_PUBACK, _PINGREQ = 0x40, b"\xc0\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,36 +69,156 @@ class PublisherPlan:
     ack_timeout: float = 300.0
 
 
-class _Acks:
-    """PUBACK bookkeeping shared by the sending thread and paho's network thread."""
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, byte = divmod(n, 128)
+        out.append(byte | (128 if n else 0))
+        if not n:
+            return bytes(out)
 
-    def __init__(self) -> None:
+
+def _utf8(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("!H", len(raw)) + raw
+
+
+def publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytes:
+    """An MQTT 3.1.1 PUBLISH (``topic`` already length-prefixed)."""
+    if qos:
+        return (b"\x32" + _varint(len(topic) + 2 + len(payload)) + topic
+                + mid.to_bytes(2, "big") + payload)
+    return b"\x30" + _varint(len(topic) + len(payload)) + topic + payload
+
+
+class _Session:
+    """One MQTT 3.1.1 connection (clean session) and the publishes it has not had acked."""
+
+    def __init__(self, plan: PublisherPlan) -> None:
+        self.plan = plan
+        self.clientid = f"mqferry-bench-{plan.key}-{uuid.uuid4().hex[:6]}"
+        self.sock: socket.socket | None = None
+        self.unacked: dict[int, bytes] = {}
         self.acked = 0
-        self.cond = threading.Condition()
-        self.connected = threading.Event()
+        self.rbuf = b""
+        self.last_out = time.monotonic()
+        self._mid = 0
 
-    def on_publish(self, client: Any, userdata: Any, mid: int, rc: Any, props: Any) -> None:
-        with self.cond:
-            self.acked += 1
-            self.cond.notify()
+    def next_mid(self) -> int:
+        self._mid = self._mid % 65535 + 1
+        return self._mid
 
-    def on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if not rc.is_failure:
-            self.connected.set()
+    def connect(self, deadline: float) -> None:
+        """Connect (retrying until ``deadline``) and resend what is unacknowledged.
 
+        Raises:
+            ConnectionError: no CONNACK before ``deadline``.
+        """
+        error: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                self._connect_once()
+            except OSError as exc:
+                error = exc
+                self.close()
+                time.sleep(1.0)
+                continue
+            if self.unacked:  # resend in order, marked as duplicates
+                self.send(b"".join(bytes([p[0] | 0x08]) + p[1:] for p in self.unacked.values()))
+            return
+        raise ConnectionError(f"no CONNACK from {self.plan.host}:{self.plan.port}: {error}")
 
-def _client(plan: PublisherPlan, acks: _Acks) -> paho.Client:
-    client = paho.Client(CallbackAPIVersion.VERSION2,
-                         client_id=f"mqferry-bench-{plan.key}-{uuid.uuid4().hex[:6]}",
-                         protocol=paho.MQTTv311, clean_session=True)
-    # The sender keeps the inflight window itself (see _send). paho's own limit would make it
-    # rescan every queued message on each PUBACK, which costs more CPU the larger the window.
-    client.max_inflight_messages_set(0)
-    client.max_queued_messages_set(0)
-    client.reconnect_delay_set(1, 2)
-    client.on_publish = acks.on_publish
-    client.on_connect = acks.on_connect
-    return client
+    def _connect_once(self) -> None:
+        sock = socket.create_connection((self.plan.host, self.plan.port), timeout=10)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        body = (_utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", _KEEPALIVE)
+                + _utf8(self.clientid))
+        sock.sendall(b"\x10" + _varint(len(body)) + body)
+        connack = b""
+        while len(connack) < 4:
+            chunk = sock.recv(4 - len(connack))
+            if not chunk:
+                raise ConnectionError("the broker closed the connection before CONNACK")
+            connack += chunk
+        if connack[0] != 0x20 or connack[3] != 0:
+            raise ConnectionError(f"connection refused: CONNACK {connack.hex()}")
+        sock.settimeout(10)
+        self.sock, self.rbuf, self.last_out = sock, b"", time.monotonic()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            finally:
+                self.sock = None
+
+    def send(self, data: bytes) -> None:
+        """Write ``data``; on a lost connection reconnect, which resends the unacked ones."""
+        try:
+            if self.sock is None:
+                raise ConnectionError("not connected")
+            self.sock.sendall(data)
+            self.last_out = time.monotonic()
+        except OSError as exc:
+            log.warning("publisher %s: connection lost (%s); reconnecting", self.plan.key, exc)
+            self.close()
+            self.connect(time.monotonic() + self.plan.ack_timeout)
+
+    def flush(self, batch: list[bytes]) -> None:
+        """Send the packets of ``batch`` together and empty it."""
+        if batch:
+            self.send(b"".join(batch))
+            batch.clear()
+
+    def poll(self, timeout: float) -> None:
+        """Read what the broker sent (PUBACKs), waiting at most ``timeout`` seconds for it."""
+        sock = self.sock
+        if sock is None:
+            self.connect(time.monotonic() + self.plan.ack_timeout)
+            return
+        if time.monotonic() - self.last_out > _KEEPALIVE / 2:
+            self.send(_PINGREQ)
+        try:
+            ready, _, _ = select.select([sock], [], [], timeout)
+            if not ready:
+                return
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("the broker closed the connection")
+        except OSError as exc:
+            log.warning("publisher %s: connection lost (%s); reconnecting", self.plan.key, exc)
+            self.close()
+            self.connect(time.monotonic() + self.plan.ack_timeout)
+            return
+        self._frames(self.rbuf + data if self.rbuf else data)
+
+    def _frames(self, buf: bytes) -> None:
+        pos, end, unacked = 0, len(buf), self.unacked
+        while pos + 2 <= end:
+            length, mult, i = 0, 1, pos + 1
+            while i < end:
+                byte = buf[i]
+                length += (byte & 127) * mult
+                mult *= 128
+                i += 1
+                if not byte & 128:
+                    break
+            else:
+                break
+            if i + length > end:
+                break
+            if buf[pos] & 0xF0 == _PUBACK and length >= 2:
+                mid = (buf[i] << 8) | buf[i + 1]
+                if unacked.pop(mid, None) is not None:
+                    self.acked += 1
+            pos = i + length
+        self.rbuf = buf[pos:]
+
+    def disconnect(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.sendall(b"\xe0\x00")
+            self.close()
 
 
 def publish(plan: PublisherPlan, shared: Any = None, go: Any = None) -> dict[str, Any]:
@@ -102,41 +230,37 @@ def publish(plan: PublisherPlan, shared: Any = None, go: Any = None) -> dict[str
             and acknowledged so far (for a progress display), and 1 once connected.
         go: optional event to wait for after connecting, so that all publishers start together.
     """
-    acks = _Acks()
-    client = _client(plan, acks)
-    client.connect(plan.host, plan.port, keepalive=30)
-    client.loop_start()
+    session = _Session(plan)
+    session.connect(time.monotonic() + 30)
     try:
-        if not acks.connected.wait(30):
-            raise ConnectionError(f"no CONNACK from {plan.host}:{plan.port} in 30 s")
         if shared is not None:
             shared[2] = 1
         if go is not None:
             go.wait()
-        sent, started = _send(plan, client, acks, shared)
+        sent, started = _send(plan, session, shared)
         finished = time.time()
         deadline = time.monotonic() + plan.ack_timeout
-        with acks.cond:
-            while acks.acked < sent and time.monotonic() < deadline:
-                acks.cond.wait(0.2)
-        acked = acks.acked
+        if plan.qos:
+            while session.unacked and time.monotonic() < deadline:
+                session.poll(0.2)
+        acked = session.acked if plan.qos else sent
     finally:
-        client.disconnect()
-        client.loop_stop()
+        session.disconnect()
     if shared is not None:
         shared[0], shared[1] = sent, acked
     return {"key": plan.key, "published": sent, "acked": acked, "started": started,
             "finished": finished}
 
 
-def _send(plan: PublisherPlan, client: paho.Client, acks: _Acks,
-          shared: Any) -> tuple[int, float]:
-    key, size, qos, topic, window = plan.key, plan.size, plan.qos, plan.topic, plan.inflight
+def _send(plan: PublisherPlan, session: _Session, shared: Any) -> tuple[int, float]:
+    key, size, qos, window = plan.key, plan.size, plan.qos, plan.inflight
+    topic = _utf8(plan.topic)
     text_lo, text_hi = plan.text_seqs
     started = time.time()
     t0 = time.monotonic()
     stop_at = t0 + plan.duration if plan.count is None and plan.duration else None
     interval = 1.0 / plan.rate if plan.rate > 0 else 0.0
+    batch: list[bytes] = []
     seq = 0
     while True:
         if plan.count is not None and seq >= plan.count:
@@ -146,15 +270,26 @@ def _send(plan: PublisherPlan, client: paho.Client, acks: _Acks,
         if interval:
             ahead = t0 + seq * interval - time.monotonic()
             if ahead > 0.001:
-                time.sleep(ahead)
-        if qos and seq - acks.acked >= window:
-            with acks.cond:
-                while seq - acks.acked >= window:
-                    acks.cond.wait(0.5)
+                session.flush(batch)
+                session.poll(min(ahead, 0.5)) if qos else time.sleep(ahead)
+                continue
+        if qos and len(session.unacked) >= window:
+            session.flush(batch)
+            session.poll(0.5)
+            continue
         payload = encode(key, seq, time.time_ns() // 1000, plan.oversize.get(seq, size),
                          json=not text_lo <= seq < text_hi)
-        client.publish(topic, payload, qos=qos)
+        mid = session.next_mid() if qos else 0
+        packet = publish_packet(topic, payload, qos, mid)
+        if qos:
+            session.unacked[mid] = packet
+        batch.append(packet)
         seq += 1
+        if len(batch) >= _BATCH:
+            session.flush(batch)
+            if qos:
+                session.poll(0)
         if shared is not None and (seq % _SYNC_EVERY) == 0:
-            shared[0], shared[1] = seq, acks.acked
+            shared[0], shared[1] = seq, session.acked
+    session.flush(batch)
     return seq, started
