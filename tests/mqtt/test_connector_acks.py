@@ -2,6 +2,8 @@
 
 import logging
 
+import pytest
+
 from mqferry.config.models import MqttConfig
 from mqferry.mqtt.client import MqttConnector
 from mqferry.mqtt.paho_io import InMessage
@@ -78,3 +80,23 @@ def test_qos2_acks_go_through_paho():
     conn._on_message(message(4, qos=2))
     tickets[0].release()
     assert fake.acked == [(4, 2)] and fake.queued == []
+
+
+async def test_own_publishes_complete_on_their_puback_and_fail_on_an_error_code():
+    import asyncio
+
+    from mqferry.errors import DeliveryError
+    from mqferry.mqtt.client import _Client
+
+    released = []
+    client = _Client(lambda m: None, lambda: released.append(1), hostname="127.0.0.1")
+    loop = asyncio.get_running_loop()
+    ok, refused = loop.create_future(), loop.create_future()
+    client._mqferry_publishes.update({1: ok, 2: refused})
+    assert client.on_puback(1, 0x10)  # "no matching subscribers" is a success
+    assert client.on_puback(2, 0x87)
+    assert not client.on_puback(3, 0)  # not ours: left to paho
+    assert ok.result() is None and len(released) == 2
+    with pytest.raises(DeliveryError) as err:
+        refused.result()
+    assert err.value.reason == "failed.refused" and "Not authorized" in str(err.value)

@@ -5,7 +5,13 @@ import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from mqferry.mqtt.paho_io import coalesce_writes, decode_publish, puback_packets, read_packets
+from mqferry.mqtt.paho_io import (
+    coalesce_writes,
+    decode_publish,
+    puback_packets,
+    read_packets,
+)
+from mqferry.mqtt.paho_io import publish_packet as encode_publish
 
 
 def publish_packet(topic: str | bytes, payload: bytes, mid: int, *, qos: int = 1,
@@ -173,3 +179,45 @@ def test_queued_acks_leave_in_one_write_and_qos0_publishes_are_still_reported(pa
     assert sends[0] == b"".join(bytes([0x40, 2, 0, m]) for m in (1, 2, 3))
     assert info.is_published() and published == [info.mid]
     assert theirs.recv(100) == sends[0] + sends[1]
+
+
+def test_publish_packet_matches_what_paho_decodes():
+    from paho.mqtt import _packet
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("k", "v")]
+    props.ContentType = "text/plain"
+    packet = encode_publish("o/ü", b"body", 1, True, mid=300, properties=props)
+    assert packet[0] == 0x33
+    msg = decode_publish(packet[0], packet[2:])
+    assert (msg.topic, msg.payload, msg.mid, msg.retain) == ("o/ü", b"body", 300, True)
+    assert msg.properties.UserProperty == [("k", "v")]
+    decoded = _packet.decode_publish(packet[0], bytearray(packet[2:]), paho.MQTTv5)
+    assert decoded.payload == b"body" and decoded.properties.ContentType == "text/plain"
+    q0 = encode_publish("o/0", b"", 0, False, mid=0, properties=None)
+    assert q0 == b"\x30\x06\x00\x03o/0\x00"
+
+
+def test_publish_packet_refuses_what_mqtt_cannot_carry():
+    with pytest.raises(ValueError, match="longer than 65535"):
+        encode_publish("t" * 70_000, b"", 1, False, mid=1, properties=None)
+    with pytest.raises(UnicodeEncodeError):
+        encode_publish("t/\udcff", b"", 1, False, mid=1, properties=None)
+
+
+def test_pubacks_of_own_publishes_go_to_their_callback(pair):
+    ours, theirs = pair
+    acks: list[tuple[int, int]] = []
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client._sock = ours
+    client._state = paho._ConnectionState.MQTT_CS_CONNECTED
+    paho_acks: list[int] = []
+    client._handle_pubackcomp = lambda cmd: paho_acks.append(cmd) or 0  # type: ignore[method-assign]
+    read_packets(client, None, lambda mid, rc: (acks.append((mid, rc)), mid < 100)[1])
+    theirs.sendall(bytes([0x40, 2, 0, 5]) + bytes([0x40, 3, 0, 6, 0x87])
+                   + bytes([0x40, 2, 0, 200]))
+    client.loop_read()
+    assert acks == [(5, 0), (6, 0x87), (200, 0)]
+    assert paho_acks == ["PUBACK"]  # not ours: paho's

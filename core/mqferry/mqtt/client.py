@@ -27,7 +27,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from mqferry.config.models import MqttConfig
 from mqferry.errors import DeliveryError
 from mqferry.mqtt.acks import AckWindow, Ticket
-from mqferry.mqtt.paho_io import InMessage, coalesce_writes, puback_packets, read_packets
+from mqferry.mqtt.paho_io import (
+    InMessage,
+    coalesce_writes,
+    puback_packets,
+    publish_packet,
+    queue_packet,
+    read_packets,
+)
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -109,6 +116,21 @@ class _Client(aiomqtt.Client):
                     "failed.refused", f"the MQTT broker refused the publish: {reason_code}"))
             else:
                 future.set_result(None)
+
+    def on_puback(self, mid: int, reason_code: int) -> bool:
+        """A PUBACK from :mod:`mqferry.mqtt.paho_io`'s reader: ``True`` if it was ours."""
+        future = self._mqferry_publishes.pop(mid, None)
+        if future is None:
+            return False
+        self._mqferry_released()
+        if not future.done():
+            if reason_code >= 0x80:
+                why = ReasonCode(PacketTypes.PUBACK, identifier=reason_code)
+                future.set_exception(DeliveryError(
+                    "failed.refused", f"the MQTT broker refused the publish: {why}"))
+            else:
+                future.set_result(None)
+        return True
 
     def fail_publishes(self, reason: str) -> int:
         """Fail every publish still waiting for its ack (the session is gone)."""
@@ -266,6 +288,22 @@ class MqttConnector:
 
     def _send(self, client: _Client, out: _Outgoing) -> None:
         topic, payload, qos, retain, props, future = out
+        if qos < 2:  # encoded here: paho's publish() costs several times more per message
+            paho_client = client._client
+            mid = paho_client._mid_generate() if qos else 0
+            try:
+                packet = publish_packet(topic, payload, qos, retain, mid=mid, properties=props)
+            except ValueError as exc:
+                if qos:
+                    self._out_free += 1
+                future.set_exception(exc)
+                return
+            if qos:
+                client._mqferry_publishes[mid] = future
+            queue_packet(paho_client, packet)
+            if not qos:
+                future.set_result(None)
+            return
         try:
             info = client._client.publish(topic, payload, qos, retain, props)
         except ValueError as exc:  # paho's checks (size, encoding): fail this publish only
@@ -357,7 +395,7 @@ class MqttConnector:
         )
         if self._manual_ack:
             client._client.manual_ack_set(True)
-        read_packets(client._client, self._on_message)
+        read_packets(client._client, self._on_message, client.on_puback)
         coalesce_writes(client._client)
         if not _PAHO_LOG.isEnabledFor(logging.DEBUG):
             # paho logs every packet it sends and receives (at debug level); handing each to

@@ -111,9 +111,10 @@ class _Reader:
     """The buffered reader :func:`read_packets` installs."""
 
     def __init__(self, client: paho.Client, on_publish: Callable[[InMessage], None] | None,
-                 chunk: int) -> None:
+                 on_puback: Callable[[int, int], bool] | None, chunk: int) -> None:
         self.client = client
         self.on_publish = on_publish
+        self.on_puback = on_puback
         self.chunk = chunk
         self.mqtt5 = client._protocol == paho.MQTTv5
         self.raw_recv = client._sock_recv
@@ -148,7 +149,7 @@ class _Reader:
 
     def frames(self, buf: bytes) -> MQTTErrorCode:
         """Handle every complete packet in ``buf``; keep the incomplete tail for later."""
-        client, on_publish = self.client, self.on_publish
+        client = self.client
         pos, end = 0, len(buf)
         self.rest = b""
         while pos < end:
@@ -173,20 +174,27 @@ class _Reader:
                 return _SUCCESS
             body = buf[i:i + length]
             pos = i + length
-            if on_publish is not None and command & 0xF0 == _PUBLISH and command & 6 < 4:
-                try:
-                    message = decode_publish(command, body, self.mqtt5)
-                except PacketError as exc:
-                    log.warning("malformed MQTT PUBLISH from the broker: %s", exc)
-                    return MQTTErrorCode.MQTT_ERR_PROTOCOL
-                on_publish(message)
-                continue
-            rc = self.handle_by_paho(command, body)
+            rc = self.packet(command, body)
             if rc != _SUCCESS:
-                break
-        else:
-            rc = _SUCCESS
-        return rc
+                return rc
+        return _SUCCESS
+
+    def packet(self, command: int, body: bytes) -> MQTTErrorCode:
+        """Handle one complete packet."""
+        kind = command & 0xF0
+        if kind == _PUBLISH and command & 6 < 4 and self.on_publish is not None:
+            try:
+                message = decode_publish(command, body, self.mqtt5)
+            except PacketError as exc:
+                log.warning("malformed MQTT PUBLISH from the broker: %s", exc)
+                return MQTTErrorCode.MQTT_ERR_PROTOCOL
+            self.on_publish(message)
+            return _SUCCESS
+        if kind == _PUBACK and self.on_puback is not None and len(body) >= 2:
+            reason = body[2] if len(body) > 2 else 0
+            if self.on_puback((body[0] << 8) | body[1], reason):
+                return _SUCCESS
+        return self.handle_by_paho(command, body)
 
     def handle_by_paho(self, command: int, body: bytes) -> MQTTErrorCode:
         client = self.client
@@ -205,13 +213,60 @@ class _Reader:
 
 
 def read_packets(client: paho.Client, on_publish: Callable[[InMessage], None] | None,
+                 on_puback: Callable[[int, int], bool] | None = None,
                  chunk: int = CHUNK) -> None:
     """Replace ``client.loop_read`` (client not yet connected) with a buffered reader.
 
     ``on_publish`` receives every QoS 0/1 PUBLISH instead of paho; it must acknowledge QoS 1
-    messages itself (see :func:`puback_packets`). ``None`` leaves every packet to paho.
+    messages itself (see :func:`puback_packets`). ``on_puback(mid, reason_code)`` sees every
+    PUBACK first and returns whether it was one of its own publishes (see
+    :func:`publish_packet`); the others go to paho. ``None`` leaves those packets to paho.
     """
-    client.loop_read = _Reader(client, on_publish, chunk).loop_read  # type: ignore[method-assign]
+    reader = _Reader(client, on_publish, on_puback, chunk)
+    client.loop_read = reader.loop_read  # type: ignore[method-assign]
+
+
+#: The largest remaining length MQTT can encode.
+MAX_REMAINING = 268_435_455
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return bytes((n,))
+    out = bytearray()
+    while True:
+        n, byte = divmod(n, 128)
+        out.append(byte | (128 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: int,
+                   properties: Properties | None, mqtt5: bool = True) -> bytes:
+    """Encode a PUBLISH (QoS 0 or 1) to be queued with :func:`queue_packet`.
+
+    Raises:
+        ValueError: the topic is not encodable, or the packet is larger than MQTT allows.
+    """
+    raw = topic.encode("utf-8")
+    if len(raw) > 65535:
+        raise ValueError(f"MQTT topic longer than 65535 bytes ({len(raw)})")
+    parts = [len(raw).to_bytes(2, "big"), raw]
+    if qos:
+        parts.append(mid.to_bytes(2, "big"))
+    if mqtt5:
+        parts.append(properties.pack() if properties is not None else b"\x00")  # type: ignore[no-untyped-call]
+    parts.append(payload)
+    body = b"".join(parts)
+    if len(body) > MAX_REMAINING:
+        raise ValueError(f"MQTT packet too large ({len(body)} bytes)")
+    return bytes((_PUBLISH | qos << 1 | (1 if retain else 0),)) + _varint(len(body)) + body
+
+
+def queue_packet(client: paho.Client, packet: bytes) -> None:
+    """Queue an encoded packet that needs no bookkeeping after it is written."""
+    # qos 1 in paho's record: paho reports only QoS 0 publishes after writing them
+    client._packet_queue(_PUBLISH, packet, 0, 1)
 
 
 def puback_packets(mids: Iterable[int]) -> bytes:
