@@ -130,3 +130,17 @@ async def test_rules_see_the_emqx_message_with_event_and_timestamp():
         "key": "k", "value": '{"a": 1}', "offset": 0, "topic": "in", "ts_type": "create",
         "headers": {}}
     assert src.tracker.committable() == {TP: 1}
+
+
+async def test_a_commit_is_due_once_half_of_max_inflight_settled_whatever_the_interval():
+    mqtt = InMemoryMqtt()
+    src = source(mqtt, max_inflight=10, offset_commit_interval_seconds="1h")
+    src.tracker.window(TP).committed = 0
+    src._handle_batches({TP: [record(i) for i in range(4)]})
+    await settle()
+    assert src.tracker.uncommitted() == 4 and not src._commit_due(3600)
+    src._handle_batches({TP: [record(4)]})
+    await settle()
+    assert src.tracker.uncommitted() == 5 and src._commit_due(3600)
+    src.tracker.mark_committed(src.tracker.committable())
+    assert src.tracker.uncommitted() == 0 and not src._commit_due(3600)

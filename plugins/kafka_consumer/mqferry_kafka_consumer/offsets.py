@@ -150,6 +150,12 @@ class OffsetTracker:
         return {tp: w.settled_to for tp, w in self.windows.items()
                 if w.settled_to is not None and w.settled_to != w.committed}
 
+    def uncommitted(self) -> int:
+        """Records settled since the last commit, over every partition."""
+        return sum(w.settled_to - w.committed for w in self.windows.values()
+                   if w.settled_to is not None and w.committed is not None
+                   and w.settled_to > w.committed)
+
     def mark_committed(self, offsets: dict[TopicPartition, int]) -> None:
         """Record a successful commit."""
         for tp, offset in offsets.items():

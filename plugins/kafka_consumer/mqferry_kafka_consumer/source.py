@@ -6,7 +6,9 @@ At-least-once, nothing lost on restart:
 - A partition's offset is committed only after every publish made for its records, and for
   every earlier record of the partition, was acknowledged by the MQTT broker, and every rule
   action the records reached settled (:mod:`mqferry_kafka_consumer.offsets`). Commits happen every
-  ``offset_commit_interval_seconds``, on rebalance and on stop.
+  ``offset_commit_interval_seconds``, as soon as half of ``max_inflight`` records settled since
+  the last one, on rebalance and on stop: what a crash makes mqferry deliver again is bounded by
+  ``max_inflight`` (about one and a half times it), not by the rate times the interval.
 - With ``latest``, the start position is committed on the group's first assignment, so records
   produced while mqferry is down are delivered after a restart.
 - At ``max_inflight`` unsettled records, every assigned partition is paused until half of them
@@ -106,6 +108,7 @@ class KafkaConsumerSource:
         self.consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._last_commit = time.monotonic()
+        self._commit_every = max(1, p.max_inflight // 2)
         self._status = HealthStatus(Status.STOPPED)
         self._stopping = False
         self._rewind = False
@@ -172,6 +175,10 @@ class KafkaConsumerSource:
         if offsets:
             await consumer.commit({tp: OffsetAndMetadata(off, "") for tp, off in offsets.items()})
             self.tracker.mark_committed(offsets)
+
+    def _commit_due(self, interval: float) -> bool:
+        return (time.monotonic() - self._last_commit >= interval
+                or self.tracker.uncommitted() >= self._commit_every)
 
     async def take_partitions(self, assigned: list[TopicPartition]) -> None:
         """Newly assigned partitions: pin the start of never-committed ones, track their lag."""
@@ -289,7 +296,7 @@ class KafkaConsumerSource:
             batches = await consumer.getmany(timeout_ms=1000, max_records=room)
             if batches:
                 self._handle_batches(batches)
-            if time.monotonic() - self._last_commit >= interval:
+            if self._commit_due(interval):
                 try:
                     await self.commit_pending()
                 except KafkaError as exc:  # rebalancing: the revoke hook commits instead
@@ -309,7 +316,7 @@ class KafkaConsumerSource:
                 except TimeoutError:
                     # Paused partitions return nothing; polling keeps the group membership.
                     await consumer.getmany(timeout_ms=0)
-                if time.monotonic() - self._last_commit >= interval:
+                if self._commit_due(interval):
                     with contextlib.suppress(KafkaError):
                         await self.commit_pending()
         finally:
