@@ -38,7 +38,7 @@ def loads(quick: bool) -> dict[str, dict[str, Any]]:
     """The two standard loads: as fast as possible, and a fixed rate for latency."""
     scale = 4 if quick else 1
     return {
-        "max": {"count": 40_000 // scale, "rate": 0.0, "size": 200, "streams": 4, "qos": 1},
+        "max": {"count": 200_000 // scale, "rate": 0.0, "size": 200, "streams": 4, "qos": 1},
         "rate": {"count": 16_000 // scale, "rate": 2000.0, "size": 200, "streams": 4, "qos": 1},
     }
 

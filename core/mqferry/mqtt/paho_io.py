@@ -111,10 +111,12 @@ class _Reader:
     """The buffered reader :func:`read_packets` installs."""
 
     def __init__(self, client: paho.Client, on_publish: Callable[[InMessage], None] | None,
-                 on_puback: Callable[[int, int], bool] | None, chunk: int) -> None:
+                 on_puback: Callable[[int, int], bool] | None,
+                 after_read: Callable[[], None] | None, chunk: int) -> None:
         self.client = client
         self.on_publish = on_publish
         self.on_puback = on_puback
+        self.after_read = after_read
         self.chunk = chunk
         self.mqtt5 = client._protocol == paho.MQTTv5
         self.raw_recv = client._sock_recv
@@ -142,6 +144,8 @@ class _Reader:
             rc = self.frames(self.rest + data if self.rest else data)
             if rc != _SUCCESS:
                 return client._loop_rc_handle(rc)
+            if self.after_read is not None:
+                self.after_read()
             # TLS may hold decrypted bytes that raise no readiness event: read them now.
             pending = getattr(client._sock, "pending", None)
             if pending is None or not pending():
@@ -213,16 +217,18 @@ class _Reader:
 
 
 def read_packets(client: paho.Client, on_publish: Callable[[InMessage], None] | None,
-                 on_puback: Callable[[int, int], bool] | None = None,
-                 chunk: int = CHUNK) -> None:
+                 on_puback: Callable[[int, int], bool] | None = None, *,
+                 after_read: Callable[[], None] | None = None, chunk: int = CHUNK) -> None:
     """Replace ``client.loop_read`` (client not yet connected) with a buffered reader.
 
     ``on_publish`` receives every QoS 0/1 PUBLISH instead of paho; it must acknowledge QoS 1
     messages itself (see :func:`puback_packets`). ``on_puback(mid, reason_code)`` sees every
     PUBACK first and returns whether it was one of its own publishes (see
     :func:`publish_packet`); the others go to paho. ``None`` leaves those packets to paho.
+    ``after_read`` runs after the packets of each read were handled (to send their acks
+    together).
     """
-    reader = _Reader(client, on_publish, on_puback, chunk)
+    reader = _Reader(client, on_publish, on_puback, after_read, chunk)
     client.loop_read = reader.loop_read  # type: ignore[method-assign]
 
 
