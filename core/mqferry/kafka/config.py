@@ -30,7 +30,18 @@ class TlsOptions(Strict):
     certfile: str | None = None
     keyfile: str | None = None
     password: Secret | None = None
+    #: ``auto`` sends the broker's host name; ``disable`` sends none (and skips the host name
+    #: check); any other value is sent instead and the certificate is checked against it.
     server_name_indication: str = "auto"
+
+    @field_validator("server_name_indication")
+    @classmethod
+    def _sni(cls, v: str) -> str:
+        if v not in {"auto", "disable"} and not re.fullmatch(
+                r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+                r"(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?", v):
+            raise ValueError("expected 'auto', 'disable' or a DNS host name")
+        return v
 
 
 class SocketOptions(Strict):
@@ -88,8 +99,36 @@ class KafkaConnectorConfig(ConnectorConfigBase):
         return [h if re.search(r":\d+$", h) else f"{h}:9092" for h in hosts]
 
 
+class _ServerNameContext(ssl.SSLContext):
+    """A client context that sends a fixed server name (SNI) whatever host it connects to.
+
+    The Kafka client connects with the broker's address as the server name; asyncio passes it to
+    :meth:`wrap_bio`, which puts the configured name in its place (``None``: no SNI and no
+    host name check).
+    """
+
+    server_name: str | None = None
+
+    def wrap_bio(self, incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO,
+                 server_side: bool = False, server_hostname: str | bytes | None = None,
+                 session: ssl.SSLSession | None = None) -> ssl.SSLObject:
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name, session)
+
+
 def _ssl_context(cfg: TlsOptions) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=cfg.cacertfile)
+    sni = cfg.server_name_indication
+    if sni == "auto":
+        ctx = ssl.create_default_context(cafile=cfg.cacertfile)
+    else:
+        ctx = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
+        if cfg.cacertfile:
+            ctx.load_verify_locations(cafile=cfg.cacertfile)
+        else:
+            ctx.load_default_certs()
+        if sni == "disable":
+            ctx.check_hostname = False
+        else:
+            ctx.server_name = sni
     if cfg.verify == "verify_none":
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
