@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mqferry_kafka_producer.partitions import java_partition
 from tests.integration.mqferry_process import MqferryProcess
 from tests.integration.publisher import publish_many
 
@@ -254,3 +255,45 @@ def test_at_most_once_acknowledges_on_receipt(kafka_bootstrap, mqtt_broker, new_
     finally:
         if app.proc is not None and app.proc.poll() is None:
             app.kill()
+
+
+def test_drop_oldest_bounds_each_partition_on_its_own(
+        run, new_topic, mqtt_broker, kcat_consume, kafka_control):
+    """A flood on one partition while Kafka hangs drops only that partition's oldest records."""
+    topic = new_topic(partitions=2)
+    key_a = next(f"a{i}" for i in range(100) if java_partition(f"a{i}".encode(), 2) == 0)
+    key_b = next(f"b{i}" for i in range(100) if java_partition(f"b{i}".encode(), 2) == 1)
+    app = run(topic=topic, partition_strategy="key_dispatch",
+              message={"key": "${payload.k}", "value": "${payload.v}"},
+              buffer={"per_partition_limit": "4KB", "overflow": "drop_oldest"})
+
+    def msg(key, name):
+        return json.dumps({"k": key, "v": name.ljust(1000, ".")}).encode()
+
+    def names(recs, partition):
+        return [r["payload"].rstrip(".") for r in recs if r["partition"] == partition]
+
+    publish(mqtt_broker, f"{run.prefix}/p", [msg(key_b, "warm-up")])  # partition count known
+    assert len(kcat_consume(topic, 1)) == 1
+    pid = _kafka_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # three records fit partition 1's 4 KB; thirty do not fit partition 0's
+        publish(mqtt_broker, f"{run.prefix}/p",
+                [msg(key_b, f"b-{i}") for i in range(3)] + [msg(key_a, f"a-{i}")
+                                                            for i in range(30)])
+        time.sleep(3)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.monotonic() + 90
+    recs = kcat_consume(topic, 1)
+    while "a-29" not in names(recs, 0) and time.monotonic() < deadline:
+        recs = kcat_consume(topic, len(recs) + 1, timeout=5)
+    assert names(recs, 1) == ["warm-up", "b-0", "b-1", "b-2"], app.log
+    got_a = names(recs, 0)
+    assert got_a[-1] == "a-29", app.log
+    # in flight while Kafka hung (at most 2 batches) plus what 4 KB holds; the rest dropped
+    assert len(got_a) < 30
+    assert got_a == sorted(got_a, key=lambda n: int(n.split("-")[1]))  # order kept
+    assert app.terminate() == 0
+

@@ -8,11 +8,18 @@ def rec(value=b"v" * 100, *, delivery=True, topic="t"):
                   RecordingDelivery() if delivery else None)
 
 
-def make(tmp_path, **opts):
+def make(tmp_path, place=lambda r: None, **opts):
     dropped = []
     buf = RecordBuffer(BufferOptions(**opts), tmp_path / "buf",
-                       lambda r, reason: dropped.append(reason))
+                       lambda r, reason: dropped.append(reason), place)
     return buf, dropped
+
+
+UNPLACED = ("t", None)
+
+
+def ready(buf, key=UNPLACED):
+    return list(buf.ready.get(key, ()))
 
 
 def test_codec_round_trip():
@@ -28,7 +35,7 @@ async def test_memory_records_wait_for_kafka_to_be_secured(tmp_path):
     buf.offer(r)
     await buf.persist()
     assert r.delivery.outcome is None
-    assert buf.take() == [r]
+    assert buf.take(UNPLACED) == [r]
     assert buf.disk is None
 
 
@@ -40,11 +47,11 @@ async def test_disk_records_are_secured_once_fsynced_and_survive(tmp_path):
     assert d.outcome is None
     await buf.persist()
     assert d.outcome == "secured"
-    [taken] = buf.take()
+    [taken] = buf.take(UNPLACED)
     buf.close()
     again, _ = make(tmp_path, mode="disk")
     assert again.recover(0.0) == 1
-    [replayed] = again.take()
+    [replayed] = again.take(UNPLACED)
     assert replayed.value == taken.value and replayed.delivery is None
     again.done(replayed)
     again.close()
@@ -57,7 +64,7 @@ async def test_hybrid_spills_to_disk_past_segment_bytes_keeping_order(tmp_path):
     for r in recs:
         buf.offer(r)
     await buf.persist()
-    taken = buf.take()
+    taken = buf.take(UNPLACED)
     assert taken == recs
     on_disk = [r.seq is not None for r in taken]
     assert on_disk[0] is False and on_disk[-1] is True
@@ -71,10 +78,10 @@ def test_block_holds_records_until_room(tmp_path):
     buf.offer(first)
     buf.offer(second)
     buf.offer(third)  # stays behind the second, in order
-    assert list(buf.ready) == [first] and list(buf.waiting) == [second, third]
-    buf.take()
+    assert ready(buf) == [first] and list(buf.waiting) == [second, third]
+    buf.take(UNPLACED)
     buf.done(first)
-    assert list(buf.ready) == [second, third]
+    assert ready(buf) == [second, third]
     assert dropped == []
 
 
@@ -83,7 +90,7 @@ def test_drop_oldest_counts_what_it_drops(tmp_path):
     first, second = rec(b"a" * 300), rec(b"b" * 300)
     buf.offer(first)
     buf.offer(second)
-    assert list(buf.ready) == [second]
+    assert ready(buf) == [second]
     assert dropped == ["dropped.queue_full"]
 
 
@@ -95,7 +102,7 @@ def test_expiry_drops_old_records(tmp_path):
     buf.offer(new)
     assert buf.expire(older_than=50.0) == 1
     assert dropped == ["dropped.expired"]
-    assert list(buf.ready) == [new]
+    assert ready(buf) == [new]
 
 
 def test_memory_pressure_sheds_the_oldest_half(tmp_path):
@@ -104,7 +111,7 @@ def test_memory_pressure_sheds_the_oldest_half(tmp_path):
     for r in recs:
         buf.offer(r)
     assert buf.shed_memory("dropped.queue_full") == 2
-    assert list(buf.ready) == recs[2:]
+    assert ready(buf) == recs[2:]
     assert dropped == ["dropped.queue_full"] * 2
     assert [r.delivery.outcome for r in recs[:2]] == [None, None]  # failed by the action
 
@@ -114,6 +121,101 @@ async def test_bytes_return_to_zero_when_records_are_done(tmp_path):
     for _ in range(8):
         buf.offer(rec(b"x" * 1000))
     await buf.persist()
-    for r in buf.take():
+    for r in buf.take(UNPLACED):
         buf.done(r)
     assert (buf.bytes, buf.memory_bytes, buf.disk.pending) == (0, 0, 0)
+
+
+def by_key(r):
+    return int(r.key)
+
+
+def keyed(k, size=300):
+    r = rec(b"v" * size)
+    r.key = str(k).encode()
+    return r
+
+
+def test_the_limit_applies_to_each_partition(tmp_path):
+    buf, dropped = make(tmp_path, by_key, per_partition_limit=500)
+    a0, b0, a1, b1 = keyed(0), keyed(0), keyed(1), keyed(1)
+    for r in (a0, a1):
+        buf.offer(r)
+    assert ready(buf, ("t", 0)) == [a0] and ready(buf, ("t", 1)) == [a1]
+    assert buf.partition_bytes == {("t", 0): a0.size, ("t", 1): a1.size}
+    buf.offer(b0)  # partition 0 is full: b0 waits, and so does everything after it
+    buf.offer(b1)
+    assert list(buf.waiting) == [b0, b1]
+    buf.take(("t", 0))
+    buf.done(a0)
+    assert ready(buf, ("t", 0)) == [b0]
+    assert list(buf.waiting) == [b1]  # partition 1 is still full
+    buf.take(("t", 1))
+    buf.done(a1)
+    assert ready(buf, ("t", 1)) == [b1] and not buf.waiting
+    assert dropped == []
+
+
+def test_drop_oldest_drops_only_from_the_full_partition(tmp_path):
+    buf, dropped = make(tmp_path, by_key, per_partition_limit=500, overflow="drop_oldest")
+    a0, a1, b0 = keyed(0), keyed(1), keyed(0)
+    for r in (a0, a1, b0):
+        buf.offer(r)
+    assert ready(buf, ("t", 0)) == [b0] and ready(buf, ("t", 1)) == [a1]
+    assert dropped == ["dropped.queue_full"]
+
+
+def test_unplaced_records_are_placed_after_their_count_is_known(tmp_path):
+    counts = {}
+    buf, _ = make(tmp_path, lambda r: 0 if "t" in counts else None, per_partition_limit=1000)
+    first, second, third = keyed(0), keyed(0), keyed(0)
+    buf.offer(first)
+    counts["t"] = 1
+    buf.offer(second)  # older records of the topic are unplaced: so is this one, behind them
+    assert ready(buf) == [first, second] and second.partition is None
+    for r in buf.take(UNPLACED):
+        buf.move(r, "t", 0)
+    assert ready(buf, ("t", 0)) == [first, second]
+    assert buf.partition_bytes == {("t", 0): first.size + second.size}
+    buf.offer(third)  # placed at once now, and partition 0 is full
+    assert list(buf.waiting) == [third] and third.partition == 0
+
+
+def test_move_to_another_topic_moves_the_bytes(tmp_path):
+    buf, _ = make(tmp_path)
+    r = rec()
+    buf.offer(r)
+    [taken] = buf.take(UNPLACED)
+    buf.move(taken, "fallback", 2)
+    assert buf.partition_bytes == {("fallback", 2): r.size}
+    assert ready(buf, ("fallback", 2)) == [r]
+    buf.done(r)
+    assert buf.partition_bytes == {} and buf.bytes == 0
+
+
+def test_requeued_records_go_back_to_the_head_of_their_partition(tmp_path):
+    buf, _ = make(tmp_path, by_key)
+    first, second, third = keyed(0, 10), keyed(0, 10), keyed(0, 10)
+    buf.offer(first)
+    buf.offer(second)
+    taken = buf.take(("t", 0))
+    buf.offer(third)
+    buf.requeue(taken)
+    assert ready(buf, ("t", 0)) == [first, second, third]
+    assert buf.oldest_created() == first.created
+
+
+def test_a_waiting_record_is_placed_when_the_unplaced_queue_empties(tmp_path):
+    counts = {}
+    buf, _ = make(tmp_path, lambda r: 0 if "t" in counts else None, per_partition_limit=500)
+    first, second = keyed(0), keyed(0)
+    buf.offer(first)
+    counts["t"] = 1
+    buf.offer(second)
+    assert list(buf.waiting) == [second] and second.partition is None
+    [taken] = buf.take(UNPLACED)
+    buf.move(taken, "t", 0)
+    assert list(buf.waiting) == [second] and second.partition == 0  # behind first, in order
+    buf.take(("t", 0))
+    buf.done(first)
+    assert ready(buf, ("t", 0)) == [second] and not buf.waiting

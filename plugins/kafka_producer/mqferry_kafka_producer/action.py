@@ -1,9 +1,11 @@
 """The ``kafka_producer`` action: buffers rule outputs and writes them to Kafka in batches.
 
 Rule outputs are rendered at once (a render error fails only that output) and offered to the
-action's :class:`~mqferry_kafka_producer.records.RecordBuffer`. One flush task persists what the
-disk needs, then drains the ready records into aiokafka batches (``create_batch``/``send_batch``),
-one per partition, and settles each record when Kafka answers for its batch: acknowledged records
+action's :class:`~mqferry_kafka_producer.records.RecordBuffer`, in the queue of the partition the
+strategy picks. One flush task persists what the disk needs, places the records whose topic's
+partition count was not known yet, then drains each partition's queue into aiokafka batches
+(``create_batch``/``send_batch``), and settles each record when Kafka answers for its batch:
+acknowledged records
 are secured; retriable errors put them back at the head of the queue; a record too large for the
 broker fails alone; Kafka's error responses count towards ``max_retries``. Nothing is dropped
 silently: every record that is not delivered is counted under its reason.
@@ -81,7 +83,8 @@ class KafkaProducerAction:
         self.partitioner = Partitioner(p, connector.config.metadata_request_timeout)
         self.session = ProducerSession(self.id, p, connector)
         self.clock = self.session.clock
-        self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped)
+        self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped,
+                                   self._place)
         self.metrics = m = action_metrics(self.id)
         m.gauge("queuing", lambda: self.buffer.queued)
         m.gauge("queuing_bytes", lambda: self.buffer.bytes)
@@ -160,8 +163,15 @@ class KafkaProducerAction:
             rec.delivery = None
 
     def _oldest_age_ms(self) -> float:
-        times = [r.created for r in self.buffer.ready] + list(self._oldest.values())
+        times = list(self._oldest.values())
+        queued = self.buffer.oldest_created()
+        if queued is not None:
+            times.append(queued)
         return round((time.monotonic() - min(times)) * 1000) if times else 0
+
+    def _place(self, rec: Record) -> int | None:
+        count = self.partitioner.known_count(rec.topic)
+        return None if count is None else self.partitioner.pick(rec.topic, rec.key, count)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -216,7 +226,7 @@ class KafkaProducerAction:
         p = self.params
         last_checks = 0.0
         while True:
-            if not self.buffer.ready and not self.buffer.to_persist:
+            if not self.buffer.has_ready() and not self.buffer.to_persist:
                 if self._inflight == 0 and not self.buffer.waiting:
                     self._idle.set()
                 await self._wake.wait()
@@ -235,7 +245,7 @@ class KafkaProducerAction:
                 last_checks = now
                 self._periodic_checks()
             self.partitioner.new_round()
-            if await self._send(self.buffer.take()):
+            if await self._send():
                 # Some partitions were busy: wait for one of their batches to settle rather
                 # than spin over the held records.
                 self._wake.clear()
@@ -255,46 +265,64 @@ class KafkaProducerAction:
                         self.id, shed)
         self.session.apply_socket_options()
 
-    async def _send(self, records: list[Record]) -> bool:
+    async def _send(self) -> bool:
         """Send what partitions can take; True when records were held for busy partitions."""
         producer = self.session.producer
         assert producer is not None
-        by_tp: defaultdict[tuple[str, int], list[Record]] = defaultdict(list)
-        counts: dict[str, int | None] = {}  # one metadata lookup per topic and round
-        pick = self.partitioner.pick
-        for i, rec in enumerate(records):
-            topic = rec.topic
-            try:
-                if topic not in counts:
-                    counts[topic] = await self.partitioner.count(producer, topic)
-                count = counts[topic]
-                if count is None and self._fallback is not None:
-                    rec.topic = topic = self._fallback
-                    if topic not in counts:
-                        counts[topic] = await self.partitioner.count(producer, topic)
-                    count = counts[topic]
-            except KafkaUnreachable as exc:
-                # Keep everything not yet sent, in order; try again after a pause.
-                self.session.set_connected(False, f"no broker answers: {exc}")
-                self.buffer.requeue([r for recs in by_tp.values() for r in recs] + records[i:])
-                self._retry_delay = min(max(0.5, self._retry_delay * 2), 5.0)
-                self._wake.set()
-                return False
+        try:
+            await self._place_ready(producer)
+        except KafkaUnreachable as exc:
+            # Everything stays queued, in order; try again after a pause.
+            self.session.set_connected(False, f"no broker answers: {exc}")
+            self._retry_delay = min(max(0.5, self._retry_delay * 2), 5.0)
+            self._wake.set()
+            return False
+        held = False
+        buffer = self.buffer
+        for key, queue in list(buffer.ready.items()):
+            topic, partition = key
+            if not queue or partition is None:
+                continue
+            if self._inflight_batches[(topic, partition)] >= self._outstanding_limit:
+                held = True  # batched together when one of its batches settles
+                continue
+            await self._batch_and_send(producer, (topic, partition), buffer.take(key))
+        return held
+
+    async def _place_ready(self, producer: AIOKafkaProducer) -> None:
+        """Look up the partition count of each queued topic (cached); place or fail records.
+
+        Unplaced records get their partition; records of a topic that does not exist go to
+        ``fallback_topic`` or fail; records for a partition beyond the count (the topic was
+        recreated with fewer) are placed again.
+
+        Raises:
+            KafkaUnreachable: no broker answered a metadata request.
+        """
+        buffer, count_of, pick = self.buffer, self.partitioner.count, self.partitioner.pick
+        counts: dict[str, int | None] = {}  # one lookup per topic and round
+        for key in [k for k, q in buffer.ready.items() if q]:
+            topic, partition = key
+            if topic not in counts:
+                counts[topic] = await count_of(producer, topic)
+            count = counts[topic]
+            if count is not None and partition is not None and partition < count:
+                continue
+            target = topic
+            if count is None and self._fallback is not None:
+                target = self._fallback
+                if target not in counts:
+                    counts[target] = await count_of(producer, target)
+                count = counts[target]
+            records = buffer.take(key)
             if count is None:
-                self.buffer.done(rec)
-                self._fail(rec.delivery, "failed.unknown_topic",
-                           f"Kafka topic {topic!r} does not exist")
+                for rec in records:
+                    buffer.done(rec)
+                    self._fail(rec.delivery, "failed.unknown_topic",
+                               f"Kafka topic {target!r} does not exist")
                 continue
-            by_tp[(topic, pick(topic, rec.key, count))].append(rec)
-        held: list[Record] = []
-        for tp, recs in by_tp.items():
-            if self._inflight_batches[tp] >= self._outstanding_limit:
-                held.extend(recs)  # batched together when one of its batches settles
-                continue
-            await self._batch_and_send(producer, tp, recs)
-        if held:
-            self.buffer.requeue(held)
-        return bool(held)
+            for rec in records:
+                buffer.move(rec, target, pick(target, rec.key, count))
 
     async def _batch_and_send(self, producer: AIOKafkaProducer, tp: tuple[str, int],
                               recs: list[Record]) -> None:

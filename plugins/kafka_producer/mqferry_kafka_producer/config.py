@@ -42,10 +42,11 @@ class BufferOptions(Strict):
     acknowledged then). ``disk``: records are secured once fsync'd to segment files under the
     data directory, and replayed after a restart or ``kill -9``. ``hybrid``: in memory until the
     records in memory exceed ``segment_bytes``, then on disk (secured and replayed like ``disk``).
-    ``per_partition_limit`` bounds the bytes one action buffers (queued and in flight). When
-    full, ``overflow: block`` (the default) stops securing new records, so their MQTT
-    acknowledgements wait and the broker holds the rest; ``drop_oldest`` (EMQX's behaviour)
-    drops the oldest queued records, counted as ``dropped.queue_full``.
+    ``per_partition_limit`` bounds the bytes buffered for each Kafka partition (queued and in
+    flight). When a partition is full, ``overflow: block`` (the default) stops securing new
+    records, so their MQTT acknowledgements wait and the broker holds the rest; ``drop_oldest``
+    (EMQX's behaviour) drops the partition's oldest queued records, counted as
+    ``dropped.queue_full``.
     ``memory_overload_protection`` drops the oldest in-memory records while the machine has
     less than 10% memory available (off by default: it loses messages).
     """

@@ -1,8 +1,14 @@
-"""Records waiting for Kafka, their on-disk form, and the action's buffer with its limit.
+"""Records waiting for Kafka, their on-disk form, and the action's buffer with its limits.
 
-A record moves: offered -> (waiting while the buffer is full, with ``overflow: block``) ->
+A record moves: offered -> (waiting while its partition is full, with ``overflow: block``) ->
 admitted -> (persisted: fsync'd to disk, for disk and spilled hybrid records) -> ready -> in
 flight -> done. Its delivery is secured when it is persisted, or when Kafka acknowledges it.
+
+The buffer is kept per Kafka partition, as EMQX's (one queue per partition), so that
+``per_partition_limit`` bounds each partition. A record's partition is chosen when it is
+offered if the topic's partition count is known; otherwise (the first records of a topic,
+records replayed from disk) it waits in its topic's *unplaced* queue, keyed ``(topic, None)``
+and bounded by the same limit, until the count is looked up before sending.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class Record:
     queued_at: float = 0.0
     created: float = field(default_factory=time.monotonic)
     seq: int | None = None
+    #: the Kafka partition, once chosen (see :class:`RecordBuffer`)
+    partition: int | None = None
     retries: int = 0
     #: sent in a batch of its own (its batch was too large for the broker)
     alone: bool = False
@@ -97,53 +105,78 @@ class Record:
 
 
 Drop = Callable[[Record, str], None]
+#: a queue of the buffer: ``(topic, partition)``, or ``(topic, None)`` for unplaced records
+Key = tuple[str, int | None]
+#: the partition for a record whose topic's partition count is known, else ``None``
+Place = Callable[[Record], int | None]
+
+
+def _key(rec: Record) -> Key:
+    return (rec.topic, rec.partition)
 
 
 class RecordBuffer:
-    """The records of one action, with its mode, byte limit and overflow policy.
+    """The records of one action, one queue per Kafka partition, with its limit and policy.
 
     Args:
         options: the action's ``buffer`` settings.
         directory: where disk segments live (disk and hybrid modes).
         on_drop: called for each record dropped (with the metric reason), to fail its delivery.
+        place: chooses the partition of a record when it is offered (``None``: not known yet).
     """
 
-    def __init__(self, options: BufferOptions, directory: Path, on_drop: Drop) -> None:
+    def __init__(self, options: BufferOptions, directory: Path, on_drop: Drop,
+                 place: Place = lambda rec: None) -> None:
         self.options = options
         self.limit = options.per_partition_limit
         self._on_drop = on_drop
+        self._place = place
         self.disk = (
             DiskQueue(directory, segment_bytes=options.segment_bytes)
             if options.mode != "memory" else None
         )
         self.waiting: deque[Record] = deque()
         self.to_persist: list[Record] = []
-        self.ready: deque[Record] = deque()
-        self.bytes = 0  # admitted: to persist, ready and in flight
+        #: records ready to send, per partition, oldest first
+        self.ready: dict[Key, deque[Record]] = {}
+        #: admitted bytes per partition: to persist, ready and in flight
+        self.partition_bytes: dict[Key, int] = {}
+        self.bytes = 0  # admitted, all partitions
         self.memory_bytes = 0  # admitted and not on disk
 
     def recover(self, clock: float) -> int:
-        """Queue the records a previous run left on disk; how many."""
+        """Queue the records a previous run left on disk (unplaced); how many."""
         if self.disk is None:
             return 0
         found = self.disk.recovered()
         for seq, data in found:
             rec = Record.decode(data, seq=seq, queued_at=clock)
-            self.bytes += rec.size
-            self.ready.append(rec)
+            self._count(rec, rec.size)
+            self._ready(rec).append(rec)
         return len(found)
 
     @property
     def queued(self) -> int:
         """Records not yet sent."""
-        return len(self.waiting) + len(self.to_persist) + len(self.ready)
+        return (len(self.waiting) + len(self.to_persist)
+                + sum(len(q) for q in self.ready.values()))
+
+    def has_ready(self) -> bool:
+        """Whether any record is ready to send."""
+        return any(self.ready.values())
+
+    def oldest_created(self) -> float | None:
+        """The creation time of the oldest ready record."""
+        heads = [q[0].created for q in self.ready.values() if q]
+        return min(heads) if heads else None
 
     def offer(self, rec: Record) -> None:
-        """Admit ``rec``, or apply the overflow policy when the buffer is full."""
-        if self.waiting or (self.bytes and self.bytes + rec.size > self.limit):
+        """Admit ``rec``, or apply the overflow policy when its partition is full."""
+        self._try_place(rec)
+        if self.waiting or not self._fits(rec):
             if self.options.overflow == "drop_oldest":
-                self.drop_oldest(rec.size, "dropped.queue_full")
-            if self.waiting or (self.bytes and self.bytes + rec.size > self.limit):
+                self.drop_oldest(_key(rec), rec.size, "dropped.queue_full")
+            if self.waiting or not self._fits(rec):
                 if len(self.waiting) >= MAX_WAITING:
                     self._on_drop(rec, "dropped.queue_full")
                     return
@@ -151,8 +184,33 @@ class RecordBuffer:
                 return
         self._admit(rec)
 
+    def _try_place(self, rec: Record) -> None:
+        # Unplaced records of the topic are older: placing this one first could put it ahead
+        # of them in its partition.
+        if rec.partition is None and not self.partition_bytes.get((rec.topic, None)):
+            rec.partition = self._place(rec)
+
+    def _fits(self, rec: Record) -> bool:
+        used = self.partition_bytes.get(_key(rec), 0)
+        return not used or used + rec.size <= self.limit
+
+    def _count(self, rec: Record, n: int) -> None:
+        key = _key(rec)
+        left = self.partition_bytes.get(key, 0) + n
+        if left:
+            self.partition_bytes[key] = left
+        else:
+            del self.partition_bytes[key]
+        self.bytes += n
+
+    def _ready(self, rec: Record) -> deque[Record]:
+        q = self.ready.get(_key(rec))
+        if q is None:
+            q = self.ready[_key(rec)] = deque()
+        return q
+
     def _admit(self, rec: Record) -> None:
-        self.bytes += rec.size
+        self._count(rec, rec.size)
         mode = self.options.mode
         spill = mode == "disk" or (
             mode == "hybrid"
@@ -162,7 +220,16 @@ class RecordBuffer:
             self.to_persist.append(rec)
         else:
             self.memory_bytes += rec.size
-            self.ready.append(rec)
+            self._ready(rec).append(rec)
+
+    def _admit_waiting(self) -> None:
+        waiting = self.waiting
+        while waiting:
+            head = waiting[0]
+            self._try_place(head)
+            if not self._fits(head):
+                return
+            self._admit(waiting.popleft())
 
     async def persist(self) -> None:
         """fsync the records waiting for the disk, secure them, and make them ready."""
@@ -175,52 +242,66 @@ class RecordBuffer:
             if rec.delivery is not None:
                 rec.delivery.secured()
                 rec.delivery = None
-            self.ready.append(rec)
+            self._ready(rec).append(rec)
 
-    def take(self) -> list[Record]:
-        """Every ready record, oldest first."""
-        out = list(self.ready)
-        self.ready.clear()
-        return out
+    def take(self, key: Key) -> list[Record]:
+        """Every ready record of one partition (or unplaced queue), oldest first."""
+        q = self.ready.pop(key, None)
+        return list(q) if q else []
+
+    def move(self, rec: Record, topic: str, partition: int) -> None:
+        """Queue a taken record for another partition or topic (at the tail of its queue)."""
+        self._count(rec, -rec.size)
+        rec.topic, rec.partition = topic, partition
+        self._count(rec, rec.size)
+        self._ready(rec).append(rec)
+        if self.waiting:
+            self._admit_waiting()
 
     def requeue(self, records: Iterable[Record]) -> None:
-        """Put records back at the head of the queue, keeping their order."""
-        self.ready.extendleft(reversed(list(records)))
+        """Put records back at the head of their queues, keeping their order."""
+        for rec in reversed(list(records)):
+            self._ready(rec).appendleft(rec)
 
     def done(self, rec: Record) -> None:
         """``rec`` left the buffer (acknowledged, failed or dropped)."""
-        self.bytes -= rec.size
+        self._count(rec, -rec.size)
         if rec.seq is None:
             self.memory_bytes -= rec.size
         elif self.disk is not None:
             self.disk.ack(rec.seq)
-        while self.waiting and (not self.bytes
-                                or self.bytes + self.waiting[0].size <= self.limit):
-            self._admit(self.waiting.popleft())
+        if self.waiting:
+            self._admit_waiting()
 
-    def drop_oldest(self, room: int, reason: str) -> int:
-        """Drop queued records, oldest first, until ``room`` more bytes fit; how many dropped."""
+    def drop_oldest(self, key: Key, room: int, reason: str) -> int:
+        """Drop ready records of one partition, oldest first, until ``room`` more bytes fit."""
         dropped = 0
-        while self.ready and self.bytes + room > self.limit:
-            self._drop(self.ready.popleft(), reason)
+        q = self.ready.get(key)
+        while q and self.partition_bytes.get(key, 0) + room > self.limit:
+            self._drop(q.popleft(), reason)
             dropped += 1
         return dropped
 
     def shed_memory(self, reason: str) -> int:
-        """Drop the oldest half of the queued in-memory records (memory pressure); how many."""
-        mem = [r for r in self.ready if r.seq is None]
-        victims = {id(r) for r in mem[: max(1, len(mem) // 2)]} if mem else set()
-        kept: deque[Record] = deque()
-        for rec in self.ready:
-            if id(rec) in victims:
-                self._drop(rec, reason)
-            else:
-                kept.append(rec)
-        self.ready = kept
-        return len(victims)
+        """Drop the oldest half of each partition's queued in-memory records; how many."""
+        shed = 0
+        for key, q in self.ready.items():
+            mem = [r for r in q if r.seq is None]
+            victims = {id(r) for r in mem[: max(1, len(mem) // 2)]} if mem else set()
+            if not victims:
+                continue
+            kept: deque[Record] = deque()
+            for rec in q:
+                if id(rec) in victims:
+                    self._drop(rec, reason)
+                else:
+                    kept.append(rec)
+            self.ready[key] = kept
+            shed += len(victims)
+        return shed
 
     def _drop(self, rec: Record, reason: str) -> None:
-        self.bytes -= rec.size
+        self._count(rec, -rec.size)
         if rec.seq is None:
             self.memory_bytes -= rec.size
         elif self.disk is not None:
@@ -230,9 +311,12 @@ class RecordBuffer:
     def expire(self, older_than: float) -> int:
         """Drop ready records queued before the clock value ``older_than``; how many."""
         n = 0
-        while self.ready and self.ready[0].queued_at < older_than:
-            self._drop(self.ready.popleft(), "dropped.expired")
-            n += 1
+        for q in self.ready.values():
+            while q and q[0].queued_at < older_than:
+                self._drop(q.popleft(), "dropped.expired")
+                n += 1
+        if n and self.waiting:
+            self._admit_waiting()
         return n
 
     def close(self) -> None:
