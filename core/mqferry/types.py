@@ -82,7 +82,10 @@ class Action(Component, Protocol):
     """A named output that rules send their results to.
 
     An action may set ``loop_guard = True`` to be skipped for messages carrying
-    :data:`LOOP_MARKER` (the ``republish`` action does).
+    :data:`LOOP_MARKER` (the ``republish`` action does), and ``ack_wait`` to a number of
+    seconds: with ``mqtt.delivery: at_most_once`` the PUBACK of a message then waits for this
+    action's outcome, up to that long (the ``kafka_producer`` action's ``query_mode: sync``).
+    Without it, at-most-once acks never wait; at-least-once acks always wait for the outcome.
     """
 
     metrics: Metrics

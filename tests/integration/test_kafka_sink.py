@@ -297,3 +297,29 @@ def test_drop_oldest_bounds_each_partition_on_its_own(
     assert got_a == sorted(got_a, key=lambda n: int(n.split("-")[1]))  # order kept
     assert app.terminate() == 0
 
+
+def test_at_most_once_with_sync_query_mode_holds_acks_until_kafka_answers(
+        kafka_bootstrap, mqtt_broker, new_topic, kcat_consume, tmp_path, kafka_control):
+    """``query_mode: sync``: an at-most-once PUBACK waits for Kafka (up to the timeout)."""
+    topic = new_topic()
+    prefix = "amo-sync-" + uuid.uuid4().hex[:6]
+    cfg = sink_config(kafka_bootstrap, mqtt_broker, prefix, topic=topic,
+                      message={"value": "${payload}"}, query_mode="sync",
+                      sync_query_timeout="60s")
+    cfg["mqtt"]["delivery"] = "at_most_once"
+    app = MqferryProcess(cfg, tmp_path).start()
+    try:
+        app.wait_ready(actions=1)
+        _services("stop", "kafka")
+        publish(mqtt_broker, f"{prefix}/x", [b"a", b"b", b"c"])
+        time.sleep(2)  # mqferry has them; their acks wait for Kafka
+        app.kill()
+        _services("start", "kafka")
+        app = MqferryProcess(cfg, tmp_path).start()
+        app.wait_ready(actions=1)
+        # the broker redelivers what was not acknowledged
+        assert sorted(r["payload"] for r in kcat_consume(topic, 3, timeout=90)) == ["a", "b", "c"]
+        assert app.terminate() == 0
+    finally:
+        if app.proc is not None and app.proc.poll() is None:
+            app.kill()

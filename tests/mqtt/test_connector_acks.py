@@ -52,12 +52,13 @@ def test_at_least_once_acks_a_run_of_messages_as_one_queued_packet():
     assert fake.queued == [bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 0, 3])]
 
 
-def test_at_most_once_acks_each_qos1_message_at_once_and_qos0_never():
+def test_at_most_once_acks_a_qos1_message_once_its_ticket_is_sealed_and_qos0_never():
     seen = []
-    conn, fake = connector("at_most_once", lambda m, t: seen.append((m.mid, t)))
+    conn, fake = connector("at_most_once", lambda m, t: (seen.append((m.mid, t)),
+                                                         t and t.seal()))
     conn._on_message(message(7))
     conn._on_message(message(0, qos=0))
-    assert seen == [(7, None), (0, None)]
+    assert [mid for mid, _ in seen] == [7, 0] and seen[1][1] is None
     assert fake.queued == [bytes([0x40, 2, 0, 7])]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -118,3 +119,74 @@ async def test_foreach_without_items_counts_no_result(plugins, tmp_path):
     m = app.rules["f"].metrics.snapshot()
     assert (m["failed.no_result"], m["passed"], m["actions.total"]) == (1, 1, 2)
     assert len(action.outputs) == 2
+
+
+class WaitingAction(RecordingAction):
+    """A held action that asks at-most-once acks to wait for it (as ``query_mode: sync``)."""
+
+    def __init__(self, ack_wait):
+        super().__init__("recording:sync", hold=True)
+        self.ack_wait = ack_wait
+
+
+def at_most_once(plugins, tmp_path):
+    return build(plugins, {"a": {"sql": 'SELECT * FROM "t/#"'}}, tmp_path,
+                 mqtt={"delivery": "at_most_once"})
+
+
+def feed(app, mids):
+    acked = []
+    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
+    app._accepting = True
+    for mid in mids:
+        app._on_message(paho_message("t/1", b"x", mid=mid), app.mqtt.acks.open(mid, 1))
+    return acked
+
+
+async def test_at_most_once_acks_at_once_when_no_action_waits(plugins, tmp_path):
+    app = at_most_once(plugins, tmp_path)
+    held = RecordingAction(hold=True)
+    wire(app, "a", held)
+    assert feed(app, [1, 2]) == [1, 2]
+    held.release_all()  # the outcome still counts
+    assert app.rules["a"].metrics.snapshot()["actions.success"] == 2
+
+
+async def test_at_most_once_ack_waits_for_a_sync_action_until_its_outcome(plugins, tmp_path):
+    app = at_most_once(plugins, tmp_path)
+    sync = WaitingAction(ack_wait=30.0)
+    wire(app, "a", sync)
+    acked = feed(app, [1, 2])
+    assert acked == []
+    sync.release_all()
+    assert acked == [1, 2]
+    app._waits.expire(time.monotonic() + 60)  # settled waits are not released twice
+    assert acked == [1, 2]
+
+
+async def test_at_most_once_ack_waits_no_longer_than_ack_wait(plugins, tmp_path):
+    app = at_most_once(plugins, tmp_path)
+    sync = WaitingAction(ack_wait=0.2)
+    wire(app, "a", sync)
+    app._waits.start()
+    try:
+        acked = feed(app, [1, 2])
+        assert acked == []
+        await asyncio.sleep(0.6)
+        assert acked == [1, 2]
+        sync.release_all()  # a late outcome is still counted, and acks nothing again
+        assert acked == [1, 2]
+        assert app.rules["a"].metrics.snapshot()["actions.success"] == 2
+    finally:
+        await app._waits.stop()
+
+
+async def test_at_least_once_ignores_ack_wait(plugins, tmp_path):
+    app = build(plugins, {"a": {"sql": 'SELECT * FROM "t/#"'}}, tmp_path)
+    sync = WaitingAction(ack_wait=0.01)
+    wire(app, "a", sync)
+    acked = feed(app, [1])
+    await asyncio.sleep(0.1)
+    assert acked == []
+    sync.release_all()
+    assert acked == [1]

@@ -2,10 +2,11 @@
 
 Incoming messages are handed to a synchronous handler straight from the socket reader of
 :mod:`mqferry.mqtt.paho_io` (no queue, no copy); QoS 2 messages come through paho's callback.
-With ``delivery: at_least_once`` each message's ack waits for its
-:class:`~mqferry.mqtt.acks.Ticket`. The session is persistent by default (stable client id, clean
-start off, a session expiry), so the broker keeps and redelivers what was not acknowledged while
-mqferry was away.
+Each QoS 1/2 message's ack waits for its :class:`~mqferry.mqtt.acks.Ticket`, in arrival
+order; with ``delivery: at_most_once`` the runtime releases tickets at once (or after a bounded
+wait, see :mod:`mqferry.runtime.ackwait`). The session is persistent by default (stable client
+id, clean start off, a session expiry), so the broker keeps and redelivers what was not
+acknowledged while mqferry was away.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ _Outgoing = tuple[str, bytes, int, bool, Properties | None, "asyncio.Future[None
 #: have ``topic``, ``payload``, ``qos``, ``retain``, ``dup``, ``mid`` and ``properties``.
 Incoming = InMessage | paho.MQTTMessage
 
-#: Receives each message and its ticket (``None`` in at-most-once mode or for QoS 0).
+#: Receives each message and its ticket (``None`` for QoS 0).
 MessageHandler = Callable[[Incoming, Ticket | None], None]
 
 _PROPERTY_NAMES = {
@@ -157,7 +158,6 @@ class MqttConnector:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._stopping = False
-        self._manual_ack = config.delivery == "at_least_once"
         self.acks = AckWindow(self._send_acks)
         # Outgoing QoS 1/2 publishes in flight are limited here, not by paho: paho rescans every
         # queued message on each PUBACK (quadratic), we queue in O(1).
@@ -347,7 +347,7 @@ class MqttConnector:
                         message.raw_topic)
             self._ack_now(message)
             return
-        if self._manual_ack and message.qos > 0:
+        if message.qos > 0:
             ticket = self.acks.open(message.mid, message.qos)
             if handler is None:
                 ticket.seal()
@@ -356,16 +356,11 @@ class MqttConnector:
             return
         if handler is not None:
             handler(message, None)
-        if message.qos == 1 and isinstance(message, InMessage):
-            self._ack_now(message)  # at-most-once: paho's automatic ack, which we bypass
 
     def _ack_now(self, message: Incoming) -> None:
         if message.qos == 0:
             return
-        if self._manual_ack:  # in order with the acks still pending
-            self.acks.open(message.mid, message.qos).seal()
-        else:
-            self._send_acks([(message.mid, message.qos)])
+        self.acks.open(message.mid, message.qos).seal()  # in order with the acks still pending
 
     def _connect_properties(self) -> Properties:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
@@ -393,8 +388,7 @@ class MqttConnector:
             max_inflight_messages=0,  # unlimited in paho: see _out_free
             logger=_PAHO_LOG,
         )
-        if self._manual_ack:
-            client._client.manual_ack_set(True)
+        client._client.manual_ack_set(True)
         read_packets(client._client, self._on_message, client.on_puback)
         coalesce_writes(client._client)
         if not _PAHO_LOG.isEnabledFor(logging.DEBUG):

@@ -14,6 +14,7 @@ from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
+from mqferry.runtime.ackwait import AckWaits
 from mqferry.runtime.events import message_event
 from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
 
@@ -68,11 +69,14 @@ class RuntimeRule:
         self.metrics = rule_metrics(spec.id)
         self.actions = actions
 
-    def run(self, event: Mapping[str, Any], ticket: Ticket, *, looped: bool = False) -> None:
+    def run(self, event: Mapping[str, Any], ticket: Ticket, *, looped: bool = False,
+            waits: AckWaits | None = None) -> None:
         """Evaluate on ``event`` and hand every output to every action, holding ``ticket``.
 
         ``looped``: the event is a message mqferry republished itself; actions with a true
         ``loop_guard`` (republish) do not get its outputs, so republishing cannot loop.
+        ``waits``: the message is acknowledged at most once: ``ticket`` is held only by actions
+        with an ``ack_wait``, and only that long (see :mod:`mqferry.runtime.ackwait`).
         """
         m = self.metrics
         m.inc("matched")
@@ -98,6 +102,10 @@ class RuntimeRule:
                     action.metrics.inc("dropped.loop")
                     continue
                 m.inc("actions.total")
+                if waits is not None:
+                    action.submit(output, waits.delivery(ticket, m,
+                                                         getattr(action, "ack_wait", None)))
+                    continue
                 ticket.hold()
                 action.submit(output, _Delivery(ticket, m))
 
@@ -129,6 +137,7 @@ class App:
         self._event_rules: dict[str, list[RuntimeRule]] = {}
         self._accepting = False
         self._ticker: asyncio.Task[None] | None = None
+        self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
         self._build()
 
     def _build(self) -> None:
@@ -212,8 +221,9 @@ class App:
             ticket = Ticket(None, 0, 0, 0)
         event = message_event(message, self.node)
         looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
+        waits = self._waits
         for rule in self._topic_index.match(message.topic):
-            rule.run(event, ticket, looped=looped)
+            rule.run(event, ticket, looped=looped, waits=waits)
         ticket.seal()
 
     async def dispatch(self, event: Mapping[str, Any]) -> None:
@@ -250,6 +260,8 @@ class App:
         for aid, action in self.actions.items():
             log.info("starting action %s", aid)
             await action.start()
+        if self._waits is not None:
+            self._waits.start()
         self._accepting = True
         await self.mqtt.set_subscriptions(self.topic_filters)
         await self.mqtt.start()
@@ -281,6 +293,8 @@ class App:
             await source.stop()
         for action in self.actions.values():
             await action.stop()
+        if self._waits is not None:
+            await self._waits.stop()
         await self.mqtt.stop()
         for conn in self.connectors.values():
             await conn.stop()

@@ -85,6 +85,8 @@ class KafkaProducerAction:
         self.clock = self.session.clock
         self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped,
                                    self._place)
+        #: with ``mqtt.delivery: at_most_once``, how long a PUBACK waits for Kafka (sync mode)
+        self.ack_wait = p.sync_query_timeout if p.query_mode == "sync" else None
         self.metrics = m = action_metrics(self.id)
         m.gauge("queuing", lambda: self.buffer.queued)
         m.gauge("queuing_bytes", lambda: self.buffer.bytes)

@@ -80,6 +80,9 @@ class KafkaProducerParameters(Strict):
     #: batches in flight per partition; above 1, retries may reorder records
     max_inflight: PositiveInt = 10
     required_acks: Literal["all_isr", "leader_only", "none"] = "all_isr"
+    #: ``sync``: with ``mqtt.delivery: at_most_once`` a PUBACK waits for Kafka's answer, up to
+    #: ``sync_query_timeout`` (at-least-once PUBACKs always wait until the record is secured);
+    #: records acknowledged after the timeout count as ``late_reply``
     query_mode: Literal["async", "sync"] = "async"
     sync_query_timeout: Duration = 5.0
     #: drop records Kafka has not acknowledged after this long *while connected* (time in an
