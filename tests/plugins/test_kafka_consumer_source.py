@@ -144,3 +144,17 @@ async def test_a_commit_is_due_once_half_of_max_inflight_settled_whatever_the_in
     assert src.tracker.uncommitted() == 5 and src._commit_due(3600)
     src.tracker.mark_committed(src.tracker.committable())
     assert src.tracker.uncommitted() == 0 and not src._commit_due(3600)
+
+
+async def test_settled_records_hold_their_room_in_the_window_until_committed():
+    mqtt = InMemoryMqtt(hold_acks=True)
+    src = source(mqtt, max_inflight=10, offset_commit_interval_seconds="1h")
+    src.tracker.window(TP).committed = 0
+    src._handle_batches({TP: [record(i) for i in range(6)]})
+    assert src._room() == 4
+    mqtt.ack(6)
+    await settle()
+    assert src.tracker.inflight == 0
+    assert src._room() == 4  # what a crash now would deliver again: still 6 records
+    src.tracker.mark_committed(src.tracker.committable())
+    assert src._room() == 10

@@ -90,8 +90,8 @@ class KafkaConsumerParameters(Strict):
     offset_commit_interval_seconds: DurationS = 5.0
     max_batch_bytes: ByteSize = 896 * 1024
     max_wait_time: Duration = 1.0
-    #: Records handed to MQTT and rules but not yet acknowledged; at this many, consumption
-    #: pauses until half of them settled.
+    #: Records handed to MQTT and rules and not yet committed (unsettled, or settled since the
+    #: last commit); at this many, consumption pauses. A crash redelivers at most this many.
     max_inflight: int = Field(default=10_000, ge=1)
     #: A Kafka topic (same cluster) for records that cannot be rendered, with the reason in the
     #: ``mqferry-error`` header.

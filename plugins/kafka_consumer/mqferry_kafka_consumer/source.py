@@ -7,12 +7,14 @@ At-least-once, nothing lost on restart:
   every earlier record of the partition, was acknowledged by the MQTT broker, and every rule
   action the records reached settled (:mod:`mqferry_kafka_consumer.offsets`). Commits happen every
   ``offset_commit_interval_seconds``, as soon as half of ``max_inflight`` records settled since
-  the last one, on rebalance and on stop: what a crash makes mqferry deliver again is bounded by
-  ``max_inflight`` (about one and a half times it), not by the rate times the interval.
+  the last one, on rebalance and on stop.
+- ``max_inflight`` bounds the records handed out since the last commit (unsettled, or settled
+  and not yet committed): those are what a crash makes mqferry deliver again, so duplicates after
+  ``kill -9`` stay within that window whatever the rate.
 - With ``latest``, the start position is committed on the group's first assignment, so records
   produced while mqferry is down are delivered after a restart.
-- At ``max_inflight`` unsettled records, every assigned partition is paused until half of them
-  settled: a slow MQTT side stops consumption instead of filling memory.
+- When the window is full, every assigned partition is paused until records settle and are
+  committed: a slow MQTT side stops consumption instead of filling memory.
 - When the MQTT session drops, every partition is consumed again from its first unsettled record
   once the session is back: order per partition is kept, and duplicates are limited to what was
   in flight.
@@ -285,22 +287,31 @@ class KafkaConsumerSource:
                                 if x)
         log.info("source %s: consuming %s as group %s", self.id, what, self.group_id)
         interval = self.params.offset_commit_interval_seconds
-        limit = self.params.max_inflight
         while not self._stopping:
             if self._rewind:
                 await self._do_rewind(consumer)
-            room = limit - self.tracker.inflight
+            if self._commit_due(interval):
+                await self._try_commit()
+            room = self._room()
             if room <= 0:
                 await self._pause_until_room(consumer)
                 continue
             batches = await consumer.getmany(timeout_ms=1000, max_records=room)
             if batches:
                 self._handle_batches(batches)
-            if self._commit_due(interval):
-                try:
-                    await self.commit_pending()
-                except KafkaError as exc:  # rebalancing: the revoke hook commits instead
-                    log.warning("source %s: commit failed: %s", self.id, exc)
+
+    def _room(self) -> int:
+        """Records that may still be handed out before the window is full."""
+        tracker = self.tracker
+        return self.params.max_inflight - tracker.inflight - tracker.uncommitted()
+
+    async def _try_commit(self) -> bool:
+        try:
+            await self.commit_pending()
+        except KafkaError as exc:  # rebalancing: the revoke hook commits instead
+            log.warning("source %s: commit failed: %s", self.id, exc)
+            return False
+        return True
 
     async def _pause_until_room(self, consumer: AIOKafkaConsumer) -> None:
         tracker = self.tracker
@@ -308,17 +319,21 @@ class KafkaConsumerSource:
         consumer.pause(*consumer.assignment())
         self._paused = True
         self.metrics.inc("paused")
-        log.debug("source %s: %d records in flight; partitions paused", self.id, tracker.inflight)
+        log.debug("source %s: %d records in flight, %d not committed; partitions paused",
+                  self.id, tracker.inflight, tracker.uncommitted())
         try:
-            while not (self._stopping or self._rewind) and not tracker.space.is_set():
+            while not (self._stopping or self._rewind) and self._room() <= 0:
+                if self._commit_due(interval):
+                    if not await self._try_commit():
+                        await asyncio.sleep(0.5)
+                    continue
+                # Full with more than half the window unsettled: wait until half settled (a
+                # commit is then due).
                 try:
                     await asyncio.wait_for(tracker.space.wait(), 1.0)
                 except TimeoutError:
                     # Paused partitions return nothing; polling keeps the group membership.
                     await consumer.getmany(timeout_ms=0)
-                if self._commit_due(interval):
-                    with contextlib.suppress(KafkaError):
-                        await self.commit_pending()
         finally:
             consumer.resume(*consumer.assignment())
             self._paused = False
