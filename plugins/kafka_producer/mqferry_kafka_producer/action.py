@@ -173,7 +173,9 @@ class KafkaProducerAction:
 
     def _place(self, rec: Record) -> int | None:
         count = self.partitioner.known_count(rec.topic)
-        return None if count is None else self.partitioner.pick(rec.topic, rec.key, count)
+        if count is None:
+            return None
+        return 0 if count == 1 else self.partitioner.pick(rec.topic, rec.key, count)
 
     # -- lifecycle ---------------------------------------------------------------------------
 

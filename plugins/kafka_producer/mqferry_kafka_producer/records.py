@@ -173,6 +173,20 @@ class RecordBuffer:
     def offer(self, rec: Record) -> None:
         """Admit ``rec``, or apply the overflow policy when its partition is full."""
         self._try_place(rec)
+        if not self.waiting and self.options.mode == "memory":
+            # the common case, inlined: one key, one lookup per table
+            key = (rec.topic, rec.partition)
+            size = rec.size
+            used = self.partition_bytes.get(key, 0)
+            if not used or used + size <= self.limit:
+                self.partition_bytes[key] = used + size
+                self.bytes += size
+                self.memory_bytes += size
+                q = self.ready.get(key)
+                if q is None:
+                    q = self.ready[key] = deque()
+                q.append(rec)
+                return
         if self.waiting or not self._fits(rec):
             if self.options.overflow == "drop_oldest":
                 self.drop_oldest(_key(rec), rec.size, "dropped.queue_full")
@@ -186,8 +200,8 @@ class RecordBuffer:
 
     def _try_place(self, rec: Record) -> None:
         # Unplaced records of the topic are older: placing this one first could put it ahead
-        # of them in its partition.
-        if rec.partition is None and not self.partition_bytes.get((rec.topic, None)):
+        # of them in its partition. (A key is removed when its bytes return to zero.)
+        if rec.partition is None and (rec.topic, None) not in self.partition_bytes:
             rec.partition = self._place(rec)
 
     def _fits(self, rec: Record) -> bool:
@@ -265,7 +279,14 @@ class RecordBuffer:
 
     def done(self, rec: Record) -> None:
         """``rec`` left the buffer (acknowledged, failed or dropped)."""
-        self._count(rec, -rec.size)
+        key = (rec.topic, rec.partition)
+        size = rec.size
+        left = self.partition_bytes[key] - size
+        if left:
+            self.partition_bytes[key] = left
+        else:
+            del self.partition_bytes[key]
+        self.bytes -= size
         if rec.seq is None:
             self.memory_bytes -= rec.size
         elif self.disk is not None:
