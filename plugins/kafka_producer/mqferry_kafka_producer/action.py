@@ -128,7 +128,8 @@ class KafkaProducerAction:
         """The Kafka record ``output`` would become, without sending it.
 
         The partition is given when it is determined by the key (``key_dispatch``) and the
-        topic's partition count is known; otherwise it is chosen when the batch is sent.
+        topic's partition count is known; otherwise it is chosen when the record is buffered
+        (or, for a topic not looked up yet, before it is sent).
 
         Raises:
             DeliveryError: the output cannot be rendered (the reason says why).
