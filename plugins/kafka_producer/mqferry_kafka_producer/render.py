@@ -91,6 +91,8 @@ class RecordRenderer:
         Raises:
             DeliveryError: ``failed.bad_headers`` when ``kafka_headers`` is not a map or list.
         """
+        if self._headers is None and not self._ext:
+            return []  # the default: no header settings, nothing to walk per record
         pairs: list[tuple[str, Any]] = []
         if self._headers is not None:
             raw = self._headers.value(output)
