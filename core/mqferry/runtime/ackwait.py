@@ -1,4 +1,7 @@
-"""At-most-once acknowledgements that wait, for a bounded time, for synchronous actions.
+"""The deliveries of rule outputs, and at-most-once acks that wait a bounded time for them.
+
+Each output a rule hands to an action gets a :class:`RuleDelivery`, which counts its outcome
+and releases the message's ticket once.
 
 With ``mqtt.delivery: at_most_once`` a message's PUBACK does not wait for its actions, except
 for an action that sets ``ack_wait`` (seconds; the ``kafka_producer`` action does with
@@ -19,42 +22,38 @@ from mqferry.metrics import Metrics
 from mqferry.mqtt.acks import Ticket
 
 
-class CountedDelivery:
-    """An output whose outcome only counts in its rule's metrics (the ack does not wait)."""
+class RuleDelivery:
+    """Ties one action output to its rule's counters and, while it holds one, its message's ticket.
 
-    __slots__ = ("_metrics",)
-
-    def __init__(self, metrics: Metrics) -> None:
-        self._metrics = metrics
-
-    def secured(self) -> None:
-        self._metrics.inc("actions.success")
-
-    def failed(self, reason: str) -> None:
-        self._metrics.inc("actions.failed")
-
-
-class BoundedDelivery:
-    """An output whose message's ack waits for its outcome until a deadline."""
+    Args:
+        ticket: the ticket this output holds (already held), or ``None`` when the message's ack
+            does not wait for it.
+        metrics: the rule's metrics.
+        deadline: for a bounded wait, when :class:`AckWaits` releases the ticket regardless.
+    """
 
     __slots__ = ("_metrics", "_ticket", "deadline")
 
-    def __init__(self, ticket: Ticket, metrics: Metrics, deadline: float) -> None:
-        self._ticket: Ticket | None = ticket
+    def __init__(self, ticket: Ticket | None, metrics: Metrics, deadline: float = 0.0) -> None:
+        self._ticket = ticket
         self._metrics = metrics
         self.deadline = deadline
-        ticket.hold()
+
+    @property
+    def holding(self) -> bool:
+        """Whether the ticket is still held."""
+        return self._ticket is not None
 
     def secured(self) -> None:
         self._metrics.inc("actions.success")
-        self.expire()
+        self.release()
 
     def failed(self, reason: str) -> None:
         self._metrics.inc("actions.failed")
-        self.expire()
+        self.release()
 
-    def expire(self) -> None:
-        """Stop holding the message's ack (once)."""
+    def release(self) -> None:
+        """Stop holding the message's ticket (once)."""
         ticket, self._ticket = self._ticket, None
         if ticket is not None:
             ticket.release()
@@ -65,16 +64,16 @@ class AckWaits:
 
     def __init__(self) -> None:
         # one queue per wait length, so each queue is in deadline order
-        self._queues: dict[float, deque[BoundedDelivery]] = {}
+        self._queues: dict[float, deque[RuleDelivery]] = {}
         self._added = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def delivery(self, ticket: Ticket, metrics: Metrics,
-                 wait: float | None) -> CountedDelivery | BoundedDelivery:
+    def delivery(self, ticket: Ticket, metrics: Metrics, wait: float | None) -> RuleDelivery:
         """The delivery for one output of an action whose ``ack_wait`` is ``wait``."""
         if wait is None:
-            return CountedDelivery(metrics)
-        d = BoundedDelivery(ticket, metrics, time.monotonic() + wait)
+            return RuleDelivery(None, metrics)
+        ticket.hold()
+        d = RuleDelivery(ticket, metrics, time.monotonic() + wait)
         q = self._queues.get(wait)
         if q is None:
             q = self._queues[wait] = deque()
@@ -87,8 +86,8 @@ class AckWaits:
         """Release every wait past its deadline; the next deadline, if any."""
         nxt: float | None = None
         for q in self._queues.values():
-            while q and (q[0]._ticket is None or q[0].deadline <= now):
-                q.popleft().expire()
+            while q and (not q[0].holding or q[0].deadline <= now):
+                q.popleft().release()
             if q and (nxt is None or q[0].deadline < nxt):
                 nxt = q[0].deadline
         return nxt

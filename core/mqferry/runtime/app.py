@@ -14,7 +14,7 @@ from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
-from mqferry.runtime.ackwait import AckWaits
+from mqferry.runtime.ackwait import AckWaits, RuleDelivery
 from mqferry.runtime.events import message_event
 from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
 
@@ -22,24 +22,6 @@ if TYPE_CHECKING:
     from mqferry.runtime.reconfig import Plan
 
 log = logging.getLogger(__name__)
-
-
-class _Delivery:
-    """Ties one action output to its message's ticket and its rule's counters."""
-
-    __slots__ = ("_metrics", "_ticket")
-
-    def __init__(self, ticket: Ticket, metrics: Metrics) -> None:
-        self._ticket = ticket
-        self._metrics = metrics
-
-    def secured(self) -> None:
-        self._metrics.inc("actions.success")
-        self._ticket.release()
-
-    def failed(self, reason: str) -> None:
-        self._metrics.inc("actions.failed")
-        self._ticket.release()
 
 
 class _EventDone(Ticket):
@@ -107,7 +89,7 @@ class RuntimeRule:
                                                          getattr(action, "ack_wait", None)))
                     continue
                 ticket.hold()
-                action.submit(output, _Delivery(ticket, m))
+                action.submit(output, RuleDelivery(ticket, m))
 
 
 class App:
