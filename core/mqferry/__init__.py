@@ -17,6 +17,7 @@ from mqferry.errors import (
 from mqferry.hookspecs import hookimpl
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
+from mqferry.tasks import cancel_task
 from mqferry.types import (
     Action,
     Connector,
@@ -51,5 +52,6 @@ __all__ = [
     "Status",
     "TemplateError",
     "__version__",
+    "cancel_task",
     "hookimpl",
 ]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 from mqferry.kafka.config import KafkaConnectorConfig, client_options
 from mqferry.kafka.probe import probe
+from mqferry.tasks import cancel_task
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -46,10 +46,7 @@ class KafkaConnector:
     async def stop(self) -> None:
         """Stop checking. Idempotent."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_task(task)
         self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:

@@ -12,7 +12,6 @@ acknowledged while mqferry was away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections import deque
@@ -36,6 +35,7 @@ from mqferry.mqtt.paho_io import (
     queue_packet,
     read_packets,
 )
+from mqferry.tasks import cancel_task
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -180,10 +180,7 @@ class MqttConnector:
         """Disconnect (unacknowledged messages stay with the broker). Idempotent."""
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_task(task)
         self._connected.clear()
         self._status = HealthStatus(Status.STOPPED)
 

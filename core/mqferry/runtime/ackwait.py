@@ -20,6 +20,7 @@ from collections import deque
 
 from mqferry.metrics import Metrics
 from mqferry.mqtt.acks import Ticket
+from mqferry.tasks import cancel_task
 
 
 class RuleDelivery:
@@ -100,10 +101,7 @@ class AckWaits:
     async def stop(self) -> None:
         """Stop the task (waits still pending stay held until their outputs settle)."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_task(task)
 
     async def _run(self) -> None:
         while True:

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from mqferry import HealthStatus, RuntimeContext, Status
+from mqferry import HealthStatus, RuntimeContext, Status, cancel_task
 from mqferry.errors import DeliveryError
 from mqferry.kafka import KafkaConnector, start_with_backoff
 from mqferry.metrics import source_metrics
@@ -140,10 +140,7 @@ class KafkaConsumerSource:
         """
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_task(task)
         if self.consumer is not None:
             await self._drain(DRAIN_TIMEOUT)
             try:

@@ -26,7 +26,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
-from mqferry import Delivery, DeliveryError, HealthStatus, Status
+from mqferry import Delivery, DeliveryError, HealthStatus, Status, cancel_task
 from mqferry.kafka import KafkaConnector
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
@@ -209,9 +209,7 @@ class KafkaProducerAction:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
         task, self._task = self._task, None
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_task(task)
         await self.session.close()
         left = self.buffer.queued + self._inflight
         if left:
