@@ -36,7 +36,12 @@ from mqferry_kafka_producer.logs import RateLimitedLog
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.records import Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
-from mqferry_kafka_producer.session import ProducerFactory, ProducerSession, max_request_size
+from mqferry_kafka_producer.session import (
+    CLOSE_TIMEOUT,
+    ProducerFactory,
+    ProducerSession,
+    max_request_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +82,13 @@ class KafkaProducerAction:
         connector: the ``kafka_producer`` connector it uses.
         data_dir: the runtime's data directory (disk buffers live below it).
         producer_factory: makes the aiokafka producer (a twin in tests).
+        close_timeout: how long :meth:`stop` waits for the producer to close.
     """
 
     def __init__(self, *, name: str, config: KafkaProducerActionConfig,
                  connector: KafkaConnector, data_dir: Path,
-                 producer_factory: ProducerFactory | None = None) -> None:
+                 producer_factory: ProducerFactory | None = None,
+                 close_timeout: float = CLOSE_TIMEOUT) -> None:
         self.name = name
         self.id = f"kafka_producer:{name}"
         self.params = p = config.parameters
@@ -96,6 +103,7 @@ class KafkaProducerAction:
                         else ProducerSession(self.id, p, connector, producer_factory))
         #: records larger than this cannot be sent in any request
         self.max_record_bytes = max_request_size(p)
+        self.close_timeout = close_timeout
         self._warn = RateLimitedLog(log)
         self.clock = self.session.clock
         self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped,
@@ -283,7 +291,7 @@ class KafkaProducerAction:
         task, self._task = self._task, None
         await cancel_task(task)
         await self.lookups.close()
-        closed = await self.session.close()
+        closed = await self.session.close(self.close_timeout)
         await asyncio.sleep(0)  # callbacks of the batches settled by the close run first
         # From here, batches that Kafka answers late settle nothing: their records stay in
         # the disk buffer or unacknowledged, and are sent again (at least once).
