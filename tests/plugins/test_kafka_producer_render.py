@@ -94,3 +94,32 @@ def test_preview_gives_the_record_and_a_key_dispatch_partition(tmp_path):
     assert got["partition"] == java_partition(b"c1", 6)
     with pytest.raises(DeliveryError, match=r"failed\.render"):
         action.preview({})
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a b", "a/b", "é", "x" * 250, "t\n"])
+def test_invalid_topic_names_are_refused_with_the_reason(name):
+    from mqferry_kafka_producer.topics import topic_problem
+
+    assert topic_problem(name) is not None
+    r = renderer(topic="${t}")
+    with pytest.raises(DeliveryError, match=r"failed\.invalid_topic"):
+        r.render_topic({"t": name})
+
+
+@pytest.mark.parametrize("name", ["a", "A-b_c.9", "x" * 249, "..."])
+def test_valid_topic_names_pass(name):
+    from mqferry_kafka_producer.topics import topic_problem
+
+    assert topic_problem(name) is None
+    assert renderer(topic="${t}").render_topic({"t": name}) == name
+
+
+def test_a_literal_topic_or_fallback_is_checked_with_the_config():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="characters Kafka does not allow"):
+        KafkaProducerParameters(topic="my topic")
+    with pytest.raises(ValidationError, match="without placeholders"):
+        KafkaProducerParameters(topic="t", fallback_topic="f-${x}")
+    with pytest.raises(ValidationError, match="not allowed"):
+        KafkaProducerParameters(topic="t", fallback_topic="..")

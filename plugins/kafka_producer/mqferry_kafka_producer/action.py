@@ -1,9 +1,12 @@
 """The ``kafka_producer`` action: buffers rule outputs and writes them to Kafka in batches.
 
-Rule outputs are rendered at once (a render error fails only that output) and offered to the
-action's :class:`~mqferry_kafka_producer.records.RecordBuffer`, in the queue of the partition the
-strategy picks. One flush task persists what the disk needs, places the records whose topic's
-partition count was not known yet, then drains each partition's queue into aiokafka batches
+Rule outputs are rendered at once (any render error, an invalid topic name or a record larger
+than a request fails only that output) and offered to the action's
+:class:`~mqferry_kafka_producer.records.RecordBuffer`, in the queue of the partition the strategy
+picks. One flush task persists what the disk needs, places the records whose topic's partition
+count is known by now (unknown topics are looked up in the background, see
+:class:`~mqferry_kafka_producer.partitions.TopicLookups`, while the records of known topics go on),
+then drains each partition's queue into aiokafka batches
 (``create_batch``/``send_batch``), and settles each record when Kafka answers for its batch:
 acknowledged records
 are secured; retriable errors put them back at the head of the queue; a record too large for the
@@ -23,17 +26,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
 from mqferry import Delivery, DeliveryError, HealthStatus, Status, cancel_task
 from mqferry.kafka import KafkaConnector
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
-from mqferry_kafka_producer.partitions import KafkaUnreachable, Partitioner
+from mqferry_kafka_producer.logs import RateLimitedLog
+from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.records import Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
-from mqferry_kafka_producer.session import ProducerSession
+from mqferry_kafka_producer.session import (
+    CLOSE_TIMEOUT,
+    ProducerFactory,
+    ProducerSession,
+    max_request_size,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,8 @@ log = logging.getLogger(__name__)
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
                  "ProducerFenced")
 _MEMORY_LOW = 0.10
+#: the longest pause after a flush round that failed unexpectedly
+_MAX_ERROR_BACKOFF = 5.0
 
 
 def _text(value: bytes | None) -> str | None:
@@ -71,17 +81,30 @@ class KafkaProducerAction:
         config: its validated settings.
         connector: the ``kafka_producer`` connector it uses.
         data_dir: the runtime's data directory (disk buffers live below it).
+        producer_factory: makes the aiokafka producer (a twin in tests).
+        close_timeout: how long :meth:`stop` waits for the producer to close.
     """
 
     def __init__(self, *, name: str, config: KafkaProducerActionConfig,
-                 connector: KafkaConnector, data_dir: Path) -> None:
+                 connector: KafkaConnector, data_dir: Path,
+                 producer_factory: ProducerFactory | None = None,
+                 close_timeout: float = CLOSE_TIMEOUT) -> None:
         self.name = name
         self.id = f"kafka_producer:{name}"
         self.params = p = config.parameters
         self.connector = connector
         self.renderer = RecordRenderer(p)
-        self.partitioner = Partitioner(p, connector.config.metadata_request_timeout)
-        self.session = ProducerSession(self.id, p, connector)
+        self.partitioner = Partitioner(p)
+        self.lookups = TopicLookups(
+            self.partitioner, connector.config.metadata_request_timeout,
+            on_result=self._looked_up, on_unreachable=self._unreachable,
+            name=f"mqferry[{self.id}].metadata")
+        self.session = (ProducerSession(self.id, p, connector) if producer_factory is None
+                        else ProducerSession(self.id, p, connector, producer_factory))
+        #: records larger than this cannot be sent in any request
+        self.max_record_bytes = max_request_size(p)
+        self.close_timeout = close_timeout
+        self._warn = RateLimitedLog(log)
         self.clock = self.session.clock
         self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped,
                                    self._place)
@@ -101,6 +124,11 @@ class KafkaProducerAction:
         self._task: asyncio.Task[None] | None = None
         self._retry_delay = 0.0
         self._reset = False
+        self._error_delay = 0.0
+        #: topics whose unplaced records wait for a lookup (of the topic or its fallback)
+        self._blocked: set[str] = set()
+        #: set by stop(): batches settled later no longer touch the buffer or the deliveries
+        self._stopped = False
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
         # aiokafka sends one batch per partition at a time, so batches queued behind it only add
         # latency. Allowing one in flight and one waiting keeps the partition busy, and records
@@ -110,19 +138,55 @@ class KafkaProducerAction:
     # -- data path ---------------------------------------------------------------------------
 
     def submit(self, output: Mapping[str, Any], delivery: Delivery) -> None:
-        """Render ``output`` into a record and buffer it; never blocks."""
+        """Render ``output`` into a record and buffer it; never blocks, never raises.
+
+        An output that cannot become a record (any error while rendering, an invalid topic name
+        without ``fallback_topic``, a record larger than a request) fails alone, with its reason.
+        """
         self.metrics.inc("matched")
-        r = self.renderer
         try:
-            rec = Record(r.render_topic(output), r.render_key(output), r.render_value(output),
-                         r.render_timestamp(output), r.render_headers(output), delivery,
-                         queued_at=self.clock.now())
+            rec = self._record(output, delivery)
         except DeliveryError as exc:
             self._fail(delivery, exc.reason, exc.detail)
             return
         self.buffer.offer(rec)
         self._idle.clear()
         self._wake.set()
+
+    def _record(self, output: Mapping[str, Any], delivery: Delivery | None) -> Record:
+        """The record for ``output``.
+
+        Raises:
+            DeliveryError: the output cannot become a record (the reason says why).
+        """
+        r = self.renderer
+        try:
+            topic = self._topic(output)
+            rec = Record(topic, r.render_key(output), r.render_value(output),
+                         r.render_timestamp(output), r.render_headers(output), delivery,
+                         queued_at=self.clock.now())
+        except DeliveryError:
+            raise
+        except Exception as exc:  # hostile output (depth, odd types): this output alone fails
+            raise DeliveryError("failed.render", f"cannot render the record: {exc!r}"[:500]
+                                ) from None
+        data = rec.size - len(rec.topic)
+        if data > self.max_record_bytes:
+            raise DeliveryError("failed.too_large",
+                                f"a record of {data} bytes for {topic} is larger than the "
+                                f"largest request ({self.max_record_bytes} bytes)")
+        return rec
+
+    def _topic(self, output: Mapping[str, Any]) -> str:
+        try:
+            return self.renderer.render_topic(output)
+        except DeliveryError as exc:
+            if exc.reason != "failed.invalid_topic" or self._fallback is None:
+                raise
+            self.metrics.inc("fallback.invalid_topic")
+            self._warn.warning("fallback.invalid_topic", "action %s: %s; sent to %s instead",
+                               self.id, exc.detail, self._fallback)
+            return self._fallback
 
     def preview(self, output: Mapping[str, Any]) -> dict[str, Any]:
         """The Kafka record ``output`` would become, without sending it.
@@ -134,8 +198,8 @@ class KafkaProducerAction:
         Raises:
             DeliveryError: the output cannot be rendered (the reason says why).
         """
-        r = self.renderer
-        topic, key = r.render_topic(output), r.render_key(output)
+        rec = self._record(output, None)
+        topic, key = rec.topic, rec.key
         count = self.partitioner.known_count(topic)
         partition = None
         if count is not None and (count == 1 or (
@@ -146,15 +210,15 @@ class KafkaProducerAction:
             "partition": partition,
             "partition_strategy": self.params.partition_strategy,
             "key": _text(key),
-            "value": _text(r.render_value(output)),
-            "headers": [{"key": k, "value": _text(v)} for k, v in r.render_headers(output)],
-            "timestamp": r.render_timestamp(output),
+            "value": _text(rec.value),
+            "headers": [{"key": k, "value": _text(v)} for k, v in rec.headers],
+            "timestamp": rec.timestamp,
         }
 
     def _fail(self, delivery: Delivery | None, reason: str, detail: str) -> None:
         self.metrics.inc("failed")
         self.metrics.inc(reason)
-        log.warning("action %s: %s: %s", self.id, reason, detail)
+        self._warn.warning(reason, "action %s: %s: %s", self.id, reason, detail)
         if delivery is not None:
             delivery.failed(reason)
 
@@ -178,11 +242,21 @@ class KafkaProducerAction:
             return None
         return 0 if count == 1 else self.partitioner.pick(rec.topic, rec.key, count)
 
+    def _looked_up(self) -> None:
+        self.session.set_connected(True)  # a broker answered
+        self._blocked.clear()
+        self._wake.set()
+
+    def _unreachable(self, reason: str) -> None:
+        # Everything stays queued, in order; the lookup is retried with back-off.
+        self.session.set_connected(False, f"no broker answers: {reason}")
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Replay what a disk buffer kept, start the producer (retrying) and the flush task."""
         if self._task is None:
+            self._stopped = False
             replayed = self.buffer.recover(self.clock.now())
             if replayed:
                 log.info("action %s: replaying %d records from the disk buffer", self.id,
@@ -194,6 +268,7 @@ class KafkaProducerAction:
             self._task.add_done_callback(self._flush_ended)
 
     def _flush_ended(self, task: asyncio.Task[None]) -> None:
+        # The loop survives errors of a round (see _run): only BaseExceptions end it.
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             self.session.status = HealthStatus(Status.DISCONNECTED,
@@ -202,7 +277,12 @@ class KafkaProducerAction:
                       self.id, exc_info=exc)
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Flush what is buffered and in flight (up to ``timeout`` seconds), then close."""
+        """Flush what is buffered and in flight (up to ``timeout`` seconds), then close.
+
+        Returns within about ``timeout`` seconds plus the producer's close timeout, even when
+        Kafka hangs: what is left is kept by a disk buffer, and not acknowledged to MQTT by a
+        memory buffer (the broker redelivers it).
+        """
         if self._task is None:
             return
         if self.session.producer is not None:
@@ -210,12 +290,18 @@ class KafkaProducerAction:
                 await asyncio.wait_for(self._idle.wait(), timeout)
         task, self._task = self._task, None
         await cancel_task(task)
-        await self.session.close()
+        await self.lookups.close()
+        closed = await self.session.close(self.close_timeout)
+        await asyncio.sleep(0)  # callbacks of the batches settled by the close run first
+        # From here, batches that Kafka answers late settle nothing: their records stay in
+        # the disk buffer or unacknowledged, and are sent again (at least once).
+        self._stopped = True
         left = self.buffer.queued + self._inflight
         if left:
             where = ("kept in the disk buffer" if self.buffer.disk is not None
                      else "not acknowledged to MQTT, so the broker redelivers them")
-            log.warning("action %s stopped with %d records unsent: %s", self.id, left, where)
+            log.warning("action %s stopped with %d records unsent%s: %s", self.id, left,
+                        "" if closed else " (Kafka does not answer)", where)
         self.buffer.close()
 
     async def health(self) -> HealthStatus:
@@ -226,35 +312,61 @@ class KafkaProducerAction:
 
     async def _run(self) -> None:
         await self.session.connect()
-        p = self.params
         last_checks = 0.0
         while True:
-            if not self.buffer.has_ready() and not self.buffer.to_persist:
-                if self._inflight == 0 and not self.buffer.waiting:
-                    self._idle.set()
-                await self._wake.wait()
-            self._wake.clear()
+            try:
+                last_checks = await self._round(last_checks)
+                self._error_delay = 0.0
+            except Exception as exc:
+                # One bad round must not end the action: its records were put back (or failed
+                # once they failed too often); try again after a pause.
+                self.metrics.inc("flush_errors")
+                self._error_delay = min(max(0.1, self._error_delay * 2), _MAX_ERROR_BACKOFF)
+                log.error("action %s: a flush round failed (%r); retrying in %.1fs", self.id,
+                          exc, self._error_delay, exc_info=exc)
+                await asyncio.sleep(self._error_delay)
+                self._wake.set()
+
+    def _has_work(self) -> bool:
+        """Whether records can move now (not only records waiting for a topic's lookup)."""
+        if self.buffer.to_persist:
+            return True
+        blocked = self._blocked
+        return any(q and not (key[1] is None and key[0] in blocked)
+                   for key, q in self.buffer.ready.items())
+
+    async def _round(self, last_checks: float) -> float:
+        """One flush round; the time of the last periodic checks."""
+        p = self.params
+        if not self._has_work():
+            if self._inflight == 0 and not self.buffer.queued:
+                self._idle.set()
+            await self._wake.wait()
+        self._wake.clear()
+        await self.buffer.persist()
+        if self._reset:
+            self._reset = False
+            await self.session.renew()
+        if self.session.producer is None:
+            await self.session.connect()
+        if self._retry_delay:
+            await asyncio.sleep(self._retry_delay)
+        if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
+            await asyncio.sleep(p.max_linger_time)
             await self.buffer.persist()
-            if self._reset:
-                self._reset = False
-                await self.session.renew()
-            if self._retry_delay:
-                await asyncio.sleep(self._retry_delay)
-            if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
-                await asyncio.sleep(p.max_linger_time)
-                await self.buffer.persist()
-            now = time.monotonic()
-            if now - last_checks >= 1.0:
-                last_checks = now
-                self._periodic_checks()
-            self.partitioner.new_round()
-            if await self._send():
-                # Some partitions were busy: wait for one of their batches to settle rather
-                # than spin over the held records.
-                self._wake.clear()
-                if self._inflight:
-                    await self._wake.wait()
-                    self._wake.set()
+        now = time.monotonic()
+        if now - last_checks >= 1.0:
+            last_checks = now
+            self._periodic_checks()
+        self.partitioner.new_round()
+        if await self._send():
+            # Some partitions were busy: wait for one of their batches to settle rather
+            # than spin over the held records.
+            self._wake.clear()
+            if self._inflight:
+                await self._wake.wait()
+                self._wake.set()
+        return last_checks
 
     def _periodic_checks(self) -> None:
         expired = self.buffer.expire(self.clock.now() - self.params.max_batch_age)
@@ -272,14 +384,7 @@ class KafkaProducerAction:
         """Send what partitions can take; True when records were held for busy partitions."""
         producer = self.session.producer
         assert producer is not None
-        try:
-            await self._place_ready(producer)
-        except KafkaUnreachable as exc:
-            # Everything stays queued, in order; try again after a pause.
-            self.session.set_connected(False, f"no broker answers: {exc}")
-            self._retry_delay = min(max(0.5, self._retry_delay * 2), 5.0)
-            self._wake.set()
-            return False
+        self._place_ready(producer)
         held = False
         buffer = self.buffer
         for key, queue in list(buffer.ready.items()):
@@ -292,31 +397,36 @@ class KafkaProducerAction:
             await self._batch_and_send(producer, (topic, partition), buffer.take(key))
         return held
 
-    async def _place_ready(self, producer: AIOKafkaProducer) -> None:
-        """Look up the partition count of each queued topic (cached); place or fail records.
+    def _place_ready(self, producer: Any) -> None:
+        """Place the records whose topic's partition count is known; look the others up.
 
-        Unplaced records get their partition; records of a topic that does not exist go to
+        Never waits: unplaced records of a topic not known yet stay in their queue while the
+        topic is looked up in the background; records of a topic that does not exist go to
         ``fallback_topic`` or fail; records for a partition beyond the count (the topic was
         recreated with fewer) are placed again.
-
-        Raises:
-            KafkaUnreachable: no broker answered a metadata request.
         """
-        buffer, count_of, pick = self.buffer, self.partitioner.count, self.partitioner.pick
-        counts: dict[str, int | None] = {}  # one lookup per topic and round
+        buffer, parts = self.buffer, self.partitioner
+        self._blocked.clear()
         for key in [k for k, q in buffer.ready.items() if q]:
             topic, partition = key
-            if topic not in counts:
-                counts[topic] = await count_of(producer, topic)
-            count = counts[topic]
+            count = parts.known_count(topic)
+            if count is not None and parts.is_stale(topic):
+                self.lookups.request(producer, topic)  # meanwhile, the count we know
             if count is not None and partition is not None and partition < count:
                 continue
             target = topic
-            if count is None and self._fallback is not None:
-                target = self._fallback
-                if target not in counts:
-                    counts[target] = await count_of(producer, target)
-                count = counts[target]
+            if count is None:
+                if not parts.is_missing(topic):
+                    self.lookups.request(producer, topic)
+                    self._blocked.add(topic)
+                    continue
+                if self._fallback is not None:
+                    target = self._fallback
+                    count = parts.known_count(target)
+                    if count is None and not parts.is_missing(target):
+                        self.lookups.request(producer, target)
+                        self._blocked.add(topic)
+                        continue
             records = buffer.take(key)
             if count is None:
                 for rec in records:
@@ -325,27 +435,50 @@ class KafkaProducerAction:
                                f"Kafka topic {target!r} does not exist")
                 continue
             for rec in records:
-                buffer.move(rec, target, pick(target, rec.key, count))
+                buffer.move(rec, target, parts.pick(target, rec.key, count))
 
-    async def _batch_and_send(self, producer: AIOKafkaProducer, tp: tuple[str, int],
+    async def _batch_and_send(self, producer: Any, tp: tuple[str, int],
                               recs: list[Record]) -> None:
-        batch = producer.create_batch()
-        members: list[Record] = []
-        for rec in recs:
-            if rec.alone:
-                await self._submit(producer, tp, [rec])
-                continue
-            if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                            headers=rec.headers) is None:
-                await self._submit_built(producer, batch, tp, members)
-                batch, members = producer.create_batch(), []
-                batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                             headers=rec.headers)
-            members.append(rec)
-        if members:
+        """Batch and send ``recs``; on an unexpected error, put back what was not sent."""
+        sent = 0  # recs[:sent] are handed to Kafka (or failed, or put back) already
+        try:
+            batch = producer.create_batch()
+            members: list[Record] = []
+            for i, rec in enumerate(recs):
+                if rec.alone:
+                    await self._submit_built(producer, batch, tp, members)
+                    sent = i
+                    await self._submit(producer, tp, [rec])
+                    sent = i + 1
+                    batch, members = producer.create_batch(), []
+                    continue
+                if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
+                                headers=rec.headers) is None:
+                    await self._submit_built(producer, batch, tp, members)
+                    sent = i
+                    batch, members = producer.create_batch(), []
+                    batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
+                                 headers=rec.headers)
+                members.append(rec)
             await self._submit_built(producer, batch, tp, members)
+        except Exception:
+            self._put_back(recs[sent:])
+            raise
 
-    async def _submit(self, producer: AIOKafkaProducer, tp: tuple[str, int],
+    def _put_back(self, recs: list[Record]) -> None:
+        """Requeue records of a round that failed unexpectedly; fail those that failed too often."""
+        back: list[Record] = []
+        for rec in recs:
+            rec.retries += 1
+            if rec.retries > self.params.max_retries:
+                self.buffer.done(rec)
+                self._fail(rec.delivery, "failed.max_retries",
+                           f"sending the record failed {rec.retries} times")
+            else:
+                back.append(rec)
+        self.buffer.requeue(back)
+
+    async def _submit(self, producer: Any, tp: tuple[str, int],
                       members: list[Record]) -> None:
         batch = producer.create_batch()
         for rec in members:
@@ -353,8 +486,10 @@ class KafkaProducerAction:
                          headers=rec.headers)
         await self._submit_built(producer, batch, tp, members)
 
-    async def _submit_built(self, producer: AIOKafkaProducer, batch: Any, tp: tuple[str, int],
+    async def _submit_built(self, producer: Any, batch: Any, tp: tuple[str, int],
                             members: list[Record]) -> None:
+        if not members:
+            return
         batch.close()
         try:
             fut = await producer.send_batch(batch, tp[0], partition=tp[1])
@@ -368,6 +503,8 @@ class KafkaProducerAction:
 
     def _settled(self, fut: asyncio.Future[Any], tp: tuple[str, int],
                  members: list[Record]) -> None:
+        if self._stopped:
+            return
         self._inflight -= len(members)
         self._inflight_batches[tp] -= 1
         self._oldest.pop(id(fut), None)

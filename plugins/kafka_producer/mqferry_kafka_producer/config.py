@@ -8,6 +8,7 @@ from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_
 
 from mqferry.config import ActionConfigBase, ByteSize, Duration, DurationS, Strict
 from mqferry.templates import Template, check_template
+from mqferry_kafka_producer.topics import topic_problem
 
 
 class MessageTemplate(Strict):
@@ -99,7 +100,19 @@ class KafkaProducerParameters(Strict):
             return v
         if not v.strip():
             raise ValueError("a Kafka topic name is required")
-        return check_template(v)
+        check_template(v)
+        if Template(v).is_literal:
+            problem = topic_problem(v)
+            if problem is not None:
+                raise ValueError(problem)
+        return v
+
+    @field_validator("fallback_topic")
+    @classmethod
+    def _fallback_literal(cls, v: str | None) -> str | None:
+        if v is not None and not Template(v).is_literal:
+            raise ValueError("must be a topic name, without placeholders")
+        return v
 
     @field_validator("kafka_headers")
     @classmethod

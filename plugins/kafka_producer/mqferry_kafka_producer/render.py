@@ -7,7 +7,9 @@ Missing-value rules (documented per field in the README):
 - ``value``: the same rule as ``key``.
 - ``timestamp``: must render to epoch milliseconds; anything else means "now" (as EMQX).
 - ``topic``: every placeholder must have a value; otherwise the record fails with
-  ``failed.render``.
+  ``failed.render``. The rendered name must be a valid Kafka topic name (1-249 characters of
+  ``a-z A-Z 0-9 . _ -``, not ``.`` or ``..``); otherwise ``failed.invalid_topic`` (the action then
+  uses ``fallback_topic`` when set), without asking Kafka.
 - headers: ``kafka_headers`` (one placeholder: a map, a list of ``{key, value}``, or their JSON)
   come first, then ``kafka_ext_headers``; an entry whose key or value is missing is skipped. With
   ``kafka_header_value_encode_mode: none`` only text values are kept (EMQX drops the others);
@@ -25,6 +27,7 @@ import orjson
 from mqferry.errors import DeliveryError, TemplateError
 from mqferry.templates import MISSING, Template, to_json, to_text
 from mqferry_kafka_producer.config import KafkaProducerParameters
+from mqferry_kafka_producer.topics import topic_problem
 
 Header = tuple[str, bytes]
 
@@ -32,10 +35,13 @@ Header = tuple[str, bytes]
 class RecordRenderer:
     """Renders rule outputs with one action's templates (parsed once)."""
 
-    __slots__ = ("_ext", "_headers", "_json_headers", "key", "timestamp", "topic", "value")
+    __slots__ = ("_check_topic", "_ext", "_headers", "_json_headers", "key", "timestamp",
+                 "topic", "value")
 
     def __init__(self, params: KafkaProducerParameters) -> None:
         self.topic = Template(params.topic)
+        # a literal topic name was checked with the configuration
+        self._check_topic = not self.topic.is_literal
         self.key = Template(params.message.key)
         self.value = Template(params.message.value)
         self.timestamp = Template(params.message.timestamp)
@@ -50,12 +56,17 @@ class RecordRenderer:
         """The topic for ``output``.
 
         Raises:
-            DeliveryError: ``failed.render`` when a placeholder has no value.
+            DeliveryError: ``failed.render`` when a placeholder has no value,
+                ``failed.invalid_topic`` when the name is not a valid Kafka topic name.
         """
         try:
-            return self.topic.render_strict(output)
+            topic = self.topic.render_strict(output)
         except TemplateError as exc:
             raise DeliveryError("failed.render", f"topic {self.topic.text!r}: {exc}") from None
+        problem = topic_problem(topic) if self._check_topic else None
+        if problem is not None:
+            raise DeliveryError("failed.invalid_topic", f"topic {self.topic.text!r}: {problem}")
+        return topic
 
     @staticmethod
     def _bytes(template: Template, output: Mapping[str, Any]) -> bytes | None:

@@ -1,0 +1,200 @@
+"""The kafka_producer action on an in-memory Kafka twin: isolation of bad records and topics,
+the flush loop's survival, and a bounded stop."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mqferry.errors import DeliveryError
+from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry.testing import RecordingDelivery
+from mqferry_kafka_producer.action import KafkaProducerAction
+from mqferry_kafka_producer.config import KafkaProducerActionConfig
+from tests.plugins.kafka_twin import KafkaTwin
+
+
+def make(tmp_path, kafka, **params):
+    close_timeout = params.pop("close_timeout", 5.0)
+    params.setdefault("topic", "${t}")
+    params.setdefault("message", {"key": "", "value": "${v}"})
+    cfg = KafkaProducerActionConfig(connector="k", parameters=params)
+    conn = KafkaConnector(kind="kafka_producer", name="k",
+                          config=KafkaConnectorConfig(bootstrap_hosts="h:9092"))
+    return KafkaProducerAction(name="a", config=cfg, connector=conn, data_dir=tmp_path,
+                               producer_factory=kafka, close_timeout=close_timeout)
+
+
+async def send(action, topic, value):
+    d = RecordingDelivery()
+    action.submit({"t": topic, "v": value}, d)
+    return d
+
+
+async def settled(*deliveries, timeout=5.0):
+    await asyncio.wait_for(asyncio.gather(*(d.done.wait() for d in deliveries)), timeout)
+    return [d.outcome for d in deliveries]
+
+
+@pytest.fixture
+async def running(tmp_path):
+    actions = []
+
+    async def start(kafka, **params):
+        action = make(tmp_path, kafka, **params)
+        await action.start()
+        actions.append(action)
+        return action
+
+    yield start
+    for action in actions:
+        await action.stop(timeout=1.0)
+
+
+@pytest.mark.parametrize("name", ["bad topic", "a/b", "x" * 250, ".", "..", "é"])
+async def test_an_invalid_topic_name_fails_alone_without_asking_kafka(running, name):
+    kafka = KafkaTwin(topics={"good": 1})
+    action = await running(kafka)
+    bad = await send(action, name, "x")
+    good = await send(action, "good", "ok")
+    assert await settled(bad, good) == ["failed:failed.invalid_topic", "secured"]
+    assert kafka.values("good") == [b"ok"]
+    assert kafka.metadata_requests == 1  # for "good" only
+    assert action.metrics.get("failed.invalid_topic") == 1
+    with pytest.raises(DeliveryError, match=r"invalid_topic"):
+        action.preview({"t": name, "v": "x"})
+
+
+async def test_an_invalid_topic_name_goes_to_the_fallback_topic(running):
+    kafka = KafkaTwin(topics={"good": 1, "unrouted": 1})
+    action = await running(kafka, fallback_topic="unrouted")
+    d = await send(action, "no way!", "x")
+    assert await settled(d) == ["secured"]
+    assert kafka.values("unrouted") == [b"x"]
+    assert action.metrics.get("fallback.invalid_topic") == 1
+    assert action.preview({"t": "no way!", "v": "x"})["topic"] == "unrouted"
+
+
+async def test_records_of_known_topics_do_not_wait_for_a_lookup(running):
+    kafka = KafkaTwin(topics={"good": 1, "late": 1})
+    action = await running(kafka)
+    assert await settled(await send(action, "good", "warm-up")) == ["secured"]
+    kafka.metadata_delay = 3.0  # the next lookup hangs for 3 s
+    slow = await send(action, "late", "1")
+    started = time.monotonic()
+    fast = [await send(action, "good", str(i)) for i in range(5)]
+    assert await settled(*fast, timeout=1.0) == ["secured"] * 5
+    assert time.monotonic() - started < 0.5
+    assert slow.outcome is None  # still being looked up
+    assert await settled(slow) == ["secured"]
+    assert kafka.values("late") == [b"1"]
+
+
+async def test_a_missing_topic_fails_its_records_alone_with_one_lookup(running):
+    kafka = KafkaTwin(topics={"good": 1})
+    action = await running(kafka)
+    assert await settled(await send(action, "good", "warm-up")) == ["secured"]
+    kafka.metadata_delay = 0.3
+    missing = [await send(action, "nope", str(i)) for i in range(3)]
+    good = [await send(action, "good", str(i)) for i in range(3)]
+    assert await settled(*good, timeout=0.25) == ["secured"] * 3
+    assert await settled(*missing) == ["failed:failed.unknown_topic"] * 3
+    assert kafka.metadata_requests == 2  # "good", then "nope" once for its three records
+    again = await send(action, "nope", "later")  # within the negative cache: no lookup
+    assert await settled(again) == ["failed:failed.unknown_topic"]
+    assert kafka.metadata_requests == 2
+
+
+async def test_a_missing_topic_goes_to_the_fallback_topic(running):
+    kafka = KafkaTwin(topics={"unrouted": 2})
+    action = await running(kafka, fallback_topic="unrouted")
+    d = await send(action, "nope", "x")
+    assert await settled(d) == ["secured"]
+    assert kafka.values("unrouted") == [b"x"]
+
+
+async def test_while_no_broker_answers_records_stay_queued_in_order(running):
+    kafka = KafkaTwin(topics={"t": 1}, unreachable=True)
+    action = await running(kafka)
+    ds = [await send(action, "t", str(i)) for i in range(5)]
+    await asyncio.sleep(0.8)
+    assert all(d.outcome is None for d in ds)
+    assert (await action.health()).status.value == "connecting"
+    kafka.unreachable = False
+    assert await settled(*ds, timeout=10) == ["secured"] * 5
+    assert kafka.values("t") == [str(i).encode() for i in range(5)]
+
+
+def deep(n):
+    v: list = []
+    for _ in range(n):
+        v = [v]
+    return v
+
+
+async def test_any_render_error_fails_the_output_alone(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, topic="t", message={"key": "", "value": "${.}"})
+    bad = [RecordingDelivery(), RecordingDelivery()]
+    action.submit({"d": deep(300)}, bad[0])  # orjson: TypeError on this depth
+    action.submit({"n": 2**70}, bad[1])  # orjson: TypeError, beyond 64 bits
+    good = await send(action, "t", "ok")
+    assert await settled(*bad, good) == ["failed:failed.render"] * 2 + ["secured"]
+    assert action.metrics.get("failed.render") == 2
+    with pytest.raises(DeliveryError, match=r"failed\.render"):
+        action.preview({"d": deep(300)})
+
+
+async def test_a_record_larger_than_a_request_fails_before_batching(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, max_batch_bytes="100KB")
+    big = await send(action, "t", "x" * (2 * 1024 * 1024))
+    small = await send(action, "t", "ok")
+    assert await settled(big, small) == ["failed:failed.too_large", "secured"]
+    assert kafka.values("t") == [b"ok"]
+
+
+async def test_the_flush_loop_survives_an_unexpected_error(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka)
+    assert await settled(await send(action, "t", "0")) == ["secured"]
+    kafka.raise_on_send = [RuntimeError("boom"), RuntimeError("boom again")]
+    ds = [await send(action, "t", str(i)) for i in range(1, 4)]
+    assert await settled(*ds) == ["secured"] * 3
+    assert kafka.values("t") == [b"0", b"1", b"2", b"3"]  # put back in order, none lost
+    assert action.metrics.get("flush_errors") == 2
+    assert (await action.health()).status.value == "connected"
+
+
+async def test_a_record_that_always_breaks_the_round_fails_after_max_retries(running):
+    kafka = KafkaTwin(topics={"t": 1}, poison_values=[b"poison"])
+    action = await running(kafka, max_retries=2)
+    poison = await send(action, "t", "poison")
+    assert await settled(poison) == ["failed:failed.max_retries"]
+    after = await send(action, "t", "after")
+    assert await settled(after) == ["secured"]
+    assert kafka.values("t") == [b"after"]
+
+
+async def test_stop_is_bounded_when_kafka_hangs(tmp_path):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = make(tmp_path, kafka, close_timeout=0.5)
+    await action.start()
+    assert await settled(await send(action, "t", "0")) == ["secured"]
+    kafka.hold = kafka.hang_stop = True
+    held = [await send(action, "t", str(i)) for i in range(3)]
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    await action.stop(timeout=0.5)
+    assert time.monotonic() - started < 1.5
+    # not acknowledged: the broker redelivers them; reported as left by the gauges
+    assert all(d.outcome is None for d in held)
+    assert action.metrics.snapshot()["inflight"] == 3
+    # Kafka answering late settles nothing any more
+    producer = kafka.producers[0]
+    for fut, _ in producer.pending:
+        fut.set_result(None)
+    await asyncio.sleep(0.05)
+    assert all(d.outcome is None for d in held)
