@@ -16,6 +16,7 @@ from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.ackwait import AckWaits, RuleDelivery
 from mqferry.runtime.events import message_event
+from mqferry.tasks import Supervisor
 from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class App:
         self._topic_index: TopicIndex[RuntimeRule] = TopicIndex()
         self._event_rules: dict[str, list[RuntimeRule]] = {}
         self._accepting = False
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = Supervisor("mqferry[metrics].tick", self._tick_metrics)
         self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
         self._build()
 
@@ -250,7 +251,7 @@ class App:
         for sid, source in self.sources.items():
             log.info("starting source %s", sid)
             await source.start()
-        self._ticker = asyncio.create_task(self._tick_metrics(), name="mqferry[metrics].tick")
+        self._ticker.start()
 
     def all_metrics(self) -> list[Metrics]:
         """The metrics of every rule, action and source."""
@@ -268,9 +269,7 @@ class App:
     async def stop(self) -> None:
         """Stop taking input, flush what is in flight, commit, disconnect."""
         self._accepting = False
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
+        await self._ticker.stop()
         for source in self.sources.values():
             await source.stop()
         for action in self.actions.values():
