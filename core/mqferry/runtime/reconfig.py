@@ -233,7 +233,7 @@ async def _bounded(what: str, cid: str, call: Callable[[], Any], bound: float,
     if not done:
         task.cancel()
         task.add_done_callback(_late_outcome)
-        reason = f"{what} did not finish within {bound:.0f}s"
+        reason = f"{what} did not finish within {bound:g}s"
     elif task.cancelled():
         reason = f"{what} was cancelled"
     elif (exc := task.exception()) is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 #: Seconds between two log lines of the same reason.
@@ -21,13 +22,16 @@ class FailureLog:
     Args:
         logger: where the lines go.
         interval: seconds between two lines of the same reason.
+        clock: the monotonic clock, in seconds.
     """
 
-    def __init__(self, logger: logging.Logger, interval: float = INTERVAL) -> None:
+    def __init__(self, logger: logging.Logger, interval: float = INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._log = logger
         self._interval = interval
         # reason -> (when it was last logged, lines left out since)
         self._seen: dict[str, tuple[float, int]] = {}
+        self._now = clock
 
     def log(self, level: int, reason: str, msg: str, *args: Any) -> bool:
         """Log ``msg % args`` unless a line of ``reason`` was logged within the interval.
@@ -35,7 +39,7 @@ class FailureLog:
         Returns:
             whether the line was logged.
         """
-        now = time.monotonic()
+        now = self._now()
         last, skipped = self._seen.get(reason, (None, 0))
         if last is not None and now - last < self._interval:
             self._seen[reason] = (last, skipped + 1)
