@@ -176,3 +176,12 @@ async def test_a_start_that_raises_is_reported_and_the_component_stays_visible(r
     # and a later change replaces it
     plan = await ctrl.change(relabel("sources", "src", "fixed"))
     assert plan.failed == {} and app.sources["faulty:src"].state == "running"
+
+
+async def test_stopping_the_app_goes_on_past_a_stop_that_raises(running, caplog):
+    app, _ = await running("raise")
+    action = app.actions["faulty:act"]
+    await app.stop()
+    assert app.sources["faulty:src"].state == "stopping"  # it raised half-way
+    assert action.state == "stopped"  # and the action was stopped all the same
+    assert "faulty:src: stop failed" in caplog.text

@@ -270,15 +270,14 @@ class App:
         """Stop taking input, flush what is in flight, commit, disconnect."""
         self._accepting = False
         await self._ticker.stop()
-        for source in self.sources.values():
-            await source.stop()
-        for action in self.actions.values():
-            await action.stop()
+        # A component whose stop fails must not keep the others from flushing and closing.
+        for cid, comp in (*self.sources.items(), *self.actions.items()):
+            await _stop_logged(cid, comp)
         if self._waits is not None:
             await self._waits.stop()
         await self.mqtt.stop()
-        for conn in self.connectors.values():
-            await conn.stop()
+        for cid, conn in self.connectors.items():
+            await _stop_logged(cid, conn)
 
     async def status(self) -> dict[str, HealthStatus]:
         """The health of the MQTT session and every component, by id."""
@@ -291,6 +290,13 @@ class App:
     def metrics(self) -> dict[str, dict[str, float]]:
         """A snapshot of every rule, action and source counter, by component id."""
         return {m.component_id: m.snapshot() for m in self.all_metrics()}
+
+
+async def _stop_logged(cid: str, component: Source | Action | Connector) -> None:
+    try:
+        await component.stop()
+    except Exception:
+        log.exception("%s: stop failed; stopping the rest", cid)
 
 
 def _event_aliases(topic: str) -> tuple[str, ...]:
