@@ -17,7 +17,7 @@ from mqferry.errors import (
 from mqferry.hookspecs import hookimpl
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
-from mqferry.tasks import cancel_task
+from mqferry.tasks import Supervisor, cancel_task
 from mqferry.types import (
     Action,
     Connector,
@@ -50,6 +50,7 @@ __all__ = [
     "Source",
     "SourceType",
     "Status",
+    "Supervisor",
     "TemplateError",
     "__version__",
     "cancel_task",

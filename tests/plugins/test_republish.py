@@ -143,3 +143,31 @@ def test_republish_names_a_missing_mqtt_connector():
         validate_config(data, plugins.registries(), plugins.function_table())
     assert dict(info.value.problems)["actions.republish.r.connector"] == (
         "no mqtt connector named 'nope'")
+
+
+def _deep(n):
+    out: list = []
+    for _ in range(n):
+        out = [out]
+    return out
+
+
+async def test_an_output_that_cannot_render_fails_alone():
+    mqtt = InMemoryMqtt()
+    a = action(mqtt, topic="t/${n}", payload="${deep}")
+    bad, good = RecordingDelivery(), RecordingDelivery()
+    a.submit({"n": 1, "deep": _deep(300)}, bad)
+    a.submit({"n": 2, "deep": [1]}, good)
+    assert await settle(bad) == "failed:failed.render"
+    assert await settle(good) == "secured"
+    assert [p.topic for p in mqtt.published] == ["t/2"]
+    assert (a.metrics.get("failed"), a.metrics.get("failed.render")) == (1, 1)
+
+
+async def test_a_publish_that_raises_anything_settles_its_delivery():
+    mqtt = InMemoryMqtt(fail_next=[KeyError("client bug")])
+    a = action(mqtt, topic="t", payload="x", qos=1)
+    d = RecordingDelivery()
+    a.submit({}, d)
+    assert await settle(d) == "failed:failed.publish"
+    assert a.metrics.get("failed") == 1

@@ -8,7 +8,7 @@ from typing import Any
 
 from mqferry.kafka.config import KafkaConnectorConfig, client_options
 from mqferry.kafka.probe import probe
-from mqferry.tasks import cancel_task
+from mqferry.tasks import Supervisor, describe
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ class KafkaConnector:
         self.name = name
         self.config = config
         self._status = HealthStatus(Status.STOPPED)
-        self._task: asyncio.Task[None] | None = None
+        self._task = Supervisor(f"mqferry[{self.id}].health", self._check_loop,
+                                on_failure=self._check_failed)
 
     @property
     def id(self) -> str:
@@ -39,19 +40,21 @@ class KafkaConnector:
 
     async def start(self) -> None:
         """Start the health check loop."""
-        if self._task is None:
+        if not self._task.running:
             self._status = HealthStatus(Status.CONNECTING)
-            self._task = asyncio.create_task(self._check_loop(), name=f"mqferry[{self.id}].health")
+            self._task.start()
 
     async def stop(self) -> None:
         """Stop checking. Idempotent."""
-        task, self._task = self._task, None
-        await cancel_task(task)
+        await self._task.stop()
         self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:
         """The result of the last check."""
         return self._status
+
+    def _check_failed(self, exc: BaseException, delay: float) -> None:
+        self._status = HealthStatus(Status.DISCONNECTED, f"health check failed: {describe(exc)}")
 
     async def _check_loop(self) -> None:
         while True:

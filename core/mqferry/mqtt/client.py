@@ -35,7 +35,7 @@ from mqferry.mqtt.paho_io import (
     queue_packet,
     read_packets,
 )
-from mqferry.tasks import cancel_task
+from mqferry.tasks import Supervisor, describe
 from mqferry.types import HealthStatus, Status
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,8 @@ class MqttConnector:
         self._handler = handler
         self._filters: set[str] = set()
         self._client: _Client | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = Supervisor(f"mqferry[mqtt:{config.clientid}]", self._run,
+                                on_failure=self._run_failed)
         self._connected = asyncio.Event()
         self._stopping = False
         self.acks = AckWindow(self._send_acks)
@@ -170,22 +171,27 @@ class MqttConnector:
 
     async def start(self) -> None:
         """Start connecting in the background; never raises because the broker is down."""
-        if self._task is None:
+        if not self._task.running:
             self._stopping = False
             self._status = HealthStatus(Status.CONNECTING)
-            self._task = asyncio.create_task(
-                self._run(), name=f"mqferry[mqtt:{self.config.clientid}]")
+            self._task.start()
 
     async def stop(self) -> None:
         """Disconnect (unacknowledged messages stay with the broker). Idempotent."""
         self._stopping = True
-        task, self._task = self._task, None
-        await cancel_task(task)
+        await self._task.stop()
         self._connected.clear()
         self._status = HealthStatus(Status.STOPPED)
 
+    def _run_failed(self, exc: BaseException, delay: float) -> None:
+        self._connected.clear()
+        self._status = HealthStatus(
+            Status.DISCONNECTED,
+            f"connection task failed: {describe(exc)}; restarting in {delay:.1f}s")
+
     async def health(self) -> HealthStatus:
-        """``connected``, or ``connecting`` with the last error."""
+        """``connected``, or ``connecting`` with the last error (``disconnected`` while the
+        connection task restarts after a failure)."""
         return self._status
 
     async def wait_connected(self, timeout: float | None = None) -> None:

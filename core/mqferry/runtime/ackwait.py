@@ -20,7 +20,7 @@ from collections import deque
 
 from mqferry.metrics import Metrics
 from mqferry.mqtt.acks import Ticket
-from mqferry.tasks import cancel_task
+from mqferry.tasks import Supervisor
 
 
 class RuleDelivery:
@@ -67,7 +67,8 @@ class AckWaits:
         # one queue per wait length, so each queue is in deadline order
         self._queues: dict[float, deque[RuleDelivery]] = {}
         self._added = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # restarted if it ever dies: at-most-once acks must never wait beyond their deadline
+        self._task = Supervisor("mqferry[acks].wait", self._run)
 
     def delivery(self, ticket: Ticket, metrics: Metrics, wait: float | None) -> RuleDelivery:
         """The delivery for one output of an action whose ``ack_wait`` is ``wait``."""
@@ -95,13 +96,11 @@ class AckWaits:
 
     def start(self) -> None:
         """Start the task that releases waits at their deadlines."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mqferry[acks].wait")
+        self._task.start()
 
     async def stop(self) -> None:
         """Stop the task (waits still pending stay held until their outputs settle)."""
-        task, self._task = self._task, None
-        await cancel_task(task)
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

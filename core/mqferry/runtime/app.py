@@ -16,6 +16,7 @@ from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, Outcome, RuleError, TopicIndex
 from mqferry.runtime.ackwait import AckWaits, RuleDelivery
 from mqferry.runtime.events import message_event
+from mqferry.tasks import Supervisor
 from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ class App:
         self._topic_index: TopicIndex[RuntimeRule] = TopicIndex()
         self._event_rules: dict[str, list[RuntimeRule]] = {}
         self._accepting = False
-        self._ticker: asyncio.Task[None] | None = None
+        self._ticker = Supervisor("mqferry[metrics].tick", self._tick_metrics)
         self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
         self._build()
 
@@ -250,7 +251,7 @@ class App:
         for sid, source in self.sources.items():
             log.info("starting source %s", sid)
             await source.start()
-        self._ticker = asyncio.create_task(self._tick_metrics(), name="mqferry[metrics].tick")
+        self._ticker.start()
 
     def all_metrics(self) -> list[Metrics]:
         """The metrics of every rule, action and source."""
@@ -268,18 +269,15 @@ class App:
     async def stop(self) -> None:
         """Stop taking input, flush what is in flight, commit, disconnect."""
         self._accepting = False
-        if self._ticker is not None:
-            self._ticker.cancel()
-            self._ticker = None
-        for source in self.sources.values():
-            await source.stop()
-        for action in self.actions.values():
-            await action.stop()
+        await self._ticker.stop()
+        # A component whose stop fails must not keep the others from flushing and closing.
+        for cid, comp in (*self.sources.items(), *self.actions.items()):
+            await _stop_logged(cid, comp)
         if self._waits is not None:
             await self._waits.stop()
         await self.mqtt.stop()
-        for conn in self.connectors.values():
-            await conn.stop()
+        for cid, conn in self.connectors.items():
+            await _stop_logged(cid, conn)
 
     async def status(self) -> dict[str, HealthStatus]:
         """The health of the MQTT session and every component, by id."""
@@ -292,6 +290,13 @@ class App:
     def metrics(self) -> dict[str, dict[str, float]]:
         """A snapshot of every rule, action and source counter, by component id."""
         return {m.component_id: m.snapshot() for m in self.all_metrics()}
+
+
+async def _stop_logged(cid: str, component: Source | Action | Connector) -> None:
+    try:
+        await component.stop()
+    except Exception:
+        log.exception("%s: stop failed; stopping the rest", cid)
 
 
 def _event_aliases(topic: str) -> tuple[str, ...]:

@@ -16,6 +16,13 @@ The new configuration is validated before this module sees it. :func:`apply_conf
 The MQTT connection is never restarted: its client id and session stay the same. Changes to
 ``mqtt``, ``api``, ``node`` or ``data_dir`` are reported as needing a restart.
 
+A component whose ``stop()`` raises or overruns its bound (its ``stop_timeout`` attribute, the
+time its own flush may take, plus :data:`STOP_MARGIN`; :data:`STOP_TIMEOUT` when it has none) is
+logged and reported in :attr:`Plan.failed`, and the change goes on: the new component is
+started all the same, so a faulty component never blocks reconfiguration or leaves the app
+without its replacement. A ``start()`` that raises or hangs is reported the same way; the
+component stays in the app, so its status shows it and a later change can replace it.
+
 :class:`Controller` owns the configuration of a running instance: reload from the file (SIGHUP,
 ``mqferry config reload``) and changes from the REST API, which it validates, applies and writes
 back to the file atomically.
@@ -37,6 +44,7 @@ from mqferry.config.persist import file_digest, write_config
 from mqferry.errors import MqferryError
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.runtime.app import RuntimeRule
+from mqferry.tasks import describe
 
 if TYPE_CHECKING:
     from mqferry.plugins import PluginSet
@@ -48,6 +56,14 @@ log = logging.getLogger(__name__)
 __all__ = ["ConfigConflictError", "Controller", "Plan", "apply_config", "plan_changes"]
 
 _RESTART_SECTIONS = ("mqtt", "api", "node", "data_dir")
+
+#: How long a component's stop() may take when it does not say (``stop_timeout``):
+#: the actions' default flush timeout (30 s) plus :data:`STOP_MARGIN`.
+STOP_TIMEOUT = 40.0
+#: Added to a component's own ``stop_timeout``: closing its clients after the flush.
+STOP_MARGIN = 10.0
+#: How long a component's start() may take (it must not wait for remote systems).
+START_TIMEOUT = 30.0
 
 
 class ConfigConflictError(MqferryError):
@@ -71,6 +87,9 @@ class Plan:
     #: The MQTT connection was re-established (same client id and session) because a replaced
     #: action stopped with messages it could not deliver.
     mqtt_reconnected: bool = False
+    #: Components whose stop() or start() raised or overran its bound, with the reason; the
+    #: change was applied all the same.
+    failed: dict[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -84,7 +103,7 @@ class Plan:
         return {"start": self.start, "stop": self.stop, "rules_changed": self.rules_changed,
                 "subscribed": added, "unsubscribed": removed,
                 "restart_needed": self.restart_needed,
-                "mqtt_reconnected": self.mqtt_reconnected}
+                "mqtt_reconnected": self.mqtt_reconnected, "failed": self.failed}
 
 
 def _changed(old: ComponentSpec | None, new: ComponentSpec | None) -> bool:
@@ -149,31 +168,25 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     fresh_conns, fresh = _build(app, plan, new)
     running = app.running
     # 2. Sources that change stop first, so two consumers never share a group member's work.
-    old_sources: list[Source] = [app.sources.pop(cid) for cid in plan.stop["sources"]]
-    for source in old_sources:
-        await source.stop()
+    old_sources: dict[str, Source] = {cid: app.sources.pop(cid) for cid in plan.stop["sources"]}
+    await _stop_all("source", old_sources, plan)
     # 3. New connectors and actions start before anything routes to them.
     if running:
-        for cid, conn in fresh_conns.items():
-            log.info("starting connector %s", cid)
-            await conn.start()
-        for cid, action in fresh["actions"].items():
-            log.info("starting action %s", cid)
-            await action.start()
+        await _start_all("connector", fresh_conns, plan)
+        await _start_all("action", fresh["actions"], plan)
     # 4. Swap components, rules and routing without yielding to the event loop.
-    old_actions: list[Action] = [app.actions.pop(cid) for cid in plan.stop["actions"]]
-    old_conns: list[Connector] = [app.connectors.pop(cid) for cid in plan.stop["connectors"]]
+    old_actions: dict[str, Action] = {cid: app.actions.pop(cid) for cid in plan.stop["actions"]}
+    old_conns: dict[str, Connector] = {cid: app.connectors.pop(cid)
+                                       for cid in plan.stop["connectors"]}
     app.connectors.update(fresh_conns)
     app.context.connectors = app.connectors
     app.actions.update(fresh["actions"])
     app.set_rules(_rules(app, new))
     app.config = new
     # 5. Replaced actions flush what they hold; then their connectors go.
-    for action in old_actions:
-        await action.stop()
-    for conn in old_conns:
-        await conn.stop()
-    stranded = sum(_unsettled(a) for a in old_actions)
+    await _stop_all("action", old_actions, plan)
+    await _stop_all("connector", old_conns, plan)
+    stranded = sum(_unsettled(a) for a in old_actions.values())
     if stranded and running:
         # A replaced action gave up flushing (its target is down): the MQTT acknowledgements it
         # held would block every later one. Reconnect, with the same client id and persistent
@@ -189,13 +202,66 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     # 7. Sources last: their events find the new rules and actions ready.
     app.sources.update(fresh["sources"])
     if running:
-        for cid, source in fresh["sources"].items():
-            log.info("starting source %s", cid)
-            await source.start()
+        await _start_all("source", fresh["sources"], plan)
     for section in plan.restart_needed:
         log.warning("the %s section changed: it takes effect after a restart", section)
     log.info("configuration applied: %s", plan.to_json())
     return plan
+
+
+def _bound(component: Any) -> float:
+    own = getattr(component, "stop_timeout", None)
+    if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+        return float(own) + STOP_MARGIN
+    return STOP_TIMEOUT
+
+
+async def _bounded(what: str, cid: str, call: Callable[[], Any], bound: float,
+                   plan: Plan) -> None:
+    """Run ``call()`` (a component's start or stop) for at most ``bound`` seconds.
+
+    A failure or an overrun is logged and recorded in ``plan.failed``; it never propagates. An
+    overrunning call is cancelled and left to finish on its own: one that ignores cancellation
+    must not hold the config lock either.
+    """
+    task = asyncio.ensure_future(call())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=bound)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_late_outcome)
+        reason = f"{what} did not finish within {bound:g}s"
+    elif task.cancelled():
+        reason = f"{what} was cancelled"
+    elif (exc := task.exception()) is not None:
+        log.error("%s: %s failed", cid, what, exc_info=exc)
+        reason = f"{what} failed: {describe(exc)}"
+    else:
+        return
+    log.error("%s: %s; the configuration is applied all the same", cid, reason)
+    plan.failed[cid] = reason
+
+
+def _late_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("a start or stop that overran its bound ended with: %s", describe(exc))
+
+
+async def _stop_all(kind: str, components: dict[str, Any], plan: Plan) -> None:
+    for cid in components:
+        log.info("stopping %s %s", kind, cid)
+    # Concurrently: the lock is held for the slowest stop, not for their sum.
+    await asyncio.gather(*(_bounded("stop", cid, comp.stop, _bound(comp), plan)
+                           for cid, comp in components.items()))
+
+
+async def _start_all(kind: str, components: dict[str, Any], plan: Plan) -> None:
+    for cid, comp in components.items():
+        log.info("starting %s %s", kind, cid)
+        await _bounded("start", cid, comp.start, START_TIMEOUT, plan)
 
 
 def _build(app: App, plan: Plan, new: AppConfig

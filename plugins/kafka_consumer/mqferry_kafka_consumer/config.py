@@ -93,8 +93,8 @@ class KafkaConsumerParameters(Strict):
     #: Records handed to MQTT and rules and not yet committed (unsettled, or settled since the
     #: last commit); at this many, consumption pauses. A crash redelivers at most this many.
     max_inflight: int = Field(default=10_000, ge=1)
-    #: A Kafka topic (same cluster) for records that cannot be rendered, with the reason in the
-    #: ``mqferry-error`` header.
+    #: A Kafka topic (same cluster) for records that cannot be processed (decoded, rendered,
+    #: published or run through the rules), with the reason in the ``mqferry-error`` header.
     dead_letter_topic: str | None = None
 
     @field_validator("topic", "dead_letter_topic")

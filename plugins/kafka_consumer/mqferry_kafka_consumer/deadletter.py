@@ -1,4 +1,4 @@
-"""The dead-letter topic: records that cannot be rendered, kept in Kafka with the reason.
+"""The dead-letter topic: records that cannot be processed, kept in Kafka with the reason.
 
 The dead-letter record has the original key, value and headers, plus these headers:
 ``mqferry-error`` (the reason), ``mqferry-source`` (the source id) and ``mqferry-topic`` /
@@ -24,7 +24,7 @@ ATTEMPTS = 5
 
 
 class DeadLetter:
-    """Sends unrenderable records to a Kafka topic of the source's cluster.
+    """Sends records that cannot be processed to a Kafka topic of the source's cluster.
 
     Args:
         connector: the source's connector (its connection settings are reused).

@@ -18,6 +18,13 @@ At-least-once, nothing lost on restart:
 - When the MQTT session drops, every partition is consumed again from its first unsettled record
   once the session is back: order per partition is kept, and duplicates are limited to what was
   in flight.
+- A record that cannot be processed (decoding, rendering, publishing or the rules raise) fails
+  alone: it is counted under its reason (``failed.render``, ``failed.publish``,
+  ``failed.rules``), logged (rate-limited), sent to ``dead_letter_topic`` when one is set, and
+  settled, so the partition's offset moves past it.
+- The consume loop runs under a :class:`~mqferry.Supervisor`: if it dies all the same, the source
+  reports ``disconnected`` with the reason, closes its consumer and starts again with back-off
+  from the committed offsets.
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from mqferry import HealthStatus, RuntimeContext, Status, cancel_task
+from mqferry import HealthStatus, RuntimeContext, Status, Supervisor
 from mqferry.errors import DeliveryError
 from mqferry.kafka import KafkaConnector, start_with_backoff
 from mqferry.metrics import source_metrics
+from mqferry.tasks import describe
 from mqferry.templates import Template
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig, check_mqtt_topic
 from mqferry_kafka_consumer.deadletter import DeadLetter
+from mqferry_kafka_consumer.failures import FailureLog
 from mqferry_kafka_consumer.message import RecordDecodeError, record_message
 from mqferry_kafka_consumer.offsets import OffsetTracker, Slot, Window
 
@@ -53,6 +62,11 @@ Record: TypeAlias = "ConsumerRecord[Any, Any]"
 
 #: How long stop() and a rebalance wait for records in flight before committing what settled.
 DRAIN_TIMEOUT = 5.0
+
+#: The counter of a record that failed at each step of its processing.
+_STEP_REASONS = {"decode": "failed.render", "mqtt_topic": "failed.render",
+                 "payload_template": "failed.render", "publish": "failed.publish",
+                 "rules": "failed.rules"}
 
 
 class _Mapping:
@@ -108,7 +122,10 @@ class KafkaConsumerSource:
         self.dead_letter = (DeadLetter(connector=connector, topic=p.dead_letter_topic,
                                        source_id=self.id) if p.dead_letter_topic else None)
         self.consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._consume = Supervisor(f"mqferry[{self.id}].consume", self._run,
+                                   on_failure=self._consume_failed)
+        self._failure: str | None = None
+        self._failures = FailureLog(log)
         self._last_commit = time.monotonic()
         self._commit_every = max(1, p.max_inflight // 2)
         self._status = HealthStatus(Status.STOPPED)
@@ -128,10 +145,11 @@ class KafkaConsumerSource:
 
     async def start(self) -> None:
         """Start consuming in the background, once the MQTT session is up."""
-        if self._task is None:
+        if not self._consume.running:
             self._stopping = False
+            self._failure = None
             self._status = HealthStatus(Status.CONNECTING, "waiting for the MQTT session")
-            self._task = asyncio.create_task(self._run(), name=f"mqferry[{self.id}].consume")
+            self._consume.start()
 
     async def stop(self) -> None:
         """Stop fetching, wait briefly for records in flight, commit, leave the group.
@@ -139,8 +157,7 @@ class KafkaConsumerSource:
         Idempotent.
         """
         self._stopping = True
-        task, self._task = self._task, None
-        await cancel_task(task)
+        await self._consume.stop()
         if self.consumer is not None:
             await self._drain(DRAIN_TIMEOUT)
             try:
@@ -157,7 +174,11 @@ class KafkaConsumerSource:
         self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:
-        """``connected`` while consuming; else ``connecting`` with the reason."""
+        """The source's status and, unless it is ``connected`` (consuming), why.
+
+        ``connecting`` while it waits for MQTT or Kafka (or restarts after a failure);
+        ``disconnected`` while its consume loop is dead and waits to be restarted.
+        """
         return self._status
 
     # -- offsets -----------------------------------------------------------------------------
@@ -274,10 +295,48 @@ class KafkaConsumerSource:
                                         hosts=self.connector.config.bootstrap_hosts,
                                         on_waiting=waiting)
 
+    def _consume_failed(self, exc: BaseException, delay: float) -> None:
+        self.metrics.inc("consume.restarted")
+        self._failure = f"consume task failed: {describe(exc)}"
+        self._status = HealthStatus(Status.DISCONNECTED,
+                                    f"{self._failure}; restarting in {delay:.1f}s")
+
+    async def _close_failed_consumer(self) -> None:
+        """After a failed run: commit what settled, leave the group, forget what was in flight.
+
+        The new consumer starts from the committed offsets, so nothing unsettled is skipped.
+        """
+        consumer, self.consumer = self.consumer, None
+        if consumer is None:
+            return
+        try:
+            async with asyncio.timeout(FINAL_COMMIT_TIMEOUT):
+                offsets = self.tracker.committable()
+                assigned = consumer.assignment()
+                offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
+                if offsets:
+                    await consumer.commit({tp: OffsetAndMetadata(off, "")
+                                           for tp, off in offsets.items()})
+        except Exception as exc:  # consumed again from the last commit: duplicates, no loss
+            log.warning("source %s: commit after the failure failed: %s", self.id, describe(exc))
+        lost = self.tracker.inflight
+        self.tracker.discard(list(self.tracker.windows))
+        if lost:
+            self.metrics.inc("redelivered", lost)
+        try:
+            await asyncio.wait_for(consumer.stop(), FINAL_COMMIT_TIMEOUT)
+        except Exception as exc:
+            log.warning("source %s: closing the failed consumer: %s", self.id, describe(exc))
+
     async def _run(self) -> None:
+        await self._close_failed_consumer()
+        if self._failure is not None:
+            self._status = HealthStatus(Status.CONNECTING,
+                                        f"restarting after: {self._failure}")
         await self.context.mqtt.wait_connected()
         consumer = await self._connect()
         self._status = HealthStatus(Status.CONNECTED)
+        self._failure = None
         what = ", ".join(self.params.kafka_topics())
         if self.params.topic_pattern:
             what = " and ".join(x for x in (what, f"topics matching {self.params.topic_pattern!r}")
@@ -368,54 +427,63 @@ class KafkaConsumerSource:
         tracker.opened()
 
     def _handle(self, window: Window, record: Record) -> bool:
-        """Hand one record to MQTT and rules; ``False`` when the MQTT session is gone."""
+        """Hand one record to MQTT and rules; ``False`` when the MQTT session is gone.
+
+        Whatever fails on the way fails this record alone: it is rejected (counted, logged,
+        dead-lettered) and its slot sealed, so the partition moves on.
+        """
         slot = window.open(record.offset)
         self.metrics.inc("received")
+        step = "decode"
         try:
             msg = record_message(record, self.params.key_encoding_mode,
                                  self.params.value_encoding_mode)
+            mapping = self.mappings.get(record.topic)
+            if mapping is not None:
+                step = "mqtt_topic"
+                topic = mapping.static_topic
+                if topic is None:
+                    topic = mapping.topic.render(msg)
+                    why = check_mqtt_topic(topic)
+                    if why is not None:
+                        self._reject(slot, record, "failed.render", f"mqtt_topic: {why}")
+                        topic = None
+                if topic is not None:
+                    step = "payload_template"
+                    payload = mapping.payload.render_bytes(msg)
+                    step = "publish"
+                    try:
+                        future = self.context.mqtt.publish_nowait(topic, payload, qos=mapping.qos)
+                    except aiomqtt.MqttError:
+                        self._rewind = True
+                        return False  # left open: rewound and consumed again
+                    except ValueError as exc:
+                        self._reject(slot, record, "failed.render", f"mqtt_topic: {exc}")
+                    else:
+                        slot.watch(future)
+            step = "rules"
+            msg["event"] = self.event_topic
+            msg["timestamp"] = int(time.time() * 1000)
+            nowait = self.context.dispatch_nowait
+            slot.watch(nowait(msg) if nowait is not None
+                       else asyncio.ensure_future(self.context.dispatch(msg)))
         except RecordDecodeError as exc:
-            self._reject(slot, record, str(exc))
-            slot.seal()
-            return True
-        mapping = self.mappings.get(record.topic)
-        if mapping is not None:
-            topic = mapping.static_topic
-            if topic is None:
-                topic = mapping.topic.render(msg)
-                why = check_mqtt_topic(topic)
-                if why is not None:
-                    self._reject(slot, record, f"mqtt_topic: {why}")
-                    topic = None
-            if topic is not None:
-                payload = mapping.payload.render_bytes(msg)
-                try:
-                    future = self.context.mqtt.publish_nowait(topic, payload, qos=mapping.qos)
-                except aiomqtt.MqttError:
-                    self._rewind = True
-                    return False
-                except ValueError as exc:
-                    self._reject(slot, record, f"mqtt_topic: {exc}")
-                else:
-                    slot.watch(future)
-        msg["event"] = self.event_topic
-        msg["timestamp"] = int(time.time() * 1000)
-        nowait = self.context.dispatch_nowait
-        slot.watch(nowait(msg) if nowait is not None
-                   else asyncio.ensure_future(self.context.dispatch(msg)))
+            self._reject(slot, record, "failed.render", str(exc))
+        except Exception as exc:  # a poison record must never stop the partition
+            self._reject(slot, record, _STEP_REASONS[step], f"{step}: {describe(exc)}")
         slot.seal()
         return True
 
-    def _reject(self, slot: Slot, record: Record, reason: str) -> None:
-        """A record that cannot be rendered: counted, logged, dead-lettered if configured."""
+    def _reject(self, slot: Slot, record: Record, reason: str, detail: str) -> None:
+        """A record that cannot be processed: counted, logged, dead-lettered if configured."""
         if not slot.failed:
             slot.failed = True
             self.metrics.inc("failed")
-        self.metrics.inc("failed.render")
-        log.warning("source %s: record %s/%d@%d: %s", self.id, record.topic, record.partition,
-                    record.offset, reason)
+        self.metrics.inc(reason)
+        self._failures.log(logging.WARNING, reason, "source %s: record %s/%d@%d: %s", self.id,
+                           record.topic, record.partition, record.offset, detail)
         if self.dead_letter is not None:
-            task = self.dead_letter.send(record, reason)
+            task = self.dead_letter.send(record, detail)
             task.add_done_callback(self._dead_lettered)
             slot.watch(task)
 
@@ -430,11 +498,12 @@ class KafkaConsumerSource:
         if not slot.failed:
             slot.failed = True
             self.metrics.inc("failed")
+        tp = slot.window.tp
         if isinstance(exc, DeliveryError):
             self.metrics.inc(exc.reason)
-            log.warning("source %s: record %s/%d@%d: %s", self.id, slot.window.tp.topic,
-                        slot.window.tp.partition, slot.offset, exc.detail)
+            self._failures.log(logging.WARNING, exc.reason, "source %s: record %s/%d@%d: %s",
+                               self.id, tp.topic, tp.partition, slot.offset, exc.detail)
         else:
-            log.error("source %s: record %s/%d@%d failed: %r", self.id, slot.window.tp.topic,
-                      slot.window.tp.partition, slot.offset, exc)
+            self._failures.log(logging.ERROR, "failed", "source %s: record %s/%d@%d failed: %s",
+                               self.id, tp.topic, tp.partition, slot.offset, describe(exc))
         return True

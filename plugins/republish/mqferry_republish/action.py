@@ -22,6 +22,7 @@ import orjson
 from mqferry import Delivery, HealthStatus, MqttPublisher, RuntimeContext, Status
 from mqferry.errors import DeliveryError
 from mqferry.metrics import action_metrics
+from mqferry.tasks import describe
 from mqferry.templates import MISSING, Template, to_text
 from mqferry.types import LOOP_MARKER
 from mqferry_republish.config import RepublishActionConfig
@@ -69,8 +70,32 @@ class RepublishAction:
         self._running = False
 
     def submit(self, output: Mapping[str, Any], delivery: Delivery) -> None:
-        """Render and start publishing ``output``."""
+        """Render and start publishing ``output``.
+
+        An output that cannot be rendered fails alone (``failed.render``), whatever the
+        rendering raised.
+        """
         self.metrics.inc("matched")
+        try:
+            msg = self._render(output)
+        except Exception as exc:  # a hostile output must not stop the rule or hold its ack
+            self.metrics.inc("failed")
+            self.metrics.inc("failed.render")
+            log.warning("action %s: cannot render the output: %s", self.id, describe(exc))
+            delivery.failed("failed.render")
+            return
+        if msg is None:
+            self.metrics.inc("failed")
+            self.metrics.inc("failed.render")
+            delivery.failed("failed.render")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._publish(msg, delivery), name=f"mqferry[{self.id}].publish")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _render(self, output: Mapping[str, Any]) -> _Outgoing | None:
+        """The message for ``output``; ``None`` (logged) when its topic is not publishable."""
         topic = self._topic.render(output, missing="undefined")
         payload = self._payload.render_bytes(output, missing="undefined")
         qos = _int(self._qos.value(output), 0)
@@ -92,18 +117,20 @@ class RepublishAction:
         user.append((LOOP_MARKER, self.id))
         props["User-Property"] = user
         if not topic or "+" in topic or "#" in topic:
-            self.metrics.inc("failed")
-            self.metrics.inc("failed.render")
             log.warning("action %s: rendered topic %r is not a valid MQTT topic name", self.id,
                         topic)
-            delivery.failed("failed.render")
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._publish(_Outgoing(topic, payload, qos, retain, props), delivery))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            return None
+        return _Outgoing(topic, payload, qos, retain, props)
 
     async def _publish(self, msg: _Outgoing, delivery: Delivery) -> None:
+        try:
+            await self._publish_until_settled(msg, delivery)
+        except Exception as exc:  # never leave the delivery (and the message's ack) pending
+            self.metrics.inc("failed")
+            log.error("action %s: publish to %r failed: %s", self.id, msg.topic, describe(exc))
+            delivery.failed("failed.publish")
+
+    async def _publish_until_settled(self, msg: _Outgoing, delivery: Delivery) -> None:
         topic = msg.topic
         while True:
             try:

@@ -1,0 +1,141 @@
+"""A Kafka record the source cannot process fails alone: real Kafka and Mosquitto, `mqferry run`.
+
+The poison record is a JSON value nested 300 deep under a mapping whose payload template
+``${value.data}`` makes the JSON encoder give up. kcat produces; mosquitto_sub witnesses the good
+records, kcat the dead-letter topic; the group's committed offset is read from Kafka's group
+coordinator; the REST API shows the status and takes a change to the source.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.integration.conftest import _run_in_thread
+from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.test_reconfig_live import _api_key, _free_port
+
+pytestmark = pytest.mark.integration
+
+POISON = json.dumps({"data": json.loads("[" * 300 + "]" * 300)})
+GOOD = [json.dumps({"data": f"good-{i}"}) for i in range(5)]
+
+
+def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
+    """The group's committed offset of ``topic``/0, as Kafka's group coordinator reports it."""
+    async def read() -> int | None:
+        from aiokafka import TopicPartition
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        meta = offsets.get(TopicPartition(topic, 0))
+        return None if meta is None or meta.offset < 0 else meta.offset
+
+    result: int | None = _run_in_thread(read)
+    return result
+
+
+def wait_until(predicate, timeout, step=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.fixture
+def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
+    """A running ``mqferry`` whose source maps ``topic`` with ``${value.data}``, with its API."""
+    tag = uuid.uuid4().hex[:8]
+    topic, dlq = new_topic(), new_topic()
+    port = _free_port()
+    source = {"connector": "kc", "parameters": {
+        "group_id": f"mqferry-poison-{tag}", "dead_letter_topic": dlq,
+        "offset_commit_interval_seconds": 1,
+        "topic_mapping": [{"kafka_topic": topic, "mqtt_topic": f"poison-{tag}/out", "qos": 1,
+                           "payload_template": "${value.data}"}]}}
+    config = {
+        "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}",
+                 "clientid": f"mqferry-poison-{tag}"},
+        "api": {"listen": f"127.0.0.1:{port}"},
+        "data_dir": str(tmp_path / "data"),
+        "connectors": {"kafka_consumer": {"kc": {"bootstrap_hosts": kafka_bootstrap}}},
+        "sources": {"kafka_consumer": {"src": source}},
+    }
+    proc = MqferryProcess(config, tmp_path)
+    auth = _api_key(proc.config_path)
+    proc.start()
+    try:
+        proc.wait_ready(sources=1)
+        proc.wait_for_log("API listening")
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v5", auth=auth,
+                          timeout=60) as api:
+            yield {"proc": proc, "api": api, "topic": topic, "dlq": dlq, "tag": tag,
+                   "source": source, "group": source["parameters"]["group_id"]}
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.kill()
+
+
+def source_status(api) -> dict:
+    [src] = [s for s in api.get("/status").json()["sources"]
+             if s["id"] == "kafka_consumer:src"]
+    return src
+
+
+def counters(api) -> dict:
+    body = api.get("/sources/kafka_consumer:src/metrics").json()
+    return dict(body.get("metrics", body))
+
+
+def test_a_poison_record_is_dead_lettered_and_the_records_after_it_flow(
+        poisoned, kafka_bootstrap, kcat_produce, kcat_consume, mosquitto_sub):
+    p, api = poisoned, poisoned["api"]
+    with mosquitto_sub(f"poison-{p['tag']}/#", len(GOOD)) as sub:
+        kcat_produce(p["topic"], [POISON], key="poison", headers={"h": "1"})
+        kcat_produce(p["topic"], GOOD, key="good")
+        got = sub.wait(30)
+    assert [m.text for m in got] == [f"good-{i}" for i in range(5)]
+    [dead] = kcat_consume(p["dlq"], 1)
+    headers = dict(dead["headers"])
+    assert (dead["payload"], dead["key"], headers["h"]) == (POISON, "poison", "1")
+    assert headers["mqferry-error"].startswith("payload_template: "), headers
+    assert (headers["mqferry-topic"], headers["mqferry-offset"]) == (p["topic"], "0")
+    # the poison record's offset was released: the group committed past every record
+    assert wait_until(lambda: committed_offset(kafka_bootstrap, p["group"], p["topic"]) == 6,
+                      30), committed_offset(kafka_bootstrap, p["group"], p["topic"])
+    # truthful status and counters: consuming, one record failed, five published
+    assert source_status(api)["status"] == "connected"
+    c = counters(api)
+    assert (c["received"], c["success"], c["failed"], c["failed.render"],
+            c["dead_letter.success"]) == (6, 5, 1, 1, 1)
+    assert p["proc"].terminate() == 0
+
+
+def test_a_source_can_be_changed_after_a_poison_record(poisoned, kcat_produce, mosquitto_sub):
+    p, api = poisoned, poisoned["api"]
+    kcat_produce(p["topic"], [POISON], key="k")
+    assert wait_until(lambda: counters(api).get("received", 0) >= 1, 30), counters(api)
+    changed = {**p["source"], "description": "changed after a poison record"}
+    changed["parameters"] = {**changed["parameters"], "topic_mapping": [
+        {**changed["parameters"]["topic_mapping"][0], "payload_template": "v2:${value.data}"}]}
+    r = api.put("/sources/kafka_consumer:src", json=changed)
+    assert r.status_code == 200, r.text
+    assert r.json()["description"] == "changed after a poison record"
+    assert wait_until(lambda: source_status(api)["status"] == "connected", 60), source_status(api)
+    with mosquitto_sub(f"poison-{p['tag']}/#", 2) as sub:
+        kcat_produce(p["topic"], [GOOD[1], POISON, GOOD[2]], key="k")
+        got = sub.wait(60)
+    # the replaced source runs, with the new template, from the old one's final commit
+    assert [m.text for m in got] == ["v2:good-1", "v2:good-2"]
+    assert p["proc"].terminate() == 0

@@ -1,0 +1,179 @@
+"""The supervisor of background loops, and a walk of the code for unsupervised tasks."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import itertools
+import logging
+from pathlib import Path
+
+import pytest
+
+from mqferry import Supervisor
+
+
+async def test_a_dying_loop_is_reported_and_restarted_with_growing_delays():
+    runs: list[float] = []
+    failures: list[tuple[str, float]] = []
+    done = asyncio.Event()
+
+    async def loop() -> None:
+        runs.append(asyncio.get_running_loop().time())
+        if len(runs) < 4:
+            raise TypeError(f"poison {len(runs)}")
+        done.set()
+        await asyncio.Event().wait()
+
+    sup = Supervisor("mqferry[test].loop", loop, min_delay=0.02, max_delay=1.0,
+                     on_failure=lambda exc, delay: failures.append((repr(exc), delay)))
+    sup.start()
+    await asyncio.wait_for(done.wait(), 5)
+    assert sup.running and sup.failures == 3
+    assert [f for f, _ in failures] == [repr(TypeError(f"poison {i}")) for i in (1, 2, 3)]
+    # each delay is jittered in [d/2, d] with d doubling: 0.02, 0.04, 0.08
+    for (_, delay), base in zip(failures, (0.02, 0.04, 0.08), strict=True):
+        assert base / 2 <= delay <= base
+    gaps = [b - a for a, b in itertools.pairwise(runs)]
+    assert all(gap >= 0.9 * d for gap, (_, d) in zip(gaps, failures, strict=True))
+    await sup.stop()
+    assert not sup.running
+
+
+async def test_the_death_is_logged_with_its_traceback_under_the_task_name(caplog):
+    async def loop() -> None:
+        raise ValueError("bad record")
+
+    sup = Supervisor("mqferry[test].tb", loop, min_delay=10)
+    with caplog.at_level(logging.ERROR, logger="mqferry.tasks"):
+        sup.start()
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if caplog.records:
+                break
+    [rec] = caplog.records
+    assert "mqferry[test].tb" in rec.getMessage() and "ValueError('bad record')" in rec.getMessage()
+    assert rec.exc_info is not None and rec.exc_info[0] is ValueError
+    await sup.stop()  # cancels the pending restart at once
+    assert not sup.running
+
+
+async def test_a_loop_that_returns_is_finished_and_not_restarted():
+    calls = []
+
+    async def loop() -> None:
+        calls.append(1)
+
+    sup = Supervisor("mqferry[test].once", loop, min_delay=0.01)
+    sup.start()
+    await asyncio.sleep(0.05)
+    assert calls == [1] and not sup.running and sup.failures == 0
+
+
+async def test_a_failing_failure_handler_does_not_stop_the_restarts():
+    calls = []
+
+    async def loop() -> None:
+        calls.append(1)
+        raise RuntimeError("x")
+
+    def handler(exc: BaseException, delay: float) -> None:
+        raise KeyError("handler bug")
+
+    sup = Supervisor("mqferry[test].handler", loop, min_delay=0.01, max_delay=0.01,
+                     on_failure=handler)
+    sup.start()
+    await asyncio.sleep(0.2)
+    assert len(calls) >= 3 and sup.running
+    await sup.stop()
+
+
+async def test_stop_cancels_a_running_loop_and_the_task_keeps_its_name():
+    started = asyncio.Event()
+
+    async def loop() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    sup = Supervisor("mqferry[test].named", loop)
+    sup.start()
+    await started.wait()
+    names = {t.get_name() for t in asyncio.all_tasks()}
+    assert "mqferry[test].named" in names
+    await sup.stop()
+    await sup.stop()  # idempotent
+    assert "mqferry[test].named" not in {t.get_name() for t in asyncio.all_tasks()}
+
+
+# -- every background task is supervised ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = [ROOT / "core" / "mqferry", *(ROOT / "plugins").glob("*/mqferry_*")]
+
+#: Tasks created without a Supervisor, each with why that is right. Keys: (file relative to the
+#: repository, enclosing function).
+ALLOWED = {
+    ("core/mqferry/tasks.py", "Supervisor.start"):
+        "the supervisor's own task",
+    ("core/mqferry/runtime/run.py", "run_app.on_hup"):
+        "one reload per SIGHUP; _reload logs its own failure",
+    ("core/mqferry/api/server.py", "ApiServer.start"):
+        "uvicorn's serve: start() reports a server that dies on start-up; restarting it would "
+        "need the listening socket again",
+    ("core/mqferry/runtime/reconfig.py", "_bounded"):
+        "a component's start or stop during a reconfiguration, awaited with a bound",
+    ("plugins/kafka_consumer/mqferry_kafka_consumer/source.py", "KafkaConsumerSource._handle"):
+        "one dispatch per record (when the runtime has no dispatch_nowait), watched by the "
+        "record's slot: its failure is counted and settles the record",
+    ("plugins/kafka_consumer/mqferry_kafka_consumer/deadletter.py", "DeadLetter.send"):
+        "one send per record, watched by the record's slot: its failure is counted",
+    ("plugins/republish/mqferry_republish/action.py", "RepublishAction.submit"):
+        "one publish per rule output; _publish settles the delivery whatever happens",
+    ("plugins/kafka_producer/mqferry_kafka_producer/action.py", "KafkaProducerAction.start"):
+        "the flush loop, with a done-callback reporting its death (kept as is here; it is due "
+        "to move under a Supervisor)",
+}
+
+
+def _task_calls(root: Path = ROOT, sources: list[Path] = SOURCES) -> set[tuple[str, str]]:
+    found = set()
+    for base in sources:
+        for path in base.rglob("*.py"):
+            tree = ast.parse(path.read_text(), str(path))
+            rel = path.relative_to(root).as_posix()
+
+            def walk(node: ast.AST, scope: tuple[str, ...], rel: str = rel) -> None:
+                for child in ast.iter_child_nodes(node):
+                    inner = scope
+                    if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                        inner = (*scope, child.name)
+                    if isinstance(child, ast.Call):
+                        f = child.func
+                        name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", "")
+                        if name in ("create_task", "ensure_future", "TaskGroup"):
+                            found.add((rel, ".".join(scope)))
+                    walk(child, inner)
+
+            walk(tree, ())
+    return found
+
+
+def test_every_background_task_is_supervised_or_accounted_for():
+    calls = _task_calls()
+    assert ("core/mqferry/tasks.py", "Supervisor.start") in calls  # the walk sees tasks
+    unexplained = sorted(calls - set(ALLOWED))
+    assert not unexplained, (
+        "tasks created outside mqferry.Supervisor (supervise them, or add them to ALLOWED "
+        f"with the reason): {unexplained}")
+
+
+@pytest.mark.parametrize("source", [
+    "async def f():\n    asyncio.create_task(g())\n",
+    "def f(loop):\n    loop.create_task(g())\n",
+    "async def f():\n    asyncio.ensure_future(g())\n",
+])
+def test_the_walk_finds_each_way_of_making_a_task(source, tmp_path):
+    pkg = tmp_path / "core" / "mqferry"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text(source)
+    assert _task_calls(tmp_path, [pkg]) == {("core/mqferry/mod.py", "f")}
