@@ -112,11 +112,13 @@ class _Reader:
 
     def __init__(self, client: paho.Client, on_publish: Callable[[InMessage], None] | None,
                  on_puback: Callable[[int, int], bool] | None,
-                 after_read: Callable[[], None] | None, chunk: int) -> None:
+                 after_read: Callable[[], None] | None, chunk: int, *,
+                 on_error: Callable[[OSError], None] | None = None) -> None:
         self.client = client
         self.on_publish = on_publish
         self.on_puback = on_puback
         self.after_read = after_read
+        self.on_error = on_error
         self.chunk = chunk
         self.mqtt5 = client._protocol == paho.MQTTv5
         self.raw_recv = client._sock_recv
@@ -135,8 +137,10 @@ class _Reader:
                 data = self.raw_recv(self.chunk)
             except BlockingIOError:
                 return _SUCCESS
-            except (OSError, ConnectionError) as exc:
+            except OSError as exc:  # ssl.SSLError too: a TLS alert from the broker
                 log.debug("MQTT socket read failed: %s", exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
                 return client._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
             if not data:
                 return client._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
@@ -218,7 +222,8 @@ class _Reader:
 
 def read_packets(client: paho.Client, on_publish: Callable[[InMessage], None] | None,
                  on_puback: Callable[[int, int], bool] | None = None, *,
-                 after_read: Callable[[], None] | None = None, chunk: int = CHUNK) -> None:
+                 after_read: Callable[[], None] | None = None, chunk: int = CHUNK,
+                 on_error: Callable[[OSError], None] | None = None) -> None:
     """Replace ``client.loop_read`` (client not yet connected) with a buffered reader.
 
     ``on_publish`` receives every QoS 0/1 PUBLISH instead of paho; it must acknowledge QoS 1
@@ -226,9 +231,14 @@ def read_packets(client: paho.Client, on_publish: Callable[[InMessage], None] | 
     PUBACK first and returns whether it was one of its own publishes (see
     :func:`publish_packet`); the others go to paho. ``None`` leaves those packets to paho.
     ``after_read`` runs after the packets of each read were handled (to send their acks
-    together).
+    together). ``on_error`` receives the error of a failed read (a TLS alert such as "certificate
+    required" arrives this way, after the handshake), before the connection is closed.
+
+    Over TLS, paho's ``_sock_recv`` turns ``SSLWantReadError`` into ``BlockingIOError`` (wait for
+    the next readiness event) and ``SSLWantWriteError`` into a write registration; decrypted bytes
+    that OpenSSL still holds raise no readiness event, so they are read at once.
     """
-    reader = _Reader(client, on_publish, on_puback, after_read, chunk)
+    reader = _Reader(client, on_publish, on_puback, after_read, chunk, on_error=on_error)
     client.loop_read = reader.loop_read  # type: ignore[method-assign]
 
 
