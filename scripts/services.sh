@@ -7,7 +7,7 @@
 # and SSL with client certificates (mTLS); Mosquitto TLS with a password file, and TLS with client
 # certificates. `env` prints their ports, files and passwords.
 #
-#   scripts/services.sh install                 apt: mosquitto, mosquitto-clients, kcat; mvn: Kafka jars
+#   scripts/services.sh install                 apt: mosquitto, mosquitto-clients, kcat, openssl; mvn: Kafka jars
 #   scripts/services.sh start [SERVICE...]      start kafka and mosquitto (reuses ours if already running),
 #                                               wait until ready
 #   scripts/services.sh stop [SERVICE...]       stop only the processes named in .dev/*.pid
@@ -60,7 +60,8 @@ kafka_version() {
 install_apt() {
     local missing=() pkg
     # chromium: the web console's end-to-end tests (tests/console) drive it headless.
-    for pkg in mosquitto mosquitto-clients kcat chromium; do
+    # openssl: start makes a throw-away CA and certificates for the secured listeners.
+    for pkg in mosquitto mosquitto-clients kcat chromium openssl; do
         dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
     done
     [[ ${#missing[@]} -eq 0 ]] && return 0
@@ -347,7 +348,7 @@ ensure_scram_users() {
     for mech in 256 512; do
         user="KAFKA_SCRAM${mech}_USER"
         var="MQFERRY_KAFKA_SCRAM_SHA_${mech}_PASSWORD"
-        kafka_tool org.apache.kafka.tools.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" \
+        kafka_tool kafka.admin.ConfigCommand --bootstrap-server "$HOST:$KAFKA_PORT" \
             --alter --entity-type users --entity-name "${!user}" \
             --add-config "SCRAM-SHA-$mech=[password=$(tls_password "$var")]" \
             >>"$KAFKA_HOME/format.log" 2>&1 ||

@@ -238,9 +238,9 @@ def secured(dev_services: Services) -> SecuredServices:
         env.update(dict(line.split("=", 1) for line in printed.splitlines() if "=" in line))
     missing = [name for name in _SECURED_NAMES if name not in env]
     if missing:
-        pytest.skip(f"the secured listeners are not configured (scripts/services.sh env names no "
-                    f"{', '.join(missing)}): restart the services with scripts/services.sh stop "
-                    f"&& scripts/services.sh start")
+        pytest.skip(f"the secured listeners are not configured (scripts/services.sh env names "
+                    f"no {missing[0]} and {len(missing) - 1} more): brokers started by an older "
+                    f"scripts/services.sh; restart them with its stop and start")
     host = dev_services.mqtt.host
     ca = env["MQFERRY_TLS_CA"]
     user, password = env["MQFERRY_MQTT_USERNAME"], env["MQFERRY_MQTT_PASSWORD"]
