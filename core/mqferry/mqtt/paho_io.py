@@ -17,6 +17,7 @@ encodes a run of PUBACKs as one queued packet.
 from __future__ import annotations
 
 import logging
+import ssl
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -132,6 +133,7 @@ class _Reader:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
         if self.sock is not sock:  # a new connection: nothing buffered belongs to it
             self.sock, self.rest = sock, b""
+        tls_read = 0
         while True:
             try:
                 data = self.raw_recv(self.chunk)
@@ -150,9 +152,13 @@ class _Reader:
                 return client._loop_rc_handle(rc)
             if self.after_read is not None:
                 self.after_read()
-            # TLS may hold decrypted bytes that raise no readiness event: read them now.
-            pending = getattr(client._sock, "pending", None)
-            if pending is None or not pending():
+            # Over TLS a read returns at most one record (16 KiB), and OpenSSL may hold decrypted
+            # bytes that raise no readiness event: read on until the socket has nothing (paho
+            # turns SSLWantReadError into BlockingIOError), as one plain read of CHUNK would.
+            tls_read += len(data)
+            current = client._sock  # None when a handler closed the connection
+            if not isinstance(current, ssl.SSLSocket) or (
+                    tls_read >= self.chunk and not current.pending()):
                 return _SUCCESS
 
     def frames(self, buf: bytes) -> MQTTErrorCode:
