@@ -169,6 +169,113 @@ def mqtt_broker(dev_services: Services) -> MqttBroker:
     return dev_services.mqtt
 
 
+# ------------------------------------------------------------------------------------- secured
+
+#: What ``scripts/services.sh env`` prints for brokers started with the secured listeners.
+_SECURED_NAMES = (
+    "MQFERRY_MQTT_TLS_PORT", "MQFERRY_MQTT_MTLS_PORT", "MQFERRY_MQTT_USERNAME",
+    "MQFERRY_MQTT_PASSWORD", "MQFERRY_KAFKA_SASL_SSL_BOOTSTRAP", "MQFERRY_KAFKA_SSL_BOOTSTRAP",
+    "MQFERRY_KAFKA_PLAIN_USERNAME", "MQFERRY_KAFKA_PLAIN_PASSWORD",
+    "MQFERRY_KAFKA_SCRAM_SHA_256_USERNAME", "MQFERRY_KAFKA_SCRAM_SHA_256_PASSWORD",
+    "MQFERRY_KAFKA_SCRAM_SHA_512_USERNAME", "MQFERRY_KAFKA_SCRAM_SHA_512_PASSWORD",
+    "MQFERRY_TLS_CA", "MQFERRY_TLS_CA_KEY", "MQFERRY_TLS_CLIENT_CERT", "MQFERRY_TLS_CLIENT_KEY",
+    "MQFERRY_TLS_CLIENT_KEY_ENCRYPTED", "MQFERRY_TLS_CLIENT_KEY_PASSWORD",
+)
+
+
+@dataclass(frozen=True)
+class SecuredServices:
+    """The secured listeners of ``scripts/services.sh``, their files and their users.
+
+    ``mqtt_password`` / ``mqtt_cert`` are the MQTT TLS listeners (password file; client
+    certificates, whose CN is the user name) with options for mosquitto_pub/sub;
+    ``kafka_sasl_ssl`` / ``kafka_ssl`` are the Kafka SASL_SSL and mTLS bootstrap addresses;
+    ``kafka_users`` maps ``plain``, ``scram_sha_256`` and ``scram_sha_512`` to (user, password).
+    """
+
+    mqtt_password: MqttBroker
+    mqtt_cert: MqttBroker
+    mqtt_username: str
+    mqtt_user_password: str
+    kafka_sasl_ssl: str
+    kafka_ssl: str
+    kafka_users: dict[str, tuple[str, str]]
+    ca: str
+    ca_key: str
+    client_cert: str
+    client_key: str
+    client_key_encrypted: str
+    client_key_password: str
+
+    def kcat_sasl_ssl(self) -> list[str]:
+        """kcat options for the SASL_SSL listener.
+
+        kcat authenticates with PLAIN: librdkafka before 2.6.1 (kcat 1.7 has 2.0.2) sends a
+        SCRAM proof that Kafka 4 rejects (confluentinc/librdkafka#4895).
+        """
+        user, password = self.kafka_users["plain"]
+        return ["-X", "security.protocol=SASL_SSL", "-X", "sasl.mechanisms=PLAIN",
+                "-X", f"sasl.username={user}", "-X", f"sasl.password={password}",
+                "-X", f"ssl.ca.location={self.ca}"]
+
+    def kcat_ssl(self) -> list[str]:
+        """kcat options for the mTLS listener."""
+        return ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={self.ca}",
+                "-X", f"ssl.certificate.location={self.client_cert}",
+                "-X", f"ssl.key.location={self.client_key}"]
+
+
+@pytest.fixture(scope="session")
+def secured(dev_services: Services) -> SecuredServices:
+    """The secured listeners; the tests using them skip only when none are configured.
+
+    The variables come from the environment (``scripts/test.sh`` exports them) or else from
+    ``scripts/services.sh env``, which names them only for brokers started with them.
+    """
+    env = {name: os.environ[name] for name in _SECURED_NAMES if name in os.environ}
+    if len(env) < len(_SECURED_NAMES):
+        printed = _services_sh("env")
+        env.update(dict(line.split("=", 1) for line in printed.splitlines() if "=" in line))
+    missing = [name for name in _SECURED_NAMES if name not in env]
+    if missing:
+        pytest.skip(f"the secured listeners are not configured (scripts/services.sh env names "
+                    f"no {missing[0]} and {len(missing) - 1} more): brokers started by an older "
+                    f"scripts/services.sh; restart them with its stop and start")
+    host = dev_services.mqtt.host
+    ca = env["MQFERRY_TLS_CA"]
+    user, password = env["MQFERRY_MQTT_USERNAME"], env["MQFERRY_MQTT_PASSWORD"]
+    mqtt_password = MqttBroker(host, int(env["MQFERRY_MQTT_TLS_PORT"]),
+                               ("--cafile", ca, "-u", user, "-P", password))
+    mqtt_cert = MqttBroker(host, int(env["MQFERRY_MQTT_MTLS_PORT"]),
+                           ("--cafile", ca, "--cert", env["MQFERRY_TLS_CLIENT_CERT"],
+                            "--key", env["MQFERRY_TLS_CLIENT_KEY"]))
+    found = SecuredServices(
+        mqtt_password=mqtt_password,
+        mqtt_cert=mqtt_cert,
+        mqtt_username=user,
+        mqtt_user_password=password,
+        kafka_sasl_ssl=env["MQFERRY_KAFKA_SASL_SSL_BOOTSTRAP"],
+        kafka_ssl=env["MQFERRY_KAFKA_SSL_BOOTSTRAP"],
+        kafka_users={
+            mech: (env[f"MQFERRY_KAFKA_{var}_USERNAME"], env[f"MQFERRY_KAFKA_{var}_PASSWORD"])
+            for mech, var in (("plain", "PLAIN"), ("scram_sha_256", "SCRAM_SHA_256"),
+                              ("scram_sha_512", "SCRAM_SHA_512"))
+        },
+        ca=ca,
+        ca_key=env["MQFERRY_TLS_CA_KEY"],
+        client_cert=env["MQFERRY_TLS_CLIENT_CERT"],
+        client_key=env["MQFERRY_TLS_CLIENT_KEY"],
+        client_key_encrypted=env["MQFERRY_TLS_CLIENT_KEY_ENCRYPTED"],
+        client_key_password=env["MQFERRY_TLS_CLIENT_KEY_PASSWORD"],
+    )
+    # Configured but not listening is a failure, not a skip: CI must run these tests.
+    for address in (found.kafka_sasl_ssl, found.kafka_ssl, str(mqtt_password), str(mqtt_cert)):
+        if not _reachable(*_split_host_port(address)):
+            pytest.fail(f"secured listener {address} is configured but not reachable",
+                        pytrace=False)
+    return found
+
+
 # ------------------------------------------------------------------------------------- topics
 
 

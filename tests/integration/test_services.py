@@ -297,7 +297,8 @@ def test_env_prints_the_client_variables() -> None:
     proc = run_services("env", env={"MQFERRY_KAFKA_PORT": "19092", "MQFERRY_MQTT_PORT": "11883"})
 
     assert proc.returncode == 0
-    assert proc.stdout.splitlines() == [
+    # The secured listeners' variables follow when the running brokers have them.
+    assert proc.stdout.splitlines()[:3] == [
         "MQFERRY_KAFKA_BOOTSTRAP=127.0.0.1:19092",
         "MQFERRY_MQTT_HOST=127.0.0.1",
         "MQFERRY_MQTT_PORT=11883",

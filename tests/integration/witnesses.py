@@ -28,6 +28,8 @@ class MqttBroker:
 
     host: str
     port: int
+    #: Extra options for mosquitto_pub and mosquitto_sub (TLS files, user name and password).
+    options: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         return f"{self.host}:{self.port}"
@@ -55,7 +57,12 @@ def _kcat_record(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def kcat_consume(
-    bootstrap: str, topic: str, count: int, timeout: float = 30.0
+    bootstrap: str,
+    topic: str,
+    count: int,
+    timeout: float = 30.0,
+    *,
+    options: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Reads a topic from the beginning with ``kcat -C -J -e -o beginning``, as an outside consumer.
 
@@ -63,14 +70,15 @@ def kcat_consume(
     returns every record read (more than ``count`` if there are more, fewer on time-out), ordered
     by partition and offset. Each record is a dict with ``topic``, ``partition``, ``offset``,
     ``ts`` (milliseconds), ``key`` and ``payload`` (str or None) and ``headers`` (a list of
-    name/value pairs).
+    name/value pairs). ``options`` are extra kcat arguments (``-X security.protocol=SSL``, ...).
     """
     kcat = _require("kcat")
     deadline = time.monotonic() + timeout
     records: list[dict[str, Any]] = []
     while True:
         proc = subprocess.run(
-            [kcat, "-C", "-b", bootstrap, "-t", topic, "-J", "-e", "-o", "beginning", "-q"],
+            [kcat, "-C", "-b", bootstrap, "-t", topic, "-J", "-e", "-o", "beginning", "-q",
+             *options],
             capture_output=True,
             text=True,
             timeout=max(timeout, 10.0),
@@ -92,18 +100,20 @@ def kcat_produce(
     headers: Headers | None = None,
     *,
     partition: int | None = None,
+    options: Sequence[str] = (),
 ) -> None:
     """Produces ``values`` to ``topic`` with ``kcat -P``, one record each, in order.
 
     ``key`` (if given) and ``headers`` apply to every record; ``partition`` pins the partition,
-    otherwise kcat's partitioner chooses (by key when there is one).
+    otherwise kcat's partitioner chooses (by key when there is one). ``options`` are extra kcat
+    arguments.
     """
     kcat = _require("kcat")
     delimiter = b"\x1e"  # ASCII record separator: values may hold newlines
     encoded = [v.encode() if isinstance(v, str) else v for v in values]
     if any(delimiter in v for v in encoded):
         raise ValueError("kcat_produce values must not contain the byte 0x1e")
-    args = [kcat, "-P", "-b", bootstrap, "-t", topic, "-D", delimiter.decode(), "-q"]
+    args = [kcat, "-P", "-b", bootstrap, "-t", topic, "-D", delimiter.decode(), "-q", *options]
     if key is not None:
         args += ["-k", key]
     if partition is not None:
@@ -251,7 +261,7 @@ def _publish_args(
     version: str,
     client_id: str | None,
 ) -> list[str]:
-    args = [_require("mosquitto_pub"), "-h", broker.host, "-p", str(broker.port)]
+    args = [_require("mosquitto_pub"), "-h", broker.host, "-p", str(broker.port), *broker.options]
     args += ["-V", version, "-t", topic, "-q", str(qos)]
     if retain:
         args.append("-r")
@@ -325,7 +335,8 @@ def mosquitto_sub(
     sync_topic = f"{_SYNC_PREFIX}{uuid.uuid4().hex}"
     mosquitto_pub(broker, sync_topic, b"sync", qos=1, retain=True)
     sub = MosquittoSub(topics, count, sync_topic)
-    args = [_require("mosquitto_sub"), "-h", broker.host, "-p", str(broker.port), "-V", version]
+    args = [_require("mosquitto_sub"), "-h", broker.host, "-p", str(broker.port), *broker.options]
+    args += ["-V", version]
     args += ["-q", str(qos), "-W", str(int(timeout)), "-F", "%x\t%j"]
     # -C: exit after the messages and the one retained sync message; but a filter that also
     # matches the sync topic gets that message more than once, so then the count is left to wait().

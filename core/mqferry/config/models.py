@@ -7,6 +7,7 @@ common fields EMQX has on every connector, action and source.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -66,6 +67,92 @@ class RuleConfig(Strict):
     name: str = ""
 
 
+_DNS_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+                       r"(\.[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?")
+
+
+TlsVersion = Literal["tlsv1.3", "tlsv1.2"]
+_TLS_VERSIONS: tuple[TlsVersion, ...] = ("tlsv1.3", "tlsv1.2")
+
+
+class MqttSslConfig(Strict):
+    """TLS to an MQTT broker, with the field names of EMQX's client ``ssl`` options.
+
+    File fields are paths to PEM files, read again on every connection attempt (a renewed
+    certificate is picked up on the next reconnect).
+    """
+
+    enable: bool = False
+    #: ``verify_peer`` checks the broker's certificate against ``cacertfile`` (or the system's
+    #: CAs) and its host name; EMQX's default for clients is ``verify_none``.
+    verify: Literal["verify_peer", "verify_none"] = "verify_none"
+    cacertfile: str | None = None
+    #: The client certificate (chain) for brokers that ask for one.
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: The password of an encrypted ``keyfile``.
+    password: Secret | None = None
+    #: ``auto`` sends the broker's host name (SNI) and checks the certificate against it;
+    #: ``disable`` sends none and skips the host name check; any other value is sent instead and
+    #: the certificate is checked against it.
+    server_name_indication: str = "auto"
+    versions: list[TlsVersion] = Field(default_factory=lambda: list(_TLS_VERSIONS), min_length=1)
+    #: OpenSSL cipher names for TLS 1.2 (a list or a comma-separated string); empty: OpenSSL's
+    #: defaults. TLS 1.3 suite names (``TLS_AES_256_GCM_SHA384``) are accepted, but Python's
+    #: ``ssl`` module cannot narrow the TLS 1.3 suites: to enforce the list, use ``versions:
+    #: [tlsv1.2]``.
+    ciphers: list[str] = Field(default_factory=list)
+
+    @field_validator("server_name_indication")
+    @classmethod
+    def _sni(cls, v: str) -> str:
+        if v not in {"auto", "disable"} and not _DNS_NAME.fullmatch(v):
+            raise ValueError("expected 'auto', 'disable' or a DNS host name")
+        return v
+
+    @field_validator("cacertfile", "certfile", "keyfile")
+    @classmethod
+    def _path(cls, v: str | None) -> str | None:
+        if v is not None and v.lstrip().startswith("-----BEGIN"):
+            raise ValueError("expected the path of a PEM file (inline PEM is not supported)")
+        return v
+
+    @field_validator("ciphers", mode="before")
+    @classmethod
+    def _cipher_list(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [c.strip() for c in v.split(",") if c.strip()]
+        return v
+
+    @field_validator("ciphers")
+    @classmethod
+    def _known_ciphers(cls, v: list[str]) -> list[str]:
+        tls12 = [c for c in v if not c.startswith("TLS_")]
+        probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls13 = {c["name"] for c in probe.get_ciphers() if c["protocol"] == "TLSv1.3"}
+        unknown = [c for c in v if c.startswith("TLS_") and c not in tls13]
+        if unknown:
+            raise ValueError(f"unknown TLS 1.3 cipher suite {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(tls13))})")
+        for name in tls12:
+            try:
+                probe.set_ciphers(name)
+            except ssl.SSLError:
+                raise ValueError(f"cipher {name!r} is unknown to OpenSSL "
+                                 f"({ssl.OPENSSL_VERSION})") from None
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MqttSslConfig:
+        if self.keyfile and not self.certfile:
+            raise ValueError("ssl.keyfile needs ssl.certfile (the client certificate)")
+        if self.ciphers and "tlsv1.2" in self.versions and not any(
+                not c.startswith("TLS_") for c in self.ciphers):
+            raise ValueError("ssl.ciphers lists no TLS 1.2 cipher, but ssl.versions allows "
+                             "tlsv1.2")
+        return self
+
+
 class MqttConfig(Strict):
     """The MQTT broker mqferry is attached to, for input (rule topics) and output (publishes).
 
@@ -91,6 +178,8 @@ class MqttConfig(Strict):
     share_group: str | None = None
     reconnect_min: Duration = 0.5
     reconnect_max: Duration = 30.0
+    #: TLS (``mqtts``); the port defaults to 8883 when it is enabled.
+    ssl: MqttSslConfig = Field(default_factory=MqttSslConfig)
 
     @field_validator("server")
     @classmethod
@@ -106,8 +195,10 @@ class MqttConfig(Strict):
 
     @property
     def port(self) -> int:
-        """The broker port (1883 when not given)."""
-        return int(self.server.rsplit(":", 1)[1]) if ":" in self.server else 1883
+        """The broker port (1883 when not given, 8883 with TLS)."""
+        if ":" in self.server:
+            return int(self.server.rsplit(":", 1)[1])
+        return 8883 if self.ssl.enable else 1883
 
 
 class LogConfig(Strict):

@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from mqferry.config.models import MqttConfig
-from mqferry.errors import DeliveryError
+from mqferry.errors import ConfigError, DeliveryError
 from mqferry.mqtt.acks import AckWindow, Ticket
 from mqferry.mqtt.paho_io import (
     InMessage,
@@ -35,6 +35,7 @@ from mqferry.mqtt.paho_io import (
     queue_packet,
     read_packets,
 )
+from mqferry.mqtt.tls import explain, ssl_context
 from mqferry.tasks import Supervisor, describe
 from mqferry.types import HealthStatus, Status
 
@@ -166,6 +167,9 @@ class MqttConnector:
         self._out_backlog: deque[_Outgoing] = deque()
         self._status = HealthStatus(Status.STOPPED)
         self.connects = 0
+        #: The last failed socket read of the current attempt: it says more than aiomqtt's
+        #: "Operation timed out" when a broker rejects the TLS session after the handshake.
+        self._read_error: OSError | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -373,6 +377,11 @@ class MqttConnector:
         return props
 
     def _make_client(self) -> _Client:
+        """A client for one connection attempt.
+
+        Raises:
+            ConfigError: a TLS file cannot be used.
+        """
         cfg = self.config
         password = cfg.password.get_secret_value() if cfg.password else None
         client = _Client(
@@ -390,9 +399,12 @@ class MqttConnector:
             properties=self._connect_properties(),
             max_inflight_messages=0,  # unlimited in paho: see _out_free
             logger=_PAHO_LOG,
+            **tls_options(cfg),
         )
         client._client.manual_ack_set(True)
-        read_packets(client._client, self._on_message, client.on_puback)
+        self._read_error = None
+        read_packets(client._client, self._on_message, client.on_puback,
+                     on_error=self._on_read_error)
         coalesce_writes(client._client)
         if not _PAHO_LOG.isEnabledFor(logging.DEBUG):
             # paho logs every packet it sends and receives (at debug level); handing each to
@@ -400,11 +412,21 @@ class MqttConnector:
             client._client.disable_logger()
         return client
 
+    def _on_read_error(self, exc: OSError) -> None:
+        self._read_error = exc
+
     async def _run(self) -> None:
         delay = self.config.reconnect_min
         cfg = self.config
         while not self._stopping:
-            client = self._make_client()
+            try:
+                client = self._make_client()
+            except ConfigError as exc:  # a TLS file missing or unusable: it may be fixed later
+                self._status = HealthStatus(Status.CONNECTING, str(exc))
+                log.warning("MQTT broker %s: %s; retrying in %.1fs", cfg.server, exc, delay)
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, cfg.reconnect_max)
+                continue
             try:
                 async with client:
                     self._client = client
@@ -421,11 +443,12 @@ class MqttConnector:
                 self._connected.clear()
                 self._client = None
                 lost = self.acks.reset()
-                self._status = HealthStatus(Status.CONNECTING, str(exc))
+                reason = explain(self._read_error or exc)
+                self._status = HealthStatus(Status.CONNECTING, reason)
                 if lost:
                     log.warning("MQTT connection lost with %d unacknowledged messages; "
                                 "the broker will redeliver them", lost)
-                log.warning("MQTT broker %s: %s; retrying in %.1fs", cfg.server, exc, delay)
+                log.warning("MQTT broker %s: %s; retrying in %.1fs", cfg.server, reason, delay)
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, cfg.reconnect_max)
             finally:
@@ -440,20 +463,40 @@ class MqttConnector:
                 self._out_free = cfg.receive_maximum
 
 
+def tls_options(config: MqttConfig) -> dict[str, Any]:
+    """aiomqtt's TLS arguments for ``config`` (none when ``ssl.enable`` is off).
+
+    Raises:
+        ConfigError: a TLS file cannot be used.
+    """
+    if not config.ssl.enable:
+        return {}
+    ctx = ssl_context(config.ssl)
+    # paho checks the host name itself (with ssl.match_hostname, gone in Python 3.12) unless
+    # told the context does: "insecure" exactly when the context checks no host name.
+    return {"tls_context": ctx, "tls_insecure": not ctx.check_hostname}
+
+
 async def probe(config: MqttConfig) -> HealthStatus:
     """Connect and disconnect once ("test connection"), under a separate client id.
 
     The probe never touches the persistent session of ``config.clientid``.
     """
     password = config.password.get_secret_value() if config.password else None
-    client = aiomqtt.Client(
-        hostname=config.host, port=config.port, identifier=f"{config.clientid}-probe",
-        username=config.username, password=password, protocol=aiomqtt.ProtocolVersion.V5,
-        timeout=config.connect_timeout,
-    )
+    read_errors: list[OSError] = []
     try:
+        client = aiomqtt.Client(
+            hostname=config.host, port=config.port, identifier=f"{config.clientid}-probe",
+            username=config.username, password=password, protocol=aiomqtt.ProtocolVersion.V5,
+            timeout=config.connect_timeout, **tls_options(config),
+        )
+        # The connector's reader, for the same reading path and its read errors.
+        read_packets(client._client, None, on_error=read_errors.append)
         async with client:
             pass
-    except aiomqtt.MqttError as exc:
+    except ConfigError as exc:
         return HealthStatus(Status.DISCONNECTED, f"{config.server}: {exc}")
+    except aiomqtt.MqttError as exc:
+        why = explain(read_errors[-1] if read_errors else exc)
+        return HealthStatus(Status.DISCONNECTED, f"{config.server}: {why}")
     return HealthStatus(Status.CONNECTED)

@@ -17,6 +17,7 @@ encodes a run of PUBACKs as one queued packet.
 from __future__ import annotations
 
 import logging
+import ssl
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -112,11 +113,13 @@ class _Reader:
 
     def __init__(self, client: paho.Client, on_publish: Callable[[InMessage], None] | None,
                  on_puback: Callable[[int, int], bool] | None,
-                 after_read: Callable[[], None] | None, chunk: int) -> None:
+                 after_read: Callable[[], None] | None, chunk: int, *,
+                 on_error: Callable[[OSError], None] | None = None) -> None:
         self.client = client
         self.on_publish = on_publish
         self.on_puback = on_puback
         self.after_read = after_read
+        self.on_error = on_error
         self.chunk = chunk
         self.mqtt5 = client._protocol == paho.MQTTv5
         self.raw_recv = client._sock_recv
@@ -130,13 +133,16 @@ class _Reader:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
         if self.sock is not sock:  # a new connection: nothing buffered belongs to it
             self.sock, self.rest = sock, b""
+        tls_read = 0
         while True:
             try:
                 data = self.raw_recv(self.chunk)
             except BlockingIOError:
                 return _SUCCESS
-            except (OSError, ConnectionError) as exc:
+            except OSError as exc:  # ssl.SSLError too: a TLS alert from the broker
                 log.debug("MQTT socket read failed: %s", exc)
+                if self.on_error is not None:
+                    self.on_error(exc)
                 return client._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
             if not data:
                 return client._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
@@ -146,9 +152,13 @@ class _Reader:
                 return client._loop_rc_handle(rc)
             if self.after_read is not None:
                 self.after_read()
-            # TLS may hold decrypted bytes that raise no readiness event: read them now.
-            pending = getattr(client._sock, "pending", None)
-            if pending is None or not pending():
+            # Over TLS a read returns at most one record (16 KiB), and OpenSSL may hold decrypted
+            # bytes that raise no readiness event: read on until the socket has nothing (paho
+            # turns SSLWantReadError into BlockingIOError), as one plain read of CHUNK would.
+            tls_read += len(data)
+            current = client._sock  # None when a handler closed the connection
+            if not isinstance(current, ssl.SSLSocket) or (
+                    tls_read >= self.chunk and not current.pending()):
                 return _SUCCESS
 
     def frames(self, buf: bytes) -> MQTTErrorCode:
@@ -218,7 +228,8 @@ class _Reader:
 
 def read_packets(client: paho.Client, on_publish: Callable[[InMessage], None] | None,
                  on_puback: Callable[[int, int], bool] | None = None, *,
-                 after_read: Callable[[], None] | None = None, chunk: int = CHUNK) -> None:
+                 after_read: Callable[[], None] | None = None, chunk: int = CHUNK,
+                 on_error: Callable[[OSError], None] | None = None) -> None:
     """Replace ``client.loop_read`` (client not yet connected) with a buffered reader.
 
     ``on_publish`` receives every QoS 0/1 PUBLISH instead of paho; it must acknowledge QoS 1
@@ -226,9 +237,14 @@ def read_packets(client: paho.Client, on_publish: Callable[[InMessage], None] | 
     PUBACK first and returns whether it was one of its own publishes (see
     :func:`publish_packet`); the others go to paho. ``None`` leaves those packets to paho.
     ``after_read`` runs after the packets of each read were handled (to send their acks
-    together).
+    together). ``on_error`` receives the error of a failed read (a TLS alert such as "certificate
+    required" arrives this way, after the handshake), before the connection is closed.
+
+    Over TLS, paho's ``_sock_recv`` turns ``SSLWantReadError`` into ``BlockingIOError`` (wait for
+    the next readiness event) and ``SSLWantWriteError`` into a write registration; decrypted bytes
+    that OpenSSL still holds raise no readiness event, so they are read at once.
     """
-    reader = _Reader(client, on_publish, on_puback, after_read, chunk)
+    reader = _Reader(client, on_publish, on_puback, after_read, chunk, on_error=on_error)
     client.loop_read = reader.loop_read  # type: ignore[method-assign]
 
 
