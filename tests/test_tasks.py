@@ -129,9 +129,12 @@ ALLOWED = {
         "one send per record, watched by the record's slot: its failure is counted",
     ("plugins/republish/mqferry_republish/action.py", "RepublishAction.submit"):
         "one publish per rule output; _publish settles the delivery whatever happens",
-    ("plugins/kafka_producer/mqferry_kafka_producer/action.py", "KafkaProducerAction.start"):
-        "the flush loop, with a done-callback reporting its death (kept as is here; it is due "
-        "to move under a Supervisor)",
+    ("plugins/kafka_producer/mqferry_kafka_producer/partitions.py", "TopicLookups.request"):
+        "one topic lookup at a time, started on demand; its loop catches every error and "
+        "retries with back-off, so no topic is left pending",
+    ("plugins/kafka_producer/mqferry_kafka_producer/session.py", "ProducerSession._stop"):
+        "the producer's close, awaited with a bound; one that overruns is kept and logged "
+        "when it ends",
 }
 
 

@@ -17,7 +17,7 @@ from mqferry.errors import (
 from mqferry.hookspecs import hookimpl
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
-from mqferry.tasks import Supervisor, cancel_task
+from mqferry.tasks import Supervisor, cancel_task, describe
 from mqferry.types import (
     Action,
     Connector,
@@ -54,5 +54,6 @@ __all__ = [
     "TemplateError",
     "__version__",
     "cancel_task",
+    "describe",
     "hookimpl",
 ]

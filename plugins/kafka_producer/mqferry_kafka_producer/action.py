@@ -28,7 +28,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
-from mqferry import Delivery, DeliveryError, HealthStatus, Status, cancel_task
+from mqferry import Delivery, DeliveryError, HealthStatus, Status, Supervisor, describe
 from mqferry.kafka import KafkaConnector
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
                  "ProducerFenced")
 _MEMORY_LOW = 0.10
+#: How long stop() waits for buffered and in-flight records to be acknowledged.
+STOP_FLUSH_TIMEOUT = 30.0
 #: the longest pause after a flush round that failed unexpectedly
 _MAX_ERROR_BACKOFF = 5.0
 
@@ -121,7 +123,7 @@ class KafkaProducerAction:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+        self._task: Supervisor | None = None
         self._retry_delay = 0.0
         self._reset = False
         self._error_delay = 0.0
@@ -264,19 +266,22 @@ class KafkaProducerAction:
                 self._idle.clear()
                 self._wake.set()
             self.session.status = HealthStatus(Status.CONNECTING)
-            self._task = asyncio.create_task(self._run(), name=f"mqferry[{self.id}].flush")
-            self._task.add_done_callback(self._flush_ended)
+            self._task = Supervisor(f"mqferry[{self.id}].flush", self._run,
+                                    on_failure=self._flush_failed)
+            self._task.start()
 
-    def _flush_ended(self, task: asyncio.Task[None]) -> None:
-        # The loop survives errors of a round (see _run): only BaseExceptions end it.
-        if not task.cancelled() and task.exception() is not None:
-            exc = task.exception()
-            self.session.status = HealthStatus(Status.DISCONNECTED,
-                                               f"flush task failed: {exc!r}")
-            log.error("action %s: the flush task failed; buffered records are not sent",
-                      self.id, exc_info=exc)
+    def _flush_failed(self, exc: BaseException, delay: float) -> None:
+        # The loop survives errors of a round (see _run); this is a failure outside a round
+        # (connecting, say). Its records stay buffered and the loop starts again.
+        self.session.status = HealthStatus(
+            Status.DISCONNECTED, f"flush task failed: {describe(exc)}; restarting in {delay:.1f}s")
 
-    async def stop(self, timeout: float = 30.0) -> None:
+    @property
+    def stop_timeout(self) -> float:
+        """How long :meth:`stop` may take: the flush wait plus the producer's close."""
+        return STOP_FLUSH_TIMEOUT + self.close_timeout
+
+    async def stop(self, timeout: float = STOP_FLUSH_TIMEOUT) -> None:
         """Flush what is buffered and in flight (up to ``timeout`` seconds), then close.
 
         Returns within about ``timeout`` seconds plus the producer's close timeout, even when
@@ -289,7 +294,7 @@ class KafkaProducerAction:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), timeout)
         task, self._task = self._task, None
-        await cancel_task(task)
+        await task.stop()
         await self.lookups.close()
         closed = await self.session.close(self.close_timeout)
         await asyncio.sleep(0)  # callbacks of the batches settled by the close run first
