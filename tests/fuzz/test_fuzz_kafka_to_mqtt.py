@@ -71,7 +71,7 @@ record = st.tuples(s.keys, _value(), s.headers)
 
 @given(topic=st.sampled_from([SOURCE_TOPIC, SOURCE_TOPIC_WHOLE]),
        records=st.lists(record, min_size=1, max_size=4))
-@s.fuzz_settings(examples=60)
+@s.fuzz_settings(examples=40)
 def test_no_record_stops_the_partition(topic, records):
     run(topic, records)
 

@@ -73,13 +73,13 @@ message = st.tuples(s.topics | st.just("t/x"), s.payloads, st.sampled_from([0, 1
 
 
 @given(messages=st.lists(message, min_size=1, max_size=4))
-@s.fuzz_settings(examples=60)
+@s.fuzz_settings(examples=40)
 def test_no_message_stops_the_stream(messages):
     run(check_stream, messages)
 
 
 @given(payload=s.payloads)
-@s.fuzz_settings(examples=60)
+@s.fuzz_settings(examples=40)
 def test_no_payload_stops_the_stream(payload):
     run(check_stream, [("t/p", payload, 1, None)])
 

@@ -73,7 +73,7 @@ def test_the_grammar_reaches_most_of_the_catalogue():
 
 
 @given(data=st.data())
-@s.fuzz_settings(examples=80)
+@s.fuzz_settings(examples=50)
 def test_generated_statements_never_stall_the_stream(data):
     sql = data.draw(s.statements(catalogue()), label="sql")
     if not compiles(sql):
@@ -85,7 +85,7 @@ def test_generated_statements_never_stall_the_stream(data):
 @given(text=st.text(max_size=80) | st.text(string.printable, max_size=80)
        | st.sampled_from(["SELECT", "SELECT * FROM", 'SELECT * FROM "', "FOREACH FROM \"t\"",
                           "SELECT ((((((((((1)))))))))) FROM \"t\"", "\x00", "'", '"' * 3]))
-@s.fuzz_settings(examples=80)
+@s.fuzz_settings(examples=50)
 def test_random_text_is_refused_with_a_config_error_or_runs(text):
     for sql in (text, f'SELECT {text} FROM "t/#"', f'SELECT * FROM "t/#" WHERE {text}'):
         if compiles(sql):
