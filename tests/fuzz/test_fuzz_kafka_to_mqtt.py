@@ -38,10 +38,13 @@ async def check_records(h: Harness, topic: str, records: list[Rec]) -> None:
     assert h.committable(topic) == end, (
         f"offsets stopped at {h.committable(topic)} of {end}: a record holds the window")
     assert h.source.tracker.inflight == 0
-    published = [p for p in h.mqtt_out.published if p.topic.startswith("from-kafka")]
-    expected = b"good" if topic == SOURCE_TOPIC else None
-    assert any(expected is None or p.payload == expected for p in published), \
-        "the good record was not published to MQTT"
+    if topic == SOURCE_TOPIC:  # `${value.data}` to from-kafka/${key}
+        good = [p for p in h.mqtt_out.published
+                if p.topic == "from-kafka/good" and p.payload == b"good"]
+    else:  # the whole message to from-kafka-whole
+        good = [p for p in h.mqtt_out.published
+                if p.topic == "from-kafka-whole" and b'"key":"good"' in p.payload]
+    assert good, "the good record was not published to MQTT"
     assert any(r[0] == "kafka_producer:whole" and b'"good"' in (r[3] or b"")
                for r in h.kafka.records), "the good record did not reach the rules' action"
     after = connected(await h.health())
