@@ -6,6 +6,10 @@ bridge the scenario started.
 
     python benchmarks/faults.py                        # every scenario, both directions
     python benchmarks/faults.py --scenario kill9 --direction mqtt-kafka --variant paho
+    python benchmarks/faults.py --scenario chaos --repeat 1   # see benchmarks/chaos.py
+
+``chaos`` (hostile messages, a runaway regex and a Kafka pause in a good stream, against a
+calm run) has its own module, :mod:`chaos`, and pauses a private Kafka of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bridges import Bridge, Brokers
+from chaos import chaos_markdown, run_chaos
 from harness import bridged, save, spec_for
 from rich.console import Console
 
@@ -127,6 +132,9 @@ SCENARIOS = {s.name: s for s in (
 
 DEFAULT_VARIANTS = {"mqtt-kafka": ("mqferry-alo",), "kafka-mqtt": ("mqferry-alo",)}
 
+#: Scenarios with a module of their own (selected with --scenario like the others).
+CHAOS = "chaos"
+
 
 def run_scenario(scenario: Scenario, direction: str, variant: str, brokers: Brokers,
                  console: Console) -> dict[str, Any]:
@@ -173,8 +181,9 @@ def run_scenario(scenario: Scenario, direction: str, variant: str, brokers: Brok
 
 
 def run_faults(brokers: Brokers, directions: list[str], names: list[str] | None,
-               console: Console, variants: list[str] | None = None) -> list[dict[str, Any]]:
-    """Every selected scenario, direction and variant."""
+               console: Console, variants: list[str] | None = None, *,
+               chaos_repeat: int | None = None) -> list[dict[str, Any]]:
+    """Every selected scenario, direction and variant (``chaos``: MQTT -> Kafka, mqferry)."""
     results = []
     for scenario in SCENARIOS.values():
         if names and scenario.name not in names:
@@ -193,6 +202,8 @@ def run_faults(brokers: Brokers, directions: list[str], names: list[str] | None,
                 console.print(f"  published {loss['published']:,} / delivered "
                               f"{loss['delivered']:,} / lost {loss['lost']:,} / duplicated "
                               f"{loss['duplicated']:,}; bridge alive: {r['bridge_alive_at_end']}")
+    if (not names or CHAOS in names) and "mqtt-kafka" in directions:
+        results += run_chaos(brokers, console, chaos_repeat)
     return results
 
 
@@ -216,20 +227,25 @@ def scenario_markdown(results: list[dict[str, Any]]) -> str:
                 f"{loss['duplicated']:,} | {loss['out_of_order']:,} | {lat['p99']:,.0f} | "
                 f"{lat['max']:,.0f} | {'yes' if r['bridge_alive_at_end'] else 'NO'} | "
                 f"{timeline or '-'} |")
+    chaos = chaos_markdown(results)
+    if chaos:
+        out.append(chaos)
     return "\n".join(out)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="mqferry's fault scenarios")
-    ap.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    ap.add_argument("--scenario", action="append", choices=sorted([*SCENARIOS, CHAOS]))
     ap.add_argument("--direction", action="append", choices=["mqtt-kafka", "kafka-mqtt"])
     ap.add_argument("--variant", action="append")
+    ap.add_argument("--repeat", type=int, default=None,
+                    help="runs of each chaos variant (default: MQFERRY_CHAOS_REPEAT or 3)")
     ap.add_argument("-o", "--output", type=Path,
                     default=Path(__file__).resolve().parent / "results" / "faults.json")
     args = ap.parse_args()
     console = Console(stderr=True, width=160)
     results = run_faults(Brokers(), args.direction or ["mqtt-kafka", "kafka-mqtt"],
-                         args.scenario, console, args.variant)
+                         args.scenario, console, args.variant, chaos_repeat=args.repeat)
     save(results, args.output)
     args.output.with_suffix(".md").write_text(scenario_markdown(results) + "\n")
     print(scenario_markdown(results))
