@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from mqferry.rules import nodes as n
 from mqferry.rules.compiler import ALL, Compiler, Expr
+from mqferry.rules.errors import RuleSyntaxError
 from mqferry.rules.event import Event
 from mqferry.rules.functions import FunctionTable, builtin_function_table
 from mqferry.rules.parser import parse
@@ -234,4 +235,10 @@ def compile_sql(sql: str, functions: FunctionTable | None = None) -> CompiledRul
         RuleCompileError: an unknown function or a wrong number of arguments.
     """
     table = functions if functions is not None else builtin_function_table()
-    return CompiledRule(sql, parse(sql), table)
+    try:
+        return CompiledRule(sql, parse(sql), table)
+    except RecursionError:
+        # Parsing and compiling recurse once per level of nesting: a statement nested past
+        # the interpreter's limit is refused as written, not as an internal error.
+        raise RuleSyntaxError("the statement is nested too deeply", line=1, column=1,
+                              sql=sql) from None
