@@ -7,7 +7,7 @@ from mqferry.rules.errors import RuleSyntaxError
 
 
 @pytest.mark.parametrize("sql", [
-    "SELECT " + "(" * 5000 + "1" + ")" * 5000 + ' as a FROM "t"',
+    "SELECT " + "[" * 5000 + "1" + "]" * 5000 + ' as a FROM "t"',
     "SELECT " + "not " * 5000 + 'true as a FROM "t"',
     "SELECT " + "+".join(["1"] * 5000) + ' as a FROM "t"',
 ])
