@@ -70,7 +70,7 @@ def _field(queue: list[Any], spec: str | None, what: str) -> int | None:
     if not spec:
         return None
     # A width from the format has only digits; one from the arguments must be an integer.
-    size = as_int(_take(queue), what) if spec == "*" else int(spec)
+    size = as_int(_take(queue), f"integer {what}") if spec == "*" else int(spec)
     check_size(abs(size), what)
     return size
 
