@@ -1,6 +1,13 @@
+import threading
+import time
+
+import psutil
 import pytest
 
 from mqferry.rules import RuleEvalError, evaluate_sql
+from mqferry.rules.functions import jqfuncs
+
+RUNAWAY = "jq('def f: f; f', payload, {timeout})"
 
 
 def run(expr, payload='{"temperature": 10, "sensors": [1, 2, 3]}'):
@@ -30,11 +37,88 @@ def test_jq_returns_the_list_of_results(expr, want):
         ("jq('.', 'not json')", "not valid JSON"),
         ("jq('error(\"boom\")', payload)", "jq program failed"),
         ("jq('def f: f; f', payload, 200)", "timed out after 200 ms"),
+        ("jq('.', payload, 0)", "timeout must be positive"),
     ],
 )
 def test_jq_errors_are_rule_exceptions(expr, message):
     with pytest.raises(RuleEvalError, match=message):
         run(expr)
+
+
+def _workers() -> set[int]:
+    """PIDs of the live jq worker processes, as the operating system lists them."""
+    found = set()
+    for child in psutil.Process().children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.add(child.pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_the_callers_timeout_is_capped(monkeypatch):
+    monkeypatch.setattr(jqfuncs, "MAX_TIMEOUT_MS", 300)
+    for expr in (RUNAWAY.format(timeout=3_600_000), "jq('def f: f; f', payload)"):
+        began = time.monotonic()
+        with pytest.raises(RuleEvalError, match="timed out after 300 ms"):
+            run(expr)
+        # 300 ms of running, plus starting a worker the first time
+        assert time.monotonic() - began < 5
+
+
+def test_a_timed_out_worker_is_killed_and_replaced():
+    assert run("jq('.temperature', payload)") == [10]
+    before = _workers()
+    assert before
+    # each call takes an idle worker first, so this many runaways kill every worker there was
+    for _ in range(jqfuncs.MAX_WORKERS):
+        with pytest.raises(RuleEvalError, match="timed out after 200 ms"):
+            run(RUNAWAY.format(timeout=200))
+    assert not any(psutil.pid_exists(pid) for pid in before)
+    assert run("jq('.temperature', payload)") == [10]
+    after = _workers()
+    assert after
+    assert not after & before
+
+
+def test_calls_from_many_threads_get_their_own_answers():
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(20):
+                got = run(f"jq('.x + {i}', '{{\"x\": {n}}}')")
+                assert got == [n + i]
+        except BaseException as exc:  # reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_a_runaway_program_does_not_hold_other_threads():
+    failed: list[str] = []
+
+    def runaway() -> None:
+        try:
+            run(RUNAWAY.format(timeout=3000))
+        except RuleEvalError as exc:
+            failed.append(str(exc))
+
+    hostile = threading.Thread(target=runaway)
+    hostile.start()
+    time.sleep(0.2)
+    for i in range(10):
+        assert run(f"jq('.temperature + {i}', payload)") == [10 + i]
+    assert hostile.is_alive()  # the good calls were done while it still ran
+    hostile.join(30)
+    assert failed and "timed out after 3000 ms" in failed[0]
 
 
 def test_mongo_date():

@@ -4,11 +4,41 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-__all__ = ["BadArg", "as_bytes", "as_int", "as_list", "as_map", "as_number", "as_text"]
+__all__ = [
+    "MAX_RESULT_SIZE",
+    "BadArg",
+    "as_bytes",
+    "as_int",
+    "as_list",
+    "as_map",
+    "as_number",
+    "as_text",
+    "check_size",
+    "describe_size",
+]
+
+#: The longest string or binary a built-in function builds from a small input: a decompressed
+#: payload, a padded string, a ``sprintf`` width. Past it the call fails instead of allocating.
+MAX_RESULT_SIZE = 16 * 1024 * 1024
 
 
 class BadArg(TypeError):
     """A built-in function got an argument of the wrong type or value."""
+
+
+def describe_size(size: int) -> str:
+    """``size`` bytes for a message: ``16 MiB``, ``64 KiB`` or ``100 bytes``."""
+    for unit, scale in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
+
+
+def check_size(size: int, what: str, limit: int = MAX_RESULT_SIZE) -> int:
+    """``size`` when it is within ``limit``; otherwise a :class:`BadArg` naming ``what``."""
+    if size > limit:
+        raise BadArg(f"{what} {size} exceeds the limit of {describe_size(limit)}")
+    return size
 
 
 def as_text(value: Any, what: str = "string") -> str:

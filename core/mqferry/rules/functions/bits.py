@@ -1,4 +1,8 @@
-"""Bitwise operations and bit-sequence functions (``subbits``)."""
+"""Bitwise operations and bit-sequence functions (``subbits``).
+
+``bitsl`` results are bounded by :data:`MAX_INT_BITS`: a shift by a caller's count could otherwise
+build an integer of gigabytes from a few bytes of input.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,10 @@ from typing import Any
 
 from mqferry.rules.functions._args import BadArg, as_bytes, as_int, as_text
 
-__all__ = ["FUNCTIONS"]
+__all__ = ["FUNCTIONS", "MAX_INT_BITS"]
+
+#: The widest integer ``bitsl`` builds, in bits (room for any register, hash or bit mask).
+MAX_INT_BITS = 4096
 
 
 def bitnot(x: Any) -> int:
@@ -33,7 +40,11 @@ def bitxor(x: Any, y: Any) -> int:
 
 def bitsl(x: Any, n: Any) -> int:
     """Shift left by ``n`` bits."""
-    return as_int(x) << as_int(n)
+    value, shift = as_int(x), as_int(n)
+    if value and shift > 0 and value.bit_length() + shift > MAX_INT_BITS:
+        raise BadArg(f"bitsl: the result would be {value.bit_length() + shift} bits wide, "
+                     f"over the limit of {MAX_INT_BITS}")
+    return value << shift
 
 
 def bitsr(x: Any, n: Any) -> int:

@@ -15,6 +15,16 @@ __all__ = ["FUNCTIONS", "to_map"]
 
 _ERL_INT = re.compile(r"[+-]?\d+\Z")
 _ERL_FLOAT = re.compile(r"[+-]?\d+\.\d+(?:[eE][+-]?\d+)?\Z")
+#: Most decimals ``float`` and ``float2str`` write: Erlang's ``float_to_binary`` limit, which also
+#: keeps a caller's count from building a string of any length.
+MAX_DECIMALS = 253
+
+
+def _decimals(value: Any) -> int:
+    places = as_int(value)
+    if places > MAX_DECIMALS:
+        raise BadArg(f"{places} decimals exceeds the limit of {MAX_DECIMALS}")
+    return places
 
 
 def str_(value: Any) -> str:
@@ -74,7 +84,7 @@ def float_(value: Any, decimals: Any = None) -> float:
         raise BadArg(f"cannot convert {values.to_repr(value)} to a float")
     if decimals is None:
         return result
-    places = as_int(decimals)
+    places = _decimals(decimals)
     if places <= 0:
         raise BadArg("decimals must be positive")
     return float(f"{result:.{places}f}")
@@ -82,7 +92,7 @@ def float_(value: Any, decimals: Any = None) -> float:
 
 def float2str(value: Any, precision: Any) -> str:
     """A float as a string with at most ``precision`` decimals, trailing zeros dropped."""
-    return values.format_float(float(as_number(value)), as_int(precision))
+    return values.format_float(float(as_number(value)), _decimals(precision))
 
 
 def to_map(value: Any) -> dict[Any, Any]:

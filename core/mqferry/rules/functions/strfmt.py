@@ -1,5 +1,10 @@
 """String building: ``sprintf`` (Erlang ``io_lib:format`` directives), ``pad``, joins,
-``unescape``."""
+``unescape``.
+
+Lengths given by the caller (``pad``'s length, ``sprintf`` field widths and precisions) are
+bounded by :data:`~mqferry.rules.functions._args.MAX_RESULT_SIZE`, so a small rule or message
+cannot make a call allocate gigabytes; float precisions stop at 253 digits, as Erlang's.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ from collections.abc import Callable
 from typing import Any
 
 from mqferry.rules import values
-from mqferry.rules.functions._args import BadArg, as_int, as_list, as_text
+from mqferry.rules.functions._args import BadArg, as_int, as_list, as_text, check_size
 
 __all__ = ["FUNCTIONS", "erlang_repr"]
 
 _DIRECTIVE = re.compile(r"~(-?\d+|\*)?(?:\.(\d+|\*)?)?(?:\.(.))?(t?)([~nscpwPWfegbBxX#i+])")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+#: Most digits after the point a float is written with (Erlang's ``float_to_binary`` limit).
+MAX_DECIMALS = 253
 
 
 def erlang_repr(value: Any) -> str:  # noqa: PLR0911 - one return per Erlang type
@@ -49,13 +57,22 @@ def sprintf(fmt: Any, *args: Any) -> str:
         out.append(text[pos:m.start()])
         pos = m.end()
         width_s, prec_s, pad_s, _t, ctl = m.groups()
-        width = _take(queue) if width_s == "*" else (int(width_s) if width_s else None)
-        prec = _take(queue) if prec_s == "*" else (int(prec_s) if prec_s else None)
+        width = _field(queue, width_s, "field width")
+        prec = _field(queue, prec_s, "precision")
         out.append(_directive(ctl, width, prec, pad_s or " ", queue))
     out.append(text[pos:])
     if queue:
         raise BadArg("more arguments than format directives")
     return "".join(out)
+
+
+def _field(queue: list[Any], spec: str | None, what: str) -> int | None:
+    if not spec:
+        return None
+    # A width from the format has only digits; one from the arguments must be an integer.
+    size = as_int(_take(queue), f"integer {what}") if spec == "*" else int(spec)
+    check_size(abs(size), what)
+    return size
 
 
 def _take(queue: list[Any]) -> Any:
@@ -92,6 +109,8 @@ def _directive(  # noqa: PLR0912 - one branch per io_lib control character
         if num is None:
             raise BadArg(f"~{ctl} needs a number")
         digits = 6 if prec is None else prec
+        if digits > MAX_DECIMALS:
+            raise BadArg(f"precision {digits} exceeds the limit of {MAX_DECIMALS} digits")
         if ctl == "f":
             body = f"{num:.{digits}f}"
         elif ctl == "e":
@@ -129,6 +148,7 @@ def pad(s: Any, length: Any, where: Any = "trailing", char: Any = " ") -> str:
     text, size, mode, filler = as_text(s), as_int(length), as_text(where), as_text(char)
     if not filler:
         raise BadArg("the pad character must not be empty")
+    check_size(size * len(filler), "padded length")
     missing = size - len(text)
     if missing <= 0:
         return text
@@ -191,13 +211,14 @@ def unescape(s: Any) -> str:
             out.append(_ESCAPES[nxt])
             i += 2
         elif nxt == "x" and i + 2 < len(text) and text[i + 2] in "0123456789abcdefABCDEF":
-            m = re.match(r"[0-9a-fA-F]+", text[i + 2:])
+            # match at a position, not on a slice: a slice per escape is quadratic
+            m = _HEX.match(text, i + 2)
             assert m is not None
             code = int(m.group(0), 16)
             if code > 0x10FFFF:
                 raise BadArg(f"invalid unicode character \\x{m.group(0)}")
             out.append(chr(code))
-            i += 2 + len(m.group(0))
+            i = m.end()
         else:
             raise BadArg(f"unrecognized escape sequence \\{nxt}")
     return "".join(out)

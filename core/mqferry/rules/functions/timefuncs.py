@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import re2
+
 from mqferry.rules.functions._args import BadArg, as_int, as_text
 
 __all__ = ["FUNCTIONS"]
@@ -97,12 +99,13 @@ def _parse(fmt: str, text: str) -> tuple[int, int | None]:
               "6N": r"(\d{6})", "z": r"([+-]\d{4}|Z)", ":z": r"([+-]\d{2}:\d{2}|Z)",
               "::z": r"([+-]\d{2}:\d{2}:\d{2}|Z)", "%": "(%)"}
     for m in _DIRECTIVE.finditer(fmt):
-        pattern.append(re.escape(fmt[pos:m.start()]))
+        pattern.append(re2.escape(fmt[pos:m.start()]))
         pattern.append(widths[m.group(1)])
         groups.append(m.group(1))
         pos = m.end()
-    pattern.append(re.escape(fmt[pos:]))
-    found = re.fullmatch("".join(pattern), text)
+    pattern.append(re2.escape(fmt[pos:]))
+    # RE2, not re: a format such as `%m%m%m...` would backtrack exponentially on a near miss.
+    found = re2.fullmatch("".join(pattern), text)
     if not found:
         raise BadArg(f"{text!r} does not match the format {fmt!r}")
     for name, val in zip(groups, found.groups(), strict=True):
