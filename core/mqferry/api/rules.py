@@ -2,8 +2,8 @@
 
 A rule is created, changed or deleted on its own (:meth:`Controller.change_rule`): the cost of a
 call does not grow with the number of rules. Tests run in worker threads with a time limit
-(:class:`~mqferry.api.tester.Tester`); whatever the tested rule or template raises is answered as
-a 400 (or, per action, in the rendering), never a 500.
+(:class:`~mqferry.api.tester.RuleTestRunner`); whatever the tested rule or template raises is
+answered as a 400 (or, per action, in the rendering), never a 500.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mqferry.api.errors import ApiError, bad_request, not_found
 from mqferry.api.preview import preview
 from mqferry.api.redact import redact
 from mqferry.api.schemas import RuleBody, RuleTestBody, RuleUpdate, StoredRuleTest
-from mqferry.api.tester import Tester
+from mqferry.api.tester import RuleTestRunner
 from mqferry.config.models import InlineAction
 from mqferry.errors import MqferryError
 from mqferry.rules.cli import sample_event
@@ -121,7 +121,7 @@ def _answer(text: str | None) -> Response:
 def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure per route
     """The rule routes."""
     router = APIRouter(tags=["rules"])
-    tester = Tester()
+    tester = RuleTestRunner()
 
     def require(rid: str) -> None:
         if rid not in (ctrl.data.get("rules") or {}):

@@ -17,12 +17,12 @@ from mqferry.api.errors import ApiError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Tester"]
+__all__ = ["RuleTestRunner"]
 
 T = TypeVar("T")
 
 
-class Tester:
+class RuleTestRunner:
     """Runs rule tests off the event loop.
 
     Args:

@@ -94,7 +94,7 @@ class Fragments:
             for (slot, v), part in zip(missing, parts[1:], strict=True):
                 keep[slot] = (v, part)
         out = []
-        for slot, v in slots:
+        for slot, _ in slots:
             entry = keep.get(slot) or self._texts[slot]
             keep[slot] = entry
             out.append(entry[1])
