@@ -78,7 +78,7 @@ async def test_a_test_over_its_time_is_answered_and_extra_tests_are_refused():
     assert time.monotonic() - started < 5
     assert (timed_out.value.status, timed_out.value.code) == (400, "TIMEOUT")
     assert "0.2s" in timed_out.value.message
-    # The runaway test still holds the only worker: the next one is refused, not queued.
+    # The runaway test still holds the only worker: the next one waits for it, then is refused.
     with pytest.raises(ApiError) as busy:
         await tester.run(lambda: 1)
     assert busy.value.status == 503

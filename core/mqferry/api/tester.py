@@ -26,7 +26,8 @@ class RuleTestRunner:
     """Runs rule tests off the event loop.
 
     Args:
-        workers: how many tests may run at once; more are refused with 503.
+        workers: how many tests may run at once; more wait for a worker, up to ``timeout``,
+            then are refused with 503.
         timeout: seconds a test may take before it is answered with 400 ``TIMEOUT`` (a thread
             cannot be stopped: it finishes in the background, holding its worker until then).
     """
@@ -36,30 +37,31 @@ class RuleTestRunner:
         self.timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=workers,
                                         thread_name_prefix="mqferry-rule-test")
-        self._running = 0
+        # Held from submission until the thread is done, past a timeout if need be: a runaway
+        # test keeps its worker, and no test queues behind it in the pool unseen.
+        self._slots = asyncio.Semaphore(workers)
 
     async def run(self, fn: Callable[[], T]) -> T:
         """The result of ``fn()``, run in a worker thread.
 
         Raises:
-            ApiError: 503 when every worker is busy; 400 ``TIMEOUT`` when it took too long.
+            ApiError: 503 when no worker came free within the timeout; 400 ``TIMEOUT`` when the
+                test took longer than it.
             Exception: whatever ``fn`` raised.
         """
-        if self._running >= self.workers:
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+        except TimeoutError:
             raise ApiError(503, "SERVICE_UNAVAILABLE",
-                           f"{self._running} rule tests are still running; try again later")
-        self._running += 1
+                           f"all {self.workers} rule test workers are busy; try again later"
+                           ) from None
         future = asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-        def release(_: asyncio.Future[T]) -> None:
-            self._running -= 1
-
-        future.add_done_callback(release)
+        future.add_done_callback(lambda _: self._slots.release())
         try:
             return await asyncio.wait_for(asyncio.shield(future), self.timeout)
         except TimeoutError:
             # Its result is of no use any more; retrieve any error so it is not reported.
             future.add_done_callback(lambda f: f.cancelled() or f.exception())
-            log.warning("a rule test ran longer than %.0fs; answered with a timeout", self.timeout)
+            log.warning("a rule test ran longer than %gs; answered with a timeout", self.timeout)
             raise ApiError(400, "TIMEOUT",
                            f"the test did not finish within {self.timeout:g}s") from None

@@ -61,6 +61,8 @@ class Fragments:
 
     def render(self, data: Mapping[str, Any]) -> str:
         """``data`` as YAML."""
+        if not data:
+            return _dump(data)
         out: list[str] = []
         keep: dict[tuple[str, str], tuple[Any, str]] = {}
         for section, value in data.items():
@@ -190,13 +192,14 @@ class ConfigWriter:
         self._stat = _stat(self.path)
         self._pending: Mapping[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._writing = False
         self._lock = threading.Lock()  # one write at a time, in the order they started
         self._fragments = Fragments()
 
     @property
     def idle(self) -> bool:
         """Nothing is waiting to be written and no write is running."""
-        return self._pending is None and (self._task is None or self._task.done())
+        return self._pending is None and not self._writing
 
     def loaded(self, digest: str | None) -> None:
         """Record that the file was (re)loaded with contents ``digest``; clears a conflict."""
@@ -242,17 +245,19 @@ class ConfigWriter:
                 await task
         data = self._pending
         if data is not None:
-            await asyncio.to_thread(self._write, data)
+            await self._write_off_loop(data)
             if self._pending is data:
                 self._pending = None
 
     async def _run(self) -> None:
+        # Sleeping out the interval after each write, even the last of a burst, is what bounds
+        # the rate: a change arriving then waits for the next write with whatever came with it.
         loop = asyncio.get_running_loop()
         delay = self.interval
         while (data := self._pending) is not None:
             started = loop.time()
             try:
-                await asyncio.to_thread(self._write, data)
+                await self._write_off_loop(data)
             except OSError as exc:
                 delay = min(max(delay * 2, 1.0), _MAX_RETRY_DELAY)
                 log.error("cannot write the configuration to %s: %s; retrying in %.0fs",
@@ -261,8 +266,14 @@ class ConfigWriter:
                 delay = self.interval
                 if self._pending is data:
                     self._pending = None
-                    return
             await asyncio.sleep(max(0.0, delay - (loop.time() - started)))
+
+    async def _write_off_loop(self, data: Mapping[str, Any]) -> None:
+        self._writing = True
+        try:
+            await asyncio.to_thread(self._write, data)
+        finally:
+            self._writing = False
 
     def _write(self, data: Mapping[str, Any]) -> None:
         with self._lock:
