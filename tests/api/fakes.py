@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -76,6 +77,8 @@ class FakeAction:
             delivery.secured()
 
     def preview(self, output: Mapping[str, Any]) -> dict[str, Any]:
+        if "boom" in output:  # a template that fails on this output
+            raise TypeError(f"cannot render {output['boom']!r}")
         return {"topic": self.topic, "value": dict(output)}
 
     async def start(self) -> None:
@@ -108,9 +111,29 @@ class FakePlugin:
                                 connector_type="fake"))
 
 
+def fake_raise(kind: str) -> Any:
+    """A rule function failing with whatever ``kind`` names, as a faulty plugin function may."""
+    errors: dict[str, type[Exception]] = {"type": TypeError, "zero": ZeroDivisionError,
+                                          "recursion": RecursionError}
+    raise errors[kind](f"fake_raise({kind})")
+
+
+def fake_sleep(seconds: float) -> float:
+    """A rule function that takes ``seconds`` (a runaway evaluation)."""
+    time.sleep(seconds)
+    return seconds
+
+
+class FakeFunctions:
+    @hookimpl
+    def mqferry_register_functions(self, register: Any) -> None:
+        register.add("fake_raise", fake_raise)
+        register.add("fake_sleep", fake_sleep)
+
+
 def fake_plugins() -> PluginSet:
     """The installed plugins plus the fakes."""
-    return load_plugins(extra=[("fake", FakePlugin())])
+    return load_plugins(extra=[("fake", FakePlugin()), ("fake_functions", FakeFunctions())])
 
 
 def reset_fakes() -> None:

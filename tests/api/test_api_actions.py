@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import yaml
-
 from tests.api.fakes import FakeAction
-from tests.api.helpers import publish
+from tests.api.helpers import on_disk, publish
 
 
 async def test_list_get_create_update(client, controller, config_file):
@@ -20,8 +18,8 @@ async def test_list_get_create_update(client, controller, config_file):
                                                    "parameters": {"topic": "moved"}})
     assert r.json()["parameters"]["topic"] == "moved"
     assert controller.app.actions["fake:a2"].topic == "moved"
-    on_disk = yaml.safe_load(config_file.read_text())
-    assert on_disk["actions"]["fake"]["a2"]["parameters"] == {"topic": "moved"}
+    saved = await on_disk(controller, config_file)
+    assert saved["actions"]["fake"]["a2"]["parameters"] == {"topic": "moved"}
 
 
 async def test_create_bad_input(client):
@@ -53,7 +51,7 @@ async def test_delete_in_use_and_with_dependent_rules(client, controller, config
     r = await client.delete("/actions/fake:a1", params={"also_delete_dep_actions": "true"})
     assert r.status_code == 204
     assert "fake:a1" not in controller.app.actions
-    rule = yaml.safe_load(config_file.read_text())["rules"]["r1"]
+    rule = (await on_disk(controller, config_file))["rules"]["r1"]
     assert rule["actions"] == []
     assert (await client.get("/actions/fake:a1")).status_code == 404
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import yaml
-
 from mqferry.config import REDACTED
 from tests.api.fakes import FakeConnector
+from tests.api.helpers import on_disk
 
 
 async def test_list_and_get_redact_the_password(client):
@@ -28,8 +27,8 @@ async def test_create_persists_and_starts(client, controller, config_file):
     assert r.json()["password"] == REDACTED
     assert "fake:c2" in controller.app.connectors
     assert ("start", "fake:c2") in FakeConnector.events
-    on_disk = yaml.safe_load(config_file.read_text())
-    assert on_disk["connectors"]["fake"]["c2"] == {"url": "fake://2", "password": "pw2"}
+    saved = await on_disk(controller, config_file)
+    assert saved["connectors"]["fake"]["c2"] == {"url": "fake://2", "password": "pw2"}
 
 
 async def test_create_refuses_duplicates_and_bad_input(client, controller):
@@ -67,8 +66,8 @@ async def test_update_keeps_a_redacted_password_and_restarts_dependents(client, 
                                                       "password": "******"})
     assert r.status_code == 200, r.text
     assert r.json()["url"] == "fake://moved"
-    on_disk = yaml.safe_load(config_file.read_text())["connectors"]["fake"]["c1"]
-    assert on_disk == {"url": "fake://moved", "password": "s3cret-pw"}
+    saved = (await on_disk(controller, config_file))["connectors"]["fake"]["c1"]
+    assert saved == {"url": "fake://moved", "password": "s3cret-pw"}
     assert controller.app.actions["fake:a1"] is not old_action  # rebuilt on the new connector
     assert controller.app.rules["r1"].actions == [controller.app.actions["fake:a1"]]
     bad = await client.put("/connectors/fake:c1", json={"url": ["x"]})
@@ -85,7 +84,7 @@ async def test_delete_refused_while_used_then_allowed(client, controller, config
     await client.post("/connectors", json={"type": "fake", "name": "c2"})
     assert (await client.delete("/connectors/fake:c2")).status_code == 204
     assert "fake:c2" not in controller.app.connectors
-    assert "c2" not in yaml.safe_load(config_file.read_text())["connectors"]["fake"]
+    assert "c2" not in (await on_disk(controller, config_file))["connectors"]["fake"]
     assert (await client.delete("/connectors/fake:c2")).status_code == 404
 
 

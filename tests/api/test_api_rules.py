@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import yaml
-
 from tests.api.fakes import FakeAction
-from tests.api.helpers import publish
+from tests.api.helpers import on_disk, publish
 
 
 async def test_create_get_list_filter_and_page(client, controller, config_file):
@@ -35,7 +33,7 @@ async def test_create_get_list_filter_and_page(client, controller, config_file):
     assert meta == {"page": 2, "limit": 1, "count": 3, "hasnext": True}
     assert (await client.get("/rules", params={"page": 0})).status_code == 400
     assert (await client.get("/rules", params={"enable": "perhaps"})).status_code == 400
-    assert "r2" in yaml.safe_load(config_file.read_text())["rules"]
+    assert "r2" in (await on_disk(controller, config_file))["rules"]
     assert "r2" not in controller.app.rules  # disabled
     assert "s/#" not in controller.app.topic_filters
 

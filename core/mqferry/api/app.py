@@ -13,6 +13,7 @@ from mqferry.api.components import component_router, component_status
 from mqferry.api.console import mount_console
 from mqferry.api.errors import ApiError, install_handlers
 from mqferry.api.keys import KeyStore, parse_basic
+from mqferry.api.limits import BodyLimits
 from mqferry.api.rules import rules_router
 from mqferry.metrics.prometheus import CONTENT_TYPE, exposition
 from mqferry.runtime.reconfig import Controller
@@ -70,7 +71,11 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
                               "mqferry, with EMQX v5's paths and shapes.",
                   openapi_url=f"{BASE}/openapi.json", docs_url=f"{BASE}/docs", redoc_url=None)
     install_handlers(api)
-    origins = ctrl.app.config.raw.api.cors_origins
+    settings = ctrl.app.config.raw.api
+    # Added before CORS, so it runs inside it: a refusal still carries the CORS headers.
+    api.add_middleware(BodyLimits, max_size=settings.max_body_size,
+                       max_depth=settings.max_json_depth)
+    origins = settings.cors_origins
     if origins:
         # Credentials travel in the Authorization header, never in cookies.
         api.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,

@@ -178,6 +178,13 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
             raise not_found(f"{one} {cid}")
         return stored
 
+    def entries_of(data: dict[str, Any], cid: str) -> dict[str, Any]:
+        # Inside a change: another request may have removed it since ``require``.
+        if _stored(data, kind, cid) is None:
+            raise not_found(f"{one} {cid}")
+        entries: dict[str, Any] = data[kind][_split(cid)[0]]
+        return entries
+
     @router.get(f"/{kind}", summary=f"List {kind}")
     async def list_all() -> list[dict[str, Any]]:
         return [await view(ctrl, kind, cid) for cid in component_ids(ctrl, kind)]
@@ -193,6 +200,8 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
             raise bad_request(f"{one} {cid} already exists", code="ALREADY_EXISTS")
 
         def add(data: dict[str, Any]) -> None:
+            if _stored(data, kind, cid) is not None:
+                raise bad_request(f"{one} {cid} already exists", code="ALREADY_EXISTS")
             data.setdefault(kind, {}).setdefault(type_name, {})[name] = raw
 
         await ctrl.change(add)
@@ -206,12 +215,12 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
     async def update(id: str, request: Request,
                      body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         old = require(id)
-        type_name, name = _split(id)
+        name = _split(id)[1]
         new = {k: v for k, v in body.items() if k not in ("type", "name")}
         new = restore(new, old)
 
         def put(data: dict[str, Any]) -> None:
-            data[kind][type_name][name] = new
+            entries_of(data, id)[name] = new
 
         await ctrl.change(put)
         return await view(ctrl, kind, id)
@@ -230,12 +239,14 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
                               rules=users)
 
         def remove(data: dict[str, Any]) -> None:
-            del data[kind][type_name][name]
-            if not data[kind][type_name]:
+            entries = entries_of(data, id)
+            del entries[name]
+            if not entries:
                 del data[kind][type_name]
             for rid in users:
-                rule = data["rules"][rid]
-                rule["actions"] = [a for a in rule.get("actions", []) if a != id]
+                rule = (data.get("rules") or {}).get(rid)
+                if isinstance(rule, dict):
+                    rule["actions"] = [a for a in rule.get("actions", []) if a != id]
 
         await ctrl.change(remove)
         return Response(status_code=204)
@@ -244,10 +255,10 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
                 summary=f"Enable or disable a {one}")
     async def enable(id: str, enable: bool) -> Response:
         require(id)
-        type_name, name = _split(id)
+        name = _split(id)[1]
 
         def set_enable(data: dict[str, Any]) -> None:
-            data[kind][type_name][name]["enable"] = enable
+            entries_of(data, id)[name]["enable"] = enable
 
         await ctrl.change(set_enable)
         return Response(status_code=204)
@@ -258,11 +269,16 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
                     body: Annotated[post_body, Body()]) -> Response:  # type: ignore[valid-type]
         raw = await _json_object(request)
         type_name, name = str(raw.pop("type")), str(raw.pop("name"))
-        data = copy.deepcopy(ctrl.data)
-        entries = data.setdefault(kind, {}).setdefault(type_name, {})
-        entries[name] = restore(raw, entries.get(name))
+        current = ctrl.data
+
+        def validate() -> Any:
+            data = copy.deepcopy(current)
+            entries = data.setdefault(kind, {}).setdefault(type_name, {})
+            entries[name] = restore(raw, entries.get(name))
+            return ctrl.validate(data)
+
         try:
-            cfg = ctrl.validate(data)
+            cfg = await asyncio.to_thread(validate)
         except ConfigError as exc:
             raise ApiError(400, "BAD_REQUEST", "; ".join(
                 f"{p}: {m}" for p, m in exc.problems if p.startswith(f"{kind}."))

@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 __all__ = ["ApiError", "bad_request", "install_handlers", "not_found"]
 
 _CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
-          405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 412: "NOT_MATCH", 415: "BAD_REQUEST",
+          405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 412: "NOT_MATCH", 413: "PAYLOAD_TOO_LARGE",
+          415: "BAD_REQUEST",
           500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}
 
 

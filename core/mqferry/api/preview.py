@@ -1,5 +1,7 @@
 """What an action would send for a rule output, rendered without sending (``/rules/:id/test``).
 
+Rendering runs in a worker thread of the tester; whatever it raises is shown as the action's error.
+
 An action may offer ``preview(output) -> dict``; otherwise an action with a Kafka record renderer
 (``renderer.render_topic`` ...) is shown as the record it would produce, and any other action as
 the output it would receive.
@@ -47,4 +49,6 @@ def preview(action: Any, output: Mapping[str, Any]) -> dict[str, Any]:
             }
     except MqferryError as exc:
         return {"error": str(exc)}
+    except Exception as exc:  # a template or plugin failing on this output: the preview says so
+        return {"error": f"{type(exc).__name__}: {exc}"}
     return {"output": dict(output)}

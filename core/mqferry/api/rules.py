@@ -1,4 +1,10 @@
-"""``/rules``, ``/rule_test`` and ``/rules/:id/test``, with EMQX v5's paths and shapes."""
+"""``/rules``, ``/rule_test`` and ``/rules/:id/test``, with EMQX v5's paths and shapes.
+
+A rule is created, changed or deleted on its own (:meth:`Controller.change_rule`): the cost of a
+call does not grow with the number of rules. Tests run in worker threads with a time limit
+(:class:`~mqferry.api.tester.RuleTestRunner`); whatever the tested rule or template raises is
+answered as a 400 (or, per action, in the rendering), never a 500.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,9 @@ from mqferry.api.errors import ApiError, bad_request, not_found
 from mqferry.api.preview import preview
 from mqferry.api.redact import redact
 from mqferry.api.schemas import RuleBody, RuleTestBody, RuleUpdate, StoredRuleTest
+from mqferry.api.tester import RuleTestRunner
 from mqferry.config.models import InlineAction
-from mqferry.rules import RuleError
+from mqferry.errors import MqferryError
 from mqferry.rules.cli import sample_event
 from mqferry.rules.evaluate import evaluate_sql
 from mqferry.rules.values import json_dumps
@@ -72,7 +79,10 @@ def test_event(context: dict[str, Any]) -> dict[str, Any]:
                           "\"$bridges/kafka_consumer:<name>\"")
     payload = ctx.pop("payload", "{}")
     if not isinstance(payload, str):
-        payload = orjson.dumps(payload).decode()
+        try:
+            payload = orjson.dumps(payload).decode()
+        except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits ...
+            raise bad_request(f"context.payload: {exc}") from None
     topic = ctx.pop("topic", "t/1")
     clientid = ctx.pop("clientid", "c_emqx")
     if not isinstance(topic, str) or not isinstance(clientid, str):
@@ -80,17 +90,38 @@ def test_event(context: dict[str, Any]) -> dict[str, Any]:
     return sample_event(topic, payload, clientid, ctx)
 
 
-def _json(value: Any, status: int = 200) -> Response:
+def _describe(exc: Exception) -> str:
+    # Our own errors read as sentences; anything else a rule or plugin raised is named.
+    return str(exc) if isinstance(exc, MqferryError) else f"{type(exc).__name__}: {exc}"
+
+
+def _json_text(value: Any) -> str:
     try:
-        text = json_dumps(value)
-    except RuleError as exc:
-        raise bad_request(str(exc)) from None
-    return Response(text, status_code=status, media_type="application/json")
+        return json_dumps(value)
+    except Exception as exc:  # a value with no JSON form: the test's answer, not a server error
+        raise bad_request(f"the output cannot be shown as JSON: {_describe(exc)}") from None
+
+
+def _evaluate(sql: str, context: dict[str, Any], functions: Any) -> Any:
+    event = test_event(context)
+    try:
+        return evaluate_sql(sql, event, functions)
+    except ApiError:
+        raise
+    except Exception as exc:  # whatever the tested SQL or its functions raised
+        raise bad_request(_describe(exc)) from None
+
+
+def _answer(text: str | None) -> Response:
+    if text is None:
+        raise ApiError(412, "NOT_MATCH", "SQL not match")
+    return Response(text, media_type="application/json")
 
 
 def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure per route
     """The rule routes."""
     router = APIRouter(tags=["rules"])
+    tester = RuleTestRunner()
 
     def require(rid: str) -> None:
         if rid not in (ctrl.data.get("rules") or {}):
@@ -125,15 +156,15 @@ def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure pe
     @router.post("/rules", status_code=201, summary="Create a rule (the SQL is checked)")
     async def create(body: RuleBody) -> dict[str, Any]:
         rid = body.id or secrets.token_hex(4)
-        if rid in (ctrl.data.get("rules") or {}):
-            raise bad_request(f"rule {rid} already exists", code="ALREADY_EXISTS")
         stored = body.model_dump(mode="json", exclude={"id"}, exclude_defaults=True)
         stored["sql"] = body.sql
 
-        def add(data: dict[str, Any]) -> None:
-            data.setdefault("rules", {})[rid] = stored
+        def add(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is not None:
+                raise bad_request(f"rule {rid} already exists", code="ALREADY_EXISTS")
+            return stored
 
-        await ctrl.change(add)
+        await ctrl.change_rule(rid, add)
         return rule_view(ctrl, rid)
 
     @router.get("/rules/{id}", summary="Get a rule")
@@ -149,20 +180,23 @@ def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure pe
             raise bad_request(", ".join(k for k, v in given.items() if v is None)
                               + ": null is not allowed")
 
-        def put(data: dict[str, Any]) -> None:
-            data["rules"][id] = {**data["rules"][id], **given}
+        def put(current: dict[str, Any] | None) -> dict[str, Any]:
+            if current is None:
+                raise not_found(f"rule {id}")
+            return {**current, **given}
 
-        await ctrl.change(put)
+        await ctrl.change_rule(id, put)
         return rule_view(ctrl, id)
 
     @router.delete("/rules/{id}", status_code=204, summary="Delete a rule")
     async def delete(id: str) -> Response:
         require(id)
 
-        def remove(data: dict[str, Any]) -> None:
-            del data["rules"][id]
+        def remove(current: dict[str, Any] | None) -> None:
+            if current is None:
+                raise not_found(f"rule {id}")
 
-        await ctrl.change(remove)
+        await ctrl.change_rule(id, remove)
         return Response(status_code=204)
 
     @router.get("/rules/{id}/metrics", summary="A rule's counters and rates")
@@ -181,14 +215,13 @@ def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure pe
     @router.post("/rule_test", summary="Run SQL on a sample event (the SQL tester)",
                  responses={412: {"description": "NOT_MATCH: FROM or WHERE did not match"}})
     async def rule_test(body: RuleTestBody) -> Response:
-        event = test_event(body.context)
-        try:
-            output = evaluate_sql(body.sql, event, ctrl.plugins.function_table())
-        except RuleError as exc:
-            raise bad_request(str(exc), code="BAD_REQUEST") from None
-        if output is None:
-            raise ApiError(412, "NOT_MATCH", "SQL not match")
-        return _json(output)
+        functions = ctrl.function_table()
+
+        def run() -> str | None:
+            output = _evaluate(body.sql, body.context, functions)
+            return None if output is None else _json_text(output)
+
+        return _answer(await tester.run(run))
 
     @router.post("/rules/{id}/test",
                  summary="Run a stored rule and render what each action would send",
@@ -196,21 +229,23 @@ def rules_router(ctrl: Controller) -> APIRouter:  # noqa: PLR0915 - a closure pe
     async def stored_test(id: str, body: StoredRuleTest) -> Response:
         require(id)
         spec = ctrl.app.config.rules[id]
-        event = test_event(body.context)
-        try:
-            output = evaluate_sql(spec.config.sql, event, ctrl.plugins.function_table())
-        except RuleError as exc:
-            raise bad_request(str(exc)) from None
-        if output is None:
-            raise ApiError(412, "NOT_MATCH", "SQL not match")
-        outputs = output if isinstance(output, list) else [output]
-        actions: list[dict[str, Any]] = []
-        for aid in spec.action_ids:
-            action = ctrl.app.actions.get(aid)
-            if action is None:
-                actions.append({"action": aid, "error": "not running (disabled)"})
-                continue
-            actions.append({"action": aid, "rendered": [preview(action, o) for o in outputs]})
-        return _json({"output": output, "actions": actions})
+        functions = ctrl.function_table()
+        actions = [(aid, ctrl.app.actions.get(aid)) for aid in spec.action_ids]
+
+        def run() -> str | None:
+            output = _evaluate(spec.config.sql, body.context, functions)
+            if output is None:
+                return None
+            outputs = output if isinstance(output, list) else [output]
+            shown: list[dict[str, Any]] = []
+            for aid, action in actions:
+                if action is None:
+                    shown.append({"action": aid, "error": "not running (disabled)"})
+                else:
+                    shown.append({"action": aid,
+                                  "rendered": [preview(action, o) for o in outputs]})
+            return _json_text({"output": output, "actions": shown})
+
+        return _answer(await tester.run(run))
 
     return router

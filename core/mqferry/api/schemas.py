@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, create_model
 
-from mqferry.config.models import InlineAction, Name, Strict
+from mqferry.config.models import Description, InlineAction, Label, Name, Sql, Strict
 from mqferry.registry import TypeRegistry
 
 __all__ = ["RuleBody", "RuleTestBody", "RuleUpdate", "StoredRuleTest", "post_model"]
@@ -36,28 +36,28 @@ def post_model(kind: str, registry: TypeRegistry[Any]) -> Any:
 class RuleUpdate(Strict):
     """``PUT /rules/:id``: every field optional; the ones given replace the stored ones."""
 
-    sql: str | None = None
+    sql: Sql | None = None
     actions: list[str | InlineAction] | None = None
     enable: bool | None = None
-    description: str | None = None
-    name: str | None = None
+    description: Description | None = None
+    name: Label | None = None
 
 
 class RuleBody(Strict):
     """``POST /rules``."""
 
     id: Name | None = None
-    sql: str
+    sql: Sql
     actions: list[str | InlineAction] = Field(default_factory=list)
     enable: bool = True
-    description: str = ""
-    name: str = ""
+    description: Description = ""
+    name: Label = ""
 
 
 class RuleTestBody(Strict):
     """``POST /rule_test``: SQL and the event to run it on (EMQX's tester context)."""
 
-    sql: str
+    sql: Sql
     context: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -10,6 +10,7 @@ from mqferry.config.loader import (
     pydantic_problems,
     read_yaml,
     validate_config,
+    validate_rule,
 )
 from mqferry.config.models import (
     ActionConfigBase,
@@ -47,4 +48,5 @@ __all__ = [
     "pydantic_problems",
     "read_yaml",
     "validate_config",
+    "validate_rule",
 ]

@@ -13,10 +13,22 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mqferry.config.secrets import Secret
-from mqferry.config.units import Duration
+from mqferry.config.units import ByteSize, Duration
 
 NAME_PATTERN = r"^[A-Za-z0-9]+[A-Za-z0-9_\-.]*$"
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=255)]
+
+# Length limits of free-text fields: generous for people, small enough that a hostile value is
+# refused by name instead of being compiled, stored and written back to the file.
+#: Characters of a description.
+DESCRIPTION_MAX = 10_000
+#: Characters of a display name or a tag.
+LABEL_MAX = 255
+#: Characters of a rule's SQL.
+SQL_MAX = 65_536
+Description = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
+Label = Annotated[str, Field(max_length=LABEL_MAX)]
+Sql = Annotated[str, Field(max_length=SQL_MAX)]
 
 
 class Strict(BaseModel):
@@ -29,8 +41,8 @@ class ConnectorConfigBase(Strict):
     """Fields every connector has."""
 
     enable: bool = True
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
+    description: Description = ""
+    tags: list[Label] = Field(default_factory=list)
 
 
 class ActionConfigBase(Strict):
@@ -38,8 +50,8 @@ class ActionConfigBase(Strict):
 
     enable: bool = True
     connector: str | None = None
-    description: str = ""
-    tags: list[str] = Field(default_factory=list)
+    description: Description = ""
+    tags: list[Label] = Field(default_factory=list)
 
 
 class SourceConfigBase(ActionConfigBase):
@@ -59,12 +71,12 @@ class RuleConfig(Strict):
     ``actions`` items are ``"<type>:<name>"`` references to configured actions, or inline actions.
     """
 
-    sql: str
+    sql: Sql
     actions: list[str | InlineAction] = Field(default_factory=list)
     enable: bool = True
-    description: str = ""
+    description: Description = ""
     #: A display name, as EMQX's rules have (the id is the key).
-    name: str = ""
+    name: Label = ""
 
 
 _DNS_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
@@ -235,6 +247,11 @@ class ApiConfig(Strict):
     #: Web origins allowed to call the API from a browser (a console served by another
     #: instance, ``https://console.example.com``); none by default. Read at start-up.
     cors_origins: list[str] = Field(default_factory=list)
+    #: The largest request body; a larger one is refused (413) before it is read into memory.
+    max_body_size: Annotated[ByteSize, Field(ge=1024)] = 1024 * 1024
+    #: The deepest nesting of JSON objects and arrays in a request body (400 beyond it). Kept
+    #: well under Python's recursion limit, which validation and the write-back walk against.
+    max_json_depth: int = Field(default=64, ge=1, le=200)
 
     @field_validator("listen")
     @classmethod

@@ -291,6 +291,77 @@ class App:
         """A snapshot of every rule, action and source counter, by component id."""
         return {m.component_id: m.snapshot() for m in self.all_metrics()}
 
+    # -- one rule at a time (the API's rule routes) -------------------------------------------
+
+    #: How many running rules use each topic filter, kept by :meth:`add_rule` and
+    #: :meth:`remove_rule` (recounted once after :meth:`set_rules` replaced the rules).
+    _filter_uses: dict[str, int] | None = None
+    _counted_rules: dict[str, RuntimeRule] | None = None
+
+    def _uses(self) -> dict[str, int]:
+        if self._filter_uses is None or self._counted_rules is not self.rules:
+            uses: dict[str, int] = {}
+            for r in self.rules.values():
+                for flt in set(r.compiled.topic_filters):
+                    uses[flt] = uses.get(flt, 0) + 1
+            self._filter_uses, self._counted_rules = uses, self.rules
+        return self._filter_uses
+
+    def add_rule(self, rule: RuntimeRule) -> list[str]:
+        """Route ``rule`` (replacing the running rule with its id) without rebuilding the index.
+
+        Returns:
+            The topic filters no running rule used before: the subscriptions to add.
+        """
+        if rule.id in self.rules:
+            self.remove_rule(rule.id)
+        uses = self._uses()
+        self.rules[rule.id] = rule
+        for flt in rule.compiled.topic_filters:
+            self._topic_index.add(flt, rule)
+        for topic in rule.compiled.event_topics:
+            for alias in _event_aliases(topic):
+                # A new list, not an append: a dispatch holding the old one is not disturbed.
+                self._event_rules[alias] = [*self._event_rules.get(alias, ()), rule]
+        new = []
+        for flt in set(rule.compiled.topic_filters):
+            uses[flt] = uses.get(flt, 0) + 1
+            if uses[flt] == 1:
+                new.append(flt)
+        return sorted(new)
+
+    def remove_rule(self, rid: str) -> list[str]:
+        """Stop routing to rule ``rid`` (if it runs) without rebuilding the index.
+
+        Returns:
+            The topic filters no running rule uses any more: the subscriptions to remove.
+        """
+        uses = self._uses()
+        rule = self.rules.pop(rid, None)
+        if rule is None:
+            return []
+        for flt in rule.compiled.topic_filters:
+            self._topic_index.remove(flt, rule)
+        for topic in rule.compiled.event_topics:
+            for alias in _event_aliases(topic):
+                rest = [r for r in self._event_rules.get(alias, ()) if r is not rule]
+                if rest:
+                    self._event_rules[alias] = rest
+                else:
+                    self._event_rules.pop(alias, None)
+        gone = []
+        for flt in set(rule.compiled.topic_filters):
+            uses[flt] -= 1
+            if not uses[flt]:
+                del uses[flt]
+                gone.append(flt)
+        return sorted(gone)
+
+    def subscribed_filters(self) -> set[str]:
+        """The union of the running rules' topic filters (as :attr:`topic_filters`), kept
+        incrementally: no walk over every rule."""
+        return set(self._uses())
+
 
 async def _stop_logged(cid: str, component: Source | Action | Connector) -> None:
     try:

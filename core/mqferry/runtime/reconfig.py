@@ -25,7 +25,9 @@ component stays in the app, so its status shows it and a later change can replac
 
 :class:`Controller` owns the configuration of a running instance: reload from the file (SIGHUP,
 ``mqferry config reload``) and changes from the REST API, which it validates, applies and writes
-back to the file atomically.
+back to the file atomically. Validation, reading and writing the file run in worker threads, so
+the event loop keeps serving the data path; a change of one rule (:meth:`Controller.change_rule`)
+validates, compiles and routes that rule only, so its cost does not grow with the number of rules.
 """
 
 from __future__ import annotations
@@ -39,8 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqferry.config.loader import AppConfig, ComponentSpec, read_yaml, validate_config
-from mqferry.config.persist import file_digest, write_config
+from mqferry.config.loader import (
+    AppConfig,
+    ComponentSpec,
+    RuleSpec,
+    read_yaml,
+    validate_config,
+    validate_rule,
+)
+from mqferry.config.persist import ConfigWriter, file_digest
 from mqferry.errors import MqferryError
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.runtime.app import RuntimeRule
@@ -48,12 +57,15 @@ from mqferry.tasks import describe
 
 if TYPE_CHECKING:
     from mqferry.plugins import PluginSet
+    from mqferry.registry import Registries
+    from mqferry.rules import FunctionTable
     from mqferry.runtime.app import App
     from mqferry.types import Action, Connector, Source
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConfigConflictError", "Controller", "Plan", "apply_config", "plan_changes"]
+__all__ = ["ConfigConflictError", "Controller", "Plan", "apply_config", "apply_rule",
+           "plan_changes"]
 
 _RESTART_SECTIONS = ("mqtt", "api", "node", "data_dir")
 
@@ -310,10 +322,86 @@ def _rules(app: App, new: AppConfig) -> dict[str, RuntimeRule]:
     return out
 
 
+async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConfig) -> Plan:
+    """Apply a change of one rule: ``spec`` replaces the rule (``None`` removes it).
+
+    ``new`` is the app's configuration with that change (and no other). The rule leaves or joins
+    the routing in one step of the event loop, without rebuilding the routing of the other rules;
+    an unchanged SQL keeps its compiled rule, and a rule keeps its counters across updates.
+
+    Raises:
+        ValueError: the rule has inline actions (their components need :func:`apply_config`).
+    """
+    if spec is not None and len(spec.action_ids) != sum(isinstance(a, str)
+                                                        for a in spec.config.actions):
+        raise ValueError(f"rule {rule_id} has inline actions")
+    plan = Plan(start={k: [] for k in ("connectors", "actions", "sources")},
+                stop={k: [] for k in ("connectors", "actions", "sources")},
+                rules_changed=[rule_id])
+    current = app.rules.get(rule_id)
+    added: list[str] = []
+    removed: list[str] = []
+    if spec is None or not spec.config.enable:
+        removed = app.remove_rule(rule_id)
+    else:
+        actions = [app.actions[a] for a in spec.action_ids if a in app.actions]
+        if current is not None and current.compiled.sql == spec.compiled.sql:
+            current.actions = actions  # unchanged SQL: same routing, same counters
+        else:
+            rule = RuntimeRule(spec, actions)
+            if current is not None:
+                rule.metrics = current.metrics  # EMQX keeps a rule's counters across updates
+            gone = app.remove_rule(rule_id)
+            new_filters = app.add_rule(rule)
+            added = sorted(set(new_filters) - set(gone))
+            removed = sorted(set(gone) - set(new_filters))
+    app.config = new
+    plan.subscriptions = (added, removed)
+    if added or removed:
+        await app.mqtt.set_subscriptions(app.subscribed_filters())
+    log.info("rule %s %s", rule_id, "removed" if spec is None else "applied")
+    return plan
+
+
+def _with_rule(config: AppConfig, rule_id: str, spec: RuleSpec | None) -> AppConfig:
+    """``config`` with one rule replaced or removed; the other sections are shared."""
+    rules = dict(config.rules)
+    raw_rules = dict(config.raw.rules)
+    if spec is None:
+        rules.pop(rule_id, None)
+        raw_rules.pop(rule_id, None)
+    else:
+        rules[rule_id] = spec
+        raw_rules[rule_id] = spec.config
+    raw = config.raw.model_copy(update={"rules": raw_rules})
+    return AppConfig(raw, config.connectors, config.actions, config.sources, rules)
+
+
+def _share_unchanged(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Put back into ``new`` the entries of ``old`` it holds unchanged (equal copies).
+
+    The write-back reuses the text of entries it already wrote by identity, so a change to one
+    component does not re-render every rule.
+    """
+    for section, entries in new.items():
+        before = old.get(section)
+        if isinstance(entries, dict) and isinstance(before, dict):
+            for key, value in entries.items():
+                if key in before and before[key] == value:
+                    entries[key] = before[key]
+
+
+def _has_inline(body: Any) -> bool:
+    actions = body.get("actions") if isinstance(body, dict) else None
+    return isinstance(actions, list) and any(not isinstance(a, str) for a in actions)
+
+
 class Controller:
     """The configuration of a running app: reload from the file, change through the API.
 
-    Changes are serialised: one is validated, applied and written back before the next starts.
+    Changes are serialised: one is validated and applied before the next starts. The file is
+    written back by a :class:`~mqferry.config.persist.ConfigWriter`: after the change is applied,
+    off the event loop, bursts coalesced; :meth:`flush` waits for it.
 
     Args:
         app: the running app.
@@ -321,31 +409,49 @@ class Controller:
         path: the config file; ``None`` keeps changes in memory only.
         data: the mapping the app's configuration was validated from (read from ``path`` when
             not given).
+        write_interval: the shortest time between two write-backs of the file, in seconds.
     """
 
     def __init__(self, app: App, plugins: PluginSet, *, path: str | Path | None = None,
-                 data: dict[str, Any] | None = None) -> None:
+                 data: dict[str, Any] | None = None, write_interval: float = 0.5) -> None:
         self.app = app
         self.plugins = plugins
         self.path = Path(path) if path is not None else None
         if data is None:
             data = read_yaml(self.path) if self.path is not None else {}
+        #: The mapping of the running configuration. Replaced on each change, never edited in
+        #: place: the writer may be writing an earlier one in its thread.
         self.data: dict[str, Any] = copy.deepcopy(data)
-        self._digest = file_digest(self.path) if self.path is not None else None
+        self._writer = (ConfigWriter(self.path, interval=write_interval)
+                        if self.path is not None else None)
         self._lock = asyncio.Lock()
+        self._registries: Registries | None = None
+        self._functions: FunctionTable | None = None
         now = _now_ms()
         self.loaded_at = now
         #: component and rule id -> (created_at, last_modified_at) in epoch milliseconds
         self.times: dict[str, tuple[int, int]] = {}
         self._touch_all(now)
 
+    def registries(self) -> Registries:
+        """The plugins' type registries, built once (the hooks build new ones on each call)."""
+        if self._registries is None:
+            self._registries = self.plugins.registries()
+        return self._registries
+
+    def function_table(self) -> FunctionTable:
+        """The plugins' rule functions, built once."""
+        if self._functions is None:
+            self._functions = self.plugins.function_table()
+        return self._functions
+
     def validate(self, data: dict[str, Any]) -> AppConfig:
-        """Validate a whole configuration mapping.
+        """Validate a whole configuration mapping (blocking: call it in a worker thread).
 
         Raises:
             ConfigError: with every problem.
         """
-        return validate_config(data, self.plugins.registries(), self.plugins.function_table())
+        return validate_config(data, self.registries(), self.function_table())
 
     async def reload(self) -> Plan:
         """Read the config file again and apply it.
@@ -355,47 +461,137 @@ class Controller:
         """
         if self.path is None:
             raise MqferryError("this instance was not started from a config file")
+        path = self.path
         async with self._lock:
-            data = read_yaml(self.path)
-            digest = file_digest(self.path)
-            config = self.validate(data)
+            await self.flush()  # what the API changed is in the file before it is read back
+
+            def read() -> tuple[dict[str, Any], str | None, AppConfig]:
+                data = read_yaml(path)
+                return data, file_digest(path), self.validate(data)
+
+            data, digest, config = await asyncio.to_thread(read)
             plan = await self.app.reconfigure(config)
-            old, self.data, self._digest = self.data, copy.deepcopy(data), digest
+            old, self.data = self.data, data
+            if self._writer is not None:
+                self._writer.loaded(digest)
             self._touch_changed(old)
             return plan
 
     async def change(self, mutate: Callable[[dict[str, Any]], None]) -> Plan:
         """Change the configuration: ``mutate`` edits a copy of the mapping in place.
 
-        The result is validated, written back to the file (atomically), then applied; when the
-        apply fails the file is restored.
+        The result is validated (in a worker thread), applied, then written back to the file.
+        ``mutate`` runs in the worker thread too, under the change lock; it may raise to refuse
+        the change.
 
         Raises:
             ConfigError: the result is invalid; nothing was applied or written.
             ConfigConflictError: the file was edited since it was loaded and not reloaded.
         """
         async with self._lock:
-            data = copy.deepcopy(self.data)
-            mutate(data)
-            config = self.validate(data)
-            self._write(data)
-            try:
-                plan = await self.app.reconfigure(config)
-            except BaseException:
-                self._write(self.data)
-                raise
+            await self._check_file()
+            current = self.data
+
+            def prepare() -> tuple[dict[str, Any], AppConfig]:
+                data = copy.deepcopy(current)
+                mutate(data)
+                _share_unchanged(current, data)
+                return data, self.validate(data)
+
+            data, config = await asyncio.to_thread(prepare)
+            plan = await self.app.reconfigure(config)
             old, self.data = self.data, data
             self._touch_changed(old)
+            self._persist()
             return plan
 
-    def _write(self, data: dict[str, Any]) -> None:
-        if self.path is None:
+    async def change_rule(
+        self, rule_id: str,
+        edit: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> Plan:
+        """Create, replace or remove one rule, touching nothing else.
+
+        ``edit`` gets the rule's stored mapping (``None``: no such rule) and returns the new one
+        (``None``: remove the rule); it may raise to refuse the change. Only this rule is
+        validated, compiled and routed (see :func:`apply_rule`), so the cost does not grow with
+        the number of rules. A rule with inline actions, before or after, goes through
+        :meth:`change`, as their components are built, started and stopped with it.
+
+        Raises:
+            ConfigError: the rule is invalid; nothing was applied or written.
+            ConfigConflictError: the file was edited since it was loaded and not reloaded.
+        """
+        async with self._lock:
+            await self._check_file()
+            rules: dict[str, Any] = self.data.get("rules") or {}
+            old = rules.get(rule_id)
+            body = edit(copy.deepcopy(old))
+            if _has_inline(old) or _has_inline(body):
+                return await self._change_rule_fully(rule_id, body)
+            spec = None
+            if body is not None:
+                spec = await asyncio.to_thread(validate_rule, self.app.config, rule_id, body,
+                                               self.registries(), self.function_table())
+            plan = await apply_rule(self.app, rule_id, spec,
+                                    _with_rule(self.app.config, rule_id, spec))
+            rules = dict(rules)
+            if body is None:
+                del rules[rule_id]
+                self.times.pop(f"rules/{rule_id}", None)
+            else:
+                rules[rule_id] = body
+                now = _now_ms()
+                created = self.times.get(f"rules/{rule_id}", (now, now))[0] if old else now
+                self.times[f"rules/{rule_id}"] = (created, now)
+            self.data = {**self.data, "rules": rules}
+            self._persist()
+            return plan
+
+    async def _change_rule_fully(self, rule_id: str, body: dict[str, Any] | None) -> Plan:
+        current = self.data
+
+        def prepare() -> tuple[dict[str, Any], AppConfig]:
+            data = copy.deepcopy(current)
+            rules = data.get("rules") or {}
+            if body is None:
+                rules.pop(rule_id, None)
+            else:
+                rules[rule_id] = body
+            data["rules"] = rules
+            return data, self.validate(data)
+
+        data, config = await asyncio.to_thread(prepare)
+        plan = await self.app.reconfigure(config)
+        old, self.data = self.data, data
+        self._touch_changed(old)
+        self._persist()
+        return plan
+
+    async def flush(self) -> None:
+        """Return when the file holds every applied change (no-op without a file).
+
+        Raises:
+            OSError: the write failed (it is retried later).
+        """
+        if self._writer is not None:
+            await self._writer.flush()
+
+    async def _check_file(self) -> None:
+        writer = self._writer
+        if writer is None:
             return
-        if file_digest(self.path) != self._digest:
+        if writer.conflict is not None:
+            raise ConfigConflictError(writer.conflict)
+        # While a write of ours is under way the file is ours; the writer checks again before
+        # each write. Otherwise a stat tells whether the (costly) comparison is needed at all.
+        if writer.idle and writer.maybe_edited() and await asyncio.to_thread(writer.edited):
             raise ConfigConflictError(
                 f"{self.path} was edited since it was loaded: reload it first "
                 "(mqferry config reload, or SIGHUP), then repeat the change")
-        self._digest = write_config(self.path, data)
+
+    def _persist(self) -> None:
+        if self._writer is not None:
+            self._writer.write_soon(self.data)
 
     def _touch_all(self, now: int) -> None:
         for cid in self._ids(self.data):

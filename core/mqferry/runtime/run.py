@@ -69,6 +69,8 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
     finally:
         if server is not None:
             await server.stop()
+        if controller is not None:
+            await _flush(controller)
         await app.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
@@ -86,6 +88,15 @@ async def _reload(controller: Controller) -> None:
                   "\n".join(f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems))
     except Exception:
         log.exception("reloading the config file failed; nothing was changed")
+
+
+async def _flush(controller: Controller) -> None:
+    # The API's last changes are written back in the background: see them on disk before exit.
+    try:
+        await controller.flush()
+    except OSError as exc:
+        log.error("the last configuration changes could not be written to %s: %s",
+                  controller.path, exc)
 
 
 async def _start_api(controller: Controller) -> ApiServer:

@@ -1,0 +1,157 @@
+"""The write-back of a running instance: off the event loop, a burst coalesced into few writes
+ending with the last change, crash-safe, never over someone else's edit; and the rendering that
+reuses the text of unchanged entries gives exactly what a whole dump gives."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mqferry.config import persist
+from mqferry.config.persist import ConfigWriter, Fragments, write_config
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
+                    st.sampled_from(["yes", "on", "---", "- a", "a: b", "#x", "'q'", "1e3",
+                                     "\n---\nrules:\n", "k" * 200]))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=12), inner, max_size=4)),
+    max_leaves=12)
+SECTIONS = st.dictionaries(st.sampled_from(["rules", "actions", "yes", "node", "a b", "---"]),
+                           st.one_of(SCALARS, st.dictionaries(SCALARS.map(str), VALUES,
+                                                              max_size=6)),
+                           max_size=5)
+
+
+def whole(data):
+    return yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
+                     default_flow_style=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(first=SECTIONS, second=SECTIONS)
+def test_fragments_render_what_a_whole_dump_gives(first, second):
+    fragments = Fragments()
+    assert fragments.render(first) == whole(first)
+    # A second mapping sharing some entries by identity, changing others.
+    mixed = {**second, **{k: v for k, v in first.items() if k not in second}}
+    assert fragments.render(mixed) == whole(mixed)
+    assert yaml.safe_load(fragments.render(mixed)) == yaml.safe_load(whole(mixed))
+
+
+def test_an_unchanged_entry_is_not_rendered_again(monkeypatch):
+    rules = {f"r{i}": {"sql": f'SELECT * FROM "t/{i}"'} for i in range(100)}
+    fragments = Fragments()
+    fragments.render({"rules": rules})
+    dumped: list[int] = []
+    real = yaml.dump_all
+
+    def counting(documents, *args, **kwargs):
+        documents = list(documents)
+        dumped.append(len(documents))
+        return real(documents, *args, **kwargs)
+
+    monkeypatch.setattr(yaml, "dump_all", counting)
+    text = fragments.render({"rules": {**rules, "new": {"sql": "x"}}})
+    assert dumped == [1]
+    assert yaml.safe_load(text)["rules"]["new"] == {"sql": "x"}
+
+
+async def test_a_burst_is_written_in_few_writes_ending_with_the_last(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    path.write_text("rules: {}\n")
+    path.chmod(0o640)
+    writes: list[int] = []
+    real = persist.write_config
+
+    def counting(p, data, **kwargs):
+        writes.append(len(data["rules"]))
+        return real(p, data, **kwargs)
+
+    monkeypatch.setattr(persist, "write_config", counting)
+    writer = ConfigWriter(path, interval=0.2)
+    rules: dict[str, dict[str, str]] = {}
+    for i in range(50):
+        rules = {**rules, f"r{i}": {"sql": "x"}}
+        writer.write_soon({"rules": rules})
+        await asyncio.sleep(0.005)
+    await writer.flush()
+    assert writer.idle
+    assert 1 <= len(writes) <= 5, writes
+    assert writes[-1] == 50
+    assert len(yaml.safe_load(path.read_text())["rules"]) == 50
+    assert path.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+async def test_the_write_happens_off_the_event_loop(tmp_path):
+    path = tmp_path / "c.yaml"
+    writer = ConfigWriter(path, interval=0.01)
+    big = {"rules": {f"r{i}": {"sql": f'SELECT * FROM "t/{i}"', "description": "d" * 200}
+                     for i in range(20_000)}}
+    loop = asyncio.get_running_loop()
+    lags = []
+    writer.write_soon(big)
+    while not writer.idle:
+        before = loop.time()
+        await asyncio.sleep(0.005)
+        lags.append(loop.time() - before - 0.005)
+    await writer.flush()
+    assert len(lags) > 3  # the write took a while, and the loop kept ticking meanwhile
+    assert max(lags) < 0.25
+    assert len(yaml.safe_load(path.read_text())["rules"]) == 20_000
+
+
+async def test_an_edit_by_someone_else_is_never_overwritten(tmp_path):
+    path = tmp_path / "c.yaml"
+    write_config(path, {"rules": {}})
+    writer = ConfigWriter(path, interval=0.01)
+    path.write_text("rules: {hand: {sql: edited}}\n")
+    assert writer.maybe_edited()
+    assert await asyncio.to_thread(writer.edited)
+    writer.write_soon({"rules": {"api": {"sql": "x"}}})
+    await writer.flush()
+    assert "hand" in path.read_text()
+    assert writer.conflict is not None and "reload" in writer.conflict
+    writer.loaded(None)  # a reload clears the conflict
+    assert writer.conflict is None
+
+
+def test_a_touch_is_not_an_edit(tmp_path):
+    path = tmp_path / "c.yaml"
+    write_config(path, {"rules": {}})
+    writer = ConfigWriter(path)
+    os.utime(path, ns=(1, 1))
+    assert writer.maybe_edited()
+    assert not writer.edited()
+    assert not writer.maybe_edited()  # hashed once, not on every change
+
+
+async def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
+    path = tmp_path / "c.yaml"
+    write_config(path, {"rules": {}})
+    real = persist.write_config
+    full = [True]
+
+    def disk(p, data, **kwargs):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(p, data, **kwargs)
+
+    monkeypatch.setattr(persist, "write_config", disk)
+    writer = ConfigWriter(path, interval=0.01)
+    writer.write_soon({"rules": {"r": {"sql": "x"}}})
+    await asyncio.sleep(0.1)
+    assert not writer.idle  # still pending, waiting for its retry
+    with pytest.raises(OSError, match="No space"):
+        await writer.flush()
+    assert yaml.safe_load(path.read_text()) == {"rules": {}}  # the old file is intact
+    full[0] = False
+    await writer.flush()
+    assert writer.idle
+    assert yaml.safe_load(path.read_text()) == {"rules": {"r": {"sql": "x"}}}
