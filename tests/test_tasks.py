@@ -129,6 +129,9 @@ ALLOWED = {
         "one send per record, watched by the record's slot: its failure is counted",
     ("plugins/republish/mqferry_republish/action.py", "RepublishAction.submit"):
         "one publish per rule output; _publish settles the delivery whatever happens",
+    ("core/mqferry/config/persist.py", "ConfigWriter.write_soon"):
+        "the coalesced config write-back, started on demand; its loop catches every error "
+        "and retries with back-off while a change is pending; flush() awaits it",
     ("plugins/kafka_producer/mqferry_kafka_producer/partitions.py", "TopicLookups.request"):
         "one topic lookup at a time, started on demand; its loop catches every error and "
         "retries with back-off, so no topic is left pending",

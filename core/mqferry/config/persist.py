@@ -262,6 +262,10 @@ class ConfigWriter:
                 delay = min(max(delay * 2, 1.0), _MAX_RETRY_DELAY)
                 log.error("cannot write the configuration to %s: %s; retrying in %.0fs",
                           self.path, exc.strerror or exc, delay)
+            except Exception:  # the pending change must not be dropped with a dead task
+                delay = min(max(delay * 2, 1.0), _MAX_RETRY_DELAY)
+                log.exception("writing the configuration to %s failed; retrying in %.0fs",
+                              self.path, delay)
             else:
                 delay = self.interval
                 if self._pending is data:
