@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from mqferry._version import __version__
 from mqferry.errors import ConfigError, MqferryError
+from mqferry.logs import setup_logging
 from mqferry.plugins import PluginSet, load_plugins
 from mqferry.types import HealthStatus, Status
 
@@ -27,14 +27,6 @@ def _config_error(exc: ConfigError, path: str) -> click.ClickException:
     lines = [f"{path}: invalid configuration ({len(exc.problems)} problems):"]
     lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems]
     return click.ClickException("\n".join(lines))
-
-
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
 
 
 @click.command()
@@ -55,7 +47,8 @@ def run(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
         raise _config_error(exc, str(config_path)) from None
     except MqferryError as exc:
         raise click.ClickException(str(exc)) from None
-    _setup_logging(log_level or config.raw.log.level)
+    log_cfg = config.raw.log
+    setup_logging(log_level or log_cfg.level, log_cfg.format, log_cfg.levels)
     for name, err in plugins.failed.items():
         logging.getLogger("mqferry").error("plugin %s not loaded: %s", name, err)
     try:

@@ -80,7 +80,7 @@ async def test_prometheus_metrics(client, controller):
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
     assert 'mqferry_rule_matched_total{id="r1"} 2.0' in text
-    assert 'mqferry_rule_failed_exception_total{id="r1"} 1.0' in text
+    assert 'mqferry_rule_failed_by_reason_total{id="r1",reason="exception"} 1.0' in text
     assert 'mqferry_action_success_total{id="fake:a1",type="fake"} 1.0' in text
     assert "# TYPE mqferry_action_rate gauge" in text
     assert 'mqferry_status{id="fake:c1",kind="connector",status="connected"} 1.0' in text

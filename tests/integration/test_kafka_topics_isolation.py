@@ -138,9 +138,12 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _metric(text: str, name: str) -> float:
+def _metric(text: str, reason: str) -> float:
+    """The action's count of ``reason`` (``failed.unknown_topic``) in the Prometheus text."""
+    kind, _, why = reason.partition(".")
     for line in text.splitlines():
-        if line.startswith(f"mqferry_action_{name}_total{{"):
+        if line.startswith(f"mqferry_action_{kind}_by_reason_total{{") and \
+                f'reason="{why}"' in line:
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
@@ -204,7 +207,7 @@ def test_good_records_stay_fast_next_to_bad_topics(variant, bridge, stamped_topi
     assert p50 < LATENCY_P50_BOUND_MS, f"p50 {p50:.0f} ms, p99 {p99:.0f} ms"
     if reason is not None:
         deadline = time.monotonic() + 30
-        while _metric(api.get("/metrics").text, reason.replace(".", "_")) < SECONDS:
+        while _metric(api.get("/metrics").text, reason) < SECONDS:
             assert time.monotonic() < deadline, api.get("/metrics").text
             time.sleep(0.2)
     api.close()

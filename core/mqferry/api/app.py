@@ -95,9 +95,9 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
     async def metrics() -> Response:
         app = ctrl.app
         comps: list[tuple[str, str, Any]] = [
-            ("rule", rid, r.metrics.snapshot()) for rid, r in app.rules.items()]
-        comps += [("action", aid, a.metrics.snapshot()) for aid, a in app.actions.items()]
-        comps += [("source", sid, s.metrics.snapshot()) for sid, s in app.sources.items()]
+            ("rule", rid, r.metrics) for rid, r in app.rules.items()]
+        comps += [("action", aid, a.metrics) for aid, a in app.actions.items()]
+        comps += [("source", sid, s.metrics) for sid, s in app.sources.items()]
         statuses = [("mqtt", "mqtt", str((await app.mqtt.health()).status))]
         for kind in ("connectors", "actions", "sources"):
             for cid in getattr(app.config, kind):

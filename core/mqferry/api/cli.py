@@ -1,74 +1,27 @@
 """CLI commands that talk to a running instance through its API, and ``mqferry api-key create``.
 
 ``mqferry rules|actions|sources|connectors list|show|metrics`` print tables (``--json`` prints the
-API's JSON). The address and the key come from options or from ``MQFERRY_API_URL``,
-``MQFERRY_API_KEY`` and ``MQFERRY_API_SECRET``.
+API's JSON); ``create``, ``update``, ``enable``, ``disable`` and ``delete`` change them
+(:mod:`mqferry.api.cli_edit`). Where the instance is and the key: :mod:`mqferry.api.client`
+(``-c FILE`` uses the config's ``api.listen``; ``MQFERRY_API_URL``, ``MQFERRY_API_KEY``,
+``MQFERRY_API_SECRET``).
 """
 
 from __future__ import annotations
 
 import json
-import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
-import httpx
+
+from mqferry.api.cli_edit import add_edit_commands
+from mqferry.api.client import ApiClient, with_api
 
 __all__ = ["register_commands"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-_DEFAULT_URL = "http://127.0.0.1:18083"
-
-
-def _client_options(func: F) -> F:
-    for option in reversed([
-        click.option("--url", envvar="MQFERRY_API_URL", default=_DEFAULT_URL, show_default=True,
-                     help="The instance's API address (env MQFERRY_API_URL)."),
-        click.option("--api-key", envvar="MQFERRY_API_KEY", default=None,
-                     help="API key (env MQFERRY_API_KEY)."),
-        click.option("--api-secret", envvar="MQFERRY_API_SECRET", default=None,
-                     help="API secret (env MQFERRY_API_SECRET)."),
-        click.option("--cacert", type=click.Path(dir_okay=False), default=None,
-                     help="CA file to verify an https API with."),
-        click.option("--json", "as_json", is_flag=True, help="Print the API's JSON."),
-    ]):
-        func = option(func)
-    return func
-
-
-class _Api:
-    def __init__(self, url: str, key: str | None, secret: str | None,
-                 cacert: str | None) -> None:
-        self.auth = (key, secret) if key and secret else None
-        self.url = url.rstrip("/")
-        # httpx takes an SSL context (a CA path is deprecated there).
-        self.verify: ssl.SSLContext | bool = (ssl.create_default_context(cafile=cacert)
-                                              if cacert else True)
-
-    def call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            with httpx.Client(base_url=f"{self.url}/api/v5", auth=self.auth, timeout=30.0,
-                              verify=self.verify) as client:
-                resp = client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise click.ClickException(f"cannot reach mqferry at {self.url}: {exc}") from None
-        if resp.status_code >= 400:
-            try:
-                body = resp.json()
-                message = f"{body.get('code', resp.status_code)}: {body.get('message', '')}"
-            except ValueError:
-                message = f"HTTP {resp.status_code}"
-            if resp.status_code == 401:
-                message += " (set MQFERRY_API_KEY and MQFERRY_API_SECRET)"
-            raise click.ClickException(message)
-        if resp.status_code == 204 or not resp.content:
-            return None
-        if resp.headers.get("content-type", "").startswith("application/json"):
-            return resp.json()
-        return resp.text
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 
 
 def _table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
@@ -109,14 +62,13 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
 def _kind_group(kind: str, group: click.Group | None = None) -> click.Group:
     one = kind.removesuffix("s")
     if group is None:
-        group = click.Group(kind, help=f"Inspect the {kind} of a running instance.")
+        group = click.Group(kind, help=f"Inspect and change the {kind} of a running instance.")
 
     @group.command("list")
-    @_client_options
-    def list_cmd(url: str, api_key: str | None, api_secret: str | None, cacert: str | None,
-                 as_json: bool) -> None:
+    @with_api
+    @_JSON
+    def list_cmd(api: ApiClient, as_json: bool) -> None:
         """List them, with their status."""
-        api = _Api(url, api_key, api_secret, cacert)
         if kind == "rules":
             items = api.call("GET", "/rules", params={"limit": 10000})["data"]
             if as_json:
@@ -137,25 +89,26 @@ def _kind_group(kind: str, group: click.Group | None = None) -> click.Group:
 
     @group.command("show")
     @click.argument("id")
-    @_client_options
-    def show_cmd(id: str, url: str, api_key: str | None, api_secret: str | None,  # noqa: PLR0917
-                 cacert: str | None, as_json: bool) -> None:
+    @with_api
+    @_JSON
+    def show_cmd(id: str, api: ApiClient, as_json: bool) -> None:
         """Show one, by id (rules: the rule id; others: <type>:<name>)."""
-        item = _Api(url, api_key, api_secret, cacert).call("GET", f"/{kind}/{id}")
+        item = api.call("GET", f"/{kind}/{id}")
         if as_json:
             _echo_json(item)
         else:
             _show(item)
 
+    add_edit_commands(group, kind)
     if kind == "connectors":
         return group
 
     @group.command("metrics", help=f"Show the counters and rates of one {one}.")
     @click.argument("id")
-    @_client_options
-    def metrics_cmd(id: str, url: str, api_key: str | None,  # noqa: PLR0917
-                    api_secret: str | None, cacert: str | None, as_json: bool) -> None:
-        body = _Api(url, api_key, api_secret, cacert).call("GET", f"/{kind}/{id}/metrics")
+    @with_api
+    @_JSON
+    def metrics_cmd(id: str, api: ApiClient, as_json: bool) -> None:
+        body = api.call("GET", f"/{kind}/{id}/metrics")
         if as_json:
             _echo_json(body)
         else:
@@ -167,11 +120,10 @@ def _kind_group(kind: str, group: click.Group | None = None) -> click.Group:
 def _connector_metrics(group: click.Group) -> None:
     @group.command("metrics")
     @click.argument("id")
-    @_client_options
-    def metrics_cmd(id: str, url: str, api_key: str | None,  # noqa: PLR0917
-                    api_secret: str | None, cacert: str | None, as_json: bool) -> None:
+    @with_api
+    @_JSON
+    def metrics_cmd(id: str, api: ApiClient, as_json: bool) -> None:
         """Show the summed counters of the actions and sources bound to a connector."""
-        api = _Api(url, api_key, api_secret, cacert)
         conn = api.call("GET", f"/connectors/{id}")
         total: dict[str, float] = {}
         users = []
@@ -231,11 +183,11 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
 
 
 @click.command("reload")
-@_client_options
-def config_reload(url: str, api_key: str | None, api_secret: str | None, cacert: str | None,
-                  as_json: bool) -> None:
+@with_api
+@_JSON
+def config_reload(api: ApiClient, as_json: bool) -> None:
     """Make a running instance read its config file again and apply what changed."""
-    plan = _Api(url, api_key, api_secret, cacert).call("POST", "/config/reload")
+    plan = api.call("POST", "/config/reload")
     if as_json:
         _echo_json(plan)
         return

@@ -214,9 +214,16 @@ class MqttConfig(Strict):
 
 
 class LogConfig(Strict):
-    """Logging."""
+    """Logging: mqferry's level, the line format, levels of particular loggers."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``text``: ``time level logger: message``; ``json``: one object per line with ``time``,
+    #: ``level``, ``logger``, ``message`` (and ``exception``), for log shippers.
+    format: Literal["text", "json"] = "text"
+    #: levels by logger name, over the defaults that keep third-party libraries quiet
+    #: (``aiokafka: info`` shows aiokafka's group membership messages again).
+    levels: dict[str, Literal["debug", "info", "warning", "error", "critical"]] = Field(
+        default_factory=dict)
 
 
 class ApiSslConfig(Strict):

@@ -8,6 +8,7 @@ from typing import Any
 
 from mqferry.kafka.config import KafkaConnectorConfig, client_options
 from mqferry.kafka.probe import probe
+from mqferry.logs import RetryLog
 from mqferry.tasks import Supervisor, describe
 from mqferry.types import HealthStatus, Status
 
@@ -26,6 +27,7 @@ class KafkaConnector:
         self.name = name
         self.config = config
         self._status = HealthStatus(Status.STOPPED)
+        self._retries = RetryLog(log, f"connector {self.id}: Kafka")
         self._task = Supervisor(f"mqferry[{self.id}].health", self._check_loop,
                                 on_failure=self._check_failed)
 
@@ -59,12 +61,13 @@ class KafkaConnector:
     async def _check_loop(self) -> None:
         while True:
             result = await probe(self.config, client_id=f"mqferry-{self.id}-health")
+            interval = self.config.resource_opts.health_check_interval
             if result.status is not Status.CONNECTED:
                 result = HealthStatus(Status.CONNECTING, result.reason)
-                if self._status.status is Status.CONNECTED or self._status.reason != result.reason:
-                    log.warning("connector %s: %s", self.id, result.reason)
+                self._retries.failed(result.reason or "no reason given", interval)
             elif self._status.status is not Status.CONNECTED:
                 log.info("connector %s: connected", self.id)
+                self._retries.reset()
             self._status = result
-            await asyncio.sleep(self.config.resource_opts.health_check_interval)
+            await asyncio.sleep(interval)
 

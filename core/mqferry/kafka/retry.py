@@ -10,6 +10,8 @@ from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 
+from mqferry.logs import RetryLog
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -33,12 +35,17 @@ async def start_with_backoff(
         max_delay: the longest pause between attempts, in seconds.
     """
     delay = 0.5
+    retries = RetryLog(log, f"{what}: Kafka")
     while True:
         try:
-            return await attempt()
+            client = await attempt()
         except (KafkaError, OSError) as exc:
             reason = f"{hosts}: {exc}"
             on_waiting(reason)
-            log.warning("%s: cannot reach Kafka (%s); retrying in %.1fs", what, reason, delay)
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            pause = delay * (0.5 + random.random() / 2)
+            retries.failed(reason, pause)  # once per reason: aiokafka's own line is demoted
+            await asyncio.sleep(pause)
             delay = min(delay * 2, max_delay)
+        else:
+            retries.reset()
+            return client

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 RULE_COUNTERS = (
     "matched",
@@ -29,30 +30,53 @@ ACTION_COUNTERS = (
 )
 SOURCE_COUNTERS = ("received", "success", "failed", "dropped")
 
+#: The figures of :class:`Rate`, gauges in every snapshot of a component with a rate.
+RATE_GAUGES = ("rate", "rate_max", "rate_last5m")
+
+Labels = tuple[tuple[str, str], ...]
+
+
+class Sample(NamedTuple):
+    """One value of a component's metrics, typed, for an exposition such as Prometheus'.
+
+    Attributes:
+        name: the EMQX-style name (``matched``, ``failed.too_large``, ``lag``).
+        labels: ``(label, value)`` pairs of one series of a gauge kept per series (``topic``,
+            ``partition``); empty for everything else.
+        value: the value now.
+        gauge: True for a gauge (read now, goes up and down), False for a counter.
+    """
+
+    name: str
+    labels: Labels
+    value: float
+    gauge: bool
+
 
 class Metrics:
     """The counters and gauges of one component.
 
     Counters only grow (until :meth:`reset`); gauges (``queuing``, ``inflight``) are read from a
-    callback when a snapshot is taken, so the hot path never updates them.
+    callback when a snapshot is taken, so the hot path never updates them. A gauge can be kept per
+    series (a source's ``lag`` per topic and partition) by registering it with ``labels``.
 
     Args:
         component_id: ``rule:<id>``, ``<type>:<name>``.
         counters: names that always appear in a snapshot, even at zero.
     """
 
-    __slots__ = ("_counters", "_gauges", "_names", "_rate", "component_id", "gauge_rate_of",
-                 "started_at")
+    __slots__ = ("_counters", "_gauges", "_names", "_rate", "_series", "component_id",
+                 "gauge_rate_of", "started_at")
 
     def __init__(self, component_id: str, counters: Iterable[str] = (),
                  rate_of: str | None = None) -> None:
         self.component_id = component_id
         self._names = tuple(counters)
         self._counters: defaultdict[str, int] = defaultdict(int)
-        self._gauges: dict[str, Callable[[], float]] = {}
+        self._gauges: dict[tuple[str, Labels], Callable[[], float]] = {}
+        self._series: dict[str, tuple[str, ...]] = {}
         self._rate = Rate() if rate_of else None
         if rate_of:
-            self._names += ("rate", "rate_max", "rate_last5m")
             self.gauge_rate_of = rate_of
         self.started_at = time.time()
 
@@ -69,13 +93,41 @@ class Metrics:
         """The value of counter ``name``."""
         return self._counters.get(name, 0)
 
-    def gauge(self, name: str, read: Callable[[], float]) -> None:
-        """Register a gauge read by ``read`` at snapshot time."""
-        self._gauges[name] = read
+    def gauge(self, name: str, read: Callable[[], float],
+              labels: Mapping[str, str] | None = None) -> None:
+        """Register a gauge read by ``read`` at snapshot time.
 
-    def drop_gauge(self, name: str) -> None:
-        """Forget gauge ``name`` (a revoked partition's lag, ...); no error if absent."""
-        self._gauges.pop(name, None)
+        Args:
+            name: the gauge's name; a counter of the same name would be hidden by it, so a
+                name among the component's counters is refused.
+            read: returns the value now.
+            labels: for one series of a gauge declared with :meth:`series`, its label values
+                by label name.
+        """
+        if name in self._names:
+            raise ValueError(f"{self.component_id}: {name!r} is a counter, not a gauge")
+        keys = self._series.get(name, ())
+        if tuple(labels or ()) != keys:
+            raise ValueError(f"{self.component_id}: gauge {name!r} takes the labels "
+                             f"{list(keys)}, not {list(labels or ())}")
+        self._gauges[(name, tuple((labels or {}).items()))] = read
+
+    def series(self, name: str, labels: Iterable[str]) -> None:
+        """Declare gauge ``name`` as kept per series (a source's lag per topic and partition).
+
+        Each series is registered with :meth:`gauge` and these ``labels``. :meth:`snapshot` shows
+        the total of the series under ``name`` (0 without any) and each series as
+        ``<name>.<v1>:<v2>`` (label values in the declared order); :meth:`samples` gives each
+        series with its labels, and no total (a sum is the exposition's job).
+        """
+        self._series[name] = tuple(labels)
+
+    def drop_gauge(self, name: str, labels: Mapping[str, str] | None = None) -> None:
+        """Forget gauge ``name`` or one of its series (a revoked partition's lag, ...).
+
+        No error if absent.
+        """
+        self._gauges.pop((name, tuple((labels or {}).items())), None)
 
     def reset(self) -> None:
         """Zero every counter."""
@@ -83,14 +135,36 @@ class Metrics:
         self.started_at = time.time()
 
     def snapshot(self) -> dict[str, float]:
-        """Every counter and gauge by name."""
+        """Every counter and gauge by name; a gauge series as ``<name>.<v1>:<v2>``."""
         out: dict[str, float] = dict.fromkeys(self._names, 0)
         out.update(self._counters)
-        for name, read in self._gauges.items():
-            out[name] = read()
+        if self._rate is not None:
+            out.update(dict.fromkeys(RATE_GAUGES, 0))
+        out.update(dict.fromkeys(self._series, 0.0))
+        for (name, labels), read in self._gauges.items():
+            value = read()
+            if labels:
+                out[name] += value
+                out[f"{name}.{':'.join(v for _, v in labels)}"] = value
+            else:
+                out[name] = value
         if self._rate is not None:
             out.update(self._rate.figures())
         return out
+
+    def samples(self) -> Iterator[Sample]:
+        """Every counter and gauge, typed, with the labels of each gauge series."""
+        gauges = {name for name, _ in self._gauges} | set(self._series)
+        counters = dict.fromkeys(self._names, 0)
+        counters.update(self._counters)
+        for name, value in counters.items():
+            if name not in gauges:  # a gauge hides a counter of its name, as in snapshot()
+                yield Sample(name, (), float(value), gauge=False)
+        for (name, labels), read in self._gauges.items():
+            yield Sample(name, labels, float(read()), gauge=True)
+        if self._rate is not None:
+            for name, figure in self._rate.figures().items():
+                yield Sample(name, (), figure, gauge=True)
 
 
 class Rate:
@@ -151,10 +225,13 @@ def source_metrics(source_id: str) -> Metrics:
 
 __all__ = [
     "ACTION_COUNTERS",
+    "RATE_GAUGES",
     "RULE_COUNTERS",
     "SOURCE_COUNTERS",
+    "Labels",
     "Metrics",
     "Rate",
+    "Sample",
     "action_metrics",
     "rule_metrics",
     "source_metrics",

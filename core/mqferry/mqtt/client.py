@@ -26,6 +26,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from mqferry.config.models import MqttConfig
 from mqferry.errors import ConfigError, DeliveryError
+from mqferry.logs import RetryLog
 from mqferry.mqtt.acks import AckWindow, Ticket
 from mqferry.mqtt.paho_io import (
     InMessage,
@@ -418,13 +419,15 @@ class MqttConnector:
     async def _run(self) -> None:
         delay = self.config.reconnect_min
         cfg = self.config
+        retries = RetryLog(log, f"MQTT broker {cfg.server}")
         while not self._stopping:
             try:
                 client = self._make_client()
             except ConfigError as exc:  # a TLS file missing or unusable: it may be fixed later
                 self._status = HealthStatus(Status.CONNECTING, str(exc))
-                log.warning("MQTT broker %s: %s; retrying in %.1fs", cfg.server, exc, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                pause = delay * (0.5 + random.random() / 2)
+                retries.failed(str(exc), pause)
+                await asyncio.sleep(pause)
                 delay = min(delay * 2, cfg.reconnect_max)
                 continue
             try:
@@ -435,6 +438,7 @@ class MqttConnector:
                     self._status = HealthStatus(Status.CONNECTED)
                     self._connected.set()
                     log.info("connected to MQTT broker %s as %r", cfg.server, cfg.clientid)
+                    retries.reset()
                     delay = cfg.reconnect_min
                     # Our handler takes messages directly, so this only waits for a disconnect.
                     async for _ in client.messages:
@@ -448,8 +452,9 @@ class MqttConnector:
                 if lost:
                     log.warning("MQTT connection lost with %d unacknowledged messages; "
                                 "the broker will redeliver them", lost)
-                log.warning("MQTT broker %s: %s; retrying in %.1fs", cfg.server, reason, delay)
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))
+                pause = delay * (0.5 + random.random() / 2)
+                retries.failed(reason, pause)
+                await asyncio.sleep(pause)
                 delay = min(delay * 2, cfg.reconnect_max)
             finally:
                 self._connected.clear()

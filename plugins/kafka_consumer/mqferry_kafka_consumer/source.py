@@ -69,6 +69,10 @@ _STEP_REASONS = {"decode": "failed.render", "mqtt_topic": "failed.render",
                  "rules": "failed.rules"}
 
 
+def _partition_labels(tp: TopicPartition) -> dict[str, str]:
+    return {"topic": tp.topic, "partition": str(tp.partition)}
+
+
 class _Mapping:
     __slots__ = ("payload", "qos", "static_topic", "topic")
 
@@ -134,7 +138,7 @@ class KafkaConsumerSource:
         self._paused = False
         self.metrics.gauge("inflight", lambda: self.tracker.inflight)
         self.metrics.gauge("paused", lambda: 1.0 if self._paused else 0.0)
-        self.metrics.gauge("lag", lambda: sum(self.lag().values()))
+        self.metrics.series("lag", ("topic", "partition"))
 
     @property
     def group_id(self) -> str:
@@ -210,7 +214,7 @@ class KafkaConsumerSource:
                 committed = await consumer.position(tp)
                 await consumer.commit({tp: OffsetAndMetadata(committed, "")})
             self.tracker.window(tp).committed = committed
-            self.metrics.gauge(f"lag.{tp.topic}:{tp.partition}", partial(self._lag_of, tp))
+            self.metrics.gauge("lag", partial(self._lag_of, tp), _partition_labels(tp))
         # Logged once the start positions are pinned: from here on nothing produced is skipped.
         log.info("source %s: partitions assigned: %s", self.id,
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
@@ -226,7 +230,7 @@ class KafkaConsumerSource:
                 log.warning("source %s: commit before rebalance failed: %s", self.id, exc)
             self.tracker.discard(mine)
         for tp in revoked:
-            self.metrics.drop_gauge(f"lag.{tp.topic}:{tp.partition}")
+            self.metrics.drop_gauge("lag", _partition_labels(tp))
 
     def lag(self) -> dict[str, int]:
         """Records not yet settled per partition (``<topic>:<partition>``)."""
@@ -374,7 +378,7 @@ class KafkaConsumerSource:
         interval = self.params.offset_commit_interval_seconds
         consumer.pause(*consumer.assignment())
         self._paused = True
-        self.metrics.inc("paused")
+        self.metrics.inc("pauses")
         log.debug("source %s: %d records in flight, %d not committed; partitions paused",
                   self.id, tracker.inflight, tracker.uncommitted())
         try:
