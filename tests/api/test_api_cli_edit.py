@@ -53,12 +53,14 @@ async def test_rules_create_update_disable_enable_delete(served, controller, con
     assert "r2" not in controller.app.rules
     assert (await served("rules", "enable", "r2")).exit_code == 0
     assert "r2" in controller.app.rules
+    await controller.flush()  # the write-back is coalesced
     on_disk = yaml.safe_load(config_file.read_text())["rules"]["r2"]
     assert on_disk["sql"] == 'SELECT payload.v AS v FROM "w/#"' and on_disk["enable"] is True
     r = await served("rules", "update", "r2", "--no-actions")
     assert controller.app.rules["r2"].actions == []
     r = await served("rules", "delete", "r2")
     assert (r.exit_code, r.output) == (0, "rule r2 deleted\n")
+    await controller.flush()
     assert "r2" not in yaml.safe_load(config_file.read_text())["rules"]
 
 
@@ -110,6 +112,7 @@ async def test_actions_and_connectors_from_settings_files(served, controller, tm
     r = await served("connectors", "update", "fake:c1", "--file", "-",
                      stdin='{"url": "fake://two", "password": "******"}')
     assert r.exit_code == 0, r.output
+    await controller.flush()
     stored = yaml.safe_load(config_file.read_text())["connectors"]["fake"]["c1"]
     assert stored == {"url": "fake://two", "password": "s3cret-pw"}
     r = await served("actions", "delete", "fake:a1")
