@@ -2,7 +2,15 @@ import orjson
 import pytest
 
 from mqferry.errors import TemplateError
-from mqferry.templates import MISSING, Template, format_float
+from mqferry.templates import (
+    MAX_JSON_DEPTH,
+    MISSING,
+    Template,
+    format_float,
+    lookup,
+    to_json,
+    to_text,
+)
 
 OUT = {"clientid": "c1", "n": 2, "f": 1.5, "ok": True, "payload": '{"a": {"b": [10, 20]}}',
        "m": {"x": 1}, "none": None}
@@ -53,3 +61,56 @@ def test_floats_use_at_most_ten_decimals(f, text):
 
 def test_bytes_in_output_are_rendered_as_text():
     assert Template("${.}").render_bytes({"p": b"\xffab"}) == '{"p":"\ufffdab"}'.encode()
+
+
+# -- hostile values ------------------------------------------------------------------------
+
+
+def nested(depth, leaf=1):
+    value = leaf
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_json_as_deep_as_the_limit_renders():
+    out = {"d": nested(MAX_JSON_DEPTH - 1)}
+    assert orjson.loads(Template("${.}").render_bytes(out)) == out
+
+
+@pytest.mark.parametrize("method", ["render", "render_bytes", "render_strict"])
+@pytest.mark.parametrize("text", ["${.}", "${d}", "v=${d}"])
+def test_json_deeper_than_the_limit_is_refused_by_name(method, text):
+    out = {"kt": "deep", "d": nested(300)}
+    with pytest.raises(TemplateError, match=r"nested deeper than 254 levels"):
+        getattr(Template(text), method)(out)
+
+
+def test_a_deep_set_walked_by_the_default_hook_is_refused_too():
+    value: object = frozenset({1})
+    for _ in range(300):
+        value = frozenset({value})
+    with pytest.raises(TemplateError, match="nested deeper than 254 levels"):
+        to_json({"t": value})
+
+
+def test_an_integer_beyond_64_bits_is_refused_by_name():
+    with pytest.raises(TemplateError, match="Integer exceeds 64-bit range"):
+        Template("${.}").render_bytes({"n": [2**70]})
+
+
+def test_to_text_of_a_deep_value_raises_template_error():
+    with pytest.raises(TemplateError):
+        to_text(nested(1000))
+
+
+def test_lookup_into_json_too_deep_to_decode_is_missing():
+    deep_text = '{"a": ' + "[" * 2000 + "]" * 2000 + "}"
+    assert lookup({"payload": deep_text}, ("payload", "a")) is MISSING
+    assert Template("x${payload.a}").render({"payload": deep_text}) == "x"
+
+
+def test_lookup_walks_a_deep_structure_without_recursing():
+    data = {"k": nested(5000)}
+    path = ("k",) + ("1",) * 5000
+    assert lookup(data, path) == 1

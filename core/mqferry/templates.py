@@ -7,6 +7,12 @@ payload. Rendering: strings as they are, integers in decimal, floats with up to 
 no trailing zeros, booleans as ``true``/``false``, maps and lists as JSON. What a *missing* value
 renders as is the caller's choice (``""`` for Kafka fields, ``"undefined"`` for republish, as
 EMQX); :meth:`Template.render_strict` raises instead.
+
+Values come from messages, so they may be hostile: a map or list nested deeper than
+:data:`MAX_JSON_DEPTH` levels, or an integer beyond 64 bits, cannot be rendered as JSON and
+raises :class:`~mqferry.errors.TemplateError` saying so (never a ``TypeError`` or a
+``RecursionError``). A JSON string too deep to decode on the way of a placeholder is not followed
+(the placeholder has no value), like any other text that is not JSON.
 """
 
 from __future__ import annotations
@@ -42,9 +48,31 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
 
+#: The deepest nesting of maps and lists that renders as JSON (orjson's own limit).
+MAX_JSON_DEPTH: Final = 254
+
+
 def to_json(value: Any) -> bytes:
-    """JSON-encode a rule output (bytes become text)."""
-    return orjson.dumps(value, default=_json_default)
+    """JSON-encode a rule output (bytes become text).
+
+    Raises:
+        TemplateError: the value cannot be encoded: nested deeper than :data:`MAX_JSON_DEPTH`, an
+            integer beyond 64 bits, a map key that is not text.
+    """
+    try:
+        return orjson.dumps(value, default=_json_default)
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise TemplateError(_encode_problem(exc)) from None
+    except RecursionError:  # a value the default hook walks (tuples, sets) nested too deep
+        raise TemplateError(_encode_problem(None)) from None
+
+
+def _encode_problem(exc: TypeError | None) -> str:
+    text = str(exc) if exc is not None else ""
+    if exc is None or "recursion" in text.lower():
+        return (f"cannot render a value as JSON: it is nested deeper than {MAX_JSON_DEPTH} "
+                "levels of maps and lists")
+    return f"cannot render a value as JSON: {text}"
 
 
 def format_float(value: float) -> str:
@@ -54,7 +82,11 @@ def format_float(value: float) -> str:
 
 
 def to_text(value: Any) -> str:  # noqa: PLR0911 - one return per type reads best
-    """Render a value into template text (not for missing values)."""
+    """Render a value into template text (not for missing values).
+
+    Raises:
+        TemplateError: a map or list that cannot be rendered as JSON (see :func:`to_json`).
+    """
     if isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -77,7 +109,7 @@ def lookup(data: Any, path: tuple[str, ...]) -> Any:
         if isinstance(cur, str | bytes) and cur[:1] in ("{", b"{"):
             try:
                 cur = orjson.loads(cur)
-            except orjson.JSONDecodeError:
+            except orjson.JSONDecodeError:  # not JSON, or nested beyond orjson's 1024 levels
                 return MISSING
         if isinstance(cur, Mapping):
             if key in cur:
@@ -165,7 +197,11 @@ class Template:
         return lookup(data, part.path)
 
     def render(self, data: Any, *, missing: str = "") -> str:
-        """Render, writing ``missing`` for placeholders without a value."""
+        """Render, writing ``missing`` for placeholders without a value.
+
+        Raises:
+            TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
+        """
         out = []
         for part in self._parts:
             if isinstance(part, str):
@@ -176,7 +212,11 @@ class Template:
         return "".join(out)
 
     def render_bytes(self, data: Any, *, missing: str = "") -> bytes:
-        """Render to bytes; ``${.}`` of a map is encoded straight to JSON bytes."""
+        """Render to bytes; ``${.}`` of a map is encoded straight to JSON bytes.
+
+        Raises:
+            TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
+        """
         if self._single:
             part = self._parts[0]
             assert isinstance(part, _Placeholder)
@@ -194,7 +234,8 @@ class Template:
         """Render, raising when a placeholder has no value.
 
         Raises:
-            TemplateError: naming the first missing placeholder.
+            TemplateError: naming the first missing placeholder, or a value that cannot be
+                rendered as JSON.
         """
         out = []
         for part in self._parts:

@@ -11,6 +11,7 @@ from mqferry.rules import (
     builtin_function_table,
     compile_sql,
 )
+from mqferry.rules.functions import blocking
 from mqferry.rules.functions import plugin as builtin_plugin
 
 
@@ -95,3 +96,36 @@ def test_builtins_register_through_the_hook() -> None:
 
     pm.hook.mqferry_register_functions(register=Register())
     assert len(table) == len(builtin_function_table())
+
+
+def test_jq_is_marked_blocking_and_so_is_a_rule_calling_it() -> None:
+    table = builtin_function_table()
+    jq, upper = table.get("jq"), table.get("upper")
+    assert jq is not None and jq.blocking
+    assert upper is not None and not upper.blocking
+    assert compile_sql("SELECT jq('.a', payload) as a FROM \"t\"", table).blocking
+    # anywhere in the statement: WHERE, FOREACH, DO, INCASE, nested calls
+    assert compile_sql('SELECT 1 as x FROM "t" WHERE upper(jq(\'.a\', payload)) = 1',
+                       table).blocking
+    assert compile_sql("FOREACH jq('.xs[]', payload) as x DO x FROM \"t\"", table).blocking
+    assert compile_sql("FOREACH payload.xs as x DO jq('.', x) as y FROM \"t\"", table).blocking
+    assert not compile_sql('SELECT upper(payload.a) as a FROM "t"', table).blocking
+
+
+def test_jq_is_blocking_in_the_plugin_managers_table_too() -> None:
+    from mqferry.plugins import load_plugins
+
+    table = load_plugins().function_table()
+    spec = table.get("jq")
+    assert spec is not None and spec.blocking
+
+
+def test_a_plugin_function_can_be_marked_blocking() -> None:
+    table = builtin_function_table()
+
+    @blocking
+    def slow_lookup(key: str) -> str:
+        return key
+
+    table.add("slow_lookup", slow_lookup, plugin="mine")
+    assert compile_sql('SELECT slow_lookup(topic) as k FROM "t"', table).blocking

@@ -30,7 +30,7 @@ async def status_view(ctrl: Controller) -> dict[str, Any]:
     Ready means: running, the MQTT session is up and every running connector is connected.
     """
     app = ctrl.app
-    mqtt = await app.mqtt.health()
+    mqtt = await app.mqtt_health()
     out: dict[str, Any] = {"node": app.node, "version": __version__,
                            "status": "running" if app.running else "stopped",
                            "mqtt": mqtt.to_json()}

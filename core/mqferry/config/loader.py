@@ -143,6 +143,10 @@ def validate_config(
             _check_connector(kind, spec, app, v.problems)
     for rule_id, rule in app.raw.rules.items():
         v.rule(app, rule_id, rule)
+    dead_letter = app.raw.mqtt.dead_letter
+    if dead_letter is not None and dead_letter.action not in app.actions:
+        v.problems.append(("mqtt.dead_letter.action",
+                           f"unknown action {dead_letter.action!r}"))
     if v.problems:
         raise ConfigError(v.problems)
     return app

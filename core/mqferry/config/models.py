@@ -165,6 +165,26 @@ class MqttSslConfig(Strict):
         return self
 
 
+class DeadLetterConfig(Strict):
+    """Where MQTT messages go that a rule or an action could not process.
+
+    ``action`` names a configured action (``<type>:<name>``): a ``kafka_producer`` action makes a
+    Kafka dead-letter topic, a ``republish`` action an MQTT one. It receives, for each such
+    message, one output with the message's MQTT context and why it failed (see the README,
+    "Failures and dead letters"). Its own failures are counted (``dead_letter.failed``), never
+    dead-lettered again.
+    """
+
+    action: str
+
+    @field_validator("action")
+    @classmethod
+    def _action_id(cls, v: str) -> str:
+        if not re.fullmatch(r"[^:\s]+:[^:\s]+", v):
+            raise ValueError("expected an action id, written as <type>:<name>")
+        return v
+
+
 class MqttConfig(Strict):
     """The MQTT broker mqferry is attached to, for input (rule topics) and output (publishes).
 
@@ -192,6 +212,9 @@ class MqttConfig(Strict):
     reconnect_max: Duration = 30.0
     #: TLS (``mqtts``); the port defaults to 8883 when it is enabled.
     ssl: MqttSslConfig = Field(default_factory=MqttSslConfig)
+    #: Where messages go that a rule or an action failed; none by default (they are counted,
+    #: logged and acknowledged).
+    dead_letter: DeadLetterConfig | None = None
 
     @field_validator("server")
     @classmethod

@@ -83,6 +83,10 @@ class AckWindow:
     def __len__(self) -> int:
         return len(self._queue)
 
+    def oldest(self) -> Ticket | None:
+        """The oldest message whose ack is pending, if any."""
+        return self._queue[0] if self._queue else None
+
     def open(self, mid: int, qos: int) -> Ticket:
         """A ticket for a message just received."""
         ticket = Ticket(self, mid, qos, self.generation)

@@ -38,10 +38,16 @@ def _is_bound(name: str, bound: Collection[str]) -> bool:
 
 
 class Compiler:
-    """Turns nodes into closures, resolving functions against a :class:`FunctionTable`."""
+    """Turns nodes into closures, resolving functions against a :class:`FunctionTable`.
+
+    Attributes:
+        blocking: whether anything compiled so far calls a blocking function (see
+            :func:`~mqferry.rules.functions.blocking`).
+    """
 
     def __init__(self, functions: FunctionTable) -> None:
         self._functions = functions
+        self.blocking = False
 
     def expr(self, node: n.Node, bound: Collection[str]) -> Expr:
         """Compile ``node``; ``bound`` names the columns the scope may shadow."""
@@ -260,6 +266,8 @@ class Compiler:
         except RuleCompileError as exc:
             raise RuleCompileError(f"line {node.line}, col {node.column}: {exc}") from None
         args = [self.expr(a, bound) for a in node.args]
+        if spec.blocking:
+            self.blocking = True
         return _make_call(spec, args)
 
 

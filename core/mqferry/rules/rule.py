@@ -113,6 +113,8 @@ class CompiledRule:
         topic_filters: the FROM entries that are MQTT topic filters.
         event_topics: the FROM entries that are event topics (they start with ``$``).
         is_foreach: whether the statement is FOREACH.
+        blocking: whether the statement calls a function that may take long (``jq``): the
+            runtime evaluates such a rule in a worker thread, never on the event loop.
     """
 
     def __init__(self, sql: str, stmt: n.Statement, functions: FunctionTable) -> None:
@@ -145,6 +147,7 @@ class CompiledRule:
         )
         if stmt.is_foreach:
             self._collection = compiler.expr(last.expr, ALL) if last.expr is not None else None
+        self.blocking: bool = compiler.blocking
 
     def matches_topic(self, topic: str) -> bool:
         """Whether an MQTT topic matches one of the FROM topic filters."""

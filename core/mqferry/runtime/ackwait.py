@@ -1,7 +1,9 @@
 """The deliveries of rule outputs, and at-most-once acks that wait a bounded time for them.
 
 Each output a rule hands to an action gets a :class:`RuleDelivery`, which counts its outcome
-and releases the message's ticket once.
+once (an action that settles an output twice, or after its ``submit`` raised, changes nothing),
+tells its route when the output failed (for the dead letters), and releases the message's
+ticket once.
 
 With ``mqtt.delivery: at_most_once`` a message's PUBACK does not wait for its actions, except
 for an action that sets ``ack_wait`` (seconds; the ``kafka_producer`` action does with
@@ -17,10 +19,24 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from mqferry.metrics import Metrics
 from mqferry.mqtt.acks import Ticket
 from mqferry.tasks import Supervisor
+
+
+class Route(Protocol):
+    """Where the failed outputs of one rule's action are reported (counted, dead-lettered)."""
+
+    def output_failed(self, event: Mapping[str, Any], reason: str, detail: str,
+                      ticket: Ticket | None) -> None:
+        """An output of ``event`` failed with ``reason``.
+
+        ``ticket``, when given, may be held (``hold``/``release``) past this call, until what
+        is done about the failure is secured.
+        """
 
 
 class RuleDelivery:
@@ -31,26 +47,54 @@ class RuleDelivery:
             does not wait for it.
         metrics: the rule's metrics.
         deadline: for a bounded wait, when :class:`AckWaits` releases the ticket regardless.
+        route: told when the output fails (``None``: failures are only counted).
+        event: the event the output came from, handed to ``route``.
     """
 
-    __slots__ = ("_metrics", "_ticket", "deadline")
+    __slots__ = ("_event", "_metrics", "_route", "_ticket", "deadline")
 
-    def __init__(self, ticket: Ticket | None, metrics: Metrics, deadline: float = 0.0) -> None:
+    def __init__(self, ticket: Ticket | None, metrics: Metrics, deadline: float = 0.0,
+                 route: Route | None = None, event: Mapping[str, Any] | None = None) -> None:
         self._ticket = ticket
-        self._metrics = metrics
+        self._metrics: Metrics | None = metrics
         self.deadline = deadline
+        self._route = route
+        self._event = event
 
     @property
     def holding(self) -> bool:
         """Whether the ticket is still held."""
         return self._ticket is not None
 
+    @property
+    def settled(self) -> bool:
+        """Whether the outcome was counted (secured or failed)."""
+        return self._metrics is None
+
     def secured(self) -> None:
-        self._metrics.inc("actions.success")
-        self.release()
+        m, self._metrics = self._metrics, None
+        if m is not None:
+            m.inc("actions.success")
+            self.release()
 
     def failed(self, reason: str) -> None:
-        self._metrics.inc("actions.failed")
+        self.fail(reason, "")
+
+    def fail(self, reason: str, detail: str) -> None:
+        """Count the output as failed with ``reason`` (``detail`` explains it), once.
+
+        ``failed.*`` reasons go to the route (outputs an action dropped by its own policy,
+        ``dropped.*``, do not). With a bounded wait (``at_most_once``) the route gets no ticket
+        to hold: the ack does not wait for what is done about the failure.
+        """
+        m, self._metrics = self._metrics, None
+        if m is None:
+            return
+        m.inc("actions.failed")
+        route = self._route
+        if route is not None and self._event is not None and reason.startswith("failed"):
+            route.output_failed(self._event, reason, detail,
+                                None if self.deadline else self._ticket)
         self.release()
 
     def release(self) -> None:
@@ -70,12 +114,14 @@ class AckWaits:
         # restarted if it ever dies: at-most-once acks must never wait beyond their deadline
         self._task = Supervisor("mqferry[acks].wait", self._run)
 
-    def delivery(self, ticket: Ticket, metrics: Metrics, wait: float | None) -> RuleDelivery:
+    def delivery(self, ticket: Ticket, metrics: Metrics, wait: float | None,
+                 route: Route | None = None,
+                 event: Mapping[str, Any] | None = None) -> RuleDelivery:
         """The delivery for one output of an action whose ``ack_wait`` is ``wait``."""
         if wait is None:
-            return RuleDelivery(None, metrics)
+            return RuleDelivery(None, metrics, 0.0, route, event)
         ticket.hold()
-        d = RuleDelivery(ticket, metrics, time.monotonic() + wait)
+        d = RuleDelivery(ticket, metrics, time.monotonic() + wait, route, event)
         q = self._queues.get(wait)
         if q is None:
             q = self._queues[wait] = deque()

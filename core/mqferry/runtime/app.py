@@ -4,25 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqferry.config.loader import AppConfig, ComponentSpec, RuleSpec
-from mqferry.metrics import Metrics, rule_metrics
+from mqferry.config.loader import AppConfig, ComponentSpec
+from mqferry.metrics import Metrics
 from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
-from mqferry.rules import Event, Outcome, RuleError, TopicIndex
-from mqferry.runtime.ackwait import AckWaits, RuleDelivery
+from mqferry.rules import Event, TopicIndex
+from mqferry.runtime.ackwait import AckWaits
+from mqferry.runtime.deadletter import DeadLetters
 from mqferry.runtime.events import message_event
+from mqferry.runtime.failures import LogLimiter
+from mqferry.runtime.rules import RuleEnv, RuntimeRule, describe
 from mqferry.tasks import Supervisor
-from mqferry.types import LOOP_MARKER, Action, Connector, HealthStatus, RuntimeContext, Source
+from mqferry.types import (
+    LOOP_MARKER,
+    Action,
+    Connector,
+    HealthStatus,
+    RuntimeContext,
+    Source,
+    Status,
+)
 
 if TYPE_CHECKING:
     from mqferry.runtime.reconfig import Plan
 
 log = logging.getLogger(__name__)
+
+__all__ = ["App", "RuntimeRule"]
+
+
+#: Seconds after which an unacknowledged MQTT message makes the session's health ``connecting``.
+ACK_STALL_AFTER = 60.0
 
 
 class _EventDone(Ticket):
@@ -39,58 +57,6 @@ class _EventDone(Ticket):
             self.done = True
             if not self.future.done():
                 self.future.set_result(None)
-
-
-class RuntimeRule:
-    """A compiled rule with its counters and resolved actions."""
-
-    __slots__ = ("actions", "compiled", "id", "metrics")
-
-    def __init__(self, spec: RuleSpec, actions: list[Action]) -> None:
-        self.id = spec.id
-        self.compiled = spec.compiled
-        self.metrics = rule_metrics(spec.id)
-        self.actions = actions
-
-    def run(self, event: Mapping[str, Any], ticket: Ticket, *, looped: bool = False,
-            waits: AckWaits | None = None) -> None:
-        """Evaluate on ``event`` and hand every output to every action, holding ``ticket``.
-
-        ``looped``: the event is a message mqferry republished itself; actions with a true
-        ``loop_guard`` (republish) do not get its outputs, so republishing cannot loop.
-        ``waits``: the message is acknowledged at most once: ``ticket`` is held only by actions
-        with an ``ack_wait``, and only that long (see :mod:`mqferry.runtime.ackwait`).
-        """
-        m = self.metrics
-        m.inc("matched")
-        try:
-            outcome, result = self.compiled.run(event)
-        except RuleError as exc:
-            m.inc("failed")
-            m.inc("failed.exception")
-            log.debug("rule %s failed on %s: %s", self.id, event.get("topic"), exc)
-            return
-        if outcome is Outcome.FILTERED:
-            m.inc("filtered")
-            return
-        if outcome is Outcome.NO_RESULT or result is None:
-            m.inc("failed")
-            m.inc("failed.no_result")
-            return
-        m.inc("passed")
-        outputs = result if isinstance(result, list) else (result,)
-        for output in outputs:
-            for action in self.actions:
-                if looped and getattr(action, "loop_guard", False):
-                    action.metrics.inc("dropped.loop")
-                    continue
-                m.inc("actions.total")
-                if waits is not None:
-                    action.submit(output, waits.delivery(ticket, m,
-                                                         getattr(action, "ack_wait", None)))
-                    continue
-                ticket.hold()
-                action.submit(output, RuleDelivery(ticket, m))
 
 
 class App:
@@ -121,6 +87,20 @@ class App:
         self._accepting = False
         self._ticker = Supervisor("mqferry[metrics].tick", self._tick_metrics)
         self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
+        self._limiter = LogLimiter(log)
+        dead_letter = config.raw.mqtt.dead_letter
+        # The dead-letter setting is read once, as the rest of the mqtt section (a change
+        # needs a restart); the action is looked up by id, so a replaced one is used.
+        self._env = RuleEnv(
+            dead_letters=None if dead_letter is None else DeadLetters(
+                action_id=dead_letter.action, actions=self.actions, node=self.node,
+                limiter=self._limiter),
+            limiter=self._limiter)
+        #: After how long an unacknowledged MQTT message makes the session's health
+        #: ``connecting`` (see :meth:`mqtt_health`).
+        self.ack_stall_after = ACK_STALL_AFTER
+        self._stall_head: Ticket | None = None
+        self._stall_since = 0.0
         self._build()
 
     def _build(self) -> None:
@@ -140,7 +120,7 @@ class App:
             if not rspec.config.enable:
                 continue
             actions = [self.actions[a] for a in rspec.action_ids if a in self.actions]
-            rule = RuntimeRule(rspec, actions)
+            rule = RuntimeRule(rspec, actions, self._env)
             self.rules[rid] = rule
             for flt in rule.compiled.topic_filters:
                 self._topic_index.add(flt, rule)
@@ -168,6 +148,7 @@ class App:
         index: TopicIndex[RuntimeRule] = TopicIndex()
         event_rules: dict[str, list[RuntimeRule]] = {}
         for rule in rules.values():
+            rule.env = self._env
             for flt in rule.compiled.topic_filters:
                 index.add(flt, rule)
             for topic in rule.compiled.event_topics:
@@ -202,12 +183,19 @@ class App:
             return  # stopping: leave it unacknowledged; the broker redelivers it
         if ticket is None:
             ticket = Ticket(None, 0, 0, 0)
-        event = message_event(message, self.node)
-        looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
-        waits = self._waits
-        for rule in self._topic_index.match(message.topic):
-            rule.run(event, ticket, looped=looped, waits=waits)
-        ticket.seal()
+        try:
+            event = message_event(message, self.node)
+            looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
+            waits = self._waits
+            for rule in self._topic_index.match(message.topic):
+                rule.run(event, ticket, looped=looped, waits=waits)
+        except Exception as exc:  # rules isolate their own failures: this is the rest
+            self._limiter.warning("message", "a message on %r could not be processed: %s",
+                                  message.topic, describe(exc))
+        finally:
+            # Always: a ticket never sealed is never acknowledged, and every later PUBACK waits
+            # behind it.
+            ticket.seal()
 
     async def dispatch(self, event: Mapping[str, Any]) -> None:
         """Run the rules selecting ``event["event"]``; return when their actions settled."""
@@ -226,11 +214,16 @@ class App:
             idle.set_result(None)
             return idle
         done = _EventDone()
-        full = Event(event)
-        full.setdefault("node", self.node)
-        for rule in rules:
-            rule.run(full, done)
-        done.seal()
+        try:
+            full = Event(event)
+            full.setdefault("node", self.node)
+            for rule in rules:
+                rule.run(full, done)
+        except Exception as exc:  # as in _on_message
+            self._limiter.warning("event", "an event of %s could not be processed: %s",
+                                  event.get("event"), describe(exc))
+        finally:
+            done.seal()
         return done.future
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -264,6 +257,7 @@ class App:
         while True:
             for m in self.all_metrics():
                 m.tick()
+            self._oldest_ack_wait(time.monotonic())
             await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
@@ -281,11 +275,50 @@ class App:
 
     async def status(self) -> dict[str, HealthStatus]:
         """The health of the MQTT session and every component, by id."""
-        out = {"mqtt": await self.mqtt.health()}
+        out = {"mqtt": await self.mqtt_health()}
         for group in (self.connectors, self.actions, self.sources):
             for cid, comp in group.items():
                 out[cid] = await comp.health()
         return out
+
+    async def mqtt_health(self) -> HealthStatus:
+        """The MQTT session's health, ``connecting`` while its acknowledgements are stalled.
+
+        When the oldest unacknowledged message has waited longer than :attr:`ack_stall_after`
+        (seconds), nothing behind it is acknowledged either: the reason says how long, and
+        which actions and rules hold messages.
+        """
+        health = await self.mqtt.health()
+        waited = self._oldest_ack_wait(time.monotonic())
+        if health.status is not Status.CONNECTED or waited < self.ack_stall_after:
+            return health
+        return HealthStatus(Status.CONNECTING,
+                            f"acknowledgements stalled: the oldest unacknowledged message has "
+                            f"waited {waited:.0f}s; {self._holders()}")
+
+    def _oldest_ack_wait(self, now: float) -> float:
+        # Sampled (each second by the metrics ticker, and on each status request) rather than
+        # timed per message: the hot path pays nothing. The age is from the first sample that
+        # saw the message at the head of the window.
+        head = self.mqtt.acks.oldest()
+        if head is not self._stall_head:
+            self._stall_head, self._stall_since = head, now
+            return 0.0
+        return 0.0 if head is None else now - self._stall_since
+
+    def _holders(self) -> str:
+        held = []
+        for aid, action in self.actions.items():
+            snap = action.metrics.snapshot()
+            queued, inflight = int(snap.get("queuing", 0)), int(snap.get("inflight", 0))
+            if queued or inflight:
+                held.append(f"action {aid} ({queued} queued, {inflight} in flight)")
+        for rid, rule in self.rules.items():
+            if rule.pending:
+                held.append(f"rule {rid} ({rule.pending} waiting for evaluation)")
+        if not held:
+            return "no action or rule reports holding messages"
+        return "held by " + ", ".join(held)
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """A snapshot of every rule, action and source counter, by component id."""

@@ -30,9 +30,10 @@ from mqferry.rules.functions import (
     strings,
     timefuncs,
 )
-from mqferry.rules.functions.table import FunctionSpec, FunctionTable, needs_event
+from mqferry.rules.functions.table import FunctionSpec, FunctionTable, blocking, needs_event
 
-__all__ = ["FunctionSpec", "FunctionTable", "builtin_function_table", "catalogue", "needs_event"]
+__all__ = ["FunctionSpec", "FunctionTable", "blocking", "builtin_function_table", "catalogue",
+           "needs_event"]
 
 _MODULES: tuple[ModuleType, ...] = (
     arrays, bits, checks, compression, conv, encoding, jqfuncs, jsonfuncs, maps, math_funcs,
@@ -40,6 +41,10 @@ _MODULES: tuple[ModuleType, ...] = (
 )
 
 BUILTIN_PLUGIN = "functions"
+
+#: Built-ins that may run for long: a jq program runs up to its timeout (seconds), in another
+#: process the caller waits on. Rules calling them are evaluated off the event loop.
+_BLOCKING = frozenset({"jq"})
 
 
 def catalogue() -> Iterator[tuple[str, Callable[..., Any], int | None, int | None]]:
@@ -51,7 +56,7 @@ def catalogue() -> Iterator[tuple[str, Callable[..., Any], int | None, int | Non
         arity: dict[str, tuple[int, int | None]] = getattr(module, "ARITY", {})
         for name, func in module.FUNCTIONS.items():
             low, high = arity.get(name, (None, None))
-            yield name, func, low, high
+            yield name, blocking(func) if name in _BLOCKING else func, low, high
 
 
 def builtin_function_table() -> FunctionTable:

@@ -9,9 +9,10 @@ from typing import Any
 
 from mqferry.rules.errors import DuplicateFunctionError, RuleCompileError
 
-__all__ = ["FunctionSpec", "FunctionTable", "needs_event"]
+__all__ = ["FunctionSpec", "FunctionTable", "blocking", "needs_event"]
 
 _EVENT_FLAG = "__mqferry_needs_event__"
+_BLOCKING_FLAG = "__mqferry_blocking__"
 
 
 def needs_event(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -20,6 +21,14 @@ def needs_event(func: Callable[..., Any]) -> Callable[..., Any]:
     EMQX's message accessors (``clientid()``, ``topic(N)``, ``payload(path)``) work this way.
     """
     setattr(func, _EVENT_FLAG, True)
+    return func
+
+
+def blocking(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a rule function that may take long (it waits on another process, a program runs
+    up to its timeout): rules that call it are evaluated in a worker thread, off the event loop.
+    """
+    setattr(func, _BLOCKING_FLAG, True)
     return func
 
 
@@ -34,6 +43,7 @@ class FunctionSpec:
         max_args: most arguments accepted, ``None`` for any number.
         plugin: the plugin that registered it.
         needs_event: the callable also gets the event as its first argument.
+        blocking: a call may take long (see :func:`blocking`).
     """
 
     name: str
@@ -42,6 +52,7 @@ class FunctionSpec:
     max_args: int | None
     plugin: str
     needs_event: bool = False
+    blocking: bool = False
 
     def check_arity(self, count: int) -> None:
         """Raise ``RuleCompileError`` unless ``count`` arguments are accepted."""
@@ -112,7 +123,8 @@ class FunctionTable:
             min_args = low if min_args is None else min_args
             if max_args is None:
                 max_args = high
-        self._specs[name] = FunctionSpec(name, func, min_args, max_args, plugin, event)
+        self._specs[name] = FunctionSpec(name, func, min_args, max_args, plugin, event,
+                                         bool(getattr(func, _BLOCKING_FLAG, False)))
 
     def get(self, name: str) -> FunctionSpec | None:
         """The spec registered under ``name``, or None."""
