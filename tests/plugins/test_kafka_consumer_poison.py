@@ -104,7 +104,8 @@ async def test_failures_are_logged_at_most_once_per_interval_per_reason(caplog):
     assert src.metrics.get("failed.render") == 50
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1, lines
-    assert "in/0@0" in lines[0] and "payload_template: TypeError(" in lines[0]
+    assert "in/0@0" in lines[0] and "payload_template: TemplateError(" in lines[0]
+    assert "254 levels" in lines[0]
 
 
 def test_the_failure_log_reports_how_many_lines_it_left_out(caplog):
