@@ -119,9 +119,13 @@ async def test_while_no_broker_answers_records_stay_queued_in_order(running):
     kafka = KafkaTwin(topics={"t": 1}, unreachable=True)
     action = await running(kafka)
     ds = [await send(action, "t", str(i)) for i in range(5)]
-    await asyncio.sleep(0.8)
-    assert all(d.outcome is None for d in ds)
+    # the lookup reports the cluster unreachable (polled: a busy machine may take a while)
+    for _ in range(100):
+        if (await action.health()).status.value == "connecting" and kafka.metadata_requests:
+            break
+        await asyncio.sleep(0.1)
     assert (await action.health()).status.value == "connecting"
+    assert all(d.outcome is None for d in ds)
     kafka.unreachable = False
     assert await settled(*ds, timeout=10) == ["secured"] * 5
     assert kafka.values("t") == [str(i).encode() for i in range(5)]
