@@ -223,7 +223,12 @@ class BenchRun:
                 tick()
             if len(self.results) < len(self._procs) and not any(p.is_alive()
                                                                   for p in self._procs):
-                self._collect(1.0)
+                # Every generator has exited: what they put is in the queue (one result each,
+                # several may be waiting), unless one died without a result.
+                before = -1
+                while len(self.results) < len(self._procs) and len(self.results) != before:
+                    before = len(self.results)
+                    self._collect(1.0)
                 if len(self.results) < len(self._procs):
                     raise RuntimeError("a load generator died without a result")
         for p in self._procs:
