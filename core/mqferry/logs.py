@@ -45,6 +45,10 @@ RETRIED = (
     "Failed fetch offsets from",
 )
 
+#: Words of a retried failure that configuration causes (credentials, certificates): aiokafka's
+#: record is the only place that names it, so it stays at its level, bounded by the back-off.
+KEPT = ("SASL", "Authentication", "authentication", "credentials", "certificate", "SSL")
+
 
 class DemoteRetried(logging.Filter):
     """Lower aiokafka's records about retried failures (:data:`RETRIED`) to DEBUG.
@@ -56,6 +60,9 @@ class DemoteRetried(logging.Filter):
         """Demote, then keep or drop ``record``."""
         if (record.levelno > logging.DEBUG and record.name.startswith("aiokafka")
                 and isinstance(record.msg, str) and record.msg.startswith(RETRIED)):
+            text = record.getMessage()
+            if any(word in text for word in KEPT):
+                return True
             if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
                 return False
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"

@@ -274,6 +274,9 @@ def failing(secured: SecuredServices, tmp_path_factory: pytest.TempPathFactory
         "mqtt": mqtt("password", "main", password=WRONG),
         "api": {"listen": f"127.0.0.1:{port}"},
         "data_dir": str(tmp / "data"),
+        # a repeated failure is logged at DEBUG (one WARNING per change of reason): show the
+        # repeats, which prove the retries
+        "log": {"levels": {"mqferry.mqtt.client": "debug", "mqferry.kafka.connector": "debug"}},
         "connectors": {
             "mqtt": {
                 "bad_ca": mqtt("password", "bad-ca", ssl={"cacertfile": str(other_ca)}),
