@@ -108,3 +108,15 @@ def test_a_retry_loop_logs_each_state_change_once(caplog):
                         "action a: Kafka: unreachable (h:1: timed out), retrying in 4.0s",
                         "action a: Kafka: unreachable (h:1: refused), retrying in 0.5s"]
     assert [level for level, _ in said].count("DEBUG") == 2
+
+
+def test_a_retried_failure_naming_credentials_or_certificates_stays_visible(captured):
+    setup_logging("info", stream=captured)
+    logging.getLogger("aiokafka.conn").error(
+        'Unable connect to "%s:%s": %s', "h", 9094,
+        "SaslAuthenticationFailedError: invalid credentials with SASL mechanism SCRAM-SHA-256")
+    logging.getLogger("aiokafka.conn").error('Unable connect to "%s:%s": %s', "h", 9094,
+                                             "Connect call failed")
+    lines = captured.getvalue().splitlines()
+    assert len(lines) == 1
+    assert "ERROR   aiokafka.conn" in lines[0] and "invalid credentials" in lines[0]
