@@ -75,8 +75,8 @@ def test_a_poison_message_fails_alone_and_is_not_redelivered(
     app = run(cfg, actions=1)
     publish_stream(mqtt_broker, mosquitto_pub, prefix)
     assert good_values(kcat_consume(sink, GOOD, timeout=60)) == list(range(GOOD)), app.log
-    app.wait_for_log("rule r: action kafka_producer:sink failed an output of a message on "
-                     f"'{prefix}/poison': TemplateError: cannot render a value as JSON")
+    app.wait_for_log("action kafka_producer:sink: failed.render: cannot render the record: "
+                     "TemplateError('cannot render a value as JSON")
     assert app.terminate() == 0
 
     # The ack window advanced past the poison: on the same persistent session the broker
@@ -87,7 +87,7 @@ def test_a_poison_message_fails_alone_and_is_not_redelivered(
     assert good_values(kcat_consume(sink, GOOD + 1, timeout=60)) == list(range(GOOD + 1))
     time.sleep(2)  # a redelivery would have landed by now (it comes ahead of the new message)
     assert len(kcat_consume(sink, GOOD + 1, timeout=1)) == GOOD + 1
-    assert "failed an output" not in app.log
+    assert "failed.render" not in app.log
     assert app.terminate() == 0
 
 
@@ -112,10 +112,10 @@ def test_poison_goes_to_the_kafka_dead_letter_topic_and_the_stream_flows(
     assert headers["mqtt-clientid"] == f"dev-{prefix}"
     assert headers["mqtt-qos"] == "1"
     assert headers["site"] == "north"  # the publisher's user properties are kept
-    assert headers["mqferry-reason"] == "failed.exception"
+    assert headers["mqferry-reason"] == "failed.render"
     assert headers["mqferry-rule"] == "r"
     assert headers["mqferry-action"] == "kafka_producer:sink"
-    assert "nested deeper than 254 levels" in headers["mqferry-error"]
+    assert "kafka_producer:sink failed the output (failed.render)" in headers["mqferry-error"]
     assert app.terminate() == 0
     # once: the dead letter was secured before the poison was acknowledged
     assert len(kcat_consume(dlq, 1, timeout=1)) == 1
@@ -140,6 +140,6 @@ def test_poison_goes_to_an_mqtt_dead_letter_topic(
     assert user["mqtt-topic"] == f"{prefix}/poison"
     assert user["mqtt-clientid"] == f"dev-{prefix}"
     assert user["site"] == "north"
-    assert user["mqferry-reason"] == "failed.exception"
+    assert user["mqferry-reason"] == "failed.render"
     assert user["mqferry-action"] == "kafka_producer:sink"
     assert app.terminate() == 0
