@@ -104,10 +104,11 @@ async def test_the_write_happens_off_the_event_loop(tmp_path):
         lags.append(loop.time() - before - 0.005)
     took = loop.time() - started
     await writer.flush()
-    assert len(lags) > 3  # the write took a while, and the loop kept ticking meanwhile
-    # Relative, not absolute: on a busy machine the thread and the loop share the GIL, but a
-    # write on the loop would stall it for the whole write.
-    assert max(lags) < took / 2
+    # A write on the loop would stall it for the whole write: one tick, as long as the write.
+    # In a thread the loop keeps ticking; the ticks share the GIL with the writer, so a tick may
+    # be late now and then on a busy machine, but the typical one is not.
+    assert len(lags) > 3
+    assert sorted(lags)[len(lags) // 2] < took / 4
     assert len(yaml.safe_load(path.read_text())["rules"]) == 20_000
 
 
