@@ -141,13 +141,15 @@ class DeadLetters:
             return
         action = self._actions.get(self.action_id)
         if action is None:
-            self.count_failure(metrics, rule_id, event, f"the action {self.action_id} is not running")
+            self.count_failure(metrics, rule_id, event,
+                               f"the action {self.action_id} is not running")
             return
         if getattr(action, "loop_guard", False) and LOOP_MARKER in (
                 (event.get("pub_props") or {}).get("User-Property") or ()):
             # a dead letter republished by mqferry that failed again: sending it once more
             # through the same kind of action could loop for ever
-            self.count_failure(metrics, rule_id, event, "it was republished by mqferry: not sent again")
+            self.count_failure(metrics, rule_id, event,
+                               "it was republished by mqferry: not sent again")
             return
         output = dead_letter_output(event, reason=reason, error=error, rule_id=rule_id,
                                     action_id=action_id, node=self._node)
@@ -162,7 +164,9 @@ class DeadLetters:
             delivery.fail(f"{self.action_id} raised {exc!r}")
 
     def count_failure(self, metrics: Metrics, rule_id: str, event: Mapping[str, Any],
-                why: str) -> None:
+                      why: str) -> None:
+        """Count a dead letter that could not be sent or secured (``dead_letter.failed``) and
+        log ``why`` (rate-limited)."""
         metrics.inc("dead_letter.failed")
         self.limiter.warning(("dead_letter", rule_id),
                              "rule %s: a message on %r could not be dead-lettered: %s",
