@@ -32,7 +32,7 @@ def bridge_config(kafka, mqtt, prefix, sink_topic, dead_letter=None):
         mqtt_section["dead_letter"] = {"action": dead_letter["id"]}
     return {
         "mqtt": mqtt_section,
-        "api": {"enable": False},  # engineers' instances share this machine's ports
+        "api": {"enable": False},  # other test runs may hold the API port
         "connectors": {"kafka_producer": {"k": {"bootstrap_hosts": kafka}}},
         "actions": actions,
         "rules": {"r": {"sql": f"SELECT 'deep' as kt, payload.d as d FROM \"{prefix}/#\"",
@@ -142,4 +142,30 @@ def test_poison_goes_to_an_mqtt_dead_letter_topic(
     assert user["site"] == "north"
     assert user["mqferry-reason"] == "failed.render"
     assert user["mqferry-action"] == "kafka_producer:sink"
+    assert app.terminate() == 0
+
+
+def test_a_slow_jq_rule_does_not_hold_up_other_rules(
+        run, kafka_bootstrap, mqtt_broker, new_topic, kcat_consume):
+    """jq runs off the event loop: while two ~2 s programs run, another rule's stream flows."""
+    prefix = f"jq-{uuid.uuid4().hex[:8]}"
+    slow_topic, fast_topic = new_topic(), new_topic()
+    cfg = bridge_config(kafka_bootstrap, mqtt_broker, prefix, fast_topic)
+    cfg["actions"]["kafka_producer"]["slow"] = {"connector": "k", "parameters": {
+        "topic": slow_topic, "message": {"value": "${.}"}}}
+    cfg["rules"] = {
+        "slow": {"sql": f"SELECT jq('last(range(.n))', payload) as r FROM \"{prefix}/slow\"",
+                 "actions": ["kafka_producer:slow"]},
+        "fast": {"sql": f'SELECT payload.d as d FROM "{prefix}/fast"',
+                 "actions": ["kafka_producer:sink"]},
+    }
+    app = run(cfg, actions=2)
+    slow = [(f"{prefix}/slow", b'{"n": 3000000}')] * 2
+    fast = [(f"{prefix}/fast", json.dumps({"d": i}).encode()) for i in range(20)]
+    publish_many(mqtt_broker.host, mqtt_broker.port, slow + fast)
+    assert good_values(kcat_consume(fast_topic, 20, timeout=60)) == list(range(20)), app.log
+    # the fast stream got through while the jq programs were still running
+    assert len(kcat_consume(slow_topic, 0, timeout=0)) < 2
+    slow_records = kcat_consume(slow_topic, 2, timeout=60)
+    assert [json.loads(r["payload"])["r"] for r in slow_records] == [[2999999]] * 2
     assert app.terminate() == 0

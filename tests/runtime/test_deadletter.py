@@ -233,3 +233,35 @@ async def test_republish_renders_a_dead_letter_with_its_defaults(plugins, tmp_pa
     user = dict(pub.properties["User-Property"])
     assert (user["mqtt-topic"], user["mqtt-clientid"], user["mqferry-rule"]) == (
         "t/1", "dev-9", "r")
+
+
+def test_the_kafka_example_renders_a_dead_letter_as_documented(plugins, tmp_path):
+    from mqferry.config import load_config
+    from mqferry.rules import Event
+    from mqferry.runtime.deadletter import dead_letter_output
+
+    cfg = load_config("examples/dead-letter-kafka.yaml", plugins.registries(),
+                      plugins.function_table())
+    app = App(cfg, data_dir=tmp_path)
+    event = Event(topic="telemetry/7", payload=b"\xffraw", qos=1, event="message.publish",
+                  flags={"retain": False}, clientid="dev-7",
+                  pub_props={"User-Property": {"clientid": "dev-7", "site": "n"}})
+    out = dead_letter_output(event, reason="failed.too_large", error="too large",
+                             rule_id="telemetry", action_id="kafka_producer:my-kafka-sink",
+                             node="n1")
+    record = app.actions[cfg.raw.mqtt.dead_letter.action].preview(out)
+    assert (record["topic"], record["key"], record["value"]) == (
+        "mqtt-dead-letters", "dev-7", "base64:/3Jhdw==")  # the raw bytes, as preview shows them
+    headers = {h["key"]: h["value"] for h in record["headers"]}
+    assert headers["mqtt-topic"] == "telemetry/7" and headers["site"] == "n"
+    assert headers["mqferry-reason"] == "failed.too_large"
+    assert headers["mqferry-action"] == "kafka_producer:my-kafka-sink"
+
+
+def test_the_mqtt_example_is_valid(plugins):
+    from mqferry.config import load_config
+
+    cfg = load_config("examples/dead-letter-mqtt.yaml", plugins.registries(),
+                      plugins.function_table())
+    assert cfg.raw.mqtt.dead_letter is not None
+    assert cfg.raw.mqtt.dead_letter.action in cfg.actions

@@ -174,3 +174,26 @@ async def test_an_action_that_cannot_flush_makes_the_broker_redeliver(plugins, t
         await app.mqtt.stop()
     plain = await ctrl.change(lambda d: d["rules"]["other"].update(description="x"))
     assert not plain.mqtt_reconnected
+
+
+async def test_a_replaced_dead_letter_action_is_used_under_its_id(plugins, tmp_path):
+    data = copy.deepcopy(CONFIG)
+    data["mqtt"] = {"dead_letter": {"action": "fake:other"}}
+    data["rules"]["held"]["sql"] = 'SELECT payload.x as x FROM "h/#"'
+    reset_fakes()
+    cfg = validate_config(data, plugins.registries(), plugins.function_table())
+    app = App(cfg, data_dir=tmp_path)
+    for comp in (*app.connectors.values(), *app.actions.values()):
+        await comp.start()
+    app._accepting = True
+    ctrl = Controller(app, plugins, data=copy.deepcopy(data))
+
+    def retopic(d):
+        d["actions"]["fake"]["other"]["parameters"] = {"topic": "dead"}
+
+    plan = await ctrl.change(retopic)
+    assert plan.start["actions"] == ["fake:other"]
+    publish(app, "h/1", b"not json", app.mqtt.acks.open(1, 1))
+    dead = [out for _, topic, out in FakeAction.received if topic == "dead"]
+    assert len(dead) == 1
+    assert (dead[0]["reason"], dead[0]["rule_id"]) == ("failed.exception", "held")

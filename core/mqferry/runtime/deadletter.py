@@ -164,7 +164,9 @@ class DeadLetters:
             delivery.fail(f"{self.action_id} raised {exc!r}")
 
     def count_failure(self, metrics: Metrics, rule_id: str, event: Mapping[str, Any],
-                why: str) -> None:
+                      why: str) -> None:
+        """Count a dead letter that could not be sent or secured (``dead_letter.failed``) and
+        log ``why`` (rate-limited)."""
         metrics.inc("dead_letter.failed")
         self.limiter.warning(("dead_letter", rule_id),
                              "rule %s: a message on %r could not be dead-lettered: %s",
