@@ -17,6 +17,7 @@ from mqferry.errors import (
 from mqferry.hookspecs import hookimpl
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
+from mqferry.runtime.failures import LogLimiter
 from mqferry.tasks import Supervisor, cancel_task, describe
 from mqferry.types import (
     Action,
@@ -39,6 +40,7 @@ __all__ = [
     "DeliveryError",
     "DuplicateTypeError",
     "HealthStatus",
+    "LogLimiter",
     "MqferryError",
     "MqttPublisher",
     "PluginError",

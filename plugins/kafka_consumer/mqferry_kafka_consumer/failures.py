@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Hashable
+
+from mqferry import LogLimiter
 
 #: Seconds between two log lines of the same reason.
 INTERVAL = 10.0
 
 
-class FailureLog:
+class FailureLog(LogLimiter):
     """Logs failures by reason, at most one line per reason every ``interval`` seconds.
 
     Args:
@@ -25,29 +26,12 @@ class FailureLog:
         clock: the monotonic clock, in seconds.
     """
 
+    __slots__ = ()
+
     def __init__(self, logger: logging.Logger, interval: float = INTERVAL,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._log = logger
-        self._interval = interval
-        # reason -> (when it was last logged, lines left out since)
-        self._seen: dict[str, tuple[float, int]] = {}
-        self._now = clock
+        super().__init__(logger, interval, clock)
 
-    def log(self, level: int, reason: str, msg: str, *args: Any) -> bool:
-        """Log ``msg % args`` unless a line of ``reason`` was logged within the interval.
-
-        Returns:
-            whether the line was logged.
-        """
-        now = self._now()
-        last, skipped = self._seen.get(reason, (None, 0))
-        if last is not None and now - last < self._interval:
-            self._seen[reason] = (last, skipped + 1)
-            return False
-        self._seen[reason] = (now, 0)
-        if skipped:
-            self._log.log(level, msg + " (%d more %s since the last report)", *args, skipped,
-                          reason)
-        else:
-            self._log.log(level, msg, *args)
-        return True
+    def suffix(self, key: Hashable, skipped: int, elapsed: float) -> tuple[str, tuple[object, ...]]:
+        """Name the reason of the lines left out."""
+        return " (%d more %s since the last report)", (skipped, key)

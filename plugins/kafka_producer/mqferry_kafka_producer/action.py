@@ -28,11 +28,18 @@ from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
 
-from mqferry import Delivery, DeliveryError, HealthStatus, Status, Supervisor, describe
+from mqferry import (
+    Delivery,
+    DeliveryError,
+    HealthStatus,
+    LogLimiter,
+    Status,
+    Supervisor,
+    describe,
+)
 from mqferry.kafka import KafkaConnector
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
-from mqferry_kafka_producer.logs import RateLimitedLog
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.records import Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
@@ -106,7 +113,8 @@ class KafkaProducerAction:
         #: records larger than this cannot be sent in any request
         self.max_record_bytes = max_request_size(p)
         self.close_timeout = close_timeout
-        self._warn = RateLimitedLog(log)
+        # a stream of bad records must not flood the log
+        self._warn = LogLimiter(log, interval=1.0)
         self.clock = self.session.clock
         self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped,
                                    self._place)
