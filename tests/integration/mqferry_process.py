@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -92,3 +93,19 @@ class MqferryProcess:
             self._reader.join(30)  # the process has exited: its output ends
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (for a listener a test starts next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def api_key(config_path: Path) -> tuple[str, str]:
+    """A new API key and secret for the instance of ``config_path``, made by the CLI."""
+    exe = Path(sys.executable).with_name("mqferry")
+    out = subprocess.run([str(exe), "api-key", "create", "-c", str(config_path), "--name", "t"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    lines = dict(line.split(":", 1) for line in out.splitlines())
+    return lines["api_key"].strip(), lines["api_secret"].strip()

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.integration.mqferry_process import MqferryProcess
-from tests.integration.test_reconfig_live import _api_key, _free_port
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +25,14 @@ def test_the_cli_changes_a_running_instance_found_through_its_config(
     config = {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}",
                  "clientid": f"mqferry-cli-{tag}"},
-        "api": {"listen": f"0.0.0.0:{_free_port()}"},
+        "api": {"listen": f"0.0.0.0:{free_port()}"},
         "data_dir": str(tmp_path / "data"),
         "connectors": {"kafka_producer": {"kp": {"bootstrap_hosts": kafka_bootstrap}}},
         "actions": {"kafka_producer": {"sink": {"connector": "kp", "parameters": {
             "topic": first, "message": {"key": "", "value": "${payload}"}}}}},
     }
     proc = MqferryProcess(config, tmp_path)
-    key, secret = _api_key(proc.config_path)
+    key, secret = api_key(proc.config_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQFERRY_API")}
     env |= {"MQFERRY_API_KEY": key, "MQFERRY_API_SECRET": secret}
     exe = str(Path(sys.executable).with_name("mqferry"))

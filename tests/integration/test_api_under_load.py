@@ -12,20 +12,17 @@ from __future__ import annotations
 import json
 import queue
 import shutil
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -34,20 +31,6 @@ RATE = 100.0  # messages per second
 #: Generous on a shared machine; before, single API calls stalled the process for seconds.
 LATENCY_BUDGET_MS = 5000
 KB = 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api_key(config_path: Path) -> tuple[str, str]:
-    exe = Path(sys.executable).with_name("mqferry")
-    out = subprocess.run([str(exe), "api-key", "create", "-c", str(config_path), "--name", "t"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
-    lines = dict(line.split(":", 1) for line in out.splitlines())
-    return lines["api_key"].strip(), lines["api_secret"].strip()
 
 
 def _stream(broker: Any, topic: str) -> threading.Thread:
@@ -136,7 +119,7 @@ def _hammer(base: str, auth: tuple[str, str], todo: list[tuple[str, str, dict[st
 def instance(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
     p = f"load-{uuid.uuid4().hex[:8]}"
     topic = new_topic()
-    port = _free_port()
+    port = free_port()
     config = {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}", "clientid": f"mqferry-{p}"},
         "api": {"listen": f"127.0.0.1:{port}"},
@@ -148,7 +131,7 @@ def instance(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
                              "actions": ["kafka_producer:sink"]}},
     }
     proc = MqferryProcess(config, tmp_path)
-    auth = _api_key(proc.config_path)
+    auth = api_key(proc.config_path)
     proc.start()
     yield {"p": p, "topic": topic, "base": f"http://127.0.0.1:{port}/api/v5", "auth": auth,
            "proc": proc}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.mqferry_process import free_port
 from tests.integration.test_kafka_source import (
     _produce_slowly,
     assert_replay_only,
@@ -37,17 +38,11 @@ from tests.integration.test_kafka_source import (
 pytestmark = pytest.mark.integration
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Broker:
     """A private Mosquitto with persistence, started and stopped by the test."""
 
     def __init__(self, workdir: Path) -> None:
-        self.host, self.port = "127.0.0.1", _free_port()
+        self.host, self.port = "127.0.0.1", free_port()
         self.conf = workdir / "mosquitto.conf"
         self.data = workdir / "data"
         self.data.mkdir()

@@ -18,10 +18,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,8 +31,13 @@ import httpx
 import pytest
 import yaml
 
-from tests.integration.conftest import SERVICES_SCRIPT, _create_topic, _run_in_thread
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.conftest import (
+    SERVICES_SCRIPT,
+    _create_topic,
+    _delete_topics,
+    _run_in_thread,
+)
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.publisher import publish_many
 from tests.integration.witnesses import kcat_consume
 
@@ -43,20 +46,6 @@ pytestmark = pytest.mark.integration
 RATE = 40.0  # good records per second
 SECONDS = 8  # of streaming; one bad record per second
 LATENCY_P50_BOUND_MS = 500.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api_key(config_path: Path) -> tuple[str, str]:
-    exe = Path(sys.executable).with_name("mqferry")
-    out = subprocess.run([str(exe), "api-key", "create", "-c", str(config_path), "--name", "t"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
-    lines = dict(line.split(":", 1) for line in out.splitlines())
-    return lines["api_key"].strip(), lines["api_secret"].strip()
 
 
 async def _create_log_append_topic(bootstrap: str, name: str) -> None:
@@ -75,17 +64,6 @@ async def _create_log_append_topic(bootstrap: str, name: str) -> None:
                     p["leader"] >= 0 for p in described["partitions"]):
                 return
             await asyncio.sleep(0.1)
-    finally:
-        await admin.close()
-
-
-async def _delete_topics(bootstrap: str, names: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_topics(names)
     finally:
         await admin.close()
 
@@ -155,7 +133,7 @@ def bridge(kafka_bootstrap, mqtt_broker, tmp_path):
     def start(params: dict[str, Any], *, bootstrap: str = kafka_bootstrap,
               workdir: Path = tmp_path) -> tuple[MqferryProcess, str, httpx.Client]:
         prefix = f"iso-{uuid.uuid4().hex[:8]}"
-        port = _free_port()
+        port = free_port()
         cfg = {
             "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}",
                      "clientid": f"mqferry-{prefix}"},
@@ -167,7 +145,7 @@ def bridge(kafka_bootstrap, mqtt_broker, tmp_path):
                             "actions": ["kafka_producer:sink"]}},
         }
         proc = MqferryProcess(cfg, workdir)
-        auth = _api_key(proc.config_path)
+        auth = api_key(proc.config_path)
         procs.append(proc.start())
         proc.wait_ready(actions=1)
         proc.wait_for_log("API listening")
@@ -257,7 +235,7 @@ def private_kafka(tmp_path_factory) -> Iterator[tuple[str, int]]:
     dev = tmp_path_factory.mktemp("private-kafka")
     (dev / "kafka").mkdir()
     (dev / "kafka" / "libs").symlink_to(_kafka_libs())
-    port, controller = _free_port(), _free_port()
+    port, controller = free_port(), free_port()
     env = {**os.environ, "MQFERRY_DEV_DIR": str(dev), "MQFERRY_KAFKA_PORT": str(port),
            "MQFERRY_KAFKA_CONTROLLER_PORT": str(controller), "MQFERRY_SERVICES_TIMEOUT": "180"}
 

@@ -15,9 +15,8 @@ from collections import Counter
 
 import pytest
 
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.mqferry_process import MqferryProcess, free_port
 from tests.integration.test_kafka_topics_isolation import private_kafka  # noqa: F401 (fixture)
-from tests.integration.test_reconfig_live import _free_port
 from tests.integration.witnesses import kcat_produce
 
 pytestmark = pytest.mark.integration
@@ -30,7 +29,7 @@ def _config(mqtt_broker, bootstrap: str, topic: str, tmp_path, **extra):
     return {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}",
                  "clientid": f"mqferry-logs-{tag}"},
-        "api": {"listen": f"127.0.0.1:{_free_port()}"},
+        "api": {"listen": f"127.0.0.1:{free_port()}"},
         "data_dir": str(tmp_path / "data"),
         "connectors": {"kafka_producer": {"kp": {"bootstrap_hosts": bootstrap}},
                        "kafka_consumer": {"kc": {"bootstrap_hosts": bootstrap}}},
@@ -52,7 +51,7 @@ def _message(line: str) -> str:
 
 
 def test_an_unreachable_kafka_is_said_once_per_component(mqtt_broker, tmp_path):
-    closed = f"127.0.0.1:{_free_port()}"  # nothing listens there
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there
     proc = MqferryProcess(_config(mqtt_broker, closed, "t", tmp_path), tmp_path)
     proc.start()
     try:

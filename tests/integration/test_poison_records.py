@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import _run_in_thread
-from tests.integration.mqferry_process import MqferryProcess
-from tests.integration.test_reconfig_live import _api_key, _free_port
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -58,7 +57,7 @@ def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
     """A running ``mqferry`` whose source maps ``topic`` with ``${value.data}``, with its API."""
     tag = uuid.uuid4().hex[:8]
     topic, dlq = new_topic(), new_topic()
-    port = _free_port()
+    port = free_port()
     source = {"connector": "kc", "parameters": {
         "group_id": f"mqferry-poison-{tag}", "dead_letter_topic": dlq,
         "offset_commit_interval_seconds": 1,
@@ -73,7 +72,7 @@ def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
         "sources": {"kafka_consumer": {"src": source}},
     }
     proc = MqferryProcess(config, tmp_path)
-    auth = _api_key(proc.config_path)
+    auth = api_key(proc.config_path)
     proc.start()
     try:
         proc.wait_ready(sources=1)

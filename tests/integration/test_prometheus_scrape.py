@@ -14,8 +14,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.integration.mqferry_process import MqferryProcess
-from tests.integration.test_reconfig_live import _api_key, _free_port
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.metrics.conventions import check_conventions, value
 
 pytestmark = pytest.mark.integration
@@ -26,7 +25,7 @@ def test_a_scrape_follows_prometheus_conventions(kafka_bootstrap, mqtt_broker, n
                                                  tmp_path):
     tag = uuid.uuid4().hex[:8]
     inbound, outbound = new_topic(partitions=2), new_topic()
-    port = _free_port()
+    port = free_port()
     config = {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}",
                  "clientid": f"mqferry-prom-{tag}"},
@@ -44,7 +43,7 @@ def test_a_scrape_follows_prometheus_conventions(kafka_bootstrap, mqtt_broker, n
                                "actions": ["kafka_producer:sink"]}},
     }
     proc = MqferryProcess(config, tmp_path)
-    auth = _api_key(proc.config_path)
+    auth = api_key(proc.config_path)
     proc.start()
     try:
         proc.wait_ready(actions=1, sources=1)

@@ -7,7 +7,6 @@ witnesses.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.mqferry_process import MqferryProcess, free_port
 from tests.integration.publisher import publish_many
 
 pytestmark = pytest.mark.integration
@@ -135,15 +134,9 @@ def test_records_produced_while_mqferry_is_down_reach_mqtt_after_it_starts(
     assert app.terminate() == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_unreachable_brokers_at_start_are_retried_not_fatal(setup):
     cfg = setup["config"]
-    dead_mqtt, dead_kafka = _free_port(), f"127.0.0.1:{_free_port()}"
+    dead_mqtt, dead_kafka = free_port(), f"127.0.0.1:{free_port()}"
     cfg["mqtt"]["server"] = f"127.0.0.1:{dead_mqtt}"
     for kind in cfg["connectors"].values():
         for conn in kind.values():
@@ -159,7 +152,7 @@ def test_unreachable_brokers_at_start_are_retried_not_fatal(setup):
 def test_connectors_probe_reports_each_connector(setup, tmp_path):
     cfg = setup["config"]
     cfg["connectors"]["kafka_consumer"]["my-kafka-consumer"]["bootstrap_hosts"] = (
-        f"127.0.0.1:{_free_port()}")
+        f"127.0.0.1:{free_port()}")
     cfg["connectors"]["kafka_consumer"]["my-kafka-consumer"]["connect_timeout"] = "1s"
     path = MqferryProcess(cfg, tmp_path).config_path
     exe = str(Path(sys.executable).with_name("mqferry"))

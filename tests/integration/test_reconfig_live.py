@@ -11,38 +11,21 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 
 pytestmark = pytest.mark.integration
 
 COUNT = 600  # per rule
 RATE = 150.0  # messages per second per rule
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api_key(config_path: Path) -> tuple[str, str]:
-    exe = Path(sys.executable).with_name("mqferry")
-    out = subprocess.run([str(exe), "api-key", "create", "-c", str(config_path), "--name", "t"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
-    lines = dict(line.split(":", 1) for line in out.splitlines())
-    return lines["api_key"].strip(), lines["api_secret"].strip()
 
 
 def _stream(broker, topics: list[str], count: int, rate: float) -> threading.Thread:
@@ -82,7 +65,7 @@ def _numbers(records) -> list[int]:
 def instance(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
     p = f"rc-{uuid.uuid4().hex[:8]}"
     topics = {"a1": new_topic(), "a2": new_topic(), "b": new_topic()}
-    port = _free_port()
+    port = free_port()
     config = {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}", "clientid": f"mqferry-{p}"},
         "api": {"listen": f"127.0.0.1:{port}"},
@@ -105,7 +88,7 @@ def instance(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
         return proc
 
     first = MqferryProcess(config, tmp_path)  # writes the config file
-    key = _api_key(first.config_path)
+    key = api_key(first.config_path)
     procs.append(first.start())
     yield {"p": p, "topics": topics, "port": port, "auth": key, "proc": first,
            "start": start, "tmp": tmp_path}

@@ -12,7 +12,6 @@ import json
 import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,7 +23,7 @@ import httpx
 import pytest
 
 from tests.integration.conftest import SecuredServices
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.test_quickstart import quickstart_config
 from tests.integration.witnesses import (
     MqttBroker,
@@ -208,20 +207,6 @@ class TlsServer:
         self.sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _api_key(config_path: Path) -> tuple[str, str]:
-    exe = Path(sys.executable).with_name("mqferry")
-    out = subprocess.run([str(exe), "api-key", "create", "-c", str(config_path), "--name", "t"],
-                         capture_output=True, text=True, check=True, timeout=60).stdout
-    lines = dict(line.split(":", 1) for line in out.splitlines())
-    return lines["api_key"].strip(), lines["api_secret"].strip()
-
-
 #: connector id -> (what /api/v5/status must say, what the log must say at least twice: the
 #: connector kept retrying). Kafka's connector reports "Unable to bootstrap"; its client logs
 #: the reason of each attempt.
@@ -269,7 +254,7 @@ def failing(secured: SecuredServices, tmp_path_factory: pytest.TempPathFactory
     wrong_scram["authentication"]["password"] = WRONG
     wrong_plain = kafka("plain")
     wrong_plain["authentication"]["password"] = WRONG
-    port = _free_port()
+    port = free_port()
     cfg = {
         "mqtt": mqtt("password", "main", password=WRONG),
         "api": {"listen": f"127.0.0.1:{port}"},
@@ -294,7 +279,7 @@ def failing(secured: SecuredServices, tmp_path_factory: pytest.TempPathFactory
         },
     }
     app = MqferryProcess(cfg, tmp)
-    auth = _api_key(app.config_path)
+    auth = api_key(app.config_path)
     app.start()
     try:
         yield {"app": app, "url": f"http://127.0.0.1:{port}/api/v5", "auth": auth,
