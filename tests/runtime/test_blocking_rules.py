@@ -163,3 +163,22 @@ async def test_dispatch_waits_for_a_blocking_rule(plugins, tmp_path):
     assert not future.done()
     await asyncio.wait_for(future, 5)
     assert out.outputs == [{"v": "V"}]
+
+
+def test_the_worker_thread_ends_when_closed_and_comes_back_on_use():
+    from mqferry.runtime.rules import OffLoop
+
+    def workers():
+        return [t for t in threading.enumerate() if t.name.startswith("mqferry-blocking-rules")]
+
+    before = set(workers())  # other apps' workers, left running by earlier tests
+    off = OffLoop()
+    assert off.submit(lambda e: e["x"], {"x": 1}).result(5) == 1
+    mine = set(workers()) - before
+    assert len(mine) == 1
+    off.close()
+    for t in mine:
+        t.join(5)
+    assert not any(t.is_alive() for t in mine)
+    assert off.submit(lambda e: e["x"], {"x": 2}).result(5) == 2
+    off.close()

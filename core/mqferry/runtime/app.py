@@ -272,6 +272,8 @@ class App:
         await self.mqtt.stop()
         for cid, conn in self.connectors.items():
             await _stop_logged(cid, conn)
+        # the blocking rules' worker thread ends once its queue is done (restarted on next use)
+        self._env.offloop.close()
 
     async def status(self) -> dict[str, HealthStatus]:
         """The health of the MQTT session and every component, by id."""
