@@ -126,3 +126,14 @@ def test_rebinding_a_kafka_connector_with_a_kept_password_is_refused(change, fie
     refuse_rebinding(redact(KAFKA), KAFKA)  # unchanged: accepted
     # A new host with every secret given again: accepted.
     refuse_rebinding({**KAFKA, "bootstrap_hosts": "other:9092"}, KAFKA)
+
+
+async def test_a_password_given_through_the_api_is_not_world_readable(client, controller,
+                                                                     config_file):
+    config_file.chmod(0o644)
+    r = await client.post("/connectors", json={"type": "fake", "name": "c2", "url": "fake://2",
+                                               "password": "given-through-the-api"})
+    assert r.status_code == 201, r.text
+    saved = await on_disk(controller, config_file)
+    assert saved["connectors"]["fake"]["c2"]["password"] == "given-through-the-api"  # noqa: S105
+    assert config_file.stat().st_mode & 0o777 == 0o600
