@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from mqferry._version import __version__
 from mqferry.api.components import component_router, component_status
 from mqferry.api.console import mount_console
+from mqferry.api.docs import docs_routes
 from mqferry.api.errors import ApiError, install_handlers
 from mqferry.api.keys import KeyStore, parse_basic
 from mqferry.api.limits import BodyLimits
@@ -69,7 +70,8 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
     api = FastAPI(title="mqferry", version=__version__,
                   description="Manage connectors, actions, sources and rules of a running "
                               "mqferry, with EMQX v5's paths and shapes.",
-                  openapi_url=f"{BASE}/openapi.json", docs_url=f"{BASE}/docs", redoc_url=None)
+                  # Served by the /api/v5 router (mqferry.api.docs), behind its key.
+                  openapi_url=None, docs_url=None, redoc_url=None)
     install_handlers(api)
     settings = ctrl.app.config.raw.api
     # Added before CORS, so it runs inside it: a refusal still carries the CORS headers.
@@ -85,6 +87,7 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
     for kind in ("connectors", "actions", "sources"):
         v5.include_router(component_router(ctrl, kind))
     v5.include_router(rules_router(ctrl))
+    docs_routes(v5, api)
 
     @v5.get("/status", tags=["status"], summary="Liveness, readiness and component status")
     async def status() -> dict[str, Any]:
