@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mqferry.config import REDACTED
 from tests.integration.mqferry_process import MqferryProcess
 
 pytestmark = pytest.mark.integration
@@ -138,7 +139,7 @@ def test_the_stored_password_does_not_follow_a_new_host(instance, listener):
                                                "enable": False})
     assert created.status_code == 201, created.text
     kept = created.json()
-    assert kept["authentication"]["password"] == "******"
+    assert kept["authentication"]["password"] == REDACTED
     body = {k: v for k, v in kept.items() if k in ("bootstrap_hosts", "connect_timeout",
                                                    "authentication", "enable")}
     moved = client.put("/connectors/kafka_producer:k",
