@@ -110,6 +110,7 @@ async def test_actions_and_connectors_from_settings_files(served, controller, tm
     r = await served("connectors", "update", "fake:c1", "--file", "-",
                      stdin='{"url": "fake://one", "tags": ["two"], "password": "******"}')
     assert r.exit_code == 0, r.output
+    await controller.flush()
     stored = yaml.safe_load(config_file.read_text())["connectors"]["fake"]["c1"]
     assert stored == {"url": "fake://one", "tags": ["two"], "password": "s3cret-pw"}
     r = await served("actions", "delete", "fake:a1")
