@@ -2,7 +2,7 @@
 import type { JSX } from "preact";
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { baseUrl, currentSession, onSessionChange, setSession } from "./api";
+import { baseUrl, call, currentSession, onSessionChange, setSession } from "./api";
 import { ComponentDetail } from "./pages/ComponentDetail";
 import { ComponentEdit } from "./pages/ComponentEdit";
 import { ComponentList } from "./pages/ComponentList";
@@ -34,10 +34,36 @@ function route(path: string): JSX.Element {
   return <p class="page">No page at {path}. <a href="#/connectors">Connectors</a></p>;
 }
 
+// A viewer key may only read (the API refuses the rest with 403): pages that edit are shown with
+// every control disabled, and on the list pages the controls that change something are disabled
+// and the "create" links hidden (style.css, .viewer).
+const LIST_PAGE = /^\/?(connectors|actions|sources|rules|flow)?$/;
+const CHANGES = 'input[aria-label^="Enable"], button.danger';
+
+function useReadOnly(viewer: boolean): void {
+  useEffect(() => {
+    const main = document.getElementById("main");
+    if (!viewer || !main) return;
+    const lock = () => main.querySelectorAll<HTMLInputElement | HTMLButtonElement>(CHANGES).forEach((el) => { el.disabled = true; });
+    lock();
+    const watch = new MutationObserver(lock);
+    watch.observe(main, { childList: true, subtree: true });
+    return () => watch.disconnect();
+  }, [viewer]);
+}
+
 function App(): JSX.Element {
   const [session, setS] = useState(currentSession());
+  const [role, setRole] = useState<string | null>(null);
   const path = useRoute();
   useEffect(() => onSessionChange(() => { resetOpenApi(); setS(currentSession()); }), []);
+  useEffect(() => {
+    setRole(null);
+    // An instance without roles answers 404: its keys may change everything.
+    if (session) call<{ role: string }>("GET", "/whoami").then((me) => setRole(me.role), () => setRole("administrator"));
+  }, [session]);
+  const viewer = role === "viewer";
+  useReadOnly(viewer && !!session);
   useEffect(() => {
     // Moves focus to the new page's heading so keyboard and screen-reader users land on it.
     requestAnimationFrame(() => document.getElementById("page-title")?.focus({ preventScroll: true }));
@@ -45,7 +71,7 @@ function App(): JSX.Element {
   if (!session) return <SignIn />;
   const section = "/" + (path.split("/")[1] ?? "");
   return (
-    <div class="shell">
+    <div class={viewer ? "shell viewer" : "shell"}>
       <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById("main")?.focus(); }}>Skip to content</a>
       <header class="top">
         <span class="brand">mqferry</span>
@@ -54,10 +80,12 @@ function App(): JSX.Element {
             <a key={href} href={"#" + href} aria-current={section === href ? "page" : undefined}>{text}</a>
           ))}
         </nav>
-        <span class="who" title={baseUrl(session)}>{session.key}{session.url ? ` @ ${session.url}` : ""}</span>
+        <span class="who" title={baseUrl(session)}>{session.key}{session.url ? ` @ ${session.url}` : ""}{viewer ? " (viewer: read-only)" : ""}</span>
         <button type="button" class="secondary small" onClick={() => setSession(null)}>Sign out</button>
       </header>
-      <main id="main" tabIndex={-1}>{route(path)}</main>
+      <main id="main" tabIndex={-1}>
+        {viewer && !LIST_PAGE.test(path) ? <fieldset class="read-only" disabled>{route(path)}</fieldset> : route(path)}
+      </main>
     </div>
   );
 }

@@ -110,11 +110,11 @@ async def test_actions_and_connectors_from_settings_files(served, controller, tm
     assert "fake:a2" in controller.app.actions
     # a connector's secret shown as ****** keeps its value through an update
     r = await served("connectors", "update", "fake:c1", "--file", "-",
-                     stdin='{"url": "fake://two", "password": "******"}')
+                     stdin='{"url": "fake://one", "tags": ["two"], "password": "******"}')
     assert r.exit_code == 0, r.output
     await controller.flush()
     stored = yaml.safe_load(config_file.read_text())["connectors"]["fake"]["c1"]
-    assert stored == {"url": "fake://two", "password": "s3cret-pw"}
+    assert stored == {"url": "fake://one", "tags": ["two"], "password": "s3cret-pw"}
     r = await served("actions", "delete", "fake:a1")
     assert r.exit_code == 1 and "used by rules r1" in r.output
     r = await served("actions", "delete", "fake:a1", "--remove-from-rules")

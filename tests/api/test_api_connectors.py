@@ -62,12 +62,12 @@ async def test_get_unknown_and_malformed_ids(client):
 async def test_update_keeps_a_redacted_password_and_restarts_dependents(client, controller,
                                                                         config_file):
     old_action = controller.app.actions["fake:a1"]
-    r = await client.put("/connectors/fake:c1", json={"url": "fake://moved",
+    r = await client.put("/connectors/fake:c1", json={"url": "fake://one", "description": "moved",
                                                       "password": "******"})
     assert r.status_code == 200, r.text
-    assert r.json()["url"] == "fake://moved"
+    assert r.json()["description"] == "moved"
     saved = (await on_disk(controller, config_file))["connectors"]["fake"]["c1"]
-    assert saved == {"url": "fake://moved", "password": "s3cret-pw"}
+    assert saved == {"url": "fake://one", "description": "moved", "password": "s3cret-pw"}
     assert controller.app.actions["fake:a1"] is not old_action  # rebuilt on the new connector
     assert controller.app.rules["r1"].actions == [controller.app.actions["fake:a1"]]
     bad = await client.put("/connectors/fake:c1", json={"url": ["x"]})

@@ -42,8 +42,9 @@ def build_schema(tmp):
     key, secret = store.create("fuzz")
     token = base64.b64encode(f"{key.api_key}:{secret}".encode()).decode()
     api = create_api(Controller(app, plugins, path=path), store)
-    schema = schemathesis.openapi.from_asgi("/api/v5/openapi.json", api)
-    return schema, {"Authorization": f"Basic {token}"}
+    auth = {"Authorization": f"Basic {token}"}
+    schema = schemathesis.openapi.from_asgi("/api/v5/openapi.json", api, headers=auth)
+    return schema, auth
 
 
 def test_no_input_gives_a_server_error(tmp_path):

@@ -2,6 +2,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from mqferry.config import REDACTED, Secret
+from mqferry.config.secrets import FROM_API, clear_text_secrets
 
 
 class Model(BaseModel):
@@ -28,9 +29,32 @@ def test_file_secret(tmp_path):
     assert Model(password=f"file://{f}").password.get_secret_value() == "from-file"
 
 
-def test_unreadable_file_secret(tmp_path):
-    with pytest.raises(ValidationError, match="cannot read secret file"):
-        Model(password=f"file://{tmp_path}/missing")
+def test_unreadable_file_secret_says_why_only_in_the_log(tmp_path, caplog):
+    missing = f"{tmp_path}/missing"
+    with pytest.raises(ValidationError, match="cannot read the secret file") as err:
+        Model(password=f"file://{missing}")
+    # The message may reach a client of the API: it must not tell whether the file exists.
+    assert missing not in str(err.value)
+    assert "No such file" not in str(err.value)
+    assert f"cannot read secret file {missing}: No such file or directory" in caplog.text
+
+
+@pytest.mark.parametrize("ref", ["${HOME}", "file:///etc/passwd", " file:///etc/passwd"])
+def test_a_reference_from_the_api_is_refused_not_resolved(ref):
+    with pytest.raises(ValidationError) as err:
+        Model.model_validate({"password": ref}, context={FROM_API: True})
+    [problem] = err.value.errors()
+    assert problem["type"] == "secret_reference"
+    assert problem["loc"] == ("password",)
+    literal = Model.model_validate({"password": "p${x}"}, context={FROM_API: True})
+    assert literal.password.get_secret_value() == "p${x}"
+
+
+def test_clear_text_secrets_are_found_by_key_name():
+    data = {"mqtt": {"password": "pw"}, "connectors": {"k": {"a": {
+        "authentication": {"password": "${PW}"}, "ssl": {"password": "file:///x"},
+        "hosts": [{"token": "t"}], "secret": ""}}}}
+    assert list(clear_text_secrets(data)) == ["mqtt.password", "connectors.k.a.hosts[0].token"]
 
 
 def test_plain_secret_is_redacted_in_dumps():

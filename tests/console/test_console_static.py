@@ -85,7 +85,8 @@ async def test_the_api_still_needs_a_key_and_the_console_is_not_in_the_openapi_d
     client, auth = served
     assert (await client.get("/api/v5/rules")).status_code == 401
     assert (await client.get("/api/v5/rules", auth=auth)).status_code == 200
-    doc = (await client.get("/api/v5/openapi.json")).json()
+    assert (await client.get("/api/v5/openapi.json")).status_code == 401
+    doc = (await client.get("/api/v5/openapi.json", auth=auth)).json()
     assert not any(p.startswith("/dashboard") or p == "/" for p in doc["paths"])
     assert (await client.get("/dashboard/nothing-here.js")).status_code == 404
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from mqferry._version import __version__
+from mqferry.api.audit import AUDIT_FILE, AuditLog, AuditMiddleware
 from mqferry.api.components import component_router, component_status
 from mqferry.api.console import mount_console
+from mqferry.api.docs import docs_routes
 from mqferry.api.errors import ApiError, install_handlers
 from mqferry.api.keys import KeyStore, parse_basic
 from mqferry.api.limits import BodyLimits
+from mqferry.api.roles import ADMIN_ONLY, allowed
 from mqferry.api.rules import rules_router
 from mqferry.metrics.prometheus import CONTENT_TYPE, exposition
 from mqferry.runtime.reconfig import Controller
@@ -51,25 +55,34 @@ async def status_view(ctrl: Controller) -> dict[str, Any]:
 def _auth(keys: KeyStore) -> Any:
     async def check(request: Request) -> None:
         pair = parse_basic(request.headers.get("authorization"))
-        if pair is None or not keys.verify(*pair):
+        key = keys.authenticate(*pair) if pair is not None else None
+        if key is None:
             raise ApiError(401, "UNAUTHORIZED",
                            "an API key and secret are required (HTTP Basic); create one with "
                            "`mqferry api-key create`")
+        request.state.api_key = key  # for the audit log
+        if not allowed(key.role, request.method, request.scope.get("route")):
+            raise ApiError(403, "FORBIDDEN",
+                           f"API key {key.name!r} has the role {key.role!r}, which may not "
+                           f"{request.method} {request.url.path}")
 
     return check
 
 
-def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
+def create_api(ctrl: Controller, keys: KeyStore, audit: AuditLog | None = None) -> FastAPI:
     """The API of one running instance.
 
     Args:
         ctrl: the instance's configuration controller (and through it, the app).
         keys: the API key store.
+        audit: the audit log; by default ``audit.jsonl`` beside the key store.
     """
+    audit_file = audit or AuditLog(keys.path.with_name(AUDIT_FILE))
     api = FastAPI(title="mqferry", version=__version__,
                   description="Manage connectors, actions, sources and rules of a running "
                               "mqferry, with EMQX v5's paths and shapes.",
-                  openapi_url=f"{BASE}/openapi.json", docs_url=f"{BASE}/docs", redoc_url=None)
+                  # Served by the /api/v5 router (mqferry.api.docs), behind its key.
+                  openapi_url=None, docs_url=None, redoc_url=None)
     install_handlers(api)
     settings = ctrl.app.config.raw.api
     # Added before CORS, so it runs inside it: a refusal still carries the CORS headers.
@@ -81,10 +94,13 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
         api.add_middleware(CORSMiddleware, allow_origins=origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"])
+    # Outermost: a change refused by any layer is logged too.
+    api.add_middleware(AuditMiddleware, log_file=audit_file, prefix=f"{BASE}/")
     v5 = APIRouter(prefix=BASE, dependencies=[Depends(_auth(keys))])
     for kind in ("connectors", "actions", "sources"):
         v5.include_router(component_router(ctrl, kind))
     v5.include_router(rules_router(ctrl))
+    docs_routes(v5, api)
 
     @v5.get("/status", tags=["status"], summary="Liveness, readiness and component status")
     async def status() -> dict[str, Any]:
@@ -104,6 +120,17 @@ def create_api(ctrl: Controller, keys: KeyStore) -> FastAPI:
                 health = await component_status(ctrl, kind, cid)
                 statuses.append((kind.removesuffix("s"), cid, str(health.status)))
         return Response(exposition(comps, statuses), media_type=CONTENT_TYPE)
+
+    @v5.get("/whoami", tags=["status"], summary="The API key of this request and its role")
+    async def whoami(request: Request) -> dict[str, Any]:
+        key = request.state.api_key
+        return {"api_key": key.api_key, "name": key.name, "role": key.role}
+
+    @v5.get("/audit", tags=["status"], openapi_extra=ADMIN_ONLY,
+            summary="The latest changes made through the API, newest first (administrators)")
+    async def audit_log(limit: int = Query(100, ge=1, le=10000)) -> dict[str, Any]:
+        entries = await asyncio.to_thread(audit_file.tail, limit)
+        return {"data": entries, "meta": {"count": len(entries), "limit": limit}}
 
     @v5.post("/config/reload", tags=["status"],
              summary="Read the config file again and apply what changed")

@@ -18,6 +18,7 @@ import click
 
 from mqferry.api.cli_edit import add_edit_commands
 from mqferry.api.client import ApiClient, with_api
+from mqferry.api.roles import ADMINISTRATOR, ROLES
 
 __all__ = ["register_commands"]
 
@@ -153,8 +154,10 @@ def api_key() -> None:
               help="The key store file, instead of the one named in the config.")
 @click.option("--name", required=True, help="A name for the key.")
 @click.option("--desc", default="", help="A description.")
+@click.option("--role", type=click.Choice(ROLES), default=ADMINISTRATOR, show_default=True,
+              help="viewer: read-only (dashboards, monitoring); administrator: everything.")
 def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
-                   desc: str) -> None:
+                   desc: str, role: str) -> None:
     """Create an API key; its secret is printed once and only its hash is stored."""
     from mqferry.api.keys import KeyStore, key_store_path
 
@@ -172,12 +175,12 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
             raise click.ClickException(f"{config_path}: {exc}") from None
         key_store = key_store_path(api.key_store, str(data.get("data_dir") or "data"))
     try:
-        key, secret = KeyStore(key_store).create(name, desc)
+        key, secret = KeyStore(key_store).create(name, desc, role)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot write {key_store}: {exc.strerror}") from None
-    click.echo(f"api_key:    {key.api_key}\napi_secret: {secret}")
+    click.echo(f"api_key:    {key.api_key}\napi_secret: {secret}\nrole:       {key.role}")
     click.echo(f"stored in {key_store}; the secret is not stored and cannot be shown again",
                err=True)
 

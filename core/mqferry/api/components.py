@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from mqferry.api.errors import ApiError, bad_request, not_found
-from mqferry.api.redact import redact, restore
+from mqferry.api.redact import redact, refuse_rebinding, refuse_references, restore
 from mqferry.api.schemas import post_model
 from mqferry.config.loader import ComponentSpec
 from mqferry.errors import ConfigError
@@ -165,6 +165,15 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
+def _check_secrets(registry: Any, path: str, body: dict[str, Any],
+                   stored: dict[str, Any] | None) -> None:
+    # Before ``restore``: what the client sent, not what is stored, is checked for references.
+    typ = registry.get(path.split(".")[1])
+    if typ is not None:
+        refuse_references(typ.config_model, body, path)
+    refuse_rebinding(body, stored)
+
+
 def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915 - a closure per route
     """The routes of one kind: ``connectors``, ``actions`` or ``sources``."""
     one = _SINGULAR[kind]
@@ -196,8 +205,10 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
         raw = await _json_object(request)
         type_name, name = str(raw.pop("type")), str(raw.pop("name"))
         cid = f"{type_name}:{name}"
+        request.state.audit_target = cid
         if _stored(ctrl.data, kind, cid) is not None:
             raise bad_request(f"{one} {cid} already exists", code="ALREADY_EXISTS")
+        _check_secrets(registry, f"{kind}.{type_name}.{name}", raw, None)
 
         def add(data: dict[str, Any]) -> None:
             if _stored(data, kind, cid) is not None:
@@ -215,8 +226,9 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
     async def update(id: str, request: Request,
                      body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
         old = require(id)
-        name = _split(id)[1]
+        type_name, name = _split(id)
         new = {k: v for k, v in body.items() if k not in ("type", "name")}
+        _check_secrets(registry, f"{kind}.{type_name}.{name}", new, old)
         new = restore(new, old)
 
         def put(data: dict[str, Any]) -> None:
@@ -270,6 +282,8 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
         raw = await _json_object(request)
         type_name, name = str(raw.pop("type")), str(raw.pop("name"))
         current = ctrl.data
+        _check_secrets(registry, f"{kind}.{type_name}.{name}", raw,
+                       _stored(current, kind, f"{type_name}:{name}"))
 
         def validate() -> Any:
             data = copy.deepcopy(current)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mqferry.api.roles import ADMINISTRATOR, ROLES
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ApiKey", "KeyStore", "key_store_path", "parse_basic"]
@@ -41,6 +43,9 @@ class ApiKey:
     created_at: int
     enable: bool = True
     desc: str = ""
+    #: ``administrator`` or ``viewer`` (read-only); keys made before roles existed are
+    #: administrators, as they could do everything then.
+    role: str = ADMINISTRATOR
 
     def matches(self, secret: str) -> bool:
         """Whether ``secret`` is this key's secret (constant time)."""
@@ -84,24 +89,32 @@ class KeyStore:
             log.error("cannot read the API key store %s: %s", self.path, exc)
             return {}
 
+    def authenticate(self, api_key: str, secret: str) -> ApiKey | None:
+        """The stored, enabled key of the pair, or ``None`` when the pair is not one."""
+        key = self.keys().get(api_key)
+        return key if key is not None and key.enable and key.matches(secret) else None
+
     def verify(self, api_key: str, secret: str) -> bool:
         """Whether the pair is a stored, enabled key and its secret."""
-        key = self.keys().get(api_key)
-        return key is not None and key.enable and key.matches(secret)
+        return self.authenticate(api_key, secret) is not None
 
-    def create(self, name: str, desc: str = "") -> tuple[ApiKey, str]:
+    def create(self, name: str, desc: str = "",
+               role: str = ADMINISTRATOR) -> tuple[ApiKey, str]:
         """Add a key; returns it and its secret (shown once, never stored).
 
         Raises:
-            ValueError: a key with this name exists.
+            ValueError: a key with this name exists, or the role is unknown.
         """
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r} (known: {', '.join(ROLES)})")
         keys = dict(self.keys())
         if any(k.name == name for k in keys.values()):
             raise ValueError(f"an API key named {name!r} exists")
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_hex(16)
         key = ApiKey(api_key=f"mqf_{secrets.token_hex(8)}", name=name, salt=salt,
-                     hash=_hash(salt, secret), created_at=int(time.time() * 1000), desc=desc)
+                     hash=_hash(salt, secret), created_at=int(time.time() * 1000), desc=desc,
+                     role=role)
         keys[key.api_key] = key
         self._write(keys)
         return key, secret
@@ -129,7 +142,8 @@ class KeyStore:
 
 def _as_dict(key: ApiKey) -> dict[str, Any]:
     return {"api_key": key.api_key, "name": key.name, "salt": key.salt, "hash": key.hash,
-            "created_at": key.created_at, "enable": key.enable, "desc": key.desc}
+            "created_at": key.created_at, "enable": key.enable, "desc": key.desc,
+            "role": key.role}
 
 
 def parse_basic(header: str | None) -> tuple[str, str] | None:

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from mqferry.config.secrets import clear_text_secrets
+
 log = logging.getLogger(__name__)
 
 __all__ = ["ConfigWriter", "Fragments", "file_digest", "write_config"]
@@ -107,6 +109,10 @@ def write_config(path: str | Path, data: Mapping[str, Any], *,
                  fragments: Fragments | None = None) -> str:
     """Replace ``path`` with ``data`` as YAML, atomically; keep the file's permissions.
 
+    When ``data`` holds a clear-text secret (a password rather than a ``${ENV}`` or ``file://``
+    reference), group and others lose every permission: the file becomes ``0600``. The mode is
+    set on the new file before it takes the old one's name, so the secret is never readable.
+
     Args:
         path: the file.
         data: the configuration mapping.
@@ -124,6 +130,9 @@ def write_config(path: str | Path, data: Mapping[str, Any], *,
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = 0o600  # the file may hold secrets
+    if any(True for _ in clear_text_secrets(data)):
+        # A password given through the API is stored as given: no one but the owner may read it.
+        mode &= 0o7700
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     tmp = Path(name)
     try:
