@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { errorPosition, parsePrometheus } from "./api";
-import { buildFlow, layout } from "./flow";
+import { type FlowInput, ROUTING, buildFlow, layout, nodeTitle, route, sample } from "./flow";
 import { type OpenApi, errorProblems, fields, isBasic, problemsByField, prune, typeSchemas, variantIndex } from "./schema";
 import { tokenLines, tokenize } from "./sql";
 
@@ -126,5 +126,79 @@ describe("flow", () => {
     ]);
     const placed = layout(g.nodes, g.edges);
     expect(new Set(placed.map((n) => `${n.x},${n.y}`)).size).toBe(placed.length);
+  });
+
+  const rule = (id: string, from: string[], actions: (string | Record<string, unknown>)[] = []) =>
+    ({ id, name: "", sql: "", actions, enable: true, description: "", from });
+  // Fan-in, fan-out, a filter shared by rules, a source mapping straight to MQTT (over two columns).
+  const busy: FlowInput = {
+    rules: [
+      rule("r1", ["a/#", "b/#", "c/+/d"], ["kafka_producer:s1", "kafka_producer:s2"]),
+      rule("r2", ["b/#"], ["kafka_producer:s1"]),
+      rule("r3", ["$bridges/kafka_consumer:in"], ["republish:back"]),
+      rule("r4", ["e/#"], [{ function: "republish", args: { topic: "x/1" } }]),
+    ],
+    actions: [
+      { type: "kafka_producer", name: "s1", status: "connected", parameters: { topic: "k1" } },
+      { type: "kafka_producer", name: "s2", status: "connected", parameters: { topic: "k2" } },
+      { type: "republish", name: "back", status: "connected", parameters: { topic: "m/back" } },
+    ],
+    sources: [{ type: "kafka_consumer", name: "in", status: "connected",
+      parameters: { topic: "k-in", topic_mapping: [{ kafka_topic: "k-in", mqtt_topic: "m/1" }, { kafka_topic: "k-in", mqtt_topic: "m/2" }] } }],
+    metrics: { rule: { r1: { rate: 9 }, r2: { rate: 3 }, r3: { rate: 1 } }, action: { "kafka_producer:s2": { rate: 9 } }, source: { "kafka_consumer:in": { rate: 5 } } },
+  };
+
+  it("gives each MQTT topic filter its own edge and its own end at the rule", () => {
+    const g = buildFlow(busy);
+    const into = g.edges.filter((e) => e.to === "rule/r1");
+    expect(into.map((e) => e.from).sort()).toEqual(["mqtt-in/a/#", "mqtt-in/b/#", "mqtt-in/c/+/d"]);
+    // The rule's rate cannot be split between three filters; r2 has one.
+    expect(into.every((e) => e.rate === undefined)).toBe(true);
+    expect(g.edges.find((e) => e.to === "rule/r2")?.rate).toBe(3);
+    const placed = layout(g.nodes, g.edges);
+    const routes = route(placed, g.edges);
+    const ends = routes.filter((r) => r.edge.to === "rule/r1").map((r) => r.points[r.points.length - 1].join(","));
+    expect(new Set(ends).size).toBe(3);
+    // Filters sit beside the sources: their edges cross no column and are not dashed.
+    expect(routes.filter((r) => r.edge.from.startsWith("mqtt-in/")).every((r) => !r.skips)).toBe(true);
+  });
+
+  it("puts rate labels where no other edge passes, and lanes clear of nodes", () => {
+    const g = buildFlow(busy);
+    const placed = layout(g.nodes, g.edges);
+    const routes = route(placed, g.edges);
+    const labelled = routes.filter((r) => r.edge.rate !== undefined);
+    expect(labelled.length).toBeGreaterThan(4);
+    for (const r of labelled) {
+      // A label is at most "2.3k/s" (about 40 px of 11 px bold text) on its own stretch.
+      const box = { x0: r.label.x, x1: r.label.x + 40, y0: r.label.y - 6, y1: r.label.y + 6 };
+      for (const other of routes) {
+        if (other === r) continue;
+        const hit = sample(other.points).find(([x, y]) => x > box.x0 && x < box.x1 && y > box.y0 && y < box.y1);
+        expect(hit, `${other.edge.from}>${other.edge.to} under the label of ${r.edge.from}>${r.edge.to}`).toBeUndefined();
+      }
+    }
+    for (const r of routes.filter((x) => x.skips)) {
+      for (const n of placed) {
+        if (n.id === r.edge.from || n.id === r.edge.to) continue;
+        const inside = sample(r.points).find(([x, y]) => x > n.x && x < n.x + ROUTING.nodeW && y > n.y && y < n.y + n.h);
+        expect(inside, `${r.edge.from}>${r.edge.to} through ${n.id}`).toBeUndefined();
+      }
+    }
+    // No two edges share a stretch: sampled points of distinct edges rarely coincide (crossings only).
+    const seen = new Map<string, number>();
+    routes.forEach((r, i) => sample(r.points, 4).slice(1, -1).forEach(([x, y]) => {
+      const k = `${Math.round(x)},${Math.round(y)}`;
+      if (seen.has(k) && seen.get(k) !== i) seen.set(k, -1); else if (!seen.has(k)) seen.set(k, i);
+    }));
+    expect([...seen.values()].filter((v) => v === -1).length).toBeLessThan(12);
+  });
+
+  it("names every node in full for its tooltip", () => {
+    const long = "factory/line-42/station-7/sensors/+/temperature";
+    const g = buildFlow({ ...busy, rules: [rule("r9", [long])] });
+    const n = g.nodes.find((x) => x.id === `mqtt-in/${long}`)!;
+    expect(nodeTitle(n)).toBe(`MQTT topic filter: ${long}`);
+    expect(nodeTitle(g.nodes.find((x) => x.id === "source/kafka_consumer:in")!)).toBe("Source: kafka_consumer:in (connected)");
   });
 });
