@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { errorPosition, parsePrometheus } from "./api";
+import { HISTORY_MS, historyPoints, mergeSamples, segments } from "./Chart";
 import { type FlowInput, ROUTING, buildFlow, layout, nodeTitle, route, sample } from "./flow";
 import { type OpenApi, errorProblems, fields, isBasic, problemsByField, prune, typeSchemas, variantIndex } from "./schema";
 import { tokenLines, tokenize } from "./sql";
@@ -200,5 +201,23 @@ describe("flow", () => {
     const n = g.nodes.find((x) => x.id === `mqtt-in/${long}`)!;
     expect(nodeTitle(n)).toBe(`MQTT topic filter: ${long}`);
     expect(nodeTitle(g.nodes.find((x) => x.id === "source/kafka_consumer:in")!)).toBe("Source: kafka_consumer:in (connected)");
+  });
+});
+
+describe("charts", () => {
+  it("turn the server's history into points, a sample of a stopped component into a gap", () => {
+    const h = { interval: 5, t: [1000, 6000, 11000], metrics: { rate: [1, null, 3] } };
+    const pts = historyPoints(h, "rate");
+    expect(pts.map(([t]) => t)).toEqual([1000, 6000, 11000]);
+    expect(Number.isNaN(pts[1][1])).toBe(true);
+    expect(segments(pts, 0)).toEqual([[[1000, 1]], [[11000, 3]]]);
+    expect(segments(pts, 5000)).toEqual([[[11000, 3]]]);
+    expect(historyPoints(h, "inflight").every(([, v]) => Number.isNaN(v))).toBe(true);
+  });
+  it("merge live samples with the history in time order, within the hour", () => {
+    const now = 10 * HISTORY_MS;
+    const live: [number, number][] = [[now - 2000, 7], [now, 8]];
+    const hist: [number, number][] = [[now - HISTORY_MS - 1, 0], [now - 5000, 5], [now, 99]];
+    expect(mergeSamples(live, hist, now - HISTORY_MS)).toEqual([[now - 5000, 5], [now - 2000, 7], [now, 8]]);
   });
 });
