@@ -3,7 +3,9 @@ import { errorPosition, parsePrometheus } from "./api";
 import { HISTORY_MS, historyPoints, mergeSamples, segments } from "./Chart";
 import { type FlowInput, ROUTING, buildFlow, layout, nodeTitle, route, sample } from "./flow";
 import { type OpenApi, errorProblems, fields, isBasic, problemsByField, prune, typeSchemas, variantIndex } from "./schema";
-import { tokenLines, tokenize } from "./sql";
+import { type Catalogue, columnsFor, complete, tokenLines, tokenize, wordAt } from "./sql";
+import { argsSchema, inlineProblems, inlineTypes } from "./pages/InlineActions";
+import { mqttSchema } from "./pages/MqttSettings";
 
 const doc: OpenApi = {
   paths: {
@@ -219,5 +221,75 @@ describe("charts", () => {
     const live: [number, number][] = [[now - 2000, 7], [now, 8]];
     const hist: [number, number][] = [[now - HISTORY_MS - 1, 0], [now - 5000, 5], [now, 99]];
     expect(mergeSamples(live, hist, now - HISTORY_MS)).toEqual([[now - 5000, 5], [now - 2000, 7], [now, 8]]);
+  });
+});
+
+const cat: Catalogue = {
+  functions: [
+    { name: "upper", args: ["s"], min_args: 1, max_args: 1, description: "Upper-case." },
+    { name: "map_get", args: ["key", "data", "default"], min_args: 2, max_args: 3, description: "A map's value." },
+    { name: "clientid", args: [], min_args: 0, max_args: 0, description: "The clientid column." },
+  ],
+  events: [
+    { event: "message.publish", title: "MQTT message", columns: [
+      { name: "payload", description: "the payload" }, { name: "clientid", description: "the publisher" }, { name: "topic", description: "" }] },
+    { event: "$bridges/kafka_consumer:*", title: "kafka_consumer source", source_type: "kafka_consumer", columns: [
+      { name: "value", description: "the record's value" }, { name: "key", description: "" }, { name: "topic", description: "" }] },
+  ],
+};
+
+describe("sql completion", () => {
+  it("completes columns of the FROM's event, then functions, then keywords", () => {
+    const sql = 'SELECT cl FROM "t/#"';
+    const r = complete(sql, "SELECT cl".length, cat)!;
+    expect(r.start).toBe(7);
+    expect(r.items.map((i) => `${i.kind}:${i.label}`)).toEqual(["column:clientid", "function:clientid()"]);
+    expect(r.items[1].insert).toBe("clientid(");
+    const kafka = 'SELECT v FROM "$bridges/kafka_consumer:in"';
+    expect(complete(kafka, 8, cat)!.items.map((i) => i.label)).toEqual(["value"]);
+    expect(columnsFor(kafka, cat.events).map((c) => c.name)).toEqual(["value", "key", "topic"]);
+    expect(complete("SELECT map", 10, cat)!.items[0].label).toBe("map_get(key, data, [default])");
+    expect(complete("sel", 3, cat)!.items).toEqual([{ kind: "keyword", label: "SELECT", insert: "select", detail: "" }]);
+  });
+  it("stays quiet in strings, topics, paths and numbers, and on an empty word unless asked", () => {
+    expect(complete("SELECT 'up", 10, cat)).toBeNull();
+    expect(complete('SELECT * FROM "up', 17, cat)).toBeNull();
+    expect(complete("SELECT payload.cl", 17, cat)).toBeNull();
+    expect(complete("SELECT 12", 9, cat)).toBeNull();
+    expect(complete("SELECT ", 7, cat)).toBeNull();
+    expect(complete("SELECT ", 7, cat, true)!.items.length).toBeGreaterThan(3);
+    expect(wordAt("a upp", 5)).toEqual({ start: 2, prefix: "upp" });
+    // A complete name needs no completion.
+    expect(complete("SELECT upper", 12, cat)).toBeNull();
+  });
+});
+
+const actionsDoc: OpenApi = {
+  paths: {
+    "/api/v5/actions": { post: { requestBody: { content: { "application/json": { schema: { oneOf: [
+      { $ref: "#/components/schemas/rp" }, { $ref: "#/components/schemas/kp" }] } } } } } },
+    "/api/v5/mqtt": { put: { requestBody: { content: { "application/json": { schema: { $ref: "#/components/schemas/MqttConfig" } } } } } },
+  },
+  components: { schemas: {
+    rp: { type: "object", properties: { type: { const: "republish" }, parameters: { $ref: "#/components/schemas/rpp" } } },
+    rpp: { type: "object", required: ["topic"], properties: { topic: { type: "string" }, qos: { type: "integer" } } },
+    kp: { type: "object", required: ["connector", "parameters"], properties: { type: { const: "kafka_producer" }, connector: { type: "string" },
+      parameters: { type: "object", properties: { topic: { type: "string" } } } } },
+    MqttConfig: { type: "object", properties: { server: { type: "string" }, clientid: { type: "string" } } },
+  } },
+};
+
+describe("inline actions and the mqtt section", () => {
+  it("offer the action types that need no connector, with their parameters as args", () => {
+    expect(inlineTypes(actionsDoc)).toEqual(["republish"]);
+    expect(Object.keys(argsSchema(actionsDoc, "republish")!.properties!)).toEqual(["topic", "qos"]);
+    expect(argsSchema(actionsDoc, "nope")).toBeNull();
+  });
+  it("map the API's problems to the inline action's fields", () => {
+    expect(inlineProblems([{ path: "rules.r.1.actions[2].parameters.topic", message: "Field required" },
+      { path: "rules.other.actions[0].parameters.topic", message: "x" }], "r.1")).toEqual({ "inline2.topic": "Field required" });
+  });
+  it("finds the mqtt section's form in the PUT body", () => {
+    expect(Object.keys(mqttSchema(actionsDoc)!.properties!)).toEqual(["server", "clientid"]);
   });
 });
