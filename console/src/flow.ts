@@ -263,7 +263,8 @@ export function route(placed: Placed[], edges: FlowEdge[], opt: RouteOptions = R
     const k = skipsFrom.get(e.from) ?? 0, j = skipsInto.get(e.to) ?? 0;
     skipsFrom.set(e.from, k + 1);
     skipsInto.set(e.to, j + 1);
-    const tx = sx + 4 * k, vx = ex - 12 - 4 * j;
+    // The turn into the target is near its end, where edges from the previous column run level.
+    const tx = sx + 4 * k, vx = ex - 2 - 4 * j;
     const points: [number, number][] = [[x1, y1], [tx, y1], [tx, lane], [vx, lane], [vx, y2], [x2, y2]];
     const d = `M${x1},${y1} H${tx} V${lane} H${vx} V${y2} H${x2 - 2}`;
     return { edge: e, d, points, label, skips: true };

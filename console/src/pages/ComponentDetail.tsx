@@ -90,7 +90,7 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
           <button key={w.ms} type="button" class={"secondary small" + (w.ms === span ? " active" : "")} aria-pressed={w.ms === span}
             onClick={() => setSpan(w.ms)}>Last {w.label}</button>
         ))}
-        <span class="help">{history.data ? `${history.data} samples from the server's history, then live` : history.error ? "no history from the server" : ""}</span>
+        <span class="help">{history.data ? `${history.data} sample${history.data === 1 ? "" : "s"} from the server's history, then live` : history.error ? "no history from the server" : ""}</span>
       </div>
       <div class="charts">
         <Chart title="Rate (messages/s)" now={now} window={span} unit="/s" series={[series("rate", "rate", "#2563eb")]} />
