@@ -1,7 +1,8 @@
-// A textarea with the highlighted SQL drawn behind it, and the error marked at its line and column.
+// A textarea with the highlighted SQL drawn behind it, the error marked at its line and column,
+// and completion of columns, functions and keywords.
 import type { JSX } from "preact";
-import { useRef } from "preact/hooks";
-import { type Token, tokenLines } from "./sql";
+import { useRef, useState } from "preact/hooks";
+import { type Catalogue, type Completion, type Token, complete, tokenLines } from "./sql";
 
 interface Props {
   id: string;
@@ -9,21 +10,69 @@ interface Props {
   onInput: (v: string) => void;
   error?: { line: number; col: number; message: string } | null;
   label: string;
+  /** Functions and event columns to complete (GET /rule_functions, /rule_events). */
+  catalogue?: Catalogue;
+}
+
+interface Open {
+  start: number;
+  caret: number;
+  items: Completion[];
+  active: number;
 }
 
 export function SqlEditor(p: Props): JSX.Element {
   const pre = useRef<HTMLPreElement>(null);
+  const [open, setOpen] = useState<Open | null>(null);
+  const [scroll, setScroll] = useState({ top: 0, left: 0 });
   const lines = tokenLines(p.value);
+  const listId = p.id + "-completions";
   const sync = (e: Event) => {
     const ta = e.target as HTMLTextAreaElement;
     if (pre.current) {
       pre.current.scrollTop = ta.scrollTop;
       pre.current.scrollLeft = ta.scrollLeft;
     }
+    setScroll({ top: ta.scrollTop, left: ta.scrollLeft });
+  };
+  const suggest = (value: string, caret: number, force: boolean) => {
+    const found = p.catalogue ? complete(value, caret, p.catalogue, force) : null;
+    setOpen(found ? { ...found, caret, active: 0 } : null);
+  };
+  const accept = (ta: HTMLTextAreaElement, o: Open, c: Completion) => {
+    const v = p.value.slice(0, o.start) + c.insert + p.value.slice(o.caret);
+    const at = o.start + c.insert.length;
+    p.onInput(v);
+    setOpen(null);
+    requestAnimationFrame(() => { ta.focus(); ta.setSelectionRange(at, at); });
   };
   const onKey = (e: KeyboardEvent) => {
-    // Tab indents; Escape then Tab leaves the editor (keyboard users are never trapped).
     const ta = e.target as HTMLTextAreaElement;
+    if (e.key === " " && e.ctrlKey) {
+      e.preventDefault();
+      suggest(ta.value, ta.selectionStart, true);
+      return;
+    }
+    if (open) {
+      const n = open.items.length;
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        e.preventDefault();
+        setOpen({ ...open, active: (open.active + (e.key === "ArrowDown" ? 1 : n - 1)) % n });
+        return;
+      }
+      if (e.key === "Enter" || e.key === "Tab") {
+        e.preventDefault();
+        accept(ta, open, open.items[open.active]);
+        return;
+      }
+      if (e.key === "Escape") {
+        e.preventDefault();
+        setOpen(null);
+        ta.dataset.escaped = "0";
+        return;
+      }
+    }
+    // Tab indents; Escape then Tab leaves the editor (keyboard users are never trapped).
     if (e.key === "Tab" && !e.shiftKey && ta.dataset.escaped !== "1") {
       e.preventDefault();
       const { selectionStart: s, selectionEnd: en } = ta;
@@ -50,15 +99,46 @@ export function SqlEditor(p: Props): JSX.Element {
       <textarea id={p.id} class="sql-input" spellcheck={false} aria-label={p.label}
         aria-invalid={p.error ? "true" : "false"}
         aria-describedby={p.error ? p.id + "-error" : undefined}
-        value={p.value} onInput={(e) => p.onInput((e.target as HTMLTextAreaElement).value)}
+        aria-autocomplete={p.catalogue ? "list" : undefined} aria-controls={open ? listId : undefined}
+        aria-expanded={p.catalogue ? (open ? "true" : "false") : undefined}
+        aria-activedescendant={open ? `${listId}-${open.active}` : undefined}
+        value={p.value}
+        onInput={(e) => {
+          const ta = e.target as HTMLTextAreaElement;
+          p.onInput(ta.value);
+          // Typing opens the list; deleting or pasting closes it.
+          if ((e as InputEvent).inputType === "insertText") suggest(ta.value, ta.selectionStart, false);
+          else setOpen(null);
+        }}
+        onBlur={() => setOpen(null)} onClick={() => setOpen(null)}
         onScroll={sync} onKeyDown={onKey} rows={Math.max(6, lines.length + 1)} />
+      {open && (() => {
+        const before = p.value.slice(0, open.start);
+        const line = before.split("\n").length;
+        const col = open.start - before.lastIndexOf("\n") - 1;
+        return (
+          <ul id={listId} class="completions" role="listbox" aria-label="Completions"
+            style={{ top: `calc(${line * 1.5}em + .6rem - ${scroll.top}px)`, left: `calc(${col}ch + .7rem - ${scroll.left}px)` }}>
+            {open.items.map((c, i) => (
+              <li key={c.kind + c.label} id={`${listId}-${i}`} role="option" aria-selected={i === open.active}
+                class={`completion completion-${c.kind}` + (i === open.active ? " active" : "")}
+                // mousedown, not click: the textarea must keep the focus (its blur closes the list).
+                onMouseDown={(e) => { e.preventDefault(); accept(document.getElementById(p.id) as HTMLTextAreaElement, open, c); }}>
+                <span class="completion-kind">{c.kind === "column" ? "col" : c.kind === "function" ? "fn" : "kw"}</span>
+                <span class="completion-label">{c.label}</span>
+                {c.detail && <span class="completion-detail">{c.detail}</span>}
+              </li>
+            ))}
+          </ul>
+        );
+      })()}
       </div>
       {p.error && (
         <div id={p.id + "-error"} class="sql-error" role="alert">
           <strong>Line {p.error.line}, column {p.error.col}:</strong> {p.error.message}
         </div>
       )}
-      <small class="help">Tab indents; press Escape, then Tab, to move on.</small>
+      <small class="help">Tab indents; press Escape, then Tab, to move on.{p.catalogue ? " Columns and functions are suggested as you type (Ctrl+Space to ask); arrows choose, Enter or Tab insert." : ""}</small>
     </div>
   );
 }

@@ -7,6 +7,7 @@ import { ComponentDetail } from "./pages/ComponentDetail";
 import { ComponentEdit } from "./pages/ComponentEdit";
 import { ComponentList } from "./pages/ComponentList";
 import { Flow } from "./pages/Flow";
+import { MqttSettings } from "./pages/MqttSettings";
 import { RuleEdit } from "./pages/RuleEdit";
 import { Rules } from "./pages/Rules";
 import { SignIn } from "./pages/SignIn";
@@ -15,7 +16,7 @@ import { resetOpenApi } from "./ui";
 import "./style.css";
 
 const NAV: [string, string][] = [
-  ["/connectors", "Connectors"], ["/rules", "Rules"], ["/actions", "Actions"], ["/sources", "Sources"], ["/flow", "Flow"],
+  ["/connectors", "Connectors"], ["/rules", "Rules"], ["/actions", "Actions"], ["/sources", "Sources"], ["/flow", "Flow"], ["/mqtt", "MQTT"],
 ];
 
 function route(path: string): JSX.Element {
@@ -30,6 +31,7 @@ function route(path: string): JSX.Element {
   if (path === "/rules/new") return <RuleEdit />;
   if ((m = match("/rules/:id", path))) return <RuleEdit key={m.id} id={m.id} />;
   if (path === "/flow") return <Flow />;
+  if (path === "/mqtt") return <MqttSettings />;
   if (path === "/" || path === "") return <ComponentList kind="connectors" />;
   return <p class="page">No page at {path}. <a href="#/connectors">Connectors</a></p>;
 }

@@ -63,13 +63,19 @@ class ActionType:
 
 @dataclass(frozen=True, slots=True)
 class SourceType:
-    """A source type; the fields mean what they mean on :class:`ActionType`."""
+    """A source type; the fields mean what they mean on :class:`ActionType`, and:
+
+    Attributes:
+        event_columns: ``(name, description)`` of the columns its events carry, for rule SQL
+            (``SELECT value FROM "$bridges/<type>:<name>"``); the console completes them.
+    """
 
     name: str
     config_model: type[BaseModel]
     factory: Callable[[str, Any, Any, RuntimeContext], Source]
     connector_type: str | None = None
     description: str = ""
+    event_columns: tuple[tuple[str, str], ...] = ()
 
 
 T = TypeVar("T", ConnectorType, ActionType, SourceType)

@@ -1,8 +1,9 @@
-// An action's or source's page: status, every metric, a live 5-minute chart, reset, enable/disable.
+// An action's or source's page: status, every metric, charts of the last hour (the server's
+// history, then live samples), reset, enable/disable.
 import type { JSX } from "preact";
 import { useState } from "preact/hooks";
 import { type Component, type Kind, type Metrics, api } from "../api";
-import { Chart, record } from "../Chart";
+import { Chart, HISTORY_MS, type History, WINDOWS, historyPoints, record, samples, seed } from "../Chart";
 import { useLoad } from "../hooks";
 import { enc, navigate } from "../router";
 import { ErrorBox, Metric, Notice, Page, Status, asError } from "../ui";
@@ -20,6 +21,15 @@ function isFailure(k: string): boolean {
 export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.Element {
   const comp = useLoad(() => api.get<Component>(`/${kind}/${enc(id)}`), [kind, id], 5000);
   const [now, setNow] = useState(Date.now());
+  const [span, setSpan] = useState(HISTORY_MS);
+  // The hour before the page opened, from the server: a page opened during an incident shows it.
+  const history = useLoad(async () => {
+    const h = await api.get<History>(`/${kind}/${enc(id)}/metrics/history`);
+    const t = Date.now();
+    for (const k of Object.keys(h.metrics)) if (k === "rate" || GAUGES.includes(k) || isFailure(k)) seed(`${kind}/${id}/${k}`, historyPoints(h, k), t);
+    setNow(t);
+    return h.t.length;
+  }, [kind, id]);
   const metrics = useLoad(async () => {
     const m = await api.get<{ metrics: Metrics }>(`/${kind}/${enc(id)}/metrics`);
     const t = Date.now();
@@ -43,7 +53,7 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
   const ok = counters.filter((k) => !failures.includes(k));
   const c = comp.data;
   const enabled = c?.enable !== false;
-  const series = (k: string, name: string, color: string) => ({ name, color, points: record(`${kind}/${id}/${k}`, now, m[k] ?? 0).slice() });
+  const series = (k: string, name: string, color: string) => ({ name, color, points: samples(`${kind}/${id}/${k}`) });
   return (
     <Page title={`${ONE[kind][0].toUpperCase()}${ONE[kind].slice(1)} ${id}`} actions={<>
       <a class="button secondary" href={`#/${kind}/${enc(id)}/edit`}>Edit</a>
@@ -75,10 +85,17 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
         <Metric name="rate last 5m" value={m.rate_last5m} />
         {GAUGES.filter((g) => g in m).map((g) => <Metric key={g} name={g} value={m[g]} />)}
       </div>
+      <div class="toolbar chart-window" role="group" aria-label="Chart period">
+        {WINDOWS.map((w) => (
+          <button key={w.ms} type="button" class={"secondary small" + (w.ms === span ? " active" : "")} aria-pressed={w.ms === span}
+            onClick={() => setSpan(w.ms)}>Last {w.label}</button>
+        ))}
+        <span class="help">{history.data ? `${history.data} sample${history.data === 1 ? "" : "s"} from the server's history, then live` : history.error ? "no history from the server" : ""}</span>
+      </div>
       <div class="charts">
-        <Chart title="Rate (messages/s)" now={now} unit="/s" series={[series("rate", "rate", "#2563eb")]} />
-        <Chart title="Queuing and inflight" now={now} series={[series("queuing", "queuing", "#d97706"), series("inflight", "inflight", "#7c3aed")]} />
-        <Chart title="Failures by reason (counters)" now={now}
+        <Chart title="Rate (messages/s)" now={now} window={span} unit="/s" series={[series("rate", "rate", "#2563eb")]} />
+        <Chart title="Queuing and inflight" now={now} window={span} series={[series("queuing", "queuing", "#d97706"), series("inflight", "inflight", "#7c3aed")]} />
+        <Chart title="Failures by reason (counters)" now={now} window={span}
           series={failures.map((k, i) => series(k, k, FAILURE_COLORS[i % FAILURE_COLORS.length]))} />
       </div>
       <h2>Counters</h2>

@@ -1,17 +1,18 @@
-// The flow view: inputs -> rules -> actions -> outputs, with live per-edge rates.
+// The flow view: Kafka topics -> inputs -> rules -> actions -> outputs, with live per-edge rates.
 import type { JSX } from "preact";
-import { useMemo } from "preact/hooks";
+import { useMemo, useState } from "preact/hooks";
 import { type Component, allRules, api, call, parsePrometheus } from "../api";
 import { fmt } from "../Chart";
-import { type FlowNode, buildFlow, layout } from "../flow";
+import { type FlowNode, type Placed, LAYOUT, ROUTING, buildFlow, layout, nodeTitle, route } from "../flow";
 import { useLoad } from "../hooks";
 import { navigate } from "../router";
 import { ErrorBox, Page } from "../ui";
 
-const NODE_W = 180, NODE_H = 36, COL_W = 250, ROW_H = 52, PAD = 24;
-const HEAD: Record<number, string> = { 0: "Inputs", 1: "Sources", 2: "Rules", 3: "Actions", 4: "Outputs" };
+const PAD = 24, HEAD_H = 8;
+const HEAD: Record<number, string> = { 0: "Kafka topics", 1: "Inputs", 2: "Rules", 3: "Actions", 4: "Outputs" };
+const MAX_LABEL = 24;
 
-/** Short enough for the gap between two columns: 0, 0.4, 3.5, 14, 2.3k. */
+/** Short enough for the stretch the label sits on: 0, 0.4, 3.5, 14, 2.3k. */
 function rateText(r: number): string {
   if (r >= 1000) return fmt(r);
   if (r >= 10 || r === 0) return String(Math.round(r));
@@ -28,10 +29,12 @@ export function Flow(): JSX.Element {
     return { rules, actions, sources };
   }, [], 15000);
   const metrics = useLoad(() => call<string>("GET", "/metrics").then(parsePrometheus), [], 3000);
+  const [tip, setTip] = useState<{ text: string; x: number; y: number } | null>(null);
   const graph = useMemo(() => {
     if (!data.data) return null;
     const g = buildFlow({ ...data.data, metrics: {} });
-    return { ...g, placed: layout(g.nodes, g.edges, ROW_H, COL_W) };
+    const placed = layout(g.nodes, g.edges, LAYOUT);
+    return { ...g, placed, routes: route(placed, g.edges, ROUTING) };
   }, [data.data]);
   // Rates change every poll; the layout only when the topology does.
   const rates = useMemo(() => {
@@ -40,15 +43,17 @@ export function Flow(): JSX.Element {
     return new Map(g.edges.map((e) => [`${e.from}>${e.to}`, e.rate]));
   }, [data.data, metrics.data]);
   if (!graph) return <Page title="Flow"><ErrorBox error={data.error} />{!data.error && <p>Loading…</p>}</Page>;
-  const pos = new Map(graph.placed.map((n) => [n.id, n]));
+  const byId = new Map(graph.placed.map((n) => [n.id, n]));
   const columns = [...new Set(graph.placed.map((n) => n.column))].sort();
-  const width = Math.max(1, columns.length) * COL_W + PAD * 2;
-  const height = Math.max(...graph.placed.map((n) => n.y), 0) + NODE_H + PAD * 2 + 24;
+  const width = Math.max(1, columns.length) * ROUTING.colW + PAD * 2;
+  const bottom = Math.max(0, ...graph.placed.map((n) => n.y + n.h), ...graph.routes.flatMap((r) => r.points.map(([, y]) => y)));
+  const height = bottom + PAD * 2 + HEAD_H + 8;
   const open = (n: FlowNode) => n.href && navigate(n.href);
+  const show = (n: Placed) => setTip({ text: nodeTitle(n), x: PAD + n.x, y: PAD + HEAD_H + n.y + n.h + 4 });
   return (
     <Page title="Flow">
       <ErrorBox error={data.error ?? metrics.error} />
-      <p class="help">Messages per second on each edge, refreshed every 3 seconds. Click or press Enter on a node to open it.</p>
+      <p class="help">Messages per second on each edge, refreshed every 3 seconds. Point at a node for its full name; click or press Enter on it to open it.</p>
       <div class="flow-wrap">
         <svg class="flow" width={width} height={height} viewBox={`0 0 ${width} ${height}`} role="group" aria-label="Data flow graph">
           <defs>
@@ -57,46 +62,40 @@ export function Flow(): JSX.Element {
             </marker>
           </defs>
           {columns.map((c, i) => (
-            <text key={c} x={PAD + i * COL_W} y={PAD - 6} class="col-head">{HEAD[c]}</text>
+            <text key={c} x={PAD + i * ROUTING.colW} y={PAD - 6} class="col-head">{HEAD[c]}</text>
           ))}
-          <g transform={`translate(${PAD},${PAD + 8})`}>
-            {graph.edges.map((e) => {
-              const a = pos.get(e.from), b = pos.get(e.to);
-              if (!a || !b) return null;
-              const x1 = a.x + NODE_W, y1 = a.y + NODE_H / 2, x2 = b.x, y2 = b.y + NODE_H / 2;
-              const r = rates.get(`${e.from}>${e.to}`);
+          <g transform={`translate(${PAD},${PAD + HEAD_H})`}>
+            {graph.routes.map((rt) => {
+              const key = `${rt.edge.from}>${rt.edge.to}`;
+              const r = rates.get(key);
               const live = (r ?? 0) > 0;
-              // An edge that skips columns (a source's topic mapping straight to MQTT) runs in
-              // the gap under its source's row, so it never seems to pass through other nodes.
-              const skips = b.column - a.column > 1 && b.x - a.x > COL_W;
-              const gap = a.y + NODE_H + (ROW_H - NODE_H) / 2;
-              const d = skips
-                ? `M${a.x + NODE_W / 2},${a.y + NODE_H} L${a.x + NODE_W / 2},${gap} L${x2 - 24},${gap} Q${x2 - 12},${gap} ${x2 - 12},${(gap + y2) / 2} Q${x2 - 12},${y2} ${x2 - 2},${y2}`
-                : `M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2 - 2},${y2}`;
-              const lx = skips ? (a.x + NODE_W + x2) / 2 : (x1 + x2) / 2;
-              const ly = skips ? gap - 3 : (y1 + y2) / 2 - 4;
+              const a = byId.get(rt.edge.from)!, b = byId.get(rt.edge.to)!;
               return (
-                <g key={`${e.from}>${e.to}`} class={"edge" + (live ? " live" : "") + (skips ? " skip" : "")} data-edge={`${e.from}>${e.to}`}>
-                  <path d={d} marker-end="url(#arrow)" />
-                  <text x={lx} y={ly} text-anchor="middle" class="edge-rate">
-                    {r === undefined ? "" : `${rateText(r)}/s`}
-                  </text>
+                <g key={key} class={"edge" + (live ? " live" : "") + (rt.skips ? " skip" : "")} data-edge={key}>
+                  <title>{`${nodeTitle(a)} → ${nodeTitle(b)}${r === undefined ? "" : `: ${rateText(r)} messages/s`}`}</title>
+                  <path d={rt.d} marker-end="url(#arrow)" />
+                  {r !== undefined && (
+                    <text x={rt.label.x} y={rt.label.y} dominant-baseline="central" class="edge-rate">{`${rateText(r)}/s`}</text>
+                  )}
                 </g>
               );
             })}
             {graph.placed.map((n) => (
               <g key={n.id} class={`node node-${n.kind}` + (n.href ? " clickable" : "")} data-node={n.id}
                 transform={`translate(${n.x},${n.y})`} tabindex={n.href ? 0 : undefined}
-                role={n.href ? "link" : undefined} aria-label={n.label}
+                role={n.href ? "link" : undefined} aria-label={nodeTitle(n)}
+                onMouseEnter={() => show(n)} onMouseLeave={() => setTip(null)}
+                onFocus={() => show(n)} onBlur={() => setTip(null)}
                 onClick={() => open(n)} onKeyDown={(e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(n); } }}>
-                <rect width={NODE_W} height={NODE_H} rx="6" />
-                <text x="10" y="23">{n.label.length > 24 ? n.label.slice(0, 23) + "…" : n.label}</text>
-                {n.status && <circle cx={NODE_W - 10} cy="10" r="4" class={`dot status-${n.status}`} />}
-                <title>{n.label}{n.status ? ` (${n.status})` : ""}</title>
+                <title>{nodeTitle(n)}</title>
+                <rect width={ROUTING.nodeW} height={n.h} rx="6" />
+                <text x="10" y={n.h / 2} dominant-baseline="central">{n.label.length > MAX_LABEL ? n.label.slice(0, MAX_LABEL - 1) + "…" : n.label}</text>
+                {n.status && <circle cx={ROUTING.nodeW - 10} cy="10" r="4" class={`dot status-${n.status}`} />}
               </g>
             ))}
           </g>
         </svg>
+        {tip && <div class="flow-tip" role="tooltip" style={{ left: `${tip.x}px`, top: `${tip.y}px` }}>{tip.text}</div>}
       </div>
     </Page>
   );

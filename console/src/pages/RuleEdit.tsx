@@ -4,9 +4,20 @@ import { useEffect, useState } from "preact/hooks";
 import { ApiError, type Component, type Metrics, type Rule, api, errorPosition } from "../api";
 import { useLoad } from "../hooks";
 import { enc, navigate } from "../router";
-import { EXAMPLES } from "../sql";
+import { prune } from "../schema";
+import { type Catalogue, EXAMPLES, type EventInfo, type FunctionInfo } from "../sql";
 import { SqlEditor } from "../SqlEditor";
-import { ErrorBox, Metric, Page, asError } from "../ui";
+import { ErrorBox, Metric, Page, asError, openApi } from "../ui";
+import { InlineActions, inlineProblems } from "./InlineActions";
+
+// Loaded once a session: the functions and event columns the SQL editor completes.
+let cataloguePromise: Promise<Catalogue> | null = null;
+function catalogue(): Promise<Catalogue> {
+  cataloguePromise ??= Promise.all([api.get<FunctionInfo[]>("/rule_functions"), api.get<EventInfo[]>("/rule_events")])
+    .then(([functions, events]) => ({ functions, events }))
+    .catch((e) => { cataloguePromise = null; throw e; });
+  return cataloguePromise;
+}
 
 const MQTT_CONTEXT = { topic: "t/1", payload: '{"msg": "hello"}', clientid: "c_emqx", qos: 1, username: "u_emqx" };
 
@@ -27,6 +38,8 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
   const existing = useLoad(() => (id ? api.get<Rule>(`/rules/${enc(id)}`) : Promise.resolve(undefined)), [id]);
   const actions = useLoad(() => api.get<Component[]>("/actions"), []);
   const sources = useLoad(() => api.get<Component[]>("/sources"), []);
+  const cat = useLoad(catalogue, []);
+  const doc = useLoad(openApi, []);
   const metrics = useLoad(() => (id ? api.get<{ metrics: Metrics }>(`/rules/${enc(id)}/metrics`).then((m) => m.metrics) : Promise.resolve(undefined)), [id], 2000);
   const [rid, setRid] = useState(id ?? "");
   const [description, setDescription] = useState("");
@@ -88,10 +101,11 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
   const save = async (ev: Event) => {
     ev.preventDefault();
     setError(null); setSqlError(null); setBusy(true);
+    const actionList = prune(chosen) as (string | Record<string, unknown>)[];
     try {
-      if (id) await api.put(`/rules/${enc(id)}`, { sql, actions: chosen, enable, description });
+      if (id) await api.put(`/rules/${enc(id)}`, { sql, actions: actionList, enable, description });
       else {
-        const r = await api.post<Rule>("/rules", { ...(rid ? { id: rid } : {}), sql, actions: chosen, enable, description });
+        const r = await api.post<Rule>("/rules", { ...(rid ? { id: rid } : {}), sql, actions: actionList, enable, description });
         keptContext.set(r.id, ctx);
         navigate(`/rules/${enc(r.id)}`);
         return;
@@ -131,7 +145,8 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
             </div>
           </div>
           <label for="rule-sql" class="block-label">SQL</label>
-          <SqlEditor id="rule-sql" label="Rule SQL" value={sql} onInput={(v) => { setSql(v); setSqlError(null); }} error={sqlError} />
+          <SqlEditor id="rule-sql" label="Rule SQL" value={sql} onInput={(v) => { setSql(v); setSqlError(null); }} error={sqlError}
+            catalogue={cat.data} />
           <fieldset class="group">
             <legend>Actions</legend>
             {(actions.data ?? []).length === 0 && <p class="help">No actions yet: <a href="#/actions/new">create one</a>.</p>}
@@ -144,8 +159,9 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
                 </div>
               );
             })}
-            {chosen.filter((a) => typeof a !== "string").map((a, i) => <p key={i} class="mono help">inline: {JSON.stringify(a)}</p>)}
           </fieldset>
+          <InlineActions doc={doc.data} actions={chosen} onChange={setChosen}
+            problems={inlineProblems(error?.body?.problems as { path: string; message: string }[] | undefined, id ?? rid)} />
           <div class="field check">
             <input id="rule-enable" type="checkbox" checked={enable} onChange={() => setEnable(!enable)} />
             <label for="rule-enable">Enabled</label>

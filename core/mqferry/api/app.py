@@ -11,12 +11,15 @@ from fastapi.responses import JSONResponse
 
 from mqferry._version import __version__
 from mqferry.api.audit import AUDIT_FILE, AuditLog, AuditMiddleware
+from mqferry.api.catalogue import catalogue_router
 from mqferry.api.components import component_router, component_status
 from mqferry.api.console import mount_console
 from mqferry.api.docs import docs_routes
 from mqferry.api.errors import ApiError, install_handlers
+from mqferry.api.history import history_router
 from mqferry.api.keys import KeyStore, parse_basic
 from mqferry.api.limits import BodyLimits
+from mqferry.api.mqtt_section import mqtt_router
 from mqferry.api.roles import ADMIN_ONLY, allowed
 from mqferry.api.rules import rules_router
 from mqferry.metrics.prometheus import CONTENT_TYPE, exposition
@@ -101,6 +104,8 @@ def create_api(ctrl: Controller, keys: KeyStore, audit: AuditLog | None = None) 
         v5.include_router(component_router(ctrl, kind))
     v5.include_router(rules_router(ctrl))
     docs_routes(v5, api)
+    for extra in (history_router, catalogue_router, mqtt_router):
+        v5.include_router(extra(ctrl))
 
     @v5.get("/status", tags=["status"], summary="Liveness, readiness and component status")
     async def status() -> dict[str, Any]:

@@ -159,7 +159,7 @@ def api_key() -> None:
 def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
                    desc: str, role: str) -> None:
     """Create an API key; its secret is printed once and only its hash is stored."""
-    from mqferry.api.keys import KeyStore, key_store_path
+    from mqferry.api.keys import KeyStore, api_key_store
 
     if key_store is None:
         if config_path is None:
@@ -173,7 +173,7 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
             api = ApiConfig.model_validate(data.get("api") or {})
         except (ConfigError, ValueError) as exc:
             raise click.ClickException(f"{config_path}: {exc}") from None
-        key_store = key_store_path(api.key_store, str(data.get("data_dir") or "data"))
+        key_store = api_key_store(api, str(data.get("data_dir") or "data"), config_path)
     try:
         key, secret = KeyStore(key_store).create(name, desc, role)
     except ValueError as exc:

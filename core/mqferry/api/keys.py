@@ -17,19 +17,49 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mqferry.config.models import ApiConfig
 
 from mqferry.api.roles import ADMINISTRATOR, ROLES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ApiKey", "KeyStore", "key_store_path", "parse_basic"]
+__all__ = ["DEFAULT_KEY_STORE", "ApiKey", "KeyStore", "api_key_store", "key_store_path",
+           "parse_basic"]
+
+#: The key store's file name when ``api.key_store`` is not set: beside the config file.
+DEFAULT_KEY_STORE = "api_keys.json"
 
 
-def key_store_path(key_store: str, data_dir: str) -> Path:
-    """Where the key store is: ``key_store``, under ``data_dir`` when relative."""
+def key_store_path(key_store: str | None, data_dir: str,
+                   config_dir: str | Path | None = None) -> Path:
+    """Where the key store is.
+
+    Args:
+        key_store: ``api.key_store`` when the config sets it, else ``None``.
+        data_dir: the config's ``data_dir``.
+        config_dir: the directory of the config file, when there is one.
+
+    Returns:
+        An explicit ``key_store`` as before: as given when absolute, under ``data_dir`` when
+        relative. Without one, ``api_keys.json`` in ``config_dir``, so ``mqferry run -c`` and
+        ``mqferry api-key create -c`` find the same file from any working directory; without a
+        config file, ``api_keys.json`` under ``data_dir``.
+    """
+    if key_store is None:
+        base = Path(config_dir) if config_dir is not None else Path(data_dir)
+        return base / DEFAULT_KEY_STORE
     path = Path(key_store)
     return path if path.is_absolute() else Path(data_dir) / path
+
+
+def api_key_store(api: ApiConfig, data_dir: str, config_path: str | Path | None) -> Path:
+    """:func:`key_store_path` of a validated ``api`` section and the config file's path."""
+    explicit = api.key_store if "key_store" in api.model_fields_set else None
+    config_dir = Path(config_path).absolute().parent if config_path is not None else None
+    return key_store_path(explicit, data_dir, config_dir)
 
 
 @dataclass(frozen=True, slots=True)

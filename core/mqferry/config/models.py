@@ -272,7 +272,8 @@ class ApiConfig(Strict):
     #: Loopback by default: expose it deliberately.
     listen: str = "127.0.0.1:18083"
     ssl: ApiSslConfig = Field(default_factory=ApiSslConfig)
-    #: The key store (relative paths are under ``data_dir``).
+    #: The key store; when not set, ``api_keys.json`` beside the config file. A relative path
+    #: given here is under ``data_dir``.
     key_store: str = "api_keys.json"
     #: Web origins allowed to call the API from a browser (a console served by another
     #: instance, ``https://console.example.com``); none by default. Read at start-up.

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from mqferry.config.loader import AppConfig, ComponentSpec
 from mqferry.metrics import Metrics
+from mqferry.metrics.history import MetricHistory
 from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
@@ -86,6 +87,8 @@ class App:
         self._event_rules: dict[str, list[RuntimeRule]] = {}
         self._accepting = False
         self._ticker = Supervisor("mqferry[metrics].tick", self._tick_metrics)
+        #: The last hour of the actions' and sources' metrics (the console's charts).
+        self.history = MetricHistory(lambda: {"actions": self.actions, "sources": self.sources})
         self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
         self._limiter = LogLimiter(log)
         dead_letter = config.raw.mqtt.dead_letter
@@ -245,6 +248,7 @@ class App:
             log.info("starting source %s", sid)
             await source.start()
         self._ticker.start()
+        self.history.start()
 
     def all_metrics(self) -> list[Metrics]:
         """The metrics of every rule, action and source."""
@@ -264,6 +268,7 @@ class App:
         """Stop taking input, flush what is in flight, commit, disconnect."""
         self._accepting = False
         await self._ticker.stop()
+        await self.history.stop()
         # A component whose stop fails must not keep the others from flushing and closing.
         for cid, comp in (*self.sources.items(), *self.actions.items()):
             await _stop_logged(cid, comp)

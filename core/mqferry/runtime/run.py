@@ -101,10 +101,10 @@ async def _flush(controller: Controller) -> None:
 
 async def _start_api(controller: Controller) -> ApiServer:
     from mqferry.api import ApiServer, KeyStore, create_api
-    from mqferry.api.keys import key_store_path
+    from mqferry.api.keys import api_key_store
 
     raw = controller.app.config.raw
-    keys = KeyStore(key_store_path(raw.api.key_store, raw.data_dir))
+    keys = KeyStore(api_key_store(raw.api, raw.data_dir, controller.path))
     if not keys.keys():
         log.warning("no API keys in %s: create one with `mqferry api-key create`", keys.path)
     server = ApiServer(create_api(controller, keys), raw.api)

@@ -7,6 +7,7 @@ from typing import Any
 from mqferry import ConnectorType, SourceType, hookimpl
 from mqferry.kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
+from mqferry_kafka_consumer.message import EVENT_COLUMNS
 
 
 def _connector(name: str, config: Any, ctx: Any) -> Any:
@@ -31,4 +32,5 @@ def mqferry_register_source_types(register: Any) -> None:
     """Register the ``kafka_consumer`` source type."""
     register.add(SourceType("kafka_consumer", KafkaConsumerSourceConfig, _source,
                             connector_type="kafka_consumer",
-                            description="Consume Kafka topics into MQTT and rules"))
+                            description="Consume Kafka topics into MQTT and rules",
+                            event_columns=EVENT_COLUMNS))

@@ -7,6 +7,21 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
+#: The columns of the rule event of a record: :func:`record_message` plus what the source and the
+#: runtime add.
+EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("value", "the record's value (text, or base64 with value_encoding_mode: base64)"),
+    ("key", "the record's key (\"\" when null)"),
+    ("topic", "the Kafka topic"),
+    ("offset", "the record's offset in its partition"),
+    ("headers", "the record's headers, as a map"),
+    ("ts", "the record's timestamp, epoch milliseconds"),
+    ("ts_type", "create or append: what the timestamp is"),
+    ("timestamp", "when mqferry read the record, epoch milliseconds"),
+    ("event", "$bridges/kafka_consumer:<source name>"),
+    ("node", "the mqferry node"),
+)
+
 
 class RecordDecodeError(ValueError):
     """A key or value is not valid UTF-8 under encoding mode ``none``."""
