@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from mqferry.api.errors import not_found
+from mqferry.api.openapi_errors import declare_errors
 
 __all__ = ["SWAGGER_DIR", "docs_routes"]
 
@@ -49,6 +50,7 @@ def openapi_document(api: FastAPI) -> dict[str, Any]:
             "api_key": {"type": "http", "scheme": "basic",
                         "description": "An API key and its secret (`mqferry api-key create`)."}}
         doc["security"] = [{"api_key": []}]
+        declare_errors(doc, "/api/v5/")
     return api.openapi_schema or {}
 
 
