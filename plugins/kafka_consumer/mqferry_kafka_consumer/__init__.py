@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mqferry import ConnectorType, SourceType, hookimpl
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig, probe
+from mqferry_kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.message import EVENT_COLUMNS
 

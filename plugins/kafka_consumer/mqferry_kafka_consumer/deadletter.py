@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from mqferry.errors import DeliveryError
-from mqferry.kafka import KafkaConnector
+from mqferry_kafka import KafkaConnector
 
 log = logging.getLogger(__name__)
 

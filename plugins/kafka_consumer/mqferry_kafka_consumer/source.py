@@ -43,10 +43,10 @@ from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from mqferry import HealthStatus, RuntimeContext, Status, Supervisor
 from mqferry.errors import DeliveryError
-from mqferry.kafka import KafkaConnector, start_with_backoff
 from mqferry.metrics import source_metrics
 from mqferry.tasks import describe
 from mqferry.templates import Template
+from mqferry_kafka import KafkaConnector, start_with_backoff
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig, check_mqtt_topic
 from mqferry_kafka_consumer.deadletter import DeadLetter
 from mqferry_kafka_consumer.failures import FailureLog

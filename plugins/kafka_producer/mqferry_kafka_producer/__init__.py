@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from mqferry import ActionType, ConnectorType, hookimpl
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig, probe
+from mqferry_kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 
 
