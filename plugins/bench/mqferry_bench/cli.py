@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mqferry.errors import MqferryError
+from mqferry import MqferryError
 
 
 def _host_port(value: str) -> tuple[str, int]:

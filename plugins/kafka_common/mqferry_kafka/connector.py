@@ -6,9 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from mqferry.logs import RetryLog
-from mqferry.tasks import Supervisor, describe
-from mqferry.types import HealthStatus, Status
+from mqferry import HealthStatus, RetryLog, Status, Supervisor, describe
 from mqferry_kafka.config import KafkaConnectorConfig, SocketOptions, client_options
 from mqferry_kafka.probe import probe
 

@@ -8,7 +8,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from mqferry.types import HealthStatus, Status
+from mqferry import HealthStatus, Status
 from mqferry_kafka.config import KafkaConnectorConfig, client_options
 
 

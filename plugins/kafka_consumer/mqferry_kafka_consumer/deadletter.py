@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from mqferry.errors import DeliveryError
+from mqferry import DeliveryError
 from mqferry_kafka import KafkaConnector
 
 log = logging.getLogger(__name__)

@@ -35,9 +35,9 @@ from mqferry import (
     LogLimiter,
     Status,
     Supervisor,
+    action_metrics,
     describe,
 )
-from mqferry.metrics import action_metrics
 from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
