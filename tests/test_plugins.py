@@ -189,8 +189,9 @@ def test_a_registration_hook_that_raises_is_a_plugin_error_naming_the_plugin(plu
     """)
     ps = load_plugins(entry_points_=[broken], warn_missing_builtins=False)
     with pytest.raises(PluginError, match="plugin 'broken_reg': mqferry_register_source_types "
-                                          "failed: KeyError: 'missing setting'"):
+                                          "failed: KeyError: 'missing setting'") as info:
         ps.registries()
+    assert info.value.component == "broken_reg"
 
 
 def test_registration_runs_through_pluggys_hook_caller(plugin_dir):

@@ -160,3 +160,26 @@ def test_the_blocking_works():
     # the same walk, blocking a library the management API needs, reports its modules
     result = _import_all_core_modules(("fastapi",))
     assert "mqferry.api" in result["failed"]
+
+
+def test_every_error_mqferry_defines_is_in_the_one_tree():
+    from mqferry.api.errors import ApiError
+    from mqferry.errors import MqferryError
+    from mqferry.rules.functions._args import BadArg
+    from mqferry.runtime.reconfig import ConfigConflictError
+    from mqferry_kafka_consumer.message import RecordDecodeError
+    from mqferry_kafka_producer.partitions import KafkaUnreachable
+
+    for error in (ApiError, BadArg, ConfigConflictError, RecordDecodeError, KafkaUnreachable):
+        assert issubclass(error, MqferryError), error
+    # the ones that are also a built-in error keep being caught as one
+    assert issubclass(BadArg, TypeError) and issubclass(RecordDecodeError, ValueError)
+
+
+def test_errors_carry_the_component_they_are_about():
+    from mqferry import DeliveryError, DuplicateTypeError, MqferryError
+
+    assert MqferryError("x").component is None
+    err = DeliveryError("failed.too_large", "record of 2 MiB", component="kafka_producer:sink")
+    assert (err.component, str(err)) == ("kafka_producer:sink", "failed.too_large: record of 2 MiB")
+    assert DuplicateTypeError("action", "s", "a", "b").component == "b"

@@ -119,7 +119,8 @@ class PluginSet:
                 raise
             except Exception as exc:
                 raise PluginError(f"plugin {impl.plugin_name!r}: {hook_name} failed: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+                                  f"{type(exc).__name__}: {exc}",
+                                  component=impl.plugin_name) from exc
 
 
 class _FunctionRegister:

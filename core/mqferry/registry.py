@@ -212,7 +212,8 @@ class _PluginRegister(Generic[T]):
         if not isinstance(item, expected):
             # a plugin's mistake, named as such rather than an AttributeError deep in the runtime
             raise PluginError(f"plugin {self._plugin!r} registered {item!r} with "
-                              f"mqferry_register_{kind}_types; expected a {expected.__name__}")
+                              f"mqferry_register_{kind}_types; expected a {expected.__name__}",
+                              component=self._plugin)
         self._registry.add(item, plugin=self._plugin)
 
 
