@@ -51,9 +51,9 @@ from bridges import VENV_BIN, Bridge, Brokers, mqferry_config
 from harness import WORK, probe, spec_for
 from rich.console import Console
 
-from mqferry.bench.admin import create_topic, delete_topics
-from mqferry.bench.report import print_results
-from mqferry.bench.runner import BenchRun, run
+from mqferry_bench.admin import create_topic, delete_topics
+from mqferry_bench.report import print_results
+from mqferry_bench.runner import BenchRun, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"

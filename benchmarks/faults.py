@@ -33,8 +33,8 @@ from chaos import chaos_markdown, run_chaos
 from harness import bridged, save, spec_for
 from rich.console import Console
 
-from mqferry.bench.report import print_results
-from mqferry.bench.runner import BenchRun, run
+from mqferry_bench.report import print_results
+from mqferry_bench.runner import BenchRun, run
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = ROOT / "scripts" / "services.sh"

@@ -13,13 +13,13 @@ from typing import Any
 
 from bridges import Bridge, Brokers
 
-from mqferry.bench.admin import (
+from mqferry_bench.admin import (
     create_topic,
     delete_topics,
     probe_kafka_to_mqtt,
     probe_mqtt_to_kafka,
 )
-from mqferry.bench.runner import BenchRun, LoadSpec, run
+from mqferry_bench.runner import BenchRun, LoadSpec, run
 
 WORK = Path("/tmp") / "mqferry-bench"  # noqa: S108 - configs and logs of the bridges
 

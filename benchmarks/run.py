@@ -28,7 +28,7 @@ from bridges import K2M_VARIANTS, M2K_VARIANTS, Brokers
 from harness import measure, save
 from rich.console import Console
 
-from mqferry.bench.report import print_results, ratio, summary_row
+from mqferry_bench.report import print_results, ratio, summary_row
 
 RESULTS = Path(__file__).resolve().parent / "results"
 console = Console(stderr=True, width=160)

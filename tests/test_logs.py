@@ -48,7 +48,7 @@ def test_aiokafka_connection_errors_it_retries_are_dropped_unless_debug_is_asked
 
 def test_the_demote_filter_keeps_everything_else():
     f = DemoteRetried()
-    mine = record("mqferry.kafka.retry", logging.ERROR, "Unable connect to anything")
+    mine = record("mqferry_kafka.retry", logging.ERROR, "Unable connect to anything")
     assert f.filter(mine) and mine.levelno == logging.ERROR
     other = record("aiokafka.consumer.fetcher", logging.WARNING, "Not authorized to read from %s")
     assert f.filter(other) and other.levelname == "WARNING"

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from mqferry import ActionType, ConnectorType, SourceType, hookimpl, hookspecs
-from mqferry.errors import DuplicateTypeError
+from mqferry.errors import DuplicateTypeError, PluginError
 from mqferry.plugins import EXPECTED_BUILTINS, HOOK_NAMES, load_plugins
 
 
@@ -159,3 +159,54 @@ def test_builtins_are_loaded_through_their_entry_points():
     info = {i.name: i for i in ps.infos()}["kafka_producer"]
     assert info.distribution == "mqferry"
     assert "mqferry_register_action_types" in info.hooks
+
+
+def test_a_registration_of_the_wrong_kind_is_a_plugin_error_naming_the_plugin(plugin_dir):
+    wrong = plugin_dir("wrong_kind", """
+        from pydantic import BaseModel
+        from mqferry import SourceType, hookimpl
+
+        class Cfg(BaseModel):
+            pass
+
+        @hookimpl
+        def mqferry_register_action_types(register):
+            register.add(SourceType("oops", Cfg, lambda *a: None))
+    """)
+    ps = load_plugins(entry_points_=[wrong], warn_missing_builtins=False)
+    with pytest.raises(PluginError, match=r"plugin 'wrong_kind' registered SourceType\(.*\) with "
+                                          r"mqferry_register_action_types; expected a ActionType"):
+        ps.registries()
+
+
+def test_a_registration_hook_that_raises_is_a_plugin_error_naming_the_plugin(plugin_dir):
+    broken = plugin_dir("broken_reg", """
+        from mqferry import hookimpl
+
+        @hookimpl
+        def mqferry_register_source_types(register):
+            raise KeyError("missing setting")
+    """)
+    ps = load_plugins(entry_points_=[broken], warn_missing_builtins=False)
+    with pytest.raises(PluginError, match="plugin 'broken_reg': mqferry_register_source_types "
+                                          "failed: KeyError: 'missing setting'") as info:
+        ps.registries()
+    assert info.value.component == "broken_reg"
+
+
+def test_registration_runs_through_pluggys_hook_caller(plugin_dir):
+    # pluggy's tracing sees every registration call, one per plugin with its own register
+    a = plugin_dir("traced_a", SINK.format(type="ta"))
+    b = plugin_dir("traced_b", SINK.format(type="tb"))
+    ps = load_plugins(entry_points_=[a, b], warn_missing_builtins=False)
+    seen: list[str] = []
+    undo = ps.manager.add_hookcall_monitoring(
+        lambda name, impls, kwargs: seen.append(f"{name}:{[i.plugin_name for i in impls]}"),
+        lambda outcome, name, impls, kwargs: None)
+    try:
+        regs = ps.registries()
+    finally:
+        undo()
+    assert "mqferry_register_action_types:['traced_a']" in seen
+    assert "mqferry_register_action_types:['traced_b']" in seen
+    assert regs.actions.plugin_of("ta") == "traced_a" and regs.actions.plugin_of("tb") == "traced_b"

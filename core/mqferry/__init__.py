@@ -1,11 +1,24 @@
 """mqferry: stream MQTT data into Apache Kafka and back, through an SQL rule engine.
 
-The public surface for plugin authors is re-exported here; everything else is private.
+The public surface for plugin authors is re-exported here, and :mod:`mqferry.testing` holds the
+test harness; every other module is internal and may change without notice. A test walks the
+plugins' sources and fails on any import of a name outside these two.
 """
 
 from __future__ import annotations
 
 from mqferry._version import __version__
+from mqferry.buffer import DiskQueue
+from mqferry.config import (
+    ActionConfigBase,
+    ByteSize,
+    ConnectorConfigBase,
+    Duration,
+    DurationS,
+    Secret,
+    SourceConfigBase,
+    Strict,
+)
 from mqferry.errors import (
     ConfigError,
     DeliveryError,
@@ -15,12 +28,30 @@ from mqferry.errors import (
     TemplateError,
 )
 from mqferry.hookspecs import hookimpl
-from mqferry.registry import ActionType, ConnectorType, SourceType
+from mqferry.logs import RetryLog
+from mqferry.metrics import Metrics, action_metrics, source_metrics
+from mqferry.mqtt.acks import Countdown
+from mqferry.registry import (
+    ActionFactory,
+    ActionRegister,
+    ActionType,
+    ConnectorFactory,
+    ConnectorRegister,
+    ConnectorType,
+    FunctionRegister,
+    Register,
+    SourceFactory,
+    SourceRegister,
+    SourceType,
+)
 from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
 from mqferry.runtime.failures import LogLimiter
 from mqferry.tasks import Supervisor, cancel_task, describe
+from mqferry.templates import MISSING, Template, check_template, to_json, to_text
 from mqferry.types import (
+    LOOP_MARKER,
     Action,
+    Component,
     Connector,
     Delivery,
     HealthStatus,
@@ -31,31 +62,60 @@ from mqferry.types import (
 )
 
 __all__ = [
+    "LOOP_MARKER",
+    "MISSING",
     "Action",
+    "ActionConfigBase",
+    "ActionFactory",
+    "ActionRegister",
     "ActionType",
+    "ByteSize",
+    "Component",
     "ConfigError",
     "Connector",
+    "ConnectorConfigBase",
+    "ConnectorFactory",
+    "ConnectorRegister",
     "ConnectorType",
+    "Countdown",
     "Delivery",
     "DeliveryError",
+    "DiskQueue",
     "DuplicateTypeError",
+    "Duration",
+    "DurationS",
+    "FunctionRegister",
     "HealthStatus",
     "LogLimiter",
+    "Metrics",
     "MqferryError",
     "MqttPublisher",
     "PluginError",
+    "Register",
+    "RetryLog",
     "RuleCompileError",
     "RuleError",
     "RuleEvalError",
     "RuleSyntaxError",
     "RuntimeContext",
+    "Secret",
     "Source",
+    "SourceConfigBase",
+    "SourceFactory",
+    "SourceRegister",
     "SourceType",
     "Status",
+    "Strict",
     "Supervisor",
+    "Template",
     "TemplateError",
     "__version__",
+    "action_metrics",
     "cancel_task",
+    "check_template",
     "describe",
     "hookimpl",
+    "source_metrics",
+    "to_json",
+    "to_text",
 ]

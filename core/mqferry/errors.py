@@ -1,20 +1,33 @@
-"""The exceptions mqferry raises.
+"""The exceptions mqferry raises: one tree, whose root is :class:`MqferryError`.
 
 ::
 
     MqferryError
-    ├── ConfigError            invalid configuration; carries every problem as (path, message)
-    ├── PluginError            a plugin could not be loaded or registered
-    │   └── DuplicateTypeError two plugins registered the same type name
-    ├── TemplateError          a ${...} template cannot be parsed or rendered
-    ├── DeliveryError          an action could not secure a message (with the reason counter)
-    └── RuleError              (mqferry.rules.errors) rule SQL syntax, compile and evaluation errors
-        ├── RuleSyntaxError
-        ├── RuleCompileError
-        └── RuleEvalError
+    ├── ConfigError              invalid configuration; carries every problem as (path, message)
+    │   (runtime.reconfig) ConfigConflictError  a change lost a race with another change
+    ├── PluginError              a plugin misbehaved at registration (names the plugin)
+    │   └── DuplicateTypeError   two plugins registered the same type name
+    │       └── (rules.errors) DuplicateFunctionError  ... the same SQL function name
+    ├── TemplateError            a ${...} template cannot be parsed or rendered
+    ├── DeliveryError            an action could not secure a message (with the reason counter)
+    ├── RuleError                (rules.errors) rule SQL syntax, compile and evaluation errors
+    │   ├── RuleSyntaxError
+    │   ├── RuleCompileError
+    │   └── RuleEvalError
+    ├── (rules.functions._args) BadArg   a SQL function's argument; also a TypeError
+    ├── (api.errors) ApiError            a management API answer with an HTTP status and code
+    └── plugins' own errors, caught inside the plugin that raises them:
+        (mqferry_kafka_consumer.message) RecordDecodeError   a record's key/value is not UTF-8
+        (mqferry_kafka_producer.partitions) KafkaUnreachable  no broker answered a lookup
 
-Every error says which component, field or value it is about, so that the CLI can print it as one
-clear line without a traceback.
+``ConfigConflictError`` derives from :class:`MqferryError` directly; it is drawn under
+:class:`ConfigError` for its subject only.
+
+Every error says which component, field or value it is about (``component`` holds the id of the
+component it concerns, when one does), so that the CLI can print it as one clear line without a
+traceback. Errors of the libraries plugins use (aiokafka, aiomqtt) are turned into these, or
+into a status or a failure reason, where the plugin meets the core; they are not part of the
+plugin contract.
 """
 
 from __future__ import annotations
@@ -23,7 +36,21 @@ from collections.abc import Iterable
 
 
 class MqferryError(Exception):
-    """Base class of every error mqferry raises on purpose."""
+    """Base class of every error mqferry raises on purpose.
+
+    Args:
+        *args: the message (as :class:`Exception`).
+        component: the id of the component the error is about (``kafka_producer:sink``, or a
+            plugin's name), when there is one.
+    """
+
+    #: the id of the component the error is about, or ``None``
+    component: str | None = None
+
+    def __init__(self, *args: object, component: str | None = None) -> None:
+        super().__init__(*args)
+        if component is not None:
+            self.component = component
 
 
 class ConfigError(MqferryError):
@@ -39,7 +66,11 @@ class ConfigError(MqferryError):
 
 
 class PluginError(MqferryError):
-    """A plugin could not be loaded or its registration was refused."""
+    """A plugin's registration was refused, or its registration hook failed.
+
+    Its ``component`` is the plugin's name. (A plugin that fails to import is logged and skipped,
+    not raised: the other plugins still load.)
+    """
 
 
 class DuplicateTypeError(PluginError):
@@ -55,7 +86,8 @@ class DuplicateTypeError(PluginError):
     def __init__(self, kind: str, name: str, first: str, second: str) -> None:
         self.kind, self.name, self.first, self.second = kind, name, first, second
         super().__init__(
-            f"{kind} type {name!r} is registered by both plugin {first!r} and plugin {second!r}"
+            f"{kind} type {name!r} is registered by both plugin {first!r} and plugin {second!r}",
+            component=second,
         )
 
 
@@ -69,9 +101,10 @@ class DeliveryError(MqferryError):
     Args:
         reason: the metric counter it is counted under, such as ``failed.too_large``.
         detail: a readable explanation.
+        component: the action's id, when the raiser knows it.
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, *, component: str | None = None) -> None:
         self.reason = reason
         self.detail = detail
-        super().__init__(f"{reason}: {detail}")
+        super().__init__(f"{reason}: {detail}", component=component)

@@ -15,7 +15,12 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from mqferry.registry import FunctionRegister, TypeRegister
+    from mqferry.registry import (
+        ActionRegister,
+        ConnectorRegister,
+        FunctionRegister,
+        SourceRegister,
+    )
 
 PROJECT = "mqferry"
 
@@ -25,7 +30,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def mqferry_register_connector_types(register: TypeRegister) -> None:
+def mqferry_register_connector_types(register: ConnectorRegister) -> None:
     """Register connector types (a named connection to an external system).
 
     Fires once, when the application is built, before the configuration is validated.
@@ -39,7 +44,7 @@ def mqferry_register_connector_types(register: TypeRegister) -> None:
 
 
 @hookspec
-def mqferry_register_action_types(register: TypeRegister) -> None:
+def mqferry_register_action_types(register: ActionRegister) -> None:
     """Register action (sink) types that rules send their outputs to.
 
     Fires once, when the application is built, before the configuration is validated.
@@ -53,7 +58,7 @@ def mqferry_register_action_types(register: TypeRegister) -> None:
 
 
 @hookspec
-def mqferry_register_source_types(register: TypeRegister) -> None:
+def mqferry_register_source_types(register: SourceRegister) -> None:
     """Register source types that produce events for rules or publish to MQTT.
 
     Fires once, when the application is built, before the configuration is validated.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from types import ModuleType
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from mqferry import hookspecs
+from mqferry.errors import MqferryError, PluginError
 from mqferry.registry import Registries
 
 if TYPE_CHECKING:
@@ -103,12 +104,23 @@ class PluginSet:
         """Let plugins add CLI commands."""
         self.manager.hook.mqferry_register_commands(cli=cli)
 
-    def _call_each(self, hook_name: str, make_register: Any) -> None:
+    def _call_each(self, hook_name: str, make_register: Callable[[str], object]) -> None:
         # Each implementation gets a register that knows which plugin it speaks for, so a
-        # duplicate can name both plugins.
+        # duplicate can name both plugins: the hook is called once per plugin, through pluggy's
+        # caller restricted to that plugin (tracing and wrappers still apply).
         caller = getattr(self.manager.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
-            impl.function(register=make_register(impl.plugin_name))
+        impls = list(reversed(caller.get_hookimpls()))
+        for impl in impls:
+            others = [i.plugin for i in impls if i.plugin is not impl.plugin]
+            only = self.manager.subset_hook_caller(hook_name, remove_plugins=others)
+            try:
+                only(register=make_register(impl.plugin_name))
+            except MqferryError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r}: {hook_name} failed: "
+                                  f"{type(exc).__name__}: {exc}",
+                                  component=impl.plugin_name) from exc
 
 
 class _FunctionRegister:

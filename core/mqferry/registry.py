@@ -11,12 +11,46 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from mqferry.errors import DuplicateTypeError
+from mqferry.errors import DuplicateTypeError, PluginError
 
 if TYPE_CHECKING:
     from mqferry.types import Action, Connector, HealthStatus, RuntimeContext, Source
 
 Kind = Literal["connector", "action", "source"]
+
+
+class ConnectorFactory(Protocol):
+    """Builds a connector: ``(name, config, context) -> Connector``.
+
+    ``config`` is an instance of the type's ``config_model``, already validated; annotate it with
+    that model in the factory.
+    """
+
+    def __call__(self, name: str, config: Any, context: RuntimeContext, /) -> Connector:
+        """The connector called ``name`` (not started yet)."""
+        ...
+
+
+class ActionFactory(Protocol):
+    """Builds an action: ``(name, config, connector, context) -> Action``.
+
+    ``config`` is an instance of the type's ``config_model``; ``connector`` is the connector the
+    action's config names, as built by its type's factory, or ``None`` for a type without one.
+    """
+
+    def __call__(self, name: str, config: Any, connector: Any, context: RuntimeContext,
+                 /) -> Action:
+        """The action called ``name`` (not started yet)."""
+        ...
+
+
+class SourceFactory(Protocol):
+    """Builds a source: ``(name, config, connector, context) -> Source`` (see ActionFactory)."""
+
+    def __call__(self, name: str, config: Any, connector: Any, context: RuntimeContext,
+                 /) -> Source:
+        """The source called ``name`` (not started yet)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +67,7 @@ class ConnectorType:
 
     name: str
     config_model: type[BaseModel]
-    factory: Callable[[str, Any, RuntimeContext], Connector]
+    factory: ConnectorFactory
     description: str = ""
     probe: Callable[[Any], Awaitable[HealthStatus]] | None = None
 
@@ -55,7 +89,7 @@ class ActionType:
 
     name: str
     config_model: type[BaseModel]
-    factory: Callable[[str, Any, Any, RuntimeContext], Action]
+    factory: ActionFactory
     connector_type: str | None = None
     description: str = ""
     connector_optional: bool = False
@@ -72,20 +106,44 @@ class SourceType:
 
     name: str
     config_model: type[BaseModel]
-    factory: Callable[[str, Any, Any, RuntimeContext], Source]
+    factory: SourceFactory
     connector_type: str | None = None
     description: str = ""
     event_columns: tuple[tuple[str, str], ...] = ()
 
 
 T = TypeVar("T", ConnectorType, ActionType, SourceType)
+T_contra = TypeVar("T_contra", ConnectorType, ActionType, SourceType, contravariant=True)
+
+_CLASSES: dict[Kind, type[ConnectorType | ActionType | SourceType]] = {
+    "connector": ConnectorType, "action": ActionType, "source": SourceType}
+
+
+class Register(Protocol[T_contra]):
+    """What a registration hook receives: ``Register[ActionType]`` and so on."""
+
+    def add(self, item: T_contra) -> None:
+        """Register a type object.
+
+        Raises:
+            DuplicateTypeError: another plugin registered the same name.
+            PluginError: ``item`` is not a type object of the hook's kind.
+        """
+
+
+#: What ``mqferry_register_connector_types`` receives.
+ConnectorRegister = Register[ConnectorType]
+#: What ``mqferry_register_action_types`` receives.
+ActionRegister = Register[ActionType]
+#: What ``mqferry_register_source_types`` receives.
+SourceRegister = Register[SourceType]
 
 
 class TypeRegister(Protocol):
-    """What a registration hook receives."""
+    """Any of the three type registers (the specific aliases above say more)."""
 
-    def add(self, item: Any) -> None:
-        """Register a type object (:class:`ConnectorType`, :class:`ActionType`, ...)."""
+    def add(self, item: ConnectorType | ActionType | SourceType) -> None:
+        """Register a type object of the hook's kind."""
 
 
 class FunctionRegister(Protocol):
@@ -149,6 +207,13 @@ class _PluginRegister(Generic[T]):
         self._plugin = plugin
 
     def add(self, item: T) -> None:
+        kind = self._registry.kind
+        expected = _CLASSES[kind]
+        if not isinstance(item, expected):
+            # a plugin's mistake, named as such rather than an AttributeError deep in the runtime
+            raise PluginError(f"plugin {self._plugin!r} registered {item!r} with "
+                              f"mqferry_register_{kind}_types; expected a {expected.__name__}",
+                              component=self._plugin)
         self._registry.add(item, plugin=self._plugin)
 
 

@@ -47,3 +47,27 @@ async def test_renders_the_kafka_record(tmp_path):
             "topic": "s/1", "payload": '{"v": 1}'}})
         assert "failed.render" in missing.json()["actions"][0]["rendered"][0]["error"]
     assert app.actions["kafka_producer:sink"].metrics.get("matched") == 0
+
+
+def test_an_action_without_a_preview_method_is_shown_as_its_output():
+    from mqferry.api.preview import preview
+
+    class Renders:
+        """Has a ``renderer`` like the Kafka producer's, but offers no ``preview``."""
+
+        class renderer:
+            @staticmethod
+            def render_topic(output):
+                raise AssertionError("the core must not reach into an action's renderer")
+
+    assert preview(Renders(), {"a": 1}) == {"output": {"a": 1}}
+
+
+def test_an_action_preview_failure_is_the_reason():
+    from mqferry.api.preview import preview
+
+    class Fails:
+        def preview(self, output):
+            raise ValueError("no topic")
+
+    assert preview(Fails(), {}) == {"error": "ValueError: no topic"}

@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from mqferry.bench.runner import LoadSpec
 from mqferry.cli import build_cli
 from mqferry.plugins import EXPECTED_BUILTINS, load_plugins
+from mqferry_bench.runner import LoadSpec
 
 
 def test_bench_is_a_builtin_plugin_command():

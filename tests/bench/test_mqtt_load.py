@@ -4,7 +4,7 @@ import socket
 import struct
 import threading
 
-from mqferry.bench.mqtt_load import PublisherPlan, publish, publish_packet
+from mqferry_bench.mqtt_load import PublisherPlan, publish, publish_packet
 
 
 def read_packet(conn: socket.socket) -> tuple[int, bytes] | None:

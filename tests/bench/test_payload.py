@@ -3,7 +3,7 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from mqferry.bench import Stamp, decode, encode
+from mqferry_bench import Stamp, decode, encode
 
 
 @pytest.mark.parametrize("size", [1, 60, 200, 4096])

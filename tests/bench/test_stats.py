@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqferry.bench.stats import Tally, percentile, timing
+from mqferry_bench.stats import Tally, percentile, timing
 
 
 def feed(tally, key, seqs, t=100.0):

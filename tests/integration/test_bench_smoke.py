@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mqferry.bench.admin import probe_kafka_to_mqtt, probe_mqtt_to_kafka
-from mqferry.bench.runner import LoadSpec, run
+from mqferry_bench.admin import probe_kafka_to_mqtt, probe_mqtt_to_kafka
+from mqferry_bench.runner import LoadSpec, run
 from tests.integration.mqferry_process import MqferryProcess
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from aiokafka.conn import AIOKafkaConnection
 from aiokafka.errors import KafkaConnectionError
 from pydantic import ValidationError
 
-from mqferry.kafka.config import KafkaConnectorConfig, client_options
+from mqferry_kafka.config import KafkaConnectorConfig, client_options
 
 
 @pytest.fixture(scope="module")

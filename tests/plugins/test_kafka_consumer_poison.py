@@ -14,8 +14,8 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from mqferry import Status
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry.testing import InMemoryMqtt, runtime_context
+from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.failures import FailureLog
 from mqferry_kafka_consumer.source import KafkaConsumerSource

@@ -6,8 +6,8 @@ import aiomqtt
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry.testing import InMemoryMqtt, runtime_context
+from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.source import KafkaConsumerSource
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from mqferry.errors import DeliveryError
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry.testing import RecordingDelivery
+from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka_producer.action import KafkaProducerAction
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from tests.plugins.kafka_twin import KafkaTwin

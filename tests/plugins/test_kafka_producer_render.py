@@ -76,7 +76,7 @@ def test_header_list_and_json_forms():
 
 
 def test_preview_gives_the_record_and_a_key_dispatch_partition(tmp_path):
-    from mqferry.kafka import KafkaConnector, KafkaConnectorConfig
+    from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
     from mqferry_kafka_producer.action import KafkaProducerAction
     from mqferry_kafka_producer.config import KafkaProducerActionConfig
     from mqferry_kafka_producer.partitions import java_partition

@@ -27,7 +27,7 @@ _CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_F
           500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}
 
 
-class ApiError(Exception):
+class ApiError(MqferryError):
     """An error answered as ``{"code", "message", ...extra}`` with an HTTP status."""
 
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:

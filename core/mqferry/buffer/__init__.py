@@ -1,4 +1,4 @@
-"""Buffers for actions: durable segment queues on disk, and byte accounting for limits."""
+"""Buffers for actions: durable segment queues on disk (:class:`DiskQueue`)."""
 
 from __future__ import annotations
 

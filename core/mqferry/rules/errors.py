@@ -10,7 +10,7 @@ Exception tree::
     DuplicateTypeError (mqferry.errors)
     └── DuplicateFunctionError two plugins registered the same SQL function name
 
-The core ``mqferry.errors`` module re-exports these names.
+``mqferry`` exports the four rule errors; ``mqferry.errors`` draws the whole tree.
 """
 
 from __future__ import annotations

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mqferry.runtime.app import App, RuntimeRule
-from mqferry.runtime.run import build_app, run_app
+from mqferry.runtime.run import run_app
 
-__all__ = ["App", "RuntimeRule", "build_app", "run_app"]
+__all__ = ["App", "RuntimeRule", "run_app"]

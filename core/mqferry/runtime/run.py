@@ -1,4 +1,4 @@
-"""Build an :class:`App` from a config file and run it until SIGINT/SIGTERM."""
+"""Run an :class:`App` until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,12 +6,9 @@ import asyncio
 import gc
 import logging
 import signal
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mqferry.config.loader import load_config
 from mqferry.errors import ConfigError
-from mqferry.plugins import PluginSet, load_plugins
 from mqferry.runtime.app import App
 
 if TYPE_CHECKING:
@@ -19,18 +16,6 @@ if TYPE_CHECKING:
     from mqferry.runtime.reconfig import Controller
 
 log = logging.getLogger(__name__)
-
-
-def build_app(config_path: str | Path, plugins: PluginSet | None = None) -> App:
-    """Load plugins, validate the config file against their types and build the app.
-
-    Raises:
-        ConfigError: the file is invalid; nothing was started.
-        DuplicateTypeError: two plugins registered the same type.
-    """
-    plugins = plugins or load_plugins()
-    config = load_config(config_path, plugins.registries(), plugins.function_table())
-    return App(config)
 
 
 async def run_app(app: App, *, stop: asyncio.Event | None = None,

@@ -11,8 +11,15 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mqferry.config import ByteSize, Duration, DurationS, SourceConfigBase, Strict
-from mqferry.templates import Template, check_template
+from mqferry import (
+    ByteSize,
+    Duration,
+    DurationS,
+    SourceConfigBase,
+    Strict,
+    Template,
+    check_template,
+)
 
 #: Kafka topic names: letters, digits, ``.``, ``_``, ``-``; at most 249 characters.
 _KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")

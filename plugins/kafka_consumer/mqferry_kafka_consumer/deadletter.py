@@ -14,8 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from mqferry.errors import DeliveryError
-from mqferry.kafka import KafkaConnector
+from mqferry import DeliveryError
+from mqferry_kafka import KafkaConnector
 
 log = logging.getLogger(__name__)
 

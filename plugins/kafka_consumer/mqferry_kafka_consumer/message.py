@@ -7,6 +7,8 @@ from typing import Any
 
 from aiokafka.structs import ConsumerRecord
 
+from mqferry import MqferryError
+
 #: The columns of the rule event of a record: :func:`record_message` plus what the source and the
 #: runtime add.
 EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -23,7 +25,7 @@ EVENT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-class RecordDecodeError(ValueError):
+class RecordDecodeError(MqferryError, ValueError):
     """A key or value is not valid UTF-8 under encoding mode ``none``."""
 
 

@@ -17,8 +17,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from mqferry.metrics import Metrics
-from mqferry.mqtt import Countdown
+from mqferry import Countdown, Metrics
 
 #: Called with a slot and the exception its future failed with. Returns ``True`` when the slot
 #: should count the future as settled (the failure is accounted for), ``False`` to leave the slot

@@ -41,12 +41,17 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
-from mqferry import HealthStatus, RuntimeContext, Status, Supervisor
-from mqferry.errors import DeliveryError
-from mqferry.kafka import KafkaConnector, start_with_backoff
-from mqferry.metrics import source_metrics
-from mqferry.tasks import describe
-from mqferry.templates import Template
+from mqferry import (
+    DeliveryError,
+    HealthStatus,
+    RuntimeContext,
+    Status,
+    Supervisor,
+    Template,
+    describe,
+    source_metrics,
+)
+from mqferry_kafka import KafkaConnector, start_with_backoff
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig, check_mqtt_topic
 from mqferry_kafka_consumer.deadletter import DeadLetter
 from mqferry_kafka_consumer.failures import FailureLog

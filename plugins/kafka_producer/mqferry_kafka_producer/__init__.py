@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from mqferry import ActionType, ConnectorType, hookimpl
-from mqferry.kafka import KafkaConnector, KafkaConnectorConfig, probe
+from mqferry import (
+    Action,
+    ActionRegister,
+    ActionType,
+    ConnectorRegister,
+    ConnectorType,
+    RuntimeContext,
+    hookimpl,
+)
+from mqferry_kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 
 
-def _connector(name: str, config: Any, ctx: Any) -> Any:
+def _connector(name: str, config: KafkaConnectorConfig, ctx: RuntimeContext) -> KafkaConnector:
     return KafkaConnector(kind="kafka_producer", name=name, config=config)
 
 
-def _action(name: str, config: Any, connector: Any, ctx: Any) -> Any:
+def _action(name: str, config: KafkaProducerActionConfig, connector: KafkaConnector,
+            ctx: RuntimeContext) -> Action:
     from mqferry_kafka_producer.action import KafkaProducerAction
 
     return KafkaProducerAction(name=name, config=config, connector=connector,
@@ -21,14 +28,14 @@ def _action(name: str, config: Any, connector: Any, ctx: Any) -> Any:
 
 
 @hookimpl
-def mqferry_register_connector_types(register: Any) -> None:
+def mqferry_register_connector_types(register: ConnectorRegister) -> None:
     """Register the ``kafka_producer`` connector type."""
     register.add(ConnectorType("kafka_producer", KafkaConnectorConfig, _connector,
                                "Kafka cluster connection for producing", probe=probe))
 
 
 @hookimpl
-def mqferry_register_action_types(register: Any) -> None:
+def mqferry_register_action_types(register: ActionRegister) -> None:
     """Register the ``kafka_producer`` action type."""
     register.add(ActionType("kafka_producer", KafkaProducerActionConfig, _action,
                             connector_type="kafka_producer",

@@ -35,10 +35,10 @@ from mqferry import (
     LogLimiter,
     Status,
     Supervisor,
+    action_metrics,
     describe,
 )
-from mqferry.kafka import KafkaConnector
-from mqferry.metrics import action_metrics
+from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.records import Record, RecordBuffer
@@ -391,7 +391,6 @@ class KafkaProducerAction:
             shed = self.buffer.shed_memory("dropped.queue_full")
             log.warning("action %s: system memory is low; dropped %d buffered records",
                         self.id, shed)
-        self.session.apply_socket_options()
 
     async def _send(self) -> bool:
         """Send what partitions can take; True when records were held for busy partitions."""

@@ -6,8 +6,15 @@ from typing import Literal
 
 from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
-from mqferry.config import ActionConfigBase, ByteSize, Duration, DurationS, Strict
-from mqferry.templates import Template, check_template
+from mqferry import (
+    ActionConfigBase,
+    ByteSize,
+    Duration,
+    DurationS,
+    Strict,
+    Template,
+    check_template,
+)
 from mqferry_kafka_producer.topics import topic_problem
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from mqferry import cancel_task
+from mqferry import MqferryError, cancel_task
 from mqferry_kafka_producer.config import KafkaProducerParameters
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ UNKNOWN_TOPIC_TTL = 5.0
 _MAX_BACKOFF = 5.0
 
 
-class KafkaUnreachable(Exception):
+class KafkaUnreachable(MqferryError):
     """No broker answered a metadata request: the topic's existence is unknown."""
 
 

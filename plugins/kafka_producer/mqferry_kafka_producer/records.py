@@ -21,8 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqferry import Delivery
-from mqferry.buffer import DiskQueue
+from mqferry import Delivery, DiskQueue
 from mqferry_kafka_producer.config import BufferOptions
 from mqferry_kafka_producer.render import Header
 

@@ -24,8 +24,7 @@ from typing import Any
 
 import orjson
 
-from mqferry.errors import DeliveryError, TemplateError
-from mqferry.templates import MISSING, Template, to_json, to_text
+from mqferry import MISSING, DeliveryError, Template, TemplateError, to_json, to_text
 from mqferry_kafka_producer.config import KafkaProducerParameters
 from mqferry_kafka_producer.topics import topic_problem
 

@@ -16,8 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from mqferry import HealthStatus, Status
-from mqferry.kafka import KafkaConnector, start_with_backoff
-from mqferry.kafka.sockets import apply_socket_options
+from mqferry_kafka import KafkaConnector, start_with_backoff
 from mqferry_kafka_producer.config import KafkaProducerParameters
 
 log = logging.getLogger(__name__)
@@ -80,7 +79,6 @@ class ProducerSession:
         self.producer: Any = None
         self.status = HealthStatus(Status.STOPPED)
         self.clock = ConnectedClock()
-        self._seen_sockets: set[int] = set()
 
     def _make(self) -> Any:
         p = self.params
@@ -129,19 +127,12 @@ class ProducerSession:
         if old is not None:
             # pending batches fail and their callbacks put them back in the queue
             await self._stop(old, CLOSE_TIMEOUT)
-        self._seen_sockets.clear()
         return await self.connect()
 
     def set_connected(self, up: bool, reason: str = "") -> None:
         """Record whether Kafka answers (status and the connected-time clock)."""
         self.clock.connected(up)
         self.status = HealthStatus(Status.CONNECTED if up else Status.CONNECTING, reason)
-
-    def apply_socket_options(self) -> None:
-        """Set the connector's TCP options on connections opened since the last call."""
-        if self.producer is not None:
-            apply_socket_options(self.producer.client, self.connector.config.socket_opts,
-                                 self._seen_sockets)
 
     async def close(self, timeout: float = CLOSE_TIMEOUT) -> bool:
         """Stop the producer (flushing what aiokafka holds), waiting at most ``timeout`` s.

@@ -19,12 +19,20 @@ from typing import Any, NamedTuple
 import aiomqtt
 import orjson
 
-from mqferry import Delivery, HealthStatus, MqttPublisher, RuntimeContext, Status
-from mqferry.errors import DeliveryError
-from mqferry.metrics import action_metrics
-from mqferry.tasks import describe
-from mqferry.templates import MISSING, Template, to_text
-from mqferry.types import LOOP_MARKER
+from mqferry import (
+    LOOP_MARKER,
+    MISSING,
+    Delivery,
+    DeliveryError,
+    HealthStatus,
+    MqttPublisher,
+    RuntimeContext,
+    Status,
+    Template,
+    action_metrics,
+    describe,
+    to_text,
+)
 from mqferry_republish.config import RepublishActionConfig
 
 log = logging.getLogger(__name__)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from mqferry.config import ActionConfigBase, Strict
-from mqferry.templates import check_template
+from mqferry import ActionConfigBase, Strict, check_template
 
 
 class RepublishParameters(Strict):

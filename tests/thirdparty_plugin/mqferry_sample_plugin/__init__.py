@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mqferry import ActionType, hookimpl
+from mqferry import ActionRegister, ActionType, FunctionRegister, hookimpl
 from mqferry_sample_plugin.sink import FileSink, FileSinkConfig
 
 
@@ -14,13 +14,13 @@ def my_func(value: Any, times: int = 2) -> Any:
 
 
 @hookimpl
-def mqferry_register_functions(register: Any) -> None:
+def mqferry_register_functions(register: FunctionRegister) -> None:
     """Add ``my_func`` to rule SQL."""
     register.add("my_func", my_func)
 
 
 @hookimpl
-def mqferry_register_action_types(register: Any) -> None:
+def mqferry_register_action_types(register: ActionRegister) -> None:
     """Add the ``file_sink`` action type."""
     register.add(ActionType("file_sink", FileSinkConfig,
                             lambda name, cfg, conn, ctx: FileSink(name, cfg),

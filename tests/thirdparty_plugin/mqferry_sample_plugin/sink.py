@@ -7,9 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mqferry import Delivery, HealthStatus, Status
-from mqferry.config import ActionConfigBase, Strict
-from mqferry.metrics import action_metrics
+from mqferry import ActionConfigBase, Delivery, HealthStatus, Status, Strict, action_metrics
 
 
 class FileSinkParameters(Strict):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from mqferry.errors import MqferryError
+
 __all__ = [
     "MAX_RESULT_SIZE",
     "BadArg",
@@ -22,7 +24,7 @@ __all__ = [
 MAX_RESULT_SIZE = 16 * 1024 * 1024
 
 
-class BadArg(TypeError):
+class BadArg(MqferryError, TypeError):
     """A built-in function got an argument of the wrong type or value."""
 
 

@@ -11,9 +11,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "BenchRun": "mqferry.bench.runner", "LoadSpec": "mqferry.bench.runner",
-    "run": "mqferry.bench.runner", "Stamp": "mqferry.bench.payload",
-    "decode": "mqferry.bench.payload", "encode": "mqferry.bench.payload",
+    "BenchRun": "mqferry_bench.runner", "LoadSpec": "mqferry_bench.runner",
+    "run": "mqferry_bench.runner", "Stamp": "mqferry_bench.payload",
+    "decode": "mqferry_bench.payload", "encode": "mqferry_bench.payload",
 }
 
 __all__ = ["BenchRun", "LoadSpec", "Stamp", "decode", "encode", "run"]

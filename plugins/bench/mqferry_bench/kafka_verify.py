@@ -7,8 +7,8 @@ import time
 import uuid
 from typing import Any
 
-from mqferry.bench.payload import decode
-from mqferry.bench.stats import Tally
+from mqferry_bench.payload import decode
+from mqferry_bench.stats import Tally
 
 
 class KafkaVerifier:

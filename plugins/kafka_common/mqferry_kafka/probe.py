@@ -8,8 +8,8 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from mqferry.kafka.config import KafkaConnectorConfig, client_options
-from mqferry.types import HealthStatus, Status
+from mqferry import HealthStatus, Status
+from mqferry_kafka.config import KafkaConnectorConfig, client_options
 
 
 async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") -> HealthStatus:

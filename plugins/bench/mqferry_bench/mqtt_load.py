@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqferry.bench.payload import encode
+from mqferry_bench.payload import encode
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from mqferry.config.models import ConnectorConfigBase, Strict
-from mqferry.config.secrets import Secret
-from mqferry.config.units import ByteSize, Duration
+from mqferry import ByteSize, ConnectorConfigBase, Duration, Secret, Strict
 
 
 class SaslAuth(Strict):

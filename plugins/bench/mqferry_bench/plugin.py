@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from mqferry.hookspecs import hookimpl
+from mqferry import hookimpl
 
 if TYPE_CHECKING:
     import click
@@ -13,6 +13,6 @@ if TYPE_CHECKING:
 @hookimpl
 def mqferry_register_commands(cli: click.Group) -> None:
     """Add the ``bench`` command group."""
-    from mqferry.bench.cli import bench
+    from mqferry_bench.cli import bench
 
     cli.add_command(bench)

@@ -19,9 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqferry.bench.payload import decode
-from mqferry.bench.stats import Tally
 from mqferry.mqtt.paho_io import InMessage, coalesce_writes, puback_packets, read_packets
+from mqferry_bench.payload import decode
+from mqferry_bench.stats import Tally
 
 
 class MqttVerifier:

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from mqferry.bench.kafka_load import ProducerPlan, produce
-from mqferry.bench.mqtt_load import PublisherPlan, publish
-from mqferry.bench.resources import ProcessWatch
-from mqferry.bench.stats import timing
+from mqferry_bench.kafka_load import ProducerPlan, produce
+from mqferry_bench.mqtt_load import PublisherPlan, publish
+from mqferry_bench.resources import ProcessWatch
+from mqferry_bench.stats import timing
 
 Direction = Literal["mqtt-kafka", "kafka-mqtt"]
 
@@ -143,13 +143,13 @@ class BenchRun:
         """Start the verifier, then the generators; return once the first message is sent."""
         spec = self.spec
         if spec.direction == "mqtt-kafka":
-            from mqferry.bench.kafka_verify import KafkaVerifier
+            from mqferry_bench.kafka_verify import KafkaVerifier
 
             self._verifier = KafkaVerifier(bootstrap=spec.kafka, topic=spec.kafka_topic)
             jobs: list[tuple[Callable[..., dict[str, Any]], Any]] = [
                 (publish, plan) for plan in self._publisher_plans()]
         else:
-            from mqferry.bench.mqtt_verify import MqttVerifier
+            from mqferry_bench.mqtt_verify import MqttVerifier
 
             self._verifier = MqttVerifier(host=spec.mqtt_host, port=spec.mqtt_port,
                                           topic_filter=spec.mqtt_topic, qos=spec.qos)

@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mqferry.errors import MqferryError
+from mqferry import MqferryError
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -61,8 +61,8 @@ def _common(fn: Any) -> Any:
 
 
 def _run(direction: str, mqtt_topic: str, opts: dict[str, Any]) -> None:
-    from mqferry.bench.report import print_results
-    from mqferry.bench.runner import LoadSpec
+    from mqferry_bench.report import print_results
+    from mqferry_bench.runner import LoadSpec
 
     host, port = _host_port(opts["mqtt"])
     count = opts["count"] if opts["count"] or opts["duration"] else 100_000
@@ -94,7 +94,7 @@ def _run(direction: str, mqtt_topic: str, opts: dict[str, Any]) -> None:
 def _with_progress(spec: Any, pids: tuple[int, ...], show: bool) -> dict[str, Any]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from mqferry.bench.runner import BenchRun, run
+    from mqferry_bench.runner import BenchRun, run
 
     watch = (lambda: pids) if pids else None
     if not show:

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from mqferry.bench.payload import encode
+from mqferry_bench.payload import encode
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from aiokafka.errors import KafkaError
 
-from mqferry.logs import RetryLog
+from mqferry import RetryLog
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,9 @@ import asyncio
 import logging
 from typing import Any
 
-from mqferry.kafka.config import KafkaConnectorConfig, client_options
-from mqferry.kafka.probe import probe
-from mqferry.logs import RetryLog
-from mqferry.tasks import Supervisor, describe
-from mqferry.types import HealthStatus, Status
+from mqferry import HealthStatus, RetryLog, Status, Supervisor, describe
+from mqferry_kafka.config import KafkaConnectorConfig, SocketOptions, client_options
+from mqferry_kafka.probe import probe
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +25,11 @@ class KafkaConnector:
         self.name = name
         self.config = config
         self._status = HealthStatus(Status.STOPPED)
+        if config.socket_opts != SocketOptions():
+            # aiokafka opens its broker sockets itself and offers no public way to reach them;
+            # asyncio sets TCP_NODELAY on them anyway, the rest keeps the system's defaults.
+            log.warning("connector %s: socket_opts are accepted for EMQX compatibility but not "
+                        "applied (the Kafka client has no socket options)", self.id)
         self._retries = RetryLog(log, f"connector {self.id}: Kafka")
         self._task = Supervisor(f"mqferry[{self.id}].health", self._check_loop,
                                 on_failure=self._check_failed)
