@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mqferry.config.env import expand
 from mqferry.config.models import NAME_PATTERN, InlineAction, RawConfig, RuleConfig
 from mqferry.errors import ConfigError
 
@@ -78,11 +79,17 @@ class AppConfig:
     rules: dict[str, RuleSpec] = field(default_factory=dict)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, *, env: bool = True) -> dict[str, Any]:
     """Read a YAML file as a mapping.
 
+    Args:
+        path: the file.
+        env: expand ``${NAME}`` references (see :mod:`mqferry.config.env`); without it, the
+            file's text as written (what a write-back must keep).
+
     Raises:
-        ConfigError: the file is missing, not YAML, or not a mapping.
+        ConfigError: the file is missing, not YAML, not a mapping, or uses a variable that is
+            not set and has no default.
     """
     p = Path(path)
     try:
@@ -100,7 +107,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([("", f"{p}: the top level must be a mapping")])
-    return data
+    expanded: dict[str, Any] = expand(data) if env else data
+    return expanded
 
 
 def pydantic_problems(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:

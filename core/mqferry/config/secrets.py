@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FROM_API", "REDACTED", "SECRET_KEY", "Secret", "clear_text_secrets", "is_reference",
            "resolve_secret"]
 
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
 REDACTED = "******"
 #: The context key that marks a validation of settings sent by a client of the API.
 FROM_API = "mqferry.from_api"
@@ -55,9 +55,11 @@ def resolve_secret(value: Any) -> SecretStr:
     m = _ENV_REF.match(value.strip())
     if m:
         name = m.group(1)
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        return SecretStr(os.environ[name])
+        if name in os.environ:
+            return SecretStr(os.environ[name])
+        if m.group(2) is not None:
+            return SecretStr(m.group(2))
+        raise ValueError(f"environment variable {name} is not set")
     if value.strip().startswith("file://"):
         path = Path(value.strip().removeprefix("file://"))
         try:
