@@ -81,11 +81,15 @@ class Layout:
     def parse(cls, text: str) -> Layout | None:
         """Cut ``text``; ``None`` when its shape is not one this can keep (flow style at the top,
         keys that are not strings, a top level that is not a mapping)."""
+        loader = _Loader(text)
         try:
-            root = yaml.compose(text, Loader=_Loader)
-            values = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+            # One parse for both: the nodes (where each key starts) and the values.
+            root = loader.get_single_node()
+            values = loader.construct_document(root) if root is not None else None
         except yaml.YAMLError:
             return None
+        finally:
+            loader.dispose()
         if root is None:
             return cls(prefix=text)
         if (not isinstance(root, yaml.MappingNode) or root.flow_style
