@@ -7,6 +7,7 @@ witnesses.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.mqferry_process import MqferryProcess, free_port
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.publisher import publish_many
 
 pytestmark = pytest.mark.integration
@@ -95,6 +96,14 @@ def test_the_example_file_runs_on_the_ports_of_the_environment(
     assert json.loads(msg.payload)["value"] == '{"msg": "Hello EMQX"}'
     with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/status", timeout=10) as r:
         assert json.loads(r.read())["ready"] is True
+    # The CLI finds the same port in the same file.
+    key, secret = api_key(app.config_path)
+    exe = str(Path(sys.executable).with_name("mqferry"))
+    listed = subprocess.run([exe, "rules", "list", "-c", str(app.config_path)],
+                            env={**os.environ, "MQFERRY_API_KEY": key,
+                                 "MQFERRY_API_SECRET": secret},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert listed.returncode == 0 and "my_rule" in listed.stdout, listed.stderr
     assert app.terminate() == 0
 
 
