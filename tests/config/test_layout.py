@@ -82,7 +82,7 @@ def test_a_change_to_one_of_10000_rules_costs_one_rule():
     layout = Layout.parse(text)
     parsed = time.perf_counter() - started
     assert layout is not None
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=yaml.CSafeLoader)
     new = {"rules": {**data["rules"], "r5000": {**data["rules"]["r5000"], "enable": False}}}
     started = time.perf_counter()
     out, _ = layout.render(new)

@@ -49,10 +49,9 @@ def _file_layout(path: Path) -> Layout | None:
 
 def render(data: Mapping[str, Any], layout: Layout | None) -> tuple[str, Layout | None]:
     """``data`` as the text of a file laid out as ``layout`` (fresh without one), and the
-    layout of that text."""
+    layout of that text (``None`` after a fresh one: cut from the file when next needed)."""
     if layout is None:
-        text = fresh_text(data)
-        return text, Layout.parse(text)
+        return fresh_text(data), None
     return layout.render(data)
 
 

@@ -72,6 +72,11 @@ def resolve_secret(value: Any) -> SecretStr:
     return SecretStr(value)
 
 
+def _default(value: str) -> str | None:
+    m = _ENV_REF.match(value.strip())
+    return m.group(2) if m else None
+
+
 def _validate(value: Any, info: ValidationInfo) -> SecretStr:
     context = info.context
     if isinstance(context, dict) and context.get(FROM_API) and is_reference(value):
@@ -93,13 +98,14 @@ Secret = Annotated[
 def clear_text_secrets(data: Any, path: str = "") -> Iterator[str]:
     """The dotted paths of secret-named keys in ``data`` that hold a secret itself.
 
-    An empty value, the ``******`` placeholder or a reference is not a clear-text secret.
+    An empty value, the ``******`` placeholder or a reference is not a clear-text secret; a
+    reference with a default (``${PW:-default}``) is, as the default is written in the file.
     """
     if isinstance(data, dict):
         for key, value in data.items():
             here = f"{path}.{key}" if path else str(key)
             if (SECRET_KEY.search(str(key)) and isinstance(value, str) and value
-                    and value != REDACTED and not is_reference(value)):
+                    and value != REDACTED and (not is_reference(value) or _default(value))):
                 yield here
             else:
                 yield from clear_text_secrets(value, here)
