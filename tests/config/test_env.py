@@ -115,3 +115,16 @@ def test_keep_references_refuses_a_clients_reference(monkeypatch):
         keep_references(new, old, "actions")
     assert [p for p, _ in info.value.problems] == ["actions.a.topic", "actions.rules[0].sql"]
     assert "cannot be sent through the API" in info.value.problems[0][1]
+
+
+def test_a_command_reading_one_section_expands_only_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MQFERRY_TEST_PORT", "28083")
+    monkeypatch.delenv("MQFERRY_TEST_PW", raising=False)
+    path = tmp_path / "c.yaml"
+    path.write_text("api:\n  listen: 127.0.0.1:${MQFERRY_TEST_PORT}\n"
+                    "mqtt:\n  password: ${MQFERRY_TEST_PW}\n")
+    data = read_yaml(path, env=("api",))
+    assert data["api"]["listen"] == "127.0.0.1:28083"
+    assert data["mqtt"] == {"password": "${MQFERRY_TEST_PW}"}  # as written
+    with pytest.raises(ConfigError, match="MQFERRY_TEST_PW is not set"):
+        read_yaml(path)

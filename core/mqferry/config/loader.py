@@ -80,13 +80,15 @@ class AppConfig:
     rules: dict[str, RuleSpec] = field(default_factory=dict)
 
 
-def read_yaml(path: str | Path, *, env: bool = True) -> dict[str, Any]:
+def read_yaml(path: str | Path, *, env: bool | tuple[str, ...] = True) -> dict[str, Any]:
     """Read a YAML file as a mapping.
 
     Args:
         path: the file.
         env: expand ``${NAME}`` references (see :mod:`mqferry.config.env`); without it, the
-            file's text as written (what a write-back must keep).
+            file's text as written (what a write-back must keep); a tuple of top-level keys
+            expands only those (a command that reads the ``api`` section must not fail on a
+            variable that only the service's environment sets).
 
     Raises:
         ConfigError: the file is missing, not YAML, not a mapping, or uses a variable that is
@@ -108,8 +110,12 @@ def read_yaml(path: str | Path, *, env: bool = True) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([("", f"{p}: the top level must be a mapping")])
-    expanded: dict[str, Any] = expand(data) if env else data
-    return expanded
+    if env is True:
+        expanded: dict[str, Any] = expand(data)
+        return expanded
+    if env:
+        return {**data, **expand({k: v for k, v in data.items() if k in env})}
+    return data
 
 
 def pydantic_problems(exc: ValidationError, prefix: str,
