@@ -19,6 +19,11 @@ from tests.api.fakes import fake_plugins, reset_fakes
 
 FILE = """\
 # The operator's notes: what this instance is for.
+mqtt:
+  server: 127.0.0.1:${MQFERRY_TEST_MQTT_PORT:-1883}  # the broker
+  clientid: mqferry-test
+  keepalive: 30s
+
 connectors:
   fake:
     # the one connector
@@ -168,6 +173,17 @@ async def test_deleting_an_entry_takes_its_comment_with_it(api):
     assert "# the first rule" not in text and "r1:" not in text
     assert text.startswith("# The operator's notes")  # the rest stays
     assert "  r2:\n    sql: 'SELECT 1 AS one FROM \"x\"'   # one line\n" in text
+
+
+async def test_the_mqtt_section_sent_back_keeps_its_reference(api):
+    client, ctrl, path = api
+    view = (await client.get("/mqtt")).json()["config"]
+    assert view["server"] == "127.0.0.1:1883"
+    r = await client.put("/mqtt", json={**view, "clientid": "mqferry-other"})
+    assert r.status_code == 200, r.text
+    await ctrl.flush()
+    assert changed_lines(FILE, path.read_text()) == ["-  clientid: mqferry-test",
+                                                     "+  clientid: mqferry-other"]
 
 
 def test_write_config_alone_keeps_the_file(tmp_path):
