@@ -77,6 +77,16 @@ def test_an_unknown_key_gets_a_did_you_mean_when_one_is_close(plugins, edit, pat
     assert (path, message) in problems(plugins, changed(edit))
 
 
+def test_a_mistyped_section_does_not_cascade(plugins):
+    def typo(data):
+        data["conectors"] = data.pop("connectors")
+        data["acions"] = data.pop("actions")
+    assert problems(plugins, changed(typo)) == [
+        ("conectors", "unknown field (did you mean 'connectors'?)"),
+        ("acions", "unknown field (did you mean 'actions'?)"),
+    ]
+
+
 def test_a_typo_in_a_rules_action_reference(plugins):
     def typo(data):
         data["rules"]["r1"]["actions"] = ["kafka_producer:my-kafka-snk"]

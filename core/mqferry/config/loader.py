@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +162,7 @@ def validate_config(
     """
     v = _Validator(registries, functions)
     app = AppConfig(v.raw(data))
+    v.mistyped_sections(data)
     for kind in ("connectors", "actions", "sources"):
         v.components(kind, getattr(app.raw, kind), getattr(app, kind))
     for kind, specs in (("actions", app.actions), ("sources", app.sources)):
@@ -229,6 +231,17 @@ class _Validator:
     def types(self, kind: str) -> list[str]:
         """The registered type names of ``kind``."""
         return list(getattr(self.registries, kind).names())
+
+    def mistyped_sections(self, data: Mapping[str, Any]) -> None:
+        """Mark the components of a mistyped section (``conectors``) as invalid: the section is
+        reported as an unknown field, and what refers to its entries is not told again."""
+        for key, section in data.items():
+            if key in RawConfig.model_fields or not isinstance(section, Mapping):
+                continue
+            close = get_close_matches(str(key), ["connectors", "actions", "sources"], n=1)
+            for type_name, entries in section.items() if close else ():
+                for name in entries if isinstance(entries, Mapping) else ():
+                    self.invalid.add(f"{close[0]}/{type_name}:{name}")
 
     def raw(self, data: Mapping[str, Any]) -> RawConfig:
         try:
