@@ -24,7 +24,8 @@ def _plugins(ctx: click.Context) -> PluginSet:
 
 
 def _config_error(exc: ConfigError, path: str) -> click.ClickException:
-    lines = [f"{path}: invalid configuration ({len(exc.problems)} problems):"]
+    count = len(exc.problems)
+    lines = [f"{path}: invalid configuration ({count} problem{'' if count == 1 else 's'}):"]
     lines += [f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems]
     return click.ClickException("\n".join(lines))
 

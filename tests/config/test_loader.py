@@ -1,4 +1,6 @@
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +156,26 @@ def test_load_config_reads_the_quickstart_example(plugins):
     app = load_config("examples/quickstart.yaml", plugins.registries(), plugins.function_table())
     assert set(app.sources) == {"kafka_consumer:my-kafka-source"}
     assert app.rules["my_rule"].action_ids == ("kafka_producer:my-kafka-sink",)
+
+
+def test_the_quickstart_example_takes_every_port_from_the_environment(plugins, monkeypatch):
+    text = Path("examples/quickstart.yaml").read_text()
+    # Every host:port is a reference: no port is written in.
+    assert re.findall(r"127\.0\.0\.1:(\S+)", text) == [
+        "${MQFERRY_MQTT_PORT:-1883}", "${MQFERRY_KAFKA_PORT:-9092}",
+        "${MQFERRY_KAFKA_PORT:-9092}", "${MQFERRY_API_PORT:-18083}"]
+    monkeypatch.setenv("MQFERRY_MQTT_PORT", "11883")
+    monkeypatch.setenv("MQFERRY_KAFKA_PORT", "19092")
+    monkeypatch.setenv("MQFERRY_API_PORT", "28083")
+    app = load_config("examples/quickstart.yaml", plugins.registries(), plugins.function_table())
+    assert app.raw.mqtt.port == 11883
+    assert app.raw.api.port == 28083
+    for cid in ("kafka_producer:my-kafka", "kafka_consumer:my-kafka-consumer"):
+        assert app.connectors[cid].config.bootstrap_hosts == "127.0.0.1:19092"
+    for name in ("MQFERRY_MQTT_PORT", "MQFERRY_KAFKA_PORT", "MQFERRY_API_PORT"):
+        monkeypatch.delenv(name)
+    app = load_config("examples/quickstart.yaml", plugins.registries(), plugins.function_table())
+    assert (app.raw.mqtt.port, app.raw.api.port) == (1883, 18083)
 
 
 def test_missing_file(plugins, tmp_path):

@@ -1,6 +1,6 @@
 """The write-back of a running instance: off the event loop, a burst coalesced into few writes
 ending with the last change, crash-safe, never over someone else's edit; and the rendering that
-reuses the text of unchanged entries gives exactly what a whole dump gives."""
+reuses the text of unchanged entries always reads back as the mapping."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mqferry.config import persist
-from mqferry.config.persist import ConfigWriter, Fragments, write_config
+from mqferry.config.layout import Layout
+from mqferry.config.persist import ConfigWriter, write_config
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
                     st.sampled_from(["yes", "on", "---", "- a", "a: b", "#x", "'q'", "1e3",
@@ -28,37 +29,31 @@ SECTIONS = st.dictionaries(st.sampled_from(["rules", "actions", "yes", "node", "
                            max_size=5)
 
 
-def whole(data):
-    return yaml.dump(data, Dumper=yaml.CSafeDumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False)
-
-
 @settings(max_examples=200, deadline=None)
 @given(first=SECTIONS, second=SECTIONS)
-def test_fragments_render_what_a_whole_dump_gives(first, second):
-    fragments = Fragments()
-    assert fragments.render(first) == whole(first)
-    # A second mapping sharing some entries by identity, changing others.
+def test_the_text_of_any_mapping_reads_back_as_it(first, second):
+    """Fresh, then through the layout of the first file: the file always reads as the mapping."""
+    text, _ = persist.render(first, None)
+    assert (yaml.safe_load(text) or {}) == first
+    layout = Layout.parse(text)
     mixed = {**second, **{k: v for k, v in first.items() if k not in second}}
-    assert fragments.render(mixed) == whole(mixed)
-    assert yaml.safe_load(fragments.render(mixed)) == yaml.safe_load(whole(mixed))
+    text, _ = persist.render(mixed, layout)
+    assert (yaml.safe_load(text) or {}) == mixed
 
 
 def test_an_unchanged_entry_is_not_rendered_again(monkeypatch):
     rules = {f"r{i}": {"sql": f'SELECT * FROM "t/{i}"'} for i in range(100)}
-    fragments = Fragments()
-    fragments.render({"rules": rules})
-    dumped: list[int] = []
-    real = yaml.dump_all
+    layout = Layout.parse(persist.render({"rules": rules}, None)[0])
+    edited: list[str | None] = []
+    real = Layout._edit
 
-    def counting(documents, *args, **kwargs):
-        documents = list(documents)
-        dumped.append(len(documents))
-        return real(documents, *args, **kwargs)
+    def counting(self, key, entry, *args):
+        edited.append(entry)
+        return real(self, key, entry, *args)
 
-    monkeypatch.setattr(yaml, "dump_all", counting)
-    text = fragments.render({"rules": {**rules, "new": {"sql": "x"}}})
-    assert dumped == [1]
+    monkeypatch.setattr(Layout, "_edit", counting)
+    text, _ = persist.render({"rules": {**rules, "new": {"sql": "x"}}}, layout)
+    assert edited == ["new"]
     assert yaml.safe_load(text)["rules"]["new"] == {"sql": "x"}
 
 
@@ -67,13 +62,13 @@ async def test_a_burst_is_written_in_few_writes_ending_with_the_last(tmp_path, m
     path.write_text("rules: {}\n")
     path.chmod(0o640)
     writes: list[int] = []
-    real = persist.write_config
+    real = persist.write_text
 
-    def counting(p, data, **kwargs):
+    def counting(p, text, data):
         writes.append(len(data["rules"]))
-        return real(p, data, **kwargs)
+        return real(p, text, data)
 
-    monkeypatch.setattr(persist, "write_config", counting)
+    monkeypatch.setattr(persist, "write_text", counting)
     writer = ConfigWriter(path, interval=0.2)
     rules: dict[str, dict[str, str]] = {}
     for i in range(50):
@@ -140,15 +135,15 @@ def test_a_touch_is_not_an_edit(tmp_path):
 async def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
     path = tmp_path / "c.yaml"
     write_config(path, {"rules": {}})
-    real = persist.write_config
+    real = persist.write_text
     full = [True]
 
-    def disk(p, data, **kwargs):
+    def disk(p, text, data):
         if full[0]:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(p, data, **kwargs)
+        return real(p, text, data)
 
-    monkeypatch.setattr(persist, "write_config", disk)
+    monkeypatch.setattr(persist, "write_text", disk)
     writer = ConfigWriter(path, interval=0.01)
     writer.write_soon({"rules": {"r": {"sql": "x"}}})
     await asyncio.sleep(0.1)

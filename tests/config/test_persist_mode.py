@@ -40,7 +40,8 @@ def test_a_clear_text_password_makes_the_file_owner_only(tmp_path, renames):
     assert renames == [0o600]  # never world-readable, not even between the write and a chmod
 
 
-@pytest.mark.parametrize("password", ["${KAFKA_PASSWORD}", "file:///run/secrets/kafka", None])
+@pytest.mark.parametrize("password", ["${KAFKA_PASSWORD}", "${KAFKA_PASSWORD:-}",
+                                      "file:///run/secrets/kafka", None])
 def test_references_keep_the_operators_mode(tmp_path, renames, password):
     path = tmp_path / "mqferry.yaml"
     path.write_text("rules: {}\n")
@@ -48,6 +49,14 @@ def test_references_keep_the_operators_mode(tmp_path, renames, password):
     write_config(path, {"mqtt": {"password": password}, "rules": {}})
     assert _mode(path) == 0o640
     assert renames == [0o640]
+
+
+def test_a_reference_with_a_default_password_is_a_clear_text_password(tmp_path, renames):
+    path = tmp_path / "mqferry.yaml"
+    path.write_text("rules: {}\n")
+    path.chmod(0o644)
+    write_config(path, {"mqtt": {"password": "${MQTT_PASSWORD:-given}"}, "rules": {}})
+    assert _mode(path) == 0o600
 
 
 def test_a_new_file_is_owner_only(tmp_path):

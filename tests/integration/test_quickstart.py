@@ -7,15 +7,17 @@ witnesses.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.integration.mqferry_process import MqferryProcess, free_port
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.publisher import publish_many
 
 pytestmark = pytest.mark.integration
@@ -54,10 +56,55 @@ def setup(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
         procs.append(p)
         return p
 
-    yield {"prefix": prefix, "in": topic_in, "out": topic_out, "config": config, "start": start}
+    yield {"prefix": prefix, "in": topic_in, "out": topic_out, "config": config, "start": start,
+           "dir": tmp_path, "procs": procs}
     for p in procs:
         if p.proc is not None and p.proc.poll() is None:
             p.kill()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_example_file_runs_on_the_ports_of_the_environment(
+        setup, kafka_bootstrap, mqtt_broker, monkeypatch, mosquitto_pub, kcat_consume,
+        mosquitto_sub, kcat_produce):
+    """examples/quickstart.yaml itself, its defaults made wrong: only the variables can work."""
+    text = (ROOT / "examples" / "quickstart.yaml").read_text()
+    prefix = setup["prefix"]
+    for old, new in [
+            (":-9092}", ":-1}"), (":-1883}", ":-2}"), (":-18083}", ":-3}"),
+            ("testtopic-in", setup["in"]), ("testtopic-out", setup["out"]),
+            ('"t/#"', f'"{prefix}/t/#"'), ("mqtt_topic: t/1", f"mqtt_topic: {prefix}/t/1"),
+            ("clientid: mqferry-quickstart", f"clientid: mqferry-{prefix}")]:
+        assert old in text, old
+        text = text.replace(old, new)
+    api_port = free_port()
+    monkeypatch.setenv("MQFERRY_KAFKA_PORT", kafka_bootstrap.rsplit(":", 1)[1])
+    monkeypatch.setenv("MQFERRY_MQTT_PORT", str(mqtt_broker.port))
+    monkeypatch.setenv("MQFERRY_API_PORT", str(api_port))
+    app = MqferryProcess({}, setup["dir"])
+    app.config_path.write_text(text)
+    setup["procs"].append(app.start())
+    app.wait_ready(actions=1, sources=1)
+    mosquitto_pub(f"{prefix}/t/1", '{ "msg": "Hello Kafka" }', qos=1)
+    [record] = kcat_consume(setup["in"], 1)
+    assert json.loads(record["payload"])["payload"] == '{ "msg": "Hello Kafka" }'
+    with mosquitto_sub(f"{prefix}/t/1", 1) as sub:
+        kcat_produce(setup["out"], ['{"msg": "Hello EMQX"}'])
+        [msg] = sub.wait()
+    assert json.loads(msg.payload)["value"] == '{"msg": "Hello EMQX"}'
+    with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/status", timeout=10) as r:
+        assert json.loads(r.read())["ready"] is True
+    # The CLI finds the same port in the same file.
+    key, secret = api_key(app.config_path)
+    exe = str(Path(sys.executable).with_name("mqferry"))
+    listed = subprocess.run([exe, "rules", "list", "-c", str(app.config_path)],
+                            env={**os.environ, "MQFERRY_API_KEY": key,
+                                 "MQFERRY_API_SECRET": secret},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert listed.returncode == 0 and "my_rule" in listed.stdout, listed.stderr
+    assert app.terminate() == 0
 
 
 def test_mqtt_message_lands_in_kafka_with_emqx_defaults(setup, mosquitto_pub, kcat_consume):

@@ -169,7 +169,7 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
         from mqferry.errors import ConfigError
 
         try:
-            data = read_yaml(config_path)
+            data = read_yaml(config_path, env=("api", "data_dir"))
             api = ApiConfig.model_validate(data.get("api") or {})
         except (ConfigError, ValueError) as exc:
             raise click.ClickException(f"{config_path}: {exc}") from None

@@ -64,7 +64,7 @@ def target_from_config(path: Path) -> Target:
     from mqferry.errors import ConfigError
 
     try:
-        data = read_yaml(path)
+        data = read_yaml(path, env=("api",))
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:

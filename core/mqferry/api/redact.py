@@ -17,7 +17,9 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mqferry.api.errors import ApiError, bad_request
+from mqferry.config.env import expand
 from mqferry.config.secrets import FROM_API, REDACTED, REFERENCE_REFUSED, SECRET_KEY
+from mqferry.errors import ConfigError
 
 __all__ = ["REDACTED", "redact", "refuse_rebinding", "refuse_references", "restore"]
 
@@ -116,7 +118,12 @@ def refuse_rebinding(new: Any, old: Any) -> None:
     """
     if old is None or not _keeps_a_secret(new, old):
         return
-    before, after = _binding(old), _binding(new)
+    # The stored hosts as they run: a ${NAME} of the file sent back expanded is no change.
+    try:
+        expanded = expand(old)
+    except ConfigError:
+        expanded = old
+    before, after = _binding(expanded), _binding(new)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if changed:
         raise ApiError(400, "BAD_REQUEST", f"{REBINDING_MESSAGE} ({', '.join(changed)} changed)",

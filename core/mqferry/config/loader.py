@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from mqferry.config.env import expand
 from mqferry.config.models import NAME_PATTERN, InlineAction, RawConfig, RuleConfig
+from mqferry.config.suggest import did_you_mean, known_fields
 from mqferry.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -78,11 +81,19 @@ class AppConfig:
     rules: dict[str, RuleSpec] = field(default_factory=dict)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
+def read_yaml(path: str | Path, *, env: bool | tuple[str, ...] = True) -> dict[str, Any]:
     """Read a YAML file as a mapping.
 
+    Args:
+        path: the file.
+        env: expand ``${NAME}`` references (see :mod:`mqferry.config.env`); without it, the
+            file's text as written (what a write-back must keep); a tuple of top-level keys
+            expands only those (a command that reads the ``api`` section must not fail on a
+            variable that only the service's environment sets).
+
     Raises:
-        ConfigError: the file is missing, not YAML, or not a mapping.
+        ConfigError: the file is missing, not YAML, not a mapping, or uses a variable that is
+            not set and has no default.
     """
     p = Path(path)
     try:
@@ -100,11 +111,24 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError([("", f"{p}: the top level must be a mapping")])
+    if env is True:
+        expanded: dict[str, Any] = expand(data)
+        return expanded
+    if env:
+        return {**data, **expand({k: v for k, v in data.items() if k in env})}
     return data
 
 
-def pydantic_problems(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    """Turn pydantic's errors into ``(dotted.path, message)`` pairs, never echoing input."""
+def pydantic_problems(exc: ValidationError, prefix: str,
+                      model: type[BaseModel] | None = None) -> list[tuple[str, str]]:
+    """Turn pydantic's errors into ``(dotted.path, message)`` pairs, never echoing input.
+
+    Args:
+        exc: the error of a validation.
+        prefix: the dotted path of what was validated.
+        model: the model validated: an unknown key is then told the closest known one
+            (``unknown field (did you mean 'bootstrap_hosts'?)``).
+    """
     out = []
     for err in exc.errors(include_input=False, include_url=False):
         parts = [prefix] if prefix else []
@@ -119,6 +143,8 @@ def pydantic_problems(exc: ValidationError, prefix: str) -> list[tuple[str, str]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown field"
+            if model is not None and err["loc"]:
+                msg += did_you_mean(str(err["loc"][-1]), known_fields(model, err["loc"]))
         msg = msg.removeprefix("Value error, ")
         out.append((".".join(parts), msg))
     return out
@@ -136,17 +162,19 @@ def validate_config(
     """
     v = _Validator(registries, functions)
     app = AppConfig(v.raw(data))
+    v.mistyped_sections(data)
     for kind in ("connectors", "actions", "sources"):
         v.components(kind, getattr(app.raw, kind), getattr(app, kind))
     for kind, specs in (("actions", app.actions), ("sources", app.sources)):
         for spec in specs.values():
-            _check_connector(kind, spec, app, v.problems)
+            _check_connector(kind, spec, app, v)
     for rule_id, rule in app.raw.rules.items():
         v.rule(app, rule_id, rule)
     dead_letter = app.raw.mqtt.dead_letter
-    if dead_letter is not None and dead_letter.action not in app.actions:
-        v.problems.append(("mqtt.dead_letter.action",
-                           f"unknown action {dead_letter.action!r}"))
+    if (dead_letter is not None and dead_letter.action not in app.actions
+            and not v.is_invalid("actions", dead_letter.action)):
+        v.problems.append(("mqtt.dead_letter.action", f"unknown action {dead_letter.action!r}"
+                           f"{did_you_mean(dead_letter.action, app.actions)}"))
     if v.problems:
         raise ConfigError(v.problems)
     return app
@@ -172,7 +200,7 @@ def validate_rule(
     try:
         rule = RuleConfig.model_validate(body)
     except ValidationError as exc:
-        raise ConfigError(pydantic_problems(exc, f"rules.{rule_id}")) from None
+        raise ConfigError(pydantic_problems(exc, f"rules.{rule_id}", RuleConfig)) from None
     # Inline actions are added to the actions of the scratch copy, never to ``config``'s.
     scratch = AppConfig(config.raw, config.connectors, dict(config.actions), config.sources)
     v.rule(scratch, rule_id, rule)
@@ -188,12 +216,38 @@ class _Validator:
         self.registries = registries
         self.functions = functions
         self.problems: list[tuple[str, str]] = []
+        #: ``<kind>/<id>`` of the components that are in the file but invalid: their own problems
+        #: are reported, and what refers to them is not told again that they do not exist.
+        self.invalid: set[str] = set()
+
+    def is_invalid(self, kind: str, cid: str) -> bool:
+        """Whether ``cid`` is in the file but invalid, or its name is under a mistyped type."""
+        name = cid.partition(":")[2]
+        return f"{kind}/{cid}" in self.invalid or any(
+            i.startswith(f"{kind}/") and i.partition(":")[2] == name
+            and i.partition("/")[2].partition(":")[0] not in self.types(kind)
+            for i in self.invalid)
+
+    def types(self, kind: str) -> list[str]:
+        """The registered type names of ``kind``."""
+        return list(getattr(self.registries, kind).names())
+
+    def mistyped_sections(self, data: Mapping[str, Any]) -> None:
+        """Mark the components of a mistyped section (``conectors``) as invalid: the section is
+        reported as an unknown field, and what refers to its entries is not told again."""
+        for key, section in data.items():
+            if key in RawConfig.model_fields or not isinstance(section, Mapping):
+                continue
+            close = get_close_matches(str(key), ["connectors", "actions", "sources"], n=1)
+            for type_name, entries in section.items() if close else ():
+                for name in entries if isinstance(entries, Mapping) else ():
+                    self.invalid.add(f"{close[0]}/{type_name}:{name}")
 
     def raw(self, data: Mapping[str, Any]) -> RawConfig:
         try:
             return RawConfig.model_validate(data)
         except ValidationError as exc:
-            found = pydantic_problems(exc, "")
+            found = pydantic_problems(exc, "", RawConfig)
             self.problems.extend(found)
         # Go on with the sections that parsed, to list every problem in one go.
         bad = {p.split(".")[0].split("[")[0] for p, _ in found}
@@ -218,17 +272,20 @@ class _Validator:
         path = path or f"{kind}.{type_name}.{name}"
         if not _NAME.match(name):
             self.problems.append((path, "invalid name: use letters, digits, '_', '-' and '.'"))
+            self.invalid.add(f"{kind}/{type_name}:{name}")
             return None
         typ = reg.get(type_name)
         if typ is None:
-            known = ", ".join(reg.names()) or "none"
-            self.problems.append((f"{kind}.{type_name}",
-                                  f"unknown {reg.kind} type {type_name!r} (known: {known})"))
+            self.invalid.add(f"{kind}/{type_name}:{name}")
+            problem = (f"{kind}.{type_name}", _unknown_type(reg, type_name))
+            if problem not in self.problems:  # once for all the entries of the type
+                self.problems.append(problem)
             return None
         try:
             model: BaseModel = typ.config_model.model_validate(body or {})
         except ValidationError as exc:
-            self.problems.extend(pydantic_problems(exc, path))
+            self.problems.extend(pydantic_problems(exc, path, typ.config_model))
+            self.invalid.add(f"{kind}/{type_name}:{name}")
             return None
         return ComponentSpec(f"{type_name}:{name}", typ, name, model)
 
@@ -248,21 +305,30 @@ class _Validator:
                 spec = self.component("actions", ref.function, f"{rule_id}.{i}",
                                       {"parameters": ref.args}, path=apath)
                 if spec is not None:
-                    _check_connector("actions", spec, app, self.problems)
+                    _check_connector("actions", spec, app, self)
                     app.actions[spec.id] = spec
                     action_ids.append(spec.id)
+            elif self.is_invalid("actions", ref):
+                pass  # the action's own problems are reported
             elif ref not in app.actions:
-                hint = "" if ":" in ref else " (write it as <type>:<name>)"
+                hint = (did_you_mean(ref, app.actions) if ":" in ref
+                        else " (write it as <type>:<name>)")
                 self.problems.append((apath, f"unknown action {ref!r}{hint}"))
             else:
                 action_ids.append(ref)
         for src in compiled.event_topics:
-            _check_event_source(f"{path}.sql", src, app, self.problems)
+            _check_event_source(f"{path}.sql", src, app, self)
         app.rules[rule_id] = RuleSpec(rule_id, rule, compiled, tuple(action_ids))
 
 
-def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig,
-                     problems: list[tuple[str, str]]) -> None:
+def _unknown_type(reg: Any, type_name: str) -> str:
+    names = list(reg.names())
+    hint = did_you_mean(type_name, names)
+    return f"unknown {reg.kind} type {type_name!r}{hint} (known: {', '.join(names) or 'none'})"
+
+
+def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig, v: _Validator) -> None:
+    problems = v.problems
     ctype = getattr(spec.type, "connector_type", None)
     name = getattr(spec.config, "connector", None)
     path = f"{kind}.{spec.type.name}.{spec.name}.connector"
@@ -271,17 +337,18 @@ def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig,
     if not name:
         if not getattr(spec.type, "connector_optional", False):
             problems.append((path, f"required: the name of a {ctype} connector"))
+    elif v.is_invalid("connectors", f"{ctype}:{name}"):
+        pass  # the connector's own problems are reported
     elif f"{ctype}:{name}" not in app.connectors:
         problems.append((path, f"no {ctype} connector named {name!r}"))
 
 
-def _check_event_source(path: str, src: str, app: AppConfig,
-                        problems: list[tuple[str, str]]) -> None:
+def _check_event_source(path: str, src: str, app: AppConfig, v: _Validator) -> None:
     for prefix in ("$bridges/", "$sources/"):
         if src.startswith(prefix):
             sid = src.removeprefix(prefix)
-            if sid not in app.sources:
-                problems.append((path, f"FROM {src!r}: no source {sid!r} is configured"))
+            if sid not in app.sources and not v.is_invalid("sources", sid):
+                v.problems.append((path, f"FROM {src!r}: no source {sid!r} is configured"))
 
 
 def load_config(

@@ -1,7 +1,8 @@
 """Write a config mapping back to its YAML file atomically (write a sibling, fsync, rename).
 
-A reader (or a crash) sees either the old file or the new one, never half of one. Comments in the
-file are not kept: the mapping is the source of truth once the API has changed it.
+A reader (or a crash) sees either the old file or the new one, never half of one. The operator's
+text is kept: only the entries that changed are written again, and within them only the changed
+nodes (:mod:`mqferry.config.layout`); comments, key order, block SQL and ``${NAME}`` stay.
 
 :class:`ConfigWriter` does the writing for a running instance: off the event loop, and at most once
 per interval however many changes arrive, always ending with the latest.
@@ -20,17 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from mqferry.config.layout import Layout, fresh_text
 from mqferry.config.secrets import clear_text_secrets
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ConfigWriter", "Fragments", "file_digest", "write_config"]
+__all__ = ["ConfigWriter", "file_digest", "render", "write_config", "write_text"]
 
-# libyaml's emitter is many times faster than the pure-Python one on a large file; the output is
-# the same YAML (same representer, so the same refusals of unknown types).
-_Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _MAX_RETRY_DELAY = 30.0
 
 
@@ -42,72 +39,27 @@ def file_digest(path: str | Path) -> str | None:
         return None
 
 
-def _dump(data: Any) -> str:
-    text: str = yaml.dump(_plain(data), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                          default_flow_style=False)
-    return text
+def _file_layout(path: Path) -> Layout | None:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Layout.parse(text)
 
 
-class Fragments:
-    """Renders a config mapping as YAML, reusing the text of entries that did not change.
-
-    The entries of each top-level section (``rules.<id>``, ``connectors.<type>``) are rendered
-    one by one and kept with the object they were rendered from: as long as a later mapping holds
-    the very same object (mappings are replaced, never edited), its text is reused. Writing a file
-    of 10,000 rules after one changed renders one rule. The text is the one a whole-mapping dump
-    gives: in block style each entry of a mapping is emitted on its own.
-    """
-
-    def __init__(self) -> None:
-        self._texts: dict[tuple[str, str], tuple[Any, str]] = {}
-
-    def render(self, data: Mapping[str, Any]) -> str:
-        """``data`` as YAML."""
-        if not data:
-            return _dump(data)
-        out: list[str] = []
-        keep: dict[tuple[str, str], tuple[Any, str]] = {}
-        for section, value in data.items():
-            name = str(section)
-            texts = None
-            if isinstance(value, Mapping) and value and name.isidentifier():
-                texts = self._section(name, value, keep)
-            if texts is None:
-                out.append(_dump({name: value}))
-            else:
-                out.append(f"{name}:\n")
-                out += texts
-        self._texts = keep  # holding the objects keeps their identities from being reused
-        return "".join(out)
-
-    def _section(self, name: str, value: Mapping[Any, Any],
-                 keep: dict[tuple[str, str], tuple[Any, str]]) -> list[str] | None:
-        slots = [((name, str(k)), v) for k, v in value.items()]
-        missing = [(slot, v) for slot, v in slots
-                   if (c := self._texts.get(slot)) is None or c[0] is not v]
-        if missing:
-            # One dump for all of them, a document each, cut apart at the document markers:
-            # every line of an entry is indented, so a marker line is never part of one.
-            marker = f"---\n{name}:\n"
-            text: str = yaml.dump_all([_plain({name: {slot[1]: v}}) for slot, v in missing],
-                                      Dumper=_Dumper, explicit_start=True, sort_keys=False,
-                                      allow_unicode=True, default_flow_style=False)
-            parts = text.split(marker)
-            if len(parts) != len(missing) + 1 or parts[0]:
-                return None  # a name YAML must quote: render the section whole
-            for (slot, v), part in zip(missing, parts[1:], strict=True):
-                keep[slot] = (v, part)
-        out = []
-        for slot, _ in slots:
-            entry = keep.get(slot) or self._texts[slot]
-            keep[slot] = entry
-            out.append(entry[1])
-        return out
+def render(data: Mapping[str, Any], layout: Layout | None) -> tuple[str, Layout | None]:
+    """``data`` as the text of a file laid out as ``layout`` (fresh without one), and the
+    layout of that text (``None`` after a fresh one: cut from the file when next needed)."""
+    if layout is None:
+        return fresh_text(data), None
+    return layout.render(data)
 
 
-def write_config(path: str | Path, data: Mapping[str, Any], *,
-                 fragments: Fragments | None = None) -> str:
-    """Replace ``path`` with ``data`` as YAML, atomically; keep the file's permissions.
+def write_config(path: str | Path, data: Mapping[str, Any]) -> str:
+    """Replace ``path`` with ``data`` as YAML, atomically; keep the file's permissions and text.
+
+    What did not change keeps its text: comments, key order, quoting, block SQL and ``${NAME}``
+    references (see :class:`~mqferry.config.layout.Layout`).
 
     When ``data`` holds a clear-text secret (a password rather than a ``${ENV}`` or ``file://``
     reference), group and others lose every permission: the file becomes ``0600``. The mode is
@@ -116,7 +68,6 @@ def write_config(path: str | Path, data: Mapping[str, Any], *,
     Args:
         path: the file.
         data: the configuration mapping.
-        fragments: reuse the text of entries rendered by an earlier write.
 
     Returns:
         The SHA-256 of what was written.
@@ -125,7 +76,16 @@ def write_config(path: str | Path, data: Mapping[str, Any], *,
         OSError: the directory is not writable, the disk is full ...; the old file is untouched.
     """
     target = Path(path)
-    text = (fragments.render(data) if fragments is not None else _dump(data)).encode()
+    return write_text(target, render(data, _file_layout(target))[0], data)
+
+
+def write_text(target: Path, rendered: str, data: Mapping[str, Any]) -> str:
+    """Replace ``target`` with ``rendered`` (the text of ``data``) as :func:`write_config` does.
+
+    Returns:
+        The SHA-256 of what was written.
+    """
+    text = rendered.encode()
     try:
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
@@ -154,15 +114,6 @@ def write_config(path: str | Path, data: Mapping[str, Any], *,
         os.close(dir_fd)
     log.info("configuration written to %s", target)
     return hashlib.sha256(text).hexdigest()
-
-
-def _plain(value: Any) -> Any:
-    # safe_dump refuses subclasses and tuples; hand it plain dicts and lists.
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _stat(path: Path) -> tuple[int, int, int] | None:
@@ -203,7 +154,7 @@ class ConfigWriter:
         self._task: asyncio.Task[None] | None = None
         self._writing = False
         self._lock = threading.Lock()  # one write at a time, in the order they started
-        self._fragments = Fragments()
+        self._layout: Layout | None = None  # of the file as last written; parsed on demand
 
     @property
     def idle(self) -> bool:
@@ -214,6 +165,7 @@ class ConfigWriter:
         """Record that the file was (re)loaded with contents ``digest``; clears a conflict."""
         with self._lock:
             self._digest, self._stat, self.conflict = digest, _stat(self.path), None
+            self._layout = None
 
     def maybe_edited(self) -> bool:
         """Whether the file's size, time or inode changed since the last load or write.
@@ -298,5 +250,7 @@ class ConfigWriter:
                 log.error("not writing the configuration: %s; the changes made through the API "
                           "since are applied but not saved", self.conflict)
                 return
-            self._digest = write_config(self.path, data, fragments=self._fragments)
+            layout = self._layout or _file_layout(self.path)
+            text, self._layout = render(data, layout)
+            self._digest = write_text(self.path, text, data)
             self._stat = _stat(self.path)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FROM_API", "REDACTED", "SECRET_KEY", "Secret", "clear_text_secrets", "is_reference",
            "resolve_secret"]
 
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}$")
 REDACTED = "******"
 #: The context key that marks a validation of settings sent by a client of the API.
 FROM_API = "mqferry.from_api"
@@ -55,9 +55,11 @@ def resolve_secret(value: Any) -> SecretStr:
     m = _ENV_REF.match(value.strip())
     if m:
         name = m.group(1)
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        return SecretStr(os.environ[name])
+        if name in os.environ:
+            return SecretStr(os.environ[name])
+        if m.group(2) is not None:
+            return SecretStr(m.group(2))
+        raise ValueError(f"environment variable {name} is not set")
     if value.strip().startswith("file://"):
         path = Path(value.strip().removeprefix("file://"))
         try:
@@ -68,6 +70,11 @@ def resolve_secret(value: Any) -> SecretStr:
             raise ValueError("cannot read the secret file (the reason is in the mqferry log)"
                              ) from None
     return SecretStr(value)
+
+
+def _default(value: str) -> str | None:
+    m = _ENV_REF.match(value.strip())
+    return m.group(2) if m else None
 
 
 def _validate(value: Any, info: ValidationInfo) -> SecretStr:
@@ -91,13 +98,14 @@ Secret = Annotated[
 def clear_text_secrets(data: Any, path: str = "") -> Iterator[str]:
     """The dotted paths of secret-named keys in ``data`` that hold a secret itself.
 
-    An empty value, the ``******`` placeholder or a reference is not a clear-text secret.
+    An empty value, the ``******`` placeholder or a reference is not a clear-text secret; a
+    reference with a default (``${PW:-default}``) is, as the default is written in the file.
     """
     if isinstance(data, dict):
         for key, value in data.items():
             here = f"{path}.{key}" if path else str(key)
             if (SECRET_KEY.search(str(key)) and isinstance(value, str) and value
-                    and value != REDACTED and not is_reference(value)):
+                    and value != REDACTED and (not is_reference(value) or _default(value))):
                 yield here
             else:
                 yield from clear_text_secrets(value, here)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mqferry.config.env import expand, keep_references
 from mqferry.config.loader import (
     AppConfig,
     ComponentSpec,
@@ -418,7 +419,7 @@ class Controller:
         self.plugins = plugins
         self.path = Path(path) if path is not None else None
         if data is None:
-            data = read_yaml(self.path) if self.path is not None else {}
+            data = read_yaml(self.path, env=False) if self.path is not None else {}
         #: The mapping of the running configuration. Replaced on each change, never edited in
         #: place: the writer may be writing an earlier one in its thread.
         self.data: dict[str, Any] = copy.deepcopy(data)
@@ -448,10 +449,13 @@ class Controller:
     def validate(self, data: dict[str, Any]) -> AppConfig:
         """Validate a whole configuration mapping (blocking: call it in a worker thread).
 
+        ``data`` is the file's text: its ``${NAME}`` references are expanded for the validation
+        and kept in :attr:`data`.
+
         Raises:
             ConfigError: with every problem.
         """
-        return validate_config(data, self.registries(), self.function_table())
+        return validate_config(expand(data), self.registries(), self.function_table())
 
     async def reload(self) -> Plan:
         """Read the config file again and apply it.
@@ -466,7 +470,7 @@ class Controller:
             await self.flush()  # what the API changed is in the file before it is read back
 
             def read() -> tuple[dict[str, Any], str | None, AppConfig]:
-                data = read_yaml(path)
+                data = read_yaml(path, env=False)
                 return data, file_digest(path), self.validate(data)
 
             data, digest, config = await asyncio.to_thread(read)
@@ -495,6 +499,8 @@ class Controller:
             def prepare() -> tuple[dict[str, Any], AppConfig]:
                 data = copy.deepcopy(current)
                 mutate(data)
+                # What a client sent: the file's ${NAME} text back where it echoed the value.
+                data = keep_references(data, current)
                 _share_unchanged(current, data)
                 return data, self.validate(data)
 
@@ -526,11 +532,14 @@ class Controller:
             rules: dict[str, Any] = self.data.get("rules") or {}
             old = rules.get(rule_id)
             body = edit(copy.deepcopy(old))
+            if body is not None:
+                body = keep_references(body, old, f"rules.{rule_id}")
             if _has_inline(old) or _has_inline(body):
                 return await self._change_rule_fully(rule_id, body)
             spec = None
             if body is not None:
-                spec = await asyncio.to_thread(validate_rule, self.app.config, rule_id, body,
+                spec = await asyncio.to_thread(validate_rule, self.app.config, rule_id,
+                                               expand(body, f"rules.{rule_id}"),
                                                self.registries(), self.function_table())
             plan = await apply_rule(self.app, rule_id, spec,
                                     _with_rule(self.app.config, rule_id, spec))
