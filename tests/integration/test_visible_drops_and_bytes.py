@@ -51,6 +51,7 @@ def publish_file(mqtt_broker, topic: str, path) -> None:
 @pytest.fixture
 def instance(tmp_path, kafka_bootstrap, mqtt_broker):
     procs = []
+    clients: list[httpx.Client] = []
 
     def start(prefix: str, sink: str, dlq: str, json_sink: str | None = None):
         cfg = {
@@ -83,9 +84,12 @@ def instance(tmp_path, kafka_bootstrap, mqtt_broker):
         proc.wait_for_log("API listening")
         port = cfg["api"]["listen"].rsplit(":", 1)[1]
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v5", auth=key, timeout=30)
+        clients.append(client)
         return proc, client
 
     yield start
+    for c in clients:
+        c.close()
     for p in procs:
         if p.proc is not None and p.proc.poll() is None:
             p.kill()
