@@ -42,7 +42,7 @@ from mqferry.kafka import KafkaConnector
 from mqferry.metrics import action_metrics
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
-from mqferry_kafka_producer.records import Record, RecordBuffer
+from mqferry_kafka_producer.records import RECORD_OVERHEAD, Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
 from mqferry_kafka_producer.session import (
     CLOSE_TIMEOUT,
@@ -480,9 +480,10 @@ class KafkaProducerAction:
                     rec.key, rec.value, rec.headers)
                 if size > limit:
                     self.buffer.done(rec)
+                    data = rec.size - len(rec.topic) - RECORD_OVERHEAD
                     self._fail(rec.delivery, "failed.too_large",
-                               f"a record of {size} bytes for {topic} is larger than the topic "
-                               f"accepts (max.message.bytes = {limit})")
+                               f"a record of {data} bytes ({size} as a Kafka batch) for {topic} "
+                               f"is larger than the topic accepts (max.message.bytes = {limit})")
                     continue
             kept.append(rec)
         return kept
