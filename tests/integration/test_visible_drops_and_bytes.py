@@ -120,6 +120,8 @@ def test_a_message_too_large_for_the_topic_is_accounted_and_the_next_one_flows(
     metrics = api.get("/actions/kafka_producer:sink/metrics").json()["metrics"]
     assert metrics["failed.too_large"] == 1 and metrics["failed"] == 1
     assert metrics["success"] == 2
+    last = api.get("/actions/kafka_producer:sink").json()["last_error"]
+    assert last["reason"] == "failed.too_large" and f"a record of {BIG} bytes" in last["message"]
     [dead] = kcat_consume(dlq, 1, timeout=60)
     assert dead["payload"] == f"{prefix}/big"
     headers = dict(dead["headers"])

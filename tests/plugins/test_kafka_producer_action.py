@@ -218,6 +218,8 @@ async def test_a_record_larger_than_its_topic_accepts_fails_before_it_enters_a_b
     assert kafka.refused_batches == 0  # never offered to Kafka: no sequence number spent
     assert len(kafka.producers) == 1  # no new producer session
     assert action.metrics.get("failed.too_large") == 1
+    assert action.last_error["reason"] == "failed.too_large"
+    assert action.last_error["message"].startswith("a record of 20000 bytes")
     [warning] = [r for r in caplog.records if "failed.too_large" in r.getMessage()]
     assert warning.levelname == "WARNING"
     assert warning.getMessage().endswith(

@@ -126,6 +126,9 @@ class KafkaProducerAction:
         m.gauge("queuing_bytes", lambda: self.buffer.bytes)
         m.gauge("inflight", lambda: self._inflight)
         m.gauge("oldest_unacked_age_ms", self._oldest_age_ms)
+        #: the latest record that failed, ``{reason, message, at}`` (epoch ms), for the API's
+        #: ``last_error``: the log is rate-limited, this always shows the newest
+        self.last_error: dict[str, Any] | None = None
         self._inflight = 0
         self._inflight_batches: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._oldest: dict[int, float] = {}
@@ -239,6 +242,7 @@ class KafkaProducerAction:
     def _fail(self, delivery: Delivery | None, reason: str, detail: str) -> None:
         self.metrics.inc("failed")
         self.metrics.inc(reason)
+        self.last_error = {"reason": reason, "message": detail, "at": int(time.time() * 1000)}
         self._warn.warning(reason, "action %s: %s: %s", self.id, reason, detail)
         if delivery is not None:
             delivery.failed(reason)
