@@ -93,3 +93,10 @@ async def test_config_problems_are_listed_without_a_count(client):
     assert r.status_code == 400
     assert "problems)" not in r.json()["message"]
     assert r.json()["problems"][0]["path"].startswith("actions.fake.a1.parameters")
+
+
+async def test_an_action_shows_its_last_error(client, controller):
+    assert (await client.get("/actions/fake:a1")).json()["last_error"] is None
+    failure = {"reason": "failed.too_large", "message": "a record of 9 bytes", "at": 1}
+    controller.app.actions["fake:a1"].last_error = failure
+    assert (await client.get("/actions/fake:a1")).json()["last_error"] == failure
