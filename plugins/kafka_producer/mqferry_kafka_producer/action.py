@@ -6,10 +6,10 @@ than a request fails only that output) and offered to the action's
 picks. One flush task persists what the disk needs, places the records whose topic's partition
 count is known by now (unknown topics are looked up in the background, see
 :class:`~mqferry_kafka_producer.partitions.TopicLookups`, while the records of known topics go on),
-then drains each partition's queue into aiokafka batches
-(``create_batch``/``send_batch``), refusing first the records larger than their topic's
-``max.message.bytes`` (read with the partition count), and settles each record when Kafka
-answers for its batch: acknowledged records are secured; retriable errors put them back at the head of the queue; a record too large for the
+then drains each partition's queue into aiokafka batches (``create_batch``/``send_batch``),
+refusing first the records larger than their topic's ``max.message.bytes`` (read with the
+partition count), and settles each record when Kafka answers for its batch: acknowledged records
+are secured; retriable errors put them back at the head of the queue; a record too large for the
 broker fails alone; Kafka's error responses count towards ``max_retries``. Nothing is dropped
 silently: every record that is not delivered is counted under its reason.
 """
