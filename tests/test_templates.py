@@ -59,8 +59,28 @@ def test_floats_use_at_most_ten_decimals(f, text):
     assert format_float(f) == text
 
 
-def test_bytes_in_output_are_rendered_as_text():
-    assert Template("${.}").render_bytes({"p": b"\xffab"}) == '{"p":"\ufffdab"}'.encode()
+def test_bytes_in_json_are_replaced_as_emqx_writes_them_and_the_caller_is_told():
+    told = []
+    out = Template("${.}").render_bytes({"p": b"\xffab", "q": b"ok"},
+                                        on_replaced=lambda: told.append(1))
+    assert out == '{"p":"\ufffdab","q":"ok"}'.encode()
+    assert told == [1]  # once: only the value that is not UTF-8
+
+
+def test_utf8_bytes_in_json_are_not_reported():
+    told = []
+    assert Template("${.}").render_bytes({"p": "é".encode()},
+                                         on_replaced=lambda: told.append(1)) == '{"p":"é"}'.encode()
+    assert told == []
+
+
+RAW = b"\x00\x01\xff\xfe"
+
+
+@pytest.mark.parametrize(("text", "expected"), [("${payload}", RAW), ("${.payload}", RAW),
+                                                ("raw=${payload};", b"raw=" + RAW + b";")])
+def test_bytes_values_pass_unchanged(text, expected):
+    assert Template(text).render_bytes({"payload": RAW}, on_replaced=pytest.fail) == expected
 
 
 # -- hostile values ------------------------------------------------------------------------

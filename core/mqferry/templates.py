@@ -4,7 +4,10 @@ A template is parsed once into literal and placeholder parts. ``${a.b}`` looks u
 a leading dot is ignored, so ``${.a}`` is ``${a}``; ``${.}`` is the whole input. When a value on
 the way is a JSON string, it is decoded on the fly, so ``${payload.temp}`` reaches into a JSON
 payload. Rendering: strings as they are, integers in decimal, floats with up to 10 decimals and
-no trailing zeros, booleans as ``true``/``false``, maps and lists as JSON. What a *missing* value
+no trailing zeros, booleans as ``true``/``false``, maps and lists as JSON. Bytes (a payload that
+is not UTF-8) are written unchanged by :meth:`Template.render_bytes`; inside JSON they become text
+with U+FFFD for each invalid sequence, as EMQX writes them, and the caller is told
+(``on_replaced``) so that it counts and logs it. What a *missing* value
 renders as is the caller's choice (``""`` for Kafka fields, ``"undefined"`` for republish, as
 EMQX); :meth:`Template.render_strict` raises instead.
 
@@ -18,7 +21,7 @@ raises :class:`~mqferry.errors.TemplateError` saying so (never a ``TypeError`` o
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -40,27 +43,48 @@ class _Missing:
 MISSING: Final = _Missing()
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, bytes | bytearray | memoryview):
-        return bytes(obj).decode("utf-8", "replace")
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+#: Called when bytes that are not UTF-8 were written as text with U+FFFD replacement characters
+#: (JSON strings cannot carry them), so the caller counts and logs it: never silently.
+OnReplaced = Callable[[], None]
+
+
+def _json_default(on_replaced: OnReplaced | None) -> Callable[[Any], Any]:
+    def default(obj: Any) -> Any:
+        if isinstance(obj, bytes | bytearray | memoryview):
+            return _decode(bytes(obj), on_replaced)
+        if isinstance(obj, set | frozenset | tuple):
+            return list(obj)
+        raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+    return default
+
+
+def _decode(raw: bytes, on_replaced: OnReplaced | None) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        # EMQX's JSON encoder (jiffy with force_utf8) writes U+FFFD for what is not UTF-8.
+        if on_replaced is not None:
+            on_replaced()
+        return raw.decode("utf-8", "replace")
 
 
 #: The deepest nesting of maps and lists that renders as JSON (orjson's own limit).
 MAX_JSON_DEPTH: Final = 254
 
 
-def to_json(value: Any) -> bytes:
+def to_json(value: Any, on_replaced: OnReplaced | None = None) -> bytes:
     """JSON-encode a rule output (bytes become text).
+
+    Bytes that are not UTF-8 become text as EMQX writes them, each invalid sequence replaced by
+    U+FFFD, and ``on_replaced`` is called (once per such value) so the caller can say so.
 
     Raises:
         TemplateError: the value cannot be encoded: nested deeper than :data:`MAX_JSON_DEPTH`, an
             integer beyond 64 bits, a map key that is not text.
     """
     try:
-        return orjson.dumps(value, default=_json_default)
+        return orjson.dumps(value, default=_json_default(on_replaced))
     except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
         raise TemplateError(_encode_problem(exc)) from None
     except RecursionError:  # a value the default hook walks (tuples, sets) nested too deep
@@ -211,8 +235,14 @@ class Template:
             out.append(missing if v is MISSING or v is None else to_text(v))
         return "".join(out)
 
-    def render_bytes(self, data: Any, *, missing: str = "") -> bytes:
+    def render_bytes(self, data: Any, *, missing: str = "",
+                     on_replaced: OnReplaced | None = None) -> bytes:
         """Render to bytes; ``${.}`` of a map is encoded straight to JSON bytes.
+
+        A bytes value is written as it is, whether the template is that one placeholder
+        (``${payload}``) or text around it (``raw=${payload}``), as EMQX does: a payload that is
+        not UTF-8 passes unchanged. Inside JSON (a map or list value, ``${.}``) bytes that are
+        not UTF-8 cannot be written as they are: see :func:`to_json` and ``on_replaced``.
 
         Raises:
             TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
@@ -226,9 +256,23 @@ class Template:
             if isinstance(v, bytes):
                 return v
             if isinstance(v, Mapping | list):
-                return to_json(v)
+                return to_json(v, on_replaced)
             return to_text(v).encode()
-        return self.render(data, missing=missing).encode()
+        out: list[bytes] = []
+        for p in self._parts:
+            if isinstance(p, str):
+                out.append(p.encode())
+                continue
+            v = lookup(data, p.path)
+            if v is MISSING or v is None:
+                out.append(missing.encode())
+            elif isinstance(v, bytes | bytearray):
+                out.append(bytes(v))
+            elif isinstance(v, Mapping | list):
+                out.append(to_json(v, on_replaced))
+            else:
+                out.append(to_text(v).encode())
+        return b"".join(out)
 
     def render_strict(self, data: Any) -> str:
         """Render, raising when a placeholder has no value.

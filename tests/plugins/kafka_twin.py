@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.protocol.admin import DescribeConfigsRequest_v0
 
 
 @dataclass
@@ -55,6 +57,19 @@ class TwinClient:
     def __init__(self, kafka: KafkaTwin) -> None:
         self.kafka = kafka
 
+    def get_random_node(self) -> int:
+        return 0
+
+    async def send(self, node_id: int, request: Any) -> Any:
+        """A DescribeConfigs answer: every topic's ``max.message.bytes`` (the only request)."""
+        struct = request.build(DescribeConfigsRequest_v0)
+        k = self.kafka
+        k.describe_requests += 1
+        return SimpleNamespace(resources=[
+            (0, None, rtype, name, [("max.message.bytes", str(k.max_message_bytes), False,
+                                     True, False)])
+            for rtype, name, _ in struct.resources])
+
     async def fetch_all_metadata(self) -> TwinMetadata:
         k = self.kafka
         k.metadata_requests += 1
@@ -95,6 +110,11 @@ class TwinProducer:
                 raise RuntimeError(f"cannot send {bad!r} (twin)")
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         recs = [Sent(topic, partition, key, value) for key, value in batch.records]
+        if batch.size > k.max_message_bytes:
+            # as the broker: the batch is refused and its sequence number is spent
+            k.refused_batches += 1
+            fut.set_exception(MessageSizeTooLargeError())
+            return fut
         if k.hold:
             self.pending.append((fut, recs))
         else:
@@ -117,6 +137,9 @@ class KafkaTwin:
         poison_values: ``send_batch`` raises for a batch holding one of these values.
         hold: batches stay unacknowledged (a hung broker).
         hang_stop: ``stop()`` never returns.
+        max_message_bytes: every topic's ``max.message.bytes``; a larger batch is refused.
+        describe_requests: how many DescribeConfigs requests were made.
+        refused_batches: how many batches were refused as too large.
     """
 
     topics: dict[str, int] = field(default_factory=dict)
@@ -128,6 +151,10 @@ class KafkaTwin:
     poison_values: list[bytes] = field(default_factory=list)
     hold: bool = False
     hang_stop: bool = False
+    #: every topic's ``max.message.bytes``: larger batches are refused (``MessageSizeTooLarge``)
+    max_message_bytes: int = 1048588
+    describe_requests: int = 0
+    refused_batches: int = 0
     producers: list[TwinProducer] = field(default_factory=list)
 
     def __call__(self, **options: Any) -> TwinProducer:

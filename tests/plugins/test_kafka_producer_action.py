@@ -4,6 +4,7 @@ the flush loop's survival, and a bounded stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
@@ -202,3 +203,41 @@ async def test_stop_is_bounded_when_kafka_hangs(tmp_path):
         fut.set_result(None)
     await asyncio.sleep(0.05)
     assert all(d.outcome is None for d in held)
+
+
+async def test_a_record_larger_than_its_topic_accepts_fails_before_it_enters_a_batch(
+        running, caplog):
+    kafka = KafkaTwin(topics={"t": 1}, max_message_bytes=10_000)
+    action = await running(kafka)
+    assert await settled(await send(action, "t", "first")) == ["secured"]  # limit looked up
+    assert kafka.describe_requests == 1
+    big = await send(action, "t", "x" * 20_000)
+    small = await send(action, "t", "after")
+    assert await settled(big, small) == ["failed:failed.too_large", "secured"]
+    assert kafka.values("t") == [b"first", b"after"]
+    assert kafka.refused_batches == 0  # never offered to Kafka: no sequence number spent
+    assert len(kafka.producers) == 1  # no new producer session
+    assert action.metrics.get("failed.too_large") == 1
+    assert action.last_error["reason"] == "failed.too_large"
+    assert action.last_error["message"].startswith("a record of 20000 bytes")
+    [warning] = [r for r in caplog.records if "failed.too_large" in r.getMessage()]
+    assert warning.levelname == "WARNING"
+    assert warning.getMessage().endswith(
+        "a record of 20000 bytes (20087 as a Kafka batch) for t is larger than the topic accepts "
+        "(max.message.bytes = 10000)")
+
+
+async def test_a_batch_kafka_refuses_as_too_large_renews_the_session_quietly(running, caplog):
+    caplog.set_level(logging.INFO)
+    # With compression the size is known only once compressed: Kafka's refusal decides.
+    kafka = KafkaTwin(topics={"t": 1}, max_message_bytes=10_000)
+    action = await running(kafka, compression="gzip")
+    big = await send(action, "t", "x" * 20_000)
+    assert await settled(big) == ["failed:failed.too_large"]
+    small = await send(action, "t", "after")
+    assert await settled(small) == ["secured"]
+    assert kafka.refused_batches == 1
+    assert len(kafka.producers) == 2  # the spent sequence number: a new session, at once
+    renewals = [r for r in caplog.records if "new producer session" in r.getMessage()]
+    assert [r.levelname for r in renewals] == ["INFO"]
+    assert "Kafka refused a batch as too large" in renewals[0].getMessage()

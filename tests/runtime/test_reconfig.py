@@ -197,3 +197,28 @@ async def test_a_replaced_dead_letter_action_is_used_under_its_id(plugins, tmp_p
     dead = [out for _, topic, out in FakeAction.received if topic == "dead"]
     assert len(dead) == 1
     assert (dead[0]["reason"], dead[0]["rule_id"]) == ("failed.exception", "held")
+
+
+async def test_a_rebuilt_action_keeps_its_counters_until_a_reset(setup):
+    app, ctrl, _ = setup
+    for mid in (1, 2):
+        send(app, mid, "o/1")
+    old = app.actions["fake:other"]
+    old.metrics.inc("failed.too_large")  # the evidence an operator looks for
+
+    def retopic(data):
+        data["actions"]["fake"]["other"]["parameters"] = {"topic": "o2"}
+
+    plan = await ctrl.change(retopic)
+    assert plan.start["actions"] == ["fake:other"]
+    new = app.actions["fake:other"]
+    assert new is not old
+    assert (new.metrics.get("matched"), new.metrics.get("success"),
+            new.metrics.get("failed.too_large")) == (2, 2, 1)
+    assert new.metrics.started_at == old.metrics.started_at
+    send(app, 3, "o/1")
+    assert new.metrics.get("matched") == 3
+    snap = new.metrics.snapshot()
+    assert snap["queuing"] == 0  # the gauges are the new action's own
+    new.metrics.reset()
+    assert new.metrics.get("matched") == 0 and new.metrics.get("failed.too_large") == 0

@@ -10,6 +10,10 @@ import { ErrorBox, Metric, Notice, Page, Status, asError } from "../ui";
 import { ONE } from "./ComponentList";
 
 const POLL_MS = 2000;
+
+// The latest output that failed (the log is rate-limited; this always shows the newest).
+interface LastError { reason: string; message: string; at: number }
+const lastError = (c: Component): LastError | null => (c.last_error as LastError | null | undefined) ?? null;
 const GAUGES = ["queuing", "inflight"];
 const RATES = ["rate", "rate_max", "rate_last5m"];
 const FAILURE_COLORS = ["#dc2626", "#ea580c", "#a16207", "#be185d", "#7c2d12", "#6d28d9"];
@@ -76,6 +80,8 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
           <dt>Rules</dt><dd class="rule-links">{(summary.data ?? []).length === 0 ? "none" : summary.data!.map((r) => (
             <a key={r} href={`#/rules/${enc(r)}`}>{r}</a>))}</dd>
           {typeof c.parameters?.topic === "string" && <><dt>Topic</dt><dd class="mono">{c.parameters.topic}</dd></>}
+          {lastError(c) && <><dt>Last error</dt><dd class="last-error"><span class="mono">{lastError(c)!.reason}</span>{" "}
+            {lastError(c)!.message} <span class="reason">({new Date(lastError(c)!.at).toLocaleString()})</span></dd></>}
         </dl>
       )}
       <h2>Rates</h2>

@@ -57,12 +57,17 @@ async def status_view(ctrl: Controller) -> dict[str, Any]:
 
 def _auth(keys: KeyStore) -> Any:
     async def check(request: Request) -> None:
-        pair = parse_basic(request.headers.get("authorization"))
-        key = keys.authenticate(*pair) if pair is not None else None
-        if key is None:
+        header = request.headers.get("authorization")
+        pair = parse_basic(header)
+        if pair is None:
+            why = ("no API key was sent" if not header else
+                   "the Authorization header is not HTTP Basic with key:secret")
             raise ApiError(401, "UNAUTHORIZED",
-                           "an API key and secret are required (HTTP Basic); create one with "
-                           "`mqferry api-key create`")
+                           f"{why}: send an API key and secret with HTTP Basic "
+                           "(curl -u KEY:SECRET); create one with `mqferry api-key create`")
+        key, why = keys.check(*pair)
+        if key is None:
+            raise ApiError(401, "UNAUTHORIZED", why)
         request.state.api_key = key  # for the audit log
         if not allowed(key.role, request.method, request.scope.get("route")):
             raise ApiError(403, "FORBIDDEN",

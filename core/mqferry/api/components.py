@@ -105,6 +105,9 @@ async def view(ctrl: Controller, kind: str, cid: str) -> dict[str, Any]:
                            "status_reason": health.reason}]
     if kind == "connectors":
         out["actions"] = [d.split(":", 1)[1] for d in dependents(ctrl, cid)]
+    else:
+        # the latest failure of a running component that keeps one ({reason, message, at})
+        out["last_error"] = getattr(getattr(ctrl.app, kind).get(cid), "last_error", None)
     created, modified = ctrl.times.get(f"{kind}/{cid}", (ctrl.loaded_at, ctrl.loaded_at))
     out["created_at"], out["last_modified_at"] = created, modified
     return out

@@ -19,7 +19,7 @@ from mqferry.runtime.reconfig import ConfigConflictError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ApiError", "bad_request", "install_handlers", "not_found"]
+__all__ = ["ApiError", "bad_request", "install_handlers", "json_position", "not_found"]
 
 _CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
           405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 412: "NOT_MATCH", 413: "PAYLOAD_TOO_LARGE",
@@ -71,6 +71,45 @@ def _location(loc: tuple[Any, ...]) -> str:
     return out
 
 
+#: pydantic's error types for a body that is not a JSON object at all
+_NOT_AN_OBJECT = frozenset({"dict_type", "model_attributes_type", "model_type"})
+
+
+def json_position(body: bytes, pos: int) -> tuple[int, int]:
+    """Line and column (both from 1) of character ``pos`` of the JSON text ``body``.
+
+    ``pos`` counts characters, as :class:`json.JSONDecodeError` does (the body decoded first).
+    """
+    before = body.decode("utf-8", "replace")[:pos]
+    line = before.count("\n") + 1
+    return line, len(before) - (before.rfind("\n") + 1) + 1
+
+
+async def _body_problem(request: Request, exc: RequestValidationError) -> str | None:
+    """The message for a body that is not JSON, or is JSON sent without its content type.
+
+    The framework says "body[22]: JSON decode error" for the one, and "Input should be a valid
+    dictionary" for the other (it reads a body without ``Content-Type: application/json`` as
+    raw bytes): neither tells the client what to change.
+    """
+    errors = exc.errors()
+    if len(errors) != 1 or tuple(errors[0].get("loc", ()))[:1] != ("body",):
+        return None
+    err = errors[0]
+    if err.get("type") == "json_invalid":
+        loc = tuple(err.get("loc", ()))
+        pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else 0
+        reason = (err.get("ctx") or {}).get("error", "not JSON")
+        line, column = json_position(await request.body(), pos)
+        return f"invalid JSON at line {line}, column {column}: {reason}"
+    content_type = request.headers.get("content-type")
+    if err.get("type") in _NOT_AN_OBJECT and "json" not in (content_type or "").lower():
+        sent = f"not {content_type!r}" if content_type else "the request has no Content-Type"
+        return (f"send Content-Type: application/json: the body is read as JSON only with it "
+                f"({sent})")
+    return None
+
+
 def install_handlers(app: FastAPI) -> None:
     """Answer every known error in the EMQX shape."""
 
@@ -85,8 +124,11 @@ def install_handlers(app: FastAPI) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return ApiError(409, "CONFLICT", str(exc)).response()
 
-    async def validation(_: Request, exc: Exception) -> JSONResponse:
+    async def validation(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
+        body_problem = await _body_problem(request, exc)
+        if body_problem is not None:
+            return bad_request(body_problem).response()
         problems = []
         for err in exc.errors():
             msg = "unknown field" if err.get("type") == "extra_forbidden" else err.get("msg", "")

@@ -121,8 +121,25 @@ class KeyStore:
 
     def authenticate(self, api_key: str, secret: str) -> ApiKey | None:
         """The stored, enabled key of the pair, or ``None`` when the pair is not one."""
+        key, _ = self.check(api_key, secret)
+        return key
+
+    def check(self, api_key: str, secret: str) -> tuple[ApiKey | None, str]:
+        """The stored, enabled key of the pair; else ``None`` and why, for the 401's message.
+
+        The reason tells an unknown key id from a wrong secret or a disabled key. A key id is
+        not a secret (it is listed in the audit log and printed beside every secret), so saying
+        that no key has that id tells nothing that helps guess a secret; the secret is never
+        described beyond "wrong". See docs/api.md, "Listening and access".
+        """
         key = self.keys().get(api_key)
-        return key if key is not None and key.enable and key.matches(secret) else None
+        if key is None:
+            return None, f"unknown API key {api_key!r}"
+        if not key.matches(secret):
+            return None, f"wrong secret for API key {api_key!r}"
+        if not key.enable:
+            return None, f"API key {api_key!r} is disabled"
+        return key, ""
 
     def verify(self, api_key: str, secret: str) -> bool:
         """Whether the pair is a stored, enabled key and its secret."""

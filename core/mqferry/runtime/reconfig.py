@@ -36,7 +36,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,6 +183,7 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     # 2. Sources that change stop first, so two consumers never share a group member's work.
     old_sources: dict[str, Source] = {cid: app.sources.pop(cid) for cid in plan.stop["sources"]}
     await _stop_all("source", old_sources, plan)
+    _carry_counters(old_sources, fresh["sources"])
     # 3. New connectors and actions start before anything routes to them.
     if running:
         await _start_all("connector", fresh_conns, plan)
@@ -198,6 +199,7 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     app.config = new
     # 5. Replaced actions flush what they hold; then their connectors go.
     await _stop_all("action", old_actions, plan)
+    _carry_counters(old_actions, fresh["actions"])
     await _stop_all("connector", old_conns, plan)
     stranded = sum(_unsettled(a) for a in old_actions.values())
     if stranded and running:
@@ -297,6 +299,24 @@ def _build(app: App, plan: Plan, new: AppConfig
             assert isinstance(spec.type, ActionType | SourceType)
             fresh[kind][cid] = spec.type.factory(spec.name, spec.config, conn, ctx)
     return fresh_conns, fresh
+
+
+def _carry_counters(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Add the counters of each stopped component to its rebuilt self (same id).
+
+    A settings change rebuilds a component; its counters are the evidence of what happened
+    (a ``failed.too_large``, say), so they survive it, as a rule's do, and only
+    ``PUT .../metrics/reset`` zeroes them. Called once the old component stopped, so nothing
+    it settles while flushing is lost; the gauges are the new component's own.
+    """
+    for cid, component in old.items():
+        rebuilt = new.get(cid)
+        if rebuilt is None:
+            continue
+        for sample in component.metrics.samples():
+            if not sample.gauge and sample.value:
+                rebuilt.metrics.inc(sample.name, int(sample.value))
+        rebuilt.metrics.started_at = component.metrics.started_at
 
 
 def _unsettled(action: Action) -> int:

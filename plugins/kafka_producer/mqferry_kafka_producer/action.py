@@ -6,9 +6,9 @@ than a request fails only that output) and offered to the action's
 picks. One flush task persists what the disk needs, places the records whose topic's partition
 count is known by now (unknown topics are looked up in the background, see
 :class:`~mqferry_kafka_producer.partitions.TopicLookups`, while the records of known topics go on),
-then drains each partition's queue into aiokafka batches
-(``create_batch``/``send_batch``), and settles each record when Kafka answers for its batch:
-acknowledged records
+then drains each partition's queue into aiokafka batches (``create_batch``/``send_batch``),
+refusing first the records larger than their topic's ``max.message.bytes`` (read with the
+partition count), and settles each record when Kafka answers for its batch: acknowledged records
 are secured; retriable errors put them back at the head of the queue; a record too large for the
 broker fails alone; Kafka's error responses count towards ``max_retries``. Nothing is dropped
 silently: every record that is not delivered is counted under its reason.
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from mqferry import (
     Delivery,
@@ -41,7 +42,7 @@ from mqferry import (
 from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
-from mqferry_kafka_producer.records import Record, RecordBuffer
+from mqferry_kafka_producer.records import RECORD_OVERHEAD, Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
 from mqferry_kafka_producer.session import (
     CLOSE_TIMEOUT,
@@ -125,6 +126,9 @@ class KafkaProducerAction:
         m.gauge("queuing_bytes", lambda: self.buffer.bytes)
         m.gauge("inflight", lambda: self._inflight)
         m.gauge("oldest_unacked_age_ms", self._oldest_age_ms)
+        #: the latest record that failed, ``{reason, message, at}`` (epoch ms), for the API's
+        #: ``last_error``: the log is rate-limited, this always shows the newest
+        self.last_error: dict[str, Any] | None = None
         self._inflight = 0
         self._inflight_batches: defaultdict[tuple[str, int], int] = defaultdict(int)
         self._oldest: dict[int, float] = {}
@@ -134,6 +138,8 @@ class KafkaProducerAction:
         self._task: Supervisor | None = None
         self._retry_delay = 0.0
         self._reset = False
+        #: why the session is renewed, when it is expected (logged as info, not a warning)
+        self._reset_why: str | None = None
         self._error_delay = 0.0
         #: topics whose unplaced records wait for a lookup (of the topic or its fallback)
         self._blocked: set[str] = set()
@@ -154,11 +160,19 @@ class KafkaProducerAction:
         without ``fallback_topic``, a record larger than a request) fails alone, with its reason.
         """
         self.metrics.inc("matched")
+        self.renderer.replaced = 0
         try:
             rec = self._record(output, delivery)
         except DeliveryError as exc:
             self._fail(delivery, exc.reason, exc.detail)
             return
+        if self.renderer.replaced:
+            self.metrics.inc("rendered.not_utf8")
+            self._warn.warning(
+                "rendered.not_utf8", "action %s: a value that is not UTF-8 was written into "
+                "JSON for %s with U+FFFD replacement characters, as EMQX does; send it with "
+                "${payload} to keep its bytes, or base64_encode() it in the rule's SQL",
+                self.id, rec.topic)
         self.buffer.offer(rec)
         self._idle.clear()
         self._wake.set()
@@ -228,6 +242,7 @@ class KafkaProducerAction:
     def _fail(self, delivery: Delivery | None, reason: str, detail: str) -> None:
         self.metrics.inc("failed")
         self.metrics.inc(reason)
+        self.last_error = {"reason": reason, "message": detail, "at": int(time.time() * 1000)}
         self._warn.warning(reason, "action %s: %s: %s", self.id, reason, detail)
         if delivery is not None:
             delivery.failed(reason)
@@ -358,8 +373,8 @@ class KafkaProducerAction:
         self._wake.clear()
         await self.buffer.persist()
         if self._reset:
-            self._reset = False
-            await self.session.renew()
+            self._reset, why, self._reset_why = False, self._reset_why, None
+            await self.session.renew(why)
         if self.session.producer is None:
             await self.session.connect()
         if self._retry_delay:
@@ -449,9 +464,37 @@ class KafkaProducerAction:
             for rec in records:
                 buffer.move(rec, target, parts.pick(target, rec.key, count))
 
+    def _refuse_oversized(self, topic: str, recs: list[Record]) -> list[Record]:
+        """``recs`` without the records larger than ``topic`` accepts, which fail alone.
+
+        Refused here, before they enter a batch: a batch Kafka refuses as too large spends its
+        sequence number, and the next batch of the (idempotent) producer would be refused too.
+        Only without compression, where the batch's size is known before it is sent.
+        """
+        limit = self.partitioner.limits.get(topic)
+        if limit is None or self.session.compression is not None:
+            return recs
+        kept = []
+        for rec in recs:
+            # rec.size is the record's bytes plus 64; the estimate adds at most 97 and 10 per
+            # header (aiokafka's upper bound), so most records need no estimate.
+            if rec.size + 33 + 10 * len(rec.headers) > limit:
+                size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
+                    rec.key, rec.value, rec.headers)
+                if size > limit:
+                    self.buffer.done(rec)
+                    data = rec.size - len(rec.topic) - RECORD_OVERHEAD
+                    self._fail(rec.delivery, "failed.too_large",
+                               f"a record of {data} bytes ({size} as a Kafka batch) for {topic} "
+                               f"is larger than the topic accepts (max.message.bytes = {limit})")
+                    continue
+            kept.append(rec)
+        return kept
+
     async def _batch_and_send(self, producer: Any, tp: tuple[str, int],
                               recs: list[Record]) -> None:
         """Batch and send ``recs``; on an unexpected error, put back what was not sent."""
+        recs = self._refuse_oversized(tp[0], recs)
         sent = 0  # recs[:sent] are handed to Kafka (or failed, or put back) already
         try:
             batch = producer.create_batch()
@@ -524,12 +567,14 @@ class KafkaProducerAction:
         if exc is None:
             self._acknowledged(members)
         elif isinstance(exc, MessageSizeTooLargeError) and len(members) == 1:
+            self._spent_sequence()
             rec = members[0]
             self.buffer.done(rec)
             self._fail(rec.delivery, "failed.too_large",
                        f"a record of {len(rec.value or b'')} bytes for {tp[0]} is larger than "
                        f"the broker accepts")
         elif isinstance(exc, MessageSizeTooLargeError):
+            self._spent_sequence()
             # Try each record on its own, so that one oversized record fails alone.
             for rec in members:
                 rec.alone = True
@@ -537,6 +582,14 @@ class KafkaProducerAction:
         else:
             self._retry(members, exc)
         self._wake.set()
+
+    def _spent_sequence(self) -> None:
+        # Kafka refused a batch as too large (its limit was not known, or compression hid the
+        # size): an idempotent producer's next batch would be refused as out of order. A new
+        # session now is the expected consequence, not a fault: it is logged quietly.
+        if self.session.idempotent:
+            self._reset = True
+            self._reset_why = "Kafka refused a batch as too large"
 
     def _acknowledged(self, members: list[Record]) -> None:
         self._retry_delay = 0.0

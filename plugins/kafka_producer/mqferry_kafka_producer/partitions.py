@@ -20,6 +20,7 @@ from typing import Any
 
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
+from aiokafka.protocol.admin import DescribeConfigsRequest
 
 from mqferry import MqferryError, cancel_task
 from mqferry_kafka_producer.config import KafkaProducerParameters
@@ -58,6 +59,8 @@ class Partitioner:
         self._unknown: dict[str, float] = {}
         self._rr = itertools.count()
         self._sticky: dict[str, int] = {}
+        #: each looked-up topic's ``max.message.bytes`` (see :func:`fetch_limits`)
+        self.limits: dict[str, int] = {}
 
     def known_count(self, topic: str) -> int | None:
         """The cached partition count of ``topic`` (``None`` when not looked up yet)."""
@@ -115,6 +118,41 @@ class Partitioner:
                 p = self._sticky[topic] = random.randrange(count)
             return p
         return int(random.random() * count)  # randrange costs several times more
+
+
+#: DescribeConfigs' resource type for a topic
+_TOPIC_RESOURCE = 2
+
+
+async def fetch_limits(producer: Any, topics: set[str], timeout: float) -> dict[str, int]:
+    """Each topic's ``max.message.bytes``: the largest record batch Kafka accepts for it.
+
+    A batch larger than that is refused, and with an idempotent producer its sequence number
+    is spent, so the next batch is refused too ("out of order"); knowing the limit lets the
+    action refuse such a record alone before it enters a batch. Best effort: a broker that does
+    not answer, or an ACL that forbids DescribeConfigs, leaves the topic without a known limit
+    (Kafka's refusal then fails the record as before).
+    """
+    if not topics:
+        return {}
+    request = DescribeConfigsRequest(
+        [(_TOPIC_RESOURCE, t, ["max.message.bytes"]) for t in sorted(topics)])
+    try:
+        node = producer.client.get_random_node()
+        response = await asyncio.wait_for(producer.client.send(node, request), timeout)
+    except Exception as exc:  # best effort: without the limit, Kafka's refusal decides
+        log.info("cannot read max.message.bytes of %s (%r); records too large for them are "
+                 "refused by Kafka instead", ", ".join(sorted(topics)), exc)
+        return {}
+    limits: dict[str, int] = {}
+    for error_code, _msg, _type, name, entries in response.resources:
+        if error_code:
+            continue
+        for entry in entries:
+            if entry[0] == "max.message.bytes":
+                with contextlib.suppress(TypeError, ValueError):
+                    limits[name] = int(entry[1])
+    return limits
 
 
 async def fetch_counts(producer: Any, topics: set[str], timeout: float) -> dict[str, int | None]:
@@ -197,6 +235,8 @@ class TopicLookups:
                 await asyncio.sleep(backoff)
                 continue
             backoff = 0.0
+            found = {t for t, n in counts.items() if n}
+            self.partitioner.limits.update(await fetch_limits(producer, found, self.timeout))
             for topic, n in counts.items():
                 self.partitioner.found(topic, n)
                 self.pending.discard(topic)

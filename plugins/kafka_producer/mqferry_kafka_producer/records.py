@@ -28,7 +28,8 @@ from mqferry_kafka_producer.render import Header
 _FIXED = struct.Struct("<qH")  # timestamp, topic length
 _LEN = struct.Struct("<i")
 _SHORT = struct.Struct("<H")
-_OVERHEAD = 64  # per-record bookkeeping counted against the limit
+#: per-record bookkeeping counted against the limit (in :attr:`Record.size`)
+RECORD_OVERHEAD = 64
 #: records held back by ``overflow: block``. With at-least-once delivery their MQTT acks are
 #: held, so the broker's in-flight window bounds them long before this; with at-most-once
 #: nothing pushes back, and newer records beyond this are dropped (``dropped.queue_full``).
@@ -60,7 +61,7 @@ class Record:
     def __post_init__(self) -> None:
         hdr = sum(len(k) + len(v) for k, v in self.headers) if self.headers else 0
         self.size = (len(self.key or b"") + len(self.value or b"") + hdr + len(self.topic)
-                     + _OVERHEAD)
+                     + RECORD_OVERHEAD)
 
     def encode(self) -> bytes:
         """The record's bytes for the disk buffer."""

@@ -34,8 +34,8 @@ Header = tuple[str, bytes]
 class RecordRenderer:
     """Renders rule outputs with one action's templates (parsed once)."""
 
-    __slots__ = ("_check_topic", "_ext", "_headers", "_json_headers", "key", "timestamp",
-                 "topic", "value")
+    __slots__ = ("_check_topic", "_ext", "_headers", "_json_headers", "key", "replaced",
+                 "timestamp", "topic", "value")
 
     def __init__(self, params: KafkaProducerParameters) -> None:
         self.topic = Template(params.topic)
@@ -50,6 +50,12 @@ class RecordRenderer:
             for h in params.kafka_ext_headers
         ]
         self._json_headers = params.kafka_header_value_encode_mode == "json"
+        #: values that were not UTF-8 and were written into JSON with U+FFFD since the caller
+        #: last read and zeroed this (see :func:`mqferry.templates.to_json`)
+        self.replaced = 0
+
+    def _replaced(self) -> None:
+        self.replaced += 1
 
     def render_topic(self, output: Mapping[str, Any]) -> str:
         """The topic for ``output``.
@@ -67,13 +73,12 @@ class RecordRenderer:
             raise DeliveryError("failed.invalid_topic", f"topic {self.topic.text!r}: {problem}")
         return topic
 
-    @staticmethod
-    def _bytes(template: Template, output: Mapping[str, Any]) -> bytes | None:
+    def _bytes(self, template: Template, output: Mapping[str, Any]) -> bytes | None:
         if template.is_single_placeholder:
             raw = template.value(output)
             if raw is MISSING or raw is None:
                 return None
-        return template.render_bytes(output)
+        return template.render_bytes(output, on_replaced=self._replaced)
 
     def render_key(self, output: Mapping[str, Any]) -> bytes | None:
         """The record key (``None`` is a Kafka null key)."""
@@ -122,7 +127,7 @@ class RecordRenderer:
     def _encode(self, key: str, value: Any) -> Header | None:
         if self._json_headers:
             try:
-                return key, to_json(value)
+                return key, to_json(value, self._replaced)
             except TypeError:
                 return None
         if isinstance(value, str):

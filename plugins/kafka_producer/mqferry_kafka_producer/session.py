@@ -79,11 +79,16 @@ class ProducerSession:
         self.producer: Any = None
         self.status = HealthStatus(Status.STOPPED)
         self.clock = ConnectedClock()
+        #: the producer's compression codec (``None``: batches are sent as built)
+        self.compression: str | None = (
+            None if params.compression in ("no_compression", "none") else params.compression)
+        #: whether the producer is idempotent (sequence numbers per batch)
+        self.idempotent = _ACKS[params.required_acks] == "all"
 
     def _make(self) -> Any:
         p = self.params
         acks = _ACKS[p.required_acks]
-        compression = None if p.compression in ("no_compression", "none") else p.compression
+        compression = self.compression
         opts = self.connector.client_options("producer")
         opts["metadata_max_age_ms"] = int(p.partition_count_refresh_interval * 1000)
         return self._factory(
@@ -119,11 +124,21 @@ class ProducerSession:
         log.info("action %s: producer connected", self.action_id)
         return self.producer
 
-    async def renew(self) -> Any:
-        """Replace the producer with a new session (a new idempotent producer id)."""
+    async def renew(self, expected: str | None = None) -> Any:
+        """Replace the producer with a new session (a new idempotent producer id).
+
+        Args:
+            expected: why, when the renewal is an expected consequence of something already
+                reported (logged as info); ``None`` when Kafka said the sequence numbers are
+                out of step (a warning).
+        """
         old, self.producer = self.producer, None
-        log.warning("action %s: starting a new producer session (sequence numbers out of step)",
-                    self.action_id)
+        if expected is None:
+            log.warning("action %s: starting a new producer session (sequence numbers out of "
+                        "step)", self.action_id)
+        else:
+            log.info("action %s: starting a new producer session (%s)", self.action_id,
+                     expected)
         if old is not None:
             # pending batches fail and their callbacks put them back in the queue
             await self._stop(old, CLOSE_TIMEOUT)
