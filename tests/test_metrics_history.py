@@ -94,7 +94,11 @@ async def test_the_task_samples_until_stopped():
     act = SimpleNamespace(metrics=action_metrics("k:a"))
     h = MetricHistory(lambda: {"actions": {"k:a": act}}, interval=0.01, span=1.0)
     h.start()
-    await asyncio.sleep(0.1)
+    # Until three samples are in (a busy machine may take longer than 3 intervals for that).
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while len(h.series("actions", "k:a")["t"]) < 3 and loop.time() < deadline:
+        await asyncio.sleep(0.01)
     await h.stop()
     taken = len(h.series("actions", "k:a")["t"])
     assert taken >= 3
