@@ -138,8 +138,9 @@ Node: TypeAlias = (
 class Field:
     """One SELECT/FOREACH/DO item: ``*`` (``expr`` is None), or an expression with an output path.
 
-    ``alias`` is the output path (keys, 1-based indexes, and the list ends of ``[0]``/``[-0]``); ``explicit`` tells an ``AS`` alias
-    from the key EMQX derives for an unaliased field; ``text`` is the source text of ``expr``.
+    ``alias`` is the output path (keys, 1-based indexes, and the list ends of ``[0]``/``[-0]``);
+    ``explicit`` tells an ``AS`` alias from the key EMQX derives for an unaliased field; ``text``
+    is the source text of ``expr``.
     """
 
     expr: Node | None

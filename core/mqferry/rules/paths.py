@@ -79,10 +79,9 @@ def nested_put(data: Any, path: Sequence[Any], value: Any) -> Any:
         return base
     if type(data) is not list:
         return [nested_put(None, rest, value)]
-    if step is HEAD:
-        return [nested_put(None, rest, value), *data]
-    if step is TAIL:
-        return [*data, nested_put(None, rest, value)]
+    if isinstance(step, End):
+        new = nested_put(None, rest, value)
+        return [new, *data] if step is HEAD else [*data, new]
     n = len(data)
     if type(step) is not int or step == 0 or not -n <= step <= n:
         return data

@@ -97,11 +97,11 @@ class _FieldSet:
                 if explicit:
                     # An undefined alias does not hide the event column of the same name.
                     if val is None:
-                        scope.pop(key, None)  # type: ignore[call-overload]
+                        scope.pop(key, None)  # type: ignore[arg-type]
                     else:
                         scope[key] = val  # type: ignore[index]
                 continue
-            _put(out, scope, ev, alias, explicit, val)
+            _put(out, scope, ev, alias, explicit=explicit, val=val)
         return out
 
     def collect(self, ev: Event, scope: dict[str, Any],
@@ -113,7 +113,7 @@ class _FieldSet:
         if expr is None:  # pragma: no cover - the grammar puts an expression last in FOREACH
             return out, None
         val = expr(ev, scope)
-        _put(out, scope, ev, alias, explicit, val)
+        _put(out, scope, ev, alias, explicit=explicit, val=val)
         return out, val
 
     @staticmethod
@@ -124,12 +124,12 @@ class _FieldSet:
             if expr is None:
                 out.update(event_columns(base))
                 continue
-            _put(out, scope, ev, alias, explicit, expr(ev, scope))
+            _put(out, scope, ev, alias, explicit=explicit, val=expr(ev, scope))
         return out
 
 
 def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
-         alias: tuple[str | int | End, ...], explicit: bool, val: Any) -> None:
+         alias: tuple[str | int | End, ...], *, explicit: bool, val: Any) -> None:
     """Store ``val`` at ``alias`` in the output (and in the scope when it is an AS alias)."""
     head = str(alias[0])
     if len(alias) == 1:
