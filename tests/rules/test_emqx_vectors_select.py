@@ -63,6 +63,12 @@ def run(sql: str, payload: Any, **columns: Any) -> Any:
          b'{"x": 1}', {"payload": {"nope": None}, "nope": None}),
         ("emqx_rule_runtime.erl:313 select_and_transform",
          "select map_get('k', payload) as m from \"t/#\"", b'{"x": 1}', {"m": None}),
+        ("emqx_rule_runtime.erl:313 select_and_transform",
+         'select null() as n, payload.x.y as k, payload.m[1] as i from "t/#"',
+         b'{"x": [1], "m": {"a": 1}}', {"n": None, "k": None, "i": None}),
+        # Unaliased reads of [0] and [-0] are undefined and their key path puts at the ends.
+        ("emqx_rule_maps.erl:128 setnth(head)", 'select payload.l[0], payload.l[-0] from "t/#"',
+         b'{"l": [1, 2]}', {"payload": {"l": [None, None]}}),
     ],
 )
 def test_undefined_keeps_its_key(source: str, sql: str, payload: Any, expected: Any) -> None:
