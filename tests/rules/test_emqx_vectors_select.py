@@ -316,6 +316,13 @@ def test_foreach_do_sees_the_foreach_aliases() -> None:
     assert run(sql3, payload) == [{"msg_type": "1", "name": "cmd1"}]
 
 
+def test_foreach_do_undefined_alias_falls_back_to_the_element() -> None:
+    # filter_collection runs DO as select_and_transform over the event, the FOREACH fields and
+    # the element; eval/2 (emqx_rule_runtime.erl:619) reads an undefined alias there next.
+    sql = 'foreach payload.l as s do s.nope as s, s as v from "t/#"'
+    assert run(sql, b'{"l": [1, 2]}') == [{"s": None, "v": 1}, {"s": None, "v": 2}]
+
+
 def test_foreach_with_no_element_is_counted_as_no_result() -> None:
     # emqx_rule_runtime.erl:207 do_apply_rule2: an empty final collection is `no_result`.
     result = compile_sql('foreach payload.sensors from "t/#"').run(

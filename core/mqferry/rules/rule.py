@@ -95,13 +95,12 @@ class _FieldSet:
                 key = alias[0]
                 out[key] = val  # type: ignore[index]
                 if explicit:
-                    # An undefined alias does not hide the event column of the same name.
                     if val is None:
-                        scope.pop(key, None)  # type: ignore[arg-type]
+                        _unset(scope, base, key)  # type: ignore[arg-type]
                     else:
                         scope[key] = val  # type: ignore[index]
                 continue
-            _put(out, scope, ev, alias, explicit=explicit, val=val)
+            _put(out, scope, ev, alias, base, explicit=explicit, val=val)
         return out
 
     def collect(self, ev: Event, scope: dict[str, Any],
@@ -113,7 +112,7 @@ class _FieldSet:
         if expr is None:  # pragma: no cover - the grammar puts an expression last in FOREACH
             return out, None
         val = expr(ev, scope)
-        _put(out, scope, ev, alias, explicit=explicit, val=val)
+        _put(out, scope, ev, alias, base, explicit=explicit, val=val)
         return out, val
 
     @staticmethod
@@ -124,19 +123,30 @@ class _FieldSet:
             if expr is None:
                 out.update(event_columns(base))
                 continue
-            _put(out, scope, ev, alias, explicit=explicit, val=expr(ev, scope))
+            _put(out, scope, ev, alias, base, explicit=explicit, val=expr(ev, scope))
         return out
 
 
+def _unset(scope: dict[str, Any], base: Mapping[str, Any], key: str) -> None:
+    # An undefined alias does not hide what the fields read under that name: EMQX looks an
+    # undefined name up in the columns next (the event, plus in DO the FOREACH fields and the
+    # element). The scope holds the latter, so put the column's value back rather than drop it.
+    if key in base:
+        scope[key] = base[key]
+    else:
+        scope.pop(key, None)
+
+
 def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
-         alias: tuple[str | int | End, ...], *, explicit: bool, val: Any) -> None:
+         alias: tuple[str | int | End, ...], base: Mapping[str, Any], *, explicit: bool,
+         val: Any) -> None:
     """Store ``val`` at ``alias`` in the output (and in the scope when it is an AS alias)."""
     head = str(alias[0])
     if len(alias) == 1:
         out[head] = val
         if explicit:
             if val is None:
-                scope.pop(head, None)
+                _unset(scope, base, head)
             else:
                 scope[head] = val
         return
