@@ -3,8 +3,8 @@
 Every compiled expression is a function ``(event, scope) -> value``. ``event`` is the
 :class:`~mqferry.rules.event.Event`; ``scope`` is a dict of names that shadow event columns: the
 aliases defined by earlier fields while SELECT runs, the selected output while WHERE runs, and the
-current item in FOREACH's DO and INCASE. Which names can be in the scope is known when compiling,
-so reads of other names go straight to the event.
+FOREACH fields with the current element in FOREACH's DO and INCASE. Which names can be in the
+scope is known when compiling, so reads of other names go straight to the event.
 """
 
 from __future__ import annotations
