@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mqferry.rules import compile_sql, evaluate_sql
+from mqferry.rules import Outcome, compile_sql, evaluate_sql
 
 
 def test_foreach_do_incase_as_in_the_emqx_docs(make_event: Callable[..., dict[str, Any]]) -> None:
@@ -37,7 +37,10 @@ def test_foreach_earlier_expressions_bind_names(make_event: Callable[..., dict[s
 def test_foreach_on_a_non_array_produces_nothing(make_event: Callable[..., dict[str, Any]]) -> None:
     rule = compile_sql('FOREACH payload.temp FROM "t/#"')
     assert rule.is_foreach
-    assert rule.apply(make_event()) is None
+    # As EMQX: no result (counted as such), shown as the empty list.
+    result = rule.run(make_event())
+    assert result.outcome is Outcome.NO_RESULT
+    assert result.output == []
 
 
 def test_foreach_where_filters_before_iterating(make_event: Callable[..., dict[str, Any]]) -> None:

@@ -31,7 +31,6 @@ def test_misspelt_keyword_points_at_it_with_a_caret() -> None:
         ('SELECT a FROM "t" WHERE a = = 1', 1, 29, "unexpected '='"),
         ('SELECT a FROM "t" WHERE a # 1', 1, 27, "unexpected character '#'"),
         ("SELECT a", 1, 9, "expected"),
-        ('SELECT a[0] FROM "t"', 1, 1, "index 0 is invalid"),
         ('SELEC a FROM "t"', 1, 1, "expected SELECT"),
     ],
 )

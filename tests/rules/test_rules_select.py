@@ -25,10 +25,10 @@ CASES: list[tuple[str, dict[str, Any] | None]] = [
     ('SELECT payload.nested.a.b as b FROM "t/#"', {"b": "deep"}),
     ('SELECT payload.arr[1] as first, payload.arr[-1] as last FROM "t/#"', {"first": 1, "last": 3}),
     ('SELECT payload.arr[2..3] as mid FROM "t/#"', {"mid": [2, 3]}),
-    ('SELECT payload.arr[5] as missing FROM "t/#"', {}),
+    ('SELECT payload.arr[5] as missing FROM "t/#"', {"missing": None}),
     ('SELECT payload.nested.a FROM "t/#"', {"payload": {"nested": {"a": {"b": "deep"}}}}),
     ("SELECT pub_props.'User-Property'.foo as foo FROM \"t/#\"", {"foo": "bar"}),
-    ('SELECT payload.x as x FROM "t/#"', {}),
+    ('SELECT payload.x as x FROM "t/#"', {"x": None}),
     (
         'SELECT 1 + 2 as a, 1 + 2.0 as b, 4 / 2 as c, 7 div 2 as d, 7 mod 3 as e FROM "t/#"',
         {"a": 3, "b": 3.0, "c": 2.0, "d": 3, "e": 1},
@@ -49,7 +49,7 @@ CASES: list[tuple[str, dict[str, Any] | None]] = [
         "ELSE 'cold' END as c FROM \"t/#\"",
         {"c": "warm"},
     ),
-    ("SELECT CASE WHEN payload.temp > 30 THEN 'hot' END as c FROM \"t/#\"", {}),
+    ("SELECT CASE WHEN payload.temp > 30 THEN 'hot' END as c FROM \"t/#\"", {"c": None}),
     (
         "SELECT CASE payload.hum WHEN 40 THEN 'forty' ELSE 'other' END as c FROM \"t/#\"",
         {"c": "forty"},

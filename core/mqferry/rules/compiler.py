@@ -3,8 +3,8 @@
 Every compiled expression is a function ``(event, scope) -> value``. ``event`` is the
 :class:`~mqferry.rules.event.Event`; ``scope`` is a dict of names that shadow event columns: the
 aliases defined by earlier fields while SELECT runs, the selected output while WHERE runs, and the
-current item in FOREACH's DO and INCASE. Which names can be in the scope is known when compiling,
-so reads of other names go straight to the event.
+FOREACH fields with the current element in FOREACH's DO and INCASE. Which names can be in the
+scope is known when compiling, so reads of other names go straight to the event.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ class Compiler:
     def __init__(self, functions: FunctionTable) -> None:
         self._functions = functions
         self.blocking = False
+        #: Whether a path read on a selected field that finds nothing tries the event next (true
+        #: while compiling SELECT, FOREACH and DO fields; WHERE and INCASE see a merged map).
+        self.fallthrough = False
 
     def expr(self, node: n.Node, bound: Collection[str]) -> Expr:
         """Compile ``node``; ``bound`` names the columns the scope may shadow."""
@@ -82,61 +85,41 @@ class Compiler:
         while isinstance(cur, n.GetKey | n.GetIndex):
             if isinstance(cur, n.GetKey):
                 steps.append(cur.key)
-            elif isinstance(cur.index, n.Const) and type(cur.index.value) is int:
+            elif isinstance(cur.index, n.Const) and not callable(cur.index.value):
                 steps.append(cur.index.value)
             else:
                 steps.append(self.expr(cur.index, bound))
             cur = cur.target
         steps.reverse()
-        if isinstance(cur, n.Var) and cur.name == "payload":
-            root = self._payload_root(bound)
-        else:
+        walk = _walker(steps)
+        if not isinstance(cur, n.Var):
             root = self.expr(cur, bound)
-        if len(steps) == 1 and type(steps[0]) is str:
-            key = steps[0]
+            return lambda ev, sc: walk(root(ev, sc), ev, sc)
+        name = cur.name
+        is_payload = name == "payload"
+        if not _is_bound(name, bound):
+            if len(steps) == 1 and type(steps[0]) is str:
+                return _get1(steps[0], is_payload, name)
+            if is_payload:
+                # Reading into the payload decodes it once per event (cached on the Event); a
+                # decode failure is a rule exception, as in EMQX.
+                return lambda ev, sc: walk(ev.decoded_payload(), ev, sc)
+            return lambda ev, sc: walk(ev.get(name), ev, sc)
+        fallthrough = self.fallthrough
 
-            def get1(ev: Event, sc: dict[str, Any]) -> Any:
-                data = root(ev, sc)
-                if type(data) is dict:
-                    return data.get(key)
-                return get_step(data, key)
-            return get1
-        if all(not callable(s) for s in steps):
-            const_steps = tuple(steps)
-
-            def get_const(ev: Event, sc: dict[str, Any]) -> Any:
-                data = root(ev, sc)
-                for step in const_steps:
-                    data = get_step(data, step)
-                    if data is None:
-                        return None
-                return data
-            return get_const
-        mixed = tuple(steps)
-
-        def get_mixed(ev: Event, sc: dict[str, Any]) -> Any:
-            data = root(ev, sc)
-            for step in mixed:
-                data = get_step(data, step(ev, sc) if callable(step) else step)
-                if data is None:
-                    return None
-            return data
-        return get_mixed
-
-    def _payload_root(self, bound: Collection[str]) -> Expr:
-        # Reading into the payload decodes it once per event (cached on the Event); a decode
-        # failure is a rule exception, as in EMQX.
-        if not _is_bound("payload", bound):
-            return lambda ev, sc: ev.decoded_payload()
-
-        def root(ev: Event, sc: dict[str, Any]) -> Any:
-            val = sc.get("payload", _MISSING)
-            if val is _MISSING:
-                return ev.decoded_payload()
-            if isinstance(val, str | bytes):
-                return ev.decoded_payload() if val is ev.get("payload") else decode_json_value(val)
-            return val
-        return root
+        def get_scoped(ev: Event, sc: dict[str, Any]) -> Any:
+            val = sc.get(name, _MISSING)
+            if val is not _MISSING:
+                if is_payload and isinstance(val, str | bytes):
+                    val = (ev.decoded_payload() if val is ev.get("payload")
+                           else decode_json_value(val))
+                found = walk(val, ev, sc)
+                # While SELECT runs EMQX looks a path up in the fields selected so far and,
+                # when it is undefined there, in the event.
+                if found is not None or not fallthrough:
+                    return found
+            return walk(ev.decoded_payload() if is_payload else ev.get(name), ev, sc)
+        return get_scoped
 
     _getkey = _path
     _getindex = _path
@@ -269,6 +252,46 @@ class Compiler:
         if spec.blocking:
             self.blocking = True
         return _make_call(spec, args)
+
+
+def _get1(key: str, is_payload: bool, name: str) -> Expr:
+    # One key on a column is by far the most common path (`payload.temp`): no loop.
+    if is_payload:
+        def get_payload_key(ev: Event, sc: dict[str, Any]) -> Any:
+            data = ev.decoded_payload()
+            if type(data) is dict:
+                return data.get(key)
+            return get_step(data, key)
+        return get_payload_key
+
+    def get_key(ev: Event, sc: dict[str, Any]) -> Any:
+        data = ev.get(name)
+        if type(data) is dict:
+            return data.get(key)
+        return get_step(data, key)
+    return get_key
+
+
+def _walker(steps: list[Any]) -> Callable[[Any, Event, dict[str, Any]], Any]:
+    if all(not callable(s) for s in steps):
+        const_steps = tuple(steps)
+
+        def walk_const(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
+            for step in const_steps:
+                data = get_step(data, step)
+                if data is None:
+                    return None
+            return data
+        return walk_const
+    mixed = tuple(steps)
+
+    def walk_mixed(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
+        for step in mixed:
+            data = get_step(data, step(ev, sc) if callable(step) else step)
+            if data is None:
+                return None
+        return data
+    return walk_mixed
 
 
 def _make_call(spec: FunctionSpec, args: list[Expr]) -> Expr:

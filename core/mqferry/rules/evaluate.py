@@ -21,8 +21,8 @@ def evaluate_sql(
     event is an MQTT message whose ``topic`` is matched against the FROM topic filters.
 
     Returns:
-        The output (a dict, or a list for FOREACH), or None when FROM does not select the event,
-        WHERE is false, or FOREACH produced nothing.
+        The output (a dict, or a list for FOREACH, empty when no element was produced), or None
+        when FROM does not select the event or WHERE is false.
 
     Raises:
         RuleSyntaxError: the SQL does not parse.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from mqferry.rules.paths import End
+
 __all__ = [
     "And",
     "Arith",
@@ -136,12 +138,13 @@ Node: TypeAlias = (
 class Field:
     """One SELECT/FOREACH/DO item: ``*`` (``expr`` is None), or an expression with an output path.
 
-    ``alias`` is the output path (keys and 1-based indexes); ``explicit`` tells an ``AS`` alias
-    from the key EMQX derives for an unaliased field; ``text`` is the source text of ``expr``.
+    ``alias`` is the output path (keys, 1-based indexes, and the list ends of ``[0]``/``[-0]``);
+    ``explicit`` tells an ``AS`` alias from the key EMQX derives for an unaliased field; ``text``
+    is the source text of ``expr``.
     """
 
     expr: Node | None
-    alias: tuple[str | int, ...]
+    alias: tuple[str | int | End, ...]
     explicit: bool
     text: str
 

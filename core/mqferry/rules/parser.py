@@ -12,6 +12,7 @@ from lark import Token, Transformer, v_args
 
 from mqferry.rules import nodes as n
 from mqferry.rules.errors import RuleSyntaxError
+from mqferry.rules.paths import HEAD, TAIL, End
 
 __all__ = ["parse"]
 
@@ -124,7 +125,7 @@ def _unquote(token: Token | str) -> str:
     return text
 
 
-def _path_of(node: n.Node) -> tuple[str | int, ...] | None:
+def _path_of(node: n.Node) -> tuple[str | int | End, ...] | None:
     """The output key EMQX derives for an unaliased field, if it is a plain path."""
     if isinstance(node, n.Var):
         return (node.name,)
@@ -134,7 +135,9 @@ def _path_of(node: n.Node) -> tuple[str | int, ...] | None:
     if isinstance(node, n.GetIndex) and isinstance(node.index, n.Const):
         head = _path_of(node.target)
         idx = node.index.value
-        return None if head is None or type(idx) is not int else (*head, idx)
+        if head is None or not (type(idx) is int or isinstance(idx, End)):
+            return None
+        return (*head, idx)
     if isinstance(node, n.GetRange):
         return _path_of(node.target)
     return None
@@ -198,7 +201,7 @@ class _ToNodes(Transformer[Token, Any]):
         text = self._sql[meta.start_pos:meta.end_pos]
         return n.Field(expr, alias, True, text)
 
-    def alias(self, head: str, *steps: str | int) -> tuple[str | int, ...]:
+    def alias(self, head: str, *steps: str | int | End) -> tuple[str | int | End, ...]:
         return (head, *steps)
 
     def alias_head(self, tok: Token) -> str:
@@ -207,17 +210,13 @@ class _ToNodes(Transformer[Token, Any]):
     def alias_key(self, tok: Token) -> str:
         return _unquote(tok)
 
-    def alias_index(self, tok: Token) -> int:
-        return self._index(tok, int(tok))
+    # rulesql reads the literal index `0` as the head of the list and `-0` as its tail: an alias
+    # `x as c[0]` puts x before the first element and `x as c[-0]` after the last one.
+    def alias_index(self, tok: Token) -> int | End:
+        return HEAD if str(tok) == "0" else int(tok)
 
-    def alias_neg_index(self, _minus: Token, tok: Token) -> int:
-        return self._index(tok, -int(tok))
-
-    def _index(self, tok: Token, value: int) -> int:
-        if value == 0:
-            raise RuleSyntaxError("index 0 is invalid: indexes start at 1", line=tok.line or 1,
-                                  column=tok.column or 1, sql=self._sql)
-        return value
+    def alias_neg_index(self, _minus: Token, tok: Token) -> int | End:
+        return TAIL if str(tok) == "0" else -int(tok)
 
     # ---- expressions
     def or_op(self, left: n.Node, _kw: Token, right: n.Node) -> n.Node:
@@ -243,7 +242,9 @@ class _ToNodes(Transformer[Token, Any]):
         return n.Arith(str(op).lower(), left, right)
 
     def neg(self, _op: Token, operand: n.Node) -> n.Node:
-        if isinstance(operand, n.Const) and type(operand.value) in (int, float):
+        # `-0` stays a negation so that an index `[-0]` can be told from `[0]`.
+        if (isinstance(operand, n.Const) and type(operand.value) in (int, float)
+                and operand.value != 0):
             return n.Const(-operand.value)
         return n.Neg(operand)
 
@@ -254,9 +255,13 @@ class _ToNodes(Transformer[Token, Any]):
         return n.GetKey(target, key)
 
     def get_index(self, target: n.Node, index: n.Node) -> n.Node:
-        if isinstance(index, n.Const) and index.value == 0 and type(index.value) is int:
-            raise RuleSyntaxError("index 0 is invalid: indexes start at 1", line=1, column=1,
-                                  sql=self._sql)
+        # `[0]` and `[-0]` are the head and the tail of a list: they read as undefined, and as
+        # the key of an unaliased field they add an element (see `alias_index`).
+        if isinstance(index, n.Const) and type(index.value) is int and index.value == 0:
+            index = n.Const(HEAD)
+        elif (isinstance(index, n.Neg) and isinstance(index.operand, n.Const)
+              and type(index.operand.value) is int and index.operand.value == 0):
+            index = n.Const(TAIL)
         return n.GetIndex(target, index)
 
     def get_range(self, target: n.Node, bounds: tuple[int, int]) -> n.Node:

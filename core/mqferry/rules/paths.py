@@ -1,22 +1,38 @@
 """Reading and writing nested values by path (EMQX ``emqx_rule_maps``).
 
 A path is a list of steps: a ``str`` is a map key, an ``int`` a 1-based list index (negative
-counts from the end). Reading through a string that holds JSON decodes it on the way, as EMQX does
-for nested JSON; a failed decode reads as undefined.
+counts from the end), and :data:`HEAD`/:data:`TAIL` are the ``[0]``/``[-0]`` of an alias, which
+put a new element before the first or after the last one. Reading through a string that holds
+JSON decodes it on the way, as EMQX does for nested JSON; a failed decode reads as undefined.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-__all__ = ["get_index", "get_step", "nested_get", "nested_put"]
+__all__ = ["HEAD", "TAIL", "End", "get_index", "get_step", "nested_get", "nested_put"]
+
+
+class End(enum.Enum):
+    """An end of a list, written ``[0]`` (head) or ``[-0]`` (tail) in rule SQL."""
+
+    HEAD = "head"
+    TAIL = "tail"
+
+
+HEAD = End.HEAD
+TAIL = End.TAIL
 
 
 def get_index(data: Any, index: Any) -> Any:
-    """Element ``index`` (1-based, negative from the end) of a list; ``None`` when absent."""
+    """Element ``index`` (1-based, negative from the end) of a list; ``None`` when absent.
+
+    Index 0, ``[0]``/``[-0]`` and anything that is not an integer read as undefined, as in EMQX.
+    """
     if type(data) is not list or type(index) is not int or index == 0:
         return None
     n = len(data)
@@ -47,14 +63,13 @@ def nested_get(data: Any, path: Sequence[Any]) -> Any:
 
 
 def nested_put(data: Any, path: Sequence[Any], value: Any) -> Any:
-    """Return a copy of ``data`` with ``value`` stored at ``path``.
+    """Return a copy of ``data`` with ``value`` stored at ``path`` (``data`` is not changed).
 
-    An undefined value leaves ``data`` untouched. A step into something that is not a map makes a
-    new map; an index into a non-list makes a new one-element list; index 0 or beyond the end
-    leaves the list unchanged (EMQX ``setnth``).
+    As EMQX's ``nested_put``: an undefined value is stored too (it shows as null); a key step
+    into something that is not a map makes a new map; an index step into something that is not
+    a list makes a one-element list; index 0, a non-integer index or one beyond either end leaves
+    the list as it is; :data:`HEAD` and :data:`TAIL` add an element at that end.
     """
-    if value is None:
-        return data
     if not path:
         return value
     step, rest = path[0], path[1:]
@@ -64,9 +79,13 @@ def nested_put(data: Any, path: Sequence[Any], value: Any) -> Any:
         return base
     if type(data) is not list:
         return [nested_put(None, rest, value)]
+    if isinstance(step, End):
+        new = nested_put(None, rest, value)
+        return [new, *data] if step is HEAD else [*data, new]
+    n = len(data)
+    if type(step) is not int or step == 0 or not -n <= step <= n:
+        return data
     items = list(data)
-    n = len(items)
     pos = step - 1 if step > 0 else n + step
-    if step != 0 and 0 <= pos < n:
-        items[pos] = nested_put(items[pos], rest, value)
+    items[pos] = nested_put(items[pos], rest, value)
     return items

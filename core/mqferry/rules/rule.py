@@ -9,10 +9,10 @@ from typing import Any, NamedTuple
 from mqferry.rules import nodes as n
 from mqferry.rules.compiler import ALL, Compiler, Expr
 from mqferry.rules.errors import RuleSyntaxError
-from mqferry.rules.event import Event
+from mqferry.rules.event import Event, decode_json_value
 from mqferry.rules.functions import FunctionTable, builtin_function_table
 from mqferry.rules.parser import parse
-from mqferry.rules.paths import nested_put
+from mqferry.rules.paths import End, nested_put
 from mqferry.rules.topic import topic_matches
 
 __all__ = ["CompiledRule", "Outcome", "RuleResult", "compile_sql", "event_columns"]
@@ -39,7 +39,6 @@ class RuleResult(NamedTuple):
 
 
 _FILTERED = RuleResult(Outcome.FILTERED, None)
-_NO_RESULT = RuleResult(Outcome.NO_RESULT, None)
 
 #: Alias prefixes that make a FROM entry an event topic rather than an MQTT topic filter.
 _SOURCE_ALIASES = ("$bridges/", "$sources/")
@@ -58,14 +57,19 @@ def event_columns(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _FieldSet:
-    """Compiled SELECT-like fields: fill an output dict and, for aliases, the scope."""
+    """Compiled SELECT-like fields: fill an output dict and, for aliases, the scope.
+
+    As EMQX's ``select_and_transform``: every field is put into the output, an undefined value
+    too (it shows as null); a field read looks in the aliases so far and then in the event.
+    """
 
     def __init__(self, compiler: Compiler, fields: tuple[n.Field, ...],
                  bound: Collection[str]) -> None:
-        self.steps: list[tuple[Expr | None, tuple[str | int, ...], bool]] = []
+        self.steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]] = []
         names = set(bound) if bound is not ALL else None
         self.heads: set[str] = set()
         self.star = False
+        saved, compiler.fallthrough = compiler.fallthrough, True
         for field in fields:
             if field.expr is None:
                 self.steps.append((None, (), False))
@@ -78,6 +82,7 @@ class _FieldSet:
                 self.heads.add(head)
                 if field.explicit and names is not None:
                     names.add(head)
+        compiler.fallthrough = saved
 
     def run(self, ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -86,22 +91,75 @@ class _FieldSet:
                 out.update(event_columns(base))
                 continue
             val = expr(ev, scope)
-            if val is None:
-                continue
             if len(alias) == 1:
                 key = alias[0]
                 out[key] = val  # type: ignore[index]
                 if explicit:
-                    scope[key] = val  # type: ignore[index]
+                    if val is None:
+                        _unset(scope, base, key)  # type: ignore[arg-type]
+                    else:
+                        scope[key] = val  # type: ignore[index]
                 continue
-            head = str(alias[0])
-            out[head] = nested_put(out.get(head), alias[1:], val)
-            if explicit:
-                current = scope.get(head, base.get(head))
-                if head == "payload" and isinstance(current, str | bytes):
-                    current = ev.decoded_payload()
-                scope[head] = nested_put(current, alias[1:], val)
+            _put(out, scope, ev, alias, base, explicit=explicit, val=val)
         return out
+
+    def collect(self, ev: Event, scope: dict[str, Any],
+                base: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Run all fields (FOREACH's); also return the value of the last one, the collection."""
+        *first, last = self.steps
+        out = self._run_steps(first, ev, scope, base)
+        expr, alias, explicit = last
+        if expr is None:  # pragma: no cover - the grammar puts an expression last in FOREACH
+            return out, None
+        val = expr(ev, scope)
+        _put(out, scope, ev, alias, base, explicit=explicit, val=val)
+        return out, val
+
+    @staticmethod
+    def _run_steps(steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]],
+                   ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for expr, alias, explicit in steps:
+            if expr is None:
+                out.update(event_columns(base))
+                continue
+            _put(out, scope, ev, alias, base, explicit=explicit, val=expr(ev, scope))
+        return out
+
+
+def _unset(scope: dict[str, Any], base: Mapping[str, Any], key: str) -> None:
+    # An undefined alias does not hide what the fields read under that name: EMQX looks an
+    # undefined name up in the columns next (the event, plus in DO the FOREACH fields and the
+    # element). The scope holds the latter, so put the column's value back rather than drop it.
+    if key in base:
+        scope[key] = base[key]
+    else:
+        scope.pop(key, None)
+
+
+def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
+         alias: tuple[str | int | End, ...], base: Mapping[str, Any], *, explicit: bool,
+         val: Any) -> None:
+    """Store ``val`` at ``alias`` in the output (and in the scope when it is an AS alias)."""
+    head = str(alias[0])
+    if len(alias) == 1:
+        out[head] = val
+        if explicit:
+            if val is None:
+                _unset(scope, base, head)
+            else:
+                scope[head] = val
+        return
+    current = out.get(head)
+    if head == "payload" and isinstance(current, str | bytes):
+        # EMQX decodes a selected payload before writing into it through an alias path, so
+        # `SELECT payload, 'x' as payload.a` updates the payload in place.
+        current = (ev.decoded_payload() if current is ev.get("payload")
+                   else decode_json_value(current))
+    put = nested_put(current, alias[1:], val)
+    out[head] = put
+    if explicit:
+        scope[head] = put
 
 
 class CompiledRule:
@@ -138,7 +196,12 @@ class CompiledRule:
         self._where = (
             compiler.condition(stmt.where, where_bound) if stmt.where is not None else None
         )
-        item_bound = frozenset({self._item_key}) if stmt.is_foreach else frozenset()
+        # INCASE and DO see the event, the FOREACH fields and the element (EMQX merges them).
+        item_bound: Collection[str] = (
+            ALL if self._fields.star
+            else frozenset({*self._fields.heads, self._item_key}) if stmt.is_foreach
+            else frozenset()
+        )
         self._incase = (
             compiler.condition(stmt.incase, item_bound) if stmt.incase is not None else None
         )
@@ -146,7 +209,8 @@ class CompiledRule:
             _FieldSet(compiler, stmt.do, item_bound) if stmt.do is not None else None
         )
         if stmt.is_foreach:
-            self._collection = compiler.expr(last.expr, ALL) if last.expr is not None else None
+            last_expr = last.expr
+            self._decode_collection = isinstance(last_expr, n.Var) and last_expr.name == "payload"
         self.blocking: bool = compiler.blocking
 
     def matches_topic(self, topic: str) -> bool:
@@ -178,7 +242,7 @@ class CompiledRule:
         return self._run_foreach(ev, scope)
 
     def apply(self, event: Mapping[str, Any]) -> Output | None:
-        """Evaluate the rule; the output, or None when WHERE is false or FOREACH yields nothing.
+        """Evaluate the rule; the output, or None when WHERE is false (FOREACH may give ``[]``).
 
         Use :meth:`run` to tell those two apart.
 
@@ -188,31 +252,30 @@ class CompiledRule:
         return self.run(event).output
 
     def _run_foreach(self, ev: Event, scope: dict[str, Any]) -> RuleResult:
-        fields = self._fields
         # All but the last expression only bind names; the last gives the collection. The output
         # of all of them is what WHERE sees, merged over the event.
-        selected = fields.run(ev, scope, ev)
+        selected, collection = self._fields.collect(ev, scope, ev)
         if self._where is not None and not self._where(ev, selected):
             return _FILTERED
-        collection = self._collection(ev, scope) if self._collection is not None else None
-        items = collection if type(collection) is list else []
+        if self._decode_collection and isinstance(collection, str | bytes):
+            # `FOREACH payload` iterates over the decoded payload (EMQX `ensure_list`).
+            collection = (ev.decoded_payload() if collection is ev.get("payload")
+                          else decode_json_value(collection))
         key = self._item_key
         results: list[dict[str, Any]] = []
-        for item in items:
-            # EMQX gives DO and INCASE the event plus the element only: earlier FOREACH aliases
-            # are not visible there.
-            item_scope = {key: item}
-            if self._incase is not None and not self._incase(ev, item_scope):
-                continue
-            if self._do is None:
-                row = event_columns(ev)
-                row[key] = item
-                results.append(row)
-            else:
-                base = {**ev, key: item}
-                results.append(self._do.run(ev, item_scope, base))
+        if type(collection) is list:
+            for item in collection:
+                item_scope = {**selected, key: item}
+                if self._incase is not None and not self._incase(ev, item_scope):
+                    continue
+                base = {**ev, **selected, key: item}
+                if self._do is None:
+                    results.append(event_columns(base))
+                else:
+                    results.append(self._do.run(ev, item_scope, base))
         if not results:
-            return _NO_RESULT
+            # EMQX counts this as no result, and its SQL tester shows the empty list.
+            return RuleResult(Outcome.NO_RESULT, [])
         return RuleResult(Outcome.PASSED, results)
 
     def __repr__(self) -> str:
