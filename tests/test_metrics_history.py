@@ -97,7 +97,9 @@ async def test_the_task_samples_until_stopped():
     # Until three samples are in (a busy machine may take longer than 3 intervals for that).
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 5
-    while len(h.series("actions", "k:a")["t"]) < 3 and loop.time() < deadline:
+    for _ in range(500):
+        if len(h.series("actions", "k:a")["t"]) >= 3 or loop.time() > deadline:
+            break
         await asyncio.sleep(0.01)
     await h.stop()
     taken = len(h.series("actions", "k:a")["t"])
