@@ -7,6 +7,7 @@ from typing import Any
 
 from mqferry.rules import values
 from mqferry.rules.functions._args import BadArg, as_int, as_list, as_text
+from mqferry.rules.functions._graphemes import glen, graphemes
 
 __all__ = ["FUNCTIONS"]
 
@@ -37,26 +38,29 @@ def rtrim(s: Any, chars: Any = None) -> str:
 
 
 def reverse(s: Any) -> str:
-    """The string reversed."""
-    return as_text(s)[::-1]
+    """The string reversed by grapheme cluster (``'a\\r\\n'`` gives ``'\\r\\na'``)."""
+    return "".join(reversed(graphemes(as_text(s))))
 
 
 def strlen(s: Any) -> int:
-    """Length in characters."""
-    return len(as_text(s))
+    """Length in grapheme clusters, as Erlang's ``string:length`` (``'\\r\\n'`` is 1)."""
+    return glen(as_text(s))
 
 
 def substr(s: Any, start: Any, length: Any = None) -> str:
-    """Slice from ``start`` (0-based, as Erlang ``string:slice``), optionally ``length`` long."""
+    """Slice from ``start`` (0-based, as Erlang ``string:slice``), optionally ``length`` long.
+
+    Positions count grapheme clusters, as ``strlen`` does.
+    """
     text, begin = as_text(s), as_int(start)
     if begin < 0:
         raise BadArg("start must not be negative")
-    if length is None:
-        return text[begin:]
-    size = as_int(length)
-    if size < 0:
+    size = None if length is None else as_int(length)
+    if size is not None and size < 0:
         raise BadArg("length must not be negative")
-    return text[begin:begin + size]
+    chars: str | list[str] = text if text.isascii() and "\r" not in text else graphemes(text)
+    part = chars[begin:] if size is None else chars[begin:begin + size]
+    return part if isinstance(part, str) else "".join(part)
 
 
 def split(s: Any, sep: Any, option: Any = "all") -> list[str]:
