@@ -43,11 +43,14 @@ def rule_view(ctrl: Controller, rid: str) -> dict[str, Any]:
         raise not_found(f"rule {rid}")
     cfg = spec.config
     created, modified = ctrl.times.get(f"rules/{rid}", (ctrl.loaded_at, ctrl.loaded_at))
+    running = ctrl.app.rules.get(rid)
+    failure = running.last_error if running is not None else None
     return {"id": rid, "name": cfg.name, "sql": cfg.sql,
             "actions": redact(_stored_actions(cfg.actions)), "enable": cfg.enable,
             "description": cfg.description,
             "from": [*spec.compiled.topic_filters, *spec.compiled.event_topics],
-            "created_at": created, "last_modified_at": modified}
+            "created_at": created, "last_modified_at": modified,
+            "last_error": failure.as_dict() if failure is not None else None}
 
 
 def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
