@@ -21,7 +21,7 @@ from mqferry.api.schemas import RuleBody, RuleTestBody, RuleUpdate, StoredRuleTe
 from mqferry.api.tester import RuleTestRunner
 from mqferry.config.models import InlineAction
 from mqferry.errors import MqferryError
-from mqferry.rules.cli import sample_event
+from mqferry.rules.cli import UnknownEventType, context_event
 from mqferry.rules.evaluate import evaluate_sql
 from mqferry.rules.values import json_dumps
 from mqferry.runtime.reconfig import Controller
@@ -67,30 +67,24 @@ def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
 
 
 def test_event(context: dict[str, Any]) -> dict[str, Any]:
-    """The event of a tester ``context`` (EMQX's ``message_publish`` columns, or a source event).
+    """The event of a tester ``context``: EMQX's ``message_publish`` columns, an EMQX broker
+    event's (``"event_type": "client_connected"``), or a source's record.
 
     Raises:
-        ApiError: an event type other than ``message_publish`` or a source event.
+        ApiError: an unknown event type, or a context field of the wrong type.
     """
     ctx = dict(context)
-    event_type = ctx.pop("event_type", "message_publish")
-    if not isinstance(event_type, str):
-        raise bad_request("context.event_type: expected a string")
-    if event_type != "message_publish" and not str(ctx.get("event", "")).startswith("$"):
-        raise bad_request(f"context.event_type: {event_type!r} is not supported; use "
-                          "message_publish, or an \"event\" such as "
-                          "\"$bridges/kafka_consumer:<name>\"")
-    payload = ctx.pop("payload", "{}")
-    if not isinstance(payload, str):
+    if "payload" in ctx and not isinstance(ctx["payload"], str):
         try:
-            payload = orjson.dumps(payload).decode()
+            ctx["payload"] = orjson.dumps(ctx["payload"]).decode()
         except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits ...
             raise bad_request(f"context.payload: {exc}") from None
-    topic = ctx.pop("topic", "t/1")
-    clientid = ctx.pop("clientid", "c_emqx")
-    if not isinstance(topic, str) or not isinstance(clientid, str):
+    if any(not isinstance(ctx.get(k, ""), str) for k in ("topic", "clientid")):
         raise bad_request("context.topic and context.clientid must be strings")
-    return sample_event(topic, payload, clientid, ctx)
+    try:
+        return context_event(ctx)
+    except UnknownEventType as exc:
+        raise bad_request(f"context.{exc}") from None
 
 
 def _describe(exc: Exception) -> str:

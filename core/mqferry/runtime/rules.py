@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mqferry.metrics import rule_metrics
 from mqferry.mqtt.acks import Ticket
 from mqferry.rules import Outcome, RuleError, RuleResult
+from mqferry.rules.broker_events import is_broker_event
 from mqferry.runtime.ackwait import AckWaits, RuleDelivery
 from mqferry.runtime.failures import LogLimiter
 from mqferry.types import Action
@@ -192,6 +193,12 @@ class RuntimeRule:
         self.last_error: RuleFailure | None = None
         self._pending: deque[_Pending] | None = deque() if self.compiled.blocking else None
         self.actions = actions
+        never = [t for t in self.compiled.event_topics if is_broker_event(t)]
+        if never:
+            log.warning("rule %s selects %s: mqferry sees only the messages published to the "
+                        "topics it subscribes to, so this EMQX broker event never reaches it "
+                        "and the rule never fires here (mqferry rule test still runs it)",
+                        self.id, ", ".join(never))
 
     @property
     def actions(self) -> list[Action]:
