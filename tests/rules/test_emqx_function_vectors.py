@@ -67,6 +67,23 @@ def test_slicing_reversing_and_padding_work_on_clusters(sql: str, text: str, wan
     assert run(sql, {"s": text}) == want
 
 
+@pytest.mark.parametrize(("sql", "text", "want"), [
+    # BIF find lines 375-380, split lines 216-231 and replace lines 299-312 call string:find,
+    # string:split and string:replace, which match whole grapheme clusters only (OTP
+    # lib/stdlib/src/string.erl, module header: find("1£4e̊abcdef", "e") gives "ef")
+    ("find(payload.s, 'e')", "1£4e\u030aabcdef", "ef"),
+    ("find(payload.s, 'e\u030a')", "eee\u030aee", "e\u030aee"),
+    ("find(payload.s, 'e', 'trailing')", "xe\u030a", ""),
+    ("split(payload.s, '\n')", "a\r\nb\nc", ["a\r\nb", "c"]),
+    ("split(payload.s, '\r\n')", "a\r\nb", ["a", "b"]),
+    ("split(payload.s, '\n', 'trailing')", "a\nb\r\n", ["a", "b\r\n"]),
+    ("replace(payload.s, '\n', '|')", "a\r\nb\n", "a\r\nb|"),
+    ("replace(payload.s, 'e', 'E')", "e\u030ae", "e\u030aE"),
+])
+def test_searching_matches_whole_clusters(sql: str, text: str, want: Any) -> None:
+    assert run(sql, {"s": text}) == want
+
+
 # -- hexstr2bin / bin2hexstr ----------------------------------------------------------------
 
 @pytest.mark.parametrize(("hexstr", "want"), [
