@@ -63,3 +63,16 @@ async def test_an_action_that_refuses_an_output_is_the_last_error(client, contro
     assert error["action"] == "refusing:x"
     assert error["topic"] == "ok/1"
     assert "RuntimeError: the action refuses" in error["message"]
+
+
+async def test_a_payload_path_on_a_payload_that_is_not_json_is_the_last_error(
+        client, controller, caplog):
+    await client.post("/rules", json={"id": "px", "sql": 'SELECT payload.x AS x FROM "px/#"',
+                                      "actions": ["fake:a1"]})
+    with caplog.at_level(logging.WARNING, logger="mqferry.runtime.rules"):
+        publish(controller.app, "px/1", b"<xml/>")
+    error = (await client.get("/rules/px")).json()["last_error"]
+    assert (error["reason"], error["topic"]) == ("failed.exception", "px/1")
+    assert error["message"] == "decode_json_failed: <xml/>"
+    [line] = [r.getMessage() for r in caplog.records if "rule px" in r.getMessage()]
+    assert "'px/1'" in line and "decode_json_failed" in line
