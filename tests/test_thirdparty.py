@@ -55,3 +55,16 @@ async def test_its_action_type_receives_rule_outputs(tmp_path):
     app._on_message(msg, None)
     assert [json.loads(line) for line in out_file.read_text().splitlines()] == [{"n": 42}]
     assert app.rules["r1"].metrics.get("actions.success") == 1
+
+
+def test_mqferry_rule_test_knows_its_rule_function():
+    # the installed `mqferry` command, as a user runs it: it loads the plugins as `run` does
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).with_name("mqferry")
+    done = subprocess.run([str(exe), "rule", "test", "--sql",
+                           'SELECT my_func(payload.s) AS s FROM "t/#"', "--payload", '{"s": "ab"}'],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert (done.returncode, json.loads(done.stdout)) == (0, {"s": "abab"}), done.stderr

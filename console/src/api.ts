@@ -118,6 +118,16 @@ export interface Rule {
   enable: boolean;
   description: string;
   from: string[];
+  /** The rule's last failure on a message (evaluation or an action refusing an output). */
+  last_error?: RuleFailure | null;
+}
+
+export interface RuleFailure {
+  at: number;
+  reason: string;
+  message: string;
+  topic: string | null;
+  action: string | null;
 }
 
 export type Metrics = Record<string, number>;

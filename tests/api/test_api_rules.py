@@ -110,7 +110,7 @@ async def test_rule_test(client):
     assert (bad.status_code, bad.json()["code"]) == (400, "BAD_REQUEST")
     assert "line 1" in bad.json()["message"]
     for body in ({"context": {}}, {"sql": 'SELECT * FROM "t"', "context": {"topic": 1}},
-                 {"sql": 'SELECT * FROM "t"', "context": {"event_type": "client_ping"}}):
+                 {"sql": 'SELECT * FROM "t"', "context": {"event_type": "client_pong"}}):
         assert (await client.post("/rule_test", json=body)).status_code == 400, body
 
 

@@ -1,7 +1,7 @@
 // Create or edit a rule: SQL editor with errors at line and column, examples, the tester.
 import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { ApiError, type Component, type Metrics, type Rule, api, errorPosition } from "../api";
+import { ApiError, type Component, type Metrics, type Rule, type RuleFailure, api, errorPosition } from "../api";
 import { useLoad } from "../hooks";
 import { enc, navigate } from "../router";
 import { prune } from "../schema";
@@ -34,6 +34,18 @@ export function sampleTopic(filter: string): string {
 // The tester's context survives "Create" (which opens the saved rule's page).
 const keptContext = new Map<string, string>();
 
+/** The rule's last failure: when, on which topic, why (and which action, when one refused it). */
+export function LastError({ failure }: { failure: RuleFailure }): JSX.Element {
+  const where = failure.topic ? ` on ${failure.topic}` : "";
+  const action = failure.action ? ` (action ${failure.action})` : "";
+  return (
+    <div class="error-box last-error" role="status" aria-label="Last error">
+      <strong>Last error</strong> {new Date(failure.at).toLocaleString()}{where}: {failure.reason}{action}
+      {"\n"}{failure.message}
+    </div>
+  );
+}
+
 export function RuleEdit({ id }: { id?: string }): JSX.Element {
   const existing = useLoad(() => (id ? api.get<Rule>(`/rules/${enc(id)}`) : Promise.resolve(undefined)), [id]);
   const actions = useLoad(() => api.get<Component[]>("/actions"), []);
@@ -41,6 +53,8 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
   const cat = useLoad(catalogue, []);
   const doc = useLoad(openApi, []);
   const metrics = useLoad(() => (id ? api.get<{ metrics: Metrics }>(`/rules/${enc(id)}/metrics`).then((m) => m.metrics) : Promise.resolve(undefined)), [id], 2000);
+  // Polled apart from `existing`, which fills the form once: a new failure must not reset edits.
+  const lastError = useLoad(() => (id ? api.get<Rule>(`/rules/${enc(id)}`).then((r) => r.last_error ?? null) : Promise.resolve(null)), [id], 2000);
   const [rid, setRid] = useState(id ?? "");
   const [description, setDescription] = useState("");
   const [sql, setSql] = useState('SELECT\n  *\nFROM\n  "t/#"');
@@ -131,6 +145,7 @@ export function RuleEdit({ id }: { id?: string }): JSX.Element {
             .map((k) => <Metric key={k} name={k} value={m[k]} />)}
         </div>
       )}
+      {lastError.data && <LastError failure={lastError.data} />}
       <div class="rule-layout">
         <form class="edit-form" onSubmit={save} noValidate>
           <div class="form-grid">

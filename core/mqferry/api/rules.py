@@ -21,7 +21,7 @@ from mqferry.api.schemas import RuleBody, RuleTestBody, RuleUpdate, StoredRuleTe
 from mqferry.api.tester import RuleTestRunner
 from mqferry.config.models import InlineAction
 from mqferry.errors import MqferryError
-from mqferry.rules.cli import sample_event
+from mqferry.rules.cli import UnknownEventType, context_event
 from mqferry.rules.evaluate import evaluate_sql
 from mqferry.rules.values import json_dumps
 from mqferry.runtime.reconfig import Controller
@@ -43,11 +43,14 @@ def rule_view(ctrl: Controller, rid: str) -> dict[str, Any]:
         raise not_found(f"rule {rid}")
     cfg = spec.config
     created, modified = ctrl.times.get(f"rules/{rid}", (ctrl.loaded_at, ctrl.loaded_at))
+    running = ctrl.app.rules.get(rid)
+    failure = running.last_error if running is not None else None
     return {"id": rid, "name": cfg.name, "sql": cfg.sql,
             "actions": redact(_stored_actions(cfg.actions)), "enable": cfg.enable,
             "description": cfg.description,
             "from": [*spec.compiled.topic_filters, *spec.compiled.event_topics],
-            "created_at": created, "last_modified_at": modified}
+            "created_at": created, "last_modified_at": modified,
+            "last_error": failure.as_dict() if failure is not None else None}
 
 
 def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
@@ -64,30 +67,24 @@ def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
 
 
 def test_event(context: dict[str, Any]) -> dict[str, Any]:
-    """The event of a tester ``context`` (EMQX's ``message_publish`` columns, or a source event).
+    """The event of a tester ``context``: EMQX's ``message_publish`` columns, an EMQX broker
+    event's (``"event_type": "client_connected"``), or a source's record.
 
     Raises:
-        ApiError: an event type other than ``message_publish`` or a source event.
+        ApiError: an unknown event type, or a context field of the wrong type.
     """
     ctx = dict(context)
-    event_type = ctx.pop("event_type", "message_publish")
-    if not isinstance(event_type, str):
-        raise bad_request("context.event_type: expected a string")
-    if event_type != "message_publish" and not str(ctx.get("event", "")).startswith("$"):
-        raise bad_request(f"context.event_type: {event_type!r} is not supported; use "
-                          "message_publish, or an \"event\" such as "
-                          "\"$bridges/kafka_consumer:<name>\"")
-    payload = ctx.pop("payload", "{}")
-    if not isinstance(payload, str):
+    if "payload" in ctx and not isinstance(ctx["payload"], str):
         try:
-            payload = orjson.dumps(payload).decode()
+            ctx["payload"] = orjson.dumps(ctx["payload"]).decode()
         except orjson.JSONEncodeError as exc:  # an integer beyond 64 bits ...
             raise bad_request(f"context.payload: {exc}") from None
-    topic = ctx.pop("topic", "t/1")
-    clientid = ctx.pop("clientid", "c_emqx")
-    if not isinstance(topic, str) or not isinstance(clientid, str):
+    if any(not isinstance(ctx.get(k, ""), str) for k in ("topic", "clientid")):
         raise bad_request("context.topic and context.clientid must be strings")
-    return sample_event(topic, payload, clientid, ctx)
+    try:
+        return context_event(ctx)
+    except UnknownEventType as exc:
+        raise bad_request(f"context.{exc}") from None
 
 
 def _describe(exc: Exception) -> str:

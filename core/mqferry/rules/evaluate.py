@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mqferry.rules.broker_events import event_by_name, event_by_topic
 from mqferry.rules.functions import FunctionTable
 from mqferry.rules.rule import Output, compile_sql
 
@@ -17,8 +18,10 @@ def evaluate_sql(
     """Compile ``sql`` and run it on ``event`` when its FROM clause selects the event.
 
     An event with an ``event`` key naming an event topic (``$bridges/kafka_consumer:x``; the
-    ``$sources/`` spelling is the same source) is matched against the FROM event topics; any other
-    event is an MQTT message whose ``topic`` is matched against the FROM topic filters.
+    ``$sources/`` spelling is the same source) is matched against the FROM event topics; so is an
+    EMQX broker event (``"event": "client.connected"``), under both spellings of its topic
+    (``$events/client/connected``, ``$events/client_connected``); any other event is an MQTT
+    message whose ``topic`` is matched against the FROM topic filters.
 
     Returns:
         The output (a dict, or a list for FOREACH, empty when no element was produced), or None
@@ -31,7 +34,10 @@ def evaluate_sql(
     """
     rule = compile_sql(sql, functions)
     name = event.get("event")
-    if isinstance(name, str) and name.startswith("$"):
+    broker = event_by_name(event_by_topic(name) or name) if isinstance(name, str) else ()
+    if broker:
+        selected = any(rule.matches_event(topic) for topic in broker)
+    elif isinstance(name, str) and name.startswith("$"):
         selected = rule.matches_event(name)
     else:
         topic = event.get("topic")

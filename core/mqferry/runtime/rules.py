@@ -3,10 +3,12 @@
 A rule that cannot process an event fails for that event alone: any exception from its
 evaluation (not only a :class:`~mqferry.rules.RuleError`) counts ``failed`` /
 ``failed.exception`` on the rule, is logged (rate-limited, with the rule, the topic and the
-exception), and sends the message to the dead-letter action when one is configured (see
-:mod:`mqferry.runtime.deadletter`). An action whose ``submit`` raises fails that output alone
-(``failed`` / ``failed.exception`` on the action, ``actions.failed`` on the rule); the delivery
-it was handed is settled as failed, so the message's ticket is released.
+exception), is kept as the rule's :attr:`~RuntimeRule.last_error` (shown by ``GET /rules/:id``
+and the console's rule page), and sends the message to the dead-letter action when one is
+configured (see :mod:`mqferry.runtime.deadletter`). An action whose ``submit`` raises fails
+that output alone (``failed`` / ``failed.exception`` on the action, ``actions.failed`` on the
+rule, and the rule's ``last_error``); the delivery it was handed is settled as failed, so the
+message's ticket is released.
 
 Rules that call a blocking function (``jq``: :attr:`CompiledRule.blocking`) are evaluated in a
 worker thread, never on the event loop. Each such rule keeps its events in a queue and evaluates
@@ -24,6 +26,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from mqferry.metrics import rule_metrics
 from mqferry.mqtt.acks import Ticket
 from mqferry.rules import Outcome, RuleError, RuleResult
+from mqferry.rules.broker_events import is_broker_event
 from mqferry.runtime.ackwait import AckWaits, RuleDelivery
 from mqferry.runtime.failures import LogLimiter
 from mqferry.types import Action
@@ -40,7 +44,7 @@ if TYPE_CHECKING:
     from mqferry.config.loader import RuleSpec
     from mqferry.runtime.deadletter import DeadLetters
 
-__all__ = ["MAX_PENDING", "OffLoop", "RuleEnv", "RuntimeRule"]
+__all__ = ["MAX_PENDING", "OffLoop", "RuleEnv", "RuleFailure", "RuntimeRule"]
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +96,31 @@ class RuleEnv:
     offloop: OffLoop = field(default_factory=OffLoop)
 
 
+@dataclass(frozen=True, slots=True)
+class RuleFailure:
+    """The last failure of a rule on a message.
+
+    Attributes:
+        at: when, in seconds since the epoch.
+        reason: the counter it was counted under (``failed.exception``, ``failed.overloaded``,
+            or ``actions.failed`` when an action refused an output).
+        message: what went wrong, as logged.
+        topic: the MQTT topic of the message (or the event, for a source's record).
+        action: the action that refused the output, for ``actions.failed``.
+    """
+
+    at: float
+    reason: str
+    message: str
+    topic: str | None
+    action: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The failure as the API shows it (``at`` in milliseconds, as EMQX's timestamps)."""
+        return {"at": int(self.at * 1000), "reason": self.reason, "message": self.message,
+                "topic": self.topic, "action": self.action}
+
+
 def describe(exc: BaseException) -> str:
     """An exception as one readable line (rule errors carry their own wording)."""
     if isinstance(exc, RuleError):
@@ -125,6 +154,8 @@ class _Route:
         m.inc("failed")
         m.inc("failed.exception")
         rule = self.rule
+        rule.last_error = RuleFailure(time.time(), "actions.failed", describe(exc),
+                                      _topic(event), self.action_id)
         rule.env.limiter.warning(
             ("submit", rule.id, self.action_id),
             "rule %s: action %s failed an output of a message on %r: %s", rule.id,
@@ -136,6 +167,11 @@ def _where(event: Mapping[str, Any]) -> Any:
     return event.get("topic") or event.get("event")
 
 
+def _topic(event: Mapping[str, Any]) -> str | None:
+    where = _where(event)
+    return where if isinstance(where, str) else None
+
+
 class RuntimeRule:
     """A compiled rule with its counters and resolved actions.
 
@@ -145,15 +181,24 @@ class RuntimeRule:
         env: what the app gives its rules (the app sets it when it installs the rule).
     """
 
-    __slots__ = ("_actions", "_pending", "_routes", "compiled", "env", "id", "metrics")
+    __slots__ = ("_actions", "_pending", "_routes", "compiled", "env", "id", "last_error",
+                 "metrics")
 
     def __init__(self, spec: RuleSpec, actions: list[Action], env: RuleEnv | None = None) -> None:
         self.id = spec.id
         self.compiled = spec.compiled
         self.metrics = rule_metrics(spec.id)
         self.env = env if env is not None else RuleEnv()
+        #: The last failure on a message, kept until the rule is replaced.
+        self.last_error: RuleFailure | None = None
         self._pending: deque[_Pending] | None = deque() if self.compiled.blocking else None
         self.actions = actions
+        never = [t for t in self.compiled.event_topics if is_broker_event(t)]
+        if never:
+            log.warning("rule %s selects %s: mqferry sees only the messages published to the "
+                        "topics it subscribes to, so this EMQX broker event never reaches it "
+                        "and the rule never fires here (mqferry rule test still runs it)",
+                        self.id, ", ".join(never))
 
     @property
     def actions(self) -> list[Action]:
@@ -228,6 +273,7 @@ class RuntimeRule:
         m.inc("failed")
         m.inc(reason)
         why = describe(exc)
+        self.last_error = RuleFailure(time.time(), reason, why, _topic(event))
         env = self.env
         env.limiter.warning(("rule", self.id), "rule %s failed on a message on %r: %s",
                             self.id, _where(event), why)

@@ -8,6 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
+from mqferry.rules import values
+from mqferry.rules.functions._args import BadArg
+
 __all__ = ["FUNCTIONS"]
 
 
@@ -22,8 +27,25 @@ def is_not_null(value: Any) -> bool:
 
 
 def is_empty(value: Any) -> bool:
-    """Whether the value is undefined, null, or an empty string, array or map."""
-    return value is None or (isinstance(value, str | bytes | list | dict) and len(value) == 0)
+    """Whether the value is an empty string, array or map.
+
+    As in EMQX, a non-empty string is decoded as a JSON object (``is_empty('{}')`` is true,
+    ``is_empty('{"a": 1}')`` false); any other value, undefined included, is an error.
+    """
+    if isinstance(value, list | dict):
+        return not value
+    if isinstance(value, str | bytes):
+        if not value:
+            return True
+        try:
+            decoded = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            decoded = None
+        if type(decoded) is not dict:
+            raise BadArg(f"is_empty: {values.to_str(value)[:60]!r} is neither empty nor a JSON "
+                         "object")
+        return not decoded
+    raise BadArg(f"is_empty: expected a string, array or map, got {values.to_str(value)[:60]}")
 
 
 def is_str(value: Any) -> bool:

@@ -9,7 +9,8 @@ from typing import Any
 import orjson
 
 from mqferry.rules import values
-from mqferry.rules.functions._args import BadArg, as_bytes, as_int, as_number, as_text
+from mqferry.rules.functions._args import BadArg, as_int, as_number, as_text
+from mqferry.rules.functions.bits import as_bits
 
 __all__ = ["FUNCTIONS", "to_map"]
 
@@ -112,18 +113,41 @@ def to_map(value: Any) -> dict[Any, Any]:
     raise BadArg(f"cannot convert {values.to_repr(value)} to a map")
 
 
-def bin2hexstr(data: Any) -> str:
-    """A binary as an upper-case hex string."""
-    return as_bytes(data).hex().upper()
+def bin2hexstr(data: Any, prefix: Any = None) -> str:
+    """A binary as an upper-case hex string, after ``prefix`` when one is given.
+
+    A bit string that is not whole bytes is padded with zero bits in front to whole bytes; when
+    four or more were added, the first hex digit (all padding) is dropped, as in EMQX: 4 bits
+    give one digit, 12 bits three.
+    """
+    value, size = as_bits(data)
+    pad = -size % 8
+    digits = f"{value:0{(size + pad) // 4}X}" if size else ""
+    if pad >= 4:
+        digits = digits[1:]
+    return digits if prefix is None else as_text(prefix) + digits
 
 
-def hexstr2bin(text: Any) -> bytes:
-    """A hex string (either case) back to its bytes."""
+def hexstr2bin(text: Any, prefix: Any = None) -> bytes:
+    """A hex string (either case) back to its bytes; an odd length reads as if led by ``0``.
+
+    With ``prefix``, the string must start with it (``hexstr2bin('0x0102', '0x')``).
+    """
     raw = as_text(text)
+    if prefix is not None:
+        lead = as_text(prefix)
+        if not raw.startswith(lead):
+            raise BadArg(f"{raw!r} does not start with the prefix {lead!r}")
+        raw = raw[len(lead):]
+    if len(raw) % 2:
+        raw = "0" + raw
+    # fromhex alone would skip whitespace between bytes; EMQX takes hex digits only
+    if not raw.isascii() or not raw.isalnum():
+        raise BadArg(f"not a hex string: {as_text(text)!r}")
     try:
         return bytes.fromhex(raw)
     except ValueError as exc:
-        raise BadArg(f"not a hex string: {raw!r}") from exc
+        raise BadArg(f"not a hex string: {as_text(text)!r}") from exc
 
 
 def sqlserver_bin2hexstr(data: Any) -> str:

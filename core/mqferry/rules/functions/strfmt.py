@@ -14,6 +14,7 @@ from typing import Any
 
 from mqferry.rules import values
 from mqferry.rules.functions._args import BadArg, as_int, as_list, as_text, check_size
+from mqferry.rules.functions._graphemes import glen
 
 __all__ = ["FUNCTIONS", "erlang_repr"]
 
@@ -144,12 +145,15 @@ def _erl_exp(num: float, digits: int) -> str:
 
 
 def pad(s: Any, length: Any, where: Any = "trailing", char: Any = " ") -> str:
-    """Pad to ``length`` characters at the end, start (``leading``) or both ends."""
+    """Pad to ``length`` characters at the end, start (``leading``) or both ends.
+
+    Lengths count grapheme clusters, as Erlang's ``string:pad`` does.
+    """
     text, size, mode, filler = as_text(s), as_int(length), as_text(where), as_text(char)
     if not filler:
         raise BadArg("the pad character must not be empty")
     check_size(size * len(filler), "padded length")
-    missing = size - len(text)
+    missing = size - glen(text)
     if missing <= 0:
         return text
     if mode == "trailing":

@@ -7,6 +7,7 @@ from typing import Any
 
 from mqferry.rules import values
 from mqferry.rules.functions._args import BadArg, as_int, as_list, as_text
+from mqferry.rules.functions._graphemes import gfind, glen, graphemes, grfind, gsplit
 
 __all__ = ["FUNCTIONS"]
 
@@ -37,26 +38,29 @@ def rtrim(s: Any, chars: Any = None) -> str:
 
 
 def reverse(s: Any) -> str:
-    """The string reversed."""
-    return as_text(s)[::-1]
+    """The string reversed by grapheme cluster (``'a\\r\\n'`` gives ``'\\r\\na'``)."""
+    return "".join(reversed(graphemes(as_text(s))))
 
 
 def strlen(s: Any) -> int:
-    """Length in characters."""
-    return len(as_text(s))
+    """Length in grapheme clusters, as Erlang's ``string:length`` (``'\\r\\n'`` is 1)."""
+    return glen(as_text(s))
 
 
 def substr(s: Any, start: Any, length: Any = None) -> str:
-    """Slice from ``start`` (0-based, as Erlang ``string:slice``), optionally ``length`` long."""
+    """Slice from ``start`` (0-based, as Erlang ``string:slice``), optionally ``length`` long.
+
+    Positions count grapheme clusters, as ``strlen`` does.
+    """
     text, begin = as_text(s), as_int(start)
     if begin < 0:
         raise BadArg("start must not be negative")
-    if length is None:
-        return text[begin:]
-    size = as_int(length)
-    if size < 0:
+    size = None if length is None else as_int(length)
+    if size is not None and size < 0:
         raise BadArg("length must not be negative")
-    return text[begin:begin + size]
+    chars: str | list[str] = text if text.isascii() and "\r" not in text else graphemes(text)
+    part = chars[begin:] if size is None else chars[begin:begin + size]
+    return part if isinstance(part, str) else "".join(part)
 
 
 def split(s: Any, sep: Any, option: Any = "all") -> list[str]:
@@ -68,14 +72,14 @@ def split(s: Any, sep: Any, option: Any = "all") -> list[str]:
     text, pattern, opt = as_text(s), as_text(sep), as_text(option)
     if opt not in ("all", "notrim", "leading", "leading_notrim", "trailing", "trailing_notrim"):
         raise BadArg(f"unknown split option {opt!r}")
+    # A separator matches whole grapheme clusters only, as in Erlang's string:split.
     if not pattern:
         parts = [text]
-    elif opt.startswith("leading"):
-        parts = text.split(pattern, 1)
-    elif opt.startswith("trailing"):
-        parts = text.rsplit(pattern, 1)
+    elif opt.startswith(("leading", "trailing")):
+        pos = gfind(text, pattern) if opt.startswith("leading") else grfind(text, pattern)
+        parts = [text] if pos < 0 else [text[:pos], text[pos + len(pattern):]]
     else:
-        parts = text.split(pattern)
+        parts = gsplit(text, pattern)
     if opt.endswith("notrim"):
         return parts
     return [p for p in parts if p]
@@ -117,14 +121,13 @@ def replace(s: Any, search: Any, repl: Any, where: Any = "all") -> str:
     text, pattern, new, mode = as_text(s), as_text(search), as_text(repl), as_text(where)
     if not pattern:
         return text
+    # Matches are on grapheme cluster boundaries, as in Erlang's string:replace.
     if mode == "all":
-        return text.replace(pattern, new)
-    if mode == "leading":
-        return text.replace(pattern, new, 1)
-    if mode == "trailing":
-        head, found, tail = text.rpartition(pattern)
-        return head + new + tail if found else text
-    raise BadArg(f"unknown replace option {mode!r}")
+        return new.join(gsplit(text, pattern))
+    if mode not in ("leading", "trailing"):
+        raise BadArg(f"unknown replace option {mode!r}")
+    pos = gfind(text, pattern) if mode == "leading" else grfind(text, pattern)
+    return text if pos < 0 else text[:pos] + new + text[pos + len(pattern):]
 
 
 def find(s: Any, search: Any, where: Any = "leading") -> str:
@@ -132,7 +135,8 @@ def find(s: Any, search: Any, where: Any = "leading") -> str:
     text, pattern, mode = as_text(s), as_text(search), as_text(where)
     if mode not in ("leading", "trailing"):
         raise BadArg(f"unknown find option {mode!r}")
-    pos = text.find(pattern) if mode == "leading" else text.rfind(pattern)
+    # A match covers whole grapheme clusters, as in Erlang's string:find.
+    pos = gfind(text, pattern) if mode == "leading" else grfind(text, pattern)
     return "" if pos < 0 else text[pos:]
 
 

@@ -13,8 +13,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import re2
-
 from mqferry.rules.functions._args import BadArg, as_int, as_text
 
 __all__ = ["FUNCTIONS"]
@@ -86,59 +84,82 @@ def format_date(unit: Any, offset: Any, fmt: Any, epoch: Any = None) -> str:
     return _format(epoch_ns, offset_seconds(offset, epoch_ns / 1e9), as_text(fmt))
 
 
-def _parse(fmt: str, text: str) -> tuple[int, int | None]:
-    """Parse ``text`` with ``fmt``: nanoseconds since the epoch as UTC wall time, and the offset
-    found in the text, if any."""
-    parts: dict[str, int] = {"Y": 1970, "m": 1, "d": 1, "H": 0, "M": 0, "S": 0, "ns": 0}
-    offset: int | None = None
-    pattern = []
+#: How many bytes of the input each directive of a parsed format reads (EMQX's fixed widths).
+_PARSE_WIDTHS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2, "3N": 3, "6N": 6, "N": 9,
+                 "z": 5, ":z": 6, "::z": 9}
+_PARSE_DIRECTIVE = re.compile(r"%(::z|:z|z|[36]?N|[YmdHMS])")
+_REQUIRED = (("Y", "year"), ("m", "month"), ("d", "day"), ("H", "hour"), ("M", "minute"),
+             ("S", "second"))
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _format_steps(fmt: str) -> list[tuple[str | None, int]]:
+    """A parse format as ``(directive or None for literal text, width in bytes)`` steps."""
+    steps: list[tuple[str | None, int]] = []
     pos = 0
-    groups: list[str] = []
-    widths = {"Y": r"(\d{4})", "m": r"(\d{1,2})", "d": r"(\d{1,2})", "H": r"(\d{1,2})",
-              "M": r"(\d{1,2})", "S": r"(\d{1,2})", "N": r"(\d{9})", "3N": r"(\d{3})",
-              "6N": r"(\d{6})", "z": r"([+-]\d{4}|Z)", ":z": r"([+-]\d{2}:\d{2}|Z)",
-              "::z": r"([+-]\d{2}:\d{2}:\d{2}|Z)", "%": "(%)"}
-    for m in _DIRECTIVE.finditer(fmt):
-        pattern.append(re2.escape(fmt[pos:m.start()]))
-        pattern.append(widths[m.group(1)])
-        groups.append(m.group(1))
+    for m in _PARSE_DIRECTIVE.finditer(fmt):
+        if m.start() > pos:
+            steps.append((None, len(fmt[pos:m.start()].encode("utf-8"))))
+        steps.append((m.group(1), _PARSE_WIDTHS[m.group(1)]))
         pos = m.end()
-    pattern.append(re2.escape(fmt[pos:]))
-    # RE2, not re: a format such as `%m%m%m...` would backtrack exponentially on a near miss.
-    found = re2.fullmatch("".join(pattern), text)
-    if not found:
-        raise BadArg(f"{text!r} does not match the format {fmt!r}")
-    for name, val in zip(groups, found.groups(), strict=True):
-        if name in ("Y", "m", "d", "H", "M", "S"):
-            parts[name] = int(val)
-        elif name == "N":
-            parts["ns"] = int(val)
-        elif name == "3N":
-            parts["ns"] = int(val) * 1_000_000
-        elif name == "6N":
-            parts["ns"] = int(val) * 1_000
-        elif name.endswith("z"):
-            offset = 0 if val == "Z" else offset_seconds(val)
+    if pos < len(fmt):
+        steps.append((None, len(fmt[pos:].encode("utf-8"))))
+    return steps
+
+
+def _parse(fmt: str, text: str) -> int:
+    """Parse ``text`` with ``fmt`` as EMQX does: nanoseconds since the epoch.
+
+    Each directive reads a fixed number of bytes; literal text in the format is skipped by its
+    length without being compared (EMQX keeps this for 4.x compatibility, so
+    ``'%Y-%m-%d %H-%M-%S'`` reads ``'2022-05-26 10:40:12'``). Parsing ends with the input or the
+    format; year to second must all have been read. An offset read by ``%z`` is applied.
+    """
+    data = text.encode("utf-8")
+    parts: dict[str, int] = {}
+    offset = 0
+    pos = 0
+    for directive, width in _format_steps(fmt):
+        if pos >= len(data):
+            break
+        if pos + width > len(data):
+            raise BadArg(f"{text!r} does not match the format {fmt!r} (it is shorter)")
+        chunk = data[pos:pos + width].decode("utf-8", "replace")
+        pos += width
+        if directive is None:
+            continue
+        if directive.endswith("z"):
+            offset = offset_seconds(chunk)
+        elif _INT.fullmatch(chunk):
+            parts[directive] = int(chunk)
+        else:
+            raise BadArg(f"bad_formatter_or_date: {text!r} does not match the format {fmt!r} "
+                         f"({chunk!r} is not a number)")
+    for key, name in _REQUIRED:
+        if key not in parts:
+            raise BadArg(f"the date {text!r} has no {name} (format {fmt!r})")
     try:
         moment = dt.datetime(parts["Y"], parts["m"], parts["d"], parts["H"], parts["M"],
                              parts["S"], tzinfo=dt.UTC)
     except ValueError as exc:
-        raise BadArg(str(exc)) from exc
-    return int(moment.timestamp()) * 1_000_000_000 + parts["ns"], offset
+        raise BadArg(f"{text!r}: {exc}") from exc
+    fraction = (parts.get("3N", 0) * 1_000_000 + parts.get("6N", 0) * 1_000
+                + parts.get("N", 0))
+    return (int(moment.timestamp()) - offset) * 1_000_000_000 + fraction
 
 
 def date_to_unix_ts(unit: Any, *args: Any) -> int:
     """Parse a date string: ``date_to_unix_ts(unit, [offset,] format, input)``.
 
-    An offset in the input wins; otherwise the ``offset`` argument, otherwise UTC.
+    The format is read as EMQX reads it (see :func:`_parse`). An ``offset`` argument is
+    subtracted from the result, after any offset the input carried, as in EMQX.
     """
     per_second = _unit(unit)
-    offset_arg = args[0] if len(args) == 3 else None
     fmt, text = as_text(args[-2]), as_text(args[-1])
-    wall_ns, found = _parse(fmt, text)
-    offset = found if found is not None else (
-        offset_seconds(offset_arg, wall_ns / 1e9) if offset_arg is not None else 0)
-    return (wall_ns - offset * 1_000_000_000) * per_second // 1_000_000_000
+    epoch_ns = _parse(fmt, text)
+    if len(args) == 3:
+        epoch_ns -= offset_seconds(args[0], epoch_ns / 1e9) * 1_000_000_000
+    return epoch_ns * per_second // 1_000_000_000
 
 
 def now_timestamp(unit: Any = "second") -> int:
