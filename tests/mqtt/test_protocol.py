@@ -125,3 +125,14 @@ async def test_keepalive_pings_when_silent_and_drops_a_silent_broker():
     assert not transport.closed
     reason = await asyncio.wait_for(proto.closed, 1)
     assert reason.startswith("keepalive: no data from the broker") and transport.aborted
+
+
+async def test_keepalive_pings_a_broker_that_only_listens():
+    proto, transport = connection()
+    proto.start_keepalive(0.2)
+    for _ in range(8):  # publishing QoS 0 all along: we are never silent, the broker is
+        proto.write(b"\x30\x03\x00\x01t")
+        proto.flush()
+        await asyncio.sleep(0.02)
+    assert b"\xc0\x00" in transport.writes
+    assert not transport.closed

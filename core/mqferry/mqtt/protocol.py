@@ -4,9 +4,9 @@ The event loop's transport reads as much as the socket holds; :meth:`MqttProtoco
 frames every complete packet of it, hands each PUBLISH to a synchronous callback (no queue, no
 task, no copy of the payload beyond its slice), and completes our publishes on their PUBACKs.
 Writes made while handling a read (acks, the publishes they release) and those made in one turn
-of the event loop leave together in one ``send``. Keepalive: a PINGREQ when we have been silent
-for half the interval, and the connection is dropped when the broker has been silent for one
-and a half intervals.
+of the event loop leave together in one ``send``. Keepalive: a PINGREQ when either side has been
+silent for half the interval, and the connection is dropped when the broker has been silent for
+one and a half intervals.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class MqttProtocol(asyncio.Protocol):
         self._keepalive = 0.0
         self._tick_handle: asyncio.TimerHandle | None = None
         self._last_in = self._last_out = self._loop.time()
+        self._last_ping = float("-inf")
         self.connack: asyncio.Future[Connack] = self._loop.create_future()
         #: Completes with the reason once the connection is gone.
         self.closed: asyncio.Future[str] = self._loop.create_future()
@@ -271,7 +272,12 @@ class MqttProtocol(asyncio.Protocol):
             self.close(f"keepalive: no data from the broker for {now - self._last_in:.0f}s",
                        abort=True)
             return
-        if now - self._last_out >= interval / 2:
+        # Silent either way for half the interval: ping. A client that only publishes QoS 0
+        # hears nothing back unless it asks, and would take a live broker for a dead one.
+        half = interval / 2
+        if (now - self._last_out >= half or now - self._last_in >= half) and \
+                now - self._last_ping >= half:
+            self._last_ping = now
             self.write(codec.PINGREQ)
             self.flush()
         self._tick_handle = self._loop.call_later(interval / 4, self._tick)
