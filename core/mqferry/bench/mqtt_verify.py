@@ -42,7 +42,7 @@ class MqttVerifier:
         self._subscribed = threading.Event()
         self._filter = topic_filter
         self._qos = qos
-        self._config = MqttConfig(server=f"{host}:{port}", keepalive=30,
+        self._config = MqttConfig(server=f"{host}:{port}", keepalive="30s",
                                   clientid=f"mqferry-bench-verify-{uuid.uuid4().hex[:8]}")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
