@@ -136,3 +136,9 @@ async def test_keepalive_pings_a_broker_that_only_listens():
         await asyncio.sleep(0.02)
     assert b"\xc0\x00" in transport.writes
     assert not transport.closed
+
+
+async def test_a_subscribe_without_an_answer_times_out():
+    proto, _ = connection()
+    with pytest.raises(aiomqtt.MqttError, match="timed out"):
+        await proto.subscribe([("a/#", 1)], timeout=0.05)

@@ -126,7 +126,8 @@ class MqttConnector:
         if proto is None or not self._connected.is_set():
             return  # applied on (re)connect
         if removed:
-            await proto.unsubscribe([self._wire(f) for f in sorted(removed)])
+            await proto.unsubscribe([self._wire(f) for f in sorted(removed)],
+                                    timeout=self.config.connect_timeout)
         if added:
             await self._subscribe(proto, added)
 
@@ -135,7 +136,7 @@ class MqttConnector:
         topics: list[tuple[str, int]] = [(self._wire(f), qos) for f in sorted(filters)]
         if not topics:
             return
-        codes = await proto.subscribe(topics)
+        codes = await proto.subscribe(topics, timeout=self.config.connect_timeout)
         for (topic, _), code in zip(topics, codes, strict=False):
             if code >= 0x80:
                 log.warning("the MQTT broker refused the subscription to %s: %s", topic,

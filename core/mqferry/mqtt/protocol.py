@@ -240,21 +240,35 @@ class MqttProtocol(asyncio.Protocol):
         if self.is_open:
             self.write(codec.ack_packets(acks))
 
-    async def _request(self, packet: Callable[[int], bytes]) -> list[int]:
+    async def _request(self, packet: Callable[[int], bytes], timeout: float | None) -> list[int]:
         mid = self._next_mid()
         future: asyncio.Future[list[int]] = self._loop.create_future()
         self._requests[mid] = future
         self.write(packet(mid))
         self.flush()
-        return await future
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self._requests.pop(mid, None)
+            raise aiomqtt.MqttError("Operation timed out (no answer from the broker)") from None
 
-    async def subscribe(self, topics: Sequence[tuple[str, int]]) -> list[int]:
-        """Subscribe; returns the broker's reason codes, one per filter."""
-        return await self._request(lambda mid: codec.subscribe_packet(mid, topics))
+    async def subscribe(self, topics: Sequence[tuple[str, int]], *,
+                        timeout: float | None = None) -> list[int]:
+        """Subscribe; returns the broker's reason codes, one per filter.
 
-    async def unsubscribe(self, topics: Sequence[str]) -> list[int]:
-        """Unsubscribe; returns the broker's reason codes, one per filter."""
-        return await self._request(lambda mid: codec.unsubscribe_packet(mid, topics))
+        Raises:
+            aiomqtt.MqttError: no SUBACK within ``timeout`` seconds, or the connection is gone.
+        """
+        return await self._request(lambda mid: codec.subscribe_packet(mid, topics), timeout)
+
+    async def unsubscribe(self, topics: Sequence[str], *,
+                          timeout: float | None = None) -> list[int]:
+        """Unsubscribe; returns the broker's reason codes, one per filter.
+
+        Raises:
+            aiomqtt.MqttError: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
+        """
+        return await self._request(lambda mid: codec.unsubscribe_packet(mid, topics), timeout)
 
     # -- session -----------------------------------------------------------------------------
 
