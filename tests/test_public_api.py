@@ -24,9 +24,13 @@ PLUGIN_DIRS = [*sorted((ROOT / "plugins").glob("*/mqferry_*")),
                ROOT / "examples" / "plugin" / "mqferry_example",
                ROOT / "tests" / "thirdparty_plugin" / "mqferry_sample_plugin"]
 PUBLIC_MODULES = {"mqferry.testing"}
-#: Imports still outside the public surface, each with its reason. The bench's MQTT verifier
-#: shares the product's packet reader, which the MQTT hot path rework replaces; it follows it.
-PENDING = {("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.paho_io")}
+#: Imports outside the public surface, each with its reason. The bench's MQTT verifier runs the
+#: product's own MQTT connection, so that a run measures the bridge with the same codec on both
+#: sides; it is the one plugin that reaches into the core's MQTT modules, and only for that.
+PENDING = {("mqferry_bench/mqtt_verify.py", "mqferry.config.models"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.codec"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.connect"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.protocol")}
 #: Libraries the core must never import (the Kafka plugins and the bench plugin bring them).
 NOT_IN_CORE = ("aiokafka", "confluent_kafka", "kafka", "rich", "psutil")
 

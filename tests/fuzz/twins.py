@@ -33,7 +33,7 @@ from paho.mqtt.properties import Properties
 from mqferry.config import validate_config
 from mqferry.config.loader import AppConfig
 from mqferry.mqtt.acks import AckWindow
-from mqferry.mqtt.paho_io import InMessage
+from mqferry.mqtt.codec import InMessage
 from mqferry.plugins import PluginSet, load_plugins
 from mqferry.runtime import App
 from mqferry.testing import InMemoryMqtt

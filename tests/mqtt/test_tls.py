@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -14,8 +13,7 @@ from pydantic import ValidationError
 from mqferry.config.models import MqttConfig, MqttSslConfig
 from mqferry.config.secrets import REDACTED
 from mqferry.errors import ConfigError
-from mqferry.mqtt.client import tls_options
-from mqferry.mqtt.tls import explain, ssl_context
+from mqferry.mqtt.tls import explain, server_hostname, ssl_context
 
 KEY_PASSWORD = "k3y-pass"  # noqa: S105 - the test key's password
 
@@ -97,7 +95,6 @@ def test_verify_none_checks_nothing() -> None:
     ctx = ssl_context(MqttSslConfig(enable=True))
     assert ctx.verify_mode is ssl.CERT_NONE
     assert ctx.check_hostname is False
-    assert tls_options(MqttConfig(ssl={"enable": True}))["tls_insecure"] is True
 
 
 def test_verify_peer_checks_the_certificate_and_the_host_name(pki: dict[str, str]) -> None:
@@ -105,14 +102,7 @@ def test_verify_peer_checks_the_certificate_and_the_host_name(pki: dict[str, str
     assert ctx.verify_mode is ssl.CERT_REQUIRED
     assert ctx.check_hostname is True
     assert [c["subject"] for c in ctx.get_ca_certs()] == [((("commonName", "test CA"),),)]
-    # paho then leaves the host name check to the context
-    opts = tls_options(MqttConfig(ssl={"enable": True, "verify": "verify_peer",
-                                       "cacertfile": pki["ca"]}))
-    assert opts["tls_insecure"] is False
-
-
-def test_no_tls_options_when_disabled() -> None:
-    assert tls_options(MqttConfig()) == {}
+    assert server_hostname(MqttSslConfig(enable=True), "broker.local") == "broker.local"
 
 
 def test_versions_bound_the_protocol() -> None:
@@ -135,13 +125,15 @@ def test_ciphers_narrow_tls12() -> None:
 ])
 def test_server_name_indication(pki: dict[str, str], sni: str, sent: str | None,
                                 checks: bool) -> None:
-    ctx = ssl_context(MqttSslConfig(enable=True, verify="verify_peer", cacertfile=pki["ca"],
-                                    server_name_indication=sni))
+    cfg = MqttSslConfig(enable=True, verify="verify_peer", cacertfile=pki["ca"],
+                        server_name_indication=sni)
+    ctx = ssl_context(cfg)
     assert ctx.check_hostname is checks
-    # paho passes the broker's address; the configured name (or none) goes out instead
-    with socket.socket() as sock, ctx.wrap_socket(sock, server_hostname="127.0.0.1",
-                                                  do_handshake_on_connect=False) as wrapped:
-        assert wrapped.server_hostname == sent
+    # the connection passes this name to the event loop instead of the broker's address
+    name = server_hostname(cfg, "127.0.0.1")
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    wrapped = ctx.wrap_bio(incoming, outgoing, server_hostname=name or None)
+    assert wrapped.server_hostname == sent
 
 
 def test_client_certificate_with_an_encrypted_key(pki: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ def _factory(name: str, config: Any, ctx: Any) -> Any:
 @hookimpl
 def mqferry_register_connector_types(register: TypeRegister) -> None:
     """Register the MQTT connector type (the top-level ``mqtt`` section uses it)."""
-    from mqferry.mqtt.client import probe
+    from mqferry.mqtt.connect import probe
 
     register.add(ConnectorType("mqtt", MqttConnectorConfig, _factory, "MQTT 5 broker connection",
                                probe=probe))

@@ -1,41 +1,22 @@
 """TLS to the MQTT broker: the ``ssl.SSLContext`` of an ``ssl`` section, and clear error texts.
 
-paho wraps its socket with the context given to ``tls_set_context`` (aiomqtt's ``tls_context``)
-and performs the handshake inside ``connect``; aiomqtt turns every failure there into an
-``MqttError`` holding only the text of the original exception, so :func:`explain` reads that
-text to say which check failed and what to look at.
+The connection (:mod:`mqferry.mqtt.connect`) hands the context and :func:`server_hostname` to the
+event loop, which performs the handshake; a failure there, or a TLS alert the broker sends after
+it, reaches the connector as an error whose text :func:`explain` reads to say which check failed
+and what to look at.
 """
 
 from __future__ import annotations
 
-import socket
 import ssl
 from typing import Any
 
 from mqferry.config.models import MqttSslConfig
 from mqferry.errors import ConfigError
 
-__all__ = ["explain", "ssl_context"]
+__all__ = ["explain", "server_hostname", "ssl_context"]
 
 _VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
-
-
-class _ServerNameContext(ssl.SSLContext):
-    """A client context that sends a fixed server name (SNI) whatever host paho connects to.
-
-    paho passes the broker's host to :meth:`wrap_socket`, which puts ``server_name`` in its
-    place; ``None`` sends no SNI (and no host name can be checked).
-    """
-
-    server_name: str | None = None
-
-    # PLR0917: the signature of ssl.SSLContext.wrap_socket, which paho calls.
-    def wrap_socket(self, sock: socket.socket, server_side: bool = False,  # noqa: PLR0917
-                    do_handshake_on_connect: bool = True, suppress_ragged_eofs: bool = True,
-                    server_hostname: str | bytes | None = None,
-                    session: ssl.SSLSession | None = None) -> ssl.SSLSocket:
-        return super().wrap_socket(sock, server_side, do_handshake_on_connect,
-                                   suppress_ragged_eofs, self.server_name, session)
 
 
 def _problem(field: str, message: str) -> ConfigError:
@@ -50,13 +31,7 @@ def ssl_context(cfg: MqttSslConfig) -> ssl.SSLContext:
             path names the field (``ssl.cacertfile``), the message the file and the reason.
     """
     sni = cfg.server_name_indication
-    ctx: ssl.SSLContext
-    if sni == "auto":
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    else:
-        fixed = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
-        fixed.server_name = None if sni == "disable" else sni
-        ctx = fixed
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     versions = [_VERSIONS[v] for v in cfg.versions]
     ctx.minimum_version, ctx.maximum_version = min(versions), max(versions)
     tls12 = [c for c in cfg.ciphers if not c.startswith("TLS_")]
@@ -74,6 +49,14 @@ def ssl_context(cfg: MqttSslConfig) -> ssl.SSLContext:
     if cfg.certfile:
         _load_cert(ctx, cfg)
     return ctx
+
+
+def server_hostname(cfg: MqttSslConfig, host: str) -> str:
+    """The name sent in SNI and checked against the certificate; ``""`` sends none."""
+    sni = cfg.server_name_indication
+    if sni == "auto":
+        return host
+    return "" if sni == "disable" else sni
 
 
 def _load_ca(ctx: ssl.SSLContext, path: str) -> None:

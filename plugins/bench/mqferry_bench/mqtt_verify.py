@@ -1,25 +1,27 @@
-"""The MQTT verifier: a paho-mqtt subscriber that tallies benchmark payloads as they arrive.
+"""The MQTT verifier: an MQTT 5 subscriber that tallies benchmark payloads as they arrive.
 
 It uses a persistent MQTT 5 session (clean start off, a session expiry of five minutes), so that
 messages queued for it while it reconnects after a broker restart are still delivered, and it
-acknowledges each message after tallying it. Packets are read with mqferry's own reader
-(:func:`mqferry.mqtt.paho_io.read_packets`), and the acks of one read leave together: paho's
-per-message handling would make the verifier, not the bridge, the limit of a run.
+acknowledges each message after tallying it. It runs mqferry's own connection
+(:func:`mqferry.mqtt.connect.open_session`) on an event loop in a thread of its own, so the acks
+of one read leave together: a client library's per-message handling would make the verifier,
+not the bridge, the limit of a run.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 import uuid
-from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+import aiomqtt
 
-from mqferry.mqtt.paho_io import InMessage, coalesce_writes, puback_packets, read_packets
+from mqferry.config.models import MqttConfig
+from mqferry.mqtt.codec import InMessage
+from mqferry.mqtt.connect import open_session
+from mqferry.mqtt.protocol import MqttProtocol
 from mqferry_bench.payload import decode
 from mqferry_bench.stats import Tally
 
@@ -40,38 +42,41 @@ class MqttVerifier:
         self._subscribed = threading.Event()
         self._filter = topic_filter
         self._qos = qos
-        self._host, self._port = host, port
-        self.client = paho.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"mqferry-bench-verify-{uuid.uuid4().hex[:8]}",
-                                  protocol=paho.MQTTv5)
-        self.client.max_inflight_messages_set(65535)
-        self.client.reconnect_delay_set(1, 2)
-        self.client.on_connect = self._on_connect
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message  # QoS 2 deliveries only
-        self._acks: list[int] = []
-        read_packets(self.client, self._on_publish, after_read=self._send_acks)
-        coalesce_writes(self.client)
-
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
-        if not rc.is_failure and not flags.session_present:
-            client.subscribe(self._filter, qos=self._qos)
-
-    def _on_subscribe(self, *args: Any) -> None:
-        self._subscribed.set()
+        self._config = MqttConfig(server=f"{host}:{port}", keepalive="30s",
+                                  clientid=f"mqferry-bench-verify-{uuid.uuid4().hex[:8]}")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        self._proto: MqttProtocol | None = None
 
     def _on_publish(self, msg: InMessage) -> None:
         self._count(msg.payload)
-        if msg.qos:
-            self._acks.append(msg.mid)
+        if msg.qos and self._proto is not None:
+            self._proto.send_acks(((msg.mid, msg.qos),))  # they leave together after the read
 
-    def _send_acks(self) -> None:
-        if self._acks:
-            acks, self._acks = self._acks, []
-            self.client._packet_queue(0x40, puback_packets(acks), 0, 0)
-
-    def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
-        self._count(msg.payload)
+    async def _session(self) -> None:
+        self._stopping = stopping = asyncio.get_running_loop().create_future()
+        while not stopping.done():
+            try:
+                proto, connack = await open_session(
+                    self._config, client_id=self._config.clientid, clean_start=False,
+                    session_expiry=300, on_publish=self._on_publish)
+            except aiomqtt.MqttError:
+                await asyncio.sleep(1.0)
+                continue
+            self._proto = proto
+            try:
+                if not connack.session_present:
+                    await proto.subscribe([(self._filter, self._qos)])
+                self._subscribed.set()
+                await asyncio.wait([stopping, proto.closed], return_when=asyncio.FIRST_COMPLETED)
+            except aiomqtt.MqttError:
+                pass
+            finally:
+                self._proto = None
+                proto.disconnect()
+            if not stopping.done():
+                await asyncio.sleep(1.0)
 
     def _count(self, payload: bytes | bytearray) -> None:
         now = time.time()
@@ -84,19 +89,29 @@ class MqttVerifier:
 
     def start(self, timeout: float = 30.0) -> None:
         """Connect and subscribe; return once the broker confirmed the subscription."""
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 300
-        self.client.connect(self._host, self._port, keepalive=30, clean_start=False,
-                            properties=props)
-        self.client.loop_start()
+        self._loop = asyncio.new_event_loop()
+        loop = self._loop
+        self._thread = threading.Thread(target=loop.run_until_complete, args=(self._session(),),
+                                        name="mqferry-bench-verify", daemon=True)
+        self._thread.start()
         if not self._subscribed.wait(timeout):
-            self.client.loop_stop()
-            raise ConnectionError(f"no SUBACK from {self._host}:{self._port} in {timeout} s")
+            self.stop()
+            raise ConnectionError(f"no SUBACK from {self._config.server} in {timeout} s")
 
     def stop(self) -> None:
         """Disconnect; the broker drops the session five minutes later."""
-        self.client.disconnect()
-        self.client.loop_stop()
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        while self._stopping is None and thread.is_alive():
+            time.sleep(0.01)
+        if self._stopping is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has ended already
+                loop.call_soon_threadsafe(self._stopping.set_result, None)
+        thread.join(10)
+        if not thread.is_alive():
+            loop.close()
+        self._loop = self._thread = None
 
     @property
     def delivered(self) -> int:

@@ -1,0 +1,105 @@
+"""MQTT 5 packets encoded and decoded by :mod:`mqferry.mqtt.codec`, checked against paho's."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from mqferry.mqtt import codec
+from tests.mqtt.twins import publish_packet, varint
+
+
+def test_decode_publish_reads_every_field():
+    packet = publish_packet("d/1", b"again", 5, command=0x3B)  # QoS 1, dup, retain
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert (msg.topic, msg.payload, msg.qos, msg.dup, msg.retain, msg.mid, msg.properties) == (
+        "d/1", b"again", 1, True, True, 5, None)
+
+
+def test_decode_publish_reads_properties_and_qos0():
+    user = b"\x26" + struct.pack("!H", 8) + b"clientid" + struct.pack("!H", 2) + b"c1"
+    packet = publish_packet("a/p", b"props", 0, qos=0, props=varint(len(user)) + user)
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert (msg.qos, msg.mid, msg.payload) == (0, 0, b"props")
+    assert msg.properties.UserProperty == [("clientid", "c1")]
+
+
+def test_an_invalid_utf8_topic_keeps_its_bytes():
+    packet = publish_packet(b"t/\xff", b"p", 3)
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert msg.raw_topic == b"t/\xff" and msg.topic == "t/\ufffd"
+
+
+@pytest.mark.parametrize(("body", "why"), [
+    (b"\x00", "shorter than its topic length"),
+    (b"\x00\x09t/x", "topic longer than the packet"),
+    (b"\x00\x01t", "without its packet identifier"),
+    (b"\x00\x01t\x00\x01", "without its properties length"),
+    (b"\x00\x01t\x00\x01\x05\x26\x00", "invalid properties"),
+])
+def test_a_malformed_publish_is_named(body, why):
+    with pytest.raises(codec.PacketError, match=why):
+        codec.decode_publish(0x32, body)
+
+
+def test_publish_packet_round_trips_and_matches_an_independent_encoding():
+    props = Properties(PacketTypes.PUBLISH)
+    props.UserProperty = [("k", "v")]
+    props.ContentType = "text/plain"
+    packet = codec.publish_packet("o/ü", b"body", 1, True, mid=300, properties=props)
+    assert packet[0] == 0x33
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert (msg.topic, msg.payload, msg.mid, msg.retain) == ("o/ü", b"body", 300, True)
+    assert msg.properties.UserProperty == [("k", "v")]
+    assert msg.properties.ContentType == "text/plain"
+    assert packet == publish_packet("o/ü", b"body", 300, props=props.pack(), command=0x33)
+    assert codec.publish_packet("o/0", b"", 0, False, mid=0, properties=None) == \
+        b"\x30\x06\x00\x03o/0\x00"
+
+
+def test_publish_packet_refuses_what_mqtt_cannot_carry():
+    with pytest.raises(ValueError, match="longer than 65535"):
+        codec.publish_packet("t" * 70_000, b"", 1, False, mid=1, properties=None)
+    with pytest.raises(UnicodeEncodeError):
+        codec.publish_packet("t/\udcff", b"", 1, False, mid=1, properties=None)
+
+
+def test_acks_back_to_back():
+    assert codec.puback_packets([1, 258]) == bytes([0x40, 2, 0, 1, 0x40, 2, 1, 2])
+    assert codec.ack_packets([(1, 1), (2, 2), (3, 0)]) == bytes([0x40, 2, 0, 1, 0x50, 2, 0, 2])
+
+
+def test_connect_packet_carries_the_session_settings():
+    packet = codec.connect_packet("cid", keepalive=30, clean_start=False, session_expiry=7200,
+                                  receive_maximum=500, username="u", password="p")
+    assert packet[0] == 0x10
+    body = packet[2:]
+    assert body[:7] == b"\x00\x04MQTT\x05"
+    assert body[7] == 0x80 | 0x40  # username, password; clean start off
+    assert body[8:10] == (30).to_bytes(2, "big")
+    props, used = Properties(PacketTypes.CONNECT).unpack(body[10:])
+    assert (props.SessionExpiryInterval, props.ReceiveMaximum) == (7200, 500)
+    assert body[10 + used:] == b"\x00\x03cid\x00\x01u\x00\x01p"
+    clean = codec.connect_packet("c", keepalive=1, clean_start=True, session_expiry=0,
+                                 receive_maximum=1)
+    assert clean[2 + 7] == 0x02
+
+
+def test_connack_and_suback_decoding():
+    props = Properties(PacketTypes.CONNACK)
+    props.ReceiveMaximum = 20
+    props.ServerKeepAlive = 5
+    connack = codec.decode_connack(b"\x01\x00" + props.pack())
+    assert (connack.reason, connack.session_present) == (0, True)
+    assert (connack.get("ReceiveMaximum", 65535), connack.get("ServerKeepAlive", 60)) == (20, 5)
+    assert codec.decode_connack(b"\x00\x86\x00").reason == 0x86
+    assert codec.suback_codes(b"\x00\x07\x00\x01\x87") == (7, [1, 0x87])
+    assert codec.reason_name(codec.CONNACK, 0x86) == "Bad user name or password"
+
+
+def test_subscribe_and_unsubscribe_packets():
+    assert codec.subscribe_packet(9, [("a/#", 1)]) == b"\x82\x09\x00\x09\x00\x00\x03a/#\x01"
+    assert codec.unsubscribe_packet(9, ["a/#"]) == b"\xa2\x08\x00\x09\x00\x00\x03a/#"

@@ -1,0 +1,144 @@
+"""One MQTT connection's packets (:class:`mqferry.mqtt.protocol.MqttProtocol`), in memory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiomqtt
+import pytest
+
+from mqferry.errors import DeliveryError
+from mqferry.mqtt.protocol import MqttProtocol
+from tests.mqtt.twins import MemoryTransport, publish_packet
+
+
+def connection(received: list | None = None, released: list | None = None
+               ) -> tuple[MqttProtocol, MemoryTransport]:
+    transport = MemoryTransport()
+    proto = MqttProtocol(
+        on_publish=(received if received is not None else []).append,
+        on_released=lambda: released.append(1) if released is not None else None)
+    transport.attach(proto)
+    return proto, transport
+
+
+async def test_one_read_hands_over_every_packet_in_it():
+    received: list = []
+    proto, _ = connection(received)
+    proto.data_received(b"".join(publish_packet("t/1", f"m{i}".encode(), i + 1)
+                                 for i in range(50)))
+    assert [m.payload for m in received] == [f"m{i}".encode() for i in range(50)]
+    assert [m.mid for m in received] == list(range(1, 51))
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 200, 201])
+async def test_a_packet_cut_inside_its_length_bytes_or_body_is_completed_later(cut):
+    received: list = []
+    proto, _ = connection(received)
+    packet = publish_packet("t/long", b"x" * 20_000, 9)  # a 3-byte remaining length
+    proto.data_received(packet[:cut])
+    assert received == []
+    proto.data_received(packet[cut:] + publish_packet("t/2", b"next", 2))
+    assert [m.payload for m in received] == [b"x" * 20_000, b"next"]
+
+
+async def test_a_malformed_packet_closes_the_connection_with_its_reason(caplog):
+    received: list = []
+    proto, transport = connection(received)
+    with caplog.at_level(logging.WARNING):
+        proto.data_received(b"\x32\x01\x00")
+    assert received == [] and transport.aborted
+    reason = await proto.closed
+    assert "PUBLISH shorter than its topic length" in reason and reason in caplog.text
+
+
+async def test_acks_written_while_handling_a_read_leave_in_one_write():
+    proto, transport = connection()
+    proto._on_publish = lambda m: proto.send_acks([(m.mid, m.qos)])
+    proto.data_received(b"".join(publish_packet("t", b"x", mid) for mid in (1, 2, 3)))
+    assert transport.writes == [b"".join(bytes([0x40, 2, 0, m]) for m in (1, 2, 3))]
+
+
+async def test_own_publishes_complete_on_their_ack_and_fail_on_an_error_code():
+    released: list = []
+    proto, transport = connection(released=released)
+    loop = asyncio.get_running_loop()
+    ok, refused, q0, q2 = (loop.create_future() for _ in range(4))
+    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, future=ok)
+    proto.publish("o/2", b"b", qos=1, retain=False, properties=None, future=refused)
+    proto.publish("o/0", b"c", qos=0, retain=False, properties=None, future=q0)
+    proto.publish("o/3", b"d", qos=2, retain=False, properties=None, future=q2)
+    assert q0.done() and not ok.done()
+    proto.flush()
+    assert len(transport.writes) == 1  # four publishes, one write
+    proto.data_received(bytes([0x40, 3, 0, 1, 0x10]) + bytes([0x40, 3, 0, 2, 0x87])
+                        + bytes([0x40, 2, 0, 99]) + bytes([0x50, 2, 0, 3]))
+    assert ok.result() is None and len(released) == 2  # 0x10 "no matching subscribers" is fine
+    with pytest.raises(DeliveryError) as err:
+        refused.result()
+    assert err.value.reason == "failed.refused" and "Not authorized" in str(err.value)
+    assert transport.writes[-1] == bytes([0x62, 2, 0, 3])  # PUBREL; QoS 2 done on PUBCOMP
+    assert not q2.done()
+    proto.data_received(bytes([0x70, 2, 0, 3]))
+    assert q2.result() is None and len(released) == 3
+
+
+async def test_a_lost_connection_fails_what_is_in_flight():
+    proto, transport = connection()
+    future = asyncio.get_running_loop().create_future()
+    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, future=future)
+    subscribing = asyncio.ensure_future(proto.subscribe([("a/#", 1)]))
+    await asyncio.sleep(0)
+    transport.close()
+    assert await proto.closed == "the broker closed the connection"
+    with pytest.raises(aiomqtt.MqttError, match="lost before the broker's ack"):
+        future.result()
+    with pytest.raises(aiomqtt.MqttError):
+        await subscribing
+
+
+async def test_subscribe_returns_the_brokers_codes():
+    proto, transport = connection()
+    subscribing = asyncio.ensure_future(proto.subscribe([("a/#", 1), ("b", 1)]))
+    await asyncio.sleep(0)
+    sent = transport.sent
+    assert sent[0] == 0x82
+    proto.data_received(bytes([0x90, 5]) + sent[2:4] + b"\x00\x01\x87")
+    assert await subscribing == [1, 0x87]
+
+
+async def test_a_disconnect_from_the_broker_names_its_reason():
+    proto, transport = connection()
+    proto.data_received(b"\xe0\x02\x8e\x00")
+    assert await proto.closed == "the broker disconnected: Session taken over"
+    assert transport.closed
+
+
+async def test_keepalive_pings_when_silent_and_drops_a_silent_broker():
+    proto, transport = connection()
+    proto.start_keepalive(0.2)
+    await asyncio.sleep(0.15)
+    assert b"\xc0\x00" in transport.writes  # we were silent for half the interval
+    proto.data_received(b"\xd0\x00")  # PINGRESP: the broker is alive
+    await asyncio.sleep(0.2)
+    assert not transport.closed
+    reason = await asyncio.wait_for(proto.closed, 1)
+    assert reason.startswith("keepalive: no data from the broker") and transport.aborted
+
+
+async def test_keepalive_pings_a_broker_that_only_listens():
+    proto, transport = connection()
+    proto.start_keepalive(0.2)
+    for _ in range(8):  # publishing QoS 0 all along: we are never silent, the broker is
+        proto.write(b"\x30\x03\x00\x01t")
+        proto.flush()
+        await asyncio.sleep(0.02)
+    assert b"\xc0\x00" in transport.writes
+    assert not transport.closed
+
+
+async def test_a_subscribe_without_an_answer_times_out():
+    proto, _ = connection()
+    with pytest.raises(aiomqtt.MqttError, match="timed out"):
+        await proto.subscribe([("a/#", 1)], timeout=0.05)
