@@ -52,6 +52,11 @@ class Compiler:
         #: while compiling SELECT, FOREACH and DO fields; WHERE and INCASE see a merged map).
         self.fallthrough = False
 
+    @property
+    def functions(self) -> FunctionTable:
+        """The functions calls resolve against."""
+        return self._functions
+
     def expr(self, node: n.Node, bound: Collection[str]) -> Expr:
         """Compile ``node``; ``bound`` names the columns the scope may shadow."""
         method = getattr(self, "_" + type(node).__name__.lower())

@@ -7,6 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from mqferry.rules import nodes as n
+from mqferry.rules.codegen import generate_select
 from mqferry.rules.compiler import ALL, Compiler, Expr
 from mqferry.rules.errors import RuleSyntaxError
 from mqferry.rules.event import Event, decode_json_value
@@ -39,6 +40,8 @@ class RuleResult(NamedTuple):
 
 
 _FILTERED = RuleResult(Outcome.FILTERED, None)
+_PASSED = Outcome.PASSED
+_new_result = tuple.__new__
 
 #: Alias prefixes that make a FROM entry an event topic rather than an MQTT topic filter.
 _SOURCE_ALIASES = ("$bridges/", "$sources/")
@@ -211,6 +214,11 @@ class CompiledRule:
         if stmt.is_foreach:
             last_expr = last.expr
             self._decode_collection = isinstance(last_expr, n.Var) and last_expr.name == "payload"
+        else:
+            # The closures above define the semantics (and refuse unknown functions); SELECT
+            # runs as one generated function that inlines the common nodes (see codegen).
+            self._select = generate_select(compiler, stmt, where_bound, put=_put,
+                                           unset=_unset, columns=event_columns)
         self.blocking: bool = compiler.blocking
 
     def matches_topic(self, topic: str) -> bool:
@@ -232,14 +240,11 @@ class CompiledRule:
             RuleEvalError: a function failed, arithmetic on undefined, or the payload is not JSON.
         """
         ev = event if type(event) is Event else Event(event)
-        scope: dict[str, Any] = {}
         if not self.is_foreach:
-            out = self._fields.run(ev, scope, ev)
-            where = self._where
-            if where is not None and not where(ev, out):
-                return _FILTERED
-            return RuleResult(Outcome.PASSED, out)
-        return self._run_foreach(ev, scope)
+            out = self._select(ev)
+            # tuple.__new__ skips the NamedTuple's Python-level constructor.
+            return _FILTERED if out is None else _new_result(RuleResult, (_PASSED, out))
+        return self._run_foreach(ev, {})
 
     def apply(self, event: Mapping[str, Any]) -> Output | None:
         """Evaluate the rule; the output, or None when WHERE is false (FOREACH may give ``[]``).
@@ -249,7 +254,10 @@ class CompiledRule:
         Raises:
             RuleEvalError: as :meth:`run`.
         """
-        return self.run(event).output
+        ev = event if type(event) is Event else Event(event)
+        if not self.is_foreach:
+            return self._select(ev)
+        return self._run_foreach(ev, {}).output
 
     def _run_foreach(self, ev: Event, scope: dict[str, Any]) -> RuleResult:
         # All but the last expression only bind names; the last gives the collection. The output
