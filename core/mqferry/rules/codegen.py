@@ -99,7 +99,7 @@ class _Writer:
             out = self.temp()
             self.emit(ind, f"{out} = {val} is False")
             return out
-        if isinstance(node, n.Call):
+        if isinstance(node, n.Call) and self.compiler.presence_call(node, bound) is None:
             return self._call(node, bound, scope, ind)
         # Anything else: the closure the compiler makes for it.
         fn = self.const(self.compiler.expr(node, bound))

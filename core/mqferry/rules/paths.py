@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["HEAD", "TAIL", "End", "get_index", "get_step", "nested_get", "nested_put"]
+__all__ = [
+    "HEAD", "TAIL", "End", "get_index", "get_step", "has_step", "nested_get", "nested_put",
+]
 
 
 class End(enum.Enum):
@@ -51,6 +53,20 @@ def get_step(data: Any, step: Any) -> Any:
     if type(step) is str:
         return data.get(step) if type(data) is dict else None
     return get_index(data, step)
+
+
+def has_step(data: Any, step: Any) -> bool:
+    """Whether one path step from ``data`` finds something, JSON null included."""
+    if isinstance(data, str | bytes) and data:
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+    if type(step) is str:
+        return type(data) is dict and step in data
+    if type(data) is not list or type(step) is not int or step == 0:
+        return False
+    return -len(data) <= step <= len(data)
 
 
 def nested_get(data: Any, path: Sequence[Any]) -> Any:
