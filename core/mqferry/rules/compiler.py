@@ -270,11 +270,10 @@ class Compiler:
         if isinstance(root, n.Var) and _is_bound(root.name, bound):
             return None  # an alias may shadow the column; the value alone decides
         head, last = steps[:-1], steps[-1]
-        if isinstance(root, n.Var) and root.name == "payload":
-            def read_root(ev: Event, sc: dict[str, Any]) -> Any:
-                return ev.decoded_payload()
-        else:
-            read_root = self.expr(root, bound)
+        read_root: Expr = (
+            _read_payload if isinstance(root, n.Var) and root.name == "payload"
+            else self.expr(root, bound)
+        )
         want = spec.func is is_not_null
 
         def defined(ev: Event, sc: dict[str, Any]) -> bool:
@@ -301,6 +300,10 @@ class Compiler:
             cur = cur.target
         steps.reverse()
         return steps, cur
+
+
+def _read_payload(ev: Event, sc: dict[str, Any]) -> Any:
+    return ev.decoded_payload()
 
 
 def _get1(key: str, is_payload: bool, name: str) -> Expr:
