@@ -53,6 +53,8 @@ STATEMENTS = [
     'SELECT payload.x as x FROM "t/#" WHERE x > 1 or x < 1 or x = 1',
     'SELECT clientid FROM "t/#" WHERE payload.temp > 20 and payload.hum > 100',
     'SELECT payload.temp as t FROM "t/#" WHERE (t > 20) = true',
+    'SELECT payload.name, payload as p, payload.temp FROM "t/#" WHERE p.name = payload.name',
+    'SELECT clientid, upper(clientid) as u, topic, topic as t2 FROM "t/#"',
     'SELECT is_null(payload.nothing) as a, is_null_var(payload.nothing) as b FROM "t/#" '
     'WHERE is_not_null(payload.temp)',
 ]

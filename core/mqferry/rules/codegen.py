@@ -238,7 +238,7 @@ def generate_select(compiler: Compiler, stmt: n.Statement, where_bound: Collecti
     w.ns.update({"_put": put, "_unset": unset, "_columns": columns})
     fields = stmt.fields
     simple = all(f.expr is not None and len(f.alias) == 1 for f in fields)
-    names: set[str] | None = set()
+    names: set[str] = set()
     w.emit(0, "def select(ev):")
     w.emit(1, "sc = {}")
     if not simple:
@@ -249,27 +249,26 @@ def generate_select(compiler: Compiler, stmt: n.Statement, where_bound: Collecti
         later = {name for f in fields[i + 1:] for name in var_names(f.expr)}
         if field.expr is None:
             w.emit(1, "out.update(_columns(ev))")
-            names = None
             continue
-        fbound: Collection[str] = ALL if names is None else frozenset(names)
+        fbound: Collection[str] = frozenset(names)
         val = w.expr(field.expr, fbound, "sc", 1)
         head = field.alias[0]
         if len(field.alias) > 1:
             alias = w.const(field.alias)
-            w.emit(1, f"_put(out, sc, ev, {alias}, ev, explicit={field.explicit}, val={val})")
+            w.emit(1, f"_put(out, sc, ev, {alias}, ev, scoped=True, val={val})")
         else:
             key = w.const(head)
             if simple:
                 results.append((key, val))
             else:
                 w.emit(1, f"out[{key}] = {val}")
-            if field.explicit and head in later:
+            if head in later:
                 # Only a later field reads the scope, and only by name.
                 w.emit(1, f"if {val} is None:")
                 w.emit(2, f"_unset(sc, ev, {key})")
                 w.emit(1, "else:")
                 w.emit(2, f"sc[{key}] = {val}")
-        if field.explicit and names is not None and isinstance(head, str):
+        if isinstance(head, str):
             names.add(head)
     compiler.fallthrough = saved
     if simple:

@@ -60,10 +60,11 @@ def event_columns(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _FieldSet:
-    """Compiled SELECT-like fields: fill an output dict and, for aliases, the scope.
+    """Compiled SELECT-like fields: fill an output dict and the scope.
 
     As EMQX's ``select_and_transform``: every field is put into the output, an undefined value
-    too (it shows as null); a field read looks in the aliases so far and then in the event.
+    too (it shows as null); a field read looks in the fields selected so far (aliased or not:
+    EMQX puts both in the map later fields read first) and then in the event.
     """
 
     def __init__(self, compiler: Compiler, fields: tuple[n.Field, ...],
@@ -79,17 +80,18 @@ class _FieldSet:
                 self.star = True
                 continue
             fbound: Collection[str] = ALL if names is None else frozenset(names)
-            self.steps.append((compiler.expr(field.expr, fbound), field.alias, field.explicit))
             head = field.alias[0]
-            if isinstance(head, str):
-                self.heads.add(head)
-                if field.explicit and names is not None:
-                    names.add(head)
+            scoped = isinstance(head, str)
+            self.steps.append((compiler.expr(field.expr, fbound), field.alias, scoped))
+            if scoped:
+                self.heads.add(head)  # type: ignore[arg-type]
+                if names is not None:
+                    names.add(head)  # type: ignore[arg-type]
         compiler.fallthrough = saved
 
     def run(self, ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for expr, alias, explicit in self.steps:
+        for expr, alias, scoped in self.steps:
             if expr is None:
                 out.update(event_columns(base))
                 continue
@@ -97,13 +99,13 @@ class _FieldSet:
             if len(alias) == 1:
                 key = alias[0]
                 out[key] = val  # type: ignore[index]
-                if explicit:
+                if scoped:
                     if val is None:
                         _unset(scope, base, key)  # type: ignore[arg-type]
                     else:
                         scope[key] = val  # type: ignore[index]
                 continue
-            _put(out, scope, ev, alias, base, explicit=explicit, val=val)
+            _put(out, scope, ev, alias, base, scoped=scoped, val=val)
         return out
 
     def collect(self, ev: Event, scope: dict[str, Any],
@@ -111,22 +113,22 @@ class _FieldSet:
         """Run all fields (FOREACH's); also return the value of the last one, the collection."""
         *first, last = self.steps
         out = self._run_steps(first, ev, scope, base)
-        expr, alias, explicit = last
+        expr, alias, scoped = last
         if expr is None:  # pragma: no cover - the grammar puts an expression last in FOREACH
             return out, None
         val = expr(ev, scope)
-        _put(out, scope, ev, alias, base, explicit=explicit, val=val)
+        _put(out, scope, ev, alias, base, scoped=scoped, val=val)
         return out, val
 
     @staticmethod
     def _run_steps(steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]],
                    ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for expr, alias, explicit in steps:
+        for expr, alias, scoped in steps:
             if expr is None:
                 out.update(event_columns(base))
                 continue
-            _put(out, scope, ev, alias, base, explicit=explicit, val=expr(ev, scope))
+            _put(out, scope, ev, alias, base, scoped=scoped, val=expr(ev, scope))
         return out
 
 
@@ -141,13 +143,13 @@ def _unset(scope: dict[str, Any], base: Mapping[str, Any], key: str) -> None:
 
 
 def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
-         alias: tuple[str | int | End, ...], base: Mapping[str, Any], *, explicit: bool,
+         alias: tuple[str | int | End, ...], base: Mapping[str, Any], *, scoped: bool,
          val: Any) -> None:
-    """Store ``val`` at ``alias`` in the output (and in the scope when it is an AS alias)."""
+    """Store ``val`` at ``alias`` in the output (and in the scope when later fields read it)."""
     head = str(alias[0])
     if len(alias) == 1:
         out[head] = val
-        if explicit:
+        if scoped:
             if val is None:
                 _unset(scope, base, head)
             else:
@@ -161,7 +163,7 @@ def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
                    else decode_json_value(current))
     put = nested_put(current, alias[1:], val)
     out[head] = put
-    if explicit:
+    if scoped:
         scope[head] = put
 
 
