@@ -245,6 +245,26 @@ def test_an_unaliased_foreach_field_is_visible_to_later_fields() -> None:
     assert [(row["payload"], row["i"]) for row in rows] == [({"items": [1]}, 1)]
 
 
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        # emqx_rule_maps.erl:122-124 do_put: an index that is not a constant is read with
+        # nested_get from the map of the fields selected so far, then setnth puts the value.
+        ('select payload.x as c, payload.i as i, 9 as c[i] from "t/#"',
+         {"c": [1, 9, 3], "i": 2}),
+        ('select payload.x as c, payload.p as p, 9 as c[p.i] from "t/#"',
+         {"c": [1, 2, 9], "p": {"i": 3}}),
+        # Not selected (the event's payload.i does not count): undefined is not an integer, and
+        # setnth leaves the list as it is.
+        ('select payload.x as c, 9 as c[i] from "t/#"', {"c": [1, 2, 3]}),
+        # setnth on something that is not a list makes a one-element list.
+        ('select 2 as i, 9 as c[i] from "t/#"', {"i": 2, "c": [9]}),
+    ],
+)
+def test_alias_index_read_from_the_selected_fields(sql: str, expected: Any) -> None:
+    assert run(sql, {"x": [1, 2, 3], "i": 2, "p": {"i": 3}}) == expected
+
+
 # --------------------------------------------------------------------------- class 4: FOREACH
 
 SENSORS_4 = b'{"sensors": [{"cmd":"1", "name":"n1"}, {"cmd":"2"}, {"name":"n3"}]}'

@@ -55,6 +55,7 @@ STATEMENTS = [
     'SELECT payload.temp as t FROM "t/#" WHERE (t > 20) = true',
     'SELECT payload.name, payload as p, payload.temp FROM "t/#" WHERE p.name = payload.name',
     'SELECT clientid, upper(clientid) as u, topic, topic as t2 FROM "t/#"',
+    'SELECT payload.arr as c, payload.hum as i, 9 as c[i], 8 as c[nope] FROM "t/#"',
     'SELECT is_null(payload.nothing) as a, is_null_var(payload.nothing) as b FROM "t/#" '
     'WHERE is_not_null(payload.temp)',
 ]

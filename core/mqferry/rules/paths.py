@@ -2,7 +2,8 @@
 
 A path is a list of steps: a ``str`` is a map key, an ``int`` a 1-based list index (negative
 counts from the end), and :data:`HEAD`/:data:`TAIL` are the ``[0]``/``[-0]`` of an alias, which
-put a new element before the first or after the last one. Reading through a string that holds
+put a new element before the first or after the last one (an alias's :class:`IndexRef` is
+resolved to one of these before the put). Reading through a string that holds
 JSON decodes it on the way, as EMQX does for nested JSON; a failed decode reads as undefined.
 """
 
@@ -10,12 +11,14 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 __all__ = [
-    "HEAD", "TAIL", "End", "get_index", "get_step", "has_step", "nested_get", "nested_put",
+    "HEAD", "TAIL", "End", "IndexRef", "get_index", "get_step", "has_step", "nested_get",
+    "nested_put",
 ]
 
 
@@ -28,6 +31,17 @@ class End(enum.Enum):
 
 HEAD = End.HEAD
 TAIL = End.TAIL
+
+
+@dataclass(frozen=True)
+class IndexRef:
+    """An alias index given by a name or path, ``x as c[i]`` or ``x as c[p.i]``.
+
+    As EMQX's ``emqx_rule_maps:do_put``, the index is read from the fields selected so far
+    (not from the event) when the value is put.
+    """
+
+    path: tuple[str, ...]
 
 
 def get_index(data: Any, index: Any) -> Any:

@@ -13,7 +13,7 @@ from mqferry.rules.errors import RuleSyntaxError
 from mqferry.rules.event import Event, decode_json_value
 from mqferry.rules.functions import FunctionTable, builtin_function_table
 from mqferry.rules.parser import parse
-from mqferry.rules.paths import End, nested_put
+from mqferry.rules.paths import IndexRef, nested_get, nested_put
 from mqferry.rules.topic import topic_matches
 
 __all__ = ["CompiledRule", "Outcome", "RuleResult", "compile_sql", "event_columns"]
@@ -69,7 +69,7 @@ class _FieldSet:
 
     def __init__(self, compiler: Compiler, fields: tuple[n.Field, ...],
                  bound: Collection[str]) -> None:
-        self.steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]] = []
+        self.steps: list[tuple[Expr | None, tuple[n.AliasStep, ...], bool]] = []
         names = set(bound) if bound is not ALL else None
         self.heads: set[str] = set()
         self.star = False
@@ -121,7 +121,7 @@ class _FieldSet:
         return out, val
 
     @staticmethod
-    def _run_steps(steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]],
+    def _run_steps(steps: list[tuple[Expr | None, tuple[n.AliasStep, ...], bool]],
                    ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for expr, alias, scoped in steps:
@@ -143,7 +143,7 @@ def _unset(scope: dict[str, Any], base: Mapping[str, Any], key: str) -> None:
 
 
 def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
-         alias: tuple[str | int | End, ...], base: Mapping[str, Any], *, scoped: bool,
+         alias: tuple[n.AliasStep, ...], base: Mapping[str, Any], *, scoped: bool,
          val: Any) -> None:
     """Store ``val`` at ``alias`` in the output (and in the scope when later fields read it)."""
     head = str(alias[0])
@@ -161,7 +161,11 @@ def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
         # `SELECT payload, 'x' as payload.a` updates the payload in place.
         current = (ev.decoded_payload() if current is ev.get("payload")
                    else decode_json_value(current))
-    put = nested_put(current, alias[1:], val)
+    steps = alias[1:]
+    if any(type(s) is IndexRef for s in steps):
+        # EMQX reads such an index from the fields selected so far, when putting.
+        steps = tuple(nested_get(out, s.path) if isinstance(s, IndexRef) else s for s in steps)
+    put = nested_put(current, steps, val)
     out[head] = put
     if scoped:
         scope[head] = put
