@@ -8,6 +8,7 @@ shows up in both numbers.
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -89,6 +90,8 @@ def bench_route(n_filters: int) -> float:
 
 
 def main() -> None:
+    # The machine this runs on is often shared: the load average says how far to trust a run.
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     rule_rates = []
     base_rates = []
     for _ in range(RUNS):
@@ -104,6 +107,7 @@ def main() -> None:
         costs[n] = statistics.median(bench_route(n) for _ in range(RUNS))
         print(f"routing with {n:>6} filters: {costs[n]:.0f} ns/message (median of {RUNS})")
     print(f"routing 10,000 vs 1 filter: {costs[10_000] / costs[1]:.2f}x")
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

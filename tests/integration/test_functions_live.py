@@ -20,6 +20,7 @@ SQL = (
     "bin2hexstr(hexstr2bin('6364f')) AS odd, bin2hexstr(hexstr2bin('0x0102', '0x'), '0X') AS pre, "
     "bin2hexstr(subbits(hexstr2bin('ABCD'), 1, 12, 'bits')) AS bits, "
     "is_empty(payload.m) AS empty_m, is_empty('{}') AS empty_s, "
+    "is_null(payload.n) AS null_n, is_null(payload.gone) AS null_gone, "
     "date_to_unix_ts('second', '%Y-%m-%d %H-%M-%S', payload.d) AS ts "
     'FROM "{topic}/#"'
 )
@@ -40,12 +41,14 @@ def test_functions_behave_as_in_emqx_on_a_real_message(
     proc = MqferryProcess(config, tmp_path).start()
     try:
         proc.wait_ready(actions=1)
-        payload = {"s": "a\r\nb", "m": {}, "d": "2022-05-26 10:40:12"}
+        payload = {"s": "a\r\nb", "m": {}, "d": "2022-05-26 10:40:12", "n": None}
         mosquitto_pub(f"{p}/x", json.dumps(payload).encode(), qos=1)
         [record] = kcat_consume(sink, 1, timeout=60)
         assert json.loads(record["payload"]) == {
             "len": 3, "rev": "b\r\na", "mid": "\r\n", "odd": "06364F", "pre": "0X0102",
-            "bits": "ABC", "empty_m": True, "empty_s": True, "ts": 1653561612}
+            "bits": "ABC", "empty_m": True, "empty_s": True, "ts": 1653561612,
+            # JSON null is defined: is_null is true for the missing field only
+            "null_n": False, "null_gone": True}
         assert proc.terminate() == 0
     finally:
         if proc.proc is not None and proc.proc.poll() is None:

@@ -93,3 +93,25 @@ def test_list_ends_and_topic_match(tmp_path, mqtt_broker, mosquitto_pub, mosquit
         assert app.terminate() == 0
     assert got["ends"] == [{"c": [0, 5, 6, 1], "h": None, "t": None}], app.log
     assert got["match"] == [{"sys_hash": False, "sys_named": True, "plain": True}], app.log
+
+
+def test_unaliased_fields_and_computed_alias_index(tmp_path, mqtt_broker, mosquitto_pub,
+                                                   mosquitto_sub):
+    p = f"sem-{uuid.uuid4().hex[:6]}"
+    sqls = {
+        # A field without an alias is in the map later fields read first.
+        "plain": f"SELECT payload.x, payload as q FROM \"{p}/in/plain\"",
+        # An alias index read by name from the fields selected so far.
+        "index": (f"SELECT payload.arr as c, payload.i as i, 9 as c[i], 8 as c[nope] "
+                  f"FROM \"{p}/in/index\""),
+    }
+    app = start(tmp_path, mqtt_broker, p, sqls)
+    try:
+        with mosquitto_sub(f"{p}/out/#", 2) as sub:
+            mosquitto_pub(f"{p}/in/plain", '{"x": 5, "y": 6}')
+            mosquitto_pub(f"{p}/in/index", '{"arr": [1, 2, 3], "i": 2}')
+            got = outputs(sub.wait(30))
+    finally:
+        assert app.terminate() == 0
+    assert got["plain"] == [{"payload": {"x": 5}, "q": {"x": 5}}], app.log
+    assert got["index"] == [{"c": [1, 9, 3], "i": 2}], app.log

@@ -225,6 +225,35 @@ def test_null_is_undefined() -> None:
     assert run("coalesce(null(), 'x')") == "x"
 
 
+@pytest.mark.parametrize(("sql", "want"), [
+    # FUNCS is_null lines 782-783: true for undefined only; SUITE t_is_null lines 311-317: the
+    # atom null (what JSON null decodes to) is not null, nor are '', 'undefined' and 'a'
+    ("is_null(payload.missing)", True),
+    ("is_null(payload.nothing)", False),
+    ("is_null(payload.list[1])", False),
+    ("is_null(payload.list[2])", True),
+    ("is_null(payload.obj.inner)", False),
+    ("is_null(payload.obj.other)", True),
+    ("is_null(payload.nothing.deeper)", True),
+    ("is_null(payload.text)", False),
+    ("is_null('')", False),
+    ("is_null('undefined')", False),
+    ("is_null(payload.json_text.k)", False),
+    # FUNCS is_not_null lines 789-790 and SUITE t_is_not_null: the negation of is_null
+    ("is_not_null(payload.nothing)", True),
+    ("is_not_null(payload.missing)", False),
+    # FUNCS is_null_var lines 785-787 and SUITE t_is_null_var lines 319-326: null and undefined
+    ("is_null_var(payload.nothing)", True),
+    ("is_null_var(payload.missing)", True),
+    ("is_null_var('null')", False),
+    ("is_not_null_var(payload.nothing)", False),
+])
+def test_is_null_is_true_for_undefined_only(sql: str, want: bool) -> None:
+    payload = {"nothing": None, "list": [None], "obj": {"inner": None}, "text": "",
+               "json_text": '{"k": null}'}
+    assert run(sql, payload) is want
+
+
 # -- date_to_unix_ts ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("args", "want"), [

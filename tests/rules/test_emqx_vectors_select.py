@@ -215,6 +215,56 @@ def test_nested_get_through_an_alias() -> None:
         "p": '{"a": {"b": 0}}', "c": 0}
 
 
+@pytest.mark.parametrize(
+    ("sql", "payload", "expected"),
+    [
+        # emqx_rule_runtime.erl:320-327 select_and_transform: an unaliased field is put into the
+        # map under its derived key (alias/2, :684) like an aliased one, and every later field
+        # is evaluated against that map before the columns (eval with [Action, Columns]).
+        ('select payload.x, payload as p from "t/#"', {"x": 5, "y": 6},
+         {"payload": {"x": 5}, "p": {"x": 5}}),
+        ('select payload.a.b, payload.a as z from "t/#"', {"a": {"b": 7, "c": 8}},
+         {"payload": {"a": {"b": 7}}, "z": {"b": 7}}),
+        # Undefined in the map: the lookup goes on to the columns (the event's clientid).
+        ('select payload.clientid as clientid2, clientid, upper(clientid) as u from "t/#"', {},
+         {"clientid2": None, "clientid": "c_emqx", "u": "C_EMQX"}),
+        ("select 'c2' as clientid, clientid as c from \"t/#\"", {},
+         {"clientid": "c2", "c": "c2"}),
+    ],
+)
+def test_an_unaliased_field_is_visible_to_later_fields(sql: str, payload: Any,
+                                                     expected: Any) -> None:
+    assert run(sql, payload) == expected
+
+
+def test_an_unaliased_foreach_field_is_visible_to_later_fields() -> None:
+    # emqx_rule_runtime.erl:348-356 select_and_collect: an unaliased FOREACH field goes into
+    # the map the next fields read first, so the collection is read from the selected payload.
+    # (EMQX reads payload.items[1] as the key path payload.items[1], see SUITE:3493.)
+    rows = run('foreach payload.items[1], payload.items as i from "t/#"', {"items": [1, 2]})
+    assert [(row["payload"], row["i"]) for row in rows] == [({"items": [1]}, 1)]
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        # emqx_rule_maps.erl:122-124 do_put: an index that is not a constant is read with
+        # nested_get from the map of the fields selected so far, then setnth puts the value.
+        ('select payload.x as c, payload.i as i, 9 as c[i] from "t/#"',
+         {"c": [1, 9, 3], "i": 2}),
+        ('select payload.x as c, payload.p as p, 9 as c[p.i] from "t/#"',
+         {"c": [1, 2, 9], "p": {"i": 3}}),
+        # Not selected (the event's payload.i does not count): undefined is not an integer, and
+        # setnth leaves the list as it is.
+        ('select payload.x as c, 9 as c[i] from "t/#"', {"c": [1, 2, 3]}),
+        # setnth on something that is not a list makes a one-element list.
+        ('select 2 as i, 9 as c[i] from "t/#"', {"i": 2, "c": [9]}),
+    ],
+)
+def test_alias_index_read_from_the_selected_fields(sql: str, expected: Any) -> None:
+    assert run(sql, {"x": [1, 2, 3], "i": 2, "p": {"i": 3}}) == expected
+
+
 # --------------------------------------------------------------------------- class 4: FOREACH
 
 SENSORS_4 = b'{"sensors": [{"cmd":"1", "name":"n1"}, {"cmd":"2"}, {"name":"n3"}]}'

@@ -183,13 +183,14 @@ def test_payload_is_decoded_once_for_several_rules(
     import mqferry.rules.event as event_module
 
     calls = []
-    real = event_module.decode_json_value
+    real = event_module._loads
 
     def counting(payload: Any) -> Any:
         calls.append(payload)
         return real(payload)
 
-    monkeypatch.setattr(event_module, "decode_json_value", counting)
+    # The JSON decoder behind the event's payload cache (orjson.loads).
+    monkeypatch.setattr(event_module, "_loads", counting)
     rules = [compile_sql(f'SELECT payload.temp as t{i} FROM "t/#"') for i in range(3)]
     ev = Event(make_event())
     outs = [r.apply(ev) for r in rules]

@@ -16,8 +16,9 @@ from mqferry.rules import nodes as n
 from mqferry.rules import values as v
 from mqferry.rules.errors import RuleCompileError, RuleEvalError
 from mqferry.rules.event import Event, decode_json_value
+from mqferry.rules.functions.checks import is_not_null, is_null
 from mqferry.rules.functions.table import FunctionSpec, FunctionTable
-from mqferry.rules.paths import get_step
+from mqferry.rules.paths import get_step, has_step
 
 __all__ = ["ALL", "Compiler", "Expr"]
 
@@ -52,6 +53,11 @@ class Compiler:
         #: while compiling SELECT, FOREACH and DO fields; WHERE and INCASE see a merged map).
         self.fallthrough = False
 
+    @property
+    def functions(self) -> FunctionTable:
+        """The functions calls resolve against."""
+        return self._functions
+
     def expr(self, node: n.Node, bound: Collection[str]) -> Expr:
         """Compile ``node``; ``bound`` names the columns the scope may shadow."""
         method = getattr(self, "_" + type(node).__name__.lower())
@@ -80,17 +86,7 @@ class Compiler:
 
     # ------------------------------------------------------------------ paths
     def _path(self, node: n.Node, bound: Collection[str]) -> Expr:
-        steps: list[Any] = []
-        cur: n.Node = node
-        while isinstance(cur, n.GetKey | n.GetIndex):
-            if isinstance(cur, n.GetKey):
-                steps.append(cur.key)
-            elif isinstance(cur.index, n.Const) and not callable(cur.index.value):
-                steps.append(cur.index.value)
-            else:
-                steps.append(self.expr(cur.index, bound))
-            cur = cur.target
-        steps.reverse()
+        steps, cur = self._steps(node, bound)
         walk = _walker(steps)
         if not isinstance(cur, n.Var):
             root = self.expr(cur, bound)
@@ -248,10 +244,66 @@ class Compiler:
             spec.check_arity(len(node.args))
         except RuleCompileError as exc:
             raise RuleCompileError(f"line {node.line}, col {node.column}: {exc}") from None
+        presence = self.presence_call(node, bound)
+        if presence is not None:
+            return presence
         args = [self.expr(a, bound) for a in node.args]
         if spec.blocking:
             self.blocking = True
         return _make_call(spec, args)
+
+    def presence_call(self, node: n.Call, bound: Collection[str]) -> Expr | None:
+        """``is_null``/``is_not_null`` of a path into a column, or None for any other call.
+
+        EMQX's ``is_null`` is true only for undefined, and JSON ``null`` decodes to the atom
+        ``null``, which is defined. Values here hold both as ``None``, so for a path (where
+        JSON null comes from) the call asks whether the last step finds anything at all: a key
+        present with the value null is defined. Other arguments are undefined when ``None``.
+        """
+        spec = self._functions.get(node.name)
+        if spec is None or spec.func not in (is_null, is_not_null) or len(node.args) != 1:
+            return None
+        arg = node.args[0]
+        if not isinstance(arg, n.GetKey | n.GetIndex):
+            return None
+        steps, root = self._steps(arg, bound)
+        if isinstance(root, n.Var) and _is_bound(root.name, bound):
+            return None  # an alias may shadow the column; the value alone decides
+        head, last = steps[:-1], steps[-1]
+        read_root: Expr = (
+            _read_payload if isinstance(root, n.Var) and root.name == "payload"
+            else self.expr(root, bound)
+        )
+        want = spec.func is is_not_null
+
+        def defined(ev: Event, sc: dict[str, Any]) -> bool:
+            data = read_root(ev, sc)
+            for step in head:
+                data = get_step(data, step(ev, sc) if callable(step) else step)
+                if data is None:
+                    return not want
+            found = has_step(data, last(ev, sc) if callable(last) else last)
+            return found is want
+        return defined
+
+    def _steps(self, node: n.Node, bound: Collection[str]) -> tuple[list[Any], n.Node]:
+        """The steps of a path (constants, or closures for computed indexes) and its root."""
+        steps: list[Any] = []
+        cur: n.Node = node
+        while isinstance(cur, n.GetKey | n.GetIndex):
+            if isinstance(cur, n.GetKey):
+                steps.append(cur.key)
+            elif isinstance(cur.index, n.Const) and not callable(cur.index.value):
+                steps.append(cur.index.value)
+            else:
+                steps.append(self.expr(cur.index, bound))
+            cur = cur.target
+        steps.reverse()
+        return steps, cur
+
+
+def _read_payload(ev: Event, sc: dict[str, Any]) -> Any:
+    return ev.decoded_payload()
 
 
 def _get1(key: str, is_payload: bool, name: str) -> Expr:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from mqferry.rules.paths import End
+from mqferry.rules.paths import End, IndexRef
 
 __all__ = [
+    "AliasStep",
     "And",
     "Arith",
     "Call",
@@ -134,6 +135,10 @@ Node: TypeAlias = (
 )
 
 
+#: One step of an output path: a key, a 1-based index, a list end, or an index read by name.
+AliasStep: TypeAlias = str | int | End | IndexRef
+
+
 @dataclass(frozen=True)
 class Field:
     """One SELECT/FOREACH/DO item: ``*`` (``expr`` is None), or an expression with an output path.
@@ -144,7 +149,7 @@ class Field:
     """
 
     expr: Node | None
-    alias: tuple[str | int | End, ...]
+    alias: tuple[AliasStep, ...]
     explicit: bool
     text: str
 

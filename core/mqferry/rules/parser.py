@@ -12,7 +12,7 @@ from lark import Token, Transformer, v_args
 
 from mqferry.rules import nodes as n
 from mqferry.rules.errors import RuleSyntaxError
-from mqferry.rules.paths import HEAD, TAIL, End
+from mqferry.rules.paths import HEAD, TAIL, End, IndexRef
 
 __all__ = ["parse"]
 
@@ -201,7 +201,7 @@ class _ToNodes(Transformer[Token, Any]):
         text = self._sql[meta.start_pos:meta.end_pos]
         return n.Field(expr, alias, True, text)
 
-    def alias(self, head: str, *steps: str | int | End) -> tuple[str | int | End, ...]:
+    def alias(self, head: str, *steps: n.AliasStep) -> tuple[n.AliasStep, ...]:
         return (head, *steps)
 
     def alias_head(self, tok: Token) -> str:
@@ -217,6 +217,9 @@ class _ToNodes(Transformer[Token, Any]):
 
     def alias_neg_index(self, _minus: Token, tok: Token) -> int | End:
         return TAIL if str(tok) == "0" else -int(tok)
+
+    def alias_ref_index(self, *names: Token) -> IndexRef:
+        return IndexRef(tuple(str(t) for t in names))
 
     # ---- expressions
     def or_op(self, left: n.Node, _kw: Token, right: n.Node) -> n.Node:

@@ -2,7 +2,8 @@
 
 A path is a list of steps: a ``str`` is a map key, an ``int`` a 1-based list index (negative
 counts from the end), and :data:`HEAD`/:data:`TAIL` are the ``[0]``/``[-0]`` of an alias, which
-put a new element before the first or after the last one. Reading through a string that holds
+put a new element before the first or after the last one (an alias's :class:`IndexRef` is
+resolved to one of these before the put). Reading through a string that holds
 JSON decodes it on the way, as EMQX does for nested JSON; a failed decode reads as undefined.
 """
 
@@ -10,11 +11,15 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-__all__ = ["HEAD", "TAIL", "End", "get_index", "get_step", "nested_get", "nested_put"]
+__all__ = [
+    "HEAD", "TAIL", "End", "IndexRef", "get_index", "get_step", "has_step", "nested_get",
+    "nested_put",
+]
 
 
 class End(enum.Enum):
@@ -26,6 +31,17 @@ class End(enum.Enum):
 
 HEAD = End.HEAD
 TAIL = End.TAIL
+
+
+@dataclass(frozen=True)
+class IndexRef:
+    """An alias index given by a name or path, ``x as c[i]`` or ``x as c[p.i]``.
+
+    As EMQX's ``emqx_rule_maps:do_put``, the index is read from the fields selected so far
+    (not from the event) when the value is put.
+    """
+
+    path: tuple[str, ...]
 
 
 def get_index(data: Any, index: Any) -> Any:
@@ -51,6 +67,20 @@ def get_step(data: Any, step: Any) -> Any:
     if type(step) is str:
         return data.get(step) if type(data) is dict else None
     return get_index(data, step)
+
+
+def has_step(data: Any, step: Any) -> bool:
+    """Whether one path step from ``data`` finds something, JSON null included."""
+    if isinstance(data, str | bytes) and data:
+        try:
+            data = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return False
+    if type(step) is str:
+        return type(data) is dict and step in data
+    if type(data) is not list or type(step) is not int or step == 0:
+        return False
+    return -len(data) <= step <= len(data)
 
 
 def nested_get(data: Any, path: Sequence[Any]) -> Any:

@@ -7,12 +7,13 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, NamedTuple
 
 from mqferry.rules import nodes as n
+from mqferry.rules.codegen import generate_select
 from mqferry.rules.compiler import ALL, Compiler, Expr
 from mqferry.rules.errors import RuleSyntaxError
 from mqferry.rules.event import Event, decode_json_value
 from mqferry.rules.functions import FunctionTable, builtin_function_table
 from mqferry.rules.parser import parse
-from mqferry.rules.paths import End, nested_put
+from mqferry.rules.paths import IndexRef, nested_get, nested_put
 from mqferry.rules.topic import topic_matches
 
 __all__ = ["CompiledRule", "Outcome", "RuleResult", "compile_sql", "event_columns"]
@@ -39,6 +40,8 @@ class RuleResult(NamedTuple):
 
 
 _FILTERED = RuleResult(Outcome.FILTERED, None)
+_PASSED = Outcome.PASSED
+_new_result = tuple.__new__
 
 #: Alias prefixes that make a FROM entry an event topic rather than an MQTT topic filter.
 _SOURCE_ALIASES = ("$bridges/", "$sources/")
@@ -57,15 +60,16 @@ def event_columns(ev: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _FieldSet:
-    """Compiled SELECT-like fields: fill an output dict and, for aliases, the scope.
+    """Compiled SELECT-like fields: fill an output dict and the scope.
 
     As EMQX's ``select_and_transform``: every field is put into the output, an undefined value
-    too (it shows as null); a field read looks in the aliases so far and then in the event.
+    too (it shows as null); a field read looks in the fields selected so far (aliased or not:
+    EMQX puts both in the map later fields read first) and then in the event.
     """
 
     def __init__(self, compiler: Compiler, fields: tuple[n.Field, ...],
                  bound: Collection[str]) -> None:
-        self.steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]] = []
+        self.steps: list[tuple[Expr | None, tuple[n.AliasStep, ...], bool]] = []
         names = set(bound) if bound is not ALL else None
         self.heads: set[str] = set()
         self.star = False
@@ -76,17 +80,18 @@ class _FieldSet:
                 self.star = True
                 continue
             fbound: Collection[str] = ALL if names is None else frozenset(names)
-            self.steps.append((compiler.expr(field.expr, fbound), field.alias, field.explicit))
             head = field.alias[0]
-            if isinstance(head, str):
-                self.heads.add(head)
-                if field.explicit and names is not None:
-                    names.add(head)
+            scoped = isinstance(head, str)
+            self.steps.append((compiler.expr(field.expr, fbound), field.alias, scoped))
+            if scoped:
+                self.heads.add(head)  # type: ignore[arg-type]
+                if names is not None:
+                    names.add(head)  # type: ignore[arg-type]
         compiler.fallthrough = saved
 
     def run(self, ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for expr, alias, explicit in self.steps:
+        for expr, alias, scoped in self.steps:
             if expr is None:
                 out.update(event_columns(base))
                 continue
@@ -94,13 +99,13 @@ class _FieldSet:
             if len(alias) == 1:
                 key = alias[0]
                 out[key] = val  # type: ignore[index]
-                if explicit:
+                if scoped:
                     if val is None:
                         _unset(scope, base, key)  # type: ignore[arg-type]
                     else:
                         scope[key] = val  # type: ignore[index]
                 continue
-            _put(out, scope, ev, alias, base, explicit=explicit, val=val)
+            _put(out, scope, ev, alias, base, scoped=scoped, val=val)
         return out
 
     def collect(self, ev: Event, scope: dict[str, Any],
@@ -108,22 +113,22 @@ class _FieldSet:
         """Run all fields (FOREACH's); also return the value of the last one, the collection."""
         *first, last = self.steps
         out = self._run_steps(first, ev, scope, base)
-        expr, alias, explicit = last
+        expr, alias, scoped = last
         if expr is None:  # pragma: no cover - the grammar puts an expression last in FOREACH
             return out, None
         val = expr(ev, scope)
-        _put(out, scope, ev, alias, base, explicit=explicit, val=val)
+        _put(out, scope, ev, alias, base, scoped=scoped, val=val)
         return out, val
 
     @staticmethod
-    def _run_steps(steps: list[tuple[Expr | None, tuple[str | int | End, ...], bool]],
+    def _run_steps(steps: list[tuple[Expr | None, tuple[n.AliasStep, ...], bool]],
                    ev: Event, scope: dict[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for expr, alias, explicit in steps:
+        for expr, alias, scoped in steps:
             if expr is None:
                 out.update(event_columns(base))
                 continue
-            _put(out, scope, ev, alias, base, explicit=explicit, val=expr(ev, scope))
+            _put(out, scope, ev, alias, base, scoped=scoped, val=expr(ev, scope))
         return out
 
 
@@ -138,13 +143,13 @@ def _unset(scope: dict[str, Any], base: Mapping[str, Any], key: str) -> None:
 
 
 def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
-         alias: tuple[str | int | End, ...], base: Mapping[str, Any], *, explicit: bool,
+         alias: tuple[n.AliasStep, ...], base: Mapping[str, Any], *, scoped: bool,
          val: Any) -> None:
-    """Store ``val`` at ``alias`` in the output (and in the scope when it is an AS alias)."""
+    """Store ``val`` at ``alias`` in the output (and in the scope when later fields read it)."""
     head = str(alias[0])
     if len(alias) == 1:
         out[head] = val
-        if explicit:
+        if scoped:
             if val is None:
                 _unset(scope, base, head)
             else:
@@ -156,9 +161,13 @@ def _put(out: dict[str, Any], scope: dict[str, Any], ev: Event,
         # `SELECT payload, 'x' as payload.a` updates the payload in place.
         current = (ev.decoded_payload() if current is ev.get("payload")
                    else decode_json_value(current))
-    put = nested_put(current, alias[1:], val)
+    steps = alias[1:]
+    if any(type(s) is IndexRef for s in steps):
+        # EMQX reads such an index from the fields selected so far, when putting.
+        steps = tuple(nested_get(out, s.path) if isinstance(s, IndexRef) else s for s in steps)
+    put = nested_put(current, steps, val)
     out[head] = put
-    if explicit:
+    if scoped:
         scope[head] = put
 
 
@@ -211,6 +220,11 @@ class CompiledRule:
         if stmt.is_foreach:
             last_expr = last.expr
             self._decode_collection = isinstance(last_expr, n.Var) and last_expr.name == "payload"
+        else:
+            # The closures above define the semantics (and refuse unknown functions); SELECT
+            # runs as one generated function that inlines the common nodes (see codegen).
+            self._select = generate_select(compiler, stmt, where_bound, put=_put,
+                                           unset=_unset, columns=event_columns)
         self.blocking: bool = compiler.blocking
 
     def matches_topic(self, topic: str) -> bool:
@@ -232,14 +246,11 @@ class CompiledRule:
             RuleEvalError: a function failed, arithmetic on undefined, or the payload is not JSON.
         """
         ev = event if type(event) is Event else Event(event)
-        scope: dict[str, Any] = {}
         if not self.is_foreach:
-            out = self._fields.run(ev, scope, ev)
-            where = self._where
-            if where is not None and not where(ev, out):
-                return _FILTERED
-            return RuleResult(Outcome.PASSED, out)
-        return self._run_foreach(ev, scope)
+            out = self._select(ev)
+            # tuple.__new__ skips the NamedTuple's Python-level constructor.
+            return _FILTERED if out is None else _new_result(RuleResult, (_PASSED, out))
+        return self._run_foreach(ev, {})
 
     def apply(self, event: Mapping[str, Any]) -> Output | None:
         """Evaluate the rule; the output, or None when WHERE is false (FOREACH may give ``[]``).
@@ -249,7 +260,10 @@ class CompiledRule:
         Raises:
             RuleEvalError: as :meth:`run`.
         """
-        return self.run(event).output
+        ev = event if type(event) is Event else Event(event)
+        if not self.is_foreach:
+            return self._select(ev)
+        return self._run_foreach(ev, {}).output
 
     def _run_foreach(self, ev: Event, scope: dict[str, Any]) -> RuleResult:
         # All but the last expression only bind names; the last gives the collection. The output

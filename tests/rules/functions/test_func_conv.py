@@ -43,7 +43,7 @@ from mqferry.rules import RuleEvalError
         ("hexstr2bin('6162')", b"ab"),
         ("sqlserver_bin2hexstr('ab')", "0x6162"),
         ("is_null(payload.missing)", True),
-        ("is_null(payload.nothing)", True),
+        ("is_null(payload.nothing)", False),
         ("is_null_var(payload.nothing)", True),
         ("is_not_null(clientid)", True),
         ("is_not_null_var(payload.missing)", False),

@@ -1,6 +1,8 @@
 """Type checks and null handling: ``is_int``, ``is_null``, ``coalesce`` and friends.
 
-Undefined and JSON null are both ``None`` here, so ``is_null`` and ``is_null_var`` agree.
+Undefined and JSON null are both ``None`` as values. ``is_null`` tells them apart for a path
+argument (``is_null(payload.x)``): the compiler asks whether the path finds anything (see
+``Compiler.presence_call``); ``is_null_var`` is true for both, as in EMQX.
 """
 
 from __future__ import annotations
@@ -17,12 +19,22 @@ __all__ = ["FUNCTIONS"]
 
 
 def is_null(value: Any) -> bool:
-    """Whether the value is undefined (or JSON null)."""
+    """Whether the value is undefined (for a path, JSON null is defined: see the module docs)."""
     return value is None
 
 
 def is_not_null(value: Any) -> bool:
     """Whether the value is defined."""
+    return value is not None
+
+
+def is_null_var(value: Any) -> bool:
+    """Whether the value is undefined or JSON null."""
+    return value is None
+
+
+def is_not_null_var(value: Any) -> bool:
+    """Whether the value is neither undefined nor JSON null."""
     return value is not None
 
 
@@ -108,9 +120,9 @@ def null() -> None:
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "is_null": is_null,
-    "is_null_var": is_null,
+    "is_null_var": is_null_var,
     "is_not_null": is_not_null,
-    "is_not_null_var": is_not_null,
+    "is_not_null_var": is_not_null_var,
     "is_empty": is_empty,
     "is_str": is_str,
     "is_bool": is_bool,
