@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from mqferry.config.loader import AppConfig, ComponentSpec
 from mqferry.metrics import Metrics
 from mqferry.metrics.history import MetricHistory
-from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.registry import ActionType, ConnectorType, SourceType
 from mqferry.rules import Event, TopicIndex
 from mqferry.runtime.ackwait import AckWaits
 from mqferry.runtime.deadletter import DeadLetters
+from mqferry.runtime.delivery import EventDone, Ticket
 from mqferry.runtime.events import message_event
 from mqferry.runtime.failures import LogLimiter
 from mqferry.runtime.rules import RuleEnv, RuntimeRule, describe
@@ -42,22 +42,6 @@ __all__ = ["App", "RuntimeRule"]
 
 #: Seconds after which an unacknowledged MQTT message makes the session's health ``connecting``.
 ACK_STALL_AFTER = 60.0
-
-
-class _EventDone(Ticket):
-    """A ticket that completes a future: sources await the deliveries of their events."""
-
-    __slots__ = ("future",)
-
-    def __init__(self) -> None:
-        super().__init__(None, 0, 0, 0)
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def _finish(self) -> None:
-        if not self.done:
-            self.done = True
-            if not self.future.done():
-                self.future.set_result(None)
 
 
 class App:
@@ -216,7 +200,7 @@ class App:
             idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             idle.set_result(None)
             return idle
-        done = _EventDone()
+        done = EventDone()
         try:
             full = Event(event)
             full.setdefault("node", self.node)

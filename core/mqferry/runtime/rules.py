@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mqferry.metrics import rule_metrics
-from mqferry.mqtt.acks import Ticket
 from mqferry.rules import Outcome, RuleError, RuleResult
-from mqferry.runtime.ackwait import AckWaits, RuleDelivery
+from mqferry.runtime.ackwait import AckWaits
+from mqferry.runtime.delivery import RuleDelivery, Ticket
 from mqferry.runtime.failures import LogLimiter
 from mqferry.types import Action
 
