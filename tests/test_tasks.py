@@ -120,7 +120,7 @@ ALLOWED = {
     ("core/mqferry/api/server.py", "ApiServer.start"):
         "uvicorn's serve: start() reports a server that dies on start-up; restarting it would "
         "need the listening socket again",
-    ("core/mqferry/runtime/reconfig.py", "_bounded"):
+    ("core/mqferry/runtime/reconfig/apply.py", "_bounded"):
         "a component's start or stop during a reconfiguration, awaited with a bound",
     ("plugins/kafka_consumer/mqferry_kafka_consumer/source.py", "KafkaConsumerSource._handle"):
         "one dispatch per record (when the runtime has no dispatch_nowait), watched by the "
