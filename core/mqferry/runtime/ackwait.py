@@ -32,7 +32,8 @@ class AckWaits:
         self._queues: dict[float, deque[RuleDelivery]] = {}
         self._added = asyncio.Event()
         # restarted if it ever dies: at-most-once acks must never wait beyond their deadline
-        self._task = Supervisor("mqferry[acks].wait", self._run)
+        #: The loop that releases waits at their deadlines.
+        self.task = Supervisor("mqferry[acks].wait", self._run)
 
     def delivery(self, ticket: Ticket, metrics: Metrics, wait: float | None,
                  route: Route | None = None,
@@ -62,11 +63,11 @@ class AckWaits:
 
     def start(self) -> None:
         """Start the task that releases waits at their deadlines."""
-        self._task.start()
+        self.task.start()
 
     async def stop(self) -> None:
         """Stop the task (waits still pending stay held until their outputs settle)."""
-        await self._task.stop()
+        await self.task.stop()
 
     async def _run(self) -> None:
         while True:

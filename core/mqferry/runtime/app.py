@@ -22,7 +22,7 @@ from mqferry.runtime.events import message_event
 from mqferry.runtime.failures import LogLimiter
 from mqferry.runtime.routing import Routing
 from mqferry.runtime.rules import RuleEnv, RuntimeRule, describe
-from mqferry.tasks import Supervisor
+from mqferry.tasks import Supervisors
 from mqferry.types import (
     LOOP_MARKER,
     Action,
@@ -74,10 +74,16 @@ class App:
         self.actions: dict[str, Action] = {}
         self.sources: dict[str, Source] = {}
         self._accepting = False
-        self._ticker = Supervisor("mqferry[metrics].tick", self._tick_metrics)
+        #: The app's own background loops, by owner: a loop that died marks its owner's
+        #: health (``mqtt`` for the acks, ``metrics`` for the counters) until it recovers.
+        self.tasks = Supervisors()
+        self._ticker = self.tasks.add("metrics", "mqferry[metrics].tick", self._tick_metrics)
         #: The last hour of the actions' and sources' metrics (the console's charts).
         self.history = MetricHistory(lambda: {"actions": self.actions, "sources": self.sources})
+        self.tasks.adopt("metrics", self.history.task)
         self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
+        if self._waits is not None:
+            self.tasks.adopt("mqtt", self._waits.task)
         self._limiter = LogLimiter(log)
         dead_letter = config.raw.mqtt.dead_letter
         # The dead-letter setting is read once, as the rest of the mqtt section (a change
@@ -202,8 +208,7 @@ class App:
         for sid, source in self.sources.items():
             log.info("starting source %s", sid)
             await source.start()
-        self._ticker.start()
-        self.history.start()
+        self.tasks.start()
 
     def all_metrics(self) -> list[Metrics]:
         """The metrics of every rule, action and source."""
@@ -230,6 +235,7 @@ class App:
         if self._waits is not None:
             await self._waits.stop()
         await self.mqtt.stop()
+        await self.tasks.stop()
         for cid, conn in self.connectors.items():
             await _stop_logged(cid, conn)
         # the blocking rules' worker thread ends once its queue is done (restarted on next use)
@@ -243,6 +249,12 @@ class App:
                 out[cid] = await comp.health()
         return out
 
+    def task_problems(self) -> list[dict[str, str]]:
+        """The app's background loops that died recently: ``{"task", "owner", "reason"}``."""
+        return [{"task": name, "owner": owner, "reason": reason}
+                for owner, found in sorted(self.tasks.problems().items())
+                for name, reason in found]
+
     async def mqtt_health(self) -> HealthStatus:
         """The MQTT session's health, ``connecting`` while its acknowledgements are stalled.
 
@@ -251,6 +263,8 @@ class App:
         which actions and rules hold messages.
         """
         health = await self.mqtt.health()
+        if health.status is Status.CONNECTED and (dead := self.tasks.problems().get("mqtt")):
+            return HealthStatus(Status.CONNECTING, "; ".join(reason for _, reason in dead))
         waited = self._oldest_ack_wait(time.monotonic())
         if health.status is not Status.CONNECTED or waited < self.ack_stall_after:
             return health

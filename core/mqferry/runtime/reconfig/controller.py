@@ -244,6 +244,11 @@ class Controller:
         self._persist()
         return plan
 
+    @property
+    def write_error(self) -> str | None:
+        """Why the last write-back of the file failed (``None``: it did not, or no file)."""
+        return self._writer.last_error if self._writer is not None else None
+
     async def flush(self) -> None:
         """Return when the file holds every applied change (no-op without a file).
 
