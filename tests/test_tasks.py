@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mqferry import Supervisor
+from mqferry.tasks import Supervisors
 
 
 async def test_a_dying_loop_is_reported_and_restarted_with_growing_delays():
@@ -105,6 +106,54 @@ async def test_stop_cancels_a_running_loop_and_the_task_keeps_its_name():
     assert "mqferry[test].named" not in {t.get_name() for t in asyncio.all_tasks()}
 
 
+async def test_a_dead_loop_is_a_problem_until_its_restart_has_run_long_enough():
+    runs = []
+
+    async def loop() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            raise OSError("disk gone")
+        await asyncio.Event().wait()
+
+    sup = Supervisor("mqferry[test].heal", loop, min_delay=0.01, healthy_after=0.3)
+    assert sup.problem() is None
+    sup.start()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if len(runs) == 2:
+            break
+    problem = sup.problem()
+    assert problem is not None and "mqferry[test].heal" in problem
+    assert "OSError('disk gone')" in problem and "1x" in problem
+    await asyncio.sleep(0.35)  # the restarted run has lasted healthy_after
+    assert sup.problem() is None
+    await sup.stop()
+
+
+async def test_a_group_reports_the_owners_of_dead_loops_and_stops_them_all():
+    async def dies() -> None:
+        raise KeyError("k")
+
+    async def lives() -> None:
+        await asyncio.Event().wait()
+
+    group = Supervisors()
+    group.add("source:a", "mqferry[test].dies", dies, min_delay=5)
+    group.add("mqtt", "mqferry[test].lives", lives)
+    with pytest.raises(ValueError, match="already"):
+        group.add("mqtt", "mqferry[test].lives", lives)
+    group.start()
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if group.problems():
+            break
+    assert list(group.problems()) == ["source:a"]
+    [(name, reason)] = group.problems()["source:a"]
+    assert name == "mqferry[test].dies" and "KeyError('k')" in reason
+    await group.stop()
+    assert not any(sup.running for sup in group) and group.problems() == {}
+
+
 # -- every background task is supervised ------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,7 +169,7 @@ ALLOWED = {
     ("core/mqferry/api/server.py", "ApiServer.start"):
         "uvicorn's serve: start() reports a server that dies on start-up; restarting it would "
         "need the listening socket again",
-    ("core/mqferry/runtime/reconfig.py", "_bounded"):
+    ("core/mqferry/runtime/reconfig/apply.py", "_bounded"):
         "a component's start or stop during a reconfiguration, awaited with a bound",
     ("plugins/kafka_consumer/mqferry_kafka_consumer/source.py", "KafkaConsumerSource._handle"):
         "one dispatch per record (when the runtime has no dispatch_nowait), watched by the "
@@ -129,9 +178,6 @@ ALLOWED = {
         "one send per record, watched by the record's slot: its failure is counted",
     ("plugins/republish/mqferry_republish/action.py", "RepublishAction.submit"):
         "one publish per rule output; _publish settles the delivery whatever happens",
-    ("core/mqferry/config/persist.py", "ConfigWriter.write_soon"):
-        "the coalesced config write-back, started on demand; its loop catches every error "
-        "and retries with back-off while a change is pending; flush() awaits it",
     ("plugins/kafka_producer/mqferry_kafka_producer/partitions.py", "TopicLookups.request"):
         "one topic lookup at a time, started on demand; its loop catches every error and "
         "retries with back-off, so no topic is left pending",

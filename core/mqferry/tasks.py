@@ -14,7 +14,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -72,11 +72,27 @@ class Supervisor:
         self.failures = 0
         #: The exception of the last death, if any.
         self.last_failure: BaseException | None = None
+        self._began = 0.0  # when the current run (or the pending restart's wait) began
 
     @property
     def running(self) -> bool:
         """Whether the loop runs or waits to be restarted."""
         return self._task is not None and not self._task.done()
+
+    def problem(self) -> str | None:
+        """Why the loop is not healthy, or ``None``.
+
+        A loop that died is unhealthy until its restarted run has lasted ``healthy_after``
+        seconds (or until :meth:`start` after a :meth:`stop`): the reason names the task, how
+        many times it died and the last exception.
+        """
+        exc = self.last_failure
+        if exc is None or not self.running:
+            return None
+        if time.monotonic() - self._began >= self._healthy_after:
+            return None
+        return (f"background task {self.name} failed ({self.failures}x since start, last: "
+                f"{describe(exc)}); it is restarted with back-off")
 
     def start(self) -> None:
         """Start the loop in the background (no-op when it runs already)."""
@@ -94,7 +110,7 @@ class Supervisor:
     async def _supervise(self) -> None:
         delay = self._min_delay
         while True:
-            began = time.monotonic()
+            began = self._began = time.monotonic()
             try:
                 await self._run()
                 return
@@ -104,6 +120,7 @@ class Supervisor:
                 wait = delay * (0.5 + random.random() / 2)
                 self.failures += 1
                 self.last_failure = exc
+                self._began = time.monotonic()
                 log.error("task %s failed: %s; restarting in %.1fs", self.name, describe(exc),
                           wait, exc_info=exc)
                 if self._on_failure is not None:
@@ -113,3 +130,64 @@ class Supervisor:
                         log.exception("task %s: its failure handler failed", self.name)
                 await asyncio.sleep(wait)
                 delay = min(delay * 2, self._max_delay)
+
+
+class Supervisors:
+    """The named background loops of one app, each owned by a component (or a part of the app).
+
+    The group starts and stops its loops together, as a ``TaskGroup`` does, and tells which
+    owners have a loop that died recently (:meth:`problems`), so their health says so with the
+    reason instead of looking fine over a dead loop. Each loop runs under its own
+    :class:`Supervisor`: logged with its traceback when it dies and restarted with back-off.
+    """
+
+    def __init__(self) -> None:
+        self._loops: dict[str, tuple[str, Supervisor]] = {}
+
+    def add(self, owner: str, name: str, run: Callable[[], Coroutine[Any, Any, None]],
+            **options: Any) -> Supervisor:
+        """Supervise ``run`` as task ``name`` on behalf of ``owner`` (not started yet).
+
+        Args:
+            owner: the id whose health the loop's deaths mark (``mqtt``, a component id).
+            name: the task name, unique in the group.
+            run: makes the loop's coroutine (see :class:`Supervisor`).
+            **options: :class:`Supervisor`'s keyword arguments.
+
+        Raises:
+            ValueError: ``name`` is taken.
+        """
+        return self.adopt(owner, Supervisor(name, run, **options))
+
+    def adopt(self, owner: str, sup: Supervisor) -> Supervisor:
+        """Put the loop of ``sup`` (made by a part of the app) in the group, for ``owner``.
+
+        Raises:
+            ValueError: a loop with its name is in the group.
+        """
+        if sup.name in self._loops:
+            raise ValueError(f"a background task named {sup.name!r} is supervised already")
+        self._loops[sup.name] = (owner, sup)
+        return sup
+
+    def __iter__(self) -> Iterator[Supervisor]:
+        return (sup for _, sup in self._loops.values())
+
+    def start(self) -> None:
+        """Start every loop (those running already are left alone)."""
+        for sup in self:
+            sup.start()
+
+    async def stop(self) -> None:
+        """Stop every loop and wait until all have finished. Idempotent."""
+        for sup in self:
+            await sup.stop()
+
+    def problems(self) -> dict[str, list[tuple[str, str]]]:
+        """``owner -> [(task name, reason)]`` for the loops that died recently."""
+        out: dict[str, list[tuple[str, str]]] = {}
+        for owner, sup in self._loops.values():
+            reason = sup.problem()
+            if reason is not None:
+                out.setdefault(owner, []).append((sup.name, reason))
+        return out

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+from types import SimpleNamespace
 
 import httpx
 import yaml
@@ -69,6 +71,33 @@ async def test_status_lists_components(client):
     assert body["connectors"] == [{"id": "fake:c1", "status": "connected"}]
     assert body["actions"] == [{"id": "fake:a1", "status": "connected"}]
     assert body["rules"] == {"total": 1, "enabled": 1}
+    assert body["tasks"] == []
+
+
+async def test_status_lists_a_background_loop_that_died(client, controller):
+    app = controller.app
+
+    class Poisoned:  # an action's metrics whose tick raises: the metrics loop dies on it
+        def __getattr__(self, name):
+            return getattr(app.actions["fake:a1"].metrics, name)
+
+        def tick(self):
+            raise ArithmeticError("injected")
+
+    app.actions["poisoned:x"] = SimpleNamespace(metrics=Poisoned())
+    app.tasks.start()
+    try:
+        for _ in range(100):
+            tasks = (await client.get("/status")).json()["tasks"]
+            if tasks:
+                break
+            await asyncio.sleep(0.02)
+        [task] = tasks
+        assert (task["task"], task["owner"]) == ("mqferry[metrics].tick", "metrics")
+        assert "ArithmeticError('injected')" in task["reason"]
+    finally:
+        del app.actions["poisoned:x"]
+        await app.tasks.stop()
 
 
 async def test_prometheus_metrics(client, controller):

@@ -111,18 +111,6 @@ def compile_config(data: Mapping[str, Any]) -> AppConfig:
     return validate_config(data, p.registries(), p.function_table())
 
 
-class _TwinApp(App):
-    """An App whose components publish to an MQTT twin (set before they are built)."""
-
-    def __init__(self, config: AppConfig, *, data_dir: Path, mqtt: InMemoryMqtt) -> None:
-        self.twin_mqtt = mqtt
-        super().__init__(config, data_dir=data_dir)
-
-    def _build(self) -> None:
-        self.context.mqtt = self.twin_mqtt
-        super()._build()
-
-
 @dataclass
 class KafkaTwin:
     """The Kafka broker behind ``kafka_producer`` actions: acknowledges what they queued.
@@ -163,7 +151,7 @@ class Harness:
 
     def __init__(self, config: AppConfig, data_dir: Path) -> None:
         self.mqtt_out = InMemoryMqtt()
-        self.app = _TwinApp(config, data_dir=data_dir, mqtt=self.mqtt_out)
+        self.app = App(config, data_dir=data_dir, publisher=self.mqtt_out)
         self.kafka = KafkaTwin()
         self.acked: list[int] = []
         self.app.mqtt.acks = AckWindow(self._acks)

@@ -11,9 +11,10 @@ import json
 import time
 import uuid
 
+import httpx
 import pytest
 
-from tests.integration.mqferry_process import MqferryProcess
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.publisher import publish_many
 
 pytestmark = pytest.mark.integration
@@ -168,4 +169,32 @@ def test_a_slow_jq_rule_does_not_hold_up_other_rules(
     assert len(kcat_consume(slow_topic, 0, timeout=0)) < 2
     slow_records = kcat_consume(slow_topic, 2, timeout=60)
     assert [json.loads(r["payload"])["r"] for r in slow_records] == [[2999999]] * 2
+    assert app.terminate() == 0
+
+
+def test_a_rule_changed_through_the_api_still_dead_letters(
+        run, tmp_path, kafka_bootstrap, mqtt_broker, new_topic, mosquitto_pub, mosquitto_sub,
+        kcat_consume):
+    """A rule replaced on its own (PUT /rules/:id) gets the app's dead letters, as at start."""
+    prefix = f"poison-{uuid.uuid4().hex[:8]}"
+    sink = new_topic()
+    dead_letter = {"id": "republish:dlq", "actions": {"republish": {"dlq": {"parameters": {
+        "topic": "dlq-${topic}", "payload": "${payload}", "qos": 1}}}}}
+    cfg = bridge_config(kafka_bootstrap, mqtt_broker, prefix, sink, dead_letter)
+    port = free_port()
+    cfg["api"] = {"listen": f"127.0.0.1:{port}"}
+    cfg["data_dir"] = str(tmp_path / "data")
+    app = run(cfg, actions=1)
+    auth = api_key(app.config_path)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v5", auth=auth,
+                      timeout=60) as api:
+        r = api.put("/rules/r", json={
+            "sql": f"SELECT 'changed' as kt, payload.d as d FROM \"{prefix}/#\"",
+            "actions": ["kafka_producer:sink"]})
+        assert r.status_code == 200, r.text
+    with mosquitto_sub(f"dlq-{prefix}/#", 1) as sub:
+        publish_stream(mqtt_broker, mosquitto_pub, prefix)
+        [dead] = sub.wait(60)
+    assert good_values(kcat_consume(sink, GOOD, timeout=60)) == list(range(GOOD)), app.log
+    assert (dead.topic, dead.payload) == (f"dlq-{prefix}/poison", POISON)
     assert app.terminate() == 0

@@ -265,3 +265,18 @@ def test_the_mqtt_example_is_valid(plugins):
                       plugins.function_table())
     assert cfg.raw.mqtt.dead_letter is not None
     assert cfg.raw.mqtt.dead_letter.action in cfg.actions
+
+
+async def test_a_rule_changed_on_its_own_keeps_the_dead_letter_destination(plugins, tmp_path):
+    from mqferry.runtime.reconfig import apply_rule
+
+    app, dead, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT 1 as one FROM "t/#"'}})
+    cfg = validate_config(config({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}),
+                          plugins.registries(), plugins.function_table())
+    plan = await apply_rule(app, "r", cfg.rules["r"], cfg)
+    assert plan.rules_changed == ["r"] and "payload.x" in app.rules["r"].compiled.sql
+    app._on_message(message("t/1", b"\xff not json", 7), app.mqtt.acks.open(7, 1))
+    assert acked == [7]
+    [out] = dead.outputs
+    assert out["payload"] == b"\xff not json"
+    assert app.rules["r"].metrics.snapshot()["failed.exception"] == 1

@@ -14,8 +14,9 @@ from mqferry import ActionType, HealthStatus, SourceType, Status, hookimpl
 from mqferry.config import ActionConfigBase, SourceConfigBase, Strict, validate_config
 from mqferry.metrics import action_metrics, source_metrics
 from mqferry.plugins import load_plugins
-from mqferry.runtime import App, reconfig
+from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
+from mqferry.runtime.reconfig import apply as reconfig_apply
 
 Behaviour = Literal["ok", "raise", "hang", "hang_hard"]
 
@@ -109,7 +110,7 @@ def plugins():
 @pytest.fixture
 async def running(plugins, tmp_path, monkeypatch):
     # the margin after a component's own flush bound; the default (seconds) is for real clients
-    monkeypatch.setattr(reconfig, "STOP_MARGIN", 0.1)
+    monkeypatch.setattr(reconfig_apply, "STOP_MARGIN", 0.1)
     _Faulty.instances.clear()
 
     async def make(on_stop: Behaviour, kind: str = "sources", name: str = "src"):

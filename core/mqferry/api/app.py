@@ -51,6 +51,12 @@ async def status_view(ctrl: Controller) -> dict[str, Any]:
                 ready = ready and health.status is Status.CONNECTED
         out[kind] = items
     out["rules"] = {"total": len(app.config.rules), "enabled": len(app.rules)}
+    # The app's own loops that died recently (each is restarted), and a failing write-back.
+    tasks = app.task_problems()
+    if ctrl.write_error is not None:
+        tasks.append({"task": "mqferry[config].write", "owner": "config",
+                      "reason": ctrl.write_error})
+    out["tasks"] = tasks
     out["ready"] = ready
     return out
 

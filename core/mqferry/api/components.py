@@ -17,9 +17,9 @@ from mqferry.api.schemas import post_model
 from mqferry.config.loader import ComponentSpec
 from mqferry.errors import ConfigError
 from mqferry.metrics import ACTION_COUNTERS, SOURCE_COUNTERS
-from mqferry.registry import ActionType, ConnectorType, SourceType
+from mqferry.runtime.builder import ConnectorNotRunning
 from mqferry.runtime.reconfig import Controller
-from mqferry.types import HealthStatus, Status
+from mqferry.types import Action, Connector, HealthStatus, Source, Status
 
 __all__ = ["component_router"]
 
@@ -129,16 +129,17 @@ async def _probe(ctrl: Controller, kind: str, spec: ComponentSpec) -> HealthStat
     if kind == "connectors" and probe is not None:
         status: HealthStatus = await probe(spec.config)
         return status
-    ctx = ctrl.app.context
-    if isinstance(spec.type, ConnectorType):
-        component: Any = spec.type.factory(spec.name, spec.config, ctx)
-    else:
-        assert isinstance(spec.type, ActionType | SourceType)
-        conn = ctrl.app.connectors.get(spec.connector_id or "")
-        if spec.connector_id and conn is None:
-            return HealthStatus(Status.DISCONNECTED,
-                                f"connector {spec.connector_id} is not running")
-        component = spec.type.factory(spec.name, spec.config, conn, ctx)
+    build = ctrl.app.builder
+    component: Connector | Action | Source
+    try:
+        if kind == "connectors":
+            component = build.connector(spec)
+        elif kind == "actions":
+            component = build.action(spec, ctrl.app.connectors)
+        else:
+            component = build.source(spec, ctrl.app.connectors)
+    except ConnectorNotRunning as exc:
+        return HealthStatus(Status.DISCONNECTED, f"connector {exc.connector_id} is not running")
     await component.start()
     try:
         loop = asyncio.get_running_loop()

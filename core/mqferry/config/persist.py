@@ -23,6 +23,7 @@ from typing import Any
 
 from mqferry.config.layout import Layout, fresh_text
 from mqferry.config.secrets import clear_text_secrets
+from mqferry.tasks import Supervisor, describe
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +152,11 @@ class ConfigWriter:
         self._digest = file_digest(self.path)
         self._stat = _stat(self.path)
         self._pending: Mapping[str, Any] | None = None
-        self._task: asyncio.Task[None] | None = None
+        # Started on demand; the loop returns once nothing is pending. It catches its own
+        # failures (a pending change must not be dropped), the supervisor any it missed.
+        self._task = Supervisor("mqferry[config].write", self._run)
+        #: Why the last write-back failed (``None``: it succeeded, or none was tried).
+        self.last_error: str | None = None
         self._writing = False
         self._lock = threading.Lock()  # one write at a time, in the order they started
         self._layout: Layout | None = None  # of the file as last written; parsed on demand
@@ -187,9 +192,7 @@ class ConfigWriter:
     def write_soon(self, data: Mapping[str, Any]) -> None:
         """Write ``data`` (replacing anything not yet written) without waiting for it."""
         self._pending = data
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="mqferry[config].write")
+        self._task.start()
 
     async def flush(self) -> None:
         """Write what is pending now and return when it is on disk.
@@ -197,13 +200,9 @@ class ConfigWriter:
         Raises:
             OSError: the write failed; the mapping stays pending (and is retried later).
         """
-        task, self._task = self._task, None
-        if task is not None and not task.done():
-            # Cancels a back-off sleep; a write running in its thread finishes, and the one
-            # below waits for it on the lock, so the file ends with the latest mapping.
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # Cancels a back-off sleep; a write running in its thread finishes, and the one below
+        # waits for it on the lock, so the file ends with the latest mapping.
+        await self._task.stop()
         data = self._pending
         if data is not None:
             await self._write_off_loop(data)
@@ -220,15 +219,18 @@ class ConfigWriter:
             try:
                 await self._write_off_loop(data)
             except OSError as exc:
+                self.last_error = f"cannot write {self.path}: {exc.strerror or exc}"
                 delay = min(max(delay * 2, 1.0), _MAX_RETRY_DELAY)
                 log.error("cannot write the configuration to %s: %s; retrying in %.0fs",
                           self.path, exc.strerror or exc, delay)
-            except Exception:  # the pending change must not be dropped with a dead task
+            except Exception as exc:  # the pending change must not be dropped with a dead task
+                self.last_error = f"writing {self.path} failed: {describe(exc)}"
                 delay = min(max(delay * 2, 1.0), _MAX_RETRY_DELAY)
                 log.exception("writing the configuration to %s failed; retrying in %.0fs",
                               self.path, delay)
             else:
                 delay = self.interval
+                self.last_error = None
                 if self._pending is data:
                     self._pending = None
             await asyncio.sleep(max(0.0, delay - (loop.time() - started)))

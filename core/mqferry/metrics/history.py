@@ -63,15 +63,16 @@ class MetricHistory:
         self._times: array[float] = array("d", bytes(8 * self.capacity))
         self._n = 0  # samples taken so far; sample k lives in slot k % capacity
         self._tracks: dict[tuple[str, str], _Track] = {}
-        self._task = Supervisor("mqferry[metrics].history", self._run)
+        #: The sampling loop.
+        self.task = Supervisor("mqferry[metrics].history", self._run)
 
     def start(self) -> None:
         """Start sampling in the background (no-op when it runs)."""
-        self._task.start()
+        self.task.start()
 
     async def stop(self) -> None:
         """Stop sampling; what was kept stays readable. Idempotent."""
-        await self._task.stop()
+        await self.task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -9,24 +9,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mqferry.config.loader import AppConfig, ComponentSpec
+from mqferry.config.loader import AppConfig
 from mqferry.metrics import Metrics
 from mqferry.metrics.history import MetricHistory
-from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
-from mqferry.registry import ActionType, ConnectorType, SourceType
-from mqferry.rules import Event, TopicIndex
+from mqferry.rules import Event
 from mqferry.runtime.ackwait import AckWaits
+from mqferry.runtime.builder import Builder
 from mqferry.runtime.deadletter import DeadLetters
+from mqferry.runtime.delivery import EventDone, Ticket
 from mqferry.runtime.events import message_event
 from mqferry.runtime.failures import LogLimiter
+from mqferry.runtime.routing import Routing
 from mqferry.runtime.rules import RuleEnv, RuntimeRule, describe
-from mqferry.tasks import Supervisor
+from mqferry.tasks import Supervisors
 from mqferry.types import (
     LOOP_MARKER,
     Action,
     Connector,
     HealthStatus,
+    MqttPublisher,
     RuntimeContext,
     Source,
     Status,
@@ -44,52 +46,44 @@ __all__ = ["App", "RuntimeRule"]
 ACK_STALL_AFTER = 60.0
 
 
-class _EventDone(Ticket):
-    """A ticket that completes a future: sources await the deliveries of their events."""
-
-    __slots__ = ("future",)
-
-    def __init__(self) -> None:
-        super().__init__(None, 0, 0, 0)
-        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def _finish(self) -> None:
-        if not self.done:
-            self.done = True
-            if not self.future.done():
-                self.future.set_result(None)
-
-
 class App:
     """One mqferry instance built from a validated configuration.
 
     Args:
         config: the validated configuration.
         data_dir: where components keep files (defaults to the config's ``data_dir``).
+        publisher: what components publish MQTT messages with (defaults to the app's MQTT
+            session); tests inject a twin such as :class:`mqferry.testing.InMemoryMqtt`.
     """
 
-    def __init__(self, config: AppConfig, *, data_dir: Path | None = None) -> None:
+    def __init__(self, config: AppConfig, *, data_dir: Path | None = None,
+                 publisher: MqttPublisher | None = None) -> None:
         self.config = config
         self.mqtt = MqttConnector(config=config.raw.mqtt, handler=self._on_message)
         self.node = config.raw.node
         self.context = RuntimeContext(
-            mqtt=self.mqtt,
+            mqtt=self.mqtt if publisher is None else publisher,
             dispatch=self.dispatch,
             dispatch_nowait=self.dispatch_nowait,
             data_dir=data_dir or Path(config.raw.data_dir),
             node=self.node,
         )
+        # Kept for the app's life and edited in place: the dead letters and the metric
+        # history hold them.
         self.connectors: dict[str, Connector] = {}
         self.actions: dict[str, Action] = {}
         self.sources: dict[str, Source] = {}
-        self.rules: dict[str, RuntimeRule] = {}
-        self._topic_index: TopicIndex[RuntimeRule] = TopicIndex()
-        self._event_rules: dict[str, list[RuntimeRule]] = {}
         self._accepting = False
-        self._ticker = Supervisor("mqferry[metrics].tick", self._tick_metrics)
+        #: The app's own background loops, by owner: a loop that died marks its owner's
+        #: health (``mqtt`` for the acks, ``metrics`` for the counters) until it recovers.
+        self.tasks = Supervisors()
+        self._ticker = self.tasks.add("metrics", "mqferry[metrics].tick", self._tick_metrics)
         #: The last hour of the actions' and sources' metrics (the console's charts).
         self.history = MetricHistory(lambda: {"actions": self.actions, "sources": self.sources})
+        self.tasks.adopt("metrics", self.history.task)
         self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
+        if self._waits is not None:
+            self.tasks.adopt("mqtt", self._waits.task)
         self._limiter = LogLimiter(log)
         dead_letter = config.raw.mqtt.dead_letter
         # The dead-letter setting is read once, as the rest of the mqtt section (a change
@@ -104,60 +98,27 @@ class App:
         self.ack_stall_after = ACK_STALL_AFTER
         self._stall_head: Ticket | None = None
         self._stall_since = 0.0
-        self._build()
+        #: Builds the components and rules, here and on each configuration change.
+        self.builder = Builder(self.context, self._env)
+        parts = self.builder.build(config)
+        self.connectors.update(parts.connectors)
+        self.context.connectors = self.connectors
+        self.actions.update(parts.actions)
+        self.sources.update(parts.sources)
+        self._routing = Routing(parts.rules)
 
-    def _build(self) -> None:
-        cfg, ctx = self.config, self.context
-        for cid, spec in cfg.connectors.items():
-            if spec.enabled:
-                assert isinstance(spec.type, ConnectorType)
-                self.connectors[cid] = spec.type.factory(spec.name, spec.config, ctx)
-        ctx.connectors = self.connectors
-        for kind, specs, target in (("action", cfg.actions, self.actions),
-                                    ("source", cfg.sources, self.sources)):
-            for cid, spec in specs.items():
-                component = self._make(kind, cid, spec)
-                if component is not None:
-                    target[cid] = component
-        for rid, rspec in cfg.rules.items():
-            if not rspec.config.enable:
-                continue
-            actions = [self.actions[a] for a in rspec.action_ids if a in self.actions]
-            rule = RuntimeRule(rspec, actions, self._env)
-            self.rules[rid] = rule
-            for flt in rule.compiled.topic_filters:
-                self._topic_index.add(flt, rule)
-            for topic in rule.compiled.event_topics:
-                for alias in _event_aliases(topic):
-                    self._event_rules.setdefault(alias, []).append(rule)
-
-    def _make(self, kind: str, cid: str, spec: ComponentSpec) -> Any:
-        if not spec.enabled:
-            return None
-        connector = self.connectors.get(spec.connector_id or "")
-        if spec.connector_id and connector is None:
-            log.warning("%s %s is not started: its connector %s is disabled",
-                        kind, cid, spec.connector_id)
-            return None
-        assert isinstance(spec.type, ActionType | SourceType)
-        return spec.type.factory(spec.name, spec.config, connector, self.context)
+    @property
+    def rules(self) -> dict[str, RuntimeRule]:
+        """The running rules, by id."""
+        return self._routing.rules
 
     def set_rules(self, rules: dict[str, RuntimeRule]) -> None:
-        """Replace the running rules and rebuild the routing (topic index and event map).
+        """Replace the running rules and their routing (topic index and event map).
 
         Routing is swapped in one step of the event loop, so a message sees either the old rules
         or the new ones.
         """
-        index: TopicIndex[RuntimeRule] = TopicIndex()
-        event_rules: dict[str, list[RuntimeRule]] = {}
-        for rule in rules.values():
-            rule.env = self._env
-            for flt in rule.compiled.topic_filters:
-                index.add(flt, rule)
-            for topic in rule.compiled.event_topics:
-                for alias in _event_aliases(topic):
-                    event_rules.setdefault(alias, []).append(rule)
-        self.rules, self._topic_index, self._event_rules = rules, index, event_rules
+        self._routing = Routing(rules)
 
     @property
     def running(self) -> bool:
@@ -177,7 +138,7 @@ class App:
     @property
     def topic_filters(self) -> set[str]:
         """The MQTT subscriptions: the union of the enabled rules' topic filters."""
-        return {f for r in self.rules.values() for f in r.compiled.topic_filters}
+        return self._routing.filters()
 
     # -- data path -------------------------------------------------------------------------
 
@@ -190,7 +151,7 @@ class App:
             event = message_event(message, self.node)
             looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
             waits = self._waits
-            for rule in self._topic_index.match(message.topic):
+            for rule in self._routing.match(message.topic):
                 rule.run(event, ticket, looped=looped, waits=waits)
         except Exception as exc:  # rules isolate their own failures: this is the rest
             self._limiter.warning("message", "a message on %r could not be processed: %s",
@@ -211,12 +172,12 @@ class App:
             A future that completes when their actions settled (a plain future, so a source can
             wait on many without a task each).
         """
-        rules = self._event_rules.get(str(event.get("event", "")))
+        rules = self._routing.for_event(str(event.get("event", "")))
         if not rules:
             idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             idle.set_result(None)
             return idle
-        done = _EventDone()
+        done = EventDone()
         try:
             full = Event(event)
             full.setdefault("node", self.node)
@@ -247,8 +208,7 @@ class App:
         for sid, source in self.sources.items():
             log.info("starting source %s", sid)
             await source.start()
-        self._ticker.start()
-        self.history.start()
+        self.tasks.start()
 
     def all_metrics(self) -> list[Metrics]:
         """The metrics of every rule, action and source."""
@@ -275,6 +235,7 @@ class App:
         if self._waits is not None:
             await self._waits.stop()
         await self.mqtt.stop()
+        await self.tasks.stop()
         for cid, conn in self.connectors.items():
             await _stop_logged(cid, conn)
         # the blocking rules' worker thread ends once its queue is done (restarted on next use)
@@ -288,6 +249,12 @@ class App:
                 out[cid] = await comp.health()
         return out
 
+    def task_problems(self) -> list[dict[str, str]]:
+        """The app's background loops that died recently: ``{"task", "owner", "reason"}``."""
+        return [{"task": name, "owner": owner, "reason": reason}
+                for owner, found in sorted(self.tasks.problems().items())
+                for name, reason in found]
+
     async def mqtt_health(self) -> HealthStatus:
         """The MQTT session's health, ``connecting`` while its acknowledgements are stalled.
 
@@ -296,6 +263,8 @@ class App:
         which actions and rules hold messages.
         """
         health = await self.mqtt.health()
+        if health.status is Status.CONNECTED and (dead := self.tasks.problems().get("mqtt")):
+            return HealthStatus(Status.CONNECTING, "; ".join(reason for _, reason in dead))
         waited = self._oldest_ack_wait(time.monotonic())
         if health.status is not Status.CONNECTED or waited < self.ack_stall_after:
             return health
@@ -333,74 +302,25 @@ class App:
 
     # -- one rule at a time (the API's rule routes) -------------------------------------------
 
-    #: How many running rules use each topic filter, kept by :meth:`add_rule` and
-    #: :meth:`remove_rule` (recounted once after :meth:`set_rules` replaced the rules).
-    _filter_uses: dict[str, int] | None = None
-    _counted_rules: dict[str, RuntimeRule] | None = None
-
-    def _uses(self) -> dict[str, int]:
-        if self._filter_uses is None or self._counted_rules is not self.rules:
-            uses: dict[str, int] = {}
-            for r in self.rules.values():
-                for flt in set(r.compiled.topic_filters):
-                    uses[flt] = uses.get(flt, 0) + 1
-            self._filter_uses, self._counted_rules = uses, self.rules
-        return self._filter_uses
-
     def add_rule(self, rule: RuntimeRule) -> list[str]:
-        """Route ``rule`` (replacing the running rule with its id) without rebuilding the index.
+        """Route ``rule`` (replacing the running rule with its id) without rebuilding the routing.
 
         Returns:
             The topic filters no running rule used before: the subscriptions to add.
         """
-        if rule.id in self.rules:
-            self.remove_rule(rule.id)
-        uses = self._uses()
-        self.rules[rule.id] = rule
-        for flt in rule.compiled.topic_filters:
-            self._topic_index.add(flt, rule)
-        for topic in rule.compiled.event_topics:
-            for alias in _event_aliases(topic):
-                # A new list, not an append: a dispatch holding the old one is not disturbed.
-                self._event_rules[alias] = [*self._event_rules.get(alias, ()), rule]
-        new = []
-        for flt in set(rule.compiled.topic_filters):
-            uses[flt] = uses.get(flt, 0) + 1
-            if uses[flt] == 1:
-                new.append(flt)
-        return sorted(new)
+        return self._routing.add(rule)
 
     def remove_rule(self, rid: str) -> list[str]:
-        """Stop routing to rule ``rid`` (if it runs) without rebuilding the index.
+        """Stop routing to rule ``rid`` (if it runs) without rebuilding the routing.
 
         Returns:
             The topic filters no running rule uses any more: the subscriptions to remove.
         """
-        uses = self._uses()
-        rule = self.rules.pop(rid, None)
-        if rule is None:
-            return []
-        for flt in rule.compiled.topic_filters:
-            self._topic_index.remove(flt, rule)
-        for topic in rule.compiled.event_topics:
-            for alias in _event_aliases(topic):
-                rest = [r for r in self._event_rules.get(alias, ()) if r is not rule]
-                if rest:
-                    self._event_rules[alias] = rest
-                else:
-                    self._event_rules.pop(alias, None)
-        gone = []
-        for flt in set(rule.compiled.topic_filters):
-            uses[flt] -= 1
-            if not uses[flt]:
-                del uses[flt]
-                gone.append(flt)
-        return sorted(gone)
+        return self._routing.remove(rid)
 
     def subscribed_filters(self) -> set[str]:
-        """The union of the running rules' topic filters (as :attr:`topic_filters`), kept
-        incrementally: no walk over every rule."""
-        return set(self._uses())
+        """The union of the running rules' topic filters (as :attr:`topic_filters`)."""
+        return self._routing.filters()
 
 
 async def _stop_logged(cid: str, component: Source | Action | Connector) -> None:
@@ -408,10 +328,3 @@ async def _stop_logged(cid: str, component: Source | Action | Connector) -> None
         await component.stop()
     except Exception:
         log.exception("%s: stop failed; stopping the rest", cid)
-
-
-def _event_aliases(topic: str) -> tuple[str, ...]:
-    for a, b in (("$bridges/", "$sources/"), ("$sources/", "$bridges/")):
-        if topic.startswith(a):
-            return (topic, b + topic.removeprefix(a))
-    return (topic,)

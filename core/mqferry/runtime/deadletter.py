@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mqferry.metrics import Metrics
-from mqferry.mqtt.acks import Ticket
+from mqferry.runtime.delivery import Ticket
 from mqferry.runtime.failures import LogLimiter
 from mqferry.templates import to_text
 from mqferry.types import LOOP_MARKER, Action

@@ -33,10 +33,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mqferry.metrics import rule_metrics
-from mqferry.mqtt.acks import Ticket
 from mqferry.rules import Outcome, RuleError, RuleResult
 from mqferry.rules.broker_events import is_broker_event
-from mqferry.runtime.ackwait import AckWaits, RuleDelivery
+from mqferry.runtime.ackwait import AckWaits
+from mqferry.runtime.delivery import RuleDelivery, Ticket
 from mqferry.runtime.failures import LogLimiter
 from mqferry.types import Action
 
