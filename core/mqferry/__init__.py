@@ -30,7 +30,6 @@ from mqferry.errors import (
 from mqferry.hookspecs import hookimpl
 from mqferry.logs import RetryLog
 from mqferry.metrics import Metrics, action_metrics, source_metrics
-from mqferry.mqtt.acks import Countdown
 from mqferry.registry import (
     ActionFactory,
     ActionRegister,
@@ -45,6 +44,7 @@ from mqferry.registry import (
     SourceType,
 )
 from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
+from mqferry.runtime.delivery import Countdown
 from mqferry.runtime.failures import LogLimiter
 from mqferry.tasks import Supervisor, cancel_task, describe
 from mqferry.templates import MISSING, Template, check_template, to_json, to_text

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 import pytest
 
 from mqferry.config.models import MqttConfig
-from mqferry.mqtt.acks import Ticket
 from mqferry.mqtt.client import Incoming, MqttConnector
+from mqferry.runtime.delivery import Ticket
 from mqferry.types import Status
 
 pytestmark = pytest.mark.integration

@@ -1,10 +1,10 @@
 """Ordered, deferred MQTT acknowledgements.
 
 MQTT requires PUBACKs in the order the PUBLISHes arrived. Each incoming QoS 1 message gets a
-:class:`Ticket`; actions hold it until they have secured the message. The :class:`AckWindow`
-sends the PUBACK of the oldest message as soon as it and everything before it are done, so a slow
-message delays later acks (the broker's in-flight window is our back-pressure) but never reorders
-them.
+:class:`~mqferry.runtime.delivery.Ticket`; actions hold it until they have secured the message.
+The :class:`AckWindow` sends the PUBACK of the oldest message as soon as it and everything before
+it are done, so a slow message delays later acks (the broker's in-flight window is our
+back-pressure) but never reorders them.
 """
 
 from __future__ import annotations
@@ -12,59 +12,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from mqferry.runtime.delivery import Ticket
 
-class Countdown:
-    """Work that is done once every part of it has settled.
-
-    The owner calls :meth:`hold` once per part, then :meth:`seal`; each part calls
-    :meth:`release` once. When sealed and fully released, :meth:`_finish` runs once (subclasses
-    extend it). Sealing last means a part that settles at once cannot finish the whole early.
-    """
-
-    __slots__ = ("_pending", "_sealed", "done")
-
-    def __init__(self) -> None:
-        self._pending = 0
-        self._sealed = False
-        self.done = False
-
-    def hold(self) -> None:
-        """One more part must settle."""
-        self._pending += 1
-
-    def release(self) -> None:
-        """One part settled."""
-        self._pending -= 1
-        if self._sealed and self._pending <= 0:
-            self._finish()
-
-    def seal(self) -> None:
-        """Every hold has been taken; finish once all are released."""
-        self._sealed = True
-        if self._pending <= 0:
-            self._finish()
-
-    def _finish(self) -> None:
-        self.done = True
-
-
-class Ticket(Countdown):
-    """One received message, held by the actions that still have to secure it."""
-
-    __slots__ = ("_window", "generation", "mid", "qos")
-
-    def __init__(self, window: AckWindow | None, mid: int, qos: int, generation: int) -> None:
-        super().__init__()
-        self._window = window
-        self.mid = mid
-        self.qos = qos
-        self.generation = generation
-
-    def _finish(self) -> None:
-        if not self.done:
-            self.done = True
-            if self._window is not None:
-                self._window.advance()
+__all__ = ["AckWindow"]
 
 
 class AckWindow:

@@ -25,12 +25,13 @@ from mqferry.config.models import MqttConfig
 from mqferry.errors import ConfigError
 from mqferry.logs import RetryLog
 from mqferry.mqtt import codec
-from mqferry.mqtt.acks import AckWindow, Ticket
+from mqferry.mqtt.acks import AckWindow
 from mqferry.mqtt.codec import InMessage
 from mqferry.mqtt.connect import open_session, probe, session_expiry
 from mqferry.mqtt.properties import publish_properties
 from mqferry.mqtt.protocol import MqttProtocol
 from mqferry.mqtt.tls import explain
+from mqferry.runtime.delivery import Ticket
 from mqferry.tasks import Supervisor, describe
 from mqferry.types import HealthStatus, Status
 

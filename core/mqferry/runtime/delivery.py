@@ -10,9 +10,8 @@ Each :class:`RuleDelivery` counts its outcome once on the rule (an action that s
 output twice, or after its ``submit`` raised, changes nothing), tells its :class:`Route` when
 the output failed (for the dead letters), and releases the ticket once.
 
-``Countdown`` and ``Ticket`` are defined beside the MQTT ack window that orders the PUBACKs
-(:mod:`mqferry.mqtt.acks`) and re-exported here: the runtime imports delivery tracking from this
-module only.
+The MQTT ack window that orders the PUBACKs (:mod:`mqferry.mqtt.acks`) is told through
+:class:`AckAdvance` when a ticket is done; nothing here depends on MQTT.
 """
 
 from __future__ import annotations
@@ -22,9 +21,69 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from mqferry.metrics import Metrics
-from mqferry.mqtt.acks import Countdown, Ticket
 
-__all__ = ["Countdown", "EventDone", "Route", "RuleDelivery", "Ticket"]
+__all__ = ["AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery", "Ticket"]
+
+
+class AckAdvance(Protocol):
+    """What a :class:`Ticket` tells when it is done: the ack window of its connection."""
+
+    def advance(self) -> None:
+        """Acknowledge the leading run of done messages."""
+
+
+class Countdown:
+    """Work that is done once every part of it has settled.
+
+    The owner calls :meth:`hold` once per part, then :meth:`seal`; each part calls
+    :meth:`release` once. When sealed and fully released, :meth:`_finish` runs once (subclasses
+    extend it). Sealing last means a part that settles at once cannot finish the whole early.
+    """
+
+    __slots__ = ("_pending", "_sealed", "done")
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._sealed = False
+        self.done = False
+
+    def hold(self) -> None:
+        """One more part must settle."""
+        self._pending += 1
+
+    def release(self) -> None:
+        """One part settled."""
+        self._pending -= 1
+        if self._sealed and self._pending <= 0:
+            self._finish()
+
+    def seal(self) -> None:
+        """Every hold has been taken; finish once all are released."""
+        self._sealed = True
+        if self._pending <= 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+
+
+class Ticket(Countdown):
+    """One received message, held by the actions that still have to secure it."""
+
+    __slots__ = ("_window", "generation", "mid", "qos")
+
+    def __init__(self, window: AckAdvance | None, mid: int, qos: int, generation: int) -> None:
+        super().__init__()
+        self._window = window
+        self.mid = mid
+        self.qos = qos
+        self.generation = generation
+
+    def _finish(self) -> None:
+        if not self.done:
+            self.done = True
+            if self._window is not None:
+                self._window.advance()
 
 
 class EventDone(Ticket):
