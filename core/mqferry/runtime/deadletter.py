@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mqferry.metrics import Metrics
+from mqferry.mqtt.properties import RECEIVED_PROPERTIES
 from mqferry.runtime.delivery import Ticket
 from mqferry.runtime.failures import LogLimiter
 from mqferry.templates import to_text
@@ -33,9 +34,9 @@ log = logging.getLogger(__name__)
 #: The longest error text a dead letter carries (an exception may quote a whole payload).
 MAX_ERROR = 1000
 
-#: MQTT 5 publish properties copied into ``headers`` (``mqtt-content-type``, ...).
-_PROPS = ("Payload-Format-Indicator", "Message-Expiry-Interval", "Content-Type",
-          "Response-Topic", "Correlation-Data")
+#: MQTT 5 publish properties copied into ``headers`` (``mqtt-content-type``, ...): the
+#: publisher's, not the subscription identifier of mqferry's own subscription.
+_PROPS = tuple(name for _, name in RECEIVED_PROPERTIES if name != "Subscription-Identifier")
 
 
 def dead_letter_output(event: Mapping[str, Any], *, reason: str, error: str, rule_id: str,

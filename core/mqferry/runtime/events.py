@@ -7,16 +7,8 @@ import time
 from typing import Any
 
 from mqferry.mqtt.client import Incoming
+from mqferry.mqtt.properties import RECEIVED_PROPERTIES
 from mqferry.rules import Event
-
-_PROPS = (
-    ("PayloadFormatIndicator", "Payload-Format-Indicator"),
-    ("MessageExpiryInterval", "Message-Expiry-Interval"),
-    ("ContentType", "Content-Type"),
-    ("ResponseTopic", "Response-Topic"),
-    ("CorrelationData", "Correlation-Data"),
-    ("SubscriptionIdentifier", "Subscription-Identifier"),
-)
 
 _ids = itertools.count(1)
 
@@ -27,7 +19,7 @@ def pub_props(message: Incoming) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if props is None:
         return out
-    for attr, name in _PROPS:
+    for attr, name in RECEIVED_PROPERTIES:
         if hasattr(props, attr):
             value = getattr(props, attr)
             out[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
