@@ -20,6 +20,7 @@ from mqferry.config.env import expand
 from mqferry.config.models import NAME_PATTERN, InlineAction, RawConfig, RuleConfig
 from mqferry.config.suggest import did_you_mean, known_fields
 from mqferry.errors import ConfigError
+from mqferry.rules.source_names import source_id
 
 if TYPE_CHECKING:
     from mqferry.registry import ActionType, ConnectorType, Registries, SourceType
@@ -344,11 +345,9 @@ def _check_connector(kind: str, spec: ComponentSpec, app: AppConfig, v: _Validat
 
 
 def _check_event_source(path: str, src: str, app: AppConfig, v: _Validator) -> None:
-    for prefix in ("$bridges/", "$sources/"):
-        if src.startswith(prefix):
-            sid = src.removeprefix(prefix)
-            if sid not in app.sources and not v.is_invalid("sources", sid):
-                v.problems.append((path, f"FROM {src!r}: no source {sid!r} is configured"))
+    sid = source_id(src)
+    if sid is not None and sid not in app.sources and not v.is_invalid("sources", sid):
+        v.problems.append((path, f"FROM {src!r}: no source {sid!r} is configured"))
 
 
 def load_config(

@@ -14,6 +14,7 @@ from mqferry.rules.event import Event, decode_json_value
 from mqferry.rules.functions import FunctionTable, builtin_function_table
 from mqferry.rules.parser import parse
 from mqferry.rules.paths import IndexRef, nested_get, nested_put
+from mqferry.rules.source_names import canonical
 from mqferry.rules.topic import topic_matches
 
 __all__ = ["CompiledRule", "Outcome", "RuleResult", "compile_sql", "event_columns"]
@@ -44,7 +45,6 @@ _PASSED = Outcome.PASSED
 _new_result = tuple.__new__
 
 #: Alias prefixes that make a FROM entry an event topic rather than an MQTT topic filter.
-_SOURCE_ALIASES = ("$bridges/", "$sources/")
 
 
 def event_columns(ev: Mapping[str, Any]) -> dict[str, Any]:
@@ -236,8 +236,8 @@ class CompiledRule:
 
         ``$bridges/...`` and ``$sources/...`` name the same source.
         """
-        wanted = _canonical(name)
-        return any(_canonical(t) == wanted for t in self.event_topics)
+        wanted = canonical(name)
+        return any(canonical(t) == wanted for t in self.event_topics)
 
     def run(self, event: Mapping[str, Any]) -> RuleResult:
         """Evaluate the rule against an event (FROM is not checked).
@@ -294,13 +294,6 @@ class CompiledRule:
 
     def __repr__(self) -> str:
         return f"CompiledRule({self.sql!r})"
-
-
-def _canonical(name: str) -> str:
-    for prefix in _SOURCE_ALIASES:
-        if name.startswith(prefix):
-            return "$sources/" + name[len(prefix):]
-    return name
 
 
 def compile_sql(sql: str, functions: FunctionTable | None = None) -> CompiledRule:

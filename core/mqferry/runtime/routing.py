@@ -1,9 +1,9 @@
 """Which running rules an MQTT message or a source event goes to.
 
 A :class:`Routing` holds the running rules with two indexes: the topic index (MQTT topic filter
--> rules) and the event map (event name -> rules). It is the only place that knows a source
-event has two names, ``$bridges/<type>:<name>`` and ``$sources/<type>:<name>`` (EMQX accepts
-both in a rule's FROM). It also counts how many rules use each topic filter, so adding or
+-> rules) and the event map (event name -> rules). A source event has two names,
+``$bridges/<type>:<name>`` and ``$sources/<type>:<name>`` (:mod:`mqferry.rules.source_names`):
+a rule is indexed under both. It also counts how many rules use each topic filter, so adding or
 removing one rule says which MQTT subscriptions to add or remove without a walk over the others.
 
 A configuration change builds a new :class:`Routing` and the app swaps it in one step of the
@@ -15,19 +15,12 @@ appending to the event map's lists, so a dispatch holding the old list is not di
 from __future__ import annotations
 
 from mqferry.rules import TopicIndex
+from mqferry.rules.source_names import aliases
 from mqferry.runtime.rules import RuntimeRule
 
 __all__ = ["Routing", "event_aliases"]
 
-_ALIASES = (("$bridges/", "$sources/"), ("$sources/", "$bridges/"))
-
-
-def event_aliases(topic: str) -> tuple[str, ...]:
-    """Every name of the event topic ``topic``: a source's event has two."""
-    for a, b in _ALIASES:
-        if topic.startswith(a):
-            return (topic, b + topic.removeprefix(a))
-    return (topic,)
+event_aliases = aliases
 
 
 class Routing:
