@@ -97,7 +97,7 @@ async def drive(app):
     src = app.sources["kafka_consumer:s"]
     src.consumer = ConsumerTwin(committed=10, end=17)
     await src.take_partitions([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 3)])
-    src._handle_batches({TopicPartition(TOPIC, 0): [record(10), record(11, key=b"a/#")]})
+    src.handler.handle_batches({TopicPartition(TOPIC, 0): [record(10), record(11, key=b"a/#")]})
     for _ in range(20):
         await asyncio.sleep(0.01)
     for m in app.all_metrics():
