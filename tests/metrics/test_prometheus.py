@@ -22,10 +22,10 @@ from mqferry.plugins import load_plugins
 from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
 from mqferry.testing import InMemoryMqtt
+from mqferry_kafka.testing import KafkaTwin
 from tests.metrics.conventions import check_conventions, value
-from tests.plugins.kafka_twin import KafkaTwin
-from tests.plugins.test_kafka_consumer_source import source
-from tests.plugins.test_kafka_producer_action import make
+from tests.plugins.kafka_consumer.test_source import source
+from tests.plugins.kafka_producer.test_action import make
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
 TOPIC = "metrics-in"

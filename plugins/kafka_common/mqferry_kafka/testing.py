@@ -1,4 +1,8 @@
-"""An in-memory twin of aiokafka's producer, injected into the kafka_producer action.
+"""In-memory twins of Kafka for tests, injected (never patched in) through factory arguments.
+
+:class:`KafkaTwin` is the cluster and the producer factory the ``kafka_producer`` action takes
+(``producer_factory=``). Shipped with the Kafka library, beside the plugins that use it, so that
+the core's :mod:`mqferry.testing` imports no Kafka client.
 
 It keeps what a test needs to see (records per topic, metadata requests) and can be told to
 misbehave: metadata requests that hang or fail, sends that raise, a ``stop()`` that hangs.
