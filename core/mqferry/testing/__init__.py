@@ -7,7 +7,7 @@ The twins implement the same interfaces as the real parts and are injected, neve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +165,26 @@ class RecordingAction:
         return HealthStatus(Status.CONNECTED)
 
 
+async def wait_until(predicate: Callable[[], object], timeout: float = 3.0, *,
+                     interval: float = 0.01) -> None:
+    """Return once ``predicate()`` is true; fail the test if it is not within ``timeout``.
+
+    For what a background task makes true (a commit, a publish), where there is nothing to
+    await.
+
+    Raises:
+        AssertionError: ``predicate`` stayed false for ``timeout`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if predicate():
+            return
+        if loop.time() >= deadline:
+            raise AssertionError(f"still false after {timeout}s: {predicate!r}")
+        await asyncio.sleep(interval)
+
+
 async def _no_dispatch(event: Mapping[str, Any]) -> None:
     return None
 
@@ -185,4 +205,5 @@ __all__ = [
     "RecordingAction",
     "RecordingDelivery",
     "runtime_context",
+    "wait_until",
 ]

@@ -33,7 +33,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
@@ -89,10 +91,13 @@ class KafkaConsumerSource:
         config: its validated settings.
         connector: the ``kafka_consumer`` connector it uses.
         context: the runtime (MQTT publisher, rule dispatch).
+        consumer_factory: makes the aiokafka consumer from its options (a twin in tests,
+            such as :class:`mqferry_kafka.testing.KafkaTwin`'s ``consumer``).
     """
 
     def __init__(self, *, name: str, config: KafkaConsumerSourceConfig,
-                 connector: KafkaConnector, context: RuntimeContext) -> None:
+                 connector: KafkaConnector, context: RuntimeContext,
+                 consumer_factory: Callable[..., Any] = AIOKafkaConsumer) -> None:
         self.name = name
         self.id = f"kafka_consumer:{name}"
         self.params = p = config.parameters
@@ -105,6 +110,7 @@ class KafkaConsumerSource:
                                      metrics=self.metrics, dead_letter=self.dead_letter)
         self.tracker = self.handler.tracker
         self.consumer: AIOKafkaConsumer | None = None
+        self._consumer_factory = consumer_factory
         self._consume = Supervisor(f"mqferry[{self.id}].consume", self._run,
                                    on_failure=self._consume_failed)
         self._failure: str | None = None
@@ -239,7 +245,7 @@ class KafkaConsumerSource:
         options = self.connector.client_options("consumer")
         if p.topic_pattern is not None:
             options["metadata_max_age_ms"] = int(p.topic_pattern_refresh_interval * 1000)
-        return AIOKafkaConsumer(
+        consumer: AIOKafkaConsumer = self._consumer_factory(
             **options,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -248,6 +254,7 @@ class KafkaConsumerSource:
             max_partition_fetch_bytes=max(p.max_batch_bytes, 1),
             fetch_max_wait_ms=int(p.max_wait_time * 1000),
         )
+        return consumer
 
     async def _connect(self) -> AIOKafkaConsumer:
         async def attempt() -> AIOKafkaConsumer:
