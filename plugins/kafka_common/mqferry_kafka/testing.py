@@ -126,6 +126,7 @@ class TwinProducer:
             self.pending.append((fut, recs))
         else:
             k.sent.extend(recs)
+            k.batches.append(len(recs))
             fut.set_result(None)
         return fut
 
@@ -152,6 +153,7 @@ class KafkaTwin:
         fail_commits: commits raise these, one per call, first.
         seeks: every seek of a consumer: ``(partition, offset)``.
         pauses: how many times a consumer paused its partitions.
+        batches: the number of records of each batch acknowledged, in order.
     """
 
     topics: dict[str, int] = field(default_factory=dict)
@@ -173,6 +175,7 @@ class KafkaTwin:
     fail_commits: list[BaseException] = field(default_factory=list)
     seeks: list[tuple[TopicPartition, int]] = field(default_factory=list)
     pauses: int = 0
+    batches: list[int] = field(default_factory=list)
     consumers: list[TwinConsumer] = field(default_factory=list)
     _logs: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = field(
         default_factory=dict)
@@ -185,6 +188,28 @@ class KafkaTwin:
     def values(self, topic: str) -> list[bytes | None]:
         """The values sent to ``topic``, in order."""
         return [s.value for s in self.sent if s.topic == topic]
+
+    def held(self) -> int:
+        """How many batches wait for an answer (with :attr:`hold`)."""
+        return sum(len(p.pending) for p in self.producers)
+
+    def answer(self, count: int | None = None, error: BaseException | None = None) -> int:
+        """Answer the oldest ``count`` held batches (all by default): acknowledge them, or fail
+        them with ``error``; returns how many were answered."""
+        n = 0
+        for producer in self.producers:
+            while producer.pending and (count is None or n < count):
+                fut, recs = producer.pending.pop(0)
+                n += 1
+                if fut.done():
+                    continue
+                if error is None:
+                    self.sent.extend(recs)
+                    self.batches.append(len(recs))
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+        return n
 
     def consumer(self, **options: Any) -> TwinConsumer:
         """The consumer factory: a consumer of this cluster (``group_id`` among ``options``)."""
