@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,11 +66,15 @@ class App:
     Args:
         config: the validated configuration.
         data_dir: where components keep files (defaults to the config's ``data_dir``).
+        mqtt_factory: makes the MQTT connector from the ``mqtt`` section and the handler of
+            incoming messages (:class:`MqttConnector` unless a twin is injected, see
+            :class:`mqferry.testing.MqttTwin`).
     """
 
-    def __init__(self, config: AppConfig, *, data_dir: Path | None = None) -> None:
+    def __init__(self, config: AppConfig, *, data_dir: Path | None = None,
+                 mqtt_factory: Callable[..., MqttConnector] = MqttConnector) -> None:
         self.config = config
-        self.mqtt = MqttConnector(config=config.raw.mqtt, handler=self._on_message)
+        self.mqtt = mqtt_factory(config=config.raw.mqtt, handler=self._on_message)
         self.node = config.raw.node
         self.context = RuntimeContext(
             mqtt=self.mqtt,
