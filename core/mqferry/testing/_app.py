@@ -9,6 +9,7 @@ from typing import Any
 
 from mqferry.config import validate_config
 from mqferry.plugins import PluginSet, load_plugins
+from mqferry.rules.functions import FunctionTable
 from mqferry.runtime import App
 from mqferry.testing._mqtt import MqttTwin
 from mqferry.types import Action
@@ -52,19 +53,22 @@ class AppHarness:
 
 
 def build_app(config: Mapping[str, Any], *, plugins: PluginSet | None = None,
-              data_dir: Path | None = None) -> AppHarness:
+              data_dir: Path | None = None,
+              functions: FunctionTable | None = None) -> AppHarness:
     """An app built from ``config`` (the YAML file's content, as a dict), on an MQTT twin.
 
     Args:
         config: the configuration; validated as the service validates its file.
         plugins: the plugins it is validated and built with (the installed ones by default).
         data_dir: where its components keep files (the config's ``data_dir`` by default).
+        functions: the rule functions (those of ``plugins`` by default), to add one for a test.
 
     Raises:
         ConfigError: the configuration is not valid (the message names what is wrong).
     """
     plugins = plugins if plugins is not None else load_plugins()
-    cfg = validate_config(config, plugins.registries(), plugins.function_table())
+    cfg = validate_config(config, plugins.registries(),
+                          functions if functions is not None else plugins.function_table())
     made: list[MqttTwin] = []
     app = App(cfg, data_dir=data_dir, mqtt_factory=MqttTwin.factory(made))
     return AppHarness(app, made[0])
