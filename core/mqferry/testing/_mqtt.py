@@ -185,8 +185,11 @@ class MqttTwin(InMemoryMqtt):
 
     def deliver(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
                 user_properties: Mapping[str, str] | Iterable[tuple[str, str]] = (),
-                content_type: str | None = None) -> int | None:
+                content_type: str | None = None, properties: Any = None) -> int | None:
         """Deliver a message to the app, as the broker would.
+
+        ``properties`` gives the message's MQTT 5 properties as they are, instead of building
+        them from ``user_properties`` and ``content_type`` (for a malformed one, say).
 
         Returns:
             The packet id the app acknowledges it with (see :attr:`acked`), ``None`` at QoS 0.
@@ -197,7 +200,7 @@ class MqttTwin(InMemoryMqtt):
         """
         if not any(topic_matches(f, topic) for f in self.subscriptions):
             raise AssertionError(f"no subscription matches {topic!r}: {sorted(self.subscriptions)}")
-        props = None
+        props = properties
         user = list(user_properties.items() if isinstance(user_properties, Mapping)
                     else user_properties)
         if user or content_type is not None:
