@@ -171,7 +171,7 @@ ALLOWED = {
         "need the listening socket again",
     ("core/mqferry/runtime/reconfig/apply.py", "_bounded"):
         "a component's start or stop during a reconfiguration, awaited with a bound",
-    ("plugins/kafka_consumer/mqferry_kafka_consumer/source.py", "KafkaConsumerSource._handle"):
+    ("plugins/kafka_consumer/mqferry_kafka_consumer/handler.py", "RecordHandler._handle"):
         "one dispatch per record (when the runtime has no dispatch_nowait), watched by the "
         "record's slot: its failure is counted and settles the record",
     ("plugins/kafka_consumer/mqferry_kafka_consumer/deadletter.py", "DeadLetter.send"):

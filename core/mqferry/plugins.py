@@ -33,15 +33,6 @@ DISABLE_ENV = "MQFERRY_DISABLE_PLUGINS"
 #: Built-in plugins the core expects; a missing one is warned about (a broken install).
 EXPECTED_BUILTINS = ("mqtt", "functions", "kafka_producer", "kafka_consumer", "republish", "bench")
 
-HOOK_NAMES = (
-    "mqferry_register_connector_types",
-    "mqferry_register_action_types",
-    "mqferry_register_source_types",
-    "mqferry_register_functions",
-    "mqferry_register_commands",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class PluginInfo:
     """What ``mqferry plugins`` shows about one plugin."""

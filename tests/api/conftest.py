@@ -7,9 +7,8 @@ import pytest
 import yaml
 
 from mqferry.api import KeyStore, create_api
-from mqferry.config import validate_config
-from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
+from mqferry.testing import build_app
 from tests.api.fakes import fake_plugins, reset_fakes
 
 BASE_CONFIG = {
@@ -36,17 +35,12 @@ def config_file(tmp_path):
 async def controller(plugins, config_file, tmp_path):
     reset_fakes()
     data = yaml.safe_load(config_file.read_text())
-    cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    ctrl = Controller(app, plugins, path=config_file)
-    # The data path, without an MQTT broker: components start, messages go through _on_message.
-    for conn in app.connectors.values():
-        await conn.start()
-    for action in app.actions.values():
-        await action.start()
-    app._accepting = True
+    # The data path on an MQTT twin: tests.api.helpers.publish delivers through it.
+    h = build_app(data, plugins=plugins, data_dir=tmp_path)
+    ctrl = Controller(h.app, plugins, path=config_file)
+    await h.start()
     yield ctrl
-    app._accepting = False
+    await h.stop()
 
 
 @pytest.fixture

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
-_mids = iter(range(1, 1_000_000))
+from mqferry.rules.topic import topic_matches
 
 
-def publish(app: Any, topic: str, payload: bytes, ticket: Any = None) -> None:
-    """Hand ``app`` one MQTT message as the MQTT client would."""
-    msg = SimpleNamespace(topic=topic, payload=payload, qos=1, mid=next(_mids), retain=False,
-                          dup=False, properties=None)
-    app._on_message(msg, ticket)
+def publish(app: Any, topic: str, payload: bytes, *, qos: int = 0) -> int | None:
+    """Deliver one MQTT message to ``app`` (built by mqferry.testing.build_app) as its broker
+    would: only when one of its subscriptions matches ``topic``. Returns the packet id."""
+    if not any(topic_matches(f, topic) for f in app.mqtt.subscriptions):
+        return None  # the broker does not deliver it
+    mid: int | None = app.mqtt.deliver(topic, payload, qos=qos)
+    return mid
 
 
 async def on_disk(controller: Any, path: Any) -> dict[str, Any]:

@@ -11,10 +11,9 @@ import httpx
 import yaml
 
 from mqferry.api import create_api
-from mqferry.config import validate_config
 from mqferry.config.persist import write_config
-from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
+from mqferry.testing import build_app
 from tests.api.conftest import BASE_CONFIG
 from tests.api.fakes import FakeAction, reset_fakes
 from tests.api.helpers import on_disk, publish
@@ -29,14 +28,9 @@ async def instance(plugins, tmp_path, rules: int) -> Controller:
                                     "actions": ["fake:a1"]}
     path = tmp_path / f"rules-{rules}.yaml"
     write_config(path, data)
-    cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    ctrl = Controller(app, plugins, path=path)
-    for conn in app.connectors.values():
-        await conn.start()
-    for action in app.actions.values():
-        await action.start()
-    app._accepting = True
+    h = build_app(data, plugins=plugins, data_dir=tmp_path)
+    ctrl = Controller(h.app, plugins, path=path)
+    await h.start()
     return ctrl
 
 
@@ -61,7 +55,9 @@ async def seconds_per_create(ctrl: Controller, keys, tag: str) -> float:
 
 async def test_a_create_costs_the_same_with_10000_rules(plugins, tmp_path, keys):
     reset_fakes()
-    small = await seconds_per_create(await instance(plugins, tmp_path, 100), keys, "small")
+    first = await instance(plugins, tmp_path, 100)
+    small = await seconds_per_create(first, keys, "small")
+    await first.app.stop()
     ctrl = await instance(plugins, tmp_path, 10_000)
     large = await seconds_per_create(ctrl, keys, "large")
     print(f"per create: {small * 1000:.1f} ms with 100 rules, "
@@ -76,6 +72,7 @@ async def test_a_create_costs_the_same_with_10000_rules(plugins, tmp_path, keys)
     saved = await on_disk(ctrl, ctrl.path)
     assert saved == ctrl.data
     assert len(saved["rules"]) == len(app.rules)
+    await ctrl.app.stop()
 
 
 async def test_incremental_routing_matches_a_rebuild(client, controller):

@@ -37,7 +37,11 @@ async def test_every_route_needs_a_key(controller, keys):
         assert (await c.get("/api/v5/rules", auth=(key, secret))).status_code == 200
         # liveness for orchestrators: no key, no settings
         public = await c.get("/status")
-        assert public.status_code == 503  # no MQTT session in this test
+        assert public.status_code == 200
+        assert public.json() == {"status": "running", "ready": True}
+        await controller.app.mqtt.stop()  # the MQTT session is gone
+        public = await c.get("/status")
+        assert public.status_code == 503
         assert public.json() == {"status": "running", "ready": False}
 
 
@@ -66,8 +70,8 @@ def test_key_store_keeps_only_hashes(tmp_path):
 async def test_status_lists_components(client):
     body = (await client.get("/status")).json()
     assert body["status"] == "running"
-    assert body["ready"] is False
-    assert body["mqtt"] == {"status": "stopped"}
+    assert body["ready"] is True
+    assert body["mqtt"] == {"status": "connected"}
     assert body["connectors"] == [{"id": "fake:c1", "status": "connected"}]
     assert body["actions"] == [{"id": "fake:a1", "status": "connected"}]
     assert body["rules"] == {"total": 1, "enabled": 1}

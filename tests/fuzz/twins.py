@@ -221,7 +221,7 @@ class Harness:
                 headers=headers))
             offset += 1
         self._offsets[topic] = offset
-        self.source._handle_batches({TopicPartition(topic, 0): records})
+        self.source.handler.handle_batches({TopicPartition(topic, 0): records})
         return offset
 
     @property

@@ -22,10 +22,10 @@ from mqferry.plugins import load_plugins
 from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
 from mqferry.testing import InMemoryMqtt
+from mqferry_kafka.testing import KafkaTwin
 from tests.metrics.conventions import check_conventions, value
-from tests.plugins.kafka_twin import KafkaTwin
-from tests.plugins.test_kafka_consumer_source import source
-from tests.plugins.test_kafka_producer_action import make
+from tests.plugins.kafka_consumer.test_source import source
+from tests.plugins.kafka_producer.test_action import make
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
 TOPIC = "metrics-in"
@@ -97,7 +97,7 @@ async def drive(app):
     src = app.sources["kafka_consumer:s"]
     src.consumer = ConsumerTwin(committed=10, end=17)
     await src.take_partitions([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 3)])
-    src._handle_batches({TopicPartition(TOPIC, 0): [record(10), record(11, key=b"a/#")]})
+    src.handler.handle_batches({TopicPartition(TOPIC, 0): [record(10), record(11, key=b"a/#")]})
     for _ in range(20):
         await asyncio.sleep(0.01)
     for m in app.all_metrics():

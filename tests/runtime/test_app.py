@@ -1,102 +1,79 @@
-"""The runtime's data path with in-memory twins: routing, metrics, held acks, dispatch."""
+"""The runtime's data path on twins (mqferry.testing): routing, metrics, held acks, dispatch."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from types import SimpleNamespace
 
 import pytest
 
-from mqferry.config import validate_config
-from mqferry.plugins import load_plugins
-from mqferry.runtime import App
-from mqferry.testing import RecordingAction
+from mqferry.testing import RecordingAction, wait_until
+
+# A source for the rules of its events to select; disabled: nothing here talks to Kafka.
+SOURCES = {
+    "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1", "enable": False}}},
+    "sources": {"kafka_consumer": {"src": {"connector": "c", "enable": False,
+                                           "parameters": {"topic": "k"}}}},
+}
 
 
-@pytest.fixture(scope="module")
-def plugins():
-    return load_plugins()
+@pytest.fixture
+def build(mqferry_app):
+    def make(rules, **extra):
+        return mqferry_app({**SOURCES, "rules": rules, **extra})
+    return make
 
 
-def build(plugins, rules, tmp_path, **extra):
-    data = {
-        "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1"}}},
-        "sources": {"kafka_consumer": {"src": {"connector": "c",
-                                               "parameters": {"topic": "k"}}}},
-        "rules": rules,
-        **extra,
-    }
-    cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    return App(cfg, data_dir=tmp_path)
-
-
-def paho_message(topic, payload, mid=1, qos=1):
-    return SimpleNamespace(topic=topic, payload=payload, qos=qos, mid=mid, retain=False,
-                           dup=False, properties=None)
-
-
-def wire(app, rule_id, action):
-    app.rules[rule_id].actions = [action]
-
-
-async def test_routes_by_topic_and_counts_rule_metrics(plugins, tmp_path):
-    app = build(plugins, {
+async def test_routes_by_topic_and_counts_rule_metrics(build):
+    h = build({
         "hot": {"sql": 'SELECT payload.t AS t FROM "s/+/temp" WHERE payload.t > 20'},
         "all": {"sql": 'SELECT topic FROM "s/#"'},
         "other": {"sql": 'SELECT * FROM "x/#"'},
-    }, tmp_path)
+    })
     hot, everything = RecordingAction(), RecordingAction()
-    wire(app, "hot", hot)
-    wire(app, "all", everything)
-    app._accepting = True
-    app._on_message(paho_message("s/1/temp", b'{"t": 25}'), None)
-    app._on_message(paho_message("s/1/temp", b'{"t": 5}'), None)
-    app._on_message(paho_message("s/1/temp", b"not json"), None)
+    h.wire("hot", hot)
+    h.wire("all", everything)
+    async with h:
+        h.mqtt.deliver("s/1/temp", b'{"t": 25}', qos=0)
+        h.mqtt.deliver("s/1/temp", b'{"t": 5}', qos=0)
+        h.mqtt.deliver("s/1/temp", b"not json", qos=0)
     assert hot.outputs == [{"t": 25}]
     assert [o["topic"] for o in everything.outputs] == ["s/1/temp"] * 3
-    m = app.rules["hot"].metrics.snapshot()
+    m = h.app.rules["hot"].metrics.snapshot()
     assert (m["matched"], m["passed"], m["filtered"], m["failed.exception"]) == (3, 1, 1, 1)
     assert m["actions.success"] == 1
-    assert app.rules["other"].metrics.snapshot()["matched"] == 0
-    assert app.topic_filters == {"s/+/temp", "s/#", "x/#"}
+    assert h.app.rules["other"].metrics.snapshot()["matched"] == 0
+    assert h.mqtt.subscriptions == h.app.topic_filters == {"s/+/temp", "s/#", "x/#"}
 
 
-async def test_ack_waits_for_every_action_of_every_rule(plugins, tmp_path):
-    app = build(plugins, {"a": {"sql": 'SELECT * FROM "t/#"'},
-                          "b": {"sql": 'SELECT * FROM "t/1"'}}, tmp_path)
+async def test_ack_waits_for_every_action_of_every_rule(build):
+    h = build({"a": {"sql": 'SELECT * FROM "t/#"'}, "b": {"sql": 'SELECT * FROM "t/1"'}})
     slow, fast = RecordingAction(hold=True), RecordingAction()
-    wire(app, "a", slow)
-    wire(app, "b", fast)
-    acked = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    app._accepting = True
-    for mid in (1, 2):
-        ticket = app.mqtt.acks.open(mid, 1)
-        app._on_message(paho_message("t/1", b"x", mid=mid), ticket)
-    assert acked == []
-    slow.release_all()
-    assert acked == [1, 2]
+    h.wire("a", slow)
+    h.wire("b", fast)
+    async with h:
+        assert [h.mqtt.deliver("t/1", b"x"), h.mqtt.deliver("t/1", b"x")] == [1, 2]
+        assert h.mqtt.acked == []
+        slow.release_all()
+        assert h.mqtt.acked == [1, 2]
 
 
-async def test_messages_while_stopping_are_left_unacknowledged(plugins, tmp_path):
-    app = build(plugins, {"a": {"sql": 'SELECT * FROM "t/#"'}}, tmp_path)
+async def test_messages_after_stop_are_left_unacknowledged(build):
+    h = build({"a": {"sql": 'SELECT * FROM "t/#"'}})
     action = RecordingAction()
-    wire(app, "a", action)
-    acked = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    app._accepting = False
-    app._on_message(paho_message("t/1", b"x", mid=5), app.mqtt.acks.open(5, 1))
-    assert action.outputs == [] and acked == []
+    h.wire("a", action)
+    async with h:
+        pass
+    h.mqtt.subscriptions = {"t/#"}  # a message the session delivered as it closed
+    h.mqtt.deliver("t/1", b"x")
+    assert action.outputs == [] and h.mqtt.acked == []
 
 
-async def test_dispatch_runs_event_rules_and_waits_for_their_actions(plugins, tmp_path):
-    app = build(plugins, {"k": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'}},
-                tmp_path)
+async def test_dispatch_runs_event_rules_and_waits_for_their_actions(build):
+    h = build({"k": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'}})
     action = RecordingAction(hold=True)
-    wire(app, "k", action)
-    task = asyncio.create_task(app.dispatch({"event": "$bridges/kafka_consumer:src",
-                                             "value": "v1"}))
+    h.wire("k", action)
+    task = asyncio.create_task(h.app.dispatch({"event": "$bridges/kafka_consumer:src",
+                                               "value": "v1"}))
     await asyncio.sleep(0.01)
     assert action.outputs == [{"value": "v1"}]
     assert not task.done()
@@ -104,19 +81,19 @@ async def test_dispatch_runs_event_rules_and_waits_for_their_actions(plugins, tm
     await asyncio.wait_for(task, 1)
 
 
-async def test_dispatch_of_an_event_no_rule_selects_returns_at_once(plugins, tmp_path):
-    app = build(plugins, {}, tmp_path)
-    await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src"}), 1)
+async def test_dispatch_of_an_event_no_rule_selects_returns_at_once(build):
+    h = build({})
+    await asyncio.wait_for(h.app.dispatch({"event": "$bridges/kafka_consumer:src"}), 1)
 
 
-async def test_foreach_without_items_counts_no_result(plugins, tmp_path):
-    app = build(plugins, {"f": {"sql": 'FOREACH payload.xs FROM "t/#"'}}, tmp_path)
+async def test_foreach_without_items_counts_no_result(build):
+    h = build({"f": {"sql": 'FOREACH payload.xs FROM "t/#"'}})
     action = RecordingAction()
-    wire(app, "f", action)
-    app._accepting = True
-    app._on_message(paho_message("t/1", b'{"xs": []}'), None)
-    app._on_message(paho_message("t/1", b'{"xs": [1, 2]}'), None)
-    m = app.rules["f"].metrics.snapshot()
+    h.wire("f", action)
+    async with h:
+        h.mqtt.deliver("t/1", b'{"xs": []}', qos=0)
+        h.mqtt.deliver("t/1", b'{"xs": [1, 2]}', qos=0)
+    m = h.app.rules["f"].metrics.snapshot()
     assert (m["failed.no_result"], m["passed"], m["actions.total"]) == (1, 1, 2)
     assert len(action.outputs) == 2
 
@@ -129,64 +106,53 @@ class WaitingAction(RecordingAction):
         self.ack_wait = ack_wait
 
 
-def at_most_once(plugins, tmp_path):
-    return build(plugins, {"a": {"sql": 'SELECT * FROM "t/#"'}}, tmp_path,
-                 mqtt={"delivery": "at_most_once"})
+def feed(h, count):
+    return [h.mqtt.deliver("t/1", b"x") for _ in range(count)]
 
 
-def feed(app, mids):
-    acked = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    app._accepting = True
-    for mid in mids:
-        app._on_message(paho_message("t/1", b"x", mid=mid), app.mqtt.acks.open(mid, 1))
-    return acked
-
-
-async def test_at_most_once_acks_at_once_when_no_action_waits(plugins, tmp_path):
-    app = at_most_once(plugins, tmp_path)
+async def test_at_most_once_acks_at_once_when_no_action_waits(build):
+    h = build({"a": {"sql": 'SELECT * FROM "t/#"'}}, mqtt={"delivery": "at_most_once"})
     held = RecordingAction(hold=True)
-    wire(app, "a", held)
-    assert feed(app, [1, 2]) == [1, 2]
-    held.release_all()  # the outcome still counts
-    assert app.rules["a"].metrics.snapshot()["actions.success"] == 2
+    h.wire("a", held)
+    async with h:
+        assert feed(h, 2) == h.mqtt.acked == [1, 2]
+        held.release_all()  # the outcome still counts
+    assert h.app.rules["a"].metrics.snapshot()["actions.success"] == 2
 
 
-async def test_at_most_once_ack_waits_for_a_sync_action_until_its_outcome(plugins, tmp_path):
-    app = at_most_once(plugins, tmp_path)
-    sync = WaitingAction(ack_wait=30.0)
-    wire(app, "a", sync)
-    acked = feed(app, [1, 2])
-    assert acked == []
-    sync.release_all()
-    assert acked == [1, 2]
-    app._waits.expire(time.monotonic() + 60)  # settled waits are not released twice
-    assert acked == [1, 2]
+async def test_at_most_once_ack_waits_for_a_sync_action_until_its_outcome(build):
+    h = build({"a": {"sql": 'SELECT * FROM "t/#"'}}, mqtt={"delivery": "at_most_once"})
+    sync = WaitingAction(ack_wait=0.3)
+    h.wire("a", sync)
+    async with h:
+        feed(h, 2)
+        assert h.mqtt.acked == []
+        sync.release_all()
+        assert h.mqtt.acked == [1, 2]
+        await asyncio.sleep(0.6)  # past ack_wait: settled waits are not released twice
+        assert h.mqtt.acked == [1, 2]
 
 
-async def test_at_most_once_ack_waits_no_longer_than_ack_wait(plugins, tmp_path):
-    app = at_most_once(plugins, tmp_path)
+async def test_at_most_once_ack_waits_no_longer_than_ack_wait(build):
+    h = build({"a": {"sql": 'SELECT * FROM "t/#"'}}, mqtt={"delivery": "at_most_once"})
     sync = WaitingAction(ack_wait=0.2)
-    wire(app, "a", sync)
-    app._waits.start()
-    try:
-        acked = feed(app, [1, 2])
-        assert acked == []
-        await asyncio.sleep(0.6)
-        assert acked == [1, 2]
+    h.wire("a", sync)
+    async with h:
+        feed(h, 2)
+        assert h.mqtt.acked == []
+        await wait_until(lambda: h.mqtt.acked == [1, 2], timeout=1.0)
         sync.release_all()  # a late outcome is still counted, and acks nothing again
-        assert acked == [1, 2]
-        assert app.rules["a"].metrics.snapshot()["actions.success"] == 2
-    finally:
-        await app._waits.stop()
+        assert h.mqtt.acked == [1, 2]
+        assert h.app.rules["a"].metrics.snapshot()["actions.success"] == 2
 
 
-async def test_at_least_once_ignores_ack_wait(plugins, tmp_path):
-    app = build(plugins, {"a": {"sql": 'SELECT * FROM "t/#"'}}, tmp_path)
+async def test_at_least_once_ignores_ack_wait(build):
+    h = build({"a": {"sql": 'SELECT * FROM "t/#"'}})
     sync = WaitingAction(ack_wait=0.01)
-    wire(app, "a", sync)
-    acked = feed(app, [1])
-    await asyncio.sleep(0.1)
-    assert acked == []
-    sync.release_all()
-    assert acked == [1]
+    h.wire("a", sync)
+    async with h:
+        feed(h, 1)
+        await asyncio.sleep(0.1)
+        assert h.mqtt.acked == []
+        sync.release_all()
+        assert h.mqtt.acked == [1]

@@ -5,16 +5,13 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
 
-from mqferry.config import validate_config
 from mqferry.plugins import load_plugins
 from mqferry.rules.functions import blocking
-from mqferry.runtime import App
 from mqferry.runtime import rules as runtime_rules
-from mqferry.testing import RecordingAction
+from mqferry.testing import RecordingAction, build_app
 
 
 @pytest.fixture(scope="module")
@@ -22,19 +19,20 @@ def plugins():
     return load_plugins()
 
 
-def build(plugins, tmp_path, rules, table=None):
-    table = table or plugins.function_table()
-    cfg = validate_config({"rules": rules}, plugins.registries(), table)
-    app = App(cfg, data_dir=tmp_path)
-    app._accepting = True
-    acked: list[int] = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    return app, acked
+@pytest.fixture
+async def build(plugins, tmp_path):
+    """Started apps on MQTT twins: ``build(rules, table=None)``."""
+    started = []
 
+    async def make(rules, table=None):
+        h = build_app({"rules": rules}, plugins=plugins, data_dir=tmp_path, functions=table)
+        await h.start()
+        started.append(h)
+        return h
 
-def message(topic, payload, mid):
-    return SimpleNamespace(topic=topic, payload=payload, qos=1, mid=mid, retain=False,
-                           dup=False, properties=None)
+    yield make
+    for h in started:
+        await h.stop()
 
 
 async def wait_until(predicate, timeout=10.0):
@@ -44,12 +42,12 @@ async def wait_until(predicate, timeout=10.0):
         await asyncio.sleep(0.01)
 
 
-async def test_the_loop_keeps_ticking_while_a_jq_program_runs(plugins, tmp_path):
-    app, acked = build(plugins, tmp_path, {
+async def test_the_loop_keeps_ticking_while_a_jq_program_runs(build):
+    h = await build({
         "slow": {"sql": "SELECT jq('last(range(.n))', payload) as r FROM \"jq/#\""}})
-    assert app.rules["slow"].compiled.blocking
+    assert h.app.rules["slow"].compiled.blocking
     out = RecordingAction()
-    app.rules["slow"].actions = [out]
+    h.app.rules["slow"].actions = [out]
     gaps: list[float] = []
     stop = asyncio.Event()
 
@@ -63,9 +61,9 @@ async def test_the_loop_keeps_ticking_while_a_jq_program_runs(plugins, tmp_path)
 
     beat = asyncio.create_task(heartbeat())
     started = time.monotonic()
-    app._on_message(message("jq/1", b'{"n": 3000000}', 1), app.mqtt.acks.open(1, 1))
-    assert acked == [] and out.outputs == []  # held while the program runs
-    await wait_until(lambda: acked == [1], timeout=60)
+    h.mqtt.deliver("jq/1", b'{"n": 3000000}')
+    assert h.mqtt.acked == [] and out.outputs == []  # held while the program runs
+    await wait_until(lambda: h.mqtt.acked == [1], timeout=60)
     took = time.monotonic() - started
     stop.set()
     await beat
@@ -74,7 +72,7 @@ async def test_the_loop_keeps_ticking_while_a_jq_program_runs(plugins, tmp_path)
     assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.2f}s during {took:.1f}s of jq"
 
 
-async def test_a_blocking_rule_keeps_the_order_of_its_messages(plugins, tmp_path):
+async def test_a_blocking_rule_keeps_the_order_of_its_messages(build, plugins):
     table = plugins.function_table()
     threads: set[str] = set()
 
@@ -85,38 +83,38 @@ async def test_a_blocking_rule_keeps_the_order_of_its_messages(plugins, tmp_path
         return value
 
     table.add("slow_echo", slow_echo, plugin="test")
-    app, acked = build(plugins, tmp_path, {
+    h = await build({
         "b": {"sql": 'SELECT slow_echo(payload) as v FROM "b/#"'},
         "fast": {"sql": 'SELECT payload as v FROM "b/#"'}}, table)
     slow_out, fast_out = RecordingAction(), RecordingAction()
-    app.rules["b"].actions, app.rules["fast"].actions = [slow_out], [fast_out]
+    h.app.rules["b"].actions, h.app.rules["fast"].actions = [slow_out], [fast_out]
     for mid in range(1, 21):
-        app._on_message(message("b/1", str(mid).encode(), mid), app.mqtt.acks.open(mid, 1))
+        h.mqtt.deliver("b/1", str(mid).encode())
     # the non-blocking rule ran at once, on the loop
     assert [o["v"] for o in fast_out.outputs] == [str(i) for i in range(1, 21)]
-    assert app.rules["b"].pending > 0
-    await wait_until(lambda: len(acked) == 20)
+    assert h.app.rules["b"].pending > 0
+    await wait_until(lambda: len(h.mqtt.acked) == 20)
     assert [o["v"] for o in slow_out.outputs] == [str(i) for i in range(1, 21)]
-    assert acked == list(range(1, 21))
+    assert h.mqtt.acked == list(range(1, 21))
     assert threads and threading.current_thread().name not in threads
-    assert app.rules["b"].pending == 0
+    assert h.app.rules["b"].pending == 0
 
 
-async def test_a_blocking_rule_that_fails_fails_that_message_alone(plugins, tmp_path):
-    app, acked = build(plugins, tmp_path, {
+async def test_a_blocking_rule_that_fails_fails_that_message_alone(build):
+    h = await build({
         "j": {"sql": "SELECT jq('.a', payload) as a FROM \"j/#\""}})
     out = RecordingAction()
-    app.rules["j"].actions = [out]
-    app._on_message(message("j/1", b"not json", 1), app.mqtt.acks.open(1, 1))
-    app._on_message(message("j/1", b'{"a": 2}', 2), app.mqtt.acks.open(2, 1))
-    await wait_until(lambda: len(acked) == 2)
-    assert acked == [1, 2]
+    h.app.rules["j"].actions = [out]
+    h.mqtt.deliver("j/1", b"not json")
+    h.mqtt.deliver("j/1", b'{"a": 2}')
+    await wait_until(lambda: len(h.mqtt.acked) == 2)
+    assert h.mqtt.acked == [1, 2]
     assert out.outputs == [{"a": [2]}]
-    m = app.rules["j"].metrics.snapshot()
+    m = h.app.rules["j"].metrics.snapshot()
     assert (m["matched"], m["passed"], m["failed.exception"]) == (2, 1, 1)
 
 
-async def test_a_flood_beyond_the_bound_fails_instead_of_growing(plugins, tmp_path,
+async def test_a_flood_beyond_the_bound_fails_instead_of_growing(build, plugins,
                                                                  monkeypatch):
     monkeypatch.setattr(runtime_rules, "MAX_PENDING", 3)
     table = plugins.function_table()
@@ -128,14 +126,14 @@ async def test_a_flood_beyond_the_bound_fails_instead_of_growing(plugins, tmp_pa
         return value
 
     table.add("wait_gate", wait_gate, plugin="test")
-    app, _ = build(plugins, tmp_path, {"g": {"sql": 'SELECT wait_gate(payload) as v '
+    h = await build({"g": {"sql": 'SELECT wait_gate(payload) as v '
                                                         'FROM "g/#"'}}, table)
     out = RecordingAction()
-    app.rules["g"].actions = [out]
+    h.app.rules["g"].actions = [out]
     for mid in range(1, 6):  # QoS 0: no PUBACK holds the broker back
-        app._on_message(message("g/1", str(mid).encode(), mid), None)
-    assert app.rules["g"].pending == 3
-    assert app.rules["g"].metrics.get("failed.overloaded") == 2
+        h.mqtt.deliver("g/1", str(mid).encode(), qos=0)
+    assert h.app.rules["g"].pending == 3
+    assert h.app.rules["g"].metrics.get("failed.overloaded") == 2
     gate.set()
     await wait_until(lambda: len(out.outputs) == 3)
     assert [o["v"] for o in out.outputs] == ["1", "2", "3"]
@@ -150,16 +148,15 @@ async def test_dispatch_waits_for_a_blocking_rule(plugins, tmp_path):
         return value.upper()
 
     table.add("slow_upper", slow_upper, plugin="test")
-    cfg = validate_config({
+    h = build_app({
         "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1"}}},
         "sources": {"kafka_consumer": {"src": {"connector": "c", "parameters": {"topic": "k"}}}},
         "rules": {"k": {"sql": 'SELECT slow_upper(value) as v '
                                'FROM "$sources/kafka_consumer:src"'}}},
-        plugins.registries(), table)
-    app = App(cfg, data_dir=tmp_path)
+        plugins=plugins, data_dir=tmp_path, functions=table)
     out = RecordingAction()
-    app.rules["k"].actions = [out]
-    future = app.dispatch_nowait({"event": "$bridges/kafka_consumer:src", "value": "v"})
+    h.wire("k", out)
+    future = h.app.dispatch_nowait({"event": "$bridges/kafka_consumer:src", "value": "v"})
     assert not future.done()
     await asyncio.wait_for(future, 5)
     assert out.outputs == [{"v": "V"}]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from mqferry.config import validate_config
 from mqferry.errors import ConfigError
 from mqferry.plugins import load_plugins
-from mqferry.runtime import App
-from mqferry.testing import InMemoryMqtt, RecordingAction
+from mqferry.runtime.app import App
+from mqferry.testing import RecordingAction, build_app, wait_until
 from mqferry.types import LOOP_MARKER
 
 DLQ = "republish:dlq"
@@ -23,37 +19,36 @@ def plugins():
     return load_plugins()
 
 
-def config(rules, **mqtt):
+def config(rules, dlq=None, **mqtt):
+    # the source is disabled: it is there for the rules of its events to select
     return {
         "mqtt": {"dead_letter": {"action": DLQ}, **mqtt},
-        "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1"}}},
-        "sources": {"kafka_consumer": {"src": {"connector": "c",
+        "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1",
+                                                "enable": False}}},
+        "sources": {"kafka_consumer": {"src": {"connector": "c", "enable": False,
                                                "parameters": {"topic": "k"}}}},
-        "actions": {"republish": {"dlq": {"parameters": {"topic": "dlq/${topic}"}}}},
+        "actions": {"republish": {"dlq": {"parameters": dlq or {"topic": "dlq/${topic}"}}}},
         "rules": rules,
     }
 
 
-def build(plugins, tmp_path, rules, *, hold=False, **mqtt):
-    cfg = validate_config(config(rules, **mqtt), plugins.registries(),
-                          plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    dead = RecordingAction(DLQ, hold=hold)
-    app.actions[DLQ] = dead  # the twin stands in for the configured dead-letter action
-    app._accepting = True
-    acked: list[int] = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    return app, dead, acked
+@pytest.fixture
+async def build(plugins, tmp_path):
+    """Started apps on MQTT twins: ``build(rules, hold=..., dlq=..., **mqtt)``."""
+    started = []
 
+    async def make(rules, *, hold=False, twin=True, dlq=None, **mqtt):
+        h = build_app(config(rules, dlq, **mqtt), plugins=plugins, data_dir=tmp_path)
+        dead = RecordingAction(DLQ, hold=hold)
+        if twin:
+            h.app.actions[DLQ] = dead  # the twin stands in for the configured action
+        await h.start()
+        started.append(h)
+        return h, dead
 
-def message(topic, payload, mid=1, *, user=(), content_type=None, retain=False):
-    props = Properties(PacketTypes.PUBLISH)
-    if user:
-        props.UserProperty = list(user)
-    if content_type:
-        props.ContentType = content_type
-    return SimpleNamespace(topic=topic, payload=payload, qos=1, mid=mid, retain=retain,
-                           dup=False, properties=props)
+    yield make
+    for h in started:
+        await h.stop()
 
 
 class FailingAction(RecordingAction):
@@ -77,15 +72,13 @@ def test_the_dead_letter_action_must_exist(plugins):
         validate_config(data, plugins.registries(), plugins.function_table())
 
 
-async def test_a_failed_evaluation_is_dead_lettered_with_its_mqtt_context(plugins, tmp_path):
-    app, dead, acked = build(plugins, tmp_path,
-                             {"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
+async def test_a_failed_evaluation_is_dead_lettered_with_its_mqtt_context(build):
+    h, dead = await build({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
     payload = b"\xff not json \x00"
-    app._on_message(message("t/1", payload, 5, user=[("clientid", "dev-1"),
-                                                     ("username", "alice"), ("site", "n")],
-                            content_type="text/plain", retain=True),
-                    app.mqtt.acks.open(5, 1))
-    assert acked == [5]
+    mid = h.mqtt.deliver("t/1", payload, retain=True, content_type="text/plain",
+                         user_properties=[("clientid", "dev-1"), ("username", "alice"),
+                                          ("site", "n")])
+    assert h.mqtt.acked == [mid]
     [out] = dead.outputs
     assert out["payload"] == payload
     assert (out["topic"], out["clientid"], out["username"], out["qos"], out["retain"]) == (
@@ -105,52 +98,50 @@ async def test_a_failed_evaluation_is_dead_lettered_with_its_mqtt_context(plugin
         "mqtt-topic": "t/1", "mqtt-clientid": "dev-1", "mqtt-username": "alice",
         "mqtt-qos": "1", "mqtt-retain": "true", "mqtt-content-type": "text/plain",
         "site": "n", "mqferry-reason": "failed.exception", "mqferry-rule": "r"}
-    m = app.rules["r"].metrics.snapshot()
+    m = h.app.rules["r"].metrics.snapshot()
     assert (m["failed.exception"], m["dead_letter.success"]) == (1, 1)
 
 
-async def test_the_ack_waits_until_the_dead_letter_is_secured(plugins, tmp_path):
-    app, dead, acked = build(plugins, tmp_path,
-                             {"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}, hold=True)
-    app._on_message(message("t/1", b"bad", 1), app.mqtt.acks.open(1, 1))
-    app._on_message(message("t/1", b'{"x": 1}', 2), app.mqtt.acks.open(2, 1))
-    assert acked == []  # the dead letter of 1 is not secured yet, and 2 is behind it
+async def test_the_ack_waits_until_the_dead_letter_is_secured(build):
+    h, dead = await build({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}, hold=True)
+    h.mqtt.deliver("t/1", b"bad")
+    h.mqtt.deliver("t/1", b'{"x": 1}')
+    assert h.mqtt.acked == []  # the dead letter of 1 is not secured yet, and 2 is behind it
     dead.release_all()
-    assert acked == [1, 2]
+    assert h.mqtt.acked == [1, 2]
 
 
-async def test_a_dead_letter_that_fails_is_counted_and_released(plugins, tmp_path, caplog):
-    app, _, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
-    app.actions[DLQ] = FailingAction("failed.publish")
-    app._on_message(message("t/1", b"bad", 1), app.mqtt.acks.open(1, 1))
-    assert acked == [1]
-    assert app.rules["r"].metrics.get("dead_letter.failed") == 1
+async def test_a_dead_letter_that_fails_is_counted_and_released(build, caplog):
+    h, _ = await build({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
+    h.app.actions[DLQ] = FailingAction("failed.publish")
+    h.mqtt.deliver("t/1", b"bad")
+    assert h.mqtt.acked == [1]
+    assert h.app.rules["r"].metrics.get("dead_letter.failed") == 1
     assert "could not be dead-lettered" in caplog.text
 
 
-async def test_a_dead_letter_action_that_raises_is_counted_and_released(plugins, tmp_path):
-    app, _, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
+async def test_a_dead_letter_action_that_raises_is_counted_and_released(build):
+    h, _ = await build({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
 
     class Raising(RecordingAction):
         def submit(self, output, delivery):
             raise RuntimeError("broken")
 
-    app.actions[DLQ] = Raising(DLQ)
-    app._on_message(message("t/1", b"bad", 1), app.mqtt.acks.open(1, 1))
-    assert acked == [1]
-    assert app.rules["r"].metrics.get("dead_letter.failed") == 1
-    assert app.actions[DLQ].metrics.get("failed.exception") == 1
+    h.app.actions[DLQ] = Raising(DLQ)
+    h.mqtt.deliver("t/1", b"bad")
+    assert h.mqtt.acked == [1]
+    assert h.app.rules["r"].metrics.get("dead_letter.failed") == 1
+    assert h.app.actions[DLQ].metrics.get("failed.exception") == 1
 
 
 @pytest.mark.parametrize(("reason", "dead_lettered"), [
     ("failed.too_large", True), ("failed.render", True), ("failed.exception", True),
     ("dropped.queue_full", False), ("dropped.expired", False)])
-async def test_failed_outputs_are_dead_lettered_dropped_ones_are_not(
-        plugins, tmp_path, reason, dead_lettered):
-    app, dead, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT payload FROM "t/#"'}})
-    app.rules["r"].actions = [FailingAction(reason)]
-    app._on_message(message("t/1", b"p", 1), app.mqtt.acks.open(1, 1))
-    assert acked == [1]
+async def test_failed_outputs_are_dead_lettered_dropped_ones_are_not(build, reason, dead_lettered):
+    h, dead = await build({"r": {"sql": 'SELECT payload FROM "t/#"'}})
+    h.app.rules["r"].actions = [FailingAction(reason)]
+    h.mqtt.deliver("t/1", b"p")
+    assert h.mqtt.acked == [1]
     if dead_lettered:
         [out] = dead.outputs
         assert (out["reason"], out["action_id"], out["payload"]) == (reason, "failing:x", b"p")
@@ -159,76 +150,54 @@ async def test_failed_outputs_are_dead_lettered_dropped_ones_are_not(
         assert dead.outputs == []
 
 
-async def test_an_output_whose_submit_raised_is_dead_lettered_with_the_exception(
-        plugins, tmp_path):
-    app, dead, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT payload FROM "t/#"'}})
+async def test_an_output_whose_submit_raised_is_dead_lettered_with_the_exception(build):
+    h, dead = await build({"r": {"sql": 'SELECT payload FROM "t/#"'}})
 
     class Raising(RecordingAction):
         def submit(self, output, delivery):
             raise TypeError("Recursion limit reached")
 
-    app.rules["r"].actions = [Raising("kafka_producer:sink")]
-    app._on_message(message("t/1", b"p", 1), app.mqtt.acks.open(1, 1))
-    assert acked == [1]
+    h.app.rules["r"].actions = [Raising("kafka_producer:sink")]
+    h.mqtt.deliver("t/1", b"p")
+    assert h.mqtt.acked == [1]
     [out] = dead.outputs
     assert (out["reason"], out["action_id"]) == ("failed.exception", "kafka_producer:sink")
     assert "TypeError: Recursion limit reached" in out["error"]
 
 
-async def test_events_of_kafka_sources_are_not_mqtt_dead_letters(plugins, tmp_path):
-    app, dead, _ = build(plugins, tmp_path,
-                         {"k": {"sql": 'SELECT payload.x as x FROM "$sources/kafka_consumer:src"'}})
-    await app.dispatch({"event": "$bridges/kafka_consumer:src", "payload": "not json"})
-    assert app.rules["k"].metrics.get("failed.exception") == 1
+async def test_events_of_kafka_sources_are_not_mqtt_dead_letters(build):
+    h, dead = await build(
+        {"k": {"sql": 'SELECT payload.x as x FROM "$sources/kafka_consumer:src"'}})
+    await h.app.dispatch({"event": "$bridges/kafka_consumer:src", "payload": "not json"})
+    assert h.app.rules["k"].metrics.get("failed.exception") == 1
     assert dead.outputs == []
 
 
-async def test_at_most_once_does_not_wait_for_the_dead_letter(plugins, tmp_path):
-    app, dead, acked = build(plugins, tmp_path,
-                             {"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}, hold=True,
+async def test_at_most_once_does_not_wait_for_the_dead_letter(build):
+    h, dead = await build({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}, hold=True,
                              delivery="at_most_once")
-    app._on_message(message("t/1", b"bad", 1), app.mqtt.acks.open(1, 1))
-    assert acked == [1]
+    h.mqtt.deliver("t/1", b"bad")
+    assert h.mqtt.acked == [1]
     assert len(dead.outputs) == 1
     dead.release_all()
-    assert app.rules["r"].metrics.get("dead_letter.success") == 1
+    assert h.app.rules["r"].metrics.get("dead_letter.success") == 1
 
 
-async def test_a_republished_dead_letter_is_not_republished_again(plugins, tmp_path):
-    from mqferry_republish.action import RepublishAction
-    from mqferry_republish.config import RepublishActionConfig
-
-    app, _, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT payload.x as x FROM "#"'}})
-    mqtt = InMemoryMqtt()
-    app.context.mqtt = mqtt
-    app.actions[DLQ] = RepublishAction(
-        name="dlq", context=app.context,
-        config=RepublishActionConfig.model_validate({"parameters": {"topic": "dlq/${topic}"}}))
-    await app.actions[DLQ].start()
-    app._on_message(message("dlq/t/1", b"bad", 1, user=[(LOOP_MARKER, DLQ)]),
-                    app.mqtt.acks.open(1, 1))
-    assert acked == [1]
-    assert mqtt.published == []
-    assert app.rules["r"].metrics.get("dead_letter.failed") == 1
+async def test_a_republished_dead_letter_is_not_republished_again(build):
+    h, _ = await build({"r": {"sql": 'SELECT payload.x as x FROM "#"'}}, twin=False)
+    h.mqtt.deliver("dlq/t/1", b"bad", user_properties=[(LOOP_MARKER, DLQ)])
+    await h.mqtt.settle()
+    assert h.mqtt.acked == [1]
+    assert h.mqtt.published == []
+    assert h.app.rules["r"].metrics.get("dead_letter.failed") == 1
 
 
-async def test_republish_renders_a_dead_letter_with_its_defaults(plugins, tmp_path):
-    from mqferry_republish.action import RepublishAction
-    from mqferry_republish.config import RepublishActionConfig
-
-    app, _, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}})
-    mqtt = InMemoryMqtt()
-    app.context.mqtt = mqtt
-    action = RepublishAction(
-        name="dlq", context=app.context, config=RepublishActionConfig.model_validate(
-            {"parameters": {"topic": "dlq/${topic}", "user_properties": "${headers}"}}))
-    app.actions[DLQ] = action
-    await action.start()
-    app._on_message(message("t/1", b"\x00raw", 1, user=[("clientid", "dev-9")]),
-                    app.mqtt.acks.open(1, 1))
-    await action.stop()
-    assert acked == [1]
-    [pub] = mqtt.published
+async def test_republish_renders_a_dead_letter_with_its_defaults(build):
+    h, _ = await build({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}, twin=False,
+                       dlq={"topic": "dlq/${topic}", "user_properties": "${headers}"})
+    h.mqtt.deliver("t/1", b"\x00raw", user_properties=[("clientid", "dev-9")])
+    await wait_until(lambda: h.mqtt.acked == [1])
+    [pub] = h.mqtt.published
     assert (pub.topic, pub.payload, pub.qos, pub.retain) == ("dlq/t/1", b"\x00raw", 1, False)
     user = dict(pub.properties["User-Property"])
     assert (user["mqtt-topic"], user["mqtt-clientid"], user["mqferry-rule"]) == (
@@ -267,16 +236,16 @@ def test_the_mqtt_example_is_valid(plugins):
     assert cfg.raw.mqtt.dead_letter.action in cfg.actions
 
 
-async def test_a_rule_changed_on_its_own_keeps_the_dead_letter_destination(plugins, tmp_path):
+async def test_a_rule_changed_on_its_own_keeps_the_dead_letter_destination(build, plugins):
     from mqferry.runtime.reconfig import apply_rule
 
-    app, dead, acked = build(plugins, tmp_path, {"r": {"sql": 'SELECT 1 as one FROM "t/#"'}})
+    h, dead = await build({"r": {"sql": 'SELECT 1 as one FROM "t/#"'}})
     cfg = validate_config(config({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}),
                           plugins.registries(), plugins.function_table())
-    plan = await apply_rule(app, "r", cfg.rules["r"], cfg)
-    assert plan.rules_changed == ["r"] and "payload.x" in app.rules["r"].compiled.sql
-    app._on_message(message("t/1", b"\xff not json", 7), app.mqtt.acks.open(7, 1))
-    assert acked == [7]
+    plan = await apply_rule(h.app, "r", cfg.rules["r"], cfg)
+    assert plan.rules_changed == ["r"] and "payload.x" in h.app.rules["r"].compiled.sql
+    mid = h.mqtt.deliver("t/1", b"\xff not json")
+    assert h.mqtt.acked == [mid]
     [out] = dead.outputs
     assert out["payload"] == b"\xff not json"
-    assert app.rules["r"].metrics.snapshot()["failed.exception"] == 1
+    assert h.app.rules["r"].metrics.snapshot()["failed.exception"] == 1

@@ -13,11 +13,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from mqferry.config import validate_config
 from mqferry.plugins import load_plugins
-from mqferry.runtime import App
 from mqferry.templates import Template
-from mqferry.testing import RecordingAction
+from mqferry.testing import RecordingAction, build_app
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +23,30 @@ def plugins():
     return load_plugins()
 
 
-def build(plugins, rules, tmp_path, **extra):
+_started = []
+
+
+async def build(plugins, rules, tmp_path, **extra):
+    """A started app on an MQTT twin (its Kafka source disabled: only its events matter)."""
     data = {
-        "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1"}}},
-        "sources": {"kafka_consumer": {"src": {"connector": "c",
+        "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1",
+                                                "enable": False}}},
+        "sources": {"kafka_consumer": {"src": {"connector": "c", "enable": False,
                                                "parameters": {"topic": "k"}}}},
         "rules": rules,
         **extra,
     }
-    cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    app._accepting = True
-    return app
+    h = build_app(data, plugins=plugins, data_dir=tmp_path)
+    await h.start()
+    _started.append(h)
+    return h.app
 
 
-def message(topic, payload, mid=1, qos=1):
-    return SimpleNamespace(topic=topic, payload=payload, qos=qos, mid=mid, retain=False,
-                           dup=False, properties=None)
+@pytest.fixture(autouse=True)
+async def _stop_apps():
+    yield
+    while _started:
+        await _started.pop().stop()
 
 
 def deep(depth):
@@ -95,24 +100,22 @@ class ExplodingRule:
 
 
 def acked_mids(app):
-    acked: list[int] = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    return acked
+    return app.mqtt.acked
 
 
-def feed(app, topic, payloads, first_mid=1):
-    for mid, payload in enumerate(payloads, first_mid):
-        app._on_message(message(topic, payload, mid), app.mqtt.acks.open(mid, 1))
+def feed(app, topic, payloads):
+    for payload in payloads:
+        app.mqtt.deliver(topic, payload)
 
 
 async def test_a_poison_message_the_action_cannot_render_fails_alone(plugins, tmp_path):
-    app = build(plugins, {"r": {"sql": "SELECT 'deep' as kt, payload.d as d FROM \"deep/#\""}},
-                tmp_path)
+    app = await build(
+        plugins, {"r": {"sql": "SELECT 'deep' as kt, payload.d as d FROM \"deep/#\""}}, tmp_path)
     action = TemplateAction()
     app.rules["r"].actions = [action]
     acked = acked_mids(app)
     feed(app, "deep/1", [f'{{"d": {deep(300)}}}'.encode()])
-    feed(app, "deep/1", [f'{{"d": {i}}}'.encode() for i in range(100)], first_mid=2)
+    feed(app, "deep/1", [f'{{"d": {i}}}'.encode() for i in range(100)])
     assert acked == list(range(1, 102))
     assert [o["d"] for o in action.outputs] == list(range(100))
     rule = app.rules["r"].metrics.snapshot()
@@ -122,7 +125,7 @@ async def test_a_poison_message_the_action_cannot_render_fails_alone(plugins, tm
 
 
 async def test_any_exception_from_submit_fails_that_output_only(plugins, tmp_path, caplog):
-    app = build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
+    app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     broken, good = RaisingAction(exc=KeyError("k")), RecordingAction()
     app.rules["r"].actions = [broken, good]
     acked = acked_mids(app)
@@ -142,7 +145,7 @@ async def test_any_exception_from_submit_fails_that_output_only(plugins, tmp_pat
 @pytest.mark.parametrize("settle_first", ["secured", "failed"])
 async def test_a_submit_that_settles_then_raises_is_counted_once(plugins, tmp_path,
                                                                  settle_first):
-    app = build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
+    app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     app.rules["r"].actions = [RaisingAction(settle_first=settle_first)]
     acked = acked_mids(app)
     feed(app, "t/1", [b"a", b"b"])
@@ -156,7 +159,7 @@ async def test_a_submit_that_settles_then_raises_is_counted_once(plugins, tmp_pa
                                  ZeroDivisionError("x")])
 async def test_any_exception_from_the_evaluation_fails_that_rule_alone(plugins, tmp_path,
                                                                        exc, caplog):
-    app = build(plugins, {"bad": {"sql": 'SELECT payload FROM "t/#"'},
+    app = await build(plugins, {"bad": {"sql": 'SELECT payload FROM "t/#"'},
                           "good": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     bad = app.rules["bad"]
     bad.compiled = ExplodingRule(bad.compiled, exc)
@@ -175,16 +178,14 @@ async def test_any_exception_from_the_evaluation_fails_that_rule_alone(plugins, 
 
 async def test_a_message_that_cannot_be_turned_into_an_event_is_still_acknowledged(
         plugins, tmp_path):
-    app = build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
+    app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     acked = acked_mids(app)
-    broken = SimpleNamespace(topic="t/1", payload=b"x", qos=1, mid=7, retain=False, dup=False,
-                             properties=SimpleNamespace(UserProperty=42))  # not pairs
-    app._on_message(broken, app.mqtt.acks.open(7, 1))
-    assert acked == [7]
+    mid = app.mqtt.deliver("t/1", b"x", properties=SimpleNamespace(UserProperty=42))  # not pairs
+    assert acked == [mid]
 
 
 async def test_dispatch_completes_when_an_action_raises(plugins, tmp_path):
-    app = build(plugins, {"k": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'}},
+    app = await build(plugins, {"k": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'}},
                 tmp_path)
     app.rules["k"].actions = [RaisingAction()]
     await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src",
@@ -193,7 +194,7 @@ async def test_dispatch_completes_when_an_action_raises(plugins, tmp_path):
 
 
 async def test_at_most_once_acks_even_when_submit_raises(plugins, tmp_path):
-    app = build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path,
+    app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path,
                 mqtt={"delivery": "at_most_once"})
     app.rules["r"].actions = [RaisingAction()]
     acked = acked_mids(app)
@@ -203,14 +204,14 @@ async def test_at_most_once_acks_even_when_submit_raises(plugins, tmp_path):
 
 async def test_a_stalled_ack_makes_the_mqtt_health_connecting_with_the_holder(
         plugins, tmp_path):
-    from mqferry.types import HealthStatus, Status
+    from mqferry.types import Status
 
-    app = build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
+    app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     slow = RecordingAction("slow:x", hold=True)
     slow.metrics.gauge("inflight", lambda: len(slow.pending))
     app.actions["slow:x"] = slow
     app.rules["r"].actions = [slow]
-    app.mqtt._status = HealthStatus(Status.CONNECTED)  # the session itself is up
+    assert (await app.mqtt.health()).status is Status.CONNECTED  # the session itself is up
     app.ack_stall_after = 0.2
     feed(app, "t/1", [b"a"])
     assert (await app.mqtt_health()).status is Status.CONNECTED
@@ -224,17 +225,17 @@ async def test_a_stalled_ack_makes_the_mqtt_health_connecting_with_the_holder(
 
 
 async def test_a_moving_ack_window_stays_connected(plugins, tmp_path):
-    from mqferry.types import HealthStatus, Status
+    from mqferry.types import Status
 
-    app = build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
+    app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     slow = RecordingAction("slow:x", hold=True)
     app.rules["r"].actions = [slow]
-    app.mqtt._status = HealthStatus(Status.CONNECTED)
+    assert (await app.mqtt.health()).status is Status.CONNECTED
     app.ack_stall_after = 0.2
-    for mid in range(1, 6):
-        feed(app, "t/1", [b"a"], first_mid=mid)
+    for _ in range(5):
+        feed(app, "t/1", [b"a"])
         slow.pending.pop(0).secured()  # each message is secured within 0.1 s
-        feed(app, "t/1", [b"b"], first_mid=mid + 100)
+        feed(app, "t/1", [b"b"])
         assert (await app.mqtt_health()).status is Status.CONNECTED
         await asyncio.sleep(0.1)
         slow.pending.pop(0).secured()

@@ -7,10 +7,9 @@ import copy
 import pytest
 
 from mqferry.config import validate_config
-from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller, plan_changes
+from mqferry.testing import build_app
 from tests.api.fakes import FakeAction, fake_plugins, reset_fakes
-from tests.api.helpers import publish
 
 CONFIG = {
     "connectors": {"fake": {"c1": {"url": "fake://one"}}},
@@ -28,20 +27,17 @@ def plugins():
 
 @pytest.fixture
 async def setup(plugins, tmp_path):
+    """A started app on an MQTT twin, its controller, and the packet ids it acknowledged."""
     reset_fakes()
-    cfg = validate_config(CONFIG, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    for comp in (*app.connectors.values(), *app.actions.values()):
-        await comp.start()
-    app._accepting = True
-    acked: list[int] = []
-    app.mqtt.acks._send_acks = lambda acks: acked.extend(mid for mid, _ in acks)
-    return app, Controller(app, plugins, data=copy.deepcopy(CONFIG)), acked
+    h = build_app(CONFIG, plugins=plugins, data_dir=tmp_path)
+    await h.start()
+    yield h.app, Controller(h.app, plugins, data=copy.deepcopy(CONFIG)), h.mqtt.acked
+    await h.stop()
 
 
-def send(app, mid, topic):
-    ticket = app.mqtt.acks.open(mid, 1)
-    publish(app, topic, b"x", ticket)
+def send(app, mid, topic, payload=b"x"):
+    """Deliver a QoS 1 message; the twin numbers them 1, 2, ... as the test does."""
+    assert app.mqtt.deliver(topic, payload) == mid
 
 
 async def test_changing_an_action_flushes_what_it_holds_and_spares_the_rest(setup):
@@ -83,7 +79,7 @@ async def test_rules_keep_counters_and_subscriptions_follow_enabled_rules(setup)
     assert plan.rules_changed == ["held", "new", "other"]
     assert plan.subscriptions == (["h2/#", "n/#"], ["h/#", "o/#"])
     assert app.topic_filters == {"h2/#", "n/#"}
-    assert app.mqtt._filters == {"h2/#", "n/#"}
+    assert app.mqtt.subscriptions == {"h2/#", "n/#"}
     assert app.rules["held"].metrics.get("matched") == 1
     assert "other" not in app.rules
 
@@ -150,13 +146,12 @@ async def test_connector_change_rebuilds_its_actions_only(setup):
 
 async def test_an_action_that_cannot_flush_makes_the_broker_redeliver(plugins, tmp_path):
     data = copy.deepcopy(CONFIG)
-    data["mqtt"] = {"server": "127.0.0.1:1"}  # nothing listens: the session stays "connecting"
+    data["mqtt"] = {"server": "127.0.0.1:1"}
     data["actions"]["fake"]["hold"]["parameters"]["strand"] = True
-    cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    app._accepting = True
+    h = build_app(data, plugins=plugins, data_dir=tmp_path)
+    await h.start()
+    app = h.app
     ctrl = Controller(app, plugins, data=copy.deepcopy(data))
-    app.mqtt.acks._send_acks = lambda acks: None
     send(app, 1, "h/1")
     send(app, 2, "o/1")
     assert len(app.mqtt.acks) == 2  # 1 is held, so 2 waits behind it
@@ -170,10 +165,12 @@ async def test_an_action_that_cannot_flush_makes_the_broker_redeliver(plugins, t
         assert plan.mqtt_reconnected
         assert len(app.mqtt.acks) == 0
         assert app.mqtt.acks.generation == generation + 1
+        assert h.mqtt.acked == []  # acknowledged to no session: the broker redelivers
     finally:
         await app.mqtt.stop()
     plain = await ctrl.change(lambda d: d["rules"]["other"].update(description="x"))
     assert not plain.mqtt_reconnected
+    await h.stop()
 
 
 async def test_a_replaced_dead_letter_action_is_used_under_its_id(plugins, tmp_path):
@@ -181,11 +178,9 @@ async def test_a_replaced_dead_letter_action_is_used_under_its_id(plugins, tmp_p
     data["mqtt"] = {"dead_letter": {"action": "fake:other"}}
     data["rules"]["held"]["sql"] = 'SELECT payload.x as x FROM "h/#"'
     reset_fakes()
-    cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
-    for comp in (*app.connectors.values(), *app.actions.values()):
-        await comp.start()
-    app._accepting = True
+    h = build_app(data, plugins=plugins, data_dir=tmp_path)
+    await h.start()
+    app = h.app
     ctrl = Controller(app, plugins, data=copy.deepcopy(data))
 
     def retopic(d):
@@ -193,10 +188,11 @@ async def test_a_replaced_dead_letter_action_is_used_under_its_id(plugins, tmp_p
 
     plan = await ctrl.change(retopic)
     assert plan.start["actions"] == ["fake:other"]
-    publish(app, "h/1", b"not json", app.mqtt.acks.open(1, 1))
+    send(app, 1, "h/1", b"not json")
     dead = [out for _, topic, out in FakeAction.received if topic == "dead"]
     assert len(dead) == 1
     assert (dead[0]["reason"], dead[0]["rule_id"]) == ("failed.exception", "held")
+    await h.stop()
 
 
 async def test_a_rebuilt_action_keeps_its_counters_until_a_reset(setup):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,12 +54,16 @@ class App:
         data_dir: where components keep files (defaults to the config's ``data_dir``).
         publisher: what components publish MQTT messages with (defaults to the app's MQTT
             session); tests inject a twin such as :class:`mqferry.testing.InMemoryMqtt`.
+        mqtt_factory: makes the MQTT connector from the ``mqtt`` section and the handler of
+            incoming messages (:class:`MqttConnector` unless a twin is injected, see
+            :class:`mqferry.testing.MqttTwin`).
     """
 
     def __init__(self, config: AppConfig, *, data_dir: Path | None = None,
-                 publisher: MqttPublisher | None = None) -> None:
+                 publisher: MqttPublisher | None = None,
+                 mqtt_factory: Callable[..., MqttConnector] = MqttConnector) -> None:
         self.config = config
-        self.mqtt = MqttConnector(config=config.raw.mqtt, handler=self._on_message)
+        self.mqtt = mqtt_factory(config=config.raw.mqtt, handler=self._on_message)
         self.node = config.raw.node
         self.context = RuntimeContext(
             mqtt=self.mqtt if publisher is None else publisher,

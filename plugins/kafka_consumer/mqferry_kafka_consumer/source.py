@@ -21,7 +21,7 @@ At-least-once, nothing lost on restart:
 - A record that cannot be processed (decoding, rendering, publishing or the rules raise) fails
   alone: it is counted under its reason (``failed.render``, ``failed.publish``,
   ``failed.rules``), logged (rate-limited), sent to ``dead_letter_topic`` when one is set, and
-  settled, so the partition's offset moves past it.
+  settled, so the partition's offset moves past it (:mod:`mqferry_kafka_consumer.handler`).
 - The consume loop runs under a :class:`~mqferry.Supervisor`: if it dies all the same, the source
   reports ``disconnected`` with the reason, closes its consumer and starts again with back-off
   from the committed offsets.
@@ -33,59 +33,37 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeAlias
+from typing import Any
 
-import aiomqtt
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka.structs import OffsetAndMetadata
 
 from mqferry import (
-    DeliveryError,
     HealthStatus,
     RuntimeContext,
     Status,
     Supervisor,
-    Template,
     describe,
     source_metrics,
 )
 from mqferry_kafka import KafkaConnector, start_with_backoff
-from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig, check_mqtt_topic
+from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.deadletter import DeadLetter
-from mqferry_kafka_consumer.failures import FailureLog
-from mqferry_kafka_consumer.message import RecordDecodeError, record_message
-from mqferry_kafka_consumer.offsets import OffsetTracker, Slot, Window
+from mqferry_kafka_consumer.handler import RecordHandler
 
 log = logging.getLogger(__name__)
 
 #: How long stopping waits for the last offset commit.
 FINAL_COMMIT_TIMEOUT = 10.0
 
-Record: TypeAlias = "ConsumerRecord[Any, Any]"
-
 #: How long stop() and a rebalance wait for records in flight before committing what settled.
 DRAIN_TIMEOUT = 5.0
 
-#: The counter of a record that failed at each step of its processing.
-_STEP_REASONS = {"decode": "failed.render", "mqtt_topic": "failed.render",
-                 "payload_template": "failed.render", "publish": "failed.publish",
-                 "rules": "failed.rules"}
-
-
 def _partition_labels(tp: TopicPartition) -> dict[str, str]:
     return {"topic": tp.topic, "partition": str(tp.partition)}
-
-
-class _Mapping:
-    __slots__ = ("payload", "qos", "static_topic", "topic")
-
-    def __init__(self, topic: str, qos: int, payload: str) -> None:
-        self.topic = Template(topic)
-        self.static_topic = topic if self.topic.is_literal else None
-        self.qos = qos
-        self.payload = Template(payload)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -113,33 +91,33 @@ class KafkaConsumerSource:
         config: its validated settings.
         connector: the ``kafka_consumer`` connector it uses.
         context: the runtime (MQTT publisher, rule dispatch).
+        consumer_factory: makes the aiokafka consumer from its options (a twin in tests,
+            such as :class:`mqferry_kafka.testing.KafkaTwin`'s ``consumer``).
     """
 
     def __init__(self, *, name: str, config: KafkaConsumerSourceConfig,
-                 connector: KafkaConnector, context: RuntimeContext) -> None:
+                 connector: KafkaConnector, context: RuntimeContext,
+                 consumer_factory: Callable[..., Any] = AIOKafkaConsumer) -> None:
         self.name = name
         self.id = f"kafka_consumer:{name}"
         self.params = p = config.parameters
         self.connector = connector
         self.context = context
-        self.event_topic = f"$bridges/kafka_consumer:{name}"
         self.metrics = source_metrics(self.id)
-        self.mappings = {m.kafka_topic: _Mapping(m.mqtt_topic, m.qos, m.payload_template)
-                         for m in p.topic_mapping}
-        self.tracker = OffsetTracker(on_error=self._on_error, low_water=p.max_inflight // 2,
-                                     metrics=self.metrics)
         self.dead_letter = (DeadLetter(connector=connector, topic=p.dead_letter_topic,
                                        source_id=self.id) if p.dead_letter_topic else None)
+        self.handler = RecordHandler(source_id=self.id, params=p, context=context,
+                                     metrics=self.metrics, dead_letter=self.dead_letter)
+        self.tracker = self.handler.tracker
         self.consumer: AIOKafkaConsumer | None = None
+        self._consumer_factory = consumer_factory
         self._consume = Supervisor(f"mqferry[{self.id}].consume", self._run,
                                    on_failure=self._consume_failed)
         self._failure: str | None = None
-        self._failures = FailureLog(log)
         self._last_commit = time.monotonic()
         self._commit_every = max(1, p.max_inflight // 2)
         self._status = HealthStatus(Status.STOPPED)
         self._stopping = False
-        self._rewind = False
         self._paused = False
         self.metrics.gauge("inflight", lambda: self.tracker.inflight)
         self.metrics.gauge("paused", lambda: 1.0 if self._paused else 0.0)
@@ -267,7 +245,7 @@ class KafkaConsumerSource:
         options = self.connector.client_options("consumer")
         if p.topic_pattern is not None:
             options["metadata_max_age_ms"] = int(p.topic_pattern_refresh_interval * 1000)
-        return AIOKafkaConsumer(
+        consumer: AIOKafkaConsumer = self._consumer_factory(
             **options,
             group_id=self.group_id,
             enable_auto_commit=False,
@@ -276,6 +254,7 @@ class KafkaConsumerSource:
             max_partition_fetch_bytes=max(p.max_batch_bytes, 1),
             fetch_max_wait_ms=int(p.max_wait_time * 1000),
         )
+        return consumer
 
     async def _connect(self) -> AIOKafkaConsumer:
         async def attempt() -> AIOKafkaConsumer:
@@ -353,7 +332,7 @@ class KafkaConsumerSource:
         log.info("source %s: consuming %s as group %s", self.id, what, self.group_id)
         interval = self.params.offset_commit_interval_seconds
         while not self._stopping:
-            if self._rewind:
+            if self.handler.rewind:
                 await self._do_rewind(consumer)
             if self._commit_due(interval):
                 await self._try_commit()
@@ -363,7 +342,7 @@ class KafkaConsumerSource:
                 continue
             batches = await consumer.getmany(timeout_ms=1000, max_records=room)
             if batches:
-                self._handle_batches(batches)
+                self.handler.handle_batches(batches)
 
     def _room(self) -> int:
         """Records that may still be handed out before the window is full."""
@@ -387,7 +366,7 @@ class KafkaConsumerSource:
         log.debug("source %s: %d records in flight, %d not committed; partitions paused",
                   self.id, tracker.inflight, tracker.uncommitted())
         try:
-            while not (self._stopping or self._rewind) and self._room() <= 0:
+            while not (self._stopping or self.handler.rewind) and self._room() <= 0:
                 if self._commit_due(interval):
                     if not await self._try_commit():
                         await asyncio.sleep(0.5)
@@ -406,7 +385,7 @@ class KafkaConsumerSource:
     async def _do_rewind(self, consumer: AIOKafkaConsumer) -> None:
         self._status = HealthStatus(Status.CONNECTING, "waiting for the MQTT session")
         await self.context.mqtt.wait_connected()
-        self._rewind = False
+        self.handler.rewind = False
         lost = self.tracker.inflight
         points = self.tracker.rewind()
         assigned = consumer.assignment()
@@ -419,100 +398,3 @@ class KafkaConsumerSource:
                     "from %s", self.id, lost,
                     ", ".join(f"{tp.topic}/{tp.partition}@{o}" for tp, o in sorted(points.items()))
                     or "the committed offsets")
-
-    def _handle_batches(self, batches: dict[TopicPartition, list[Record]]) -> None:
-        tracker = self.tracker
-        windows = []
-        for tp, records in batches.items():
-            w = tracker.window(tp)
-            if w.next_offset is None:
-                w.next_offset = records[0].offset  # where to go back to if the batch is cut
-            windows.append((w, records))
-        for w, records in windows:
-            for record in records:
-                if not self._handle(w, record):
-                    tracker.opened()
-                    return  # the MQTT session is gone: _do_rewind consumes these again
-        tracker.opened()
-
-    def _handle(self, window: Window, record: Record) -> bool:
-        """Hand one record to MQTT and rules; ``False`` when the MQTT session is gone.
-
-        Whatever fails on the way fails this record alone: it is rejected (counted, logged,
-        dead-lettered) and its slot sealed, so the partition moves on.
-        """
-        slot = window.open(record.offset)
-        self.metrics.inc("received")
-        step = "decode"
-        try:
-            msg = record_message(record, self.params.key_encoding_mode,
-                                 self.params.value_encoding_mode)
-            mapping = self.mappings.get(record.topic)
-            if mapping is not None:
-                step = "mqtt_topic"
-                topic = mapping.static_topic
-                if topic is None:
-                    topic = mapping.topic.render(msg)
-                    why = check_mqtt_topic(topic)
-                    if why is not None:
-                        self._reject(slot, record, "failed.render", f"mqtt_topic: {why}")
-                        topic = None
-                if topic is not None:
-                    step = "payload_template"
-                    payload = mapping.payload.render_bytes(msg)
-                    step = "publish"
-                    try:
-                        future = self.context.mqtt.publish_nowait(topic, payload, qos=mapping.qos)
-                    except aiomqtt.MqttError:
-                        self._rewind = True
-                        return False  # left open: rewound and consumed again
-                    except ValueError as exc:
-                        self._reject(slot, record, "failed.render", f"mqtt_topic: {exc}")
-                    else:
-                        slot.watch(future)
-            step = "rules"
-            msg["event"] = self.event_topic
-            msg["timestamp"] = int(time.time() * 1000)
-            nowait = self.context.dispatch_nowait
-            slot.watch(nowait(msg) if nowait is not None
-                       else asyncio.ensure_future(self.context.dispatch(msg)))
-        except RecordDecodeError as exc:
-            self._reject(slot, record, "failed.render", str(exc))
-        except Exception as exc:  # a poison record must never stop the partition
-            self._reject(slot, record, _STEP_REASONS[step], f"{step}: {describe(exc)}")
-        slot.seal()
-        return True
-
-    def _reject(self, slot: Slot, record: Record, reason: str, detail: str) -> None:
-        """A record that cannot be processed: counted, logged, dead-lettered if configured."""
-        if not slot.failed:
-            slot.failed = True
-            self.metrics.inc("failed")
-        self.metrics.inc(reason)
-        self._failures.log(logging.WARNING, reason, "source %s: record %s/%d@%d: %s", self.id,
-                           record.topic, record.partition, record.offset, detail)
-        if self.dead_letter is not None:
-            task = self.dead_letter.send(record, detail)
-            task.add_done_callback(self._dead_lettered)
-            slot.watch(task)
-
-    def _dead_lettered(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is None:
-            self.metrics.inc("dead_letter.success")
-
-    def _on_error(self, slot: Slot, exc: BaseException) -> bool:
-        if isinstance(exc, aiomqtt.MqttError):
-            self._rewind = True
-            return False  # left open: consumed again once the session is back
-        if not slot.failed:
-            slot.failed = True
-            self.metrics.inc("failed")
-        tp = slot.window.tp
-        if isinstance(exc, DeliveryError):
-            self.metrics.inc(exc.reason)
-            self._failures.log(logging.WARNING, exc.reason, "source %s: record %s/%d@%d: %s",
-                               self.id, tp.topic, tp.partition, slot.offset, exc.detail)
-        else:
-            self._failures.log(logging.ERROR, "failed", "source %s: record %s/%d@%d failed: %s",
-                               self.id, tp.topic, tp.partition, slot.offset, describe(exc))
-        return True

@@ -6,12 +6,10 @@ than a request fails only that output) and offered to the action's
 picks. One flush task persists what the disk needs, places the records whose topic's partition
 count is known by now (unknown topics are looked up in the background, see
 :class:`~mqferry_kafka_producer.partitions.TopicLookups`, while the records of known topics go on),
-then drains each partition's queue into aiokafka batches (``create_batch``/``send_batch``),
-refusing first the records larger than their topic's ``max.message.bytes`` (read with the
-partition count), and settles each record when Kafka answers for its batch: acknowledged records
-are secured; retriable errors put them back at the head of the queue; a record too large for the
-broker fails alone; Kafka's error responses count towards ``max_retries``. Nothing is dropped
-silently: every record that is not delivered is counted under its reason.
+then hands the partitions' queues to its
+:class:`~mqferry_kafka_producer.sender.BatchSender`, which batches them and settles each record
+when Kafka answers. Nothing is dropped silently: every record that is not delivered is counted
+under its reason.
 """
 
 from __future__ import annotations
@@ -21,13 +19,9 @@ import base64
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-
-from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
-from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from mqferry import (
     Delivery,
@@ -42,8 +36,9 @@ from mqferry import (
 from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
-from mqferry_kafka_producer.records import RECORD_OVERHEAD, Record, RecordBuffer
+from mqferry_kafka_producer.records import Record, RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer
+from mqferry_kafka_producer.sender import BatchSender
 from mqferry_kafka_producer.session import (
     CLOSE_TIMEOUT,
     ProducerFactory,
@@ -53,10 +48,6 @@ from mqferry_kafka_producer.session import (
 
 log = logging.getLogger(__name__)
 
-#: errors after which an idempotent producer's sequence numbers are out of step with the broker
-#: (for example once a batch was refused as too large): start a new producer session
-_RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
-                 "ProducerFenced")
 _MEMORY_LOW = 0.10
 #: How long stop() waits for buffered and in-flight records to be acknowledged.
 STOP_FLUSH_TIMEOUT = 30.0
@@ -124,32 +115,21 @@ class KafkaProducerAction:
         self.metrics = m = action_metrics(self.id)
         m.gauge("queuing", lambda: self.buffer.queued)
         m.gauge("queuing_bytes", lambda: self.buffer.bytes)
-        m.gauge("inflight", lambda: self._inflight)
+        m.gauge("inflight", lambda: self.sender.inflight)
         m.gauge("oldest_unacked_age_ms", self._oldest_age_ms)
         #: the latest record that failed, ``{reason, message, at}`` (epoch ms), for the API's
         #: ``last_error``: the log is rate-limited, this always shows the newest
         self.last_error: dict[str, Any] | None = None
-        self._inflight = 0
-        self._inflight_batches: defaultdict[tuple[str, int], int] = defaultdict(int)
-        self._oldest: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: Supervisor | None = None
-        self._retry_delay = 0.0
-        self._reset = False
-        #: why the session is renewed, when it is expected (logged as info, not a warning)
-        self._reset_why: str | None = None
         self._error_delay = 0.0
-        #: topics whose unplaced records wait for a lookup (of the topic or its fallback)
-        self._blocked: set[str] = set()
-        #: set by stop(): batches settled later no longer touch the buffer or the deliveries
-        self._stopped = False
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
-        # aiokafka sends one batch per partition at a time, so batches queued behind it only add
-        # latency. Allowing one in flight and one waiting keeps the partition busy, and records
-        # arriving meanwhile wait here and leave together as one large batch.
-        self._outstanding_limit = min(p.max_inflight, 2)
+        self.sender = BatchSender(action_id=self.id, params=p, buffer=self.buffer,
+                                  partitioner=self.partitioner, lookups=self.lookups,
+                                  session=self.session, metrics=m, fail=self._fail,
+                                  wake=self._wake)
 
     # -- data path ---------------------------------------------------------------------------
 
@@ -255,7 +235,7 @@ class KafkaProducerAction:
             rec.delivery = None
 
     def _oldest_age_ms(self) -> float:
-        times = list(self._oldest.values())
+        times = self.sender.oldest_inflight()
         queued = self.buffer.oldest_created()
         if queued is not None:
             times.append(queued)
@@ -269,7 +249,7 @@ class KafkaProducerAction:
 
     def _looked_up(self) -> None:
         self.session.set_connected(True)  # a broker answered
-        self._blocked.clear()
+        self.sender.blocked.clear()
         self._wake.set()
 
     def _unreachable(self, reason: str) -> None:
@@ -281,7 +261,7 @@ class KafkaProducerAction:
     async def start(self) -> None:
         """Replay what a disk buffer kept, start the producer (retrying) and the flush task."""
         if self._task is None:
-            self._stopped = False
+            self.sender.stopped = False
             replayed = self.buffer.recover(self.clock.now())
             if replayed:
                 log.info("action %s: replaying %d records from the disk buffer", self.id,
@@ -323,8 +303,8 @@ class KafkaProducerAction:
         await asyncio.sleep(0)  # callbacks of the batches settled by the close run first
         # From here, batches that Kafka answers late settle nothing: their records stay in
         # the disk buffer or unacknowledged, and are sent again (at least once).
-        self._stopped = True
-        left = self.buffer.queued + self._inflight
+        self.sender.stopped = True
+        left = self.buffer.queued + self.sender.inflight
         if left:
             where = ("kept in the disk buffer" if self.buffer.disk is not None
                      else "not acknowledged to MQTT, so the broker redelivers them")
@@ -359,7 +339,7 @@ class KafkaProducerAction:
         """Whether records can move now (not only records waiting for a topic's lookup)."""
         if self.buffer.to_persist:
             return True
-        blocked = self._blocked
+        blocked = self.sender.blocked
         return any(q and not (key[1] is None and key[0] in blocked)
                    for key, q in self.buffer.ready.items())
 
@@ -367,18 +347,18 @@ class KafkaProducerAction:
         """One flush round; the time of the last periodic checks."""
         p = self.params
         if not self._has_work():
-            if self._inflight == 0 and not self.buffer.queued:
+            if self.sender.inflight == 0 and not self.buffer.queued:
                 self._idle.set()
             await self._wake.wait()
         self._wake.clear()
         await self.buffer.persist()
-        if self._reset:
-            self._reset, why, self._reset_why = False, self._reset_why, None
+        reset, why = self.sender.take_reset()
+        if reset:
             await self.session.renew(why)
         if self.session.producer is None:
             await self.session.connect()
-        if self._retry_delay:
-            await asyncio.sleep(self._retry_delay)
+        if self.sender.retry_delay:
+            await asyncio.sleep(self.sender.retry_delay)
         if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
             await asyncio.sleep(p.max_linger_time)
             await self.buffer.persist()
@@ -387,11 +367,11 @@ class KafkaProducerAction:
             last_checks = now
             self._periodic_checks()
         self.partitioner.new_round()
-        if await self._send():
+        if await self.sender.send():
             # Some partitions were busy: wait for one of their batches to settle rather
             # than spin over the held records.
             self._wake.clear()
-            if self._inflight:
+            if self.sender.inflight:
                 await self._wake.wait()
                 self._wake.set()
         return last_checks
@@ -406,232 +386,3 @@ class KafkaProducerAction:
             shed = self.buffer.shed_memory("dropped.queue_full")
             log.warning("action %s: system memory is low; dropped %d buffered records",
                         self.id, shed)
-
-    async def _send(self) -> bool:
-        """Send what partitions can take; True when records were held for busy partitions."""
-        producer = self.session.producer
-        assert producer is not None
-        self._place_ready(producer)
-        held = False
-        buffer = self.buffer
-        for key, queue in list(buffer.ready.items()):
-            topic, partition = key
-            if not queue or partition is None:
-                continue
-            if self._inflight_batches[(topic, partition)] >= self._outstanding_limit:
-                held = True  # batched together when one of its batches settles
-                continue
-            await self._batch_and_send(producer, (topic, partition), buffer.take(key))
-        return held
-
-    def _place_ready(self, producer: Any) -> None:
-        """Place the records whose topic's partition count is known; look the others up.
-
-        Never waits: unplaced records of a topic not known yet stay in their queue while the
-        topic is looked up in the background; records of a topic that does not exist go to
-        ``fallback_topic`` or fail; records for a partition beyond the count (the topic was
-        recreated with fewer) are placed again.
-        """
-        buffer, parts = self.buffer, self.partitioner
-        self._blocked.clear()
-        for key in [k for k, q in buffer.ready.items() if q]:
-            topic, partition = key
-            count = parts.known_count(topic)
-            if count is not None and parts.is_stale(topic):
-                self.lookups.request(producer, topic)  # meanwhile, the count we know
-            if count is not None and partition is not None and partition < count:
-                continue
-            target = topic
-            if count is None:
-                if not parts.is_missing(topic):
-                    self.lookups.request(producer, topic)
-                    self._blocked.add(topic)
-                    continue
-                if self._fallback is not None:
-                    target = self._fallback
-                    count = parts.known_count(target)
-                    if count is None and not parts.is_missing(target):
-                        self.lookups.request(producer, target)
-                        self._blocked.add(topic)
-                        continue
-            records = buffer.take(key)
-            if count is None:
-                for rec in records:
-                    buffer.done(rec)
-                    self._fail(rec.delivery, "failed.unknown_topic",
-                               f"Kafka topic {target!r} does not exist")
-                continue
-            for rec in records:
-                buffer.move(rec, target, parts.pick(target, rec.key, count))
-
-    def _refuse_oversized(self, topic: str, recs: list[Record]) -> list[Record]:
-        """``recs`` without the records larger than ``topic`` accepts, which fail alone.
-
-        Refused here, before they enter a batch: a batch Kafka refuses as too large spends its
-        sequence number, and the next batch of the (idempotent) producer would be refused too.
-        Only without compression, where the batch's size is known before it is sent.
-        """
-        limit = self.partitioner.limits.get(topic)
-        if limit is None or self.session.compression is not None:
-            return recs
-        kept = []
-        for rec in recs:
-            # rec.size is the record's bytes plus 64; the estimate adds at most 97 and 10 per
-            # header (aiokafka's upper bound), so most records need no estimate.
-            if rec.size + 33 + 10 * len(rec.headers) > limit:
-                size = DefaultRecordBatchBuilder.estimate_size_in_bytes(
-                    rec.key, rec.value, rec.headers)
-                if size > limit:
-                    self.buffer.done(rec)
-                    data = rec.size - len(rec.topic) - RECORD_OVERHEAD
-                    self._fail(rec.delivery, "failed.too_large",
-                               f"a record of {data} bytes ({size} as a Kafka batch) for {topic} "
-                               f"is larger than the topic accepts (max.message.bytes = {limit})")
-                    continue
-            kept.append(rec)
-        return kept
-
-    async def _batch_and_send(self, producer: Any, tp: tuple[str, int],
-                              recs: list[Record]) -> None:
-        """Batch and send ``recs``; on an unexpected error, put back what was not sent."""
-        recs = self._refuse_oversized(tp[0], recs)
-        sent = 0  # recs[:sent] are handed to Kafka (or failed, or put back) already
-        try:
-            batch = producer.create_batch()
-            members: list[Record] = []
-            for i, rec in enumerate(recs):
-                if rec.alone:
-                    await self._submit_built(producer, batch, tp, members)
-                    sent = i
-                    await self._submit(producer, tp, [rec])
-                    sent = i + 1
-                    batch, members = producer.create_batch(), []
-                    continue
-                if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                                headers=rec.headers) is None:
-                    await self._submit_built(producer, batch, tp, members)
-                    sent = i
-                    batch, members = producer.create_batch(), []
-                    batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                                 headers=rec.headers)
-                members.append(rec)
-            await self._submit_built(producer, batch, tp, members)
-        except Exception:
-            self._put_back(recs[sent:])
-            raise
-
-    def _put_back(self, recs: list[Record]) -> None:
-        """Requeue records of a round that failed unexpectedly; fail those that failed too often."""
-        back: list[Record] = []
-        for rec in recs:
-            rec.retries += 1
-            if rec.retries > self.params.max_retries:
-                self.buffer.done(rec)
-                self._fail(rec.delivery, "failed.max_retries",
-                           f"sending the record failed {rec.retries} times")
-            else:
-                back.append(rec)
-        self.buffer.requeue(back)
-
-    async def _submit(self, producer: Any, tp: tuple[str, int],
-                      members: list[Record]) -> None:
-        batch = producer.create_batch()
-        for rec in members:
-            batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
-                         headers=rec.headers)
-        await self._submit_built(producer, batch, tp, members)
-
-    async def _submit_built(self, producer: Any, batch: Any, tp: tuple[str, int],
-                            members: list[Record]) -> None:
-        if not members:
-            return
-        batch.close()
-        try:
-            fut = await producer.send_batch(batch, tp[0], partition=tp[1])
-        except KafkaError as exc:
-            self._retry(members, exc)
-            return
-        self._inflight += len(members)
-        self._inflight_batches[tp] += 1
-        self._oldest[id(fut)] = members[0].created
-        fut.add_done_callback(lambda f: self._settled(f, tp, members))
-
-    def _settled(self, fut: asyncio.Future[Any], tp: tuple[str, int],
-                 members: list[Record]) -> None:
-        if self._stopped:
-            return
-        self._inflight -= len(members)
-        self._inflight_batches[tp] -= 1
-        self._oldest.pop(id(fut), None)
-        exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
-        if exc is None:
-            self._acknowledged(members)
-        elif isinstance(exc, MessageSizeTooLargeError) and len(members) == 1:
-            self._spent_sequence()
-            rec = members[0]
-            self.buffer.done(rec)
-            self._fail(rec.delivery, "failed.too_large",
-                       f"a record of {len(rec.value or b'')} bytes for {tp[0]} is larger than "
-                       f"the broker accepts")
-        elif isinstance(exc, MessageSizeTooLargeError):
-            self._spent_sequence()
-            # Try each record on its own, so that one oversized record fails alone.
-            for rec in members:
-                rec.alone = True
-            self.buffer.requeue(members)
-        else:
-            self._retry(members, exc)
-        self._wake.set()
-
-    def _spent_sequence(self) -> None:
-        # Kafka refused a batch as too large (its limit was not known, or compression hid the
-        # size): an idempotent producer's next batch would be refused as out of order. A new
-        # session now is the expected consequence, not a fault: it is logged quietly.
-        if self.session.idempotent:
-            self._reset = True
-            self._reset_why = "Kafka refused a batch as too large"
-
-    def _acknowledged(self, members: list[Record]) -> None:
-        self._retry_delay = 0.0
-        self.session.set_connected(True)
-        m = self.metrics
-        m.inc("success", len(members))
-        late = time.monotonic() - self.params.sync_query_timeout
-        sync = self.params.query_mode == "sync"
-        for rec in members:
-            if rec.retries:
-                m.inc("retried.success")
-            if sync and rec.created < late:
-                m.inc("late_reply")
-            self.buffer.done(rec)
-            if rec.delivery is not None:
-                rec.delivery.secured()
-                rec.delivery = None
-
-    def _retry(self, members: list[Record], exc: BaseException) -> None:
-        name = type(exc).__name__
-        if any(name.startswith(e) for e in _RESET_ERRORS):
-            self._reset = True
-        connection = self._reset or isinstance(
-            exc, KafkaConnectionError | asyncio.TimeoutError | asyncio.CancelledError) or (
-            name in ("KafkaTimeoutError", "RequestTimedOutError",
-                     "NotLeaderForPartitionError", "LeaderNotAvailableError"))
-        if connection:
-            self.session.set_connected(False, str(exc) or type(exc).__name__)
-        retry: list[Record] = []
-        for rec in members:
-            if not connection:
-                rec.retries += 1
-            if rec.retries > self.params.max_retries:
-                self.metrics.inc("retried.failed")
-                self.buffer.done(rec)
-                self._fail(rec.delivery, "failed.max_retries",
-                           f"Kafka refused a record {rec.retries} times: {exc}")
-            else:
-                retry.append(rec)
-        if retry:
-            self.metrics.inc("retried", len(retry))
-            log.warning("action %s: %d records not acknowledged (%s); retrying", self.id,
-                        len(retry), exc or type(exc).__name__)
-            self.buffer.requeue(retry)
-        self._retry_delay = min(max(0.1, self._retry_delay * 2), 5.0)

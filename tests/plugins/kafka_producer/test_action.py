@@ -12,9 +12,9 @@ import pytest
 from mqferry.errors import DeliveryError
 from mqferry.testing import RecordingDelivery
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry_kafka.testing import KafkaTwin
 from mqferry_kafka_producer.action import KafkaProducerAction
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
-from tests.plugins.kafka_twin import KafkaTwin
 
 
 def make(tmp_path, kafka, **params):

@@ -49,7 +49,7 @@ async def settle():
 async def test_a_payload_that_cannot_render_fails_alone_and_the_partition_moves_on():
     mqtt = InMemoryMqtt()
     src = source(mqtt)
-    src._handle_batches({TP: [record(0), record(1, DEEP), record(2)]})
+    src.handler.handle_batches({TP: [record(0), record(1, DEEP), record(2)]})
     await settle()
     assert [p.payload for p in mqtt.published] == [b"1", b"1"]
     assert src.tracker.committable() == {TP: 3}
@@ -70,7 +70,7 @@ class RefusingMqtt(InMemoryMqtt):
 async def test_a_publish_that_raises_anything_fails_alone():
     mqtt = RefusingMqtt()
     src = source(mqtt)
-    src._handle_batches({TP: [record(0, key=b"bad"), record(1, key=b"ok")]})
+    src.handler.handle_batches({TP: [record(0, key=b"bad"), record(1, key=b"ok")]})
     await settle()
     assert [p.topic for p in mqtt.published] == ["out/ok"]
     assert src.tracker.committable() == {TP: 2}
@@ -88,7 +88,7 @@ async def test_rules_that_raise_fail_the_record_alone():
     mqtt = InMemoryMqtt()
     src = source(mqtt, topic="in", topic_mapping=[])
     src.context.dispatch_nowait = dispatch_nowait
-    src._handle_batches({TP: [record(0, key=b"bad"), record(1)]})
+    src.handler.handle_batches({TP: [record(0, key=b"bad"), record(1)]})
     await settle()
     assert src.tracker.committable() == {TP: 2}
     assert (src.metrics.get("failed"), src.metrics.get("failed.rules"),
@@ -98,8 +98,8 @@ async def test_rules_that_raise_fail_the_record_alone():
 async def test_failures_are_logged_at_most_once_per_interval_per_reason(caplog):
     mqtt = InMemoryMqtt()
     src = source(mqtt)
-    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer.source"):
-        src._handle_batches({TP: [record(i, DEEP) for i in range(50)]})
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer.handler"):
+        src.handler.handle_batches({TP: [record(i, DEEP) for i in range(50)]})
         await settle()
     assert src.metrics.get("failed.render") == 50
     lines = [r.getMessage() for r in caplog.records]

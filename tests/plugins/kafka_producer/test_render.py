@@ -88,7 +88,7 @@ def test_preview_gives_the_record_and_a_key_dispatch_partition(tmp_path):
     action = KafkaProducerAction(name="a", config=cfg, connector=conn, data_dir=tmp_path)
     out = {"clientid": "c1", "timestamp": 5}
     assert action.preview(out)["partition"] is None  # partition count not known yet
-    action.partitioner._counts["t-c1"] = (6, float("inf"))
+    action.partitioner.found("t-c1", 6)  # as a metadata lookup would
     got = action.preview(out)
     assert got["topic"] == "t-c1" and got["key"] == "c1" and got["timestamp"] == 5
     assert got["partition"] == java_partition(b"c1", 6)

@@ -38,7 +38,7 @@ async def settle():
 async def test_an_offset_is_committable_only_once_every_earlier_record_was_acked():
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt)
-    src._handle_batches({TP: [record(10), record(11), record(12)]})
+    src.handler.handle_batches({TP: [record(10), record(11), record(12)]})
     await settle()
     assert [p.topic for p in mqtt.published] == ["out/k"] * 3
     mqtt.pending[1].set_result(None)
@@ -56,7 +56,7 @@ async def test_an_offset_is_committable_only_once_every_earlier_record_was_acked
 async def test_a_record_whose_topic_cannot_render_is_counted_and_does_not_stop_the_partition():
     mqtt = InMemoryMqtt()
     src = source(mqtt)
-    src._handle_batches({TP: [record(0, key=b"a/#"), record(1, key=b"b")]})
+    src.handler.handle_batches({TP: [record(0, key=b"a/#"), record(1, key=b"b")]})
     await settle()
     assert [p.topic for p in mqtt.published] == ["out/b"]
     assert src.tracker.committable() == {TP: 2}
@@ -68,11 +68,11 @@ async def test_a_record_whose_topic_cannot_render_is_counted_and_does_not_stop_t
 async def test_invalid_utf8_under_mode_none_is_a_render_failure_and_base64_carries_it():
     mqtt = InMemoryMqtt()
     src = source(mqtt)
-    src._handle_batches({TP: [record(0, value=b"\xff")]})
+    src.handler.handle_batches({TP: [record(0, value=b"\xff")]})
     await settle()
     assert mqtt.published == [] and src.metrics.get("failed.render") == 1
     src64 = source(mqtt, value_encoding_mode="base64")
-    src64._handle_batches({TP: [record(0, value=b"\xff")]})
+    src64.handler.handle_batches({TP: [record(0, value=b"\xff")]})
     await settle()
     assert mqtt.published[0].payload == b"/w=="
 
@@ -80,11 +80,11 @@ async def test_invalid_utf8_under_mode_none_is_a_render_failure_and_base64_carri
 async def test_a_lost_session_rewinds_to_the_first_unacked_record():
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt)
-    src._handle_batches({TP: [record(5), record(6), record(7)]})
+    src.handler.handle_batches({TP: [record(5), record(6), record(7)]})
     mqtt.pending[0].set_result(None)
     mqtt.ack(error=aiomqtt.MqttError("connection lost"))
     await settle()
-    assert src._rewind
+    assert src.handler.rewind
     assert src.tracker.rewind() == {TP: 6}
     assert src.tracker.inflight == 0
     assert src.tracker.committable() == {TP: 6}
@@ -94,8 +94,8 @@ async def test_publishing_while_disconnected_stops_the_batch_for_a_rewind():
     mqtt = InMemoryMqtt()
     mqtt.publish_nowait = _raise_disconnected  # type: ignore[method-assign]
     src = source(mqtt)
-    src._handle_batches({TP: [record(3), record(4)]})
-    assert src._rewind and src.tracker.inflight == 1
+    src.handler.handle_batches({TP: [record(3), record(4)]})
+    assert src.handler.rewind and src.tracker.inflight == 1
     assert src.tracker.rewind() == {TP: 3}
 
 
@@ -106,7 +106,7 @@ def _raise_disconnected(*args, **kwargs):
 async def test_space_is_cleared_above_half_of_max_inflight():
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt, max_inflight=4)
-    src._handle_batches({TP: [record(i) for i in range(3)]})
+    src.handler.handle_batches({TP: [record(i) for i in range(3)]})
     assert not src.tracker.space.is_set()
     mqtt.ack(1)
     await settle()
@@ -122,7 +122,7 @@ async def test_rules_see_the_emqx_message_with_event_and_timestamp():
     mqtt = InMemoryMqtt()
     src = source(mqtt, topic="in", topic_mapping=[])
     src.context.dispatch = dispatch
-    src._handle_batches({TP: [record(0, value=b'{"a": 1}')]})
+    src.handler.handle_batches({TP: [record(0, value=b'{"a": 1}')]})
     await settle()
     [event] = seen
     assert event["event"] == "$bridges/kafka_consumer:s"
@@ -136,10 +136,10 @@ async def test_a_commit_is_due_once_half_of_max_inflight_settled_whatever_the_in
     mqtt = InMemoryMqtt()
     src = source(mqtt, max_inflight=10, offset_commit_interval_seconds="1h")
     src.tracker.window(TP).committed = 0
-    src._handle_batches({TP: [record(i) for i in range(4)]})
+    src.handler.handle_batches({TP: [record(i) for i in range(4)]})
     await settle()
     assert src.tracker.uncommitted() == 4 and not src._commit_due(3600)
-    src._handle_batches({TP: [record(4)]})
+    src.handler.handle_batches({TP: [record(4)]})
     await settle()
     assert src.tracker.uncommitted() == 5 and src._commit_due(3600)
     src.tracker.mark_committed(src.tracker.committable())
@@ -150,7 +150,7 @@ async def test_settled_records_hold_their_room_in_the_window_until_committed():
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt, max_inflight=10, offset_commit_interval_seconds="1h")
     src.tracker.window(TP).committed = 0
-    src._handle_batches({TP: [record(i) for i in range(6)]})
+    src.handler.handle_batches({TP: [record(i) for i in range(6)]})
     assert src._room() == 4
     mqtt.ack(6)
     await settle()
