@@ -146,6 +146,9 @@ def test_sql_completion_of_functions_and_columns(instance_factory, console, mqtt
     ui.go("/rules/new")
     ui.heading("Create rule")
     sql = page.locator("#rule-sql")
+    # The catalogue (GET /rule_functions, /rule_events) loads after the page: suggestions start
+    # once it is in, which the editor tells assistive technology by aria-autocomplete.
+    expect(sql).to_have_attribute("aria-autocomplete", "list")
     sql.fill("")
     sql.press_sequentially("SELECT up")
     options = page.get_by_role("listbox", name="Completions").get_by_role("option")
