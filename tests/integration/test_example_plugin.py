@@ -48,8 +48,12 @@ async def test_the_example_plugin_in_a_running_app(tmp_path, mqtt_broker, mosqui
             await asyncio.to_thread(mosquitto_pub, f"{p}/t/2", '{"t": "warm"}')  # fails alone
             await asyncio.to_thread(mosquitto_pub, f"{p}/t/3", '{"t": -40}')
             ticks = await asyncio.to_thread(sub.wait, 20)
-            for _ in range(200):  # up to 10 s for the two outputs to be on disk
-                if app.actions["jsonl_file:out"].metrics.get("success") >= 2:
+            # Up to 10 s for the two outputs to be on disk and the third tick to be counted: a
+            # tick counts once its republish is acknowledged by the broker, which may come after
+            # mosquitto_sub has already received it.
+            for _ in range(200):
+                if (app.actions["jsonl_file:out"].metrics.get("success") >= 2
+                        and app.sources["ticker:clock"].metrics.get("success") >= 3):
                     break
                 await asyncio.sleep(0.05)
         finally:
