@@ -131,6 +131,29 @@ def test_hook_mqferry_register_commands():
     assert result.output == "hi\n"
 
 
+def test_hook_mqferry_cluster_transport():
+    from mqferry import ClusterConfig, ConfigError
+    from mqferry.testing import ClusterBus
+
+    bus = ClusterBus()
+    seen = []
+
+    class P:
+        @hookimpl
+        def mqferry_cluster_transport(self, config, node):
+            seen.append((config.name, node, config.transport_options()))
+            return bus.transport(node)
+
+    cfg = ClusterConfig(name="plant-7", bootstrap_hosts="k:9092")
+    ps = load_plugins(entry_points_=[], extra=[("p", P())], warn_missing_builtins=False)
+    transport = ps.cluster_transport(cfg, "n1@h")
+    assert transport.node == "n1@h" and transport.bus is bus
+    assert seen == [("plant-7", "n1@h", {"bootstrap_hosts": "k:9092"})]
+    none = load_plugins(entry_points_=[], warn_missing_builtins=False)
+    with pytest.raises(ConfigError, match="no installed plugin provides a cluster transport"):
+        none.cluster_transport(cfg, "n1@h")
+
+
 def test_a_plugin_that_fails_to_import_is_named_and_the_rest_load(plugin_dir, caplog):
     good = plugin_dir("good_plugin", SINK.format(type="good"))
     bad = plugin_dir("bad_plugin", "raise RuntimeError('boom at import')\n")

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from mqferry._version import __version__
 from mqferry.buffer import DiskQueue
+from mqferry.cluster.transport import ClusterLog, ClusterTransport, LogRecord, SlotListener
 from mqferry.config import (
     ActionConfigBase,
     ByteSize,
+    ClusterConfig,
     ConnectorConfigBase,
     Duration,
     DurationS,
@@ -70,6 +72,9 @@ __all__ = [
     "ActionRegister",
     "ActionType",
     "ByteSize",
+    "ClusterConfig",
+    "ClusterLog",
+    "ClusterTransport",
     "Component",
     "ConfigError",
     "Connector",
@@ -87,6 +92,7 @@ __all__ = [
     "FunctionRegister",
     "HealthStatus",
     "LogLimiter",
+    "LogRecord",
     "Metrics",
     "MqferryError",
     "MqttPublisher",
@@ -99,6 +105,7 @@ __all__ = [
     "RuleSyntaxError",
     "RuntimeContext",
     "Secret",
+    "SlotListener",
     "Source",
     "SourceConfigBase",
     "SourceFactory",

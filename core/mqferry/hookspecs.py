@@ -15,6 +15,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from mqferry.cluster.transport import ClusterTransport
+    from mqferry.config import ClusterConfig
     from mqferry.registry import (
         ActionRegister,
         ConnectorRegister,
@@ -98,4 +100,22 @@ def mqferry_register_commands(cli: click.Group) -> None:
 
     Returns:
         Nothing.
+    """
+
+
+@hookspec(firstresult=True)
+def mqferry_cluster_transport(config: ClusterConfig, node: str) -> ClusterTransport | None:
+    """Provide the transport of a cluster: its shared logs and its session-slot membership.
+
+    Fires once at start-up when the configuration has a ``cluster`` section; the first plugin
+    that returns a transport is used (``mqferry_cluster`` ships one on Kafka). It validates the
+    section's transport fields (``config.transport_options()``) and raises
+    :class:`~mqferry.ConfigError` naming what is wrong.
+
+    Args:
+        config: the ``cluster`` section.
+        node: this node's name (the config's ``node``).
+
+    Returns:
+        The transport, not started; ``None`` when this plugin does not provide one.
     """

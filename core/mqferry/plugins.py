@@ -23,6 +23,8 @@ from mqferry.registry import Registries
 if TYPE_CHECKING:
     import click
 
+    from mqferry.cluster.transport import ClusterTransport
+    from mqferry.config import ClusterConfig
     from mqferry.rules import FunctionTable
 
 log = logging.getLogger(__name__)
@@ -31,7 +33,8 @@ ENTRY_POINT_GROUP = "mqferry"
 DISABLE_ENV = "MQFERRY_DISABLE_PLUGINS"
 
 #: Built-in plugins the core expects; a missing one is warned about (a broken install).
-EXPECTED_BUILTINS = ("mqtt", "functions", "kafka_producer", "kafka_consumer", "republish", "bench")
+EXPECTED_BUILTINS = ("mqtt", "functions", "kafka_producer", "kafka_consumer", "republish", "bench",
+                     "cluster")
 
 @dataclass(frozen=True, slots=True)
 class PluginInfo:
@@ -94,6 +97,26 @@ class PluginSet:
     def add_commands(self, cli: click.Group) -> None:
         """Let plugins add CLI commands."""
         self.manager.hook.mqferry_register_commands(cli=cli)
+
+    def cluster_transport(self, config: ClusterConfig, node: str) -> ClusterTransport:
+        """The transport of the ``cluster`` section, from the first plugin that provides one.
+
+        Raises:
+            ConfigError: no plugin provides one, or the section's transport fields are invalid.
+        """
+        from mqferry.errors import ConfigError
+
+        try:
+            transport = self.manager.hook.mqferry_cluster_transport(config=config, node=node)
+        except MqferryError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"mqferry_cluster_transport failed: {type(exc).__name__}: {exc}",
+                              component="cluster") from exc
+        if transport is None:
+            raise ConfigError([("cluster", "no installed plugin provides a cluster transport "
+                                "(the mqferry_cluster plugin does: is it disabled?)")])
+        return transport  # type: ignore[no-any-return]
 
     def _call_each(self, hook_name: str, make_register: Callable[[str], object]) -> None:
         # Each implementation gets a register that knows which plugin it speaks for, so a

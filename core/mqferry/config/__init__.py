@@ -14,6 +14,7 @@ from mqferry.config.loader import (
 )
 from mqferry.config.models import (
     ActionConfigBase,
+    ClusterConfig,
     ConnectorConfigBase,
     InlineAction,
     MqttConfig,
@@ -30,6 +31,7 @@ __all__ = [
     "ActionConfigBase",
     "AppConfig",
     "ByteSize",
+    "ClusterConfig",
     "ComponentSpec",
     "ConnectorConfigBase",
     "Duration",

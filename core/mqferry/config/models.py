@@ -303,6 +303,38 @@ class ApiConfig(Strict):
         return int(self.listen.rpartition(":")[2])
 
 
+class ClusterConfig(BaseModel):
+    """``cluster``: the nodes sharing this configuration and the load, coordinated through Kafka.
+
+    Only ``name`` and the timings are the core's; the Kafka connection (``bootstrap_hosts``,
+    ``authentication``, ``ssl``, ... with the Kafka connector's field names) is validated by the
+    plugin that provides the cluster transport (``mqferry_cluster``).
+    """
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    #: The cluster's id: its Kafka topics are ``mqferry-<name>-<what>``, its MQTT share group and
+    #: session client ids start with it.
+    name: Name
+    #: How many persistent MQTT sessions share the rule subscriptions; the live nodes divide
+    #: them among themselves. More slots than nodes lets a dead node's share spread over several.
+    session_slots: int = Field(default=8, ge=1, le=256)
+    #: How often a node tells the others it is alive (and its metrics).
+    heartbeat_interval: Duration = 2.0
+    #: A node silent this long is gone: its session slots move to the live nodes.
+    node_timeout: Duration = 10.0
+
+    @model_validator(mode="after")
+    def _timeout_after_heartbeats(self) -> ClusterConfig:
+        if self.node_timeout < 2 * self.heartbeat_interval:
+            raise ValueError("node_timeout must be at least twice heartbeat_interval")
+        return self
+
+    def transport_options(self) -> dict[str, Any]:
+        """The fields the cluster transport validates (everything but the core's own)."""
+        return dict(self.model_extra or {})
+
+
 class RawConfig(Strict):
     """The file's shape before plugin types are validated: ``<kind>.<type>.<name>`` maps."""
 
@@ -315,3 +347,5 @@ class RawConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     node: str = "mqferry@localhost"
     data_dir: str = "data"
+    #: Several nodes sharing configuration and load (see :class:`ClusterConfig`); none: one node.
+    cluster: ClusterConfig | None = None

@@ -6,6 +6,8 @@ The twins implement the same interfaces as the real parts and are injected, neve
   (deliver incoming messages, see what was published and acknowledged);
 - :class:`InMemoryMqtt` and :func:`runtime_context`: the MQTT publisher and runtime a source or
   an action is built with;
+- :class:`ClusterBus` and :class:`ClusterTwin`: an in-memory cluster transport (shared logs,
+  slot membership) for several nodes in one process;
 - :class:`RecordingAction` and :class:`RecordingDelivery`: an action and a delivery that
   remember what happened to them.
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from mqferry.metrics import Metrics, action_metrics
 from mqferry.testing._app import AppHarness, build_app
+from mqferry.testing._cluster import ClusterBus, ClusterTwin
 from mqferry.testing._mqtt import IncomingMessage, InMemoryMqtt, MqttTwin, Published
 from mqferry.types import Delivery, HealthStatus, RuntimeContext, Status
 
@@ -124,6 +127,8 @@ def runtime_context(mqtt: InMemoryMqtt | None = None, *, data_dir: Path | None =
 
 __all__ = [
     "AppHarness",
+    "ClusterBus",
+    "ClusterTwin",
     "InMemoryMqtt",
     "IncomingMessage",
     "MqttTwin",

@@ -1,0 +1,104 @@
+"""A cluster log on Kafka: one compacted single-partition topic, appended and tailed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from mqferry import LogRecord, MqferryError, RetryLog
+from mqferry_cluster.topics import Topics
+
+log = logging.getLogger(__name__)
+
+__all__ = ["KafkaLog"]
+
+
+class KafkaLog:
+    """The cluster log ``name``, on topic ``mqferry-<cluster>-<name>``.
+
+    Args:
+        name: which log.
+        topics: makes the topic on first use.
+        producer: the transport's producer (``None`` until it has started).
+        options: aiokafka client keyword arguments for the readers.
+        timeout: how long an append or an end lookup waits for Kafka, in seconds.
+    """
+
+    def __init__(self, name: str, topics: Topics, producer: Callable[[], AIOKafkaProducer | None],
+                 options: dict[str, Any], *, timeout: float = 10.0) -> None:
+        self._name = name
+        self._topics = topics
+        self.topic = topics.name(name)
+        self._producer = producer
+        self._options = options
+        self._timeout = timeout
+        self._tp = TopicPartition(self.topic, 0)
+
+    @property
+    def name(self) -> str:
+        """Which log."""
+        return self._name
+
+    async def append(self, key: str, value: bytes | None) -> int:
+        """Append a record; return its offset once every in-sync replica has it."""
+        producer = self._producer()
+        if producer is None:
+            raise MqferryError(f"cluster log {self._name}: Kafka is not reachable yet")
+        try:
+            await self._topics.ensure(self._name)
+            meta = await asyncio.wait_for(
+                producer.send_and_wait(self.topic, value, key=key.encode(), partition=0),
+                self._timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise MqferryError(f"cluster log {self._name}: append failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        return int(meta.offset)
+
+    async def end(self) -> int:
+        """The offset the next record will get."""
+        consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False)
+        try:
+            await self._topics.ensure(self._name)
+            await asyncio.wait_for(consumer.start(), self._timeout)
+            consumer.assign([self._tp])
+            ends = await asyncio.wait_for(consumer.end_offsets([self._tp]), self._timeout)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise MqferryError(f"cluster log {self._name}: cannot read its end: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            await consumer.stop()
+        return int(ends[self._tp])
+
+    async def read(self, start: int = 0) -> AsyncIterator[LogRecord]:
+        """The records from ``start`` on, for ever; outages are waited out and resumed."""
+        position = start
+        retries = RetryLog(log, f"cluster log {self._name}: Kafka")
+        delay = 0.5
+        while True:
+            consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False,
+                                        auto_offset_reset="earliest")
+            try:
+                await self._topics.ensure(self._name)
+                await consumer.start()
+                consumer.assign([self._tp])
+                consumer.seek(self._tp, position)
+                retries.reset()
+                delay = 0.5
+                while True:
+                    batch = await consumer.getmany(self._tp, timeout_ms=1000)
+                    for msg in batch.get(self._tp, ()):
+                        position = msg.offset + 1
+                        key = msg.key.decode(errors="replace") if msg.key is not None else ""
+                        yield LogRecord(msg.offset, key, msg.value)
+            except (KafkaError, OSError, MqferryError) as exc:
+                retries.failed(f"{type(exc).__name__}: {exc}", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            finally:
+                await consumer.stop()
+
