@@ -1,7 +1,7 @@
 // A textarea with the highlighted SQL drawn behind it, the error marked at its line and column,
 // and completion of columns, functions and keywords.
 import type { JSX } from "preact";
-import { useRef, useState } from "preact/hooks";
+import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { type Catalogue, type Completion, type Token, complete, tokenLines } from "./sql";
 
 interface Props {
@@ -23,6 +23,11 @@ interface Open {
 
 export function SqlEditor(p: Props): JSX.Element {
   const pre = useRef<HTMLPreElement>(null);
+  const input = useRef<HTMLTextAreaElement>(null);
+  // Where the caret goes once the value an accepted completion made is rendered. Set in the
+  // same render (not a later animation frame): keys typed meanwhile must not be moved behind it.
+  const caretAfter = useRef<{ value: string; at: number } | null>(null);
+  const typed = useRef(false);
   const [open, setOpen] = useState<Open | null>(null);
   const [scroll, setScroll] = useState({ top: 0, left: 0 });
   const lines = tokenLines(p.value);
@@ -42,10 +47,25 @@ export function SqlEditor(p: Props): JSX.Element {
   const accept = (ta: HTMLTextAreaElement, o: Open, c: Completion) => {
     const v = p.value.slice(0, o.start) + c.insert + p.value.slice(o.caret);
     const at = o.start + c.insert.length;
+    caretAfter.current = { value: v, at };
     p.onInput(v);
     setOpen(null);
-    requestAnimationFrame(() => { ta.focus(); ta.setSelectionRange(at, at); });
+    ta.focus();
   };
+  useLayoutEffect(() => {
+    const want = caretAfter.current;
+    const ta = input.current;
+    if (!want || !ta) return;
+    caretAfter.current = null;
+    if (ta.value === want.value) ta.setSelectionRange(want.at, want.at);
+  }, [p.value]);
+  // The functions and columns may arrive after typing began: suggest then, without a new key.
+  useEffect(() => {
+    const ta = input.current;
+    if (p.catalogue && ta && typed.current && document.activeElement === ta) {
+      suggest(ta.value, ta.selectionStart, false);
+    }
+  }, [p.catalogue]);
   const onKey = (e: KeyboardEvent) => {
     const ta = e.target as HTMLTextAreaElement;
     if (e.key === " " && e.ctrlKey) {
@@ -96,7 +116,7 @@ export function SqlEditor(p: Props): JSX.Element {
           );
         })}
       </pre>
-      <textarea id={p.id} class="sql-input" spellcheck={false} aria-label={p.label}
+      <textarea ref={input} id={p.id} class="sql-input" spellcheck={false} aria-label={p.label}
         aria-invalid={p.error ? "true" : "false"}
         aria-describedby={p.error ? p.id + "-error" : undefined}
         aria-autocomplete={p.catalogue ? "list" : undefined} aria-controls={open ? listId : undefined}
@@ -107,7 +127,8 @@ export function SqlEditor(p: Props): JSX.Element {
           const ta = e.target as HTMLTextAreaElement;
           p.onInput(ta.value);
           // Typing opens the list; deleting or pasting closes it.
-          if ((e as InputEvent).inputType === "insertText") suggest(ta.value, ta.selectionStart, false);
+          typed.current = (e as InputEvent).inputType === "insertText";
+          if (typed.current) suggest(ta.value, ta.selectionStart, false);
           else setOpen(null);
         }}
         onBlur={() => setOpen(null)} onClick={() => setOpen(null)}
