@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -10,6 +11,9 @@ from aiokafka.errors import KafkaError
 
 from mqferry import HealthStatus, Status
 from mqferry_kafka.config import KafkaConnectorConfig, client_options
+
+#: The longest closing the probe's client may take, in seconds.
+CLOSE_TIMEOUT_S = 5.0
 
 
 async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") -> HealthStatus:
@@ -24,6 +28,9 @@ async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") 
         reason = str(exc) or type(exc).__name__
         return HealthStatus(Status.DISCONNECTED, f"{cfg.bootstrap_hosts}: {reason}")
     finally:
-        await admin.close()
+        # Bounded: a close after a cancelled start can wait on a connection that never came,
+        # and must not hold the caller's stop.
+        with contextlib.suppress(TimeoutError, KafkaError, OSError):
+            await asyncio.wait_for(admin.close(), CLOSE_TIMEOUT_S)
     return HealthStatus(Status.CONNECTED)
 

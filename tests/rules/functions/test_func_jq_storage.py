@@ -133,3 +133,54 @@ def test_map_to_redis_hset_args():
     payload = '{"a": 1, "b": "x", "c": {"d": true}, "e": null}'
     got = run("map_to_redis_hset_args(json_decode(payload))", payload)
     assert got == ["a", "1", "b", "x", "c", '{"d":true}']
+
+
+ORPHAN = """
+import sys
+import psutil
+from mqferry.rules import evaluate_sql
+
+def run(expr):
+    return evaluate_sql(f'SELECT {expr} AS v FROM "t/#"', {"topic": "t/1", "payload": "{}"})
+
+if __name__ == "__main__":  # the workers are spawned: they import this file again
+    run("jq('.', payload)")
+    print(" ".join(str(c.pid) for c in psutil.Process().children()), flush=True)
+    run("jq('def f: f; f', payload, 2000)")
+"""
+
+
+def test_a_worker_left_by_a_killed_mqferry_ends_by_itself(tmp_path):
+    # mqferry killed with SIGKILL mid-program cannot kill its jq worker: the worker's own alarm
+    # ends it once the program's timeout (plus a grace) has passed.
+    import subprocess
+    import sys
+
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers: list[int] = []
+    try:
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        assert workers, "the script started no jq worker"
+        time.sleep(0.5)  # the runaway program is running in a worker
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 2.0 + jqfuncs.ORPHAN_GRACE_S + 3.0
+        while time.monotonic() < deadline and any(_running(p) for p in workers):
+            time.sleep(0.1)
+        assert not any(_running(p) for p in workers)
+    finally:
+        proc.kill()
+        proc.wait(10)
+        proc.stdout.close()
+        for pid in workers:
+            if _running(pid):
+                psutil.Process(pid).kill()
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

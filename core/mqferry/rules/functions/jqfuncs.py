@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ MAX_TIMEOUT_MS = 10_000
 MAX_WORKERS = 2
 #: The longest a new worker may take to start (spawning a Python interpreter, importing jq).
 START_TIMEOUT_S = 30.0
+#: How long past its caller's timeout a worker lets a program run before the kernel ends the
+#: worker itself: the bound that holds when mqferry is gone and cannot kill it (``kill -9``).
+ORPHAN_GRACE_S = 1.0
 
 
 @functools.lru_cache(maxsize=256)
@@ -49,17 +53,26 @@ def _compile(program: str) -> Any:
 
 
 def _serve(conn: Connection) -> None:
-    """The worker process: answer ``(program, data)`` requests until the pipe closes."""
+    """The worker process: answer ``(program, data, limit_s)`` requests until the pipe closes.
+
+    Each program runs under a real-time alarm of ``limit_s`` seconds left at the default action,
+    so the kernel ends the worker even while jq holds the interpreter lock and even when its
+    parent died without killing it.
+    """
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     conn.send(("ready", None))
     while True:
         try:
-            program, data = conn.recv()
+            program, data, limit_s = conn.recv()
         except EOFError:
             return
+        signal.setitimer(signal.ITIMER_REAL, limit_s)
         try:
             reply: tuple[str, Any] = ("ok", _compile(program).input_value(data).all())
         except Exception as exc:  # every failure goes back to the caller, as text
             reply = ("error", str(exc))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
         conn.send(reply)
 
 
@@ -88,11 +101,15 @@ class _Worker:
             EOFError: the worker died.
             OSError: the pipe to the worker is broken.
         """
-        self._conn.send((program, data))
+        self._conn.send((program, data, max(timeout_s, 0.0) + ORPHAN_GRACE_S))
         if not self._conn.poll(max(timeout_s, 0.0)):
             return None
         reply: tuple[str, Any] = self._conn.recv()
         return reply
+
+    def alive(self) -> bool:
+        """Whether the worker process still runs."""
+        return self._process.is_alive()
 
     def kill(self) -> None:
         """Stop the process at once and release the pipe."""
