@@ -6,6 +6,7 @@ The twins implement the same interfaces as the real parts and are injected, neve
   (deliver incoming messages, see what was published and acknowledged);
 - :class:`InMemoryMqtt` and :func:`runtime_context`: the MQTT publisher and runtime a source or
   an action is built with;
+- :func:`load_plugins`: the installed plugins, or a module of yours as an extra plugin;
 - :class:`ClusterBus` and :class:`ClusterTwin`: an in-memory cluster transport (shared logs,
   slot membership) for several nodes in one process;
 - :class:`RecordingAction` and :class:`RecordingDelivery`: an action and a delivery that
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mqferry.metrics import Metrics, action_metrics
+from mqferry.plugins import PluginSet, load_plugins
 from mqferry.testing._app import AppHarness, build_app
 from mqferry.testing._cluster import ClusterBus, ClusterTwin
 from mqferry.testing._mqtt import IncomingMessage, InMemoryMqtt, MqttTwin, Published
@@ -132,10 +134,12 @@ __all__ = [
     "InMemoryMqtt",
     "IncomingMessage",
     "MqttTwin",
+    "PluginSet",
     "Published",
     "RecordingAction",
     "RecordingDelivery",
     "build_app",
+    "load_plugins",
     "runtime_context",
     "wait_until",
 ]
