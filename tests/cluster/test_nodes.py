@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from mqferry import ClusterConfig, Status
+from mqferry.cluster import nodes as nodes_module
 from mqferry.cluster.nodes import NodeDirectory, NodeNameTaken, directory_of
 from mqferry.testing import ClusterBus, ClusterTwin, build_app
 from tests.api.fakes import fake_plugins
@@ -206,3 +207,40 @@ async def test_metrics_per_node_hold_each_live_nodes_latest_snapshot():
     assert (await b.health()).status is Status.STOPPED
     stopped = orjson.loads(bus.logs["status"].records[-1].value)
     assert stopped["node"] == "b@h" and stopped["status"] == "stopped"
+
+
+async def test_at_start_a_node_reads_only_the_tail_of_a_long_status_log(monkeypatch):
+    monkeypatch.setattr(nodes_module, "CATCH_UP_TAIL", 10)
+    bus = ClusterBus()
+    log = bus.transport("x").log("status")
+    now = int(time.time() * 1000)
+
+    def beat(node: str) -> bytes:
+        return orjson.dumps({"node": node, "instance": "i", "status": "running",
+                             "host": "far", "pid": 1, "at": now})
+
+    await log.append("early@h", beat("early@h"))  # before the tail: not read
+    for i in range(30):
+        await log.append(f"old{i}@h", beat(f"old{i}@h"))
+    await log.append("late@h", beat("late@h"))
+    a = directory(bus, "a@h")
+    await a.claim()
+    listed = set(names(a))
+    assert {"a@h", "late@h"} <= listed and "early@h" not in listed
+    assert len(listed) == 11  # a@h and the last ten records
+
+
+async def test_a_heartbeat_too_large_is_written_without_its_metrics(monkeypatch, caplog):
+    monkeypatch.setattr(nodes_module, "MAX_HEARTBEAT_BYTES", 300)
+    bus = ClusterBus()
+    a, b = directory(bus, "a@h"), directory(bus, "b@h")
+    with caplog.at_level(logging.WARNING, logger="mqferry.cluster.nodes"):
+        await a.start()
+        await b.start()
+        await eventually(lambda: names(b) == ["a@h", "b@h"])
+    beat = b.find("a@h")
+    assert beat is not None and beat["metrics"] == {}
+    assert beat["metrics_omitted"].endswith("bytes with the metrics")
+    assert any("written without them" in r.getMessage() for r in caplog.records)
+    await a.stop()
+    await b.stop()

@@ -49,6 +49,18 @@ __all__ = ["STATUS_LOG", "NodeDirectory", "NodeNameTaken", "directory_of", "loca
 #: The cluster log the heartbeats are written to.
 STATUS_LOG = "status"
 
+#: How many of the status log's last records a node reads at start. Compaction keeps a day of
+#: heartbeats before it thins them (the cluster's logs keep their recent history), which is
+#: far more than matters: a live node wrote within ``node_timeout``, so its latest heartbeat is
+#: among the last ``nodes * node_timeout / heartbeat_interval`` records (5 per node with the
+#: defaults): 5,000 covers a thousand nodes, and reads in about a second.
+CATCH_UP_TAIL = 5000
+
+#: The largest heartbeat written with its metrics; a larger one (thousands of rules) is written
+#: without them, so the node still counts as live (Kafka refuses records above its
+#: ``max.message.bytes``), and says so once.
+MAX_HEARTBEAT_BYTES = 512 * 1024
+
 
 class NodeNameTaken(MqferryError):
     """Another live instance of this cluster runs under this node's name."""
@@ -129,7 +141,7 @@ class NodeDirectory:
         #: The latest heartbeat of another instance using this node's name.
         self._rival: _Seen | None = None
         self._write_error: str | None = None
-        self._limiter = LogLimiter(log)
+        self._limiter = LogLimiter(log, interval=60.0)
         self._retries = RetryLog(log, f"cluster {config.name}: status log")
         self._heartbeats = Supervisor(f"mqferry[cluster:{config.name}].heartbeat",
                                       self._heartbeat_loop)
@@ -261,7 +273,17 @@ class NodeDirectory:
                 f"{time.monotonic() - seen.at:.1f} s ago): give each node its own `node`")
 
     def _encode(self, status: str) -> bytes:
-        return orjson.dumps(self.local(status))
+        beat = self.local(status)
+        data = orjson.dumps(beat)
+        if len(data) <= MAX_HEARTBEAT_BYTES:
+            return data
+        self._limiter.warning("status-size", "cluster %s: this node's heartbeat is %d bytes "
+                              "with its metrics (more than %d): written without them, so the "
+                              "other nodes' totals leave this node out", self.config.name,
+                              len(data), MAX_HEARTBEAT_BYTES)
+        beat["metrics"] = {}
+        beat["metrics_omitted"] = f"{len(data)} bytes with the metrics"
+        return orjson.dumps(beat)
 
     async def _beat(self) -> None:
         try:
@@ -286,8 +308,9 @@ class NodeDirectory:
         if self._caught_up:
             return
         end = await self._log.end()
-        if end > self._position:
-            records = self._log.read(self._position)
+        start = max(self._position, end - CATCH_UP_TAIL)
+        if end > start:
+            records = self._log.read(start)
             try:
                 async for record in records:
                     self._receive(record, live=False)
