@@ -242,8 +242,13 @@ class NodeDirectory:
 
     def node_metrics(self) -> dict[str, dict[str, dict[str, float]]]:
         """``node -> component id -> metrics`` of every running node (this one: now)."""
-        return {b["node"]: b.get("metrics") or {} for b in self.nodes()
-                if b["status"] == "running"}
+        # Not through nodes(): a metrics request needs no load, memory or description.
+        out = {self.node: self.app.metrics()}
+        for name, seen in self._seen.items():
+            if (name != self.node and self._live(seen)
+                    and seen.heartbeat.get("status") == "running"):
+                out[name] = seen.heartbeat.get("metrics") or {}
+        return {name: out[name] for name in sorted(out)}
 
     def local(self, status: str = "running") -> dict[str, Any]:
         """This node's heartbeat, made now."""
