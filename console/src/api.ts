@@ -163,3 +163,45 @@ export async function allRules(): Promise<Rule[]> {
     if (!r.meta?.hasnext || r.data.length === 0) return out;
   }
 }
+
+/** A node of the cluster (GET /nodes): EMQX's fields and what runs on it. */
+export interface ClusterNode {
+  node: string;
+  node_status: string;
+  version: string;
+  /** Milliseconds. */
+  uptime: number;
+  load1?: number;
+  load5?: number;
+  load15?: number;
+  /** Bytes: the machine's memory, and this node's resident size. */
+  memory_total?: number;
+  memory_used?: number;
+  host?: string;
+  pid?: number;
+  runs?: { sources?: string[]; rules?: string[]; slots?: number[] };
+}
+
+/** A metrics endpoint's answer: the cluster's total and each node's. */
+export interface NodeMetrics {
+  metrics: Metrics;
+  node_metrics: { node: string; metrics: Metrics }[];
+}
+
+/** "3d 4h", "2h 5m", "4m 10s": a duration in milliseconds, to its two largest units. */
+export function uptime(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const parts: [number, string][] = [[Math.floor(s / 86400), "d"], [Math.floor(s / 3600) % 24, "h"], [Math.floor(s / 60) % 60, "m"], [s % 60, "s"]];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first < 0) return "0s";
+  return parts.slice(first, first + 2).filter(([n]) => n > 0).map(([n, u]) => `${n}${u}`).join(" ");
+}
+
+/** "512 MiB", "1.5 GiB": bytes, binary units. */
+export function bytes(n: number | undefined): string {
+  if (n === undefined) return "–";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${i === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${units[i]}`;
+}

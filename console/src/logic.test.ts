@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { errorPosition, parsePrometheus } from "./api";
+import { bytes, errorPosition, parsePrometheus, uptime } from "./api";
 import { HISTORY_MS, historyPoints, mergeSamples, segments } from "./Chart";
 import { type FlowInput, ROUTING, buildFlow, layout, nodeTitle, route, sample } from "./flow";
 import { type OpenApi, errorProblems, fields, isBasic, problemsByField, prune, typeSchemas, variantIndex } from "./schema";
@@ -291,5 +291,22 @@ describe("inline actions and the mqtt section", () => {
   });
   it("finds the mqtt section's form in the PUT body", () => {
     expect(Object.keys(mqttSchema(actionsDoc)!.properties!)).toEqual(["server", "clientid"]);
+  });
+});
+
+describe("the nodes page's units", () => {
+  it("shows an uptime by its two largest units", () => {
+    expect(uptime(0)).toBe("0s");
+    expect(uptime(4_000)).toBe("4s");
+    expect(uptime(250_000)).toBe("4m 10s");
+    expect(uptime(2 * 3600_000 + 5 * 60_000 + 9_000)).toBe("2h 5m");
+    expect(uptime(3 * 86400_000 + 4 * 3600_000)).toBe("3d 4h");
+    expect(uptime(86400_000 + 30_000)).toBe("1d");
+  });
+  it("shows memory in binary units", () => {
+    expect(bytes(undefined)).toBe("–");
+    expect(bytes(512)).toBe("512 B");
+    expect(bytes(1536 * 1024)).toBe("1.5 MiB");
+    expect(bytes(64 * 1024 ** 3)).toBe("64 GiB");
   });
 });

@@ -8,6 +8,7 @@ import { ComponentEdit } from "./pages/ComponentEdit";
 import { ComponentList } from "./pages/ComponentList";
 import { Flow } from "./pages/Flow";
 import { MqttSettings } from "./pages/MqttSettings";
+import { Nodes } from "./pages/Nodes";
 import { RuleEdit } from "./pages/RuleEdit";
 import { Rules } from "./pages/Rules";
 import { SignIn } from "./pages/SignIn";
@@ -16,7 +17,7 @@ import { resetOpenApi } from "./ui";
 import "./style.css";
 
 const NAV: [string, string][] = [
-  ["/connectors", "Connectors"], ["/rules", "Rules"], ["/actions", "Actions"], ["/sources", "Sources"], ["/flow", "Flow"], ["/mqtt", "MQTT"],
+  ["/connectors", "Connectors"], ["/rules", "Rules"], ["/actions", "Actions"], ["/sources", "Sources"], ["/flow", "Flow"], ["/mqtt", "MQTT"], ["/nodes", "Nodes"],
 ];
 
 function route(path: string): JSX.Element {
@@ -32,6 +33,7 @@ function route(path: string): JSX.Element {
   if ((m = match("/rules/:id", path))) return <RuleEdit key={m.id} id={m.id} />;
   if (path === "/flow") return <Flow />;
   if (path === "/mqtt") return <MqttSettings />;
+  if (path === "/nodes") return <Nodes />;
   if (path === "/" || path === "") return <ComponentList kind="connectors" />;
   return <p class="page">No page at {path}. <a href="#/connectors">Connectors</a></p>;
 }
@@ -39,7 +41,7 @@ function route(path: string): JSX.Element {
 // A viewer key may only read (the API refuses the rest with 403): pages that edit are shown with
 // every control disabled, and on the list pages the controls that change something are disabled
 // and the "create" links hidden (style.css, .viewer).
-const LIST_PAGE = /^\/?(connectors|actions|sources|rules|flow)?$/;
+const LIST_PAGE = /^\/?(connectors|actions|sources|rules|flow|nodes)?$/;
 const CHANGES = 'input[aria-label^="Enable"], button.danger';
 
 function useReadOnly(viewer: boolean): void {

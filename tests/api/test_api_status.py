@@ -111,11 +111,14 @@ async def test_prometheus_metrics(client, controller):
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
     text = r.text
-    assert 'mqferry_rule_matched_total{id="r1"} 2.0' in text
-    assert 'mqferry_rule_failed_by_reason_total{id="r1",reason="exception"} 1.0' in text
-    assert 'mqferry_action_success_total{id="fake:a1",type="fake"} 1.0' in text
+    # every sample names the node it comes from (the exposition sorts the labels)
+    node = 'node="mqferry@localhost"'
+    assert f'mqferry_rule_matched_total{{id="r1",{node}}} 2.0' in text
+    assert f'mqferry_rule_failed_by_reason_total{{id="r1",{node},reason="exception"}} 1.0' in text
+    assert f'mqferry_action_success_total{{id="fake:a1",{node},type="fake"}} 1.0' in text
     assert "# TYPE mqferry_action_rate gauge" in text
-    assert 'mqferry_status{id="fake:c1",kind="connector",status="connected"} 1.0' in text
+    assert (f'mqferry_status{{id="fake:c1",kind="connector",{node},status="connected"}} 1.0'
+            in text)
     assert "s3cret" not in text
 
 

@@ -137,7 +137,9 @@ def _change_while_flowing(api, instance, mqtt_broker, kcat_consume):
     print(f"a: {len(a_old)} old topic + {len(a_new)} new topic; duplicates: {duplicates}")
 
     metrics = api.get("/metrics").text
-    assert f'mqferry_rule_matched_total{{id="rule_b"}} {float(COUNT)}' in metrics
+    # the default node name: the file sets none
+    assert (f'mqferry_rule_matched_total{{id="rule_b",node="mqferry@localhost"}} {float(COUNT)}'
+            in metrics)
 
     on_disk = yaml.safe_load(proc.config_path.read_text())
     assert on_disk["actions"]["kafka_producer"]["sink_a"]["parameters"]["topic"] == topics["a2"]

@@ -2,7 +2,7 @@
 // history, then live samples), reset, enable/disable.
 import type { JSX } from "preact";
 import { useState } from "preact/hooks";
-import { type Component, type Kind, type Metrics, api } from "../api";
+import { type Component, type Kind, type NodeMetrics, api } from "../api";
 import { Chart, HISTORY_MS, type History, WINDOWS, historyPoints, record, samples, seed } from "../Chart";
 import { useLoad } from "../hooks";
 import { enc, navigate } from "../router";
@@ -16,6 +16,8 @@ interface LastError { reason: string; message: string; at: number }
 const lastError = (c: Component): LastError | null => (c.last_error as LastError | null | undefined) ?? null;
 const GAUGES = ["queuing", "inflight"];
 const RATES = ["rate", "rate_max", "rate_last5m"];
+// The columns of the per-node table, those the component has.
+const BY_NODE = ["matched", "received", "success", "failed", "dropped", "queuing", "inflight", "rate"];
 const FAILURE_COLORS = ["#dc2626", "#ea580c", "#a16207", "#be185d", "#7c2d12", "#6d28d9"];
 
 function isFailure(k: string): boolean {
@@ -35,13 +37,13 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
     return h.t.length;
   }, [kind, id]);
   const metrics = useLoad(async () => {
-    const m = await api.get<{ metrics: Metrics }>(`/${kind}/${enc(id)}/metrics`);
+    const m = await api.get<NodeMetrics>(`/${kind}/${enc(id)}/metrics`);
     const t = Date.now();
     for (const k of ["rate", ...GAUGES, ...Object.keys(m.metrics).filter(isFailure)]) {
       if (k in m.metrics) record(`${kind}/${id}/${k}`, t, m.metrics[k]);
     }
     setNow(t);
-    return m.metrics;
+    return m;
   }, [kind, id], POLL_MS);
   const summary = useLoad(() => api.get<{ type: string; name: string; rules: string[] }[]>(`/${kind}_summary`)
     .then((all) => all.find((x) => `${x.type}:${x.name}` === id)?.rules ?? []), [kind, id], 10000);
@@ -51,7 +53,10 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
     setErr(null); setMsg(null);
     try { await fn(); setMsg(what); await Promise.all([comp.reload(), metrics.reload()]); } catch (e) { setErr(e); }
   };
-  const m = metrics.data ?? {};
+  // The cluster's total (this node's alone without a cluster), and each node's.
+  const m = metrics.data?.metrics ?? {};
+  const perNode = metrics.data?.node_metrics ?? [];
+  const nodeColumns = BY_NODE.filter((k) => perNode.some((n) => k in n.metrics));
   const counters = Object.keys(m).filter((k) => !GAUGES.includes(k) && !RATES.includes(k));
   const failures = counters.filter(isFailure);
   const ok = counters.filter((k) => !failures.includes(k));
@@ -103,6 +108,20 @@ export function ComponentDetail({ kind, id }: { kind: Kind; id: string }): JSX.E
         <Chart title="Queuing and inflight" now={now} window={span} series={[series("queuing", "queuing", "#d97706"), series("inflight", "inflight", "#7c3aed")]} />
         <Chart title="Failures by reason (counters)" now={now} window={span}
           series={failures.map((k, i) => series(k, k, FAILURE_COLORS[i % FAILURE_COLORS.length]))} />
+      </div>
+      <h2>By node</h2>
+      <div class="table-wrap">
+        <table class="list" aria-label="Metrics by node">
+          <thead><tr><th scope="col">Node</th>{nodeColumns.map((k) => <th key={k} scope="col" class="num">{k}</th>)}</tr></thead>
+          <tbody>
+            {perNode.map((n) => (
+              <tr key={n.node} data-id={n.node}>
+                <td class="mono"><a href="#/nodes">{n.node}</a></td>
+                {nodeColumns.map((k) => <td key={k} class="num">{n.metrics[k] ?? "–"}</td>)}
+              </tr>
+            ))}
+          </tbody>
+        </table>
       </div>
       <h2>Counters</h2>
       <div class="metrics-row">{ok.map((k) => <Metric key={k} name={k} value={m[k]} />)}</div>

@@ -20,6 +20,7 @@ from mqferry.api.history import history_router
 from mqferry.api.keys import KeyStore, parse_basic
 from mqferry.api.limits import BodyLimits
 from mqferry.api.mqtt_section import mqtt_router
+from mqferry.api.nodes import nodes_router
 from mqferry.api.roles import ADMIN_ONLY, allowed
 from mqferry.api.rules import rules_router
 from mqferry.metrics.prometheus import CONTENT_TYPE, exposition
@@ -115,7 +116,7 @@ def create_api(ctrl: Controller, keys: KeyStore, audit: AuditLog | None = None) 
         v5.include_router(component_router(ctrl, kind))
     v5.include_router(rules_router(ctrl))
     docs_routes(v5, api)
-    for extra in (history_router, catalogue_router, mqtt_router):
+    for extra in (history_router, catalogue_router, mqtt_router, nodes_router):
         v5.include_router(extra(ctrl))
 
     @v5.get("/status", tags=["status"], summary="Liveness, readiness and component status")
@@ -135,7 +136,8 @@ def create_api(ctrl: Controller, keys: KeyStore, audit: AuditLog | None = None) 
             for cid in getattr(app.config, kind):
                 health = await component_status(ctrl, kind, cid)
                 statuses.append((kind.removesuffix("s"), cid, str(health.status)))
-        return Response(exposition(comps, statuses), media_type=CONTENT_TYPE)
+        # Per node, as EMQX's: each node is scraped on its own, told apart by its label.
+        return Response(exposition(comps, statuses, node=app.node), media_type=CONTENT_TYPE)
 
     @v5.get("/whoami", tags=["status"], summary="The API key of this request and its role")
     async def whoami(request: Request) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from mqferry.api.errors import ApiError, bad_request, not_found
+from mqferry.api.nodes import cluster_metrics
 from mqferry.api.redact import redact, refuse_rebinding, refuse_references, restore
 from mqferry.api.schemas import post_model
 from mqferry.config.loader import ComponentSpec
@@ -114,14 +115,15 @@ async def view(ctrl: Controller, kind: str, cid: str) -> dict[str, Any]:
 
 
 def metrics_view(ctrl: Controller, kind: str, cid: str) -> dict[str, Any]:
-    """EMQX's ``{"metrics": {...}, "node_metrics": [{"node", "metrics"}]}``."""
+    """EMQX's ``{"metrics": {...}, "node_metrics": [{"node", "metrics"}]}``: the cluster's total
+    and each node's (this node's alone without a cluster)."""
     component = getattr(ctrl.app, kind).get(cid)
     if component is not None:
         snap = component.metrics.snapshot()
     else:
         names = ACTION_COUNTERS if kind == "actions" else SOURCE_COUNTERS
         snap = dict.fromkeys((*names, "rate", "rate_max", "rate_last5m"), 0)
-    return {"metrics": snap, "node_metrics": [{"node": ctrl.app.node, "metrics": snap}]}
+    return cluster_metrics(ctrl.app, cid, snap)
 
 
 async def _probe(ctrl: Controller, kind: str, spec: ComponentSpec) -> HealthStatus:

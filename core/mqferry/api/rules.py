@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 
 from mqferry.api.errors import ApiError, bad_request, not_found
+from mqferry.api.nodes import cluster_metrics
 from mqferry.api.preview import preview
 from mqferry.api.redact import redact
 from mqferry.api.schemas import RuleBody, RuleTestBody, RuleUpdate, StoredRuleTest
@@ -54,7 +55,8 @@ def rule_view(ctrl: Controller, rid: str) -> dict[str, Any]:
 
 
 def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
-    """EMQX's ``{"id", "metrics", "node_metrics"}`` with the rule's rate names."""
+    """EMQX's ``{"id", "metrics", "node_metrics"}`` with the rule's rate names: the cluster's
+    total and each node's (this node's alone without a cluster)."""
     rule = ctrl.app.rules.get(rid)
     snap: dict[str, float] = {}
     if rule is not None:
@@ -63,7 +65,8 @@ def rule_metrics_view(ctrl: Controller, rid: str) -> dict[str, Any]:
         from mqferry.metrics import RULE_COUNTERS
 
         snap = dict.fromkeys((*RULE_COUNTERS, *_RULE_METRICS_RATES.values()), 0)
-    return {"id": rid, "metrics": snap, "node_metrics": [{"node": ctrl.app.node, "metrics": snap}]}
+    return {"id": rid, **cluster_metrics(ctrl.app, f"rule:{rid}", snap,
+                                         lambda k: _RULE_METRICS_RATES.get(k, k))}
 
 
 def test_event(context: dict[str, Any]) -> dict[str, Any]:

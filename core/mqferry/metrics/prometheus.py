@@ -19,6 +19,9 @@ A family is ``mqferry_<kind>_<name>``, ``kind`` being ``rule``, ``action`` or ``
   them; in PromQL prefer ``rate()`` of the counters.
 
 Component health is ``mqferry_status{id=..., kind=..., status=...} 1``.
+
+Every sample carries the ``node`` label of the node that exposes it: in a cluster each node is
+scraped on its own, and the cluster's total is the PromQL ``sum without (node)`` of them.
 """
 
 from __future__ import annotations
@@ -86,9 +89,10 @@ def family_name(kind: str, sample: Sample) -> tuple[str, float, tuple[tuple[str,
 
 class _Snapshot(Collector):
     def __init__(self, components: Iterable[tuple[str, str, Metrics]],
-                 statuses: Iterable[tuple[str, str, str]]) -> None:
+                 statuses: Iterable[tuple[str, str, str]], node: str | None) -> None:
         self.components = list(components)
         self.statuses = list(statuses)
+        self.node: tuple[tuple[str, str], ...] = (("node", node),) if node is not None else ()
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
@@ -97,7 +101,7 @@ class _Snapshot(Collector):
                                                           ("type", cid.split(":", 1)[0]))
             for sample in metrics.samples():
                 fam_name, value, extra = family_name(kind, sample)
-                labels = base + extra
+                labels = base + extra + self.node
                 fam = families.get(fam_name)
                 if fam is None:
                     short = fam_name.removeprefix(f"mqferry_{kind}_")
@@ -109,18 +113,19 @@ class _Snapshot(Collector):
                 fam.add_metric([v for _, v in labels], value)
         yield from families.values()
         status = GaugeMetricFamily("mqferry_status", "1 for the current status of a component",
-                                   labels=["id", "kind", "status"])
+                                   labels=["id", "kind", "status", *(k for k, _ in self.node)])
         for kind, cid, state in self.statuses:
-            status.add_metric([cid, kind, state], 1.0)
+            status.add_metric([cid, kind, state, *(v for _, v in self.node)], 1.0)
         yield status
 
 
 def exposition(components: Iterable[tuple[str, str, Metrics]],
-               statuses: Iterable[tuple[str, str, str]] = ()) -> bytes:
+               statuses: Iterable[tuple[str, str, str]] = (), *, node: str | None = None) -> bytes:
     """The text exposition of ``(kind, id, metrics)`` triples and ``(kind, id, status)``.
 
     ``kind`` is ``rule``, ``action`` or ``source``; a rule's id is given without ``rule:``.
+    ``node``, when given, is a ``node`` label on every sample.
     """
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(components, statuses))
+    registry.register(_Snapshot(components, statuses, node))
     return generate_latest(registry)
