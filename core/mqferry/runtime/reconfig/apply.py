@@ -75,7 +75,7 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         await app.mqtt.start()
         plan.mqtt_reconnected = True
     # 6. Same MQTT session, new subscriptions.
-    await app.mqtt.set_subscriptions(app.topic_filters)
+    await app.set_subscriptions(app.topic_filters)
     # 7. Sources last: their events find the new rules and actions ready.
     app.sources.update(fresh["sources"])
     if running:
@@ -214,6 +214,6 @@ async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConf
     app.config = new
     plan.subscriptions = (added, removed)
     if added or removed:
-        await app.mqtt.set_subscriptions(app.subscribed_filters())
+        await app.set_subscriptions(app.subscribed_filters())
     log.info("rule %s %s", rule_id, "removed" if spec is None else "applied")
     return plan
