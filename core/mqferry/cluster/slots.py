@@ -65,7 +65,11 @@ class SlotSession:
         #: Set once the slot is revoked: new messages are left to the next owner.
         self.draining = False
         self._left = 0
+        #: When the session was opened, and when it handed on its first message (wall clock).
         self.opened = time.time()
+        self.first_message: float | None = None
+        #: How many messages it handed to the rules.
+        self.received = 0
         self.connector: MqttConnector = app.mqtt_factory(config=config, handler=self._on_message)
 
     def _on_message(self, message: Incoming, ticket: Ticket | None) -> None:
@@ -74,6 +78,9 @@ class SlotSession:
             # that opens this session next.
             self._left += 1
             return
+        if self.first_message is None:
+            self.first_message = time.time()
+        self.received += 1
         self._app.handle_message(message, ticket)
 
     @property
@@ -160,6 +167,7 @@ class SlotSessions:
                 "clientid": session.connector.config.clientid,
                 "connected": session.connector.is_connected,
                 "in_flight": session.in_flight,
+                "received": session.received,
                 "draining": session.draining,
             }
         return {"node": self._app.node, "session_slots": self.config.session_slots,
