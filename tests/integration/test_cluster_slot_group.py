@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ from pathlib import Path
 from mqferry import ClusterConfig
 from mqferry.testing import wait_until
 from mqferry_cluster import mqferry_cluster_transport
+from tests.integration.test_kafka_topics_isolation import private_kafka  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,4 +123,33 @@ async def test_a_killed_node_loses_its_slots_after_the_node_timeout(kafka_bootst
         assert took >= 3.0  # the coordinator waited for the session to expire
     finally:
         member.kill()
+        await transport.stop()
+
+
+async def test_a_node_cut_off_from_kafka_drops_its_slots_and_takes_them_again(
+        private_kafka: tuple[str, int]) -> None:  # noqa: F811  (the imported fixture)
+    bootstrap, pid = private_kafka
+    cfg = _config(bootstrap, f"slots-{uuid.uuid4().hex[:8]}")
+    calls: list[tuple[str, str, frozenset[int]]] = []
+    a = Listener("a", calls)
+    transport = mqferry_cluster_transport(config=cfg, node="a@test")
+    await transport.start()
+    try:
+        await transport.join_slots(4, a)
+        await wait_until(lambda: a.owned == {0, 1, 2, 3}, timeout=60)
+        os.kill(pid, signal.SIGSTOP)  # the coordinator stops answering; nothing tells the node
+        try:
+            cut = time.monotonic()
+            await wait_until(lambda: not a.owned, timeout=30)
+            fenced = time.monotonic() - cut
+            print(f"\nslots dropped {fenced:.1f}s after Kafka stopped answering "
+                  f"(node_timeout 6s)")
+            assert fenced >= 5.0  # not before Kafka would have expired the membership
+            health = await transport.health()
+            assert health.status.value == "connecting", health
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await wait_until(lambda: a.owned == {0, 1, 2, 3}, timeout=120)
+        assert (await transport.health()).status.value == "connected"
+    finally:
         await transport.stop()
