@@ -205,3 +205,40 @@ async def test_without_a_cluster_the_app_subscribes_its_own_session(plugins):
         assert h.app.clustered is False
         assert h.app.mqtt.config.clientid == "bridge"
         assert h.mqtt.subscriptions == {"t/#"}
+
+
+async def test_a_reconfiguration_that_strands_messages_reconnects_the_slot_sessions(tmp_path):
+    from mqferry.runtime.reconfig import Controller
+    from tests.api.fakes import fake_plugins, reset_fakes
+
+    reset_fakes()
+    plugins = fake_plugins()
+    data = {
+        "mqtt": {"server": "127.0.0.1:1"},
+        "cluster": {"name": "c", "session_slots": 2, "bootstrap_hosts": "127.0.0.1:1"},
+        "connectors": {"fake": {"c1": {"url": "fake://one"}}},
+        "actions": {"fake": {"hold": {"connector": "c1", "parameters": {
+            "topic": "h", "hold": True, "strand": True}}}},
+        "rules": {"held": {"sql": 'SELECT payload FROM "h/#"', "actions": ["fake:hold"]}},
+    }
+    h = build_app(data, plugins=plugins, data_dir=tmp_path)
+    transport = ClusterBus().transport("a@h")
+    slots = SlotSessions(h.app, transport, h.app.config.raw.cluster)
+    await h.start()
+    await slots.start()
+    try:
+        twin = slots.sessions[1].connector
+        assert isinstance(twin, MqttTwin)
+        twin.deliver("h/1", b"held by an action that gives up")
+        assert len(twin.acks) == 1
+        generation = twin.acks.generation
+        ctrl = Controller(h.app, plugins, data=copy.deepcopy(data))
+        plan = await ctrl.change(
+            lambda d: d["actions"]["fake"]["hold"]["parameters"].update(topic="new"))
+        assert plan.mqtt_reconnected
+        assert len(twin.acks) == 0 and twin.acks.generation == generation + 1
+        assert twin.acked == [] and twin.is_connected  # the broker redelivers it
+    finally:
+        await slots.stop()
+        await transport.stop()
+        await h.stop()

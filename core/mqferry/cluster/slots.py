@@ -88,6 +88,15 @@ class SlotSession:
         """How many messages it took are not acknowledged yet."""
         return max(len(self.connector.acks) - self._left, 0)
 
+    async def reconnect(self) -> None:
+        """Reconnect the session, forgetting what it has not acknowledged (the broker
+        redelivers it)."""
+        await self.connector.stop()
+        self.connector.acks.reset()
+        self._left = 0
+        if not self.draining:
+            await self.connector.start()
+
     async def close(self, timeout: float) -> None:
         """Stop taking messages, wait up to ``timeout`` seconds for those in flight to be
         acknowledged, and disconnect keeping the session."""
@@ -205,6 +214,11 @@ class SlotSessions:
         """Subscribe every open session to exactly ``filters``."""
         for session in list(self.sessions.values()):
             await session.connector.set_subscriptions(filters)
+
+    async def reconnect(self) -> None:
+        """Reconnect every open session (see :meth:`App.reconnect_mqtt`)."""
+        for session in list(self.sessions.values()):
+            await session.reconnect()
 
     def connectors(self) -> Mapping[str, MqttConnector]:
         """The open sessions' connectors, named ``slot <n>``."""

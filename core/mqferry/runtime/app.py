@@ -63,6 +63,10 @@ class Ingress(Protocol):
         """The open sessions, by a name for status reasons (``slot 3``)."""
         ...
 
+    async def reconnect(self) -> None:
+        """Reconnect every session, forgetting what it has not acknowledged."""
+        ...
+
 
 class App:
     """One mqferry instance built from a validated configuration.
@@ -298,6 +302,18 @@ class App:
         await self.mqtt.set_subscriptions(set() if self.clustered else wanted)
         for ingress in list(self.ingress):
             await ingress.set_subscriptions(wanted)
+
+    async def reconnect_mqtt(self) -> None:
+        """Reconnect the MQTT sessions that take input, with the same client ids.
+
+        What they have not acknowledged is forgotten here and redelivered by the broker (held
+        by actions that gave up, it would block every later acknowledgement).
+        """
+        await self.mqtt.stop()
+        self.mqtt.acks.reset()
+        await self.mqtt.start()
+        for ingress in list(self.ingress):
+            await ingress.reconnect()
 
     def _sessions(self) -> dict[str, MqttConnector]:
         out = {"": self.mqtt}

@@ -70,9 +70,7 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         # session, so the broker redelivers them to the new configuration.
         log.warning("%d messages were left undelivered by replaced actions; reconnecting the "
                     "MQTT session so the broker redelivers them", stranded)
-        await app.mqtt.stop()
-        app.mqtt.acks.reset()
-        await app.mqtt.start()
+        await app.reconnect_mqtt()
         plan.mqtt_reconnected = True
     # 6. Same MQTT session, new subscriptions.
     await app.set_subscriptions(app.topic_filters)
