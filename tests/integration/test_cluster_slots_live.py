@@ -125,21 +125,32 @@ class Stream:
         self.client.loop_stop()
 
 
-def test_kill_9_of_a_node_during_a_qos1_stream_loses_no_message(
-        kafka_bootstrap, mqtt_broker, new_topic, kcat_consume, tmp_path):
-    run = uuid.uuid4().hex[:8]
-    topic = new_topic(partitions=3)
-    prefix = f"slots-live/{run}"
-    config = {
+def _config(run: str, kafka: str, mqtt_broker: Any, topic: str, prefix: str) -> dict[str, Any]:
+    return {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}", "clientid": f"t-{run}"},
         "cluster": {"name": f"slots-live-{run}", "session_slots": 6, "node_timeout": "6s",
-                    "heartbeat_interval": "1s", "bootstrap_hosts": kafka_bootstrap},
-        "connectors": {"kafka_producer": {"k": {"bootstrap_hosts": kafka_bootstrap}}},
+                    "heartbeat_interval": "1s", "bootstrap_hosts": kafka},
+        "connectors": {"kafka_producer": {"k": {"bootstrap_hosts": kafka}}},
         "actions": {"kafka_producer": {"sink": {"connector": "k", "parameters": {
             "topic": topic, "message": {"key": "${payload}", "value": "${node}"}}}}},
         "rules": {"r": {"sql": f'SELECT payload, node FROM "{prefix}/#"',
                         "actions": ["kafka_producer:sink"]}},
     }
+
+
+def _count(records: list[dict[str, Any]], count: int) -> tuple[list[str], int]:
+    """The keys missing from ``records`` and how many records are duplicates."""
+    keys = collections.Counter(r["key"] for r in records)
+    missing = [f"{i:07d}" for i in range(count) if f"{i:07d}" not in keys]
+    return missing, sum(c - 1 for c in keys.values())
+
+
+def test_kill_9_of_a_node_during_a_qos1_stream_loses_no_message(
+        kafka_bootstrap, mqtt_broker, new_topic, kcat_consume, tmp_path):
+    run = uuid.uuid4().hex[:8]
+    topic = new_topic(partitions=3)
+    prefix = f"slots-live/{run}"
+    config = _config(run, kafka_bootstrap, mqtt_broker, topic, prefix)
     nodes = [SlotNode(config, f"n{i}@test", tmp_path / f"n{i}") for i in (1, 2, 3)]
     try:
         _until(lambda: all(len(n.held) == 2 and n.connected == n.held for n in nodes), 60,
@@ -155,9 +166,7 @@ def test_kill_9_of_a_node_during_a_qos1_stream_loses_no_message(
         victim.kill()
         stream.finish()
         records = kcat_consume(topic, count, timeout=90)
-        keys = collections.Counter(r["key"] for r in records)
-        missing = [f"{i:07d}" for i in range(count) if f"{i:07d}" not in keys]
-        duplicates = sum(c - 1 for c in keys.values())
+        missing, duplicates = _count(records, count)
         # per dead slot: when a survivor's session of it handed on its first message
         took = {s: min((t for n in survivors for t in n.first[s] if t > killed), default=None)
                 for s in dead_slots}
@@ -172,6 +181,38 @@ def test_kill_9_of_a_node_during_a_qos1_stream_loses_no_message(
         assert taken == dead_slots  # every session of the dead node was taken over
         by_node = collections.Counter(r["payload"] for r in records)
         assert victim.node in by_node and set(by_node) <= {n.node for n in nodes}
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def test_nodes_joining_and_leaving_during_a_qos1_stream_lose_no_message(
+        kafka_bootstrap, mqtt_broker, new_topic, kcat_consume, tmp_path):
+    run = uuid.uuid4().hex[:8]
+    topic = new_topic(partitions=3)
+    prefix = f"slots-live/{run}"
+    config = _config(run, kafka_bootstrap, mqtt_broker, topic, prefix)
+    nodes = [SlotNode(config, f"n{i}@test", tmp_path / f"n{i}") for i in (1, 2)]
+    try:
+        _until(lambda: all(len(n.held) == 3 and n.connected == n.held for n in nodes), 60,
+               "two nodes holding three connected slots each")
+        count, rate = 6000, 400
+        stream = Stream(mqtt_broker.host, mqtt_broker.port, prefix, count, rate)
+        stream.thread.start()
+        time.sleep(3)
+        nodes.append(SlotNode(config, "n3@test", tmp_path / "n3"))  # every slot moves (eager)
+        _until(lambda: all(len(n.held) == 2 for n in nodes), 60, "three nodes, two slots each")
+        time.sleep(2)
+        leaving = nodes[0]
+        leaving.stop()  # SIGTERM: its slots drain, then the group hands them on
+        assert leaving.proc.returncode == 0
+        stream.finish()
+        records = kcat_consume(topic, count, timeout=90)
+        missing, duplicates = _count(records, count)
+        print(f"\na node joining and one leaving during a {rate} msg/s QoS 1 stream of {count}: "
+              f"{len(missing)} missing, {duplicates} duplicates")
+        assert not missing, f"{len(missing)} messages never reached Kafka: {missing[:10]}"
+        assert {n.node for n in nodes} == set(collections.Counter(r["payload"] for r in records))
     finally:
         for node in nodes:
             node.stop()
