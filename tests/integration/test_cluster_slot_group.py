@@ -18,6 +18,8 @@ from pathlib import Path
 from mqferry import ClusterConfig
 from mqferry.testing import wait_until
 from mqferry_cluster import mqferry_cluster_transport
+from mqferry_cluster.slots import SlotGroup
+from mqferry_cluster.topics import Topics
 from tests.integration.test_kafka_topics_isolation import private_kafka  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -153,3 +155,33 @@ async def test_a_node_cut_off_from_kafka_drops_its_slots_and_takes_them_again(
         assert (await transport.health()).status.value == "connected"
     finally:
         await transport.stop()
+
+
+class _CrashOnce(Topics):
+    """Topics whose first ensure fails with an error no retry expects (a bug, say)."""
+
+    crashed = False
+
+    async def ensure(self, what: str, *, partitions: int = 1,
+                     configs: dict[str, str] | None = None) -> str:
+        if not self.crashed:
+            self.crashed = True
+            raise RuntimeError("boom")
+        return await super().ensure(what, partitions=partitions, configs=configs)
+
+
+async def test_a_crashed_membership_loop_is_reported_and_restarted(kafka_bootstrap: str) -> None:
+    cfg = _config(kafka_bootstrap, f"slots-{uuid.uuid4().hex[:8]}")
+    options = {"bootstrap_servers": kafka_bootstrap}
+    calls: list[tuple[str, str, frozenset[int]]] = []
+    a = Listener("a", calls)
+    group = SlotGroup(_CrashOnce(cfg.name, options), options, slots=4, listener=a,
+                      node_timeout=6.0, heartbeat_interval=1.0)
+    group.start()
+    try:
+        await wait_until(lambda: "boom" in group.health().reason, timeout=5)
+        assert group.health().status.value == "connecting"
+        await wait_until(lambda: a.owned == {0, 1, 2, 3}, timeout=30)  # restarted
+    finally:
+        await group.stop()
+    assert a.owned == set() and group.health().status.value == "stopped"
