@@ -242,3 +242,12 @@ async def test_a_reconfiguration_that_strands_messages_reconnects_the_slot_sessi
         await slots.stop()
         await transport.stop()
         await h.stop()
+
+
+def test_a_drain_fits_in_half_the_node_timeout(plugins):
+    for timeout, drain in (("10s", 5.0), ("6s", 3.0), ("30s", 5.0)):
+        data = copy.deepcopy(CONFIG)
+        data["cluster"]["node_timeout"] = timeout
+        app = build_app(data, plugins=plugins).app
+        slots = SlotSessions(app, ClusterBus().transport("a"), app.config.raw.cluster)
+        assert slots.drain_timeout == drain

@@ -126,15 +126,19 @@ class SlotSessions:
         app: the app whose rules get the messages.
         transport: the cluster transport that divides the slots.
         config: the ``cluster`` section.
-        drain_timeout: how long a revoked slot waits for its messages in flight (seconds).
+        drain_timeout: how long a revoked slot waits for its messages in flight (seconds;
+            by default 5, or half ``node_timeout`` if that is shorter).
     """
 
     def __init__(self, app: App, transport: ClusterTransport, config: ClusterConfig, *,
-                 drain_timeout: float = 5.0) -> None:
+                 drain_timeout: float | None = None) -> None:
         self._app = app
         self._transport = transport
         self.config = config
-        self.drain_timeout = drain_timeout
+        # Within half the node timeout: a rebalance waits for every member's revocation that
+        # long before it gives up on the member.
+        self.drain_timeout = (min(5.0, config.node_timeout / 2) if drain_timeout is None
+                              else drain_timeout)
         #: The open sessions, by slot.
         self.sessions: dict[int, SlotSession] = {}
         self._running = False
@@ -211,9 +215,20 @@ class SlotSessions:
     # -- the app's ingress -------------------------------------------------------------------
 
     async def set_subscriptions(self, filters: set[str]) -> None:
-        """Subscribe every open session to exactly ``filters``."""
-        for session in list(self.sessions.values()):
-            await session.connector.set_subscriptions(filters)
+        """Subscribe every open session to exactly ``filters``, all at once.
+
+        A session that fails (its connection dropped mid-request) subscribes to ``filters`` when
+        it reconnects; the others are not held up by it.
+        """
+        sessions = list(self.sessions.values())
+        results = await asyncio.gather(
+            *(s.connector.set_subscriptions(filters) for s in sessions), return_exceptions=True)
+        for session, result in zip(sessions, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("slot %d: changing its subscriptions failed (%s); they apply when "
+                            "it reconnects", session.slot, result)
+            elif isinstance(result, BaseException):
+                raise result
 
     async def reconnect(self) -> None:
         """Reconnect every open session (see :meth:`App.reconnect_mqtt`)."""
