@@ -146,7 +146,9 @@ async def test_a_node_cut_off_from_kafka_drops_its_slots_and_takes_them_again(
             fenced = time.monotonic() - cut
             print(f"\nslots dropped {fenced:.1f}s after Kafka stopped answering "
                   f"(node_timeout 6s)")
-            assert fenced >= 5.0  # not before Kafka would have expired the membership
+            # within the last heartbeat before Kafka expires the membership and hands the slots
+            # to other nodes (the survivors above get them 6.2 s after a kill -9)
+            assert 4.5 <= fenced < 6.0
             health = await transport.health()
             assert health.status.value == "connecting", health
         finally:

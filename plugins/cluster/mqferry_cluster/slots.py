@@ -9,8 +9,9 @@ member's ``revoked`` must finish before the coordinator hands the slots on, so t
 open one slot's MQTT session at once, as long as both reach Kafka.
 
 A node cut off from the coordinator does not hear that its slots moved. It fences itself: once
-it has not reached the coordinator for ``node_timeout`` (when Kafka expires its membership), it
-drops its slots locally and joins again as a new member when Kafka is back.
+it has not reached the coordinator for ``node_timeout`` less one heartbeat (just before Kafka
+expires its membership), it drops its slots locally and joins again as a new member when Kafka
+is back.
 """
 
 from __future__ import annotations
@@ -194,12 +195,13 @@ class SlotGroup:
         probe = TopicPartition(self.topic, 0)
         loop = asyncio.get_running_loop()
         while True:
-            # Nothing is ever read: polling keeps the member within its poll interval.
-            await consumer.getmany(timeout_ms=int(self._heartbeat * 1000))
+            # Nothing is ever read: polling keeps the member within its poll interval. Twice
+            # per heartbeat interval, so the fence below comes within one interval.
+            await consumer.getmany(timeout_ms=int(self._heartbeat * 500))
             try:
                 # An offset lookup goes to the group coordinator: it answers, or this node
                 # cannot renew its membership either.
-                await asyncio.wait_for(consumer.committed(probe), max(self._heartbeat, 1.0))
+                await asyncio.wait_for(consumer.committed(probe), self._heartbeat / 2)
                 self.reached()
                 if self._status.status is not Status.CONNECTED:
                     self._status = HealthStatus(Status.CONNECTED)
@@ -208,7 +210,10 @@ class SlotGroup:
                 self._status = HealthStatus(
                     Status.CONNECTING, f"slot group coordinator unreachable for {silent:.0f}s: "
                     f"{describe(exc)}")
-                if silent > self._timeout:
+                # A heartbeat early: Kafka counts the timeout from the last heartbeat it got,
+                # which may be up to one interval after this node's last answer; the slots must
+                # be closed here before another node opens them.
+                if silent > self._timeout - self._heartbeat:
                     log.warning("cluster slots: the group coordinator has been unreachable for "
                                 "%.0fs; dropping slots %s (Kafka gives them to other nodes)",
                                 silent, sorted(self.owned))
