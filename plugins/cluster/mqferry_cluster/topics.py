@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LOG_CONFIGS", "Topics"]
+__all__ = ["LOG_CONFIGS", "STATUS_CONFIGS", "Topics"]
 
 #: Settings of the compacted logs. Compaction keeps each key's last record; the lag keeps a
 #: day of history uncompacted, so a node that reads a log sees every recent record in order.
@@ -20,6 +20,16 @@ LOG_CONFIGS = {
     "min.compaction.lag.ms": str(24 * 3600 * 1000),
     "max.message.bytes": str(8 * 1024 * 1024),
 }
+
+#: Settings of the status log: a heartbeat every few seconds per node, read only from its recent
+#: tail, so old ones are deleted by age rather than kept for compaction.
+STATUS_CONFIGS = {
+    "cleanup.policy": "delete",
+    "retention.ms": str(3600 * 1000),
+    "segment.ms": str(600 * 1000),
+    "max.message.bytes": str(8 * 1024 * 1024),
+}
+_CONFIGS_OF = {"status": STATUS_CONFIGS}
 
 
 class Topics:
@@ -64,7 +74,8 @@ class Topics:
                         await admin.create_topics([NewTopic(
                             topic, num_partitions=partitions,
                             replication_factor=min(3, len(brokers)),
-                            topic_configs=LOG_CONFIGS if configs is None else configs)])
+                            topic_configs=_CONFIGS_OF.get(what, LOG_CONFIGS) if configs is None
+                            else configs)])
                         log.info("made the cluster topic %s (%d partitions)", topic, partitions)
                     except TopicAlreadyExistsError:
                         pass  # another node made it first
