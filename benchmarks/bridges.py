@@ -6,6 +6,8 @@ Variants, by direction:
   (Kafka -> MQTT): C tools, no rules, no guarantees; the near-limit reference.
 * ``paho``: the hand-written bridges of ``benchmarks/baselines/`` (paho-mqtt + confluent-kafka,
   automatic acknowledgements).
+* ``mq-bridge``: ``benchmarks/baselines/mq_bridge_route.py``, one mq-bridge route (Rust core)
+  with QoS 1 and at-least-once delivery; publishes Kafka -> MQTT to ``<prefix>/mqbridge``.
 * ``mqferry-amo``: mqferry with ``mqtt.delivery: at_most_once`` (MQTT -> Kafka only).
 * ``mqferry-alo``: mqferry with its default, at-least-once delivery.
 
@@ -29,8 +31,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
-M2K_VARIANTS = ("pipe", "paho", "mqferry-amo", "mqferry-alo")
-K2M_VARIANTS = ("pipe", "paho", "mqferry-alo")
+M2K_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-amo", "mqferry-alo")
+K2M_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-alo")
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,14 @@ class Bridge:
                 [sys.executable, str(HERE / "baselines" / "kafka_to_mqtt_bridge.py"),
                  "--kafka", b.kafka, "--kafka-topic", self.kafka_topic, "--mqtt", b.mqtt,
                  "--prefix", self.prefix, "--group", self.clientid], stdout=log, stderr=log)]
+        elif self.variant == "mq-bridge":
+            mqtt_topic = (f"{self.prefix}/#" if self.direction == "mqtt-kafka"
+                          else f"{self.prefix}/mqbridge")
+            self.procs = [subprocess.Popen(
+                [sys.executable, str(HERE / "baselines" / "mq_bridge_route.py"),
+                 "--direction", self.direction, "--mqtt", b.mqtt, "--topic", mqtt_topic,
+                 "--kafka", b.kafka, "--kafka-topic", self.kafka_topic,
+                 "--client-id", self.clientid], stdout=log, stderr=log)]
         elif self.direction == "mqtt-kafka":
             # Line-buffered: on a pipe, mosquitto_sub's stdio would hold the last few KB of
             # messages back until it exits (they looked lost in a first run).
