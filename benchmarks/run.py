@@ -119,7 +119,7 @@ def standard(brokers: Brokers, quick: bool, directions: list[str],
                 if only_load and load_name != only_load:
                     continue
                 for variant in variants or names:
-                    if variant.partition("@")[0] not in names:
+                    if variant.partition("@")[0].split("+")[0] not in names:
                         continue
                     console.print(f"[bold]{direction} {load_name}[/] {variant} "
                                   f"(run {rep} of {repeat}) ...")

@@ -362,6 +362,13 @@ class KafkaProducerAction:
         if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
             await asyncio.sleep(p.max_linger_time)
             await self.buffer.persist()
+        elif p.max_linger_time == 0 and p.adaptive_linger_time > 0:
+            # A steady trickle would cost one produce request (and its CPU) per record: wait
+            # out the interval since the last request, gathering what arrives meanwhile.
+            wait = self.sender.last_send + p.adaptive_linger_time - time.monotonic()
+            if wait > 0 and self.buffer.bytes < p.max_linger_bytes:
+                await asyncio.sleep(wait)
+                await self.buffer.persist()
         now = time.monotonic()
         if now - last_checks >= 1.0:
             last_checks = now
