@@ -211,3 +211,16 @@ async def test_records_gathered_by_the_adaptive_linger_are_secured_only_when_kaf
     kafka.answer()
     assert await outcomes(first + later) == ["secured"] * 3
     assert kafka.batches == [1, 2]
+
+
+async def test_adaptive_linger_does_not_pause_after_a_large_batch(running):
+    from mqferry_kafka_producer.action import ADAPTIVE_LINGER_BELOW
+
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, adaptive_linger_time="5s")
+    burst = send(action, *[f"r{i}" for i in range(ADAPTIVE_LINGER_BELOW)])
+    assert await outcomes(burst) == ["secured"] * ADAPTIVE_LINGER_BELOW
+    start = asyncio.get_running_loop().time()
+    [after] = send(action, "next")
+    assert await _secured_after(after, start) < 1.0  # not held for the 5 s interval
+    assert kafka.batches == [ADAPTIVE_LINGER_BELOW, 1]
