@@ -6,6 +6,8 @@ Variants, by direction:
   (Kafka -> MQTT): C tools, no rules, no guarantees; the near-limit reference.
 * ``paho``: the hand-written bridges of ``benchmarks/baselines/`` (paho-mqtt + confluent-kafka,
   automatic acknowledgements).
+* ``mq-bridge``: ``benchmarks/baselines/mq_bridge_route.py``, one mq-bridge route (Rust core)
+  with QoS 1 and at-least-once delivery; publishes Kafka -> MQTT to ``<prefix>/mqbridge``.
 * ``mqferry-amo``: mqferry with ``mqtt.delivery: at_most_once`` (MQTT -> Kafka only).
 * ``mqferry-alo``: mqferry with its default, at-least-once delivery.
 
@@ -29,8 +31,8 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
-M2K_VARIANTS = ("pipe", "paho", "mqferry-amo", "mqferry-alo")
-K2M_VARIANTS = ("pipe", "paho", "mqferry-alo")
+M2K_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-amo", "mqferry-alo")
+K2M_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-alo")
 
 
 @dataclass(frozen=True)
@@ -57,9 +59,17 @@ def _tool(name: str) -> str:
     return path
 
 
+def checkout_path(root: Path) -> str:
+    """The ``PYTHONPATH`` that runs the core and plugins of the checkout at ``root``."""
+    dirs = ["core"] + [str(p.relative_to(root)) for p in sorted((root / "plugins").iterdir())
+                       if p.is_dir()]
+    return os.pathsep.join(str(root / d) for d in dirs)
+
+
 def mqferry_config(variant: str, direction: str, brokers: Brokers, *, prefix: str,
-                   kafka_topic: str, clientid: str) -> dict[str, Any]:
-    """The mqferry config of a variant."""
+                   kafka_topic: str, clientid: str,
+                   params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The mqferry config of a variant; ``params`` go to the Kafka action or source."""
     kafka = {"bootstrap_hosts": brokers.kafka}
     mqtt = {"server": brokers.mqtt, "clientid": clientid,
             "delivery": "at_most_once" if variant == "mqferry-amo" else "at_least_once"}
@@ -68,7 +78,8 @@ def mqferry_config(variant: str, direction: str, brokers: Brokers, *, prefix: st
             "mqtt": mqtt, "log": {"level": "info"}, "api": {"enable": False},
             "connectors": {"kafka_producer": {"k": kafka}},
             "actions": {"kafka_producer": {"sink": {"connector": "k", "parameters": {
-                "topic": kafka_topic, "message": {"key": "", "value": "${payload}"}}}}},
+                "topic": kafka_topic, "message": {"key": "", "value": "${payload}"},
+                **(params or {})}}}},
             "rules": {"bench": {"sql": f'SELECT payload, payload.x as x FROM "{prefix}/#"',  # noqa: S608
                                 "actions": ["kafka_producer:sink"]}},
         }
@@ -78,7 +89,8 @@ def mqferry_config(variant: str, direction: str, brokers: Brokers, *, prefix: st
         "sources": {"kafka_consumer": {"src": {"connector": "k", "parameters": {
             "offset_reset_policy": "earliest",
             "topic_mapping": [{"kafka_topic": kafka_topic, "mqtt_topic": f"{prefix}/${{key}}",
-                               "qos": 1, "payload_template": "${value}"}]}}}},
+                               "qos": 1, "payload_template": "${value}"}],
+            **(params or {})}}}},
     }
 
 
@@ -97,10 +109,21 @@ class Bridge:
     def __init__(self, variant: str, direction: str, brokers: Brokers, *, prefix: str,
                  kafka_topic: str, workdir: Path) -> None:
         allowed = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
-        if variant not in allowed:
+        head, _, tree = variant.partition("@")
+        base, *opts = head.split("+")
+        if base not in allowed or ((tree or opts) and not base.startswith("mqferry")):
             raise ValueError(f"variant {variant!r} is not one of {', '.join(allowed)} for "
                              f"{direction}")
-        self.variant, self.direction, self.brokers = variant, direction, brokers
+        self.variant, self.direction, self.brokers = base, direction, brokers
+        self.label = variant
+        #: ``mqferry-alo+max_linger_time=2ms``: parameters of the Kafka action (or source)
+        self.params: dict[str, Any] = {}
+        for opt in opts:
+            key, _, value = opt.partition("=")
+            self.params[key] = yaml.safe_load(value)
+        #: ``mqferry-alo@/path/to/checkout``: run the mqferry of that checkout (an A/B against
+        #: another branch in the same run, variants interleaved)
+        self.env = None if not tree else {**os.environ, "PYTHONPATH": checkout_path(Path(tree))}
         self.prefix, self.kafka_topic = prefix, kafka_topic
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +135,7 @@ class Bridge:
     @property
     def log_path(self) -> Path:
         """The log of the (last) bridge process."""
-        return self.workdir / f"{self.variant}.log"
+        return self.workdir / f"{self.label.replace('/', '_')}.log"
 
     def pids(self) -> list[int]:
         """The pids of the running bridge processes."""
@@ -131,9 +154,10 @@ class Bridge:
             cfg = self.workdir / f"{self.variant}.yaml"
             cfg.write_text(yaml.safe_dump(mqferry_config(
                 self.variant, self.direction, b, prefix=self.prefix, kafka_topic=self.kafka_topic,
-                clientid=self.clientid)))
+                clientid=self.clientid, params=self.params)))
             self.procs = [subprocess.Popen([str(VENV_BIN / "mqferry"), "run", "-c", str(cfg)],
-                                           cwd=self.workdir, stdout=log, stderr=log)]
+                                           cwd=self.workdir, stdout=log, stderr=log,
+                                           env=self.env)]
         elif self.variant == "paho" and self.direction == "mqtt-kafka":
             self.procs = [subprocess.Popen(
                 [sys.executable, str(HERE / "baselines" / "mqtt_to_kafka_bridge.py"),
@@ -144,6 +168,14 @@ class Bridge:
                 [sys.executable, str(HERE / "baselines" / "kafka_to_mqtt_bridge.py"),
                  "--kafka", b.kafka, "--kafka-topic", self.kafka_topic, "--mqtt", b.mqtt,
                  "--prefix", self.prefix, "--group", self.clientid], stdout=log, stderr=log)]
+        elif self.variant == "mq-bridge":
+            mqtt_topic = (f"{self.prefix}/#" if self.direction == "mqtt-kafka"
+                          else f"{self.prefix}/mqbridge")
+            self.procs = [subprocess.Popen(
+                [sys.executable, str(HERE / "baselines" / "mq_bridge_route.py"),
+                 "--direction", self.direction, "--mqtt", b.mqtt, "--topic", mqtt_topic,
+                 "--kafka", b.kafka, "--kafka-topic", self.kafka_topic,
+                 "--client-id", self.clientid], stdout=log, stderr=log)]
         elif self.direction == "mqtt-kafka":
             # Line-buffered: on a pipe, mosquitto_sub's stdio would hold the last few KB of
             # messages back until it exits (they looked lost in a first run).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +32,8 @@ def bridged(variant: str, direction: str, brokers: Brokers, *,
 
     Yields ``(bridge, mqtt_prefix, kafka_topic)``; stops the bridge and deletes the topic after.
     """
-    tag = f"{variant}-{direction}-{uuid.uuid4().hex[:6]}"
+    safe = re.sub(r"[^A-Za-z0-9-]+", "_", variant).strip("_")
+    tag = f"{safe}-{direction}-{uuid.uuid4().hex[:6]}"
     topic, prefix = f"bench-{tag}", f"bench/{tag}"
     create_topic(brokers.kafka, topic, 1, max_message_bytes=max_message_bytes)
     bridge = Bridge(variant, direction, brokers, prefix=prefix, kafka_topic=topic,

@@ -14,6 +14,7 @@ to ``latest.md``.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import sys
@@ -78,8 +79,8 @@ def markdown(results: list[dict[str, Any]], direction: str, load: str) -> str:
     pipe, paho = med.get("pipe", {}), med.get("paho", {})
     head = ("| variant | runs | published | delivered | lost | dup | out of order "
             "| msg/s (median 1 s; range) | vs pipe | vs paho | p50 ms | p99 ms | max ms "
-            "| CPU s / 100k | peak RSS MiB |")
-    out = [head, "|" + " --- |" * 15]
+            "| CPU s / 100k | peak RSS MiB | load avg 1 min |")
+    out = [head, "|" + " --- |" * 16]
     for v in variants:
         s, m = per[v], med[v]
         total = {f: sum(r[f] for r in s) for f in ("published", "delivered", "lost",
@@ -92,8 +93,14 @@ def markdown(results: list[dict[str, Any]], direction: str, load: str) -> str:
             f"{_r(ratio(m['msg_s'], pipe.get('msg_s')))} | "
             f"{_r(ratio(m['msg_s'], paho.get('msg_s')))} | {_r(m['p50_ms'])} | "
             f"{_r(m['p99_ms'])} | {_r(m['max_ms'])} | {_r(m['cpu_s_per_100k'])} | "
-            f"{_r(m['peak_rss_mb'])} |")
+            f"{_r(m['peak_rss_mb'])} | {_loads(rows, v)} |")
     return "\n".join(out)
+
+
+def _loads(rows: list[dict[str, Any]], variant: str) -> str:
+    """The 1-minute load averages after each run of ``variant``, as ``lo-hi``."""
+    values = [r["loadavg"][0] for r in rows if r["variant"] == variant and "loadavg" in r]
+    return f"{min(values):.2f}-{max(values):.2f}" if values else "-"
 
 
 def _r(v: float | None) -> str:
@@ -101,21 +108,25 @@ def _r(v: float | None) -> str:
 
 
 def standard(brokers: Brokers, quick: bool, directions: list[str],
-             variants: list[str] | None, repeat: int) -> list[dict[str, Any]]:
+             variants: list[str] | None, repeat: int, *,
+             only_load: str | None = None) -> list[dict[str, Any]]:
     """Every variant under every standard load, ``repeat`` times, variants interleaved."""
     results = []
     for rep in range(1, repeat + 1):
         for direction in directions:
             names = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
             for load_name, load in loads(quick).items():
-                for variant in names:
-                    if variants and variant not in variants:
+                if only_load and load_name != only_load:
+                    continue
+                for variant in variants or names:
+                    if variant.partition("@")[0].split("+")[0] not in names:
                         continue
                     console.print(f"[bold]{direction} {load_name}[/] {variant} "
                                   f"(run {rep} of {repeat}) ...")
                     r = measure(variant, direction, brokers, label=f"{variant} {load_name}",
                                 idle_timeout=20.0, **load)
                     r["load"], r["repetition"] = load_name, rep
+                    r["loadavg"] = [round(x, 2) for x in os.getloadavg()]
                     results.append(r)
                     print_results([r], console=console)
     return results
@@ -130,7 +141,10 @@ def main() -> int:
     ap.add_argument("--only-faults", action="store_true", help="only the fault scenarios")
     ap.add_argument("--direction", choices=["mqtt-kafka", "kafka-mqtt"], action="append",
                     help="limit to one direction (repeatable)")
-    ap.add_argument("--variant", action="append", help="limit to these variants (repeatable)")
+    ap.add_argument("--variant", action="append",
+                    help="limit to these variants (repeatable); mqferry-alo@/path/to/checkout "
+                         "runs the mqferry of another checkout")
+    ap.add_argument("--load", choices=["max", "rate"], help="only this load")
     ap.add_argument("--scenario", action="append", help="limit to these fault scenarios")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS / "latest.json")
     args = ap.parse_args()
@@ -142,9 +156,12 @@ def main() -> int:
     md: list[str] = [f"Machine: {machine()}."]
     if not args.only_faults:
         repeat = 1 if args.quick else max(1, args.repeat)
-        results = standard(brokers, args.quick, directions, args.variant, repeat)
+        results = standard(brokers, args.quick, directions, args.variant, repeat,
+                           only_load=args.load)
         for direction in directions:
             for load_name, load in loads(args.quick).items():
+                if args.load and load_name != args.load:
+                    continue
                 md.append(f"\n### {direction}, {load_name}: {load}\n")
                 md.append(markdown(results, direction, load_name))
     fault_results: list[dict[str, Any]] = []

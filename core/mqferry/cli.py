@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from pathlib import Path
 
 import click
@@ -162,8 +163,15 @@ def connectors_probe(ctx: click.Context, config_path: Path, ids: tuple[str, ...]
         ctx.exit(1)
 
 
-def build_cli(plugins: PluginSet | None = None) -> click.Group:
-    """The click group with built-in and plugin commands."""
+def build_cli(plugins: PluginSet | None = None, *, client_commands: bool = True) -> click.Group:
+    """The click group with built-in and plugin commands.
+
+    Args:
+        plugins: the plugins whose commands are added (loaded when not given).
+        client_commands: add the commands of the REST API's client; ``mqferry run`` goes
+            without them, as importing them loads FastAPI, uvicorn and httpx (about 16 MiB of
+            resident memory) that a bridge without its API never uses.
+    """
     from mqferry.rules.cli import rule
 
     @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,9 +181,10 @@ def build_cli(plugins: PluginSet | None = None) -> click.Group:
 
     for command in (run, config, plugins_cmd, rule, connectors):
         cli.add_command(command)
-    from mqferry.api.cli import register_commands
+    if client_commands:
+        from mqferry.api.cli import register_commands
 
-    register_commands(cli, config=config, connectors=connectors)
+        register_commands(cli, config=config, connectors=connectors)
     (plugins or load_plugins()).add_commands(cli)
     return cli
 
@@ -183,4 +192,6 @@ def build_cli(plugins: PluginSet | None = None) -> click.Group:
 def main() -> None:
     """Console entry point."""
     plugins = load_plugins()
-    build_cli(plugins).main(obj={"plugins": plugins}, prog_name="mqferry")
+    serving = sys.argv[1:2] == ["run"]
+    build_cli(plugins, client_commands=not serving).main(obj={"plugins": plugins},
+                                                         prog_name="mqferry")

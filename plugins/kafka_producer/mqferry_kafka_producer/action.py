@@ -53,6 +53,9 @@ _MEMORY_LOW = 0.10
 STOP_FLUSH_TIMEOUT = 30.0
 #: the longest pause after a flush round that failed unexpectedly
 _MAX_ERROR_BACKOFF = 5.0
+#: the adaptive linger paces requests only while the last batch held fewer records than this:
+#: under full load batches are large on their own and a pause would only add latency
+ADAPTIVE_LINGER_BELOW = 32
 
 
 def _text(value: bytes | None) -> str | None:
@@ -362,6 +365,15 @@ class KafkaProducerAction:
         if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
             await asyncio.sleep(p.max_linger_time)
             await self.buffer.persist()
+        elif (p.max_linger_time == 0 and p.adaptive_linger_time > 0
+              and self.sender.last_batch < ADAPTIVE_LINGER_BELOW):
+            # A steady trickle would cost one produce request (and its CPU) per record: wait
+            # out the interval since the last request, gathering what arrives meanwhile. Not
+            # once batches are large: the requests are few already, and a pause only delays.
+            wait = self.sender.last_send + p.adaptive_linger_time - time.monotonic()
+            if wait > 0 and self.buffer.bytes < p.max_linger_bytes:
+                await asyncio.sleep(wait)
+                await self.buffer.persist()
         now = time.monotonic()
         if now - last_checks >= 1.0:
             last_checks = now

@@ -85,6 +85,11 @@ class KafkaProducerParameters(Strict):
     max_batch_bytes: ByteSize = 896 * 1024
     max_linger_time: Duration = 0.0
     max_linger_bytes: ByteSize = 10 * 1024**2
+    #: with ``max_linger_time: 0``, records that arrive within this time of the action's last
+    #: produce request wait until it has passed and leave together; a record arriving later
+    #: goes at once. Caps the produce requests of a steady trickle (one per record otherwise)
+    #: at the cost of at most this much latency; 0 turns it off
+    adaptive_linger_time: Duration = 0.002
     #: batches in flight per partition; above 1, retries may reorder records
     max_inflight: PositiveInt = 10
     required_acks: Literal["all_isr", "leader_only", "none"] = "all_isr"

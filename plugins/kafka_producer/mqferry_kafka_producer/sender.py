@@ -86,6 +86,10 @@ class BatchSender:
         # latency. Allowing one in flight and one waiting keeps the partition busy, and records
         # arriving meanwhile wait here and leave together as one large batch.
         self._outstanding_limit = min(params.max_inflight, 2)
+        #: when the last batch was handed to Kafka (monotonic), and how many records it held,
+        #: for the adaptive linger
+        self.last_send = 0.0
+        self.last_batch = 0
 
     def oldest_inflight(self) -> list[float]:
         """The creation times (monotonic) of the oldest record of each batch in flight."""
@@ -241,6 +245,7 @@ class BatchSender:
         except KafkaError as exc:
             self._retry(members, exc)
             return
+        self.last_send, self.last_batch = time.monotonic(), len(members)
         self.inflight += len(members)
         self._inflight_batches[tp] += 1
         self._oldest[id(fut)] = members[0].created

@@ -142,3 +142,85 @@ async def test_with_two_batches_in_flight_a_later_batch_may_pass_a_retried_one(r
     kafka.hold = False
     assert await outcomes(first + later) == ["secured"] * 2
     assert kafka.values("t") == [b"b", b"a"]
+
+
+async def _secured_after(d, start):
+    await outcomes([d])
+    return asyncio.get_running_loop().time() - start
+
+
+async def test_adaptive_linger_gathers_a_trickle_into_one_batch_after_a_request(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, adaptive_linger_time="300ms")
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    [a] = send(action, "a")
+    assert await _secured_after(a, start) < 0.2  # the first record after a quiet spell goes at once
+    trickle = []
+    for v in ("b", "c", "d"):
+        trickle += send(action, v)
+        await asyncio.sleep(0.02)
+    assert all(d.outcome is None for d in trickle)  # waiting out the interval, not acknowledged
+    assert await outcomes(trickle) == ["secured"] * 3
+    assert loop.time() - start < 1.0  # they waited for one interval, not more
+    assert kafka.batches == [1, 3]
+
+
+async def test_adaptive_linger_lets_a_record_after_a_quiet_spell_go_at_once(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, adaptive_linger_time="200ms")
+    assert await outcomes(send(action, "a")) == ["secured"]
+    await asyncio.sleep(0.3)  # longer than the interval
+    start = asyncio.get_running_loop().time()
+    [b] = send(action, "b")
+    assert await _secured_after(b, start) < 0.1
+    assert kafka.batches == [1, 1]
+
+
+async def test_adaptive_linger_off_sends_each_record_of_a_trickle_alone(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, adaptive_linger_time=0)
+    ds = []
+    for v in ("a", "b", "c"):
+        ds += send(action, v)
+        await asyncio.sleep(0.02)
+    assert await outcomes(ds) == ["secured"] * 3
+    assert kafka.batches == [1, 1, 1]
+
+
+async def test_a_set_linger_time_keeps_its_meaning_and_the_adaptive_one_is_unused(running):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, max_linger_time="50ms", adaptive_linger_time="5s")
+    assert await outcomes(send(action, "a")) == ["secured"]
+    start = asyncio.get_running_loop().time()
+    [b] = send(action, "b")
+    assert await _secured_after(b, start) < 1.0  # max_linger_time, not the 5 s interval
+    assert kafka.batches == [1, 1]
+
+
+async def test_records_gathered_by_the_adaptive_linger_are_secured_only_when_kafka_answers(
+        running):
+    kafka = KafkaTwin(topics={"t": 1}, hold=True)
+    action = await running(kafka, adaptive_linger_time="100ms")
+    first = send(action, "a")
+    await wait_until(lambda: kafka.held() == 1)
+    later = send(action, "b", "c")
+    await wait_until(lambda: kafka.held() == 2)
+    await asyncio.sleep(0.05)
+    assert [d.outcome for d in first + later] == [None, None, None]
+    kafka.answer()
+    assert await outcomes(first + later) == ["secured"] * 3
+    assert kafka.batches == [1, 2]
+
+
+async def test_adaptive_linger_does_not_pause_after_a_large_batch(running):
+    from mqferry_kafka_producer.action import ADAPTIVE_LINGER_BELOW
+
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, adaptive_linger_time="5s")
+    burst = send(action, *[f"r{i}" for i in range(ADAPTIVE_LINGER_BELOW)])
+    assert await outcomes(burst) == ["secured"] * ADAPTIVE_LINGER_BELOW
+    start = asyncio.get_running_loop().time()
+    [after] = send(action, "next")
+    assert await _secured_after(after, start) < 1.0  # not held for the 5 s interval
+    assert kafka.batches == [ADAPTIVE_LINGER_BELOW, 1]
