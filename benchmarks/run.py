@@ -110,7 +110,11 @@ def _r(v: float | None) -> str:
 def standard(brokers: Brokers, quick: bool, directions: list[str],
              variants: list[str] | None, repeat: int, *,
              only_load: str | None = None) -> list[dict[str, Any]]:
-    """Every variant under every standard load, ``repeat`` times, variants interleaved."""
+    """Every variant under every standard load, ``repeat`` times, variants interleaved.
+
+    The order of the variants rotates by one on each repetition, so no variant always runs first
+    (on a shared machine, after a quiet spell) or last.
+    """
     results = []
     for rep in range(1, repeat + 1):
         for direction in directions:
@@ -118,7 +122,9 @@ def standard(brokers: Brokers, quick: bool, directions: list[str],
             for load_name, load in loads(quick).items():
                 if only_load and load_name != only_load:
                     continue
-                for variant in variants or names:
+                chosen = list(variants or names)
+                shift = (rep - 1) % len(chosen) if chosen else 0
+                for variant in chosen[shift:] + chosen[:shift]:
                     if variant.partition("@")[0].split("+")[0] not in names:
                         continue
                     console.print(f"[bold]{direction} {load_name}[/] {variant} "
