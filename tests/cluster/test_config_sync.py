@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from mqferry import ClusterConfig
+from mqferry.api.keys import KeyStore
 from mqferry.cluster.config_sync import ClusterConfigError, ClusterConflictError
 from mqferry.cluster.node import ClusterNode
 from mqferry.config import validate_config
@@ -55,8 +56,8 @@ async def cluster(plugins, tmp_path):
         transport = bus.transport(name)
         if cut:
             transport.cut()
-        node = ClusterNode(ClusterConfig(name="plant", node_timeout=1.0,
-                                         heartbeat_interval=0.2), f"{name}@test", transport)
+        node = ClusterNode(ClusterConfig(name="plant", node_timeout="1s",
+                                         heartbeat_interval="200ms"), f"{name}@test", transport)
         try:
             app, ctrl = await join_cluster(
                 node, cfg, plugins, path,
@@ -184,3 +185,41 @@ async def test_a_node_cut_at_start_takes_the_clusters_configuration_when_restore
     await n2.node.transport.restore()
     await eventually(lambda: "t/cluster" in sql(n2, "r1"), timeout=5)
     assert [r["version"] for _, r in records(cluster.bus)] == [1, 2]  # nothing re-seeded
+
+
+async def test_an_api_key_made_in_one_nodes_file_works_on_every_node(cluster, tmp_path):
+    n1 = await cluster("n1", CONFIG)
+    n2 = await cluster("n2", CONFIG)
+    keys1 = n1.node.key_store(tmp_path / "k1.json")
+    keys2 = n2.node.key_store(tmp_path / "k2.json")
+    keys1.interval = keys2.interval = 0.05
+    key, secret = KeyStore(tmp_path / "k1.json").create("ops")  # as `mqferry api-key create`
+    await eventually(lambda: keys2.verify(key.api_key, secret))
+    file2 = KeyStore(tmp_path / "k2.json")
+    await eventually(lambda: key.api_key in file2.keys())  # noqa: SIM118 - reads the file
+    # Disabled in node 2's file: stops working on node 1.
+    path2 = tmp_path / "k2.json"
+    raw = json.loads(path2.read_text())
+    raw["keys"][0]["enable"] = False
+    path2.write_text(json.dumps(raw))
+    await eventually(lambda: keys1.check(key.api_key, secret)[1].endswith("is disabled"))
+    # Deleted on node 1: unknown everywhere, and node 2's file does not bring it back.
+    assert KeyStore(tmp_path / "k1.json").delete("ops")
+    await eventually(lambda: not keys2.keys())
+    await asyncio.sleep(0.3)
+    assert not keys1.keys() and not KeyStore(path2).keys()
+    assert [r["version"] for k, r in records(cluster.bus) if k == "api_keys"] == [1, 2, 3]
+
+
+async def test_keys_in_a_file_made_before_the_node_joined_join_the_cluster(cluster, tmp_path):
+    n1 = await cluster("n1", CONFIG)
+    keys1 = n1.node.key_store(tmp_path / "k1.json")
+    keys1.interval = 0.05
+    first, _ = KeyStore(tmp_path / "k1.json").create("first")
+    await eventually(lambda: keys1.shared.value("api_keys").version == 1)
+    later, secret = KeyStore(tmp_path / "k2.json").create("later")  # before node 2 starts
+    n2 = await cluster("n2", CONFIG)
+    keys2 = n2.node.key_store(tmp_path / "k2.json")
+    keys2.interval = 0.05
+    await eventually(lambda: keys1.verify(later.api_key, secret))
+    assert set(keys2.keys()) == {first.api_key, later.api_key}

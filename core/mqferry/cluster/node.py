@@ -13,10 +13,13 @@ import logging
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mqferry.cluster.config_sync import SharedConfig
+from mqferry.cluster.keys import SharedKeyStore
 from mqferry.cluster.shared import SharedLog
 from mqferry.errors import MqferryError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mqferry.cluster.transport import ClusterTransport
     from mqferry.config.models import ClusterConfig
     from mqferry.runtime.app import App
@@ -74,6 +77,7 @@ class ClusterNode:
                                           timeout=config.node_timeout)
         self.parts: list[Part] = []
         self.app: App | None = None
+        self.keys: SharedKeyStore | None = None
         self._converge: asyncio.Task[None] | None = None
         self._started = False
 
@@ -111,6 +115,13 @@ class ClusterNode:
         app.cluster = self
         self.shared_config.attach(controller)
 
+    def key_store(self, path: str | Path) -> SharedKeyStore:
+        """The cluster's API keys, this node's key file at ``path`` following them."""
+        if self.keys is None:
+            self.keys = SharedKeyStore(path, self.log, cluster=self.config.name)
+            self.keys.start()
+        return self.keys
+
     async def start_parts(self, classes: list[PartFactory]) -> None:
         """Build and start each part, in order (the app is running)."""
         if self.app is None:
@@ -139,6 +150,8 @@ class ClusterNode:
                 await self._converge
             self._converge = None
         await self.shared_config.stop()
+        if self.keys is not None:
+            await self.keys.stop()
         await self.log.stop()
         if self._started:
             self._started = False

@@ -82,6 +82,8 @@ class SharedLog:
         self.values: dict[str, SharedValue] = {}
         #: The offset of the next record to read.
         self.position = 0
+        #: Whether the log has been read to its end once (what it says is the cluster's).
+        self.caught = False
         self._moved = asyncio.Condition()
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
         self._listeners: list[Callable[[str, SharedValue], None]] = []
@@ -131,6 +133,7 @@ class SharedLog:
         except TimeoutError:
             raise MqferryError(f"the cluster log {self.log.name!r} was not read to its end "
                                f"(offset {end}) within {timeout:g} s") from None
+        self.caught = True
 
     async def write(self, key: str, value: Any, *, base: int) -> Outcome:
         """Write ``value`` as the version after ``base``; return once it is read back.

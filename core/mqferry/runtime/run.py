@@ -162,7 +162,9 @@ async def _start_api(controller: Controller) -> ApiServer:
     from mqferry.api.keys import api_key_store
 
     raw = controller.app.config.raw
-    keys = KeyStore(api_key_store(raw.api, raw.data_dir, controller.path))
+    path = api_key_store(raw.api, raw.data_dir, controller.path)
+    cluster = controller.app.cluster
+    keys = cluster.key_store(path) if cluster is not None else KeyStore(path)
     if not keys.keys():
         log.warning("no API keys in %s: create one with `mqferry api-key create`", keys.path)
     server = ApiServer(create_api(controller, keys), raw.api)
