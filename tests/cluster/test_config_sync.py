@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from typing import ClassVar
 
 import pytest
 import yaml
 
-from mqferry import ClusterConfig
+from mqferry import ClusterConfig, MqferryError
 from mqferry.api.keys import KeyStore
 from mqferry.cluster.config_sync import ClusterConfigError, ClusterConflictError
 from mqferry.cluster.node import ClusterNode
@@ -17,6 +18,7 @@ from mqferry.config import validate_config
 from mqferry.runtime import App
 from mqferry.runtime.run import join_cluster
 from mqferry.testing import ClusterBus, MqttTwin
+from mqferry.types import HealthStatus, Status
 from tests.api.fakes import fake_plugins, reset_fakes
 
 CONFIG = {
@@ -223,3 +225,64 @@ async def test_keys_in_a_file_made_before_the_node_joined_join_the_cluster(clust
     keys2.interval = 0.05
     await eventually(lambda: keys1.verify(later.api_key, secret))
     assert set(keys2.keys()) == {first.api_key, later.api_key}
+
+
+class Recorder:
+    """A cluster part that records its lifecycle; refuses the node when ``refuse`` is set."""
+
+    events: ClassVar[list[str]] = []
+    refuse = False
+
+    def __init__(self, app, transport, config):
+        self.app, self.transport, self.config = app, transport, config
+
+    async def claim(self):
+        Recorder.events.append(f"claim running={self.app.running}")
+        if Recorder.refuse:
+            raise MqferryError("node name taken")
+
+    async def start(self):
+        Recorder.events.append(f"start running={self.app.running}")
+
+    async def stop(self):
+        Recorder.events.append("stop")
+
+    async def health(self):
+        return HealthStatus(Status.CONNECTED)
+
+    def describe(self):
+        return {"slots": [1]}
+
+
+async def test_parts_claim_before_the_app_starts_start_after_it_and_stop(plugins, tmp_path):
+    Recorder.events, Recorder.refuse = [], False
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    cfg = validate_config(CONFIG, plugins.registries(), plugins.function_table())
+    node = ClusterNode(ClusterConfig(name="p"), "n@test", ClusterBus().transport("n"))
+    app, _ = await join_cluster(node, cfg, plugins, path, parts=[Recorder],
+                                app_factory=lambda c: App(c, data_dir=tmp_path,
+                                                          mqtt_factory=MqttTwin.factory([])))
+    assert app.cluster is node and Recorder.events == ["claim running=False"]
+    await app.start()
+    await node.start_parts()
+    status = await node.status()
+    assert status["parts"] == [{"part": "Recorder", "status": "connected", "slots": [1]}]
+    await app.stop()
+    await node.stop()
+    await node.stop()
+    assert Recorder.events == ["claim running=False", "start running=True", "stop"]
+
+
+async def test_a_part_refusing_its_claim_stops_the_start(plugins, tmp_path):
+    Recorder.events, Recorder.refuse = [], True
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    cfg = validate_config(CONFIG, plugins.registries(), plugins.function_table())
+    node = ClusterNode(ClusterConfig(name="p"), "n@test", ClusterBus().transport("n"))
+    with pytest.raises(MqferryError, match="node name taken"):
+        await join_cluster(node, cfg, plugins, path, parts=[Recorder],
+                           app_factory=lambda c: App(c, data_dir=tmp_path,
+                                                     mqtt_factory=MqttTwin.factory([])))
+    await node.stop()
+    assert Recorder.events == ["claim running=False"]

@@ -149,8 +149,8 @@ class SharedConfig:
                 f"(the cluster is at version {state.version}, written by {state.node}; they "
                 f"differ in: {', '.join(ids)}). Two different configurations share one "
                 f"cluster.name: give this one another cluster.name, or make its "
-                f"{', '.join(s for s in ('mqtt', *SHARED_SECTIONS[1:]))} sections match the "
-                "cluster's (copy them from a running node's file). Nothing was written.")
+                f"{', '.join(SHARED_SECTIONS)} sections match the cluster's (copy them from "
+                "a running node's file). Nothing was written.")
         raise MqferryError(f"cluster {self.cluster!r}: could not agree on a configuration")
 
     async def converge(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mqferry.cluster.config_sync import SharedConfig
@@ -75,7 +76,9 @@ class ClusterNode:
                              write_timeout=config.node_timeout)
         self.shared_config = SharedConfig(self.log, cluster=config.name,
                                           timeout=config.node_timeout)
+        #: The cluster's parts on this node, in start order.
         self.parts: list[Part] = []
+        self._running: list[Part] = []
         self.app: App | None = None
         self.keys: SharedKeyStore | None = None
         self._converge: asyncio.Task[None] | None = None
@@ -109,11 +112,28 @@ class ClusterNode:
             return file_data
         return await self.shared_config.settle(file_data)
 
-    def attach(self, app: App, controller: Controller) -> None:
-        """Join the built app: ``app.cluster`` is this node, its changes go through the log."""
+    def attach(self, app: App, controller: Controller,
+               parts: Sequence[PartFactory] = ()) -> None:
+        """Join the built app: ``app.cluster`` is this node, its changes go through the log.
+
+        The parts are built here (``Part(app, transport, config)``), started by
+        :meth:`start_parts` once the app runs.
+        """
         self.app = app
         app.cluster = self
         self.shared_config.attach(controller)
+        self.parts = [cls(app, self.transport, self.config) for cls in parts]
+
+    async def claim(self) -> None:
+        """Before the app starts: each part with a ``claim()`` checks this node may run.
+
+        Raises:
+            MqferryError: a part refuses (e.g. a live node already uses this node's name).
+        """
+        for part in self.parts:
+            claim = getattr(part, "claim", None)
+            if claim is not None:
+                await claim()
 
     def key_store(self, path: str | Path) -> SharedKeyStore:
         """The cluster's API keys, this node's key file at ``path`` following them."""
@@ -122,19 +142,17 @@ class ClusterNode:
             self.keys.start()
         return self.keys
 
-    async def start_parts(self, classes: list[PartFactory]) -> None:
-        """Build and start each part, in order (the app is running)."""
-        if self.app is None:
-            raise MqferryError("the cluster's parts start after the app is attached")
-        for cls in classes:
-            part = cls(self.app, self.transport, self.config)
-            await part.start()
-            self.parts.append(part)
+    async def start_parts(self) -> None:
+        """Start each part, in order (the app is running)."""
+        for part in self.parts:
+            if part not in self._running:
+                await part.start()
+                self._running.append(part)
 
     async def stop_parts(self) -> None:
-        """Stop the parts, last started first (idempotent)."""
-        while self.parts:
-            part = self.parts.pop()
+        """Stop the started parts, last started first (idempotent)."""
+        while self._running:
+            part = self._running.pop()
             try:
                 await part.stop()
             except Exception:
@@ -162,7 +180,7 @@ class ClusterNode:
         health = await self.transport.health()
         out: dict[str, Any] = {"name": self.config.name, "node": self.node,
                                "transport": health.to_json(), **self.shared_config.status()}
-        for part in self.parts:
+        for part in self._running:
             out.setdefault("parts", []).append(
                 {"part": type(part).__name__, **(await part.health()).to_json(),
                  **part.describe()})

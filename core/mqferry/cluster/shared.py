@@ -149,11 +149,27 @@ class SharedLog:
     async def _append(self, key: str, body: dict[str, Any]) -> Outcome:
         write_id = uuid.uuid4().hex
         body = {**body, "write_id": write_id, "node": self.node}
-        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        def deadline() -> float:
+            return start + self.write_timeout
+
+        waiter: asyncio.Future[Outcome] = loop.create_future()
         self._waiting[write_id] = waiter
+        encoded = json.dumps(body, separators=(",", ":")).encode()
         try:
-            await self.log.append(key, json.dumps(body, separators=(",", ":")).encode())
             async with asyncio.timeout(self.write_timeout):
+                while True:
+                    try:
+                        await self.log.append(key, encoded)
+                        break
+                    except MqferryError:
+                        # Nothing was appended (the transport may still be connecting): try
+                        # again until the deadline, then the last error is the reason.
+                        if asyncio.get_running_loop().time() + 0.5 > deadline():
+                            raise
+                        await asyncio.sleep(0.25)
                 return await waiter
         except TimeoutError:
             raise MqferryError(f"the cluster log {self.log.name!r}: the write of {key!r} was not "
