@@ -53,7 +53,13 @@ class SharedKeyStore(KeyStore):
         if state.value is None:
             return self.file_keys()
         if self._parsed[0] != state.version:
-            self._parsed = (state.version, {k["api_key"]: ApiKey(**k) for k in state.value})
+            try:
+                keys = {k["api_key"]: ApiKey(**k) for k in state.value}
+            except (TypeError, KeyError) as exc:  # written by a newer or broken node
+                log.error("cluster %s: the API keys of version %d are unreadable: %s",
+                          self.cluster, state.version, exc)
+                keys = {}
+            self._parsed = (state.version, keys)
         return self._parsed[1]
 
     def file_keys(self) -> dict[str, ApiKey]:
