@@ -11,7 +11,6 @@ reconfiguration, and writes it back to its file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mqferry.cluster.shared import SharedLog, SharedValue, fingerprint
 from mqferry.errors import MqferryError
 from mqferry.runtime.reconfig.controller import ConfigConflictError
+from mqferry.tasks import Supervisor
 
 if TYPE_CHECKING:
     from mqferry.config.loader import AppConfig
@@ -102,7 +102,7 @@ class SharedConfig:
         self._done = asyncio.Condition()
         self._results: dict[int, Plan | BaseException] = {}
         self._proposals: dict[str, _Proposal] = {}
-        self._task: asyncio.Task[None] | None = None
+        self.applier = Supervisor(f"mqferry[cluster:{cluster}].config", self._apply_loop)
         shared.listen(self._changed)
 
     # -- start-up ---------------------------------------------------------------------------
@@ -192,17 +192,12 @@ class SharedConfig:
         self._controller = controller
         controller.cluster = self
         self._attached.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._apply_loop(), name="mqferry[cluster].config")
+        self.applier.start()
         self._wake.set()
 
     async def stop(self) -> None:
         """Stop applying (idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.applier.stop()
 
     async def propose(self, data: dict[str, Any], config: AppConfig | None,
                       base: int | None = None) -> Plan:

@@ -7,8 +7,6 @@ built; then the app is built and started, and the parts (:data:`Part` classes) a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,6 +15,7 @@ from mqferry.cluster.config_sync import SharedConfig
 from mqferry.cluster.keys import SharedKeyStore
 from mqferry.cluster.shared import SharedLog
 from mqferry.errors import MqferryError
+from mqferry.tasks import Supervisor
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -81,7 +80,9 @@ class ClusterNode:
         self._running: list[Part] = []
         self.app: App | None = None
         self.keys: SharedKeyStore | None = None
-        self._converge: asyncio.Task[None] | None = None
+        #: Started when the log cannot be read at start: converges once it can.
+        self.converger = Supervisor(f"mqferry[cluster:{config.name}].converge",
+                                    self.shared_config.converge)
         self._started = False
 
     async def start(self) -> None:
@@ -107,8 +108,7 @@ class ClusterNode:
                 f"the cluster's configuration log cannot be read ({exc}); running this file's "
                 "configuration until it can")
             log.warning("cluster %s: %s", self.config.name, self.shared_config.note)
-            self._converge = asyncio.create_task(self.shared_config.converge(),
-                                                 name="mqferry[cluster].converge")
+            self.converger.start()
             return file_data
         return await self.shared_config.settle(file_data)
 
@@ -162,11 +162,7 @@ class ClusterNode:
     async def stop(self) -> None:
         """Stop the parts, the shared configuration and the transport (idempotent)."""
         await self.stop_parts()
-        if self._converge is not None:
-            self._converge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._converge
-            self._converge = None
+        await self.converger.stop()
         await self.shared_config.stop()
         if self.keys is not None:
             await self.keys.stop()
@@ -180,6 +176,12 @@ class ClusterNode:
         health = await self.transport.health()
         out: dict[str, Any] = {"name": self.config.name, "node": self.node,
                                "transport": health.to_json(), **self.shared_config.status()}
+        loops = [self.log.reader, self.shared_config.applier, self.converger]
+        if self.keys is not None:
+            loops.append(self.keys.syncer)
+        problems = [p for p in (loop.problem() for loop in loops) if p is not None]
+        if problems:
+            out["problems"] = problems
         for part in self._running:
             out.setdefault("parts", []).append(
                 {"part": type(part).__name__, **(await part.health()).to_json(),
