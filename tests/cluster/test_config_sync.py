@@ -9,9 +9,11 @@ from typing import ClassVar
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from mqferry import ClusterConfig, MqferryError
 from mqferry.api.keys import KeyStore
+from mqferry.cli import build_cli
 from mqferry.cluster.config_sync import ClusterConfigError, ClusterConflictError
 from mqferry.cluster.node import ClusterNode
 from mqferry.config import validate_config
@@ -286,3 +288,23 @@ async def test_a_part_refusing_its_claim_stops_the_start(plugins, tmp_path):
                                                      mqtt_factory=MqttTwin.factory([])))
     await node.stop()
     assert Recorder.events == ["claim running=False"]
+
+
+async def test_a_reload_goes_through_the_log_and_every_node_applies_it(cluster):
+    n1 = await cluster("n1", CONFIG)
+    n2 = await cluster("n2", CONFIG)
+    data = yaml.safe_load(n2.path.read_text())
+    data["rules"]["r2"]["sql"] = 'SELECT payload FROM "t/reloaded"'
+    n2.path.write_text(yaml.safe_dump(data))
+    await n2.ctrl.reload()  # SIGHUP, or `mqferry config reload`
+    assert "t/reloaded" in sql(n2, "r2")
+    await eventually(lambda: "t/reloaded" in sql(n1, "r2"))
+    assert [r["version"] for k, r in records(cluster.bus) if k == "config"] == [1, 2]
+
+
+def test_api_key_create_says_how_keys_reach_the_cluster(tmp_path):
+    config = tmp_path / "mqferry.yaml"
+    config.write_text(yaml.safe_dump({"node": "n@h", "cluster": {"name": "plant-7"}}))
+    r = CliRunner().invoke(build_cli(), ["api-key", "create", "-c", str(config), "--name", "ops"])
+    assert r.exit_code == 0, r.output
+    assert "cluster 'plant-7'" in r.stderr and "every node of the cluster" in r.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import signal
 import subprocess
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 
@@ -197,3 +199,20 @@ def test_a_different_file_under_the_same_cluster_name_is_refused(cluster, kafka_
     assert "rules/r3" in log and "another cluster.name" in log, log
     assert "Traceback" not in log
     assert log_records(kafka_bootstrap, cluster.topic) == before  # nothing written
+
+
+def test_a_file_edited_and_reloaded_on_node_2_reaches_node_1(cluster):
+    n1 = cluster(1)
+    auth = api_key(n1.proc.config_path)
+    n2 = cluster(2)
+    eventually(lambda: n2.call("GET", "/status", auth).status_code == 200)
+    data = yaml.safe_load(n2.proc.config_path.read_text())
+    new_sql = f'SELECT payload FROM "cfg-{cluster.tag}/reloaded"'
+    data["rules"]["r2"]["sql"] = new_sql
+    n2.proc.config_path.write_text(yaml.safe_dump(data))
+    assert n2.proc.proc is not None
+    n2.proc.proc.send_signal(signal.SIGHUP)
+    eventually(lambda: rule_sql(n1, auth, "r2") == new_sql, timeout=10,
+               what="node 2's reload reaches node 1")
+    status = n1.call("GET", "/status", auth).json()["cluster"]
+    assert status["config_version"] == status["cluster_config_version"] == 2, status
