@@ -308,3 +308,10 @@ def test_api_key_create_says_how_keys_reach_the_cluster(tmp_path):
     r = CliRunner().invoke(build_cli(), ["api-key", "create", "-c", str(config), "--name", "ops"])
     assert r.exit_code == 0, r.output
     assert "cluster 'plant-7'" in r.stderr and "every node of the cluster" in r.stderr
+
+
+async def test_reloading_an_unchanged_file_writes_nothing(cluster):
+    n1 = await cluster("n1", CONFIG)
+    plan = await n1.ctrl.reload()
+    assert plan.empty
+    assert [r["version"] for _, r in records(cluster.bus)] == [1]

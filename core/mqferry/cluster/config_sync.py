@@ -215,6 +215,12 @@ class SharedConfig:
         base = self.applied if base is None else base
         value = shared_part(data)
         mark = fingerprint(value)
+        state = self.shared.value(CONFIG_KEY)
+        if (state.value is not None and base == state.version == self.applied
+                and fingerprint(state.value) == mark):
+            from mqferry.runtime.reconfig.plan import Plan
+
+            return Plan()  # the cluster runs this already (a reload of an unchanged file)
         if config is not None:
             # Registered before the write: this node may apply the version as soon as it
             # reads the record back, before this coroutine runs again.
