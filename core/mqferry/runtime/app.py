@@ -36,6 +36,7 @@ from mqferry.types import (
 )
 
 if TYPE_CHECKING:
+    from mqferry.cluster.node import ClusterNode
     from mqferry.runtime.reconfig import Plan
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ class App:
         self.mqtt = mqtt_factory(config=own, handler=self.handle_message)
         #: Sessions that take the rules' input besides :attr:`mqtt` (a cluster's slots).
         self.ingress: list[Ingress] = []
+        #: This node's cluster membership (set when it runs in a cluster), else ``None``.
+        self.cluster: ClusterNode | None = None
         self.context = RuntimeContext(
             mqtt=self.mqtt if publisher is None else publisher,
             dispatch=self.dispatch,
