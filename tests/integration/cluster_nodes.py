@@ -1,0 +1,239 @@
+"""Several ``mqferry run`` processes on this machine from one configuration, as a cluster runs.
+
+Each node gets the same mapping with its own ``node`` name, ``api.listen`` (a free port) and
+``data_dir``; everything else is shared. The harness makes an API key for each node with the CLI
+(``mqferry api-key create``), waits until each answers ``/status``, kills one with ``SIGKILL``,
+stops them all (by their own pids only), reads their ``/status`` and metrics, and collects the
+lines of their logs that report a failure.
+
+No pytest import: benchmarks use it too.
+
+    nodes = ClusterNodes(config, tmp_path, 3, overrides=lambda i: {"mqtt": {"clientid": ...}})
+    nodes.start()
+    nodes.kill(1)
+    print(nodes.status(0)["sources"], nodes.failures())
+    nodes.stop()
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
+
+#: Log lines that say something failed (mqferry logs ``LEVEL`` after the timestamp).
+FAILURE_MARKS = (" ERROR ", " CRITICAL ", "Traceback (most recent call last)")
+
+
+def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, mappings key by key (neither is changed)."""
+    out = copy.deepcopy(dict(base))
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Node:
+    """One node of the harness: its name, API address, files and process."""
+
+    index: int
+    name: str
+    port: int
+    workdir: Path
+    process: MqferryProcess
+    auth: tuple[str, str]
+    killed: bool = False
+
+    @property
+    def url(self) -> str:
+        """The base URL of its API."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        """Its operating-system process id."""
+        assert self.process.proc is not None
+        return self.process.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        """Whether its process runs."""
+        proc = self.process.proc
+        return proc is not None and proc.poll() is None
+
+    @property
+    def log(self) -> str:
+        """Its log so far."""
+        return self.process.log
+
+
+class ClusterNodes:
+    """N ``mqferry run -c <file>`` processes made from one configuration mapping.
+
+    Args:
+        config: the shared configuration (``node``, ``api.listen`` and ``data_dir`` are set per
+            node).
+        workdir: a directory of the caller's; node ``i`` lives in ``<workdir>/node<i>``.
+        count: how many nodes.
+        name: node names are ``<name><i>@127.0.0.1``, ``i`` from 1.
+        overrides: more per-node settings, merged into node ``i``'s configuration (from 0).
+    """
+
+    def __init__(self, config: Mapping[str, Any], workdir: Path, count: int, *,
+                 name: str = "mqferry",
+                 overrides: Callable[[int], Mapping[str, Any]] | None = None) -> None:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        self.nodes: list[Node] = []
+        for i in range(count):
+            home = workdir / f"node{i + 1}"
+            home.mkdir(parents=True, exist_ok=True)
+            port = free_port()
+            node_name = f"{name}{i + 1}@127.0.0.1"
+            own = {"node": node_name, "api": {"enable": True, "listen": f"127.0.0.1:{port}"},
+                   "data_dir": str(home / "data")}
+            cfg = merged(merged(config, own), overrides(i) if overrides else {})
+            proc = MqferryProcess(cfg, home)
+            self.nodes.append(Node(i, node_name, port, home, proc, api_key(proc.config_path)))
+
+    def __iter__(self) -> Iterator[Node]:
+        return iter(self.nodes)
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def __getitem__(self, index: int) -> Node:
+        return self.nodes[index]
+
+    @property
+    def live(self) -> list[Node]:
+        """The nodes whose process runs."""
+        return [n for n in self.nodes if n.alive]
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 90.0) -> ClusterNodes:
+        """Start every node (all at once, as a fleet starts) and wait until each answers.
+
+        Raises:
+            AssertionError: a node exited or did not answer ``/status`` in ``timeout`` seconds
+                (with its log).
+        """
+        for node in self.nodes:
+            node.process.start()
+        for node in self.nodes:
+            self.wait_answering(node, timeout)
+        return self
+
+    def wait_answering(self, node: Node, timeout: float = 90.0) -> dict[str, Any]:
+        """Wait until ``node`` answers ``GET /api/v5/status``; that answer."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not node.alive:
+                raise AssertionError(f"{node.name} exited before answering /status; log:\n"
+                                     f"{node.log}")
+            try:
+                return self.status(node.index)
+            except (httpx.HTTPError, AssertionError) as exc:
+                last = str(exc) or type(exc).__name__
+            time.sleep(0.2)
+        raise AssertionError(f"{node.name} did not answer /status in {timeout}s ({last}); "
+                             f"log:\n{node.log}")
+
+    def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 60.0,
+                   step: float = 0.5) -> None:
+        """Wait until ``predicate()`` holds; fail naming ``what`` with the failures logged."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(step)
+        if not predicate():
+            raise AssertionError(f"not within {timeout}s: {what}; failures logged:\n"
+                                 f"{self.failures_text()}")
+
+    def kill(self, index: int) -> None:
+        """``kill -9`` node ``index``: no flush, no goodbye."""
+        node = self.nodes[index]
+        node.process.kill()
+        node.killed = True
+
+    def stop(self, timeout: float = 60.0) -> dict[str, int]:
+        """SIGTERM every live node (its own pid) and wait; the exit code per node name.
+
+        A node still running after ``timeout`` seconds is killed and reported with -9.
+        """
+        codes: dict[str, int] = {}
+        for node in self.nodes:
+            if node.alive:
+                assert node.process.proc is not None
+                node.process.proc.terminate()
+        for node in self.nodes:
+            if node.process.proc is None or node.killed:
+                continue
+            try:
+                codes[node.name] = node.process.terminate(timeout)
+            except Exception:  # the wait timed out: MqferryProcess killed it
+                codes[node.name] = -9
+        return codes
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def get(self, index: int, path: str, timeout: float = 10.0) -> Any:
+        """``GET /api/v5<path>`` on node ``index`` with its key; the JSON body."""
+        node = self.nodes[index]
+        r = httpx.get(f"{node.url}/api/v5{path}", auth=node.auth, timeout=timeout)
+        assert r.status_code == 200, f"{node.name} GET {path}: {r.status_code} {r.text}"
+        return r.json()
+
+    def status(self, index: int) -> dict[str, Any]:
+        """Node ``index``'s ``/api/v5/status``."""
+        body: dict[str, Any] = self.get(index, "/status")
+        return body
+
+    def component(self, index: int, kind: str, cid: str) -> dict[str, Any]:
+        """The status entry of a connector, action or source in node ``index``'s ``/status``."""
+        for item in self.status(index)[kind]:
+            if item["id"] == cid:
+                return dict(item)
+        raise AssertionError(f"{self.nodes[index].name} has no {kind} {cid}")
+
+    def metrics(self, index: int, kind: str, cid: str) -> dict[str, Any]:
+        """Node ``index``'s own counters of a source or action (``node_metrics`` entry)."""
+        body = self.get(index, f"/{kind}/{cid}/metrics")
+        name = self.nodes[index].name
+        for entry in body.get("node_metrics", []):
+            if entry.get("node") == name:
+                return dict(entry["metrics"])
+        return dict(body["metrics"])
+
+    def failures(self) -> dict[str, list[str]]:
+        """Per node, the log lines that report a failure."""
+        return {n.name: [line for line in n.process.lines
+                         if any(mark in line for mark in FAILURE_MARKS)]
+                for n in self.nodes}
+
+    def failures_text(self, limit: int = 40) -> str:
+        """:meth:`failures` as text, at most ``limit`` lines per node."""
+        out = []
+        for name, lines in self.failures().items():
+            out.append(f"--- {name}: {len(lines)} failure lines")
+            out.extend(lines[:limit])
+        return "\n".join(out)
+
+    def logs(self) -> str:
+        """Every node's log, one after the other."""
+        return "\n".join(f"===== {n.name} (pid {n.pid})\n{n.log}" for n in self.nodes
+                         if n.process.proc is not None)
