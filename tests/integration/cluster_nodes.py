@@ -18,6 +18,7 @@ No pytest import: benchmarks use it too.
 from __future__ import annotations
 
 import copy
+import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -176,17 +177,23 @@ class ClusterNodes:
         A node still running after ``timeout`` seconds is killed and reported with -9.
         """
         codes: dict[str, int] = {}
-        for node in self.nodes:
-            if node.alive:
-                assert node.process.proc is not None
-                node.process.proc.terminate()
-        for node in self.nodes:
-            if node.process.proc is None or node.killed:
-                continue
+        running = [n for n in self.nodes if n.alive]
+        for node in running:  # all at once: a fleet stops together
+            assert node.process.proc is not None
+            node.process.proc.terminate()
+        deadline = time.monotonic() + timeout
+        for node in running:
+            proc = node.process.proc
+            assert proc is not None
             try:
-                codes[node.name] = node.process.terminate(timeout)
-            except Exception:  # the wait timed out: MqferryProcess killed it
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                node.process.kill()
                 codes[node.name] = -9
+                continue
+            # Exited: terminate() sends no second signal (which a process in its last steps,
+            # its handlers gone, would die of), it collects the output.
+            codes[node.name] = node.process.terminate(timeout)
         return codes
 
     # -- reading ----------------------------------------------------------------------------
