@@ -18,6 +18,7 @@ No pytest import: benchmarks use it too.
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -29,8 +30,28 @@ import httpx
 
 from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 
+#: What the Kafka consumer source logs on each assignment (its whole new assignment).
+_ASSIGNED = re.compile(r"source (\S+): partitions assigned: (.*)$")
+
 #: Log lines that say something failed (mqferry logs ``LEVEL`` after the timestamp).
 FAILURE_MARKS = (" ERROR ", " CRITICAL ", "Traceback (most recent call last)")
+
+
+def kafka_to_mqtt(kafka: str, mqtt: str, *, source: str, topic: str, prefix: str,
+                  max_inflight: int = 1000) -> dict[str, Any]:
+    """A configuration whose ``kafka_consumer`` source maps ``topic`` to ``<prefix>/<key>``.
+
+    The MQTT payload is the record value, at QoS 1; no ``group_id``, so the default one is used.
+    """
+    return {
+        "mqtt": {"server": mqtt},
+        "connectors": {"kafka_consumer": {"kc": {"bootstrap_hosts": kafka}}},
+        "sources": {"kafka_consumer": {source: {"connector": "kc", "parameters": {
+            "offset_reset_policy": "earliest", "max_inflight": max_inflight,
+            "offset_commit_interval_seconds": 1,
+            "topic_mapping": [{"kafka_topic": topic, "mqtt_topic": f"{prefix}/${{key}}",
+                               "qos": 1, "payload_template": "${value}"}]}}}},
+    }
 
 
 def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -154,15 +175,19 @@ class ClusterNodes:
                              f"log:\n{node.log}")
 
     def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 60.0,
-                   step: float = 0.5) -> None:
-        """Wait until ``predicate()`` holds; fail naming ``what`` with the failures logged."""
+                   step: float = 0.5, detail: Callable[[], object] | None = None) -> None:
+        """Wait until ``predicate()`` holds; fail naming ``what`` with the failures logged.
+
+        ``detail()``, if given, is added to the failure message (what the nodes said).
+        """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if predicate():
                 return
             time.sleep(step)
         if not predicate():
-            raise AssertionError(f"not within {timeout}s: {what}; failures logged:\n"
+            said = f"\n{detail()}" if detail is not None else ""
+            raise AssertionError(f"not within {timeout}s: {what}{said}; failures logged:\n"
                                  f"{self.failures_text()}")
 
     def kill(self, index: int) -> None:
@@ -244,3 +269,26 @@ class ClusterNodes:
         """Every node's log, one after the other."""
         return "\n".join(f"===== {n.name} (pid {n.pid})\n{n.log}" for n in self.nodes
                          if n.process.proc is not None)
+
+    # -- Kafka consumer sources -------------------------------------------------------------
+
+    def assignment(self, index: int, source_id: str) -> set[int]:
+        """The partitions node ``index``'s log says it holds now (its last assignment)."""
+        for line in reversed(self.nodes[index].process.lines):
+            m = _ASSIGNED.search(line)
+            if m and m.group(1) == source_id:
+                parts = m.group(2).strip()
+                return set() if parts == "none" else {int(p.rsplit("/", 1)[1])
+                                                       for p in parts.split(", ")}
+        return set()
+
+    def shared_out(self, source_id: str, partitions: int) -> bool:
+        """Every live node holds some of the partitions, none twice, all of them covered."""
+        held = [self.assignment(n.index, source_id) for n in self.live]
+        union: set[int] = set().union(*held)
+        return (all(held) and sum(len(h) for h in held) == len(union)
+                and union == set(range(partitions)))
+
+    def assignments(self, source_id: str) -> dict[str, list[int]]:
+        """Per live node, the partitions it holds (for messages)."""
+        return {n.name: sorted(self.assignment(n.index, source_id)) for n in self.live}

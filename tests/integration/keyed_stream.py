@@ -33,7 +33,9 @@ class KeyedProducer:
         self._producer = Producer({"bootstrap.servers": bootstrap, "acks": "all",
                                    "enable.idempotence": True, "linger.ms": 5,
                                    # a Kafka restart in a test must not fail the records
-                                   "message.timeout.ms": 300_000})
+                                   "message.timeout.ms": 300_000,
+                                   # connection refusals while Kafka is away are expected
+                                   "log_level": 2})
         self._thread = threading.Thread(target=self._run, name="keyed-producer", daemon=True)
 
     def start(self) -> KeyedProducer:

@@ -14,47 +14,13 @@ import uuid
 
 import pytest
 
-from tests.integration.cluster_nodes import ClusterNodes
+from tests.integration.cluster_nodes import ClusterNodes, kafka_to_mqtt
 from tests.integration.keyed_stream import KeyedProducer, missing, summary, tally
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 6
 MAX_INFLIGHT = 1000
-_ASSIGNED = re.compile(r"source (\S+): partitions assigned: (.*)$")
-
-
-def kafka_to_mqtt(kafka: str, mqtt: str, *, source: str, topic: str, prefix: str,
-                  max_inflight: int = MAX_INFLIGHT) -> dict[str, object]:
-    """A configuration mapping ``topic`` to ``<prefix>/<record key>`` with the record value."""
-    return {
-        "mqtt": {"server": mqtt},
-        "connectors": {"kafka_consumer": {"kc": {"bootstrap_hosts": kafka}}},
-        "sources": {"kafka_consumer": {source: {"connector": "kc", "parameters": {
-            "offset_reset_policy": "earliest", "max_inflight": max_inflight,
-            "offset_commit_interval_seconds": 1,
-            "topic_mapping": [{"kafka_topic": topic, "mqtt_topic": f"{prefix}/${{key}}",
-                               "qos": 1, "payload_template": "${value}"}]}}}},
-    }
-
-
-def assignment(lines: list[str], source_id: str) -> set[int]:
-    """The partitions a node's log says it holds now (its last assignment of ``source_id``)."""
-    for line in reversed(lines):
-        m = _ASSIGNED.search(line)
-        if m and m.group(1) == source_id:
-            parts = m.group(2).strip()
-            return set() if parts == "none" else {int(p.rsplit("/", 1)[1])
-                                                   for p in parts.split(", ")}
-    return set()
-
-
-def shared_out(nodes: ClusterNodes, source_id: str, partitions: int) -> bool:
-    """Every live node holds some partitions, none twice, all of them covered."""
-    held = [assignment(n.process.lines, source_id) for n in nodes.live]
-    union = set().union(*held)
-    return (all(held) and sum(len(h) for h in held) == len(union)
-            and union == set(range(partitions)))
 
 
 def test_three_nodes_share_a_source_and_a_killed_node_loses_nothing(
@@ -65,7 +31,7 @@ def test_three_nodes_share_a_source_and_a_killed_node_loses_nothing(
     source, prefix = f"k2m_{tag}", f"cluster-k2m-{tag}"
     sid = f"kafka_consumer:{source}"
     config = kafka_to_mqtt(kafka_bootstrap, str(mqtt_broker), source=source, topic=topic,
-                           prefix=prefix)
+                           prefix=prefix, max_inflight=MAX_INFLIGHT)
     nodes = ClusterNodes(config, tmp_path, 3,
                          overrides=lambda i: {"mqtt": {"clientid": f"k2m-{tag}-{i}"}})
     producer = KeyedProducer(kafka_bootstrap, topic, partitions=PARTITIONS, count=40_000,
@@ -73,11 +39,11 @@ def test_three_nodes_share_a_source_and_a_killed_node_loses_nothing(
     try:
         nodes.start()
         nodes.wait_until("the three nodes share the partitions",
-                         lambda: shared_out(nodes, sid, PARTITIONS), timeout=90)
+                         lambda: nodes.shared_out(sid, PARTITIONS), timeout=90)
         groups = {re.search(r"as group (\S+)", n.log).group(1) for n in nodes}  # type: ignore[union-attr]
         assert groups == {f"mqferry-kafka-consumer-{source}"}, groups
         victim = nodes[1]
-        theirs = assignment(victim.process.lines, sid)
+        theirs = nodes.assignment(victim.index, sid)
         with mosquitto_sub(f"{prefix}/#", 10**9, timeout=600) as sub:
             producer.start()
             deadline = time.monotonic() + 60
@@ -104,12 +70,11 @@ def test_three_nodes_share_a_source_and_a_killed_node_loses_nothing(
         # before the rebalance timed out.
         assert dup <= len(nodes) * MAX_INFLIGHT, dup
         # The dead node's partitions moved to the live nodes, whose counters grew.
-        assert shared_out(nodes, sid, PARTITIONS), [
-            (n.name, assignment(n.process.lines, sid)) for n in nodes.live]
+        assert nodes.shared_out(sid, PARTITIONS), nodes.assignments(sid)
         after = {n.name: nodes.metrics(n.index, "sources", sid)["received"] for n in nodes.live}
         print(f"received by the live nodes at the kill {before}, at the end {after}")
         assert all(after[name] > before[name] for name in before), (before, after)
-        moved = set().union(*(assignment(n.process.lines, sid) for n in nodes.live))
+        moved = set().union(*(nodes.assignment(n.index, sid) for n in nodes.live))
         assert theirs and theirs <= moved
     finally:
         codes = nodes.stop()

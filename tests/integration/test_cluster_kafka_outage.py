@@ -1,0 +1,134 @@
+"""Three nodes ride out Kafka outages: Kafka unreachable when they start, and a Kafka restart
+under load. They keep running, say so in ``/status``, converge when Kafka is back (the partitions
+shared out again), and nothing produced is lost on the way to MQTT.
+
+A private Kafka of this test (``scripts/services.sh`` in a temporary directory) is stopped and
+started; the shared one is never touched. Witness: ``mosquitto_sub`` at QoS 1.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.integration.cluster_nodes import ClusterNodes, kafka_to_mqtt
+from tests.integration.conftest import _create_topic, _run_in_thread
+from tests.integration.keyed_stream import KeyedProducer, missing, summary, tally
+from tests.integration.private_kafka import PrivateKafka, kafka_libs
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 6
+MAX_INFLIGHT = 1000
+
+
+def kafka_problem(nodes: ClusterNodes, index: int, sid: str) -> str | None:
+    """What node ``index``'s ``/status`` says about Kafka being away, or None if it says nothing.
+
+    It must say it is not ready, with the connector (or the source) not connected and a reason.
+    """
+    status = nodes.status(index)
+    if status["ready"] or status["status"] != "running":
+        return None
+    connector = nodes.component(index, "connectors", "kafka_consumer:kc")
+    source = nodes.component(index, "sources", sid)
+    for item in (connector, source):
+        if item["status"] != "connected" and item.get("status_reason"):
+            return f"{item['id']}: {item['status']}: {item['status_reason']}"
+    return None
+
+
+def converged(nodes: ClusterNodes, sid: str) -> bool:
+    """Every live node is ready with its source consuming, and the partitions are shared out."""
+    for n in nodes.live:
+        status = nodes.status(n.index)
+        if not status["ready"] or nodes.component(n.index, "sources", sid)["status"] != \
+                "connected":
+            return False
+    return nodes.shared_out(sid, PARTITIONS)
+
+
+@pytest.fixture
+def private_kafka(tmp_path):
+    libs = kafka_libs()
+    if libs is None:
+        pytest.skip("no Kafka jars found: run scripts/services.sh install")
+    kafka = PrivateKafka(tmp_path / "kafka", libs)
+    try:
+        yield kafka
+    finally:
+        if kafka.running:
+            kafka.stop()
+
+
+def test_nodes_ride_out_kafka_down_at_start_and_a_restart_under_load(
+        private_kafka, mqtt_broker, mosquitto_sub, tmp_path):
+    kafka = private_kafka
+    tag = uuid.uuid4().hex[:8]
+    topic, source, prefix = f"outage-{tag}", f"outage_{tag}", f"cluster-outage-{tag}"
+    sid = f"kafka_consumer:{source}"
+    # The topic exists (the cluster ran before); then Kafka goes away.
+    kafka.start()
+    _run_in_thread(lambda: _create_topic(kafka.bootstrap, topic, PARTITIONS, 60))
+    kafka.stop()
+
+    config = kafka_to_mqtt(kafka.bootstrap, str(mqtt_broker), source=source, topic=topic,
+                           prefix=prefix, max_inflight=MAX_INFLIGHT)
+    nodes = ClusterNodes(config, tmp_path / "nodes", 3,
+                         overrides=lambda i: {"mqtt": {"clientid": f"outage-{tag}-{i}"}})
+    producer = KeyedProducer(kafka.bootstrap, topic, partitions=PARTITIONS, count=30_000,
+                             rate=1500.0)
+    try:
+        # 1. Kafka unreachable at cluster start: the nodes start, answer and say why not ready.
+        nodes.start()
+        nodes.wait_until("every node says Kafka is away",
+                         lambda: all(kafka_problem(nodes, n.index, sid) for n in nodes), 60,
+                         detail=lambda: [nodes.status(n.index) for n in nodes])
+        time.sleep(5)  # a few retries later: still running, still saying so
+        said = {n.name: kafka_problem(nodes, n.index, sid) for n in nodes}
+        print(f"\nKafka down at start: {said}")
+        assert len(nodes.live) == 3 and all(said.values()), (said, nodes.logs())
+
+        kafka.start()
+        nodes.wait_until("the nodes converge once Kafka is up",
+                         lambda: converged(nodes, sid), 120,
+                             detail=lambda: [nodes.status(n.index) for n in nodes])
+
+        # 2. A Kafka restart under load.
+        with mosquitto_sub(f"{prefix}/#", 10**9, timeout=900) as sub:
+            producer.start()
+            deadline = time.monotonic() + 60
+            while len(sub.messages) < producer.count // 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            kafka.stop()
+            stopped_after = len(sub.messages)
+            nodes.wait_until("every node says Kafka is away",
+                             lambda: all(kafka_problem(nodes, n.index, sid) for n in nodes),
+                             60, detail=lambda: [nodes.status(n.index) for n in nodes])
+            said = {n.name: kafka_problem(nodes, n.index, sid) for n in nodes}
+            print(f"Kafka stopped after {stopped_after} messages: {said}")
+            assert len(nodes.live) == 3, nodes.logs()
+            kafka.start()
+            restarted = time.monotonic()
+            nodes.wait_until("the nodes converge after the restart",
+                             lambda: converged(nodes, sid), 120,
+                             detail=lambda: [nodes.status(n.index) for n in nodes])
+            print(f"converged {time.monotonic() - restarted:.1f}s after Kafka was back: "
+                  f"{nodes.assignments(sid)}")
+            counts = producer.join()
+            deadline = time.monotonic() + 180
+            while missing(counts, tally(m.payload for m in sub.messages)) and \
+                    time.monotonic() < deadline:
+                time.sleep(0.5)
+            time.sleep(2)  # late duplicates
+            got = tally(m.payload for m in sub.messages)
+        print(summary(counts, got))
+        assert not missing(counts, got), (missing(counts, got), nodes.failures_text())
+        dup = sum(t.duplicated for t in got.values())
+        assert dup <= len(nodes) * MAX_INFLIGHT, dup
+        assert len(nodes.live) == 3, nodes.logs()
+    finally:
+        codes = nodes.stop()
+    assert all(code == 0 for code in codes.values()), (codes, nodes.failures_text())
