@@ -19,8 +19,11 @@ Failover (Kafka -> MQTT): three nodes, a steady stream, ``kill -9`` of the node 
 partitions of some keys; reported: the time from the kill to the first message of those keys
 delivered again (the gap a reader of those keys sees), loss and duplicates.
 
-MQTT -> Kafka failover needs session slots (a dead node's persistent session taken over); without
-them the dead node's unacknowledged messages wait in its session at the broker.
+With ``--cluster`` the MQTT -> Kafka nodes have a ``cluster:`` section (session slots on Kafka)
+instead of ``mqtt.share_group``, and the MQTT -> Kafka failover is measured too: three nodes, a
+steady QoS 1 stream, ``kill -9`` of one; reported: when the messages stranded in its sessions reach
+Kafka, counted from the kill (their takeover by the live nodes). Without session slots a dead
+node's unacknowledged messages wait in its session at the broker until it returns.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from mqferry_bench.mqtt_verify import MqttVerifier
 from mqferry_bench.payload import encode
 from mqferry_bench.report import summary_row
 from mqferry_bench.resources import ProcessWatch
-from mqferry_bench.runner import run
+from mqferry_bench.runner import BenchRun, run
 from mqferry_bench.stats import timing
 
 HERE = Path(__file__).resolve().parent
@@ -133,10 +136,17 @@ def k2m_nodes(brokers: Brokers, n: int, workdir: Path, *, topic: str, prefix: st
 
 
 def m2k_nodes(brokers: Brokers, n: int, workdir: Path, *, topic: str, prefix: str,
-              tag: str) -> ClusterNodes:
-    """``n`` MQTT -> Kafka nodes sharing the rule's subscription (``mqtt.share_group``)."""
+              tag: str, cluster: bool) -> ClusterNodes:
+    """``n`` MQTT -> Kafka nodes sharing the rule's subscription.
+
+    With ``cluster``, a ``cluster:`` section (session slots on Kafka, the defaults otherwise);
+    without, plain nodes on one ``mqtt.share_group``.
+    """
     cfg = mqferry_config("mqferry-alo", "mqtt-kafka", brokers, prefix=prefix, kafka_topic=topic,
-                         clientid="unused")
+                         clientid=f"bench-m2k-{tag}")
+    if cluster:
+        cfg = merged(cfg, {"cluster": {"name": f"bench-{tag}", "bootstrap_hosts": brokers.kafka}})
+        return ClusterNodes(cfg, workdir, n, name=f"bench{tag}-")
     cfg = merged(cfg, {"mqtt": {"share_group": f"bench{tag}"}})
     return ClusterNodes(cfg, workdir, n, name=f"bench{tag}-",
                         overrides=lambda i: {"mqtt": {"clientid": f"bench-m2k-{tag}-{i}"}})
@@ -204,28 +214,78 @@ def _drain(verifier: MqttVerifier, want: int, idle: float) -> None:
     time.sleep(1.0)
 
 
-def m2k_run(brokers: Brokers, n: int, count: int, size: int,
-            workdir: Path) -> dict[str, Any]:
+def m2k_run(brokers: Brokers, n: int, workdir: Path, *, count: int, size: int,
+            cluster: bool) -> dict[str, Any]:
     """MQTT -> Kafka with ``n`` nodes on one shared subscription: the bench publishers at full
     speed."""
     tag = uuid.uuid4().hex[:6]
     topic, prefix = f"bench-cluster-m2k-{tag}", f"bench/cluster-{tag}"
     create_topic(brokers.kafka, topic, 1)
-    nodes = m2k_nodes(brokers, n, workdir / tag, topic=topic, prefix=prefix, tag=tag)
+    nodes = m2k_nodes(brokers, n, workdir / tag, topic=topic, prefix=prefix, tag=tag,
+                      cluster=cluster)
     try:
-        nodes.start()
-        nodes.wait_until("every node ready",
-                         lambda: all(nodes.status(x.index)["ready"] for x in nodes), 120)
-        probe_mqtt_to_kafka(brokers.mqtt_host, brokers.mqtt_port, f"{prefix}/probe",
-                            brokers.kafka, topic)
+        _settle_m2k(brokers, nodes, topic, prefix)
         spec = spec_for("mqtt-kafka", brokers, prefix, topic, count=count, rate=0.0, size=size,
                         streams=4, qos=1, idle_timeout=20.0, settle=1.0)
         result = run(spec, watch=lambda: pids(nodes))
         result.update({"label": f"mqtt-kafka {n} node(s)", "direction": "mqtt-kafka",
-                       "nodes": n,
+                       "nodes": n, "cluster": cluster,
                        "loadavg": [round(x, 2) for x in os.getloadavg()],
                        "failures": {k: v[:5] for k, v in nodes.failures().items() if v}})
         return result
+    finally:
+        nodes.stop()
+        delete_topics(brokers.kafka, [topic])
+
+
+def _settle_m2k(brokers: Brokers, nodes: ClusterNodes, topic: str, prefix: str) -> None:
+    nodes.start()
+    nodes.wait_until("every node ready",
+                     lambda: all(nodes.status(x.index)["ready"] for x in nodes), 120,
+                     detail=lambda: [nodes.status(x.index) for x in nodes])
+    probe_mqtt_to_kafka(brokers.mqtt_host, brokers.mqtt_port, f"{prefix}/probe",
+                        brokers.kafka, topic)
+
+
+def m2k_failover(brokers: Brokers, workdir: Path, *, count: int, rate: float,
+                 size: int) -> dict[str, Any]:
+    """Three cluster nodes (session slots), a steady QoS 1 stream, ``kill -9`` of one a third
+    of the way through; when its sessions' messages reach Kafka.
+
+    A message that was sent before the kill and reaches Kafka more than a second after it was
+    stranded in the dead node's sessions (under load the others take milliseconds): the first
+    and the last of them, counted from the kill, are when its sessions were taken over and
+    drained.
+    """
+    tag = uuid.uuid4().hex[:6]
+    topic, prefix = f"bench-cluster-m2k-fo-{tag}", f"bench/cluster-{tag}"
+    create_topic(brokers.kafka, topic, 1)
+    nodes = m2k_nodes(brokers, 3, workdir / tag, topic=topic, prefix=prefix, tag=tag,
+                      cluster=True)
+    killed: list[float] = []
+    seen: list[BenchRun] = []
+
+    def tick(bench: BenchRun) -> None:
+        if not seen:
+            seen.append(bench)
+        if not killed and bench.delivered() >= count // 3:
+            nodes.kill(1)
+            killed.append(time.time())
+
+    try:
+        _settle_m2k(brokers, nodes, topic, prefix)
+        spec = spec_for("mqtt-kafka", brokers, prefix, topic, count=count, rate=rate, size=size,
+                        streams=4, qos=1, idle_timeout=60.0, settle=2.0)
+        result = run(spec, tick=tick)
+        samples = seen[0].verifier.tally.samples if seen else []
+        when = killed[0] if killed else time.time()
+        stranded = sorted(t for t, lat in samples if t - lat / 1000 < when and t > when + 1.0)
+        return {"direction": "mqtt-kafka", "nodes": 3, "rate": rate, "killed": nodes[1].name,
+                "stranded": len(stranded),
+                "first_after_s": round(stranded[0] - when, 2) if stranded else None,
+                "last_after_s": round(stranded[-1] - when, 2) if stranded else None,
+                "loss": result["loss"], "loadavg": [round(x, 2) for x in os.getloadavg()],
+                "failures": {k: v[:5] for k, v in nodes.failures().items() if v}}
     finally:
         nodes.stop()
         delete_topics(brokers.kafka, [topic])
@@ -323,12 +383,24 @@ def markdown(results: list[dict[str, Any]], failovers: list[dict[str, Any]]) -> 
                 f"{max(f['msg_s'] for f in flat):,.0f}) | "
                 f"{rate / base if base else 0:.2f} | {cpu or 0:,.2f} | "
                 f"{_median(loads):.2f} ({min(loads):.2f}-{max(loads):.2f}) |")
-    if failovers:
+    k2m = [f for f in failovers if f["direction"] == "kafka-mqtt"]
+    m2k = [f for f in failovers if f["direction"] == "mqtt-kafka"]
+    if m2k:
+        out.append("\n#### mqtt-kafka failover: kill -9 one of three cluster nodes\n")
+        out.append("| rate msg/s | published | delivered | lost | dup | stranded in its sessions "
+                   "| kill -9 to the first of them in Kafka, s | to the last, s | load avg 1 min |")
+        out.append("|" + " --- |" * 9)
+        for f in m2k:
+            loss = f["loss"]
+            out.append(f"| {f['rate']:,.0f} | {loss['published']:,} | {loss['delivered']:,} | "
+                       f"{loss['lost']:,} | {loss['duplicated']:,} | {f['stranded']:,} | "
+                       f"{f['first_after_s']} | {f['last_after_s']} | {f['loadavg'][0]:.2f} |")
+    if k2m:
         out.append("\n#### kafka-mqtt failover: kill -9 one of three nodes\n")
         out.append("| rate msg/s | published | delivered | lost | dup | partitions moved "
                    "| kill -9 to their first delivery, s | load avg 1 min |")
         out.append("|" + " --- |" * 8)
-        for f in failovers:
+        for f in k2m:
             loss = f["loss"]
             out.append(f"| {f['rate']:,.0f} | {loss['published']:,} | {loss['delivered']:,} | "
                        f"{loss['lost']:,} | {loss['duplicated']:,} | {f['partitions']} | "
@@ -348,6 +420,9 @@ def main() -> int:
     ap.add_argument("--failover", type=int, default=2, help="failover runs (0: none)")
     ap.add_argument("--failover-rate", type=float, default=3000.0)
     ap.add_argument("--failover-count", type=int, default=60_000)
+    ap.add_argument("--cluster", action="store_true",
+                    help="MQTT -> Kafka nodes with a cluster: section (session slots) instead "
+                         "of plain nodes on mqtt.share_group; also measures its failover")
     ap.add_argument("-o", "--output", type=Path, default=RESULTS / "cluster-latest.json")
     args = ap.parse_args()
     brokers = Brokers()
@@ -364,7 +439,8 @@ def main() -> int:
                     r = k2m_run(brokers, n, workdir, count=args.count,
                                 partitions=args.partitions, keys=args.keys, size=args.size)
                 else:
-                    r = m2k_run(brokers, n, args.count, args.size, workdir)
+                    r = m2k_run(brokers, n, workdir, count=args.count, size=args.size,
+                                cluster=args.cluster)
                 r["repetition"] = rep
                 results.append(r)
                 row = summary_row(r)
@@ -380,6 +456,15 @@ def main() -> int:
                              keys=args.keys, size=args.size)
             failovers.append(f)
             print(f"  {f['killed']} {f['partitions']}: resumed after {f['resumed_after_s']} s, "
+                  f"lost {f['loss']['lost']}, dup {f['loss']['duplicated']}", file=sys.stderr)
+    if "mqtt-kafka" in directions and args.cluster:
+        for i in range(args.failover):
+            print(f"MQTT -> Kafka failover {i + 1} ...", file=sys.stderr)
+            f = m2k_failover(brokers, workdir, count=args.failover_count,
+                             rate=args.failover_rate, size=args.size)
+            failovers.append(f)
+            print(f"  {f['killed']}: {f['stranded']} stranded messages, the first delivered "
+                  f"{f['first_after_s']} s after the kill, the last {f['last_after_s']} s; "
                   f"lost {f['loss']['lost']}, dup {f['loss']['duplicated']}", file=sys.stderr)
     save(results + failovers, args.output)
     md = f"Machine: {machine()}.\n" + markdown(results, failovers)
