@@ -127,3 +127,69 @@ def summary(counts: dict[str, int], got: dict[str, KeyTally]) -> str:
     lines.append(f"{'all':>6} {total:>9} {sum(len(t.seen) for t in got.values()):>9} "
                  f"{sum(t.duplicated for t in got.values()):>6}")
     return "\n".join(lines)
+
+
+class KeyedPublisher:
+    """Publishes ``count`` QoS 1 messages round-robin over ``keys`` topics at ``rate`` per second.
+
+    Message ``n`` of key ``k`` goes to ``<prefix>/<k>`` with the payload ``k:n`` (the same form as
+    :class:`KeyedProducer`, so :func:`tally` reads both). paho-mqtt, sharing no code with
+    mqferry; a persistent session of its own, so nothing is dropped while the broker queues.
+    """
+
+    def __init__(self, host: str, port: int, prefix: str, *, keys: int = 12,
+                 count: int = 20_000, rate: float = 1000.0) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.prefix, self.count, self.rate = prefix, count, rate
+        self.keys = [f"k{i}" for i in range(keys)]
+        self.sent: dict[str, int] = dict.fromkeys(self.keys, 0)
+        self._acked = 0
+        self._lock = threading.Lock()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                   client_id=f"keyed-pub-{prefix.replace('/', '-')}",
+                                   protocol=mqtt.MQTTv5)
+        self._client.max_inflight_messages_set(1000)
+        self._client.max_queued_messages_set(0)
+        self._client.on_publish = self._on_publish
+        self._client.connect(host, port)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="keyed-publisher", daemon=True)
+
+    def _on_publish(self, *_args: object) -> None:
+        with self._lock:
+            self._acked += 1
+
+    @property
+    def acked(self) -> int:
+        """Messages the broker acknowledged so far."""
+        with self._lock:
+            return self._acked
+
+    def start(self) -> KeyedPublisher:
+        """Start publishing."""
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        for n in range(self.count):
+            key = self.keys[n % len(self.keys)]
+            self._client.publish(f"{self.prefix}/{key}", f"{key}:{self.sent[key]}".encode(),
+                                 qos=1)
+            self.sent[key] += 1
+            ahead = started + (n + 1) / self.rate - time.monotonic()
+            if ahead > 0 and n % 20 == 0:
+                time.sleep(ahead)
+
+    def join(self, timeout: float = 300.0) -> dict[str, int]:
+        """Wait until every message is acknowledged by the broker; messages per key."""
+        self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while self.acked < self.count and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self._client.disconnect()
+        self._client.loop_stop()
+        assert self.acked == self.count, f"{self.acked} of {self.count} acknowledged"
+        return dict(self.sent)
