@@ -60,6 +60,16 @@ def run(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
         runner = uvloop.run
     from mqferry.runtime.reconfig import Controller
 
+    if config.raw.cluster is not None:
+        from mqferry.runtime.run import run_cluster
+
+        try:
+            runner(run_cluster(config, plugins, config_path))
+        except ConfigError as exc:
+            raise _config_error(exc, str(config_path)) from None
+        except MqferryError as exc:  # e.g. a configuration the cluster never had
+            raise click.ClickException(str(exc)) from None
+        return
     app = App(config)
     runner(run_app(app, controller=Controller(app, plugins, path=config_path)))
 

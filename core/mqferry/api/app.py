@@ -57,6 +57,8 @@ async def status_view(ctrl: Controller) -> dict[str, Any]:
         tasks.append({"task": "mqferry[config].write", "owner": "config",
                       "reason": ctrl.write_error})
     out["tasks"] = tasks
+    if app.cluster is not None:
+        out["cluster"] = await app.cluster.status()
     out["ready"] = ready
     return out
 

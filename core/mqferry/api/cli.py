@@ -161,6 +161,7 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
     """Create an API key; its secret is printed once and only its hash is stored."""
     from mqferry.api.keys import KeyStore, api_key_store
 
+    cluster = None
     if key_store is None:
         if config_path is None:
             raise click.UsageError("give --config or --key-store")
@@ -174,6 +175,8 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
         except (ConfigError, ValueError) as exc:
             raise click.ClickException(f"{config_path}: {exc}") from None
         key_store = api_key_store(api, str(data.get("data_dir") or "data"), config_path)
+        section = data.get("cluster")
+        cluster = section.get("name") if isinstance(section, dict) else None
     try:
         key, secret = KeyStore(key_store).create(name, desc, role)
     except ValueError as exc:
@@ -183,6 +186,10 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
     click.echo(f"api_key:    {key.api_key}\napi_secret: {secret}\nrole:       {key.role}")
     click.echo(f"stored in {key_store}; the secret is not stored and cannot be shown again",
                err=True)
+    if cluster is not None:
+        click.echo(f"this node is in cluster {cluster!r}: while it runs, it shares the key with "
+                   "every node of the cluster within seconds (a stopped node shares it when it "
+                   "starts)", err=True)
 
 
 @click.command("reload")

@@ -26,8 +26,8 @@ from mqferry.api.roles import ADMINISTRATOR, ROLES
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_KEY_STORE", "ApiKey", "KeyStore", "api_key_store", "key_store_path",
-           "parse_basic"]
+__all__ = ["DEFAULT_KEY_STORE", "ApiKey", "KeyStore", "api_key_store", "key_as_dict",
+           "key_store_path", "parse_basic"]
 
 #: The key store's file name when ``api.key_store`` is not set: beside the config file.
 DEFAULT_KEY_STORE = "api_keys.json"
@@ -174,9 +174,15 @@ class KeyStore:
         self._write(keys)
         return True
 
-    def _write(self, keys: dict[str, ApiKey]) -> None:
+    def _write(self, keys: dict[str, ApiKey], extra: dict[str, Any] | None = None) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        data: dict[str, Any] = {"keys": [_as_dict(k) for k in keys.values()]}
+        if extra is None:  # keep what else the file holds (a cluster node's sync state)
+            try:
+                extra = {k: v for k, v in json.loads(self.path.read_text()).items()
+                         if k != "keys"}
+            except (OSError, ValueError, AttributeError):
+                extra = {}
+        data: dict[str, Any] = {"keys": [key_as_dict(k) for k in keys.values()], **extra}
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -187,7 +193,8 @@ class KeyStore:
         self._stamp = None
 
 
-def _as_dict(key: ApiKey) -> dict[str, Any]:
+def key_as_dict(key: ApiKey) -> dict[str, Any]:
+    """A key as the file (and a cluster's log) stores it."""
     return {"api_key": key.api_key, "name": key.name, "salt": key.salt, "hash": key.hash,
             "created_at": key.created_at, "enable": key.enable, "desc": key.desc,
             "role": key.role}

@@ -35,6 +35,7 @@ from mqferry.types import (
 )
 
 if TYPE_CHECKING:
+    from mqferry.cluster.node import ClusterNode
     from mqferry.runtime.reconfig import Plan
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class App:
         self.config = config
         self.mqtt = mqtt_factory(config=config.raw.mqtt, handler=self._on_message)
         self.node = config.raw.node
+        #: This node's cluster membership (set when it runs in a cluster), else ``None``.
+        self.cluster: ClusterNode | None = None
         self.context = RuntimeContext(
             mqtt=self.mqtt if publisher is None else publisher,
             dispatch=self.dispatch,

@@ -1,4 +1,4 @@
-"""Run an :class:`App` until SIGINT/SIGTERM."""
+"""Run an :class:`App` until SIGINT/SIGTERM; in a cluster, join it first."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mqferry.errors import ConfigError
@@ -13,17 +15,84 @@ from mqferry.runtime.app import App
 
 if TYPE_CHECKING:
     from mqferry.api import ApiServer
+    from mqferry.cluster.node import ClusterNode, PartFactory
+    from mqferry.config.loader import AppConfig
+    from mqferry.plugins import PluginSet
     from mqferry.runtime.reconfig import Controller
 
 log = logging.getLogger(__name__)
 
 
+def cluster_parts() -> list[PartFactory]:
+    """The parts a cluster node runs beside its app, started in this order, stopped in reverse.
+
+    Each is built as ``Part(app, transport, cluster_config)``.
+    """
+    return []
+
+
+async def run_cluster(config: AppConfig, plugins: PluginSet, path: str | Path, *,
+                      stop: asyncio.Event | None = None,
+                      parts: list[PartFactory] | None = None) -> None:
+    """Join the cluster of ``config``'s ``cluster`` section, then run the app as :func:`run_app`.
+
+    Raises:
+        ConfigError: no plugin provides the cluster transport, or its fields are invalid.
+        ClusterConfigError: the file is a configuration the cluster never had.
+    """
+    from mqferry.cluster.node import ClusterNode
+
+    section = config.raw.cluster
+    if section is None:
+        raise ConfigError([("cluster", "missing: this configuration has no cluster section")])
+    node = ClusterNode(section, config.raw.node,
+                       plugins.cluster_transport(section, config.raw.node))
+    try:
+        app, controller = await join_cluster(node, config, plugins, path)
+        await run_app(app, controller=controller, stop=stop,
+                      parts=cluster_parts() if parts is None else parts)
+    finally:
+        await node.stop()
+
+
+async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
+                       path: str | Path, *,
+                       app_factory: Callable[[AppConfig], App] = App) -> tuple[App, Controller]:
+    """The start-up sequence of a cluster node, up to a built (not started) app.
+
+    The transport starts and the cluster's configuration is agreed (an empty cluster is seeded
+    from the file) *before* the app is built from it; the file is written back when the
+    cluster's configuration differs from it.
+
+    Raises:
+        ClusterConfigError: the file is a configuration the cluster never had.
+    """
+    from mqferry.config.env import expand
+    from mqferry.config.loader import read_yaml, validate_config
+    from mqferry.runtime.reconfig import Controller
+
+    await node.start()
+    file_data = await asyncio.to_thread(read_yaml, Path(path), env=False)
+    data = await node.configure(file_data)
+    if data is not file_data:  # the cluster's configuration, this node's own sections
+        config = await asyncio.to_thread(
+            validate_config, expand(data), plugins.registries(), plugins.function_table())
+    app = app_factory(config)
+    controller = Controller(app, plugins, path=path, data=data)
+    node.attach(app, controller)
+    if data is not file_data:
+        controller.persist()  # the file follows the cluster
+    return app, controller
+
+
 async def run_app(app: App, *, stop: asyncio.Event | None = None,
-                  controller: Controller | None = None) -> None:
+                  controller: Controller | None = None,
+                  parts: list[PartFactory] | None = None) -> None:
     """Start ``app``, run until SIGINT/SIGTERM (or ``stop`` is set), then stop it gracefully.
 
     With a ``controller`` the instance is manageable: SIGHUP reloads the config file, and the
-    REST API is served when the config's ``api.enable`` is on.
+    REST API is served when the config's ``api.enable`` is on. In a cluster (``app.cluster``)
+    the cluster's ``parts`` start after the app and stop before it.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -43,6 +112,8 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
         log.info("mqferry running: %d rules, %d actions, %d sources; subscriptions: %s",
                  len(app.rules), len(app.actions), len(app.sources),
                  ", ".join(sorted(app.topic_filters)) or "none")
+        if app.cluster is not None:
+            await app.cluster.start_parts(parts or [])
         if controller is not None and app.config.raw.api.enable:
             server = await _start_api(controller)
         # Everything built so far (modules, config, plugins) lives as long as the process: keep
@@ -54,6 +125,8 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
     finally:
         if server is not None:
             await server.stop()
+        if app.cluster is not None:
+            await app.cluster.stop_parts()
         if controller is not None:
             await _flush(controller)
         await app.stop()
@@ -89,7 +162,9 @@ async def _start_api(controller: Controller) -> ApiServer:
     from mqferry.api.keys import api_key_store
 
     raw = controller.app.config.raw
-    keys = KeyStore(api_key_store(raw.api, raw.data_dir, controller.path))
+    path = api_key_store(raw.api, raw.data_dir, controller.path)
+    cluster = controller.app.cluster
+    keys = cluster.key_store(path) if cluster is not None else KeyStore(path)
     if not keys.keys():
         log.warning("no API keys in %s: create one with `mqferry api-key create`", keys.path)
     server = ApiServer(create_api(controller, keys), raw.api)

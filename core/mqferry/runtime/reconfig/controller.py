@@ -17,6 +17,7 @@ from mqferry.errors import MqferryError
 from mqferry.runtime.reconfig.apply import apply_rule
 
 if TYPE_CHECKING:
+    from mqferry.cluster.config_sync import SharedConfig
     from mqferry.plugins import PluginSet
     from mqferry.registry import Registries
     from mqferry.rules import FunctionTable
@@ -94,6 +95,9 @@ class Controller:
         self._writer = (ConfigWriter(self.path, interval=write_interval)
                         if self.path is not None else None)
         self._lock = asyncio.Lock()
+        #: In a cluster: changes are written to the cluster's log and applied from there
+        #: (set by :meth:`SharedConfig.attach`).
+        self.cluster: SharedConfig | None = None
         self._registries: Registries | None = None
         self._functions: FunctionTable | None = None
         now = _now_ms()
@@ -142,6 +146,10 @@ class Controller:
                 return data, file_digest(path), self.validate(data)
 
             data, digest, config = await asyncio.to_thread(read)
+            if self.cluster is not None:
+                if self._writer is not None:
+                    self._writer.loaded(digest)
+                return await self.cluster.propose(data, config, self.cluster.applied)
             plan = await self.app.reconfigure(config)
             old, self.data = self.data, data
             if self._writer is not None:
@@ -163,6 +171,7 @@ class Controller:
         async with self._lock:
             await self._check_file()
             current = self.data
+            base = self.cluster.applied if self.cluster is not None else 0
 
             def prepare() -> tuple[dict[str, Any], AppConfig]:
                 data = copy.deepcopy(current)
@@ -173,11 +182,47 @@ class Controller:
                 return data, self.validate(data)
 
             data, config = await asyncio.to_thread(prepare)
+            if self.cluster is not None:
+                return await self.cluster.propose(data, config, base)
             plan = await self.app.reconfigure(config)
             old, self.data = self.data, data
             self._touch_changed(old)
             self._persist()
             return plan
+
+    async def adopt(self, data: dict[str, Any], config: AppConfig | None) -> Plan:
+        """Run the configuration ``data`` (a version of the cluster's), as a local change would.
+
+        Only what changed restarts; a change of one rule alone takes the rule path (see
+        :meth:`change_rule`). The file is written back, so it follows the cluster.
+
+        Args:
+            data: the whole configuration mapping.
+            config: its validated form (validated here when ``None``).
+
+        Raises:
+            ConfigError: ``data`` is not valid on this node; nothing was applied.
+        """
+        if config is None:
+            config = await asyncio.to_thread(self.validate, data)
+        old = self.data
+        ids = [i for i in set(self._ids(old)) | set(self._ids(data))
+               if self._ids(old).get(i) != self._ids(data).get(i)]
+        rest = {k: v for k, v in old.items() if k != "rules"}
+        rest_new = {k: v for k, v in data.items() if k != "rules"}
+        rule_id = ids[0].removeprefix("rules/") if len(ids) == 1 else None
+        if (rule_id is not None and ids[0].startswith("rules/") and rest == rest_new
+                and not _has_inline((old.get("rules") or {}).get(rule_id))
+                and not _has_inline((data.get("rules") or {}).get(rule_id))):
+            spec = config.rules.get(rule_id)
+            plan = await apply_rule(self.app, rule_id, spec,
+                                    _with_rule(self.app.config, rule_id, spec))
+        else:
+            plan = await self.app.reconfigure(config)
+        self.data = data
+        self._touch_changed(old)
+        self._persist()
+        return plan
 
     async def change_rule(
         self, rule_id: str,
@@ -202,7 +247,7 @@ class Controller:
             body = edit(copy.deepcopy(old))
             if body is not None:
                 body = keep_references(body, old, f"rules.{rule_id}")
-            if _has_inline(old) or _has_inline(body):
+            if _has_inline(old) or _has_inline(body) or self.cluster is not None:
                 return await self._change_rule_fully(rule_id, body)
             spec = None
             if body is not None:
@@ -226,6 +271,7 @@ class Controller:
 
     async def _change_rule_fully(self, rule_id: str, body: dict[str, Any] | None) -> Plan:
         current = self.data
+        base = self.cluster.applied if self.cluster is not None else 0
 
         def prepare() -> tuple[dict[str, Any], AppConfig]:
             data = copy.deepcopy(current)
@@ -238,6 +284,8 @@ class Controller:
             return data, self.validate(data)
 
         data, config = await asyncio.to_thread(prepare)
+        if self.cluster is not None:
+            return await self.cluster.propose(data, config, base)
         plan = await self.app.reconfigure(config)
         old, self.data = self.data, data
         self._touch_changed(old)
@@ -270,6 +318,10 @@ class Controller:
             raise ConfigConflictError(
                 f"{self.path} was edited since it was loaded: reload it first "
                 "(mqferry config reload, or SIGHUP), then repeat the change")
+
+    def persist(self) -> None:
+        """Write the running configuration back to the file soon (no-op without a file)."""
+        self._persist()
 
     def _persist(self) -> None:
         if self._writer is not None:

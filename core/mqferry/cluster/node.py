@@ -1,0 +1,169 @@
+"""One node of a cluster: the start-up sequence and the lifecycle of the cluster's parts.
+
+Start-up (see :func:`mqferry.runtime.run.run_cluster`): start the transport, read the ``config``
+log to its end and agree on the configuration (:meth:`ClusterNode.configure`) *before* the app is
+built; then the app is built and started, and the parts (:data:`Part` classes) after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mqferry.cluster.config_sync import SharedConfig
+from mqferry.cluster.keys import SharedKeyStore
+from mqferry.cluster.shared import SharedLog
+from mqferry.errors import MqferryError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from mqferry.cluster.transport import ClusterTransport
+    from mqferry.config.models import ClusterConfig
+    from mqferry.runtime.app import App
+    from mqferry.runtime.reconfig import Controller
+    from mqferry.types import HealthStatus
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ClusterNode", "Part", "PartFactory"]
+
+
+class Part(Protocol):
+    """A piece of the cluster's work on this node (heartbeats, session slots, ...)."""
+
+    async def start(self) -> None:
+        """Start (after the app has started)."""
+        ...
+
+    async def stop(self) -> None:
+        """Stop (before the app stops). Idempotent."""
+        ...
+
+    async def health(self) -> HealthStatus:
+        """How it is doing."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What ``/status`` shows about it."""
+        ...
+
+
+class PartFactory(Protocol):
+    """A part class: ``Part(app, transport, config)``."""
+
+    def __call__(self, app: App, transport: ClusterTransport, config: ClusterConfig) -> Part:
+        ...
+
+
+class ClusterNode:
+    """This node's membership of the cluster: its transport, shared configuration and parts.
+
+    Args:
+        config: the ``cluster`` section.
+        node: this node's name.
+        transport: the cluster transport (from ``PluginSet.cluster_transport``).
+    """
+
+    def __init__(self, config: ClusterConfig, node: str, transport: ClusterTransport) -> None:
+        self.config = config
+        self.node = node
+        self.transport = transport
+        self.log = SharedLog(transport.log("config"), node=node,
+                             write_timeout=config.node_timeout)
+        self.shared_config = SharedConfig(self.log, cluster=config.name,
+                                          timeout=config.node_timeout)
+        self.parts: list[Part] = []
+        self.app: App | None = None
+        self.keys: SharedKeyStore | None = None
+        self._converge: asyncio.Task[None] | None = None
+        self._started = False
+
+    async def start(self) -> None:
+        """Start the transport and read the shared log (the app is not built yet)."""
+        await self.transport.start()
+        self._started = True
+        self.log.start()
+
+    async def configure(self, file_data: dict[str, Any]) -> dict[str, Any]:
+        """The configuration to build the app from: the cluster's (an empty one is seeded).
+
+        The log is read to its end, waiting at most ``node_timeout``. When it cannot be read,
+        the file's configuration is returned, ``/status`` says why, and :meth:`attach` keeps
+        trying in the background.
+
+        Raises:
+            ClusterConfigError: the file is a configuration the cluster never had.
+        """
+        try:
+            await self.log.caught_up(self.config.node_timeout)
+        except MqferryError as exc:
+            self.shared_config.note = (
+                f"the cluster's configuration log cannot be read ({exc}); running this file's "
+                "configuration until it can")
+            log.warning("cluster %s: %s", self.config.name, self.shared_config.note)
+            self._converge = asyncio.create_task(self.shared_config.converge(),
+                                                 name="mqferry[cluster].converge")
+            return file_data
+        return await self.shared_config.settle(file_data)
+
+    def attach(self, app: App, controller: Controller) -> None:
+        """Join the built app: ``app.cluster`` is this node, its changes go through the log."""
+        self.app = app
+        app.cluster = self
+        self.shared_config.attach(controller)
+
+    def key_store(self, path: str | Path) -> SharedKeyStore:
+        """The cluster's API keys, this node's key file at ``path`` following them."""
+        if self.keys is None:
+            self.keys = SharedKeyStore(path, self.log, cluster=self.config.name)
+            self.keys.start()
+        return self.keys
+
+    async def start_parts(self, classes: list[PartFactory]) -> None:
+        """Build and start each part, in order (the app is running)."""
+        if self.app is None:
+            raise MqferryError("the cluster's parts start after the app is attached")
+        for cls in classes:
+            part = cls(self.app, self.transport, self.config)
+            await part.start()
+            self.parts.append(part)
+
+    async def stop_parts(self) -> None:
+        """Stop the parts, last started first (idempotent)."""
+        while self.parts:
+            part = self.parts.pop()
+            try:
+                await part.stop()
+            except Exception:
+                log.exception("cluster %s: stopping %s failed", self.config.name,
+                              type(part).__name__)
+
+    async def stop(self) -> None:
+        """Stop the parts, the shared configuration and the transport (idempotent)."""
+        await self.stop_parts()
+        if self._converge is not None:
+            self._converge.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._converge
+            self._converge = None
+        await self.shared_config.stop()
+        if self.keys is not None:
+            await self.keys.stop()
+        await self.log.stop()
+        if self._started:
+            self._started = False
+            await self.transport.stop()
+
+    async def status(self) -> dict[str, Any]:
+        """This node's ``cluster`` entry of ``/status``."""
+        health = await self.transport.health()
+        out: dict[str, Any] = {"name": self.config.name, "node": self.node,
+                               "transport": health.to_json(), **self.shared_config.status()}
+        for part in self.parts:
+            out.setdefault("parts", []).append(
+                {"part": type(part).__name__, **(await part.health()).to_json(),
+                 **part.describe()})
+        return out
