@@ -93,7 +93,7 @@ async def drive(app):
     for n, (topic, payload) in enumerate([
             ("s/1", b'{"t": "good", "v": 1}'), ("s/1", b'{"t": "good", "v": 500}'),
             ("s/2", b'{"t": "bad topic", "v": 2}'), ("s/3", b"not json")]):
-        app._on_message(paho_message(topic, payload, mid=n + 1), None)
+        app.handle_message(paho_message(topic, payload, mid=n + 1), None)
     src = app.sources["kafka_consumer:s"]
     src.consumer = ConsumerTwin(committed=10, end=17)
     await src.take_partitions([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 3)])

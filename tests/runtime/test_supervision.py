@@ -104,8 +104,8 @@ async def test_a_dying_ack_wait_loop_marks_the_mqtt_session_and_keeps_releasing(
     acked: list[int] = []
     app.mqtt.acks = type(app.mqtt.acks)(lambda acks: acked.extend(m for m, _ in acks))
     app._accepting = True
-    app._on_message(_message(1), _PoisonTicket(None, 1, 1, 0))
-    app._on_message(_message(2), app.mqtt.acks.open(2, 1))
+    app.handle_message(_message(1), _PoisonTicket(None, 1, 1, 0))
+    app.handle_message(_message(2), app.mqtt.acks.open(2, 1))
     app.tasks.start()
     try:
         # the loop died on the first message's release; restarted, it released the second

@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mqferry.config.loader import AppConfig
 from mqferry.metrics import Metrics
 from mqferry.metrics.history import MetricHistory
+from mqferry.mqtt.acks import AckWindow
 from mqferry.mqtt.client import Incoming, MqttConnector
 from mqferry.rules import Event
 from mqferry.runtime.ackwait import AckWaits
@@ -40,11 +41,32 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["App", "RuntimeRule"]
+__all__ = ["App", "Ingress", "RuntimeRule"]
 
 
 #: Seconds after which an unacknowledged MQTT message makes the session's health ``connecting``.
 ACK_STALL_AFTER = 60.0
+
+
+class Ingress(Protocol):
+    """MQTT sessions besides the app's own that take the rules' input (a cluster's slots).
+
+    They hand their messages to :meth:`App.handle_message`; the app tells them every change of
+    the rule subscriptions and covers their health and acknowledgements in
+    :meth:`App.mqtt_health`.
+    """
+
+    async def set_subscriptions(self, filters: set[str]) -> None:
+        """Subscribe every session to exactly ``filters``."""
+        ...
+
+    def connectors(self) -> Mapping[str, MqttConnector]:
+        """The open sessions, by a name for status reasons (``slot 3``)."""
+        ...
+
+    async def reconnect(self) -> None:
+        """Reconnect every session, forgetting what it has not acknowledged."""
+        ...
 
 
 class App:
@@ -64,8 +86,18 @@ class App:
                  publisher: MqttPublisher | None = None,
                  mqtt_factory: Callable[..., MqttConnector] = MqttConnector) -> None:
         self.config = config
-        self.mqtt = mqtt_factory(config=config.raw.mqtt, handler=self._on_message)
         self.node = config.raw.node
+        #: Makes MQTT connectors (the app's own, and a cluster's slot sessions).
+        self.mqtt_factory = mqtt_factory
+        #: In a cluster the rules' input comes through the slot sessions (see :attr:`ingress`);
+        #: the app's own session only publishes, under a client id of its own per node.
+        self.clustered = config.raw.cluster is not None
+        own = config.raw.mqtt
+        if self.clustered:
+            own = own.model_copy(update={"clientid": f"{own.clientid}-{self.node}"})
+        self.mqtt = mqtt_factory(config=own, handler=self.handle_message)
+        #: Sessions that take the rules' input besides :attr:`mqtt` (a cluster's slots).
+        self.ingress: list[Ingress] = []
         #: This node's cluster membership (set when it runs in a cluster), else ``None``.
         self.cluster: ClusterNode | None = None
         self.context = RuntimeContext(
@@ -103,8 +135,8 @@ class App:
         #: After how long an unacknowledged MQTT message makes the session's health
         #: ``connecting`` (see :meth:`mqtt_health`).
         self.ack_stall_after = ACK_STALL_AFTER
-        self._stall_head: Ticket | None = None
-        self._stall_since = 0.0
+        # per ack window: its oldest pending message when first seen at the head, and when
+        self._stalls: dict[int, tuple[Ticket, float]] = {}
         #: Builds the components and rules, here and on each configuration change.
         self.builder = Builder(self.context, self._env)
         parts = self.builder.build(config)
@@ -149,7 +181,8 @@ class App:
 
     # -- data path -------------------------------------------------------------------------
 
-    def _on_message(self, message: Incoming, ticket: Ticket | None) -> None:
+    def handle_message(self, message: Incoming, ticket: Ticket | None) -> None:
+        """Run the rules on a message of an MQTT session; ``ticket`` acknowledges it."""
         if not self._accepting:
             return  # stopping: leave it unacknowledged; the broker redelivers it
         if ticket is None:
@@ -210,7 +243,7 @@ class App:
         if self._waits is not None:
             self._waits.start()
         self._accepting = True
-        await self.mqtt.set_subscriptions(self.topic_filters)
+        await self.set_subscriptions(self.topic_filters)
         await self.mqtt.start()
         for sid, source in self.sources.items():
             log.info("starting source %s", sid)
@@ -262,14 +295,50 @@ class App:
                 for owner, found in sorted(self.tasks.problems().items())
                 for name, reason in found]
 
-    async def mqtt_health(self) -> HealthStatus:
-        """The MQTT session's health, ``connecting`` while its acknowledgements are stalled.
+    async def set_subscriptions(self, filters: Iterable[str]) -> None:
+        """Subscribe the rules' input to exactly ``filters``.
 
-        When the oldest unacknowledged message has waited longer than :attr:`ack_stall_after`
-        (seconds), nothing behind it is acknowledged either: the reason says how long, and
-        which actions and rules hold messages.
+        Without a cluster the app's own session subscribes; in a cluster the slot sessions do
+        (:attr:`ingress`) and the app's own session subscribes to nothing.
+        """
+        wanted = set(filters)
+        await self.mqtt.set_subscriptions(set() if self.clustered else wanted)
+        for ingress in list(self.ingress):
+            await ingress.set_subscriptions(wanted)
+
+    async def reconnect_mqtt(self) -> None:
+        """Reconnect the MQTT sessions that take input, with the same client ids.
+
+        What they have not acknowledged is forgotten here and redelivered by the broker (held
+        by actions that gave up, it would block every later acknowledgement).
+        """
+        await self.mqtt.stop()
+        self.mqtt.acks.reset()
+        await self.mqtt.start()
+        for ingress in list(self.ingress):
+            await ingress.reconnect()
+
+    def _sessions(self) -> dict[str, MqttConnector]:
+        out = {"": self.mqtt}
+        for ingress in self.ingress:
+            out.update(ingress.connectors())
+        return out
+
+    async def mqtt_health(self) -> HealthStatus:
+        """The MQTT sessions' health, ``connecting`` while their acknowledgements are stalled.
+
+        In a cluster, a slot session that is not connected makes it so too, named in the
+        reason. When the oldest unacknowledged message has waited longer than
+        :attr:`ack_stall_after` (seconds), nothing behind it is acknowledged either: the reason
+        says how long, and which actions and rules hold messages.
         """
         health = await self.mqtt.health()
+        for name, session in self._sessions().items():
+            if name and health.status is Status.CONNECTED:
+                theirs = await session.health()
+                if theirs.status is not Status.CONNECTED:
+                    health = HealthStatus(theirs.status,
+                                          f"{name}: {theirs.reason or theirs.status}")
         if health.status is Status.CONNECTED and (dead := self.tasks.problems().get("mqtt")):
             return HealthStatus(Status.CONNECTING, "; ".join(reason for _, reason in dead))
         waited = self._oldest_ack_wait(time.monotonic())
@@ -282,12 +351,20 @@ class App:
     def _oldest_ack_wait(self, now: float) -> float:
         # Sampled (each second by the metrics ticker, and on each status request) rather than
         # timed per message: the hot path pays nothing. The age is from the first sample that
-        # saw the message at the head of the window.
-        head = self.mqtt.acks.oldest()
-        if head is not self._stall_head:
-            self._stall_head, self._stall_since = head, now
-            return 0.0
-        return 0.0 if head is None else now - self._stall_since
+        # saw the message at the head of its session's window.
+        windows: list[AckWindow] = [s.acks for s in self._sessions().values()]
+        stalls: dict[int, tuple[Ticket, float]] = {}
+        longest = 0.0
+        for window in windows:
+            head = window.oldest()
+            if head is None:
+                continue
+            seen = self._stalls.get(id(window))
+            since = seen[1] if seen is not None and seen[0] is head else now
+            stalls[id(window)] = (head, since)
+            longest = max(longest, now - since)
+        self._stalls = stalls
+        return longest
 
     def _holders(self) -> str:
         held = []

@@ -28,7 +28,9 @@ def cluster_parts() -> list[PartFactory]:
 
     Each is built as ``Part(app, transport, cluster_config)``.
     """
-    return []
+    from mqferry.cluster.slots import SlotSessions
+
+    return [SlotSessions]
 
 
 async def run_cluster(config: AppConfig, plugins: PluginSet, path: str | Path, *,

@@ -176,6 +176,7 @@ class MqttTwin(InMemoryMqtt):
         """``connected`` between :meth:`start` and :meth:`stop`."""
         return self._status
 
+    @property
     def is_connected(self) -> bool:
         """Whether the session is up."""
         return self.connected.is_set()

@@ -17,6 +17,7 @@ from mqferry import (
     Supervisor,
 )
 from mqferry_cluster.log import KafkaLog
+from mqferry_cluster.slots import SlotGroup
 from mqferry_cluster.topics import Topics
 from mqferry_kafka import KafkaConnectorConfig, client_options, start_with_backoff
 
@@ -58,6 +59,7 @@ class KafkaClusterTransport:
         self._producer: AIOKafkaProducer | None = None
         self._status = HealthStatus(Status.STOPPED)
         self._logs: dict[str, KafkaLog] = {}
+        self._slots: SlotGroup | None = None
         self._starter = Supervisor(f"mqferry[cluster {config.name}].connect", self._connect)
 
     async def _connect(self) -> None:
@@ -86,7 +88,10 @@ class KafkaClusterTransport:
             self._starter.start()
 
     async def stop(self) -> None:
-        """Close the producer. Idempotent."""
+        """Leave the slot group (its slots revoked first), close the producer. Idempotent."""
+        if self._slots is not None:
+            await self._slots.stop()
+            self._slots = None
         await self._starter.stop()
         if self._producer is not None:
             await self._producer.stop()
@@ -94,7 +99,9 @@ class KafkaClusterTransport:
         self._status = HealthStatus(Status.STOPPED)
 
     async def health(self) -> HealthStatus:
-        """Whether Kafka is reachable."""
+        """Whether Kafka is reachable, and the slot group's membership if joined."""
+        if self._status.status is Status.CONNECTED and self._slots is not None:
+            return self._slots.health()
         return self._status
 
     def log(self, name: str) -> ClusterLog:
@@ -106,5 +113,10 @@ class KafkaClusterTransport:
         return self._logs[name]
 
     async def join_slots(self, slots: int, listener: SlotListener) -> None:
-        """Join the slot group (see :mod:`mqferry_cluster.slots`)."""
-        raise NotImplementedError("the slot membership is built in mqferry_cluster.slots")
+        """Join the slot group (see :mod:`mqferry_cluster.slots`); returns at once."""
+        if self._slots is not None:
+            await self._slots.stop()
+        self._slots = SlotGroup(self.topics, self._options, slots=slots, listener=listener,
+                                node_timeout=self.config.node_timeout,
+                                heartbeat_interval=self.config.heartbeat_interval)
+        self._slots.start()

@@ -70,12 +70,10 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         # session, so the broker redelivers them to the new configuration.
         log.warning("%d messages were left undelivered by replaced actions; reconnecting the "
                     "MQTT session so the broker redelivers them", stranded)
-        await app.mqtt.stop()
-        app.mqtt.acks.reset()
-        await app.mqtt.start()
+        await app.reconnect_mqtt()
         plan.mqtt_reconnected = True
     # 6. Same MQTT session, new subscriptions.
-    await app.mqtt.set_subscriptions(app.topic_filters)
+    await app.set_subscriptions(app.topic_filters)
     # 7. Sources last: their events find the new rules and actions ready.
     app.sources.update(fresh["sources"])
     if running:
@@ -214,6 +212,6 @@ async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConf
     app.config = new
     plan.subscriptions = (added, removed)
     if added or removed:
-        await app.mqtt.set_subscriptions(app.subscribed_filters())
+        await app.set_subscriptions(app.subscribed_filters())
     log.info("rule %s %s", rule_id, "removed" if spec is None else "applied")
     return plan
