@@ -58,6 +58,8 @@ from mqferry_bench.stats import timing
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 SOURCE = "kafka_consumer:src"
+#: The cluster's default ``session_slots``.
+SESSION_SLOTS = 8
 
 
 # ------------------------------------------------------------------------------ the Kafka load
@@ -224,7 +226,7 @@ def m2k_run(brokers: Brokers, n: int, workdir: Path, *, count: int, size: int,
     nodes = m2k_nodes(brokers, n, workdir / tag, topic=topic, prefix=prefix, tag=tag,
                       cluster=cluster)
     try:
-        _settle_m2k(brokers, nodes, topic, prefix)
+        _settle_m2k(brokers, nodes, topic, prefix, SESSION_SLOTS if cluster else 0)
         spec = spec_for("mqtt-kafka", brokers, prefix, topic, count=count, rate=0.0, size=size,
                         streams=4, qos=1, idle_timeout=20.0, settle=1.0)
         result = run(spec, watch=lambda: pids(nodes))
@@ -238,11 +240,17 @@ def m2k_run(brokers: Brokers, n: int, workdir: Path, *, count: int, size: int,
         delete_topics(brokers.kafka, [topic])
 
 
-def _settle_m2k(brokers: Brokers, nodes: ClusterNodes, topic: str, prefix: str) -> None:
+def _settle_m2k(brokers: Brokers, nodes: ClusterNodes, topic: str, prefix: str,
+                slots: int = 0) -> None:
     nodes.start()
     nodes.wait_until("every node ready",
                      lambda: all(nodes.status(x.index)["ready"] for x in nodes), 120,
                      detail=lambda: [nodes.status(x.index) for x in nodes])
+    if slots:
+        # Ready does not wait for the slots: until a slot session subscribed, the broker
+        # drops what is published on a shared subscription nobody holds.
+        nodes.wait_until("every slot held and connected", lambda: nodes.slots_settled(slots),
+                         120, detail=lambda: [nodes.slots(x.index) for x in nodes])
     probe_mqtt_to_kafka(brokers.mqtt_host, brokers.mqtt_port, f"{prefix}/probe",
                         brokers.kafka, topic)
 
@@ -273,7 +281,7 @@ def m2k_failover(brokers: Brokers, workdir: Path, *, count: int, rate: float,
             killed.append(time.time())
 
     try:
-        _settle_m2k(brokers, nodes, topic, prefix)
+        _settle_m2k(brokers, nodes, topic, prefix, SESSION_SLOTS)
         spec = spec_for("mqtt-kafka", brokers, prefix, topic, count=count, rate=rate, size=size,
                         streams=4, qos=1, idle_timeout=60.0, settle=2.0)
         result = run(spec, tick=tick)

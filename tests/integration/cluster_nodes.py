@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -52,6 +53,15 @@ def kafka_to_mqtt(kafka: str, mqtt: str, *, source: str, topic: str, prefix: str
             "topic_mapping": [{"kafka_topic": topic, "mqtt_topic": f"{prefix}/${{key}}",
                                "qos": 1, "payload_template": "${value}"}]}}}},
     }
+
+
+def _key_store(config: Mapping[str, Any], config_path: Path) -> Path:
+    """Where the node of ``config`` (written to ``config_path``) keeps its API keys."""
+    from mqferry.api.keys import api_key_store
+    from mqferry.config.models import ApiConfig
+
+    api = ApiConfig.model_validate(config.get("api") or {})
+    return api_key_store(api, str(config.get("data_dir", "data")), config_path)
 
 
 def merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +128,8 @@ class ClusterNodes:
         if count < 1:
             raise ValueError("count must be at least 1")
         self.nodes: list[Node] = []
+        auth: tuple[str, str] | None = None
+        first_store: Path | None = None
         for i in range(count):
             home = workdir / f"node{i + 1}"
             home.mkdir(parents=True, exist_ok=True)
@@ -127,7 +139,16 @@ class ClusterNodes:
                    "data_dir": str(home / "data")}
             cfg = merged(merged(config, own), overrides(i) if overrides else {})
             proc = MqferryProcess(cfg, home)
-            self.nodes.append(Node(i, node_name, port, home, proc, api_key(proc.config_path)))
+            # One key, in every node's key store: a cluster shares its keys (the first node's
+            # store seeds them), and plain nodes each have the same one.
+            store = _key_store(cfg, proc.config_path)
+            if auth is None or first_store is None:
+                auth = api_key(proc.config_path)
+                first_store = store
+            else:
+                store.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(first_store, store)
+            self.nodes.append(Node(i, node_name, port, home, proc, auth))
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes)
@@ -269,6 +290,24 @@ class ClusterNodes:
         """Every node's log, one after the other."""
         return "\n".join(f"===== {n.name} (pid {n.pid})\n{n.log}" for n in self.nodes
                          if n.process.proc is not None)
+
+    # -- the cluster ------------------------------------------------------------------------
+
+    def slots(self, index: int) -> dict[int, bool]:
+        """The session slots node ``index`` holds (its ``/status``), each with whether its
+        session is connected; empty without a cluster."""
+        cluster = self.status(index).get("cluster") or {}
+        for part in cluster.get("parts", []):
+            if "sessions" in part:
+                return {int(s): bool(v.get("connected")) for s, v in part["sessions"].items()}
+        return {}
+
+    def slots_settled(self, count: int) -> bool:
+        """The live nodes hold every one of ``count`` slots once, each session connected."""
+        held = [self.slots(n.index) for n in self.live]
+        every = [s for h in held for s in h]
+        return (sorted(every) == list(range(count))
+                and all(connected for h in held for connected in h.values()))
 
     # -- Kafka consumer sources -------------------------------------------------------------
 

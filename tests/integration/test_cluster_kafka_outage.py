@@ -205,6 +205,10 @@ def test_cluster_nodes_carry_mqtt_to_kafka_across_kafka_down_at_start_and_a_rest
         nodes.wait_until("every node ready once Kafka is up",
                          lambda: all(nodes.status(n.index)["ready"] for n in nodes), 120,
                          detail=lambda: [nodes.status(n.index) for n in nodes])
+        # Until a slot session subscribed, the broker drops what nobody's shared subscription
+        # takes; from then on the slots' persistent sessions keep it.
+        nodes.wait_until("every slot held and connected", lambda: nodes.slots_settled(6), 120,
+                         detail=lambda: [nodes.slots(n.index) for n in nodes])
 
         # A Kafka restart under load.
         publisher.start()
