@@ -163,8 +163,10 @@ def not_ready_because(status: dict[str, Any]) -> list[str]:
     return reasons or ["not ready"]
 
 
-@pytest.mark.xfail(strict=True, reason="`mqferry run` does not start the cluster (session slots) "
-                   "yet: every node subscribes to everything and the records triple")
+@pytest.mark.xfail(strict=True, reason="after a Kafka restart the nodes that dropped their session "
+                   "slots (coordinator unreachable) do not take them again: what the broker queued "
+                   "in the slot sessions stays there (before the cluster wiring: every node "
+                   "subscribed to everything and the records tripled)")
 def test_cluster_nodes_carry_mqtt_to_kafka_across_kafka_down_at_start_and_a_restart(
         private_kafka, mqtt_broker, tmp_path):
     kafka = private_kafka
@@ -224,9 +226,17 @@ def test_cluster_nodes_carry_mqtt_to_kafka_across_kafka_down_at_start_and_a_rest
         nodes.wait_until("every node ready after the restart",
                          lambda: all(nodes.status(n.index)["ready"] for n in nodes), 120,
                          detail=lambda: [nodes.status(n.index) for n in nodes])
+        nodes.wait_until("every slot held and connected after the restart",
+                         lambda: nodes.slots_settled(6), 120,
+                         detail=lambda: [nodes.slots(n.index) for n in nodes])
         records = kcat_consume(kafka.bootstrap, topic, publisher.count, timeout=180)
         got = tally(r["payload"].encode() for r in records)
         print(summary(counts, got))
+        for n in nodes:
+            m = nodes.metrics(n.index, "actions", "kafka_producer:sink")
+            print(n.name, {k: v for k, v in m.items() if isinstance(v, int) and v})
+            print("\n".join(line for line in n.process.lines
+                            if "slot" in line or "WARNING" in line)[-3000:])
         assert not missing(counts, got), (missing(counts, got), nodes.failures_text())
         dup = sum(t.duplicated for t in got.values())
         # at most each slot session's receive window once, and the producer's retries
