@@ -166,6 +166,8 @@ ALLOWED = {
         "the supervisor's own task",
     ("core/mqferry/runtime/run.py", "run_app.on_hup"):
         "one reload per SIGHUP; _reload logs its own failure",
+    ("core/mqferry/cluster/shared.py", "SharedLog._restate_soon"):
+        "one restatement per rejected record, after a short delay; it logs its own failure",
     ("core/mqferry/api/server.py", "ApiServer.start"):
         "uvicorn's serve: start() reports a server that dies on start-up; restarting it would "
         "need the listening socket again",

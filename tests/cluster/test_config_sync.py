@@ -5,18 +5,22 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+from typing import ClassVar
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
-from mqferry import ClusterConfig
+from mqferry import ClusterConfig, MqferryError
 from mqferry.api.keys import KeyStore
+from mqferry.cli import build_cli
 from mqferry.cluster.config_sync import ClusterConfigError, ClusterConflictError
 from mqferry.cluster.node import ClusterNode
 from mqferry.config import validate_config
 from mqferry.runtime import App
 from mqferry.runtime.run import join_cluster
 from mqferry.testing import ClusterBus, MqttTwin
+from mqferry.types import HealthStatus, Status
 from tests.api.fakes import fake_plugins, reset_fakes
 
 CONFIG = {
@@ -223,3 +227,91 @@ async def test_keys_in_a_file_made_before_the_node_joined_join_the_cluster(clust
     keys2.interval = 0.05
     await eventually(lambda: keys1.verify(later.api_key, secret))
     assert set(keys2.keys()) == {first.api_key, later.api_key}
+
+
+class Recorder:
+    """A cluster part that records its lifecycle; refuses the node when ``refuse`` is set."""
+
+    events: ClassVar[list[str]] = []
+    refuse = False
+
+    def __init__(self, app, transport, config):
+        self.app, self.transport, self.config = app, transport, config
+
+    async def claim(self):
+        Recorder.events.append(f"claim running={self.app.running}")
+        if Recorder.refuse:
+            raise MqferryError("node name taken")
+
+    async def start(self):
+        Recorder.events.append(f"start running={self.app.running}")
+
+    async def stop(self):
+        Recorder.events.append("stop")
+
+    async def health(self):
+        return HealthStatus(Status.CONNECTED)
+
+    def describe(self):
+        return {"slots": [1]}
+
+
+async def test_parts_claim_before_the_app_starts_start_after_it_and_stop(plugins, tmp_path):
+    Recorder.events, Recorder.refuse = [], False
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    cfg = validate_config(CONFIG, plugins.registries(), plugins.function_table())
+    node = ClusterNode(ClusterConfig(name="p"), "n@test", ClusterBus().transport("n"))
+    app, _ = await join_cluster(node, cfg, plugins, path, parts=[Recorder],
+                                app_factory=lambda c: App(c, data_dir=tmp_path,
+                                                          mqtt_factory=MqttTwin.factory([])))
+    assert app.cluster is node and Recorder.events == ["claim running=False"]
+    await app.start()
+    await node.start_parts()
+    status = await node.status()
+    assert status["parts"] == [{"part": "Recorder", "status": "connected", "slots": [1]}]
+    await app.stop()
+    await node.stop()
+    await node.stop()
+    assert Recorder.events == ["claim running=False", "start running=True", "stop"]
+
+
+async def test_a_part_refusing_its_claim_stops_the_start(plugins, tmp_path):
+    Recorder.events, Recorder.refuse = [], True
+    path = tmp_path / "n.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    cfg = validate_config(CONFIG, plugins.registries(), plugins.function_table())
+    node = ClusterNode(ClusterConfig(name="p"), "n@test", ClusterBus().transport("n"))
+    with pytest.raises(MqferryError, match="node name taken"):
+        await join_cluster(node, cfg, plugins, path, parts=[Recorder],
+                           app_factory=lambda c: App(c, data_dir=tmp_path,
+                                                     mqtt_factory=MqttTwin.factory([])))
+    await node.stop()
+    assert Recorder.events == ["claim running=False"]
+
+
+async def test_a_reload_goes_through_the_log_and_every_node_applies_it(cluster):
+    n1 = await cluster("n1", CONFIG)
+    n2 = await cluster("n2", CONFIG)
+    data = yaml.safe_load(n2.path.read_text())
+    data["rules"]["r2"]["sql"] = 'SELECT payload FROM "t/reloaded"'
+    n2.path.write_text(yaml.safe_dump(data))
+    await n2.ctrl.reload()  # SIGHUP, or `mqferry config reload`
+    assert "t/reloaded" in sql(n2, "r2")
+    await eventually(lambda: "t/reloaded" in sql(n1, "r2"))
+    assert [r["version"] for k, r in records(cluster.bus) if k == "config"] == [1, 2]
+
+
+def test_api_key_create_says_how_keys_reach_the_cluster(tmp_path):
+    config = tmp_path / "mqferry.yaml"
+    config.write_text(yaml.safe_dump({"node": "n@h", "cluster": {"name": "plant-7"}}))
+    r = CliRunner().invoke(build_cli(), ["api-key", "create", "-c", str(config), "--name", "ops"])
+    assert r.exit_code == 0, r.output
+    assert "cluster 'plant-7'" in r.stderr and "every node of the cluster" in r.stderr
+
+
+async def test_reloading_an_unchanged_file_writes_nothing(cluster):
+    n1 = await cluster("n1", CONFIG)
+    plan = await n1.ctrl.reload()
+    assert plan.empty
+    assert [r["version"] for _, r in records(cluster.bus)] == [1]

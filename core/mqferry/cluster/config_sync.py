@@ -11,7 +11,6 @@ reconfiguration, and writes it back to its file.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mqferry.cluster.shared import SharedLog, SharedValue, fingerprint
 from mqferry.errors import MqferryError
 from mqferry.runtime.reconfig.controller import ConfigConflictError
+from mqferry.tasks import Supervisor
 
 if TYPE_CHECKING:
     from mqferry.config.loader import AppConfig
@@ -102,7 +102,7 @@ class SharedConfig:
         self._done = asyncio.Condition()
         self._results: dict[int, Plan | BaseException] = {}
         self._proposals: dict[str, _Proposal] = {}
-        self._task: asyncio.Task[None] | None = None
+        self.applier = Supervisor(f"mqferry[cluster:{cluster}].config", self._apply_loop)
         shared.listen(self._changed)
 
     # -- start-up ---------------------------------------------------------------------------
@@ -149,8 +149,8 @@ class SharedConfig:
                 f"(the cluster is at version {state.version}, written by {state.node}; they "
                 f"differ in: {', '.join(ids)}). Two different configurations share one "
                 f"cluster.name: give this one another cluster.name, or make its "
-                f"{', '.join(s for s in ('mqtt', *SHARED_SECTIONS[1:]))} sections match the "
-                "cluster's (copy them from a running node's file). Nothing was written.")
+                f"{', '.join(SHARED_SECTIONS)} sections match the cluster's (copy them from "
+                "a running node's file). Nothing was written.")
         raise MqferryError(f"cluster {self.cluster!r}: could not agree on a configuration")
 
     async def converge(self) -> None:
@@ -192,17 +192,12 @@ class SharedConfig:
         self._controller = controller
         controller.cluster = self
         self._attached.set()
-        if self._task is None:
-            self._task = asyncio.create_task(self._apply_loop(), name="mqferry[cluster].config")
+        self.applier.start()
         self._wake.set()
 
     async def stop(self) -> None:
         """Stop applying (idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.applier.stop()
 
     async def propose(self, data: dict[str, Any], config: AppConfig | None,
                       base: int | None = None) -> Plan:
@@ -220,6 +215,12 @@ class SharedConfig:
         base = self.applied if base is None else base
         value = shared_part(data)
         mark = fingerprint(value)
+        state = self.shared.value(CONFIG_KEY)
+        if (state.value is not None and base == state.version == self.applied
+                and fingerprint(state.value) == mark):
+            from mqferry.runtime.reconfig.plan import Plan
+
+            return Plan()  # the cluster runs this already (a reload of an unchanged file)
         if config is not None:
             # Registered before the write: this node may apply the version as soon as it
             # reads the record back, before this coroutine runs again.

@@ -11,7 +11,6 @@ node was stopped joins the cluster when it starts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 from mqferry.api.keys import ApiKey, KeyStore, key_as_dict
 from mqferry.cluster.shared import SharedLog, fingerprint
 from mqferry.errors import MqferryError
+from mqferry.tasks import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class SharedKeyStore(KeyStore):
         self.cluster = cluster
         self.interval = interval
         self._parsed: tuple[int, dict[str, ApiKey]] = (-1, {})
-        self._task: asyncio.Task[None] | None = None
+        self.syncer = Supervisor(f"mqferry[cluster:{cluster}].api_keys", self._run)
 
     def keys(self) -> dict[str, ApiKey]:
         """The cluster's keys (the file's until the cluster has any)."""
@@ -53,7 +53,13 @@ class SharedKeyStore(KeyStore):
         if state.value is None:
             return self.file_keys()
         if self._parsed[0] != state.version:
-            self._parsed = (state.version, {k["api_key"]: ApiKey(**k) for k in state.value})
+            try:
+                keys = {k["api_key"]: ApiKey(**k) for k in state.value}
+            except (TypeError, KeyError) as exc:  # written by a newer or broken node
+                log.error("cluster %s: the API keys of version %d are unreadable: %s",
+                          self.cluster, state.version, exc)
+                keys = {}
+            self._parsed = (state.version, keys)
         return self._parsed[1]
 
     def file_keys(self) -> dict[str, ApiKey]:
@@ -62,16 +68,11 @@ class SharedKeyStore(KeyStore):
 
     def start(self) -> None:
         """Keep the file and the cluster in step, in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="mqferry[cluster].api_keys")
+        self.syncer.start()
 
     async def stop(self) -> None:
         """Stop (idempotent)."""
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self.syncer.stop()
 
     async def _run(self) -> None:
         while True:

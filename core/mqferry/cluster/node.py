@@ -7,15 +7,15 @@ built; then the app is built and started, and the parts (:data:`Part` classes) a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mqferry.cluster.config_sync import SharedConfig
 from mqferry.cluster.keys import SharedKeyStore
 from mqferry.cluster.shared import SharedLog
 from mqferry.errors import MqferryError
+from mqferry.tasks import Supervisor
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,10 +75,14 @@ class ClusterNode:
                              write_timeout=config.node_timeout)
         self.shared_config = SharedConfig(self.log, cluster=config.name,
                                           timeout=config.node_timeout)
+        #: The cluster's parts on this node, in start order.
         self.parts: list[Part] = []
+        self._running: list[Part] = []
         self.app: App | None = None
         self.keys: SharedKeyStore | None = None
-        self._converge: asyncio.Task[None] | None = None
+        #: Started when the log cannot be read at start: converges once it can.
+        self.converger = Supervisor(f"mqferry[cluster:{config.name}].converge",
+                                    self.shared_config.converge)
         self._started = False
 
     async def start(self) -> None:
@@ -104,16 +108,32 @@ class ClusterNode:
                 f"the cluster's configuration log cannot be read ({exc}); running this file's "
                 "configuration until it can")
             log.warning("cluster %s: %s", self.config.name, self.shared_config.note)
-            self._converge = asyncio.create_task(self.shared_config.converge(),
-                                                 name="mqferry[cluster].converge")
+            self.converger.start()
             return file_data
         return await self.shared_config.settle(file_data)
 
-    def attach(self, app: App, controller: Controller) -> None:
-        """Join the built app: ``app.cluster`` is this node, its changes go through the log."""
+    def attach(self, app: App, controller: Controller,
+               parts: Sequence[PartFactory] = ()) -> None:
+        """Join the built app: ``app.cluster`` is this node, its changes go through the log.
+
+        The parts are built here (``Part(app, transport, config)``), started by
+        :meth:`start_parts` once the app runs.
+        """
         self.app = app
         app.cluster = self
         self.shared_config.attach(controller)
+        self.parts = [cls(app, self.transport, self.config) for cls in parts]
+
+    async def claim(self) -> None:
+        """Before the app starts: each part with a ``claim()`` checks this node may run.
+
+        Raises:
+            MqferryError: a part refuses (e.g. a live node already uses this node's name).
+        """
+        for part in self.parts:
+            claim = getattr(part, "claim", None)
+            if claim is not None:
+                await claim()
 
     def key_store(self, path: str | Path) -> SharedKeyStore:
         """The cluster's API keys, this node's key file at ``path`` following them."""
@@ -122,19 +142,17 @@ class ClusterNode:
             self.keys.start()
         return self.keys
 
-    async def start_parts(self, classes: list[PartFactory]) -> None:
-        """Build and start each part, in order (the app is running)."""
-        if self.app is None:
-            raise MqferryError("the cluster's parts start after the app is attached")
-        for cls in classes:
-            part = cls(self.app, self.transport, self.config)
-            await part.start()
-            self.parts.append(part)
+    async def start_parts(self) -> None:
+        """Start each part, in order (the app is running)."""
+        for part in self.parts:
+            if part not in self._running:
+                await part.start()
+                self._running.append(part)
 
     async def stop_parts(self) -> None:
-        """Stop the parts, last started first (idempotent)."""
-        while self.parts:
-            part = self.parts.pop()
+        """Stop the started parts, last started first (idempotent)."""
+        while self._running:
+            part = self._running.pop()
             try:
                 await part.stop()
             except Exception:
@@ -144,11 +162,7 @@ class ClusterNode:
     async def stop(self) -> None:
         """Stop the parts, the shared configuration and the transport (idempotent)."""
         await self.stop_parts()
-        if self._converge is not None:
-            self._converge.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._converge
-            self._converge = None
+        await self.converger.stop()
         await self.shared_config.stop()
         if self.keys is not None:
             await self.keys.stop()
@@ -162,7 +176,13 @@ class ClusterNode:
         health = await self.transport.health()
         out: dict[str, Any] = {"name": self.config.name, "node": self.node,
                                "transport": health.to_json(), **self.shared_config.status()}
-        for part in self.parts:
+        loops = [self.log.reader, self.shared_config.applier, self.converger]
+        if self.keys is not None:
+            loops.append(self.keys.syncer)
+        problems = [p for p in (loop.problem() for loop in loops) if p is not None]
+        if problems:
+            out["problems"] = problems
+        for part in self._running:
             out.setdefault("parts", []).append(
                 {"part": type(part).__name__, **(await part.health()).to_json(),
                  **part.describe()})

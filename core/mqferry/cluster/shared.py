@@ -25,6 +25,7 @@ from typing import Any
 
 from mqferry.cluster.transport import ClusterLog, LogRecord
 from mqferry.errors import MqferryError
+from mqferry.tasks import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class SharedLog:
         self._moved = asyncio.Condition()
         self._waiting: dict[str, asyncio.Future[Outcome]] = {}
         self._listeners: list[Callable[[str, SharedValue], None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self.reader = Supervisor(f"mqferry[cluster].{log.name}", self._read)
         self._restates: set[asyncio.Task[None]] = set()
 
     def listen(self, listener: Callable[[str, SharedValue], None]) -> None:
@@ -100,13 +101,12 @@ class SharedLog:
 
     def start(self) -> None:
         """Start reading the log from its beginning."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._read(), name=f"mqferry[cluster].{self.log.name}")
+        self.reader.start()
 
     async def stop(self) -> None:
         """Stop reading (idempotent)."""
-        tasks = [t for t in (self._task, *self._restates) if t is not None]
-        self._task = None
+        await self.reader.stop()
+        tasks = list(self._restates)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -149,11 +149,27 @@ class SharedLog:
     async def _append(self, key: str, body: dict[str, Any]) -> Outcome:
         write_id = uuid.uuid4().hex
         body = {**body, "write_id": write_id, "node": self.node}
-        waiter: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        def deadline() -> float:
+            return start + self.write_timeout
+
+        waiter: asyncio.Future[Outcome] = loop.create_future()
         self._waiting[write_id] = waiter
+        encoded = json.dumps(body, separators=(",", ":")).encode()
         try:
-            await self.log.append(key, json.dumps(body, separators=(",", ":")).encode())
             async with asyncio.timeout(self.write_timeout):
+                while True:
+                    try:
+                        await self.log.append(key, encoded)
+                        break
+                    except MqferryError:
+                        # Nothing was appended (the transport may still be connecting): try
+                        # again until the deadline, then the last error is the reason.
+                        if asyncio.get_running_loop().time() + 0.5 > deadline():
+                            raise
+                        await asyncio.sleep(0.25)
                 return await waiter
         except TimeoutError:
             raise MqferryError(f"the cluster log {self.log.name!r}: the write of {key!r} was not "
@@ -162,7 +178,8 @@ class SharedLog:
             self._waiting.pop(write_id, None)
 
     async def _read(self) -> None:
-        async for record in self.log.read(0):
+        # A restarted reader goes on where the last one stopped: what it applied stays applied.
+        async for record in self.log.read(self.position):
             self._apply(record)
             async with self._moved:
                 self.position = record.offset + 1

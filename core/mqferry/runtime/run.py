@@ -6,7 +6,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def cluster_parts() -> list[PartFactory]:
     """The parts a cluster node runs beside its app, started in this order, stopped in reverse.
 
-    Each is built as ``Part(app, transport, cluster_config)``.
+    Each is built as ``Part(app, transport, cluster_config)`` once the app is built; a part
+    with ``async claim()`` makes it before the app starts (and may refuse the node).
     """
     from mqferry.cluster.slots import SlotSessions
 
@@ -50,24 +51,26 @@ async def run_cluster(config: AppConfig, plugins: PluginSet, path: str | Path, *
     node = ClusterNode(section, config.raw.node,
                        plugins.cluster_transport(section, config.raw.node))
     try:
-        app, controller = await join_cluster(node, config, plugins, path)
-        await run_app(app, controller=controller, stop=stop,
-                      parts=cluster_parts() if parts is None else parts)
+        app, controller = await join_cluster(node, config, plugins, path,
+                                             parts=cluster_parts() if parts is None else parts)
+        await run_app(app, controller=controller, stop=stop)
     finally:
         await node.stop()
 
 
 async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
-                       path: str | Path, *,
+                       path: str | Path, *, parts: Sequence[PartFactory] = (),
                        app_factory: Callable[[AppConfig], App] = App) -> tuple[App, Controller]:
     """The start-up sequence of a cluster node, up to a built (not started) app.
 
     The transport starts and the cluster's configuration is agreed (an empty cluster is seeded
     from the file) *before* the app is built from it; the file is written back when the
-    cluster's configuration differs from it.
+    cluster's configuration differs from it. The ``parts`` are built and make their claims
+    (:meth:`ClusterNode.claim`); :func:`run_app` starts them after the app.
 
     Raises:
         ClusterConfigError: the file is a configuration the cluster never had.
+        MqferryError: a part's claim refused this node.
     """
     from mqferry.config.env import expand
     from mqferry.config.loader import read_yaml, validate_config
@@ -81,20 +84,20 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
             validate_config, expand(data), plugins.registries(), plugins.function_table())
     app = app_factory(config)
     controller = Controller(app, plugins, path=path, data=data)
-    node.attach(app, controller)
+    node.attach(app, controller, parts)
     if data is not file_data:
         controller.persist()  # the file follows the cluster
+    await node.claim()
     return app, controller
 
 
 async def run_app(app: App, *, stop: asyncio.Event | None = None,
-                  controller: Controller | None = None,
-                  parts: list[PartFactory] | None = None) -> None:
+                  controller: Controller | None = None) -> None:
     """Start ``app``, run until SIGINT/SIGTERM (or ``stop`` is set), then stop it gracefully.
 
     With a ``controller`` the instance is manageable: SIGHUP reloads the config file, and the
     REST API is served when the config's ``api.enable`` is on. In a cluster (``app.cluster``)
-    the cluster's ``parts`` start after the app and stop before it.
+    the cluster's parts start after the app and stop before it.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -115,7 +118,7 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
                  len(app.rules), len(app.actions), len(app.sources),
                  ", ".join(sorted(app.topic_filters)) or "none")
         if app.cluster is not None:
-            await app.cluster.start_parts(parts or [])
+            await app.cluster.start_parts()
         if controller is not None and app.config.raw.api.enable:
             server = await _start_api(controller)
         # Everything built so far (modules, config, plugins) lives as long as the process: keep
