@@ -133,6 +133,11 @@ class BenchRun:
         """Distinct messages the verifier saw so far."""
         return int(self._verifier.delivered) if self._verifier is not None else 0
 
+    @property
+    def verifier(self) -> Any:
+        """The run's verifier (``tally`` holds every arrival), once :meth:`start` made it."""
+        return self._verifier
+
     def generating(self) -> bool:
         """Whether a generator process is still running."""
         return any(p.is_alive() for p in self._procs) and len(self.results) < len(self._procs)

@@ -12,6 +12,7 @@ misbehave: metadata requests that hang or fail, sends that raise, a ``stop()`` t
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -140,7 +141,8 @@ class KafkaTwin:
         sent: every record acknowledged, in order.
         metadata_requests: how many full metadata requests were made.
         metadata_delay: seconds each metadata request takes.
-        unreachable: metadata requests fail as when no broker answers.
+        unreachable: metadata requests fail as when no broker answers, and a consumer's fetches
+            return nothing (aiokafka retries them by itself).
         raise_on_send: ``send_batch`` raises these, one per call, first.
         poison_values: ``send_batch`` raises for a batch holding one of these values.
         hold: batches stay unacknowledged (a hung broker).
@@ -255,6 +257,8 @@ class TwinConsumer:
         self.assigned: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
         self.positions: dict[TopicPartition, int] = {}
+        #: when each partition last had a fetch answered (ms since the epoch, as aiokafka)
+        self.polled: dict[TopicPartition, int] = {}
         self.started = False
         self.stopped = False
 
@@ -299,6 +303,9 @@ class TwinConsumer:
     def highwater(self, tp: TopicPartition) -> int | None:
         return len(self.kafka.log(tp))
 
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        return self.polled.get(tp)
+
     def pause(self, *tps: TopicPartition) -> None:
         self.paused.update(tps)
         self.kafka.pauses += 1
@@ -318,8 +325,13 @@ class TwinConsumer:
             if self.listener is not None:
                 await self.listener.on_partitions_assigned(sorted(self.assigned))
         out: dict[TopicPartition, list[Any]] = {}
+        if self.kafka.unreachable:
+            await asyncio.sleep(min(timeout_ms / 1000, 0.01))
+            return out
+        now_ms = int(time.time() * 1000)
         room = max_records if max_records is not None else 1 << 30
         for tp in sorted(self.assigned - self.paused):
+            self.polled[tp] = now_ms
             start = await self.position(tp)
             records = self.kafka.log(tp)[start:start + room]
             if records:

@@ -25,6 +25,9 @@ At-least-once, nothing lost on restart:
 - The consume loop runs under a :class:`~mqferry.Supervisor`: if it dies all the same, the source
   reports ``disconnected`` with the reason, closes its consumer and starts again with back-off
   from the committed offsets.
+- While Kafka answers no fetch of the assigned partitions (Kafka stopped or unreachable; aiokafka
+  retries by itself), the source reports ``connecting`` with how long Kafka has been silent,
+  so ``/status`` says so within :attr:`KafkaConsumerSource.fetch_stall_after` seconds.
 """
 
 from __future__ import annotations
@@ -61,6 +64,10 @@ FINAL_COMMIT_TIMEOUT = 10.0
 
 #: How long stop() and a rebalance wait for records in flight before committing what settled.
 DRAIN_TIMEOUT = 5.0
+
+#: Seconds without a fetch response for any assigned partition after which the source says Kafka
+#: is silent (at least three ``max_wait_time``: an idle fetch returns after that long).
+FETCH_STALL_AFTER = 6.0
 
 def _partition_labels(tp: TopicPartition) -> dict[str, str]:
     return {"topic": tp.topic, "partition": str(tp.partition)}
@@ -119,6 +126,12 @@ class KafkaConsumerSource:
         self._status = HealthStatus(Status.STOPPED)
         self._stopping = False
         self._paused = False
+        #: Seconds without a fetch response (assigned, not paused) that make the source
+        #: ``connecting``.
+        self.fetch_stall_after = max(FETCH_STALL_AFTER, 3 * p.max_wait_time)
+        # Wall-clock time (as aiokafka's fetch timestamps) from which fetch silence counts: the
+        # start, a new assignment or the end of a pause.
+        self._fetching_since = time.time()
         self.metrics.gauge("inflight", lambda: self.tracker.inflight)
         self.metrics.gauge("paused", lambda: 1.0 if self._paused else 0.0)
         self.metrics.series("lag", ("topic", "partition"))
@@ -163,10 +176,35 @@ class KafkaConsumerSource:
     async def health(self) -> HealthStatus:
         """The source's status and, unless it is ``connected`` (consuming), why.
 
-        ``connecting`` while it waits for MQTT or Kafka (or restarts after a failure);
-        ``disconnected`` while its consume loop is dead and waits to be restarted.
+        ``connecting`` while it waits for MQTT or Kafka (or restarts after a failure), and while
+        Kafka answers no fetch of its partitions; ``disconnected`` while its consume loop is dead
+        and waits to be restarted.
         """
-        return self._status
+        status = self._status
+        if status.status is Status.CONNECTED:
+            silent = self._fetch_silence()
+            if silent is not None:
+                return HealthStatus(Status.CONNECTING,
+                                    f"Kafka answered no fetch for {silent:.0f}s "
+                                    f"({', '.join(self.connector.config.servers())})")
+        return status
+
+    def _fetch_silence(self) -> float | None:
+        """Seconds since Kafka last answered a fetch of an assigned partition, when too long.
+
+        ``None`` while it answers, while the partitions are paused (nothing is fetched) and
+        while nothing is assigned (nothing to fetch: a node beyond the partition count).
+        """
+        consumer = self.consumer
+        if consumer is None or self._paused:
+            return None
+        assigned = consumer.assignment()
+        if not assigned:
+            return None
+        polled = [consumer.last_poll_timestamp(tp) for tp in assigned]
+        last = max([self._fetching_since] + [ms / 1000 for ms in polled if ms is not None])
+        silent = time.time() - last
+        return silent if silent >= self.fetch_stall_after else None
 
     # -- offsets -----------------------------------------------------------------------------
 
@@ -198,6 +236,7 @@ class KafkaConsumerSource:
                 await consumer.commit({tp: OffsetAndMetadata(committed, "")})
             self.tracker.window(tp).committed = committed
             self.metrics.gauge("lag", partial(self._lag_of, tp), _partition_labels(tp))
+        self._fetching_since = time.time()
         # Logged once the start positions are pinned: from here on nothing produced is skipped.
         log.info("source %s: partitions assigned: %s", self.id,
                  ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(assigned)) or "none")
@@ -323,6 +362,7 @@ class KafkaConsumerSource:
                                         f"restarting after: {self._failure}")
         await self.context.mqtt.wait_connected()
         consumer = await self._connect()
+        self._fetching_since = time.time()
         self._status = HealthStatus(Status.CONNECTED)
         self._failure = None
         what = ", ".join(self.params.kafka_topics())
@@ -381,6 +421,7 @@ class KafkaConsumerSource:
         finally:
             consumer.resume(*consumer.assignment())
             self._paused = False
+            self._fetching_since = time.time()
 
     async def _do_rewind(self, consumer: AIOKafkaConsumer) -> None:
         self._status = HealthStatus(Status.CONNECTING, "waiting for the MQTT session")
