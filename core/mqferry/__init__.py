@@ -24,6 +24,7 @@ from mqferry.errors import (
     DeliveryError,
     DuplicateTypeError,
     MqferryError,
+    MqttUnavailable,
     PluginError,
     TemplateError,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "Metrics",
     "MqferryError",
     "MqttPublisher",
+    "MqttUnavailable",
     "PluginError",
     "Register",
     "RetryLog",

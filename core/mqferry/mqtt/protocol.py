@@ -16,10 +16,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
-import aiomqtt
 from paho.mqtt.properties import Properties
 
-from mqferry.errors import DeliveryError
+from mqferry.errors import DeliveryError, MqttUnavailable
 from mqferry.mqtt import codec
 from mqferry.mqtt.codec import Connack, InMessage, PacketError
 
@@ -104,9 +103,9 @@ class MqttProtocol(asyncio.BufferedProtocol):
                 handle.cancel()
         self._out.clear()
         if not self.connack.done():
-            self.connack.set_exception(aiomqtt.MqttError(reason))
+            self.connack.set_exception(MqttUnavailable(reason))
             self.connack.exception()  # nobody may be waiting any more: not worth a warning
-        failed = aiomqtt.MqttError(
+        failed = MqttUnavailable(
             f"the MQTT connection was lost before the broker's ack: {reason}")
         publishes, self._publishes = self._publishes, {}
         for future in publishes.values():
@@ -115,7 +114,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         requests, self._requests = self._requests, {}
         for request in requests.values():
             if not request.done():
-                request.set_exception(aiomqtt.MqttError(reason))
+                request.set_exception(MqttUnavailable(reason))
         if not self.closed.done():
             self.closed.set_result(reason)
             self._on_lost()
@@ -265,14 +264,14 @@ class MqttProtocol(asyncio.BufferedProtocol):
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self._requests.pop(mid, None)
-            raise aiomqtt.MqttError("Operation timed out (no answer from the broker)") from None
+            raise MqttUnavailable("Operation timed out (no answer from the broker)") from None
 
     async def subscribe(self, topics: Sequence[tuple[str, int]], *,
                         timeout: float | None = None) -> list[int]:
         """Subscribe; returns the broker's reason codes, one per filter.
 
         Raises:
-            aiomqtt.MqttError: no SUBACK within ``timeout`` seconds, or the connection is gone.
+            MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
         """
         return await self._request(lambda mid: codec.subscribe_packet(mid, topics), timeout)
 
@@ -281,7 +280,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         """Unsubscribe; returns the broker's reason codes, one per filter.
 
         Raises:
-            aiomqtt.MqttError: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
+            MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
         """
         return await self._request(lambda mid: codec.unsubscribe_packet(mid, topics), timeout)
 

@@ -2,10 +2,10 @@
 
 import asyncio
 
-import aiomqtt
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from mqferry import MqttUnavailable
 from mqferry.testing import InMemoryMqtt, runtime_context
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
@@ -82,7 +82,7 @@ async def test_a_lost_session_rewinds_to_the_first_unacked_record():
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(5), record(6), record(7)]})
     mqtt.pending[0].set_result(None)
-    mqtt.ack(error=aiomqtt.MqttError("connection lost"))
+    mqtt.ack(error=MqttUnavailable("connection lost"))
     await settle()
     assert src.handler.rewind
     assert src.tracker.rewind() == {TP: 6}
@@ -92,15 +92,24 @@ async def test_a_lost_session_rewinds_to_the_first_unacked_record():
 
 async def test_publishing_while_disconnected_stops_the_batch_for_a_rewind():
     mqtt = InMemoryMqtt()
-    mqtt.publish_nowait = _raise_disconnected  # type: ignore[method-assign]
+    mqtt.connected.clear()  # the twin's publishes now raise MqttUnavailable, as the real one's
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(3), record(4)]})
     assert src.handler.rewind and src.tracker.inflight == 1
     assert src.tracker.rewind() == {TP: 3}
+    assert mqtt.published == [] and src.metrics.get("failed") == 0
 
 
-def _raise_disconnected(*args, **kwargs):
-    raise aiomqtt.MqttError("not connected")
+async def test_a_poison_record_before_a_lost_session_fails_alone_and_is_not_consumed_again():
+    mqtt = InMemoryMqtt()
+    mqtt.connected.clear()
+    src = source(mqtt)
+    src.handler.handle_batches({TP: [record(3, key=b"a/#"), record(4), record(5)]})
+    await settle()
+    assert src.handler.rewind
+    snap = src.metrics.snapshot()
+    assert (snap["failed"], snap["failed.render"]) == (1, 1)
+    assert src.tracker.rewind() == {TP: 4}  # consumed again from the first good record
 
 
 async def test_space_is_cleared_above_half_of_max_inflight():
