@@ -128,25 +128,13 @@ class MqttProtocol(asyncio.BufferedProtocol):
         while pos < end:
             if self._transport is None or self._reason is not None:
                 return  # closed by a handler: the rest belongs to a dead connection
-            command = buf[pos]
-            length, mult, i = 0, 1, pos + 1
-            while i < end:
-                byte = buf[i]
-                length += (byte & 127) * mult
-                mult *= 128
-                i += 1
-                if not byte & 128:
-                    break
-                if i - pos > 4:
-                    raise PacketError("a remaining length over 4 bytes")
-            else:
-                self._rest = buf[pos:]  # the length is not complete yet
+            frame = codec.frame_at(buf, pos, end)
+            if frame is None:
+                self._rest = buf[pos:]  # incomplete: the rest comes with the next read
                 return
-            if i + length > end:
-                self._rest = buf[pos:]
-                return
-            pos = i + length
-            self._packet(command, buf[i:pos])
+            start, stop = frame
+            command, pos = buf[pos], stop
+            self._packet(command, buf[start:stop])
 
     def _packet(self, command: int, body: bytes) -> None:
         kind = command & 0xF0
