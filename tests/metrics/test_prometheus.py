@@ -21,8 +21,8 @@ from mqferry.runtime.reconfig import Controller
 from mqferry.testing import InMemoryMqtt, build_app
 from mqferry_kafka.testing import KafkaTwin
 from tests.metrics.conventions import check_conventions, value
-from tests.plugins.kafka_consumer.test_source import source
-from tests.plugins.kafka_producer.test_action import make
+from tests.plugins.kafka_consumer.conftest import build_source
+from tests.plugins.kafka_producer.conftest import build_action
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
 TOPIC = "metrics-in"
@@ -67,11 +67,11 @@ async def running_app(tmp_path):
     await harness.start()
     app = harness.app
     kafka = KafkaTwin(topics={"good": 1})
-    action = make(tmp_path, kafka)
+    action = build_action(tmp_path, kafka, topic="${t}")
     await action.start()
     app.actions[action.id] = action
     harness.wire("to_kafka", action)
-    src = source(InMemoryMqtt(), topic_mapping=[{
+    src = build_source(InMemoryMqtt(), topic_mapping=[{
         "kafka_topic": TOPIC, "mqtt_topic": "out/${.key}", "qos": 1,
         "payload_template": "${.value}"}])
     app.sources[src.id] = src  # never started: its consumer is the twin drive() gives it

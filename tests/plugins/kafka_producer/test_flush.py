@@ -7,39 +7,10 @@ retried without counting; linger gathers records into one batch; stop() flushes 
 
 import asyncio
 
-import pytest
 from aiokafka.errors import KafkaConnectionError, NotEnoughReplicasError
 
 from mqferry.testing import RecordingDelivery, wait_until
-from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka.testing import KafkaTwin
-from mqferry_kafka_producer.action import KafkaProducerAction
-from mqferry_kafka_producer.config import KafkaProducerActionConfig
-
-
-def make(tmp_path, kafka, **params):
-    params.setdefault("topic", "t")
-    params.setdefault("message", {"key": "", "value": "${v}"})
-    cfg = KafkaProducerActionConfig(connector="k", parameters=params)
-    conn = KafkaConnector(kind="kafka_producer", name="k",
-                          config=KafkaConnectorConfig(bootstrap_hosts="h:9092"))
-    return KafkaProducerAction(name="a", config=cfg, connector=conn, data_dir=tmp_path,
-                               producer_factory=kafka, close_timeout=1.0)
-
-
-@pytest.fixture
-async def running(tmp_path):
-    actions = []
-
-    async def start(kafka, **params):
-        action = make(tmp_path, kafka, **params)
-        await action.start()
-        actions.append(action)
-        return action
-
-    yield start
-    for action in actions:
-        await action.stop(timeout=1.0)
 
 
 def send(action, *values):
@@ -51,12 +22,7 @@ def send(action, *values):
     return out
 
 
-async def outcomes(deliveries, timeout=5.0):
-    await asyncio.wait_for(asyncio.gather(*(d.done.wait() for d in deliveries)), timeout)
-    return [d.outcome for d in deliveries]
-
-
-async def test_an_error_response_is_retried_at_the_head_of_the_queue_in_order(running):
+async def test_an_error_response_is_retried_at_the_head_of_the_queue_in_order(settled, running):
     kafka = KafkaTwin(topics={"t": 1}, hold=True)
     # one batch in flight per partition: above 1, a later batch may pass a retried one
     action = await running(kafka, max_inflight=1)
@@ -65,32 +31,32 @@ async def test_an_error_response_is_retried_at_the_head_of_the_queue_in_order(ru
     later = send(action, "c")
     kafka.hold = False
     kafka.answer(error=NotEnoughReplicasError("twin"))
-    assert await outcomes(first + later) == ["secured"] * 3
+    assert await settled(*first, *later) == ["secured"] * 3
     assert kafka.values("t") == [b"a", b"b", b"c"]  # the retried records stay first
     m = action.metrics.snapshot()
     assert (m["retried"], m["retried.success"], m["success"]) == (2, 2, 3)
 
 
-async def test_error_responses_count_towards_max_retries_then_the_records_fail(running):
+async def test_error_responses_count_towards_max_retries_then_the_records_fail(settled, running):
     kafka = KafkaTwin(topics={"t": 1})
     kafka.raise_on_send = [NotEnoughReplicasError("twin") for _ in range(3)]
     action = await running(kafka, max_retries=2)
     [doomed] = send(action, "x")
-    assert await outcomes([doomed]) == ["failed:failed.max_retries"]
-    assert await outcomes(send(action, "y")) == ["secured"]  # the next record goes on
+    assert await settled(doomed) == ["failed:failed.max_retries"]
+    assert await settled(*send(action, "y")) == ["secured"]  # the next record goes on
     assert kafka.values("t") == [b"y"]
     m = action.metrics.snapshot()
     assert (m["retried"], m["retried.failed"], m["failed.max_retries"]) == (2, 1, 1)
     assert action.last_error["reason"] == "failed.max_retries"
 
 
-async def test_a_lost_connection_is_retried_without_counting_and_reported(running):
+async def test_a_lost_connection_is_retried_without_counting_and_reported(settled, running):
     kafka = KafkaTwin(topics={"t": 1})
     kafka.raise_on_send = [KafkaConnectionError("twin") for _ in range(3)]
     action = await running(kafka, max_retries=0)  # one error response would fail it
     [d] = send(action, "x")
     await wait_until(lambda: not kafka.raise_on_send)
-    assert await outcomes([d]) == ["secured"]
+    assert await settled(d) == ["secured"]
     assert action.metrics.snapshot()["retried"] == 3
     assert (await action.health()).status.value == "connected"
 
@@ -107,11 +73,11 @@ async def test_health_shows_the_lost_connection_until_kafka_answers_again(runnin
     assert d.outcome == "secured" and health.status.value == "connected"
 
 
-async def test_linger_gathers_the_records_of_a_burst_into_one_batch(running):
+async def test_linger_gathers_the_records_of_a_burst_into_one_batch(settled, running):
     kafka = KafkaTwin(topics={"t": 1})
     action = await running(kafka, max_linger_time="200ms")
     ds = send(action, *[str(i) for i in range(20)])
-    assert await outcomes(ds) == ["secured"] * 20
+    assert await settled(*ds) == ["secured"] * 20
     assert kafka.batches == [20]
 
 
@@ -129,7 +95,7 @@ async def test_stop_flushes_what_is_buffered_and_in_flight(running):
     assert kafka.values("t") == [b"a", b"b"]
 
 
-async def test_with_two_batches_in_flight_a_later_batch_may_pass_a_retried_one(running):
+async def test_with_two_batches_in_flight_a_later_batch_may_pass_a_retried_one(settled, running):
     # the documented cost of max_inflight above 1: nothing lost, order not kept across a retry
     kafka = KafkaTwin(topics={"t": 1}, hold=True)
     action = await running(kafka, max_inflight=2)
@@ -140,5 +106,5 @@ async def test_with_two_batches_in_flight_a_later_batch_may_pass_a_retried_one(r
     kafka.answer(1, error=NotEnoughReplicasError("twin"))
     kafka.answer(1)
     kafka.hold = False
-    assert await outcomes(first + later) == ["secured"] * 2
+    assert await settled(*first, *later) == ["secured"] * 2
     assert kafka.values("t") == [b"b", b"a"]
