@@ -22,10 +22,10 @@ from mqferry.mqtt.codec import InMessage
 from mqferry.mqtt.connect import open_session
 from mqferry.mqtt.protocol import MqttProtocol
 from mqferry_bench.payload import decode
-from mqferry_bench.stats import Tally
+from mqferry_bench.stats import Tallied, Tally
 
 
-class MqttVerifier:
+class MqttVerifier(Tallied):
     """Subscribes to ``topic_filter`` and tallies every arrival.
 
     Args:
@@ -112,12 +112,3 @@ class MqttVerifier:
             loop.close()
         self._loop = self._thread = None
 
-    @property
-    def delivered(self) -> int:
-        """Distinct benchmark messages received so far."""
-        return self.tally.delivered
-
-    @property
-    def arrivals(self) -> int:
-        """Every message received so far."""
-        return self.tally.arrivals
