@@ -26,6 +26,7 @@ from mqferry.errors import (
     DeliveryError,
     DuplicateTypeError,
     MqferryError,
+    MqttUnavailable,
     PluginError,
     TemplateError,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "Metrics",
     "MqferryError",
     "MqttPublisher",
+    "MqttUnavailable",
     "PluginError",
     "Register",
     "RetryLog",

@@ -10,6 +10,7 @@
     │       └── (rules.errors) DuplicateFunctionError  ... the same SQL function name
     ├── TemplateError            a ${...} template cannot be parsed or rendered
     ├── DeliveryError            an action could not secure a message (with the reason counter)
+    ├── MqttUnavailable          no MQTT session: not connected, or lost before the broker's ack
     ├── RuleError                (rules.errors) rule SQL syntax, compile and evaluation errors
     │   ├── RuleSyntaxError
     │   ├── RuleCompileError
@@ -25,9 +26,9 @@
 
 Every error says which component, field or value it is about (``component`` holds the id of the
 component it concerns, when one does), so that the CLI can print it as one clear line without a
-traceback. Errors of the libraries plugins use (aiokafka, aiomqtt) are turned into these, or
-into a status or a failure reason, where the plugin meets the core; they are not part of the
-plugin contract.
+traceback. Errors of the libraries plugins use (aiokafka, the socket and TLS errors of the MQTT
+connection) are turned into these, or into a status or a failure reason, where the plugin meets
+the core; they are not part of the plugin contract.
 """
 
 from __future__ import annotations
@@ -108,3 +109,25 @@ class DeliveryError(MqferryError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{reason}: {detail}", component=component)
+
+
+class MqttUnavailable(MqferryError):
+    """No MQTT session to publish, subscribe or connect on.
+
+    Raised (or set on a publish's future) when the session is not up, when it is lost before
+    the broker acknowledged, when a request times out and when a connection attempt fails. It
+    says nothing about the message itself: publish it again once the session is back
+    (``wait_connected``).
+
+    Args:
+        reason: why there is no session (a socket or TLS error, ``Operation timed out``,
+            ``Connection refused: <the CONNACK's reason>`` ...).
+        component: the MQTT connector (``mqtt``, as ``/status`` names it).
+        session: the broker and client id, ``host:port as client-id``, when known.
+    """
+
+    def __init__(self, reason: str, *, component: str | None = "mqtt",
+                 session: str | None = None) -> None:
+        self.reason = reason
+        self.session = session
+        super().__init__(reason, component=component)

@@ -132,13 +132,13 @@ class MqttPublisher(Protocol):
     ) -> asyncio.Future[None]:
         """Start a publish on the current session without waiting (no task per message).
 
-        The future completes as :meth:`publish` returns; it fails with ``aiomqtt.MqttError``
-        when the session drops before the broker's ack (publish again after
-        :meth:`wait_connected`), or with :class:`~mqferry.errors.DeliveryError` when the broker
-        refused it.
+        The future completes as :meth:`publish` returns; it fails with
+        :class:`~mqferry.errors.MqttUnavailable` when the session drops before the broker's ack
+        (publish again after :meth:`wait_connected`), or with
+        :class:`~mqferry.errors.DeliveryError` when the broker refused it.
 
         Raises:
-            aiomqtt.MqttError: the session is not up.
+            MqttUnavailable: the session is not up.
             ValueError: an invalid topic or property.
         """
         ...

@@ -242,8 +242,10 @@ class Harness:
                 await asyncio.sleep(0)
             drained = sum(self.kafka.drain(a) for a in self.app.actions.values()
                           if a.id.startswith("kafka_producer:"))
-            if not drained and not any(getattr(a, "_tasks", ()) for a in
-                                       self.app.actions.values()):
+            # republish's "inflight" gauge: its publishes still under way
+            if not drained and not any(a.metrics.snapshot().get("inflight") for a in
+                                       self.app.actions.values()
+                                       if not a.id.startswith("kafka_producer:")):
                 return
 
     async def health(self) -> dict[str, HealthStatus]:

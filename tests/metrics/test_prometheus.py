@@ -7,7 +7,6 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -15,17 +14,15 @@ from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from mqferry.api import KeyStore, create_api
-from mqferry.config import validate_config
 from mqferry.metrics import Metrics, action_metrics
 from mqferry.metrics.prometheus import exposition
 from mqferry.plugins import load_plugins
-from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
-from mqferry.testing import InMemoryMqtt
+from mqferry.testing import InMemoryMqtt, build_app
 from mqferry_kafka.testing import KafkaTwin
 from tests.metrics.conventions import check_conventions, value
-from tests.plugins.kafka_consumer.test_source import source
-from tests.plugins.kafka_producer.test_action import make
+from tests.plugins.kafka_consumer.conftest import build_source
+from tests.plugins.kafka_producer.conftest import build_action
 
 DASHBOARD = Path(__file__).parents[2] / "docs" / "grafana-dashboard.json"
 TOPIC = "metrics-in"
@@ -57,11 +54,6 @@ class ConsumerTwin:
         return {TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 3)}
 
 
-def paho_message(topic, payload, mid=1):
-    return SimpleNamespace(topic=topic, payload=payload, qos=1, mid=mid, retain=False,
-                           dup=False, properties=None)
-
-
 def record(offset, key=b"k"):
     return ConsumerRecord(topic=TOPIC, partition=0, offset=offset, timestamp=1, timestamp_type=0,
                           key=key, value=b"v", checksum=None, serialized_key_size=1,
@@ -71,29 +63,30 @@ def record(offset, key=b"k"):
 @pytest.fixture
 async def running_app(tmp_path):
     plugins = load_plugins()
-    cfg = validate_config(CONFIG, plugins.registries(), plugins.function_table())
-    app = App(cfg, data_dir=tmp_path)
+    harness = build_app(CONFIG, plugins=plugins, data_dir=tmp_path)
+    await harness.start()
+    app = harness.app
     kafka = KafkaTwin(topics={"good": 1})
-    action = make(tmp_path, kafka)
+    action = build_action(tmp_path, kafka, topic="${t}")
     await action.start()
     app.actions[action.id] = action
-    app.rules["to_kafka"].actions = [action]
-    src = source(InMemoryMqtt(), topic_mapping=[{
+    harness.wire("to_kafka", action)
+    src = build_source(InMemoryMqtt(), topic_mapping=[{
         "kafka_topic": TOPIC, "mqtt_topic": "out/${.key}", "qos": 1,
         "payload_template": "${.value}"}])
-    app.sources[src.id] = src
-    app._accepting = True
-    yield app, plugins
-    app._accepting = False
+    app.sources[src.id] = src  # never started: its consumer is the twin drive() gives it
+    yield harness, plugins
     await action.stop(timeout=1.0)
+    del app.actions[action.id], app.sources[src.id]
+    await harness.stop()
 
 
-async def drive(app):
+async def drive(harness):
     """Traffic that moves every kind of counter and gauge."""
-    for n, (topic, payload) in enumerate([
-            ("s/1", b'{"t": "good", "v": 1}'), ("s/1", b'{"t": "good", "v": 500}'),
-            ("s/2", b'{"t": "bad topic", "v": 2}'), ("s/3", b"not json")]):
-        app.handle_message(paho_message(topic, payload, mid=n + 1), None)
+    app = harness.app
+    for topic, payload in [("s/1", b'{"t": "good", "v": 1}'), ("s/1", b'{"t": "good", "v": 500}'),
+                           ("s/2", b'{"t": "bad topic", "v": 2}'), ("s/3", b"not json")]:
+        harness.mqtt.deliver(topic, payload)
     src = app.sources["kafka_consumer:s"]
     src.consumer = ConsumerTwin(committed=10, end=17)
     await src.take_partitions([TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 3)])
@@ -106,8 +99,9 @@ async def drive(app):
 
 
 async def test_the_served_exposition_follows_prometheus_conventions(running_app, tmp_path):
-    app, plugins = running_app
-    await drive(app)
+    harness, plugins = running_app
+    app = harness.app
+    await drive(harness)
     store = KeyStore(tmp_path / "keys.json")
     key, secret = store.create("t")
     api = create_api(Controller(app, plugins, data={}), store)
@@ -139,8 +133,8 @@ async def test_the_served_exposition_follows_prometheus_conventions(running_app,
 
 
 async def test_the_json_metrics_keep_their_emqx_names_and_the_lag_total(running_app):
-    app, _ = running_app
-    src = await drive(app)
+    harness, _ = running_app
+    src = await drive(harness)
     snap = src.metrics.snapshot()
     assert (snap["lag"], snap[f"lag.{TOPIC}:0"], snap[f"lag.{TOPIC}:3"]) == (12, 5, 7)
     assert snap["failed.render"] == 1 and snap["paused"] == 0
@@ -186,8 +180,9 @@ def test_the_conventions_check_catches_the_old_exposition():
 
 
 async def test_every_metric_the_grafana_dashboard_queries_is_exposed(running_app, tmp_path):
-    app, _ = running_app
-    await drive(app)
+    harness, _ = running_app
+    app = harness.app
+    await drive(harness)
     text = exposition([("rule", rid, r.metrics) for rid, r in app.rules.items()]
                       + [("action", aid, a.metrics) for aid, a in app.actions.items()]
                       + [("source", sid, s.metrics) for sid, s in app.sources.items()],

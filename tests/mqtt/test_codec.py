@@ -103,3 +103,26 @@ def test_connack_and_suback_decoding():
 def test_subscribe_and_unsubscribe_packets():
     assert codec.subscribe_packet(9, [("a/#", 1)]) == b"\x82\x09\x00\x09\x00\x00\x03a/#\x01"
     assert codec.unsubscribe_packet(9, ["a/#"]) == b"\xa2\x08\x00\x09\x00\x00\x03a/#"
+
+
+def test_frame_at_splits_packets_cut_at_any_byte():
+    packets = [codec.puback_packets([7]), codec.PINGREQ,
+               codec.publish_packet("t", b"x" * 300, 1, False, mid=9, properties=None)]
+    # fixed headers: 2 bytes, 2 bytes, 3 bytes (a remaining length over 127 takes two)
+    expected = [(p[0], p[h:]) for p, h in zip(packets, (2, 2, 3), strict=True)]
+    data = b"".join(packets)
+    for cut in range(len(data) + 1):
+        frames, rest = [], b""
+        for chunk in (data[:cut], data[cut:]):
+            buf, pos = rest + chunk, 0
+            while (frame := codec.frame_at(buf, pos, len(buf))) is not None:
+                frames.append((buf[pos], buf[frame[0]:frame[1]]))
+                pos = frame[1]
+            rest = buf[pos:]
+        assert (frames, rest) == (expected, b""), cut
+
+
+def test_frame_at_refuses_a_remaining_length_over_four_bytes():
+    assert codec.frame_at(b"\x30\xff\xff\xff", 0, 4) is None  # not complete yet
+    with pytest.raises(codec.PacketError, match="over 4 bytes"):
+        codec.frame_at(b"\x30\xff\xff\xff\xff\x01", 0, 6)

@@ -1,8 +1,10 @@
-"""No code in core or plugins reaches into paho's or aiomqtt's private attributes or modules.
+"""No code in core or plugins reaches into paho's private attributes or modules, or uses aiomqtt.
 
 mqferry once replaced paho's read and write loops through a dozen of its private attributes;
 paho 2.1 renamed one of them and keepalive silently stopped seeing incoming data. The MQTT
-connection is ours now (:mod:`mqferry.mqtt.protocol`); this walk keeps it that way.
+connection is ours now (:mod:`mqferry.mqtt.protocol`); this walk keeps it that way. aiomqtt,
+once the MQTT client and then only the source of ``MqttError``, is no dependency any more:
+:class:`mqferry.MqttUnavailable` took its place.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -19,9 +20,9 @@ LIBRARIES = ("paho", "aiomqtt")
 
 
 def private_names() -> set[str]:
-    """The private attribute names of paho's and aiomqtt's clients (and ones older paho had)."""
+    """The private attribute names of paho's client (and ones older paho and aiomqtt had)."""
     objects: list[object] = [paho.Client, paho.Client(CallbackAPIVersion.VERSION2),
-                             aiomqtt.Client, paho.MQTTMessage]
+                             paho.MQTTMessage]
     names = {"_last_bytes_received", "_client"}
     for obj in objects:
         names.update(dir(obj))
@@ -63,3 +64,14 @@ def test_core_and_plugins_use_paho_and_aiomqtt_through_public_names_only():
         found += [f"{path.relative_to(ROOT)}:{line}: {what}"
                   for line, what in violations(tree, private)]
     assert found == [], "private attributes of paho/aiomqtt used:\n" + "\n".join(found)
+
+
+def test_core_and_plugins_do_not_import_aiomqtt():
+    found = []
+    for path in sorted([*ROOT.glob("core/**/*.py"), *ROOT.glob("plugins/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names
+                      if n.split(".")[0] == "aiomqtt"]
+    assert found == [], "aiomqtt is not a dependency of mqferry:\n" + "\n".join(found)

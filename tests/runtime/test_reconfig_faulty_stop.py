@@ -11,12 +11,12 @@ from typing import Any, ClassVar, Literal
 import pytest
 
 from mqferry import ActionType, HealthStatus, SourceType, Status, hookimpl
-from mqferry.config import ActionConfigBase, SourceConfigBase, Strict, validate_config
+from mqferry.config import ActionConfigBase, SourceConfigBase, Strict
 from mqferry.metrics import action_metrics, source_metrics
 from mqferry.plugins import load_plugins
-from mqferry.runtime import App
 from mqferry.runtime.reconfig import Controller
 from mqferry.runtime.reconfig import apply as reconfig_apply
+from mqferry.testing import AppHarness, build_app
 
 Behaviour = Literal["ok", "raise", "hang", "hang_hard"]
 
@@ -112,18 +112,19 @@ async def running(plugins, tmp_path, monkeypatch):
     # the margin after a component's own flush bound; the default (seconds) is for real clients
     monkeypatch.setattr(reconfig_apply, "STOP_MARGIN", 0.1)
     _Faulty.instances.clear()
+    started: list[AppHarness] = []
 
     async def make(on_stop: Behaviour, kind: str = "sources", name: str = "src"):
         data = copy.deepcopy(CONFIG)
         data[kind]["faulty"][name]["parameters"] = {"on_stop": on_stop}
-        cfg = validate_config(data, plugins.registries(), plugins.function_table())
-        app = App(cfg, data_dir=tmp_path)
-        for comp in (*app.actions.values(), *app.sources.values()):
-            await comp.start()
-        app._accepting = True
-        return app, Controller(app, plugins, data=data)
+        harness = build_app(data, plugins=plugins, data_dir=tmp_path)
+        await harness.start()
+        started.append(harness)
+        return harness.app, Controller(harness.app, plugins, data=data)
 
-    return make
+    yield make
+    for harness in started:
+        await harness.stop()
 
 
 def relabel(kind: str, name: str, label: str):

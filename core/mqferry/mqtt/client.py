@@ -18,11 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import aiomqtt
 from paho.mqtt.properties import Properties
 
 from mqferry.config.models import MqttConfig
-from mqferry.errors import ConfigError
+from mqferry.errors import ConfigError, MqttUnavailable
 from mqferry.logs import RetryLog
 from mqferry.mqtt import codec
 from mqferry.mqtt.acks import AckWindow
@@ -61,6 +60,7 @@ class MqttConnector:
 
     def __init__(self, *, config: MqttConfig, handler: MessageHandler | None = None) -> None:
         self.config = config
+        self._session = f"{config.server} as {config.clientid}"
         self._handler = handler
         self._filters: set[str] = set()
         self._proto: MqttProtocol | None = None
@@ -158,7 +158,7 @@ class MqttConnector:
         """Publish; returns when the broker acknowledged it (QoS 1/2). Waits for a connection.
 
         Raises:
-            aiomqtt.MqttError: the connection dropped before the broker acknowledged.
+            MqttUnavailable: the connection dropped before the broker acknowledged.
         """
         while True:
             await self._connected.wait()
@@ -180,17 +180,17 @@ class MqttConnector:
         """Start a publish on the current session and return at once.
 
         The future completes when the broker acknowledged the publish (QoS 1/2) or it was
-        written (QoS 0). It fails with :class:`aiomqtt.MqttError` when the session drops first
+        written (QoS 0). It fails with :class:`MqttUnavailable` when the session drops first
         (publish again after :meth:`wait_connected`), and with
         :class:`~mqferry.errors.DeliveryError` when the broker's ack carries an error code.
 
         Raises:
-            aiomqtt.MqttError: the session is not up.
+            MqttUnavailable: the session is not up.
             ValueError: an invalid topic or property.
         """
         proto = self._proto
         if proto is None or not self._connected.is_set():
-            raise aiomqtt.MqttError("not connected to the MQTT broker")
+            raise MqttUnavailable("not connected to the MQTT broker", session=self._session)
         props = publish_properties(properties)
         if not topic or "+" in topic or "#" in topic:
             raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
@@ -254,7 +254,7 @@ class MqttConnector:
 
         Raises:
             ConfigError: a TLS file cannot be used.
-            aiomqtt.MqttError: no session.
+            MqttUnavailable: no session.
         """
         cfg = self.config
         proto, connack = await open_session(
@@ -280,12 +280,12 @@ class MqttConnector:
                     log.info("connected to MQTT broker %s as %r", cfg.server, cfg.clientid)
                     retries.reset()
                     delay = cfg.reconnect_min
-                    raise aiomqtt.MqttError(await proto.closed)
+                    raise MqttUnavailable(await proto.closed, session=self._session)
                 finally:
                     self._drop_session()
-            except (aiomqtt.MqttError, ConfigError) as exc:
+            except (MqttUnavailable, ConfigError) as exc:
                 # ConfigError: a TLS file missing or unusable; it may be fixed later.
-                reason = explain(exc) if isinstance(exc, aiomqtt.MqttError) else str(exc)
+                reason = explain(exc) if isinstance(exc, MqttUnavailable) else str(exc)
                 self._status = HealthStatus(Status.CONNECTING, reason)
                 pause = delay * (0.5 + random.random() / 2)
                 retries.failed(reason, pause)
@@ -306,5 +306,5 @@ class MqttConnector:
         backlog, self._out_backlog = self._out_backlog, deque()
         for *_, future in backlog:
             if not future.done():
-                future.set_exception(aiomqtt.MqttError(reason))
+                future.set_exception(MqttUnavailable(reason, session=self._session))
         self._out_free = self.config.receive_maximum

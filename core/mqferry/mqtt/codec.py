@@ -88,7 +88,38 @@ def reason_name(kind: int, code: int) -> str:
         return f"reason code {code}"
 
 
-def _varint(n: int) -> bytes:
+def frame_at(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """Where the body of the packet that starts at ``buf[pos]`` lies: ``(start, stop)``.
+
+    The one framing of MQTT packets (fixed header, then a remaining length of 1-4 bytes, 7 bits
+    each), shared by the connection's reader and the bench's load generator. ``end`` is where the
+    data read so far ends.
+
+    Returns:
+        The body's bounds in ``buf``, or ``None`` when the packet is not complete before ``end``
+        (keep ``buf[pos:end]`` for the next read).
+
+    Raises:
+        PacketError: a remaining length over 4 bytes.
+    """
+    length, mult, i = 0, 1, pos + 1
+    while i < end:
+        byte = buf[i]
+        length += (byte & 127) * mult
+        mult *= 128
+        i += 1
+        if not byte & 128:
+            break
+        if i - pos > 4:
+            raise PacketError("a remaining length over 4 bytes")
+    else:
+        return None  # the length is not complete yet
+    stop = i + length
+    return None if stop > end else (i, stop)
+
+
+def remaining_length(n: int) -> bytes:
+    """The encoding of a packet's remaining length ``n`` (1-4 bytes)."""
     if n < 128:
         return bytes((n,))
     out = bytearray()
@@ -100,10 +131,11 @@ def _varint(n: int) -> bytes:
 
 
 def _packet(first: int, body: bytes) -> bytes:
-    return bytes((first,)) + _varint(len(body)) + body
+    return bytes((first,)) + remaining_length(len(body)) + body
 
 
-def _utf8(text: str) -> bytes:
+def mqtt_string(text: str) -> bytes:
+    """A UTF-8 string as MQTT frames it: its length in two bytes, then the bytes."""
     raw = text.encode("utf-8")
     if len(raw) > 65535:
         raise ValueError(f"MQTT string longer than 65535 bytes ({len(raw)})")
@@ -204,11 +236,11 @@ def connect_packet(client_id: str, *, keepalive: int, clean_start: bool,
         props.SessionExpiryInterval = session_expiry
     props.ReceiveMaximum = receive_maximum
     parts = [b"\x00\x04MQTT\x05", bytes((flags,)), keepalive.to_bytes(2, "big"),
-             props.pack(), _utf8(client_id)]  # type: ignore[no-untyped-call]
+             props.pack(), mqtt_string(client_id)]  # type: ignore[no-untyped-call]
     if username is not None:
-        parts.append(_utf8(username))
+        parts.append(mqtt_string(username))
     if password is not None:
-        parts.append(_utf8(password))  # binary data, same framing as a string
+        parts.append(mqtt_string(password))  # binary data, same framing as a string
     return _packet(0x10, b"".join(parts))
 
 
@@ -251,7 +283,8 @@ def subscribe_packet(mid: int, topics: Sequence[tuple[str, int]]) -> bytes:
     """
     if not topics:
         raise ValueError("SUBSCRIBE without a topic filter")
-    body = mid.to_bytes(2, "big") + b"\x00" + b"".join(_utf8(t) + bytes((q,)) for t, q in topics)
+    body = mid.to_bytes(2, "big") + b"\x00" + b"".join(
+        mqtt_string(t) + bytes((q,)) for t, q in topics)
     return _packet(0x82, body)
 
 
@@ -263,7 +296,8 @@ def unsubscribe_packet(mid: int, topics: Sequence[str]) -> bytes:
     """
     if not topics:
         raise ValueError("UNSUBSCRIBE without a topic filter")
-    return _packet(0xA2, mid.to_bytes(2, "big") + b"\x00" + b"".join(_utf8(t) for t in topics))
+    return _packet(0xA2, mid.to_bytes(2, "big") + b"\x00"
+                   + b"".join(mqtt_string(t) for t in topics))
 
 
 def suback_codes(body: bytes) -> tuple[int, list[int]]:

@@ -6,10 +6,8 @@ import asyncio
 import ssl
 from collections.abc import Callable
 
-import aiomqtt
-
 from mqferry.config.models import MqttConfig
-from mqferry.errors import ConfigError
+from mqferry.errors import ConfigError, MqttUnavailable
 from mqferry.mqtt import codec
 from mqferry.mqtt.codec import Connack, InMessage
 from mqferry.mqtt.protocol import MqttProtocol
@@ -39,9 +37,10 @@ async def open_session(
 
     Raises:
         ConfigError: a TLS file cannot be used.
-        aiomqtt.MqttError: no connection or no session, with the reason (a socket or TLS error,
+        MqttUnavailable: no connection or no session, with the reason (a socket or TLS error,
             ``Operation timed out``, or ``Connection refused: <the CONNACK's reason>``).
     """
+    session = f"{config.server} as {client_id}"
     tls: ssl.SSLContext | None = ssl_context(config.ssl) if config.ssl.enable else None
     loop = asyncio.get_running_loop()
     password = config.password.get_secret_value() if config.password else None
@@ -68,19 +67,20 @@ async def open_session(
     except TimeoutError:
         if proto is not None:
             proto.close("Operation timed out", abort=True)
-        raise aiomqtt.MqttError("Operation timed out") from None
+        raise MqttUnavailable("Operation timed out", session=session) from None
     except OSError as exc:  # refused, unreachable, TLS handshake (ssl.SSLError is an OSError)
         if proto is not None:
             proto.close(str(exc), abort=True)
-        raise aiomqtt.MqttError(str(exc) or repr(exc)) from None
+        raise MqttUnavailable(str(exc) or repr(exc), session=session) from None
     except codec.PacketError as exc:
         assert proto is not None
         proto.close(str(exc), abort=True)
-        raise aiomqtt.MqttError(f"malformed CONNACK: {exc}") from None
+        raise MqttUnavailable(f"malformed CONNACK: {exc}", session=session) from None
     if connack.reason >= 0x80:
         proto.close("refused", abort=True)
         why = codec.reason_name(codec.CONNACK, connack.reason)
-        raise aiomqtt.MqttError(f"Connection refused: {why} (code {connack.reason})")
+        raise MqttUnavailable(
+            f"Connection refused: {why} (code {connack.reason})", session=session)
     proto.start_keepalive(connack.get("ServerKeepAlive", max(1, int(config.keepalive))))
     return proto, connack
 
@@ -96,7 +96,7 @@ async def probe(config: MqttConfig) -> HealthStatus:
                                       on_publish=lambda message: None)
     except ConfigError as exc:
         return HealthStatus(Status.DISCONNECTED, f"{config.server}: {exc}")
-    except aiomqtt.MqttError as exc:
+    except MqttUnavailable as exc:
         return HealthStatus(Status.DISCONNECTED, f"{config.server}: {explain(exc)}")
     proto.disconnect()
     return HealthStatus(Status.CONNECTED)

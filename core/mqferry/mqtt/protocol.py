@@ -16,10 +16,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
-import aiomqtt
 from paho.mqtt.properties import Properties
 
-from mqferry.errors import DeliveryError
+from mqferry.errors import DeliveryError, MqttUnavailable
 from mqferry.mqtt import codec
 from mqferry.mqtt.codec import Connack, InMessage, PacketError
 
@@ -104,9 +103,9 @@ class MqttProtocol(asyncio.BufferedProtocol):
                 handle.cancel()
         self._out.clear()
         if not self.connack.done():
-            self.connack.set_exception(aiomqtt.MqttError(reason))
+            self.connack.set_exception(MqttUnavailable(reason))
             self.connack.exception()  # nobody may be waiting any more: not worth a warning
-        failed = aiomqtt.MqttError(
+        failed = MqttUnavailable(
             f"the MQTT connection was lost before the broker's ack: {reason}")
         publishes, self._publishes = self._publishes, {}
         for future in publishes.values():
@@ -115,7 +114,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         requests, self._requests = self._requests, {}
         for request in requests.values():
             if not request.done():
-                request.set_exception(aiomqtt.MqttError(reason))
+                request.set_exception(MqttUnavailable(reason))
         if not self.closed.done():
             self.closed.set_result(reason)
             self._on_lost()
@@ -129,25 +128,13 @@ class MqttProtocol(asyncio.BufferedProtocol):
         while pos < end:
             if self._transport is None or self._reason is not None:
                 return  # closed by a handler: the rest belongs to a dead connection
-            command = buf[pos]
-            length, mult, i = 0, 1, pos + 1
-            while i < end:
-                byte = buf[i]
-                length += (byte & 127) * mult
-                mult *= 128
-                i += 1
-                if not byte & 128:
-                    break
-                if i - pos > 4:
-                    raise PacketError("a remaining length over 4 bytes")
-            else:
-                self._rest = buf[pos:]  # the length is not complete yet
+            frame = codec.frame_at(buf, pos, end)
+            if frame is None:
+                self._rest = buf[pos:]  # incomplete: the rest comes with the next read
                 return
-            if i + length > end:
-                self._rest = buf[pos:]
-                return
-            pos = i + length
-            self._packet(command, buf[i:pos])
+            start, stop = frame
+            command, pos = buf[pos], stop
+            self._packet(command, buf[start:stop])
 
     def _packet(self, command: int, body: bytes) -> None:
         kind = command & 0xF0
@@ -265,14 +252,14 @@ class MqttProtocol(asyncio.BufferedProtocol):
             return await asyncio.wait_for(future, timeout)
         except TimeoutError:
             self._requests.pop(mid, None)
-            raise aiomqtt.MqttError("Operation timed out (no answer from the broker)") from None
+            raise MqttUnavailable("Operation timed out (no answer from the broker)") from None
 
     async def subscribe(self, topics: Sequence[tuple[str, int]], *,
                         timeout: float | None = None) -> list[int]:
         """Subscribe; returns the broker's reason codes, one per filter.
 
         Raises:
-            aiomqtt.MqttError: no SUBACK within ``timeout`` seconds, or the connection is gone.
+            MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
         """
         return await self._request(lambda mid: codec.subscribe_packet(mid, topics), timeout)
 
@@ -281,7 +268,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         """Unsubscribe; returns the broker's reason codes, one per filter.
 
         Raises:
-            aiomqtt.MqttError: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
+            MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
         """
         return await self._request(lambda mid: codec.unsubscribe_packet(mid, topics), timeout)
 

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from mqferry.config import MqttConfig
+from mqferry.errors import MqttUnavailable
 from mqferry.mqtt.acks import AckWindow
 from mqferry.rules.topic import topic_matches
 from mqferry.runtime.delivery import Ticket
@@ -41,6 +42,8 @@ class InMemoryMqtt:
     Attributes:
         published: what was published, in order.
         fail_next: publishes that raise this exception (then succeed), to test retries.
+        connected: set while the session is up; clear it to make every publish fail with
+            :class:`~mqferry.errors.MqttUnavailable`, as the real connector's do.
     """
 
     published: list[Published] = field(default_factory=list)
@@ -66,8 +69,13 @@ class InMemoryMqtt:
         retain: bool = False,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
-        """Record the publish (or raise the next queued failure)."""
+        """Record the publish (or raise the next queued failure).
+
+        Raises:
+            MqttUnavailable: :attr:`connected` is clear.
+        """
         await asyncio.sleep(0)
+        self._check_connected()
         if self.fail_next:
             raise self.fail_next.pop(0)
         self.published.append(Published(topic, payload, qos, retain, properties))
@@ -84,7 +92,11 @@ class InMemoryMqtt:
         """Record the publish; the future fails with the next queued failure, if any.
 
         With :attr:`hold_acks`, the future stays pending until :meth:`ack`.
+
+        Raises:
+            MqttUnavailable: :attr:`connected` is clear.
         """
+        self._check_connected()
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self.fail_next:
             future.set_exception(self.fail_next.pop(0))
@@ -95,6 +107,10 @@ class InMemoryMqtt:
         else:
             future.set_result(None)
         return future
+
+    def _check_connected(self) -> None:
+        if not self.connected.is_set():
+            raise MqttUnavailable("not connected to the MQTT broker", session="in-memory")
 
     def ack(self, count: int | None = None, error: BaseException | None = None) -> int:
         """Settle the oldest ``count`` held publishes (all by default), failing them with

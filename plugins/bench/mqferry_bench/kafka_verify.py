@@ -8,10 +8,10 @@ import uuid
 from typing import Any
 
 from mqferry_bench.payload import decode
-from mqferry_bench.stats import Tally
+from mqferry_bench.stats import Tallied, Tally
 
 
-class KafkaVerifier:
+class KafkaVerifier(Tallied):
     """Reads every partition of ``topic`` from the beginning and tallies every record.
 
     The records are assigned, not subscribed in a group, so nothing is committed and nothing
@@ -84,12 +84,3 @@ class KafkaVerifier:
         if self.error is not None:
             raise RuntimeError(f"the Kafka verifier failed: {self.error}") from self.error
 
-    @property
-    def delivered(self) -> int:
-        """Distinct benchmark records read so far."""
-        return self.tally.delivered
-
-    @property
-    def arrivals(self) -> int:
-        """Every record read so far."""
-        return self.tally.arrivals

@@ -5,9 +5,11 @@ of every message before it reports: a message counts as published once the broke
 responsibility for it. After a lost connection it reconnects and resends every unacknowledged
 message (DUP set), so a broker restart does not make the generator lose messages of its own.
 
-The packets are encoded here and written in batches, PUBACKs read in bulk: a client library's
-per-message work (paho takes locks and wakes its network thread for every publish) would make the
-generator, not the bridge under test, the limit of a run.
+The packets are written in batches, PUBACKs read in bulk: a client library's per-message work
+(paho takes locks and wakes its network thread for every publish) would make the generator, not
+the bridge under test, the limit of a run. Framing (remaining lengths, strings, splitting what
+was read into packets) is the product's own, :mod:`mqferry.mqtt.codec`; only the MQTT 3.1.1
+CONNECT and PUBLISH layouts are written here (the codec writes MQTT 5).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from mqferry.mqtt.codec import PINGREQ, PUBACK, frame_at, mqtt_string, remaining_length
 from mqferry_bench.payload import encode
 
 log = logging.getLogger(__name__)
@@ -31,7 +34,6 @@ _SYNC_EVERY = 64
 #: Most packets written together when sending as fast as possible.
 _BATCH = 32
 _KEEPALIVE = 30
-_PUBACK, _PINGREQ = 0x40, b"\xc0\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,26 +71,12 @@ class PublisherPlan:
     ack_timeout: float = 300.0
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        n, byte = divmod(n, 128)
-        out.append(byte | (128 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _utf8(text: str) -> bytes:
-    raw = text.encode()
-    return struct.pack("!H", len(raw)) + raw
-
-
 def publish_packet(topic: bytes, payload: bytes, qos: int, mid: int) -> bytes:
     """An MQTT 3.1.1 PUBLISH (``topic`` already length-prefixed)."""
     if qos:
-        return (b"\x32" + _varint(len(topic) + 2 + len(payload)) + topic
+        return (b"\x32" + remaining_length(len(topic) + 2 + len(payload)) + topic
                 + mid.to_bytes(2, "big") + payload)
-    return b"\x30" + _varint(len(topic) + len(payload)) + topic + payload
+    return b"\x30" + remaining_length(len(topic) + len(payload)) + topic + payload
 
 
 class _Session:
@@ -131,9 +119,9 @@ class _Session:
     def _connect_once(self) -> None:
         sock = socket.create_connection((self.plan.host, self.plan.port), timeout=10)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = (_utf8("MQTT") + bytes([4, 0x02]) + struct.pack("!H", _KEEPALIVE)
-                + _utf8(self.clientid))
-        sock.sendall(b"\x10" + _varint(len(body)) + body)
+        body = (mqtt_string("MQTT") + bytes([4, 0x02]) + struct.pack("!H", _KEEPALIVE)
+                + mqtt_string(self.clientid))
+        sock.sendall(b"\x10" + remaining_length(len(body)) + body)
         connack = b""
         while len(connack) < 4:
             chunk = sock.recv(4 - len(connack))
@@ -177,7 +165,7 @@ class _Session:
             self.connect(time.monotonic() + self.plan.ack_timeout)
             return
         if time.monotonic() - self.last_out > _KEEPALIVE / 2:
-            self.send(_PINGREQ)
+            self.send(PINGREQ)
         try:
             ready, _, _ = select.select([sock], [], [], timeout)
             if not ready:
@@ -194,24 +182,16 @@ class _Session:
 
     def _frames(self, buf: bytes) -> None:
         pos, end, unacked = 0, len(buf), self.unacked
-        while pos + 2 <= end:
-            length, mult, i = 0, 1, pos + 1
-            while i < end:
-                byte = buf[i]
-                length += (byte & 127) * mult
-                mult *= 128
-                i += 1
-                if not byte & 128:
-                    break
-            else:
+        while pos < end:
+            frame = frame_at(buf, pos, end)
+            if frame is None:
                 break
-            if i + length > end:
-                break
-            if buf[pos] & 0xF0 == _PUBACK and length >= 2:
-                mid = (buf[i] << 8) | buf[i + 1]
+            start, stop = frame
+            if buf[pos] & 0xF0 == PUBACK and stop - start >= 2:
+                mid = (buf[start] << 8) | buf[start + 1]
                 if unacked.pop(mid, None) is not None:
                     self.acked += 1
-            pos = i + length
+            pos = stop
         self.rbuf = buf[pos:]
 
     def disconnect(self) -> None:
@@ -254,7 +234,7 @@ def publish(plan: PublisherPlan, shared: Any = None, go: Any = None) -> dict[str
 
 def _send(plan: PublisherPlan, session: _Session, shared: Any) -> tuple[int, float]:
     key, size, qos, window = plan.key, plan.size, plan.qos, plan.inflight
-    topic = _utf8(plan.topic)
+    topic = mqtt_string(plan.topic)
     text_lo, text_hi = plan.text_seqs
     started = time.time()
     t0 = time.monotonic()

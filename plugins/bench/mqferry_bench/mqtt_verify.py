@@ -16,17 +16,16 @@ import threading
 import time
 import uuid
 
-import aiomqtt
-
+from mqferry import MqttUnavailable
 from mqferry.config.models import MqttConfig
 from mqferry.mqtt.codec import InMessage
 from mqferry.mqtt.connect import open_session
 from mqferry.mqtt.protocol import MqttProtocol
 from mqferry_bench.payload import decode
-from mqferry_bench.stats import Tally
+from mqferry_bench.stats import Tallied, Tally
 
 
-class MqttVerifier:
+class MqttVerifier(Tallied):
     """Subscribes to ``topic_filter`` and tallies every arrival.
 
     Args:
@@ -61,7 +60,7 @@ class MqttVerifier:
                 proto, connack = await open_session(
                     self._config, client_id=self._config.clientid, clean_start=False,
                     session_expiry=300, on_publish=self._on_publish)
-            except aiomqtt.MqttError:
+            except MqttUnavailable:
                 await asyncio.sleep(1.0)
                 continue
             self._proto = proto
@@ -70,7 +69,7 @@ class MqttVerifier:
                     await proto.subscribe([(self._filter, self._qos)])
                 self._subscribed.set()
                 await asyncio.wait([stopping, proto.closed], return_when=asyncio.FIRST_COMPLETED)
-            except aiomqtt.MqttError:
+            except MqttUnavailable:
                 pass
             finally:
                 self._proto = None
@@ -113,12 +112,3 @@ class MqttVerifier:
             loop.close()
         self._loop = self._thread = None
 
-    @property
-    def delivered(self) -> int:
-        """Distinct benchmark messages received so far."""
-        return self.tally.delivered
-
-    @property
-    def arrivals(self) -> int:
-        """Every message received so far."""
-        return self.tally.arrivals

@@ -124,6 +124,22 @@ class Tally:
         return LossReport(foreign=foreign, per_key=per_key, **total)
 
 
+class Tallied:
+    """What a verifier reports of its :class:`Tally` while a run goes on."""
+
+    tally: Tally
+
+    @property
+    def delivered(self) -> int:
+        """Distinct benchmark messages (or records) received so far."""
+        return self.tally.delivered
+
+    @property
+    def arrivals(self) -> int:
+        """Every message (or record) received so far."""
+        return self.tally.arrivals
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     """Throughput and latency figures.

@@ -14,11 +14,17 @@ import logging
 import time
 from typing import Any, TypeAlias
 
-import aiomqtt
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from mqferry import DeliveryError, Metrics, RuntimeContext, Template, describe
+from mqferry import (
+    DeliveryError,
+    Metrics,
+    MqttUnavailable,
+    RuntimeContext,
+    Template,
+    describe,
+)
 from mqferry_kafka_consumer.config import KafkaConsumerParameters, check_mqtt_topic
 from mqferry_kafka_consumer.deadletter import DeadLetter
 from mqferry_kafka_consumer.failures import FailureLog
@@ -123,7 +129,7 @@ class RecordHandler:
                     step = "publish"
                     try:
                         future = self.context.mqtt.publish_nowait(topic, payload, qos=mapping.qos)
-                    except aiomqtt.MqttError:
+                    except MqttUnavailable:
                         self.rewind = True
                         return False  # left open: rewound and consumed again
                     except ValueError as exc:
@@ -162,7 +168,7 @@ class RecordHandler:
 
     def on_error(self, slot: Slot, exc: BaseException) -> bool:
         """A publish or rule event of ``slot`` failed: account for it (see ``ErrorHandler``)."""
-        if isinstance(exc, aiomqtt.MqttError):
+        if isinstance(exc, MqttUnavailable):
             self.rewind = True
             return False  # left open: consumed again once the session is back
         if not slot.failed:

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import aiomqtt
 import orjson
 
 from mqferry import (
@@ -26,6 +25,7 @@ from mqferry import (
     DeliveryError,
     HealthStatus,
     MqttPublisher,
+    MqttUnavailable,
     RuntimeContext,
     Status,
     Template,
@@ -144,7 +144,7 @@ class RepublishAction:
             try:
                 await self._mqtt.publish(topic, msg.payload, qos=msg.qos, retain=msg.retain,
                                          properties=msg.properties or None)
-            except aiomqtt.MqttError as exc:
+            except MqttUnavailable as exc:
                 self.metrics.inc("retried")
                 log.warning("action %s: publish to %s interrupted (%s); retrying", self.id,
                             topic, exc)

@@ -7,9 +7,9 @@ brokers in tests/integration/test_kafka_source.py.
 
 import asyncio
 
-import aiomqtt
 import pytest
 
+from mqferry import MqttUnavailable
 from mqferry.testing import InMemoryMqtt, runtime_context, wait_until
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka.testing import KafkaTwin
@@ -115,7 +115,7 @@ async def test_a_lost_mqtt_session_consumes_again_from_the_first_unacked_record(
     src = await running(kafka, mqtt, offset_reset_policy="earliest")
     await wait_until(lambda: len(mqtt.published) == 4)
     mqtt.ack(2)
-    mqtt.ack(error=aiomqtt.MqttError("session lost"))
+    mqtt.ack(error=MqttUnavailable("session lost"))
     await wait_until(lambda: len(mqtt.published) == 6)
     mqtt.ack()
     await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 4)

@@ -11,42 +11,20 @@ import json
 import logging
 
 from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
 
 from mqferry import Status
-from mqferry.testing import InMemoryMqtt, runtime_context
-from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
-from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
+from mqferry.testing import InMemoryMqtt
 from mqferry_kafka_consumer.failures import FailureLog
-from mqferry_kafka_consumer.source import KafkaConsumerSource
 
 TP = TopicPartition("in", 0)
+RECORD_VALUE = b'{"data": 1}'
+PAYLOAD_TEMPLATE = "${value.data}"
 #: ``${value.data}`` of this value makes the JSON encoder give up (TypeError)
 DEEP = json.dumps({"data": json.loads("[" * 300 + "]" * 300)}).encode()
 
 
-def record(offset, value=b'{"data": 1}', key=b"k"):
-    return ConsumerRecord(topic="in", partition=0, offset=offset, timestamp=1, timestamp_type=0,
-                          key=key, value=value, checksum=None, serialized_key_size=1,
-                          serialized_value_size=len(value), headers=[])
-
-
-def source(mqtt, **params):
-    params.setdefault("topic_mapping", [{"kafka_topic": "in", "mqtt_topic": "out/${.key}",
-                                         "qos": 1, "payload_template": "${value.data}"}])
-    cfg = KafkaConsumerSourceConfig(connector="k", parameters=params)
-    conn = KafkaConnector(kind="kafka_consumer", name="k",
-                          config=KafkaConnectorConfig(bootstrap_hosts="127.0.0.1:1"))
-    return KafkaConsumerSource(name="s", config=cfg, connector=conn,
-                               context=runtime_context(mqtt))
-
-
-async def settle():
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def test_a_payload_that_cannot_render_fails_alone_and_the_partition_moves_on():
+async def test_a_payload_that_cannot_render_fails_alone_and_the_partition_moves_on(
+        record, source, settle):
     mqtt = InMemoryMqtt()
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(0), record(1, DEEP), record(2)]})
@@ -67,7 +45,7 @@ class RefusingMqtt(InMemoryMqtt):
         return super().publish_nowait(topic, payload, **kw)
 
 
-async def test_a_publish_that_raises_anything_fails_alone():
+async def test_a_publish_that_raises_anything_fails_alone(record, source, settle):
     mqtt = RefusingMqtt()
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(0, key=b"bad"), record(1, key=b"ok")]})
@@ -77,7 +55,7 @@ async def test_a_publish_that_raises_anything_fails_alone():
     assert (src.metrics.get("failed"), src.metrics.get("failed.publish")) == (1, 1)
 
 
-async def test_rules_that_raise_fail_the_record_alone():
+async def test_rules_that_raise_fail_the_record_alone(record, source, settle):
     def dispatch_nowait(event):
         if event["key"] == "bad":
             raise RecursionError("rule bug")
@@ -95,7 +73,8 @@ async def test_rules_that_raise_fail_the_record_alone():
             src.metrics.get("success")) == (1, 1, 1)
 
 
-async def test_failures_are_logged_at_most_once_per_interval_per_reason(caplog):
+async def test_failures_are_logged_at_most_once_per_interval_per_reason(
+        record, source, settle, caplog):
     mqtt = InMemoryMqtt()
     src = source(mqtt)
     with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer.handler"):
@@ -136,7 +115,7 @@ class DyingMqtt(InMemoryMqtt):
         await super().wait_connected(timeout)
 
 
-async def test_a_dead_consume_loop_is_reported_with_its_reason_and_restarted():
+async def test_a_dead_consume_loop_is_reported_with_its_reason_and_restarted(source, settle):
     mqtt = DyingMqtt(failures=1)
     src = source(mqtt)
     await src.start()

@@ -1,41 +1,16 @@
 """The source's record path with an in-memory MQTT twin: what is published and committed."""
 
-import asyncio
 
-import aiomqtt
 from aiokafka import TopicPartition
-from aiokafka.structs import ConsumerRecord
 
-from mqferry.testing import InMemoryMqtt, runtime_context
-from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
-from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
-from mqferry_kafka_consumer.source import KafkaConsumerSource
+from mqferry import MqttUnavailable
+from mqferry.testing import InMemoryMqtt
 
 TP = TopicPartition("in", 0)
 
 
-def record(offset, value=b"v", key=b"k", topic="in"):
-    return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=1, timestamp_type=0,
-                          key=key, value=value, checksum=None, serialized_key_size=1,
-                          serialized_value_size=1, headers=[])
-
-
-def source(mqtt, **params):
-    params.setdefault("topic_mapping", [{"kafka_topic": "in", "mqtt_topic": "out/${.key}",
-                                         "qos": 1, "payload_template": "${.value}"}])
-    cfg = KafkaConsumerSourceConfig(connector="k", parameters=params)
-    conn = KafkaConnector(kind="kafka_consumer", name="k",
-                          config=KafkaConnectorConfig(bootstrap_hosts="127.0.0.1:1"))
-    return KafkaConsumerSource(name="s", config=cfg, connector=conn,
-                               context=runtime_context(mqtt))
-
-
-async def settle():
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
-async def test_an_offset_is_committable_only_once_every_earlier_record_was_acked():
+async def test_an_offset_is_committable_only_once_every_earlier_record_was_acked(
+        record, source, settle):
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(10), record(11), record(12)]})
@@ -53,7 +28,8 @@ async def test_an_offset_is_committable_only_once_every_earlier_record_was_acked
     assert (src.metrics.get("received"), src.metrics.get("success")) == (3, 3)
 
 
-async def test_a_record_whose_topic_cannot_render_is_counted_and_does_not_stop_the_partition():
+async def test_a_record_whose_topic_cannot_render_is_counted_and_does_not_stop_the_partition(
+        record, source, settle):
     mqtt = InMemoryMqtt()
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(0, key=b"a/#"), record(1, key=b"b")]})
@@ -65,7 +41,8 @@ async def test_a_record_whose_topic_cannot_render_is_counted_and_does_not_stop_t
         2, 1, 1, 1)
 
 
-async def test_invalid_utf8_under_mode_none_is_a_render_failure_and_base64_carries_it():
+async def test_invalid_utf8_under_mode_none_is_a_render_failure_and_base64_carries_it(
+        record, source, settle):
     mqtt = InMemoryMqtt()
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(0, value=b"\xff")]})
@@ -77,12 +54,12 @@ async def test_invalid_utf8_under_mode_none_is_a_render_failure_and_base64_carri
     assert mqtt.published[0].payload == b"/w=="
 
 
-async def test_a_lost_session_rewinds_to_the_first_unacked_record():
+async def test_a_lost_session_rewinds_to_the_first_unacked_record(record, source, settle):
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(5), record(6), record(7)]})
     mqtt.pending[0].set_result(None)
-    mqtt.ack(error=aiomqtt.MqttError("connection lost"))
+    mqtt.ack(error=MqttUnavailable("connection lost"))
     await settle()
     assert src.handler.rewind
     assert src.tracker.rewind() == {TP: 6}
@@ -90,20 +67,30 @@ async def test_a_lost_session_rewinds_to_the_first_unacked_record():
     assert src.tracker.committable() == {TP: 6}
 
 
-async def test_publishing_while_disconnected_stops_the_batch_for_a_rewind():
+async def test_publishing_while_disconnected_stops_the_batch_for_a_rewind(record, source):
     mqtt = InMemoryMqtt()
-    mqtt.publish_nowait = _raise_disconnected  # type: ignore[method-assign]
+    mqtt.connected.clear()  # the twin's publishes now raise MqttUnavailable, as the real one's
     src = source(mqtt)
     src.handler.handle_batches({TP: [record(3), record(4)]})
     assert src.handler.rewind and src.tracker.inflight == 1
     assert src.tracker.rewind() == {TP: 3}
+    assert mqtt.published == [] and src.metrics.get("failed") == 0
 
 
-def _raise_disconnected(*args, **kwargs):
-    raise aiomqtt.MqttError("not connected")
+async def test_a_poison_record_before_a_lost_session_fails_alone_and_is_not_consumed_again(
+        record, source, settle):
+    mqtt = InMemoryMqtt()
+    mqtt.connected.clear()
+    src = source(mqtt)
+    src.handler.handle_batches({TP: [record(3, key=b"a/#"), record(4), record(5)]})
+    await settle()
+    assert src.handler.rewind
+    snap = src.metrics.snapshot()
+    assert (snap["failed"], snap["failed.render"]) == (1, 1)
+    assert src.tracker.rewind() == {TP: 4}  # consumed again from the first good record
 
 
-async def test_space_is_cleared_above_half_of_max_inflight():
+async def test_space_is_cleared_above_half_of_max_inflight(record, source, settle):
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt, max_inflight=4)
     src.handler.handle_batches({TP: [record(i) for i in range(3)]})
@@ -113,7 +100,7 @@ async def test_space_is_cleared_above_half_of_max_inflight():
     assert src.tracker.space.is_set()
 
 
-async def test_rules_see_the_emqx_message_with_event_and_timestamp():
+async def test_rules_see_the_emqx_message_with_event_and_timestamp(record, source, settle):
     seen = []
 
     async def dispatch(event):
@@ -132,7 +119,8 @@ async def test_rules_see_the_emqx_message_with_event_and_timestamp():
     assert src.tracker.committable() == {TP: 1}
 
 
-async def test_a_commit_is_due_once_half_of_max_inflight_settled_whatever_the_interval():
+async def test_a_commit_is_due_once_half_of_max_inflight_settled_whatever_the_interval(
+        record, source, settle):
     mqtt = InMemoryMqtt()
     src = source(mqtt, max_inflight=10, offset_commit_interval_seconds="1h")
     src.tracker.window(TP).committed = 0
@@ -146,7 +134,8 @@ async def test_a_commit_is_due_once_half_of_max_inflight_settled_whatever_the_in
     assert src.tracker.uncommitted() == 0 and not src._commit_due(3600)
 
 
-async def test_settled_records_hold_their_room_in_the_window_until_committed():
+async def test_settled_records_hold_their_room_in_the_window_until_committed(
+        record, source, settle):
     mqtt = InMemoryMqtt(hold_acks=True)
     src = source(mqtt, max_inflight=10, offset_commit_interval_seconds="1h")
     src.tracker.window(TP).committed = 0

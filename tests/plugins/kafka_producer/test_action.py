@@ -11,21 +11,10 @@ import pytest
 
 from mqferry.errors import DeliveryError
 from mqferry.testing import RecordingDelivery
-from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
 from mqferry_kafka.testing import KafkaTwin
-from mqferry_kafka_producer.action import KafkaProducerAction
-from mqferry_kafka_producer.config import KafkaProducerActionConfig
 
-
-def make(tmp_path, kafka, **params):
-    close_timeout = params.pop("close_timeout", 5.0)
-    params.setdefault("topic", "${t}")
-    params.setdefault("message", {"key": "", "value": "${v}"})
-    cfg = KafkaProducerActionConfig(connector="k", parameters=params)
-    conn = KafkaConnector(kind="kafka_producer", name="k",
-                          config=KafkaConnectorConfig(bootstrap_hosts="h:9092"))
-    return KafkaProducerAction(name="a", config=cfg, connector=conn, data_dir=tmp_path,
-                               producer_factory=kafka, close_timeout=close_timeout)
+#: the topic comes from each output, and a stop may take its time
+ACTION_DEFAULTS = {"topic": "${t}", "close_timeout": 5.0}
 
 
 async def send(action, topic, value):
@@ -34,28 +23,8 @@ async def send(action, topic, value):
     return d
 
 
-async def settled(*deliveries, timeout=5.0):
-    await asyncio.wait_for(asyncio.gather(*(d.done.wait() for d in deliveries)), timeout)
-    return [d.outcome for d in deliveries]
-
-
-@pytest.fixture
-async def running(tmp_path):
-    actions = []
-
-    async def start(kafka, **params):
-        action = make(tmp_path, kafka, **params)
-        await action.start()
-        actions.append(action)
-        return action
-
-    yield start
-    for action in actions:
-        await action.stop(timeout=1.0)
-
-
 @pytest.mark.parametrize("name", ["bad topic", "a/b", "x" * 250, ".", "..", "é"])
-async def test_an_invalid_topic_name_fails_alone_without_asking_kafka(running, name):
+async def test_an_invalid_topic_name_fails_alone_without_asking_kafka(settled, running, name):
     kafka = KafkaTwin(topics={"good": 1})
     action = await running(kafka)
     bad = await send(action, name, "x")
@@ -68,7 +37,7 @@ async def test_an_invalid_topic_name_fails_alone_without_asking_kafka(running, n
         action.preview({"t": name, "v": "x"})
 
 
-async def test_an_invalid_topic_name_goes_to_the_fallback_topic(running):
+async def test_an_invalid_topic_name_goes_to_the_fallback_topic(settled, running):
     kafka = KafkaTwin(topics={"good": 1, "unrouted": 1})
     action = await running(kafka, fallback_topic="unrouted")
     d = await send(action, "no way!", "x")
@@ -78,7 +47,7 @@ async def test_an_invalid_topic_name_goes_to_the_fallback_topic(running):
     assert action.preview({"t": "no way!", "v": "x"})["topic"] == "unrouted"
 
 
-async def test_records_of_known_topics_do_not_wait_for_a_lookup(running):
+async def test_records_of_known_topics_do_not_wait_for_a_lookup(settled, running):
     kafka = KafkaTwin(topics={"good": 1, "late": 1})
     action = await running(kafka)
     assert await settled(await send(action, "good", "warm-up")) == ["secured"]
@@ -93,7 +62,7 @@ async def test_records_of_known_topics_do_not_wait_for_a_lookup(running):
     assert kafka.values("late") == [b"1"]
 
 
-async def test_a_missing_topic_fails_its_records_alone_with_one_lookup(running):
+async def test_a_missing_topic_fails_its_records_alone_with_one_lookup(settled, running):
     kafka = KafkaTwin(topics={"good": 1})
     action = await running(kafka)
     assert await settled(await send(action, "good", "warm-up")) == ["secured"]
@@ -108,7 +77,7 @@ async def test_a_missing_topic_fails_its_records_alone_with_one_lookup(running):
     assert kafka.metadata_requests == 2
 
 
-async def test_a_missing_topic_goes_to_the_fallback_topic(running):
+async def test_a_missing_topic_goes_to_the_fallback_topic(settled, running):
     kafka = KafkaTwin(topics={"unrouted": 2})
     action = await running(kafka, fallback_topic="unrouted")
     d = await send(action, "nope", "x")
@@ -116,7 +85,7 @@ async def test_a_missing_topic_goes_to_the_fallback_topic(running):
     assert kafka.values("unrouted") == [b"x"]
 
 
-async def test_while_no_broker_answers_records_stay_queued_in_order(running):
+async def test_while_no_broker_answers_records_stay_queued_in_order(settled, running):
     kafka = KafkaTwin(topics={"t": 1}, unreachable=True)
     action = await running(kafka)
     ds = [await send(action, "t", str(i)) for i in range(5)]
@@ -139,7 +108,7 @@ def deep(n):
     return v
 
 
-async def test_any_render_error_fails_the_output_alone(running):
+async def test_any_render_error_fails_the_output_alone(settled, running):
     kafka = KafkaTwin(topics={"t": 1})
     action = await running(kafka, topic="t", message={"key": "", "value": "${.}"})
     bad = [RecordingDelivery(), RecordingDelivery()]
@@ -152,7 +121,7 @@ async def test_any_render_error_fails_the_output_alone(running):
         action.preview({"d": deep(300)})
 
 
-async def test_a_record_larger_than_a_request_fails_before_batching(running):
+async def test_a_record_larger_than_a_request_fails_before_batching(settled, running):
     kafka = KafkaTwin(topics={"t": 1})
     action = await running(kafka, max_batch_bytes="100KB")
     big = await send(action, "t", "x" * (2 * 1024 * 1024))
@@ -161,7 +130,7 @@ async def test_a_record_larger_than_a_request_fails_before_batching(running):
     assert kafka.values("t") == [b"ok"]
 
 
-async def test_the_flush_loop_survives_an_unexpected_error(running):
+async def test_the_flush_loop_survives_an_unexpected_error(settled, running):
     kafka = KafkaTwin(topics={"t": 1})
     action = await running(kafka)
     assert await settled(await send(action, "t", "0")) == ["secured"]
@@ -173,7 +142,7 @@ async def test_the_flush_loop_survives_an_unexpected_error(running):
     assert (await action.health()).status.value == "connected"
 
 
-async def test_a_record_that_always_breaks_the_round_fails_after_max_retries(running):
+async def test_a_record_that_always_breaks_the_round_fails_after_max_retries(settled, running):
     kafka = KafkaTwin(topics={"t": 1}, poison_values=[b"poison"])
     action = await running(kafka, max_retries=2)
     poison = await send(action, "t", "poison")
@@ -183,9 +152,9 @@ async def test_a_record_that_always_breaks_the_round_fails_after_max_retries(run
     assert kafka.values("t") == [b"after"]
 
 
-async def test_stop_is_bounded_when_kafka_hangs(tmp_path):
+async def test_stop_is_bounded_when_kafka_hangs(make, settled):
     kafka = KafkaTwin(topics={"t": 1})
-    action = make(tmp_path, kafka, close_timeout=0.5)
+    action = make(kafka, close_timeout=0.5)
     await action.start()
     assert await settled(await send(action, "t", "0")) == ["secured"]
     kafka.hold = kafka.hang_stop = True
@@ -205,7 +174,7 @@ async def test_stop_is_bounded_when_kafka_hangs(tmp_path):
     assert all(d.outcome is None for d in held)
 
 
-async def test_a_record_larger_than_its_topic_accepts_fails_before_it_enters_a_batch(
+async def test_a_record_larger_than_its_topic_accepts_fails_before_it_enters_a_batch(settled,
         running, caplog):
     kafka = KafkaTwin(topics={"t": 1}, max_message_bytes=10_000)
     action = await running(kafka)
@@ -227,7 +196,8 @@ async def test_a_record_larger_than_its_topic_accepts_fails_before_it_enters_a_b
         "(max.message.bytes = 10000)")
 
 
-async def test_a_batch_kafka_refuses_as_too_large_renews_the_session_quietly(running, caplog):
+async def test_a_batch_kafka_refuses_as_too_large_renews_the_session_quietly(
+        settled, running, caplog):
     caplog.set_level(logging.INFO)
     # With compression the size is known only once compressed: Kafka's refusal decides.
     kafka = KafkaTwin(topics={"t": 1}, max_message_bytes=10_000)

@@ -1,9 +1,9 @@
 import asyncio
 
-import aiomqtt
 import pytest
 
-from mqferry.testing import InMemoryMqtt, RecordingDelivery, runtime_context
+from mqferry import MqttUnavailable
+from mqferry.testing import InMemoryMqtt, RecordingDelivery, runtime_context, wait_until
 from mqferry_republish.action import RepublishAction
 from mqferry_republish.config import RepublishActionConfig
 
@@ -53,13 +53,26 @@ async def test_mqtt5_properties_and_user_properties():
 
 
 async def test_interrupted_publish_is_retried_until_acknowledged():
-    mqtt = InMemoryMqtt(fail_next=[aiomqtt.MqttError("connection lost")])
+    mqtt = InMemoryMqtt(fail_next=[MqttUnavailable("connection lost")])
     a = action(mqtt, topic="t", payload="x", qos=1)
     d = RecordingDelivery()
     a.submit({}, d)
     assert await settle(d) == "secured"
     assert a.metrics.get("retried") == 1
     assert len(mqtt.published) == 1
+
+
+async def test_a_disconnected_publisher_is_waited_for_and_the_output_secured_once_back():
+    mqtt = InMemoryMqtt()
+    mqtt.connected.clear()  # publish raises MqttUnavailable while the session is down
+    a = action(mqtt, topic="t", payload="x", qos=1)
+    d = RecordingDelivery()
+    a.submit({}, d)
+    await wait_until(lambda: a.metrics.get("retried") >= 1)
+    assert d.outcome is None and mqtt.published == []
+    mqtt.connected.set()
+    assert await settle(d) == "secured"
+    assert len(mqtt.published) == 1 and a.metrics.get("failed") == 0
 
 
 def test_unknown_property_is_a_config_error():
