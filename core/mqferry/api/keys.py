@@ -183,7 +183,9 @@ class KeyStore:
             except (OSError, ValueError, AttributeError):
                 extra = {}
         data: dict[str, Any] = {"keys": [key_as_dict(k) for k in keys.values()], **extra}
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        # A name of its own per write: the CLI (`mqferry api-key create`) and a running cluster
+        # node may write the file at once, and one's rename must not take the other's file.
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=2)
