@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "core"))
 
 import orjson
 
-from mqferry.rules import Event, TopicIndex, compile_sql
+from mqferry._rules import Event, TopicIndex, compile_sql
 
 SQL = 'SELECT payload.temp as t, clientid FROM "t/#" WHERE payload.temp > 20'
 PAYLOAD = orjson.dumps({

@@ -36,10 +36,10 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("Kafka sink: render", "mqferry_kafka_producer/render"),
     ("Kafka sink: records/partitions", "mqferry_kafka_producer/"),
     ("Kafka source: fetch/decode/template", "mqferry_kafka_consumer/"),
-    ("rule eval", "mqferry/rules/"),
-    ("routing / runtime", "mqferry/runtime/"),
-    ("MQTT codec (decode/encode)", "mqferry/mqtt/codec"),
-    ("MQTT protocol / client", "mqferry/mqtt/"),
+    ("rule eval", "mqferry/_rules/"),
+    ("routing / runtime", "mqferry/_runtime/"),
+    ("MQTT codec (decode/encode)", "mqferry/_mqtt/codec"),
+    ("MQTT protocol / client", "mqferry/_mqtt/"),
     ("asyncio loop / transports", "asyncio/"),
 )
 

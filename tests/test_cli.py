@@ -3,8 +3,8 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from mqferry.cli import build_cli
-from mqferry.plugins import load_plugins
+from mqferry._cli import build_cli
+from mqferry._plugins import load_plugins
 
 
 @pytest.fixture

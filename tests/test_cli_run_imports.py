@@ -10,7 +10,7 @@ import sys
 _CHECK = """
 import sys
 sys.argv = ["mqferry", "run", "--help"]
-from mqferry.cli import main
+from mqferry._cli import main
 try:
     main()
 except SystemExit:

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from mqferry.config.models import LogConfig
-from mqferry.logs import DemoteRetried, JsonFormatter, RetryLog, setup_logging
+from mqferry._config.models import LogConfig
+from mqferry._logs import DemoteRetried, JsonFormatter, RetryLog, setup_logging
 
 
 @pytest.fixture
@@ -17,7 +17,7 @@ def captured():
     """A buffer for setup_logging's lines; the root logger and levels restored afterwards."""
     root = logging.getLogger()
     handlers, root_level = root.handlers[:], root.level
-    names = ("aiokafka", "aiokafka.conn", "uvicorn", "mqferry.mqtt.paho", "mqferry")
+    names = ("aiokafka", "aiokafka.conn", "uvicorn", "mqferry._mqtt.paho", "mqferry")
     levels = {n: logging.getLogger(n).level for n in names}
     buf = io.StringIO()
     yield buf
@@ -56,10 +56,10 @@ def test_the_demote_filter_keeps_everything_else():
 
 def test_third_party_loggers_are_quiet_and_mqferry_follows_log_level(captured):
     setup_logging("debug", stream=captured)
-    assert logging.getLogger("mqferry.runtime").isEnabledFor(logging.DEBUG)
+    assert logging.getLogger("mqferry._runtime").isEnabledFor(logging.DEBUG)
     assert not logging.getLogger("aiokafka.consumer").isEnabledFor(logging.INFO)
     assert not logging.getLogger("uvicorn.error").isEnabledFor(logging.INFO)
-    assert not logging.getLogger("mqferry.mqtt.paho").isEnabledFor(logging.DEBUG)
+    assert not logging.getLogger("mqferry._mqtt.paho").isEnabledFor(logging.DEBUG)
     setup_logging("error", stream=captured)
     assert not logging.getLogger("aiokafka").isEnabledFor(logging.WARNING)
     setup_logging("info", levels={"uvicorn": "info"}, stream=captured)

@@ -1,6 +1,6 @@
 import pytest
 
-from mqferry.metrics import Rate, action_metrics, rule_metrics
+from mqferry._metrics import Rate, action_metrics, rule_metrics
 
 
 def test_snapshot_has_every_emqx_counter_at_zero_and_the_rates():

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mqferry.metrics import action_metrics
-from mqferry.metrics.history import MetricHistory
+from mqferry._metrics import action_metrics
+from mqferry._metrics.history import MetricHistory
 
 
 class Clock:

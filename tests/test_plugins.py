@@ -10,9 +10,10 @@ import pluggy
 import pytest
 from pydantic import BaseModel
 
-from mqferry import ActionType, ConnectorType, SourceType, hookimpl, hookspecs
-from mqferry.errors import DuplicateTypeError, PluginError
-from mqferry.plugins import EXPECTED_BUILTINS, load_plugins
+from mqferry import ActionType, ConnectorType, SourceType, hookimpl
+from mqferry import _hookspecs as hookspecs
+from mqferry._errors import DuplicateTypeError, PluginError
+from mqferry._plugins import EXPECTED_BUILTINS, load_plugins
 
 
 class Cfg(BaseModel):
@@ -108,7 +109,7 @@ def test_hook_mqferry_register_functions():
         def mqferry_register_functions(self, register):
             register.add("triple", lambda x: x * 3)
 
-    from mqferry.rules import evaluate_sql
+    from mqferry._rules import evaluate_sql
 
     ps = load_plugins(entry_points_=[], extra=[("p", P())], warn_missing_builtins=False)
     out = evaluate_sql('SELECT triple(payload.n) AS t FROM "t/#"',
@@ -124,7 +125,7 @@ def test_hook_mqferry_register_commands():
 
     from click.testing import CliRunner
 
-    from mqferry.cli import build_cli
+    from mqferry._cli import build_cli
 
     ps = load_plugins(entry_points_=[], extra=[("p", P())], warn_missing_builtins=False)
     result = CliRunner().invoke(build_cli(ps), ["hello"], obj={"plugins": ps})

@@ -30,11 +30,11 @@ PUBLIC_MODULES = {"mqferry.testing"}
 #: product's own MQTT connection, so that a run measures the bridge with the same codec on both
 #: sides, and its load generator frames its packets with the product's codec; the bench is the one
 #: plugin that reaches into the core's MQTT modules, and only for that.
-PENDING = {("mqferry_bench/mqtt_load.py", "mqferry.mqtt.codec"),
-           ("mqferry_bench/mqtt_verify.py", "mqferry.config.models"),
-           ("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.codec"),
-           ("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.connect"),
-           ("mqferry_bench/mqtt_verify.py", "mqferry.mqtt.protocol")}
+PENDING = {("mqferry_bench/mqtt_load.py", "mqferry._mqtt.codec"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry._config.models"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry._mqtt.codec"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry._mqtt.connect"),
+           ("mqferry_bench/mqtt_verify.py", "mqferry._mqtt.protocol")}
 #: Libraries the core must never import (the Kafka plugins and the bench plugin bring them).
 NOT_IN_CORE = ("aiokafka", "confluent_kafka", "kafka", "rich", "psutil")
 
@@ -74,20 +74,20 @@ def non_public_imports(source: str, own_package: str, where: str = "<src>") -> l
 def test_the_checker_catches_private_imports():
     src = textwrap.dedent("""
         from mqferry import ActionType, hookimpl
-        from mqferry.templates import Template
-        import mqferry.metrics
+        from mqferry._templates import Template
+        import mqferry._metrics
         from mqferry import _version
         from mqferry.testing import RecordingDelivery
         from mqferry_kafka.config import client_options
         def lazy():
-            from mqferry.config.models import Strict
+            from mqferry._config.models import Strict
     """)
     assert non_public_imports(src, "mqferry_sample_plugin") == [
-        "<src>:3: mqferry.templates",
-        "<src>:4: mqferry.metrics",
+        "<src>:3: mqferry._templates",
+        "<src>:4: mqferry._metrics",
         "<src>:5: mqferry._version",
         "<src>:7: mqferry_kafka.config ['client_options'] (another plugin's internals)",
-        "<src>:9: mqferry.config.models",
+        "<src>:9: mqferry._config.models",
     ]
 
 
@@ -170,15 +170,15 @@ def test_every_core_module_imports_without_kafka_client_or_bench_libraries():
 def test_the_blocking_works():
     # the same walk, blocking a library the management API needs, reports its modules
     result = _import_all_core_modules(("fastapi",))
-    assert "mqferry.api" in result["failed"]
+    assert "mqferry._api" in result["failed"]
 
 
 def test_every_error_mqferry_defines_is_in_the_one_tree():
     from mqferry import MqttUnavailable
-    from mqferry.api.errors import ApiError
-    from mqferry.errors import MqferryError
-    from mqferry.rules.functions._args import BadArg
-    from mqferry.runtime.reconfig import ConfigConflictError
+    from mqferry._api.errors import ApiError
+    from mqferry._errors import MqferryError
+    from mqferry._rules.functions._args import BadArg
+    from mqferry._runtime.reconfig import ConfigConflictError
     from mqferry_kafka_consumer.message import RecordDecodeError
     from mqferry_kafka_producer.partitions import KafkaUnreachable
 
@@ -200,8 +200,8 @@ def test_errors_carry_the_component_they_are_about():
 
 def test_mqtt_unavailable_names_the_connector_and_the_session():
     from mqferry import MqferryError, MqttUnavailable
-    from mqferry.config import MqttConfig
-    from mqferry.mqtt.client import MqttConnector
+    from mqferry._config import MqttConfig
+    from mqferry._mqtt.client import MqttConnector
 
     err = MqttUnavailable("Operation timed out", session="broker:1883 as me")
     assert isinstance(err, MqferryError) and not isinstance(err, OSError)

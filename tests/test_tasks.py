@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mqferry import Supervisor
-from mqferry.tasks import Supervisors
+from mqferry._tasks import Supervisors
 
 
 async def test_a_dying_loop_is_reported_and_restarted_with_growing_delays():
@@ -46,7 +46,7 @@ async def test_the_death_is_logged_with_its_traceback_under_the_task_name(caplog
         raise ValueError("bad record")
 
     sup = Supervisor("mqferry[test].tb", loop, min_delay=10)
-    with caplog.at_level(logging.ERROR, logger="mqferry.tasks"):
+    with caplog.at_level(logging.ERROR, logger="mqferry._tasks"):
         sup.start()
         for _ in range(20):
             await asyncio.sleep(0)
@@ -162,16 +162,16 @@ SOURCES = [ROOT / "core" / "mqferry", *(ROOT / "plugins").glob("*/mqferry_*")]
 #: Tasks created without a Supervisor, each with why that is right. Keys: (file relative to the
 #: repository, enclosing function).
 ALLOWED = {
-    ("core/mqferry/tasks.py", "Supervisor.start"):
+    ("core/mqferry/_tasks.py", "Supervisor.start"):
         "the supervisor's own task",
-    ("core/mqferry/runtime/run.py", "run_app.on_hup"):
+    ("core/mqferry/_runtime/run.py", "run_app.on_hup"):
         "one reload per SIGHUP; _reload logs its own failure",
-    ("core/mqferry/cluster/shared.py", "SharedLog._restate_soon"):
+    ("core/mqferry/_cluster/shared.py", "SharedLog._restate_soon"):
         "one restatement per rejected record, after a short delay; it logs its own failure",
-    ("core/mqferry/api/server.py", "ApiServer.start"):
+    ("core/mqferry/_api/server.py", "ApiServer.start"):
         "uvicorn's serve: start() reports a server that dies on start-up; restarting it would "
         "need the listening socket again",
-    ("core/mqferry/runtime/reconfig/apply.py", "_bounded"):
+    ("core/mqferry/_runtime/reconfig/apply.py", "_bounded"):
         "a component's start or stop during a reconfiguration, awaited with a bound",
     ("plugins/kafka_consumer/mqferry_kafka_consumer/handler.py", "RecordHandler._handle"):
         "one dispatch per record (when the runtime has no dispatch_nowait), watched by the "
@@ -214,7 +214,7 @@ def _task_calls(root: Path = ROOT, sources: list[Path] = SOURCES) -> set[tuple[s
 
 def test_every_background_task_is_supervised_or_accounted_for():
     calls = _task_calls()
-    assert ("core/mqferry/tasks.py", "Supervisor.start") in calls  # the walk sees tasks
+    assert ("core/mqferry/_tasks.py", "Supervisor.start") in calls  # the walk sees tasks
     unexplained = sorted(calls - set(ALLOWED))
     assert not unexplained, (
         "tasks created outside mqferry.Supervisor (supervise them, or add them to ALLOWED "

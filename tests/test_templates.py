@@ -1,8 +1,8 @@
 import orjson
 import pytest
 
-from mqferry.errors import TemplateError
-from mqferry.templates import (
+from mqferry._errors import TemplateError
+from mqferry._templates import (
     MAX_JSON_DEPTH,
     MISSING,
     Template,

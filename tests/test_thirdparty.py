@@ -7,11 +7,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mqferry.cli import build_cli
-from mqferry.config import load_config
-from mqferry.plugins import load_plugins
-from mqferry.rules import evaluate_sql
-from mqferry.runtime import App
+from mqferry._cli import build_cli
+from mqferry._config import load_config
+from mqferry._plugins import load_plugins
+from mqferry._rules import evaluate_sql
+from mqferry._runtime import App
 
 pytestmark = pytest.mark.thirdparty
 

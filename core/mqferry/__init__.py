@@ -1,16 +1,15 @@
 """mqferry: stream MQTT data into Apache Kafka and back, through an SQL rule engine.
 
 The public surface for plugin authors is re-exported here, and :mod:`mqferry.testing` holds the
-test harness; every other module is internal and may change without notice. A test walks the
-plugins' sources and fails on any import of a name outside these two.
+test harness; every other module is internal (its name starts with ``_``) and may change without
+notice. A test walks the plugins' sources and fails on any import of a name outside these two.
 """
 
 from __future__ import annotations
 
-from mqferry._version import __version__
-from mqferry.buffer import DiskQueue
-from mqferry.cluster.transport import ClusterLog, ClusterTransport, LogRecord, SlotListener
-from mqferry.config import (
+from mqferry._buffer import DiskQueue
+from mqferry._cluster.transport import ClusterLog, ClusterTransport, LogRecord, SlotListener
+from mqferry._config import (
     ActionConfigBase,
     ByteSize,
     ClusterConfig,
@@ -21,7 +20,7 @@ from mqferry.config import (
     SourceConfigBase,
     Strict,
 )
-from mqferry.errors import (
+from mqferry._errors import (
     ConfigError,
     DeliveryError,
     DuplicateTypeError,
@@ -30,10 +29,10 @@ from mqferry.errors import (
     PluginError,
     TemplateError,
 )
-from mqferry.hookspecs import hookimpl
-from mqferry.logs import RetryLog
-from mqferry.metrics import Metrics, action_metrics, source_metrics
-from mqferry.registry import (
+from mqferry._hookspecs import hookimpl
+from mqferry._logs import RetryLog
+from mqferry._metrics import Metrics, action_metrics, source_metrics
+from mqferry._registry import (
     ActionFactory,
     ActionRegister,
     ActionType,
@@ -46,12 +45,12 @@ from mqferry.registry import (
     SourceRegister,
     SourceType,
 )
-from mqferry.rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
-from mqferry.runtime.delivery import Countdown
-from mqferry.runtime.failures import LogLimiter
-from mqferry.tasks import Supervisor, cancel_task, describe
-from mqferry.templates import MISSING, Template, check_template, to_json, to_text
-from mqferry.types import (
+from mqferry._rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
+from mqferry._runtime.delivery import Countdown
+from mqferry._runtime.failures import LogLimiter
+from mqferry._tasks import Supervisor, cancel_task, describe
+from mqferry._templates import MISSING, Template, check_template, to_json, to_text
+from mqferry._types import (
     LOOP_MARKER,
     Action,
     Component,
@@ -63,6 +62,7 @@ from mqferry.types import (
     Source,
     Status,
 )
+from mqferry._version import __version__
 
 __all__ = [
     "LOOP_MARKER",

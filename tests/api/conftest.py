@@ -6,8 +6,8 @@ import httpx
 import pytest
 import yaml
 
-from mqferry.api import KeyStore, create_api
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import KeyStore, create_api
+from mqferry._runtime.reconfig import Controller
 from mqferry.testing import build_app
 from tests.api.fakes import fake_plugins, reset_fakes
 

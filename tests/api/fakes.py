@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from mqferry import ActionType, ConnectorType, HealthStatus, Status, hookimpl
-from mqferry.config import ActionConfigBase, ConnectorConfigBase, Secret, Strict
-from mqferry.metrics import action_metrics
-from mqferry.plugins import PluginSet, load_plugins
+from mqferry._config import ActionConfigBase, ConnectorConfigBase, Secret, Strict
+from mqferry._metrics import action_metrics
+from mqferry._plugins import PluginSet, load_plugins
 
 
 class FakeConnectorConfig(ConnectorConfigBase):

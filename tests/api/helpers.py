@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mqferry.rules.topic import topic_matches
+from mqferry._rules.topic import topic_matches
 
 
 def publish(app: Any, topic: str, payload: bytes, *, qos: int = 0) -> int | None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from mqferry.api import create_api
-from mqferry.api.audit import AuditLog
+from mqferry._api import create_api
+from mqferry._api.audit import AuditLog
 
 
 async def test_changes_are_logged_with_key_target_and_status(client, controller, keys,

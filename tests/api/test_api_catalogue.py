@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mqferry.api.catalogue import MESSAGE_COLUMNS
-from mqferry.runtime.events import message_event
+from mqferry._api.catalogue import MESSAGE_COLUMNS
+from mqferry._runtime.events import message_event
 
 
 async def test_every_function_of_the_table_is_listed_with_its_arguments(client, controller):

@@ -9,9 +9,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mqferry.api import ApiServer, create_api
-from mqferry.cli import build_cli
-from mqferry.config.models import ApiConfig
+from mqferry._api import ApiServer, create_api
+from mqferry._cli import build_cli
+from mqferry._config.models import ApiConfig
 from tests.api.helpers import publish
 from tests.api.test_api_tls import cert  # noqa: F401 (fixture)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mqferry.config import REDACTED
+from mqferry._config import REDACTED
 from tests.api.fakes import FakeConnector
 from tests.api.helpers import on_disk
 

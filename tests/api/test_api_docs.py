@@ -7,8 +7,8 @@ import re
 
 import httpx
 
-from mqferry.api import create_api
-from mqferry.api.docs import SWAGGER_DIR
+from mqferry._api import create_api
+from mqferry._api.docs import SWAGGER_DIR
 
 
 async def test_the_document_and_the_page_need_a_key(controller, keys):

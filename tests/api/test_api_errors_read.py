@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from mqferry.api import KeyStore, create_api
-from mqferry.api.errors import json_position
+from mqferry._api import KeyStore, create_api
+from mqferry._api.errors import json_position
 
 RULE = {"id": "r9", "sql": 'SELECT * FROM "t/#"', "actions": []}
 

@@ -14,10 +14,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mqferry.api import KeyStore, create_api
-from mqferry.config import validate_config
-from mqferry.runtime import App
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import KeyStore, create_api
+from mqferry._config import validate_config
+from mqferry._runtime import App
+from mqferry._runtime.reconfig import Controller
 from tests.api.conftest import BASE_CONFIG
 from tests.api.fakes import fake_plugins
 

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from mqferry.api import KeyStore
-from mqferry.api.keys import api_key_store, key_store_path
-from mqferry.cli import build_cli
-from mqferry.config.models import ApiConfig
+from mqferry._api import KeyStore
+from mqferry._api.keys import api_key_store, key_store_path
+from mqferry._cli import build_cli
+from mqferry._config.models import ApiConfig
 
 MQFERRY = Path(sys.executable).with_name("mqferry")
 

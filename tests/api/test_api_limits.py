@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from mqferry.api import create_api
-from mqferry.api.limits import BodyLimits, json_too_deep
+from mqferry._api import create_api
+from mqferry._api.limits import BodyLimits, json_too_deep
 
 MB = 1024 * 1024
 IDS = {"rules": "r1", "connectors": "fake:c1", "actions": "fake:a1", "sources": "fake:s1"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from mqferry.api.redact import REDACTED
+from mqferry._api.redact import REDACTED
 
 
 async def test_read_the_section_with_defaults_and_no_secret(client, controller, config_file):

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from mqferry import ClusterConfig
+from mqferry._api import create_api
+from mqferry._cluster.nodes import NodeDirectory
 from mqferry._version import __version__
-from mqferry.api import create_api
-from mqferry.cluster.nodes import NodeDirectory
 from mqferry.testing import ClusterBus, build_app
 from tests.api.conftest import BASE_CONFIG
 from tests.api.helpers import publish

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from mqferry.api import KeyStore, create_api
-from mqferry.config import validate_config
-from mqferry.plugins import load_plugins
-from mqferry.runtime import App
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import KeyStore, create_api
+from mqferry._config import validate_config
+from mqferry._plugins import load_plugins
+from mqferry._runtime import App
+from mqferry._runtime.reconfig import Controller
 
 
 async def test_renders_the_kafka_record(tmp_path):
@@ -50,7 +50,7 @@ async def test_renders_the_kafka_record(tmp_path):
 
 
 def test_an_action_without_a_preview_method_is_shown_as_its_output():
-    from mqferry.api.preview import preview
+    from mqferry._api.preview import preview
 
     class Renders:
         """Has a ``renderer`` like the Kafka producer's, but offers no ``preview``."""
@@ -64,7 +64,7 @@ def test_an_action_without_a_preview_method_is_shown_as_its_output():
 
 
 def test_an_action_preview_failure_is_the_reason():
-    from mqferry.api.preview import preview
+    from mqferry._api.preview import preview
 
     class Fails:
         def preview(self, output):

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Mount
 
-from mqferry.api import create_api
-from mqferry.api.keys import KeyStore
-from mqferry.cli import build_cli
+from mqferry._api import create_api
+from mqferry._api.keys import KeyStore
+from mqferry._cli import build_cli
 
 #: The only routes outside /api/v5, all without settings: liveness and the console's files.
 PUBLIC = {"/status", "/", "/dashboard"}
@@ -98,7 +98,7 @@ def test_keys_made_before_roles_are_administrators(tmp_path):
 
 
 def test_an_unknown_role_in_the_store_may_do_nothing():
-    from mqferry.api.roles import allowed
+    from mqferry._api.roles import allowed
 
     assert not allowed("root", "GET", None)
     assert allowed("viewer", "GET", None)

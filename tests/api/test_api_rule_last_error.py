@@ -16,7 +16,7 @@ async def test_a_failed_message_is_the_rules_last_error(client, controller, capl
     assert r.status_code == 201, r.text
     assert r.json()["last_error"] is None
     before = time.time()
-    with caplog.at_level(logging.WARNING, logger="mqferry.runtime.rules"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._runtime.rules"):
         publish(controller.app, "dec/room-7", b"not json {")
     view = (await client.get("/rules/dec")).json()
     error = view["last_error"]
@@ -36,7 +36,7 @@ async def test_a_flood_of_bad_messages_logs_one_line_and_keeps_the_newest_error(
         client, controller, caplog):
     await client.post("/rules", json={
         "id": "div", "sql": 'SELECT 10 div payload.n AS q FROM "div/#"', "actions": ["fake:a1"]})
-    with caplog.at_level(logging.WARNING, logger="mqferry.runtime.rules"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._runtime.rules"):
         for i in range(200):
             publish(controller.app, f"div/{i}", b'{"n": 0}')
     lines = [rec.getMessage() for rec in caplog.records if "rule div" in rec.getMessage()]
@@ -69,7 +69,7 @@ async def test_a_payload_path_on_a_payload_that_is_not_json_is_the_last_error(
         client, controller, caplog):
     await client.post("/rules", json={"id": "px", "sql": 'SELECT payload.x AS x FROM "px/#"',
                                       "actions": ["fake:a1"]})
-    with caplog.at_level(logging.WARNING, logger="mqferry.runtime.rules"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._runtime.rules"):
         publish(controller.app, "px/1", b"<xml/>")
     error = (await client.get("/rules/px")).json()["last_error"]
     assert (error["reason"], error["topic"]) == ("failed.exception", "px/1")

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from mqferry.api.errors import ApiError
-from mqferry.api.tester import RuleTestRunner
+from mqferry._api.errors import ApiError
+from mqferry._api.tester import RuleTestRunner
 
 
 @pytest.mark.parametrize(("kind", "name"), [("type", "TypeError"), ("zero", "ZeroDivisionError"),

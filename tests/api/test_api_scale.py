@@ -10,9 +10,9 @@ import time
 import httpx
 import yaml
 
-from mqferry.api import create_api
-from mqferry.config.persist import write_config
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import create_api
+from mqferry._config.persist import write_config
+from mqferry._runtime.reconfig import Controller
 from mqferry.testing import build_app
 from tests.api.conftest import BASE_CONFIG
 from tests.api.fakes import FakeAction, reset_fakes

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqferry.config import REDACTED
+from mqferry._config import REDACTED
 from tests.api.fakes import FakeConnector
 from tests.api.helpers import on_disk
 
@@ -116,8 +116,8 @@ KAFKA = {"bootstrap_hosts": "kafka-1:9092",
                          "password": REDACTED}}, "authentication.username"),
 ])
 def test_rebinding_a_kafka_connector_with_a_kept_password_is_refused(change, field):
-    from mqferry.api.errors import ApiError
-    from mqferry.api.redact import redact, refuse_rebinding
+    from mqferry._api.errors import ApiError
+    from mqferry._api.redact import redact, refuse_rebinding
 
     new = {**redact(KAFKA), **change}
     with pytest.raises(ApiError, match="send the password again") as err:

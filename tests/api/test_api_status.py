@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import httpx
 import yaml
 
-from mqferry.api import create_api
+from mqferry._api import create_api
 from tests.api.helpers import publish
 
 
@@ -46,7 +46,7 @@ async def test_every_route_needs_a_key(controller, keys):
 
 
 def test_key_store_keeps_only_hashes(tmp_path):
-    from mqferry.api import KeyStore
+    from mqferry._api import KeyStore
 
     store = KeyStore(tmp_path / "k.json")
     key, secret = store.create("ops", "for dashboards")
@@ -165,7 +165,7 @@ async def test_openapi_document_lists_the_paths(client):
 async def test_cors_is_off_by_default_and_allows_configured_origins(controller, keys):
     import httpx
 
-    from mqferry.api import create_api
+    from mqferry._api import create_api
 
     store, _ = keys
     origin = {"Origin": "https://console.example.com"}

@@ -9,8 +9,8 @@ import subprocess
 import httpx
 import pytest
 
-from mqferry.api import ApiServer, create_api
-from mqferry.config.models import ApiConfig
+from mqferry._api import ApiServer, create_api
+from mqferry._config.models import ApiConfig
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from mqferry.api import create_api
+from mqferry._api import create_api
 from tests.api.test_api_fuzz import KNOWN_IDS, SQL, build_schema
 
 pytestmark = pytest.mark.fuzz

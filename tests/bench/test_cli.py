@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from mqferry.cli import build_cli
-from mqferry.plugins import EXPECTED_BUILTINS, load_plugins
+from mqferry._cli import build_cli
+from mqferry._plugins import EXPECTED_BUILTINS, load_plugins
 from mqferry_bench.runner import LoadSpec
 
 

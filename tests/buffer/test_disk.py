@@ -1,4 +1,4 @@
-from mqferry.buffer import DiskQueue
+from mqferry._buffer import DiskQueue
 
 
 def test_records_come_back_after_a_crash_until_acknowledged(tmp_path):

@@ -12,15 +12,15 @@ import yaml
 from click.testing import CliRunner
 
 from mqferry import ClusterConfig, MqferryError
-from mqferry.api.keys import KeyStore
-from mqferry.cli import build_cli
-from mqferry.cluster.config_sync import ClusterConfigError, ClusterConflictError
-from mqferry.cluster.node import ClusterNode
-from mqferry.config import validate_config
-from mqferry.runtime import App
-from mqferry.runtime.run import join_cluster
+from mqferry._api.keys import KeyStore
+from mqferry._cli import build_cli
+from mqferry._cluster.config_sync import ClusterConfigError, ClusterConflictError
+from mqferry._cluster.node import ClusterNode
+from mqferry._config import validate_config
+from mqferry._runtime import App
+from mqferry._runtime.run import join_cluster
+from mqferry._types import HealthStatus, Status
 from mqferry.testing import ClusterBus, MqttTwin
-from mqferry.types import HealthStatus, Status
 from tests.api.fakes import fake_plugins, reset_fakes
 
 CONFIG = {

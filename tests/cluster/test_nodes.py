@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from mqferry import ClusterConfig, Status
-from mqferry.cluster import nodes as nodes_module
-from mqferry.cluster.nodes import NodeDirectory, NodeNameTaken, directory_of
+from mqferry._cluster import nodes as nodes_module
+from mqferry._cluster.nodes import NodeDirectory, NodeNameTaken, directory_of
 from mqferry.testing import ClusterBus, ClusterTwin, build_app
 from tests.api.fakes import fake_plugins
 
@@ -161,7 +161,7 @@ async def test_a_running_node_reports_another_instance_heartbeating_its_name(cap
     first, second = directory(bus, "n1@h"), directory(bus, "n1@h")
     await first.claim()
     await first.start()
-    with caplog.at_level(logging.ERROR, logger="mqferry.cluster.nodes"):
+    with caplog.at_level(logging.ERROR, logger="mqferry._cluster.nodes"):
         await second.start()  # started without its claim (a wiring that skipped it)
         for _ in range(100):
             health = await first.health()
@@ -234,7 +234,7 @@ async def test_a_heartbeat_too_large_is_written_without_its_metrics(monkeypatch,
     monkeypatch.setattr(nodes_module, "MAX_HEARTBEAT_BYTES", 300)
     bus = ClusterBus()
     a, b = directory(bus, "a@h"), directory(bus, "b@h")
-    with caplog.at_level(logging.WARNING, logger="mqferry.cluster.nodes"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._cluster.nodes"):
         await a.start()
         await b.start()
         await eventually(lambda: names(b) == ["a@h", "b@h"])

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from mqferry.cluster.slots import SlotSessions
-from mqferry.config import validate_config
-from mqferry.plugins import load_plugins
+from mqferry._cluster.slots import SlotSessions
+from mqferry._config import validate_config
+from mqferry._plugins import load_plugins
+from mqferry._types import Status
 from mqferry.testing import ClusterBus, MqttTwin, RecordingAction, build_app, wait_until
-from mqferry.types import Status
 
 CONFIG: dict[str, Any] = {
     "mqtt": {"clientid": "bridge", "session_expiry": "10m"},
@@ -147,7 +147,7 @@ async def test_a_drain_is_bounded(nodes, caplog):
 
 
 async def test_rule_changes_reach_every_slot_session(nodes, plugins):
-    from mqferry.runtime.reconfig import apply_rule
+    from mqferry._runtime.reconfig import apply_rule
 
     a, b = await nodes("a@h"), await nodes("b@h")
     data = copy.deepcopy(CONFIG)
@@ -208,7 +208,7 @@ async def test_without_a_cluster_the_app_subscribes_its_own_session(plugins):
 
 
 async def test_a_reconfiguration_that_strands_messages_reconnects_the_slot_sessions(tmp_path):
-    from mqferry.runtime.reconfig import Controller
+    from mqferry._runtime.reconfig import Controller
     from tests.api.fakes import fake_plugins, reset_fakes
 
     reset_fakes()

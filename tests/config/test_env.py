@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from mqferry.config import validate_config
-from mqferry.config.env import expand, expand_string, keep_references
-from mqferry.config.loader import load_config, read_yaml
-from mqferry.errors import ConfigError
-from mqferry.plugins import load_plugins
+from mqferry._config import validate_config
+from mqferry._config.env import expand, expand_string, keep_references
+from mqferry._config.loader import load_config, read_yaml
+from mqferry._errors import ConfigError
+from mqferry._plugins import load_plugins
 
 ENV = {"PORT": "19092", "EMPTY": ""}
 

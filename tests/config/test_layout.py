@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mqferry.config.layout import Layout
-from mqferry.config.loader import read_yaml
+from mqferry._config.layout import Layout
+from mqferry._config.loader import read_yaml
 
 EXAMPLES = sorted(Path("examples").glob("*.yaml"))
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from mqferry.config import load_config, validate_config
-from mqferry.errors import ConfigError
-from mqferry.plugins import load_plugins
+from mqferry._config import load_config, validate_config
+from mqferry._errors import ConfigError
+from mqferry._plugins import load_plugins
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mqferry.config import persist
-from mqferry.config.layout import Layout
-from mqferry.config.persist import ConfigWriter, write_config
+from mqferry._config import persist
+from mqferry._config.layout import Layout
+from mqferry._config.persist import ConfigWriter, write_config
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=30),
                     st.sampled_from(["yes", "on", "---", "- a", "a: b", "#x", "'q'", "1e3",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mqferry.config.persist import write_config
+from mqferry._config.persist import write_config
 
 
 def _mode(path: Path) -> int:

@@ -8,10 +8,10 @@ import copy
 import pytest
 from click.testing import CliRunner
 
-from mqferry.cli import build_cli
-from mqferry.config import validate_config
-from mqferry.errors import ConfigError
-from mqferry.plugins import load_plugins
+from mqferry._cli import build_cli
+from mqferry._config import validate_config
+from mqferry._errors import ConfigError
+from mqferry._plugins import load_plugins
 
 GOOD = {
     "mqtt": {"server": "127.0.0.1:1883"},

@@ -1,8 +1,8 @@
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from mqferry.config import REDACTED, Secret
-from mqferry.config.secrets import FROM_API, clear_text_secrets
+from mqferry._config import REDACTED, Secret
+from mqferry._config.secrets import FROM_API, clear_text_secrets
 
 
 class Model(BaseModel):

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from mqferry.config import parse_duration, parse_size
-from mqferry.config.units import format_duration, format_size
+from mqferry._config import parse_duration, parse_size
+from mqferry._config.units import format_duration, format_size
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ import copy
 
 import pytest
 
-from mqferry.config import validate_config, validate_rule
-from mqferry.config.models import ApiConfig
-from mqferry.errors import ConfigError
-from mqferry.plugins import load_plugins
+from mqferry._config import validate_config, validate_rule
+from mqferry._config.models import ApiConfig
+from mqferry._errors import ConfigError
+from mqferry._plugins import load_plugins
 
 GOOD = {
     "connectors": {"kafka_producer": {"k": {"bootstrap_hosts": "127.0.0.1:9092"}}},

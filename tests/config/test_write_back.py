@@ -9,12 +9,12 @@ import httpx
 import pytest
 import yaml
 
-from mqferry.api import KeyStore, create_api
-from mqferry.config import REDACTED
-from mqferry.config.loader import read_yaml
-from mqferry.config.persist import write_config
-from mqferry.runtime import App
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import KeyStore, create_api
+from mqferry._config import REDACTED
+from mqferry._config.loader import read_yaml
+from mqferry._config.persist import write_config
+from mqferry._runtime import App
+from mqferry._runtime.reconfig import Controller
 from tests.api.fakes import fake_plugins, reset_fakes
 
 FILE = """\
@@ -55,7 +55,7 @@ rules:
 
 
 def ctrl_config(plugins, path):
-    from mqferry.config import load_config
+    from mqferry._config import load_config
     return load_config(path, plugins.registries(), plugins.function_table())
 
 

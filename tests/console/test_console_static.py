@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mqferry.api import create_api
-from mqferry.api.console import CONSOLE_DIR, mount_console
+from mqferry._api import create_api
+from mqferry._api.console import CONSOLE_DIR, mount_console
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "console"

@@ -11,8 +11,8 @@ import pytest
 
 import mqferry_example
 from mqferry import ConfigError, Status
-from mqferry.config import validate_config
-from mqferry.rules import evaluate_sql
+from mqferry._config import validate_config
+from mqferry._rules import evaluate_sql
 from mqferry.testing import RecordingDelivery, load_plugins, runtime_context
 from mqferry_example.action import JsonLinesAction, JsonLinesConfig
 from mqferry_example.source import TickerConfig, TickerSource

@@ -2,7 +2,7 @@
 
 Statements come from a small grammar of valid shapes calling functions of the catalogue with
 columns and literals; random text comes besides. A statement is either refused by the config
-loader with a :class:`~mqferry.errors.ConfigError` naming the rule's ``sql`` field, or it runs in
+loader with a :class:`~mqferry._errors.ConfigError` naming the rule's ``sql`` field, or it runs in
 the whole app on twins, where hostile payloads must not stall the stream.
 """
 
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqferry.errors import ConfigError
+from mqferry._errors import ConfigError
 from tests.fuzz import strategies as s
 from tests.fuzz.test_fuzz_mqtt_to_kafka import check_stream
 from tests.fuzz.twins import Harness, base_config, compile_config, plugins

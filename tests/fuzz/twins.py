@@ -30,14 +30,14 @@ from aiokafka.structs import ConsumerRecord
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqferry.config import validate_config
-from mqferry.config.loader import AppConfig
-from mqferry.mqtt.acks import AckWindow
-from mqferry.mqtt.codec import InMessage
-from mqferry.plugins import PluginSet, load_plugins
-from mqferry.runtime import App
+from mqferry._config import validate_config
+from mqferry._config.loader import AppConfig
+from mqferry._mqtt.acks import AckWindow
+from mqferry._mqtt.codec import InMessage
+from mqferry._plugins import PluginSet, load_plugins
+from mqferry._runtime import App
+from mqferry._types import HealthStatus, Status
 from mqferry.testing import InMemoryMqtt
-from mqferry.types import HealthStatus, Status
 
 #: The Kafka topics the fuzz source consumes: one mapping renders ``${value.data}`` (a record
 #: field that may be hostile), the other the whole message.

@@ -57,8 +57,8 @@ def kafka_to_mqtt(kafka: str, mqtt: str, *, source: str, topic: str, prefix: str
 
 def _key_store(config: Mapping[str, Any], config_path: Path) -> Path:
     """Where the node of ``config`` (written to ``config_path``) keeps its API keys."""
-    from mqferry.api.keys import api_key_store
-    from mqferry.config.models import ApiConfig
+    from mqferry._api.keys import api_key_store
+    from mqferry._config.models import ApiConfig
 
     api = ApiConfig.model_validate(config.get("api") or {})
     return api_key_store(api, str(config.get("data_dir", "data")), config_path)

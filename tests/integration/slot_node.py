@@ -15,11 +15,11 @@ import asyncio
 import signal
 import sys
 
-from mqferry.cluster.slots import SlotSessions
-from mqferry.config import load_config
-from mqferry.logs import setup_logging
-from mqferry.plugins import load_plugins
-from mqferry.runtime import App
+from mqferry._cluster.slots import SlotSessions
+from mqferry._config import load_config
+from mqferry._logs import setup_logging
+from mqferry._plugins import load_plugins
+from mqferry._runtime import App
 
 
 async def _watch(slots: SlotSessions) -> None:

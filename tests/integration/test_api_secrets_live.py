@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mqferry.config import REDACTED
+from mqferry._config import REDACTED
 from tests.integration.mqferry_process import MqferryProcess
 
 pytestmark = pytest.mark.integration

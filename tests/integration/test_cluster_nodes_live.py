@@ -16,10 +16,10 @@ import httpx
 import orjson
 import pytest
 
-from mqferry.api import KeyStore, create_api
-from mqferry.cluster.nodes import NodeDirectory, NodeNameTaken
-from mqferry.plugins import load_plugins
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import KeyStore, create_api
+from mqferry._cluster.nodes import NodeDirectory, NodeNameTaken
+from mqferry._plugins import load_plugins
+from mqferry._runtime.reconfig import Controller
 from mqferry.testing import build_app
 
 HEARTBEAT = 1.0
@@ -29,8 +29,8 @@ RULES = {"r1": {"sql": 'SELECT payload FROM "nodes-live/#"'}}
 #: A node in its own process: claims its name, heartbeats, says "up", and runs until killed.
 NODE_PROCESS = """
 import asyncio, sys
-from mqferry.cluster.nodes import NodeDirectory, NodeNameTaken
-from mqferry.plugins import load_plugins
+from mqferry._cluster.nodes import NodeDirectory, NodeNameTaken
+from mqferry._plugins import load_plugins
 from mqferry.testing import build_app
 
 async def main(config):

@@ -13,9 +13,9 @@ import uuid
 import pytest
 
 import mqferry_example
-from mqferry.config import validate_config
-from mqferry.plugins import load_plugins
-from mqferry.runtime import App
+from mqferry._config import validate_config
+from mqferry._plugins import load_plugins
+from mqferry._runtime import App
 
 pytestmark = pytest.mark.integration
 

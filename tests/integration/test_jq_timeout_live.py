@@ -6,7 +6,7 @@ follow. kcat sees all 60 before the timeout; the log has the jq timeout about 5 
 publish, and a single MQTT connection all along.
 
 The PUBACKs of the messages after the jq one wait for it (MQTT sends PUBACKs in the order the
-messages came, :mod:`mqferry.mqtt.acks`): they go out when it times out, so a stream longer than
+messages came, :mod:`mqferry._mqtt.acks`): they go out when it times out, so a stream longer than
 the Receive Maximum waits for the program's timeout. This test stays within the default window.
 """
 

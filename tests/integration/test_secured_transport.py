@@ -261,7 +261,7 @@ def failing(secured: SecuredServices, tmp_path_factory: pytest.TempPathFactory
         "data_dir": str(tmp / "data"),
         # a repeated failure is logged at DEBUG (one WARNING per change of reason): show the
         # repeats, which prove the retries
-        "log": {"levels": {"mqferry.mqtt.client": "debug", "mqferry_kafka.connector": "debug"}},
+        "log": {"levels": {"mqferry._mqtt.client": "debug", "mqferry_kafka.connector": "debug"}},
         "connectors": {
             "mqtt": {
                 "bad_ca": mqtt("password", "bad-ca", ssl={"cacertfile": str(other_ca)}),

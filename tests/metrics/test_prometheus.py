@@ -13,11 +13,11 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from mqferry.api import KeyStore, create_api
-from mqferry.metrics import Metrics, action_metrics
-from mqferry.metrics.prometheus import exposition
-from mqferry.plugins import load_plugins
-from mqferry.runtime.reconfig import Controller
+from mqferry._api import KeyStore, create_api
+from mqferry._metrics import Metrics, action_metrics
+from mqferry._metrics.prometheus import exposition
+from mqferry._plugins import load_plugins
+from mqferry._runtime.reconfig import Controller
 from mqferry.testing import InMemoryMqtt, build_app
 from mqferry_kafka.testing import KafkaTwin
 from tests.metrics.conventions import check_conventions, value

@@ -1,4 +1,4 @@
-from mqferry.mqtt.acks import AckWindow
+from mqferry._mqtt.acks import AckWindow
 
 
 def make():

@@ -1,4 +1,4 @@
-"""MQTT 5 packets encoded and decoded by :mod:`mqferry.mqtt.codec`, checked against paho's."""
+"""MQTT 5 packets encoded and decoded by :mod:`mqferry._mqtt.codec`, checked against paho's."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqferry.mqtt import codec
+from mqferry._mqtt import codec
 from tests.mqtt.twins import publish_packet, varint
 
 

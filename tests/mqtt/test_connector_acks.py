@@ -2,10 +2,10 @@
 
 import logging
 
-from mqferry.config.models import MqttConfig
-from mqferry.mqtt.client import MqttConnector
-from mqferry.mqtt.codec import InMessage
-from mqferry.mqtt.protocol import MqttProtocol
+from mqferry._config.models import MqttConfig
+from mqferry._mqtt.client import MqttConnector
+from mqferry._mqtt.codec import InMessage
+from mqferry._mqtt.protocol import MqttProtocol
 from tests.mqtt.twins import MemoryTransport
 
 

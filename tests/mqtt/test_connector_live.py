@@ -9,10 +9,10 @@ from collections.abc import Iterable
 
 import pytest
 
-from mqferry.config.models import MqttConfig
-from mqferry.mqtt.client import Incoming, MqttConnector
-from mqferry.runtime.delivery import Ticket
-from mqferry.types import Status
+from mqferry._config.models import MqttConfig
+from mqferry._mqtt.client import Incoming, MqttConnector
+from mqferry._runtime.delivery import Ticket
+from mqferry._types import Status
 
 pytestmark = pytest.mark.integration
 

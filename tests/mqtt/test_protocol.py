@@ -1,4 +1,4 @@
-"""One MQTT connection's packets (:class:`mqferry.mqtt.protocol.MqttProtocol`), in memory."""
+"""One MQTT connection's packets (:class:`mqferry._mqtt.protocol.MqttProtocol`), in memory."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 import pytest
 
 from mqferry import MqttUnavailable
-from mqferry.errors import DeliveryError
-from mqferry.mqtt.protocol import MqttProtocol
+from mqferry._errors import DeliveryError
+from mqferry._mqtt.protocol import MqttProtocol
 from tests.mqtt.twins import MemoryTransport, publish_packet
 
 

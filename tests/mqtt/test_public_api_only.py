@@ -2,7 +2,7 @@
 
 mqferry once replaced paho's read and write loops through a dozen of its private attributes;
 paho 2.1 renamed one of them and keepalive silently stopped seeing incoming data. The MQTT
-connection is ours now (:mod:`mqferry.mqtt.protocol`); this walk keeps it that way. aiomqtt,
+connection is ours now (:mod:`mqferry._mqtt.protocol`); this walk keeps it that way. aiomqtt,
 once the MQTT client and then only the source of ``MqttError``, is no dependency any more:
 :class:`mqferry.MqttUnavailable` took its place.
 """

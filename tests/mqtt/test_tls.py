@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from mqferry.config.models import MqttConfig, MqttSslConfig
-from mqferry.config.secrets import REDACTED
-from mqferry.errors import ConfigError
-from mqferry.mqtt.tls import explain, server_hostname, ssl_context
+from mqferry._config.models import MqttConfig, MqttSslConfig
+from mqferry._config.secrets import REDACTED
+from mqferry._errors import ConfigError
+from mqferry._mqtt.tls import explain, server_hostname, ssl_context
 
 KEY_PASSWORD = "k3y-pass"  # noqa: S105 - the test key's password
 

@@ -1,11 +1,11 @@
-"""An in-memory transport for :class:`mqferry.mqtt.protocol.MqttProtocol` (no socket)."""
+"""An in-memory transport for :class:`mqferry._mqtt.protocol.MqttProtocol` (no socket)."""
 
 from __future__ import annotations
 
 import asyncio
 import struct
 
-from mqferry.mqtt.protocol import MqttProtocol
+from mqferry._mqtt.protocol import MqttProtocol
 
 
 class MemoryTransport(asyncio.Transport):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import compile_sql
+from mqferry._rules import compile_sql
 
 SAMPLE_PAYLOAD = (
     b'{"temp": 25.5, "hum": 40, "name": "dev-1", "arr": [1, 2, 3], '

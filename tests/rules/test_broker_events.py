@@ -19,10 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from mqferry import hookimpl
-from mqferry.plugins import load_plugins
-from mqferry.rules import evaluate_sql
-from mqferry.rules.broker_events import EVENTS
-from mqferry.rules.cli import context_event, rule
+from mqferry._plugins import load_plugins
+from mqferry._rules import evaluate_sql
+from mqferry._rules.broker_events import EVENTS
+from mqferry._rules.cli import context_event, rule
 
 # (name, new topic, legacy topic or None): EVENTS lines 87-120 and 1634-1662
 SPELLINGS = [(name, new, old) for name, (new, old) in EVENTS.items()]
@@ -132,7 +132,7 @@ class _TriplePlugin:
 
 
 def test_the_cli_knows_the_functions_of_installed_plugins():
-    from mqferry.cli import build_cli
+    from mqferry._cli import build_cli
 
     plugins = load_plugins(extra=[("triple", _TriplePlugin())])
     result = CliRunner().invoke(build_cli(plugins), [
@@ -148,14 +148,14 @@ def test_the_cli_knows_the_functions_of_installed_plugins():
 # -- the runtime never sees them -----------------------------------------------------------
 
 def test_installing_a_rule_from_an_event_warns_that_it_never_fires(tmp_path, caplog):
-    from mqferry.config import validate_config
-    from mqferry.runtime import App
+    from mqferry._config import validate_config
+    from mqferry._runtime import App
 
     plugins = load_plugins()
     data = {"rules": {"ev": {"sql": 'SELECT clientid FROM "$events/client_connected"'},
                       "msg": {"sql": 'SELECT * FROM "t/#"'}}}
     cfg = validate_config(data, plugins.registries(), plugins.function_table())
-    with caplog.at_level(logging.WARNING, logger="mqferry.runtime.rules"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._runtime.rules"):
         App(cfg, data_dir=tmp_path)
     lines = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(lines) == 1, lines

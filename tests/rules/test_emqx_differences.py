@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqferry.rules import RuleCompileError, evaluate_sql
+from mqferry._rules import RuleCompileError, evaluate_sql
 
 
 def event(payload: bytes) -> dict[str, object]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import RuleEvalError, compile_sql
+from mqferry._rules import RuleEvalError, compile_sql
 from tests.rules.conftest import make_event
 
 Expr = Callable[..., Any]

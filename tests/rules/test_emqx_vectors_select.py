@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mqferry.rules import Outcome, RuleEvalError, compile_sql, evaluate_sql
+from mqferry._rules import Outcome, RuleEvalError, compile_sql, evaluate_sql
 
 SUITE = "emqx_rule_engine_SUITE.erl"
 

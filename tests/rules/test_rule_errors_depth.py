@@ -2,8 +2,8 @@
 
 import pytest
 
-from mqferry.rules import compile_sql
-from mqferry.rules.errors import RuleSyntaxError
+from mqferry._rules import compile_sql
+from mqferry._rules.errors import RuleSyntaxError
 
 
 @pytest.mark.parametrize("sql", [

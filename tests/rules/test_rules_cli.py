@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from mqferry.rules.cli import rule
+from mqferry._rules.cli import rule
 
 
 def test_prints_output_json_and_exits_0() -> None:

@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 import pytest
 
-from mqferry.rules import Event, RuleEvalError, compile_sql
-from mqferry.rules.codegen import var_names
-from mqferry.rules.parser import parse
+from mqferry._rules import Event, RuleEvalError, compile_sql
+from mqferry._rules.codegen import var_names
+from mqferry._rules.parser import parse
 
 from .conftest import make_event
 

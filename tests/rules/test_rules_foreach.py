@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mqferry.rules import Outcome, compile_sql, evaluate_sql
+from mqferry._rules import Outcome, compile_sql, evaluate_sql
 
 
 def test_foreach_do_incase_as_in_the_emqx_docs(make_event: Callable[..., dict[str, Any]]) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pluggy
 import pytest
 
-from mqferry.rules import (
+from mqferry._rules import (
     DuplicateFunctionError,
     FunctionTable,
     builtin_function_table,
     compile_sql,
 )
-from mqferry.rules.functions import blocking
-from mqferry.rules.functions import plugin as builtin_plugin
+from mqferry._rules.functions import blocking
+from mqferry._rules.functions import plugin as builtin_plugin
 
 
 def test_plugin_function_is_callable_from_sql() -> None:
@@ -113,7 +113,7 @@ def test_jq_is_marked_blocking_and_so_is_a_rule_calling_it() -> None:
 
 
 def test_jq_is_blocking_in_the_plugin_managers_table_too() -> None:
-    from mqferry.plugins import load_plugins
+    from mqferry._plugins import load_plugins
 
     table = load_plugins().function_table()
     spec = table.get("jq")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mqferry.rules import RuleCompileError, RuleError, RuleSyntaxError, compile_sql
+from mqferry._rules import RuleCompileError, RuleError, RuleSyntaxError, compile_sql
 
 
 def test_misspelt_keyword_points_at_it_with_a_caret() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import Event, Outcome, RuleEvalError, compile_sql, evaluate_sql
+from mqferry._rules import Event, Outcome, RuleEvalError, compile_sql, evaluate_sql
 
 SAMPLE_PAYLOAD = (
     b'{"temp": 25.5, "hum": 40, "name": "dev-1", "arr": [1, 2, 3], '
@@ -180,7 +180,7 @@ def test_where_false_and_foreach_empty_are_told_apart(
 def test_payload_is_decoded_once_for_several_rules(
     make_event: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mqferry.rules.event as event_module
+    import mqferry._rules.event as event_module
 
     calls = []
     real = event_module._loads

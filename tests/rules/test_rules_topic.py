@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqferry.rules import TopicIndex, topic_matches
+from mqferry._rules import TopicIndex, topic_matches
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mqferry.rules.source_names import aliases, canonical, source_id
-from mqferry.runtime.routing import event_aliases
+from mqferry._rules.source_names import aliases, canonical, source_id
+from mqferry._runtime.routing import event_aliases
 
 
 @pytest.mark.parametrize("name", ["$bridges/kafka_consumer:in", "$sources/kafka_consumer:in"])

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from mqferry.plugins import load_plugins
-from mqferry.rules.functions import blocking
-from mqferry.runtime import rules as runtime_rules
+from mqferry._plugins import load_plugins
+from mqferry._rules.functions import blocking
+from mqferry._runtime import rules as runtime_rules
 from mqferry.testing import RecordingAction, build_app
 
 
@@ -163,7 +163,7 @@ async def test_dispatch_waits_for_a_blocking_rule(plugins, tmp_path):
 
 
 def test_the_worker_thread_ends_when_closed_and_comes_back_on_use():
-    from mqferry.runtime.rules import OffLoop
+    from mqferry._runtime.rules import OffLoop
 
     def workers():
         return [t for t in threading.enumerate() if t.name.startswith("mqferry-blocking-rules")]

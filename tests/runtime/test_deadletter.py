@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from mqferry.config import validate_config
-from mqferry.errors import ConfigError
-from mqferry.plugins import load_plugins
-from mqferry.runtime.app import App
+from mqferry._config import validate_config
+from mqferry._errors import ConfigError
+from mqferry._plugins import load_plugins
+from mqferry._runtime.app import App
+from mqferry._types import LOOP_MARKER
 from mqferry.testing import RecordingAction, build_app, wait_until
-from mqferry.types import LOOP_MARKER
 
 DLQ = "republish:dlq"
 
@@ -205,9 +205,9 @@ async def test_republish_renders_a_dead_letter_with_its_defaults(build):
 
 
 def test_the_kafka_example_renders_a_dead_letter_as_documented(plugins, tmp_path):
-    from mqferry.config import load_config
-    from mqferry.rules import Event
-    from mqferry.runtime.deadletter import dead_letter_output
+    from mqferry._config import load_config
+    from mqferry._rules import Event
+    from mqferry._runtime.deadletter import dead_letter_output
 
     cfg = load_config("examples/dead-letter-kafka.yaml", plugins.registries(),
                       plugins.function_table())
@@ -228,7 +228,7 @@ def test_the_kafka_example_renders_a_dead_letter_as_documented(plugins, tmp_path
 
 
 def test_the_mqtt_example_is_valid(plugins):
-    from mqferry.config import load_config
+    from mqferry._config import load_config
 
     cfg = load_config("examples/dead-letter-mqtt.yaml", plugins.registries(),
                       plugins.function_table())
@@ -237,7 +237,7 @@ def test_the_mqtt_example_is_valid(plugins):
 
 
 async def test_a_rule_changed_on_its_own_keeps_the_dead_letter_destination(build, plugins):
-    from mqferry.runtime.reconfig import apply_rule
+    from mqferry._runtime.reconfig import apply_rule
 
     h, dead = await build({"r": {"sql": 'SELECT 1 as one FROM "t/#"'}})
     cfg = validate_config(config({"r": {"sql": 'SELECT payload.x as x FROM "t/#"'}}),

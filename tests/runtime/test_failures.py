@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from mqferry.runtime.failures import LogLimiter
+from mqferry._runtime.failures import LogLimiter
 
 
 def test_one_line_per_key_per_interval_then_the_count_of_the_rest(caplog, monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("mqferry.runtime.failures.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("mqferry._runtime.failures.time.monotonic", lambda: now[0])
     limiter = LogLimiter(logging.getLogger("test.limiter"), interval=10.0)
     with caplog.at_level(logging.WARNING, logger="test.limiter"):
         assert limiter.warning("a", "rule %s failed", "a")

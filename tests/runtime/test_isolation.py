@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from mqferry.plugins import load_plugins
-from mqferry.templates import Template
+from mqferry._plugins import load_plugins
+from mqferry._templates import Template
 from mqferry.testing import RecordingAction, build_app
 
 
@@ -129,7 +129,7 @@ async def test_any_exception_from_submit_fails_that_output_only(plugins, tmp_pat
     broken, good = RaisingAction(exc=KeyError("k")), RecordingAction()
     app.rules["r"].actions = [broken, good]
     acked = acked_mids(app)
-    with caplog.at_level(logging.WARNING, logger="mqferry.runtime"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._runtime"):
         feed(app, "t/1", [b"a", b"b", b"c"])
     assert acked == [1, 2, 3]
     assert [o["payload"] for o in good.outputs] == ["a", "b", "c"]
@@ -166,7 +166,7 @@ async def test_any_exception_from_the_evaluation_fails_that_rule_alone(plugins, 
     out = RecordingAction()
     bad.actions, app.rules["good"].actions = [RecordingAction("unused:x")], [out]
     acked = acked_mids(app)
-    with caplog.at_level(logging.WARNING, logger="mqferry.runtime"):
+    with caplog.at_level(logging.WARNING, logger="mqferry._runtime"):
         feed(app, "t/1", [b"a", b"b"])
     assert acked == [1, 2]
     assert [o["payload"] for o in out.outputs] == ["a", "b"]
@@ -204,7 +204,7 @@ async def test_at_most_once_acks_even_when_submit_raises(plugins, tmp_path):
 
 async def test_a_stalled_ack_makes_the_mqtt_health_connecting_with_the_holder(
         plugins, tmp_path):
-    from mqferry.types import Status
+    from mqferry._types import Status
 
     app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     slow = RecordingAction("slow:x", hold=True)
@@ -225,7 +225,7 @@ async def test_a_stalled_ack_makes_the_mqtt_health_connecting_with_the_holder(
 
 
 async def test_a_moving_ack_window_stays_connected(plugins, tmp_path):
-    from mqferry.types import Status
+    from mqferry._types import Status
 
     app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path)
     slow = RecordingAction("slow:x", hold=True)

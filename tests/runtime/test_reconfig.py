@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from mqferry.config import validate_config
-from mqferry.runtime.reconfig import Controller, plan_changes
+from mqferry._config import validate_config
+from mqferry._runtime.reconfig import Controller, plan_changes
 from mqferry.testing import build_app
 from tests.api.fakes import FakeAction, fake_plugins, reset_fakes
 

@@ -11,11 +11,11 @@ from typing import Any, ClassVar, Literal
 import pytest
 
 from mqferry import ActionType, HealthStatus, SourceType, Status, hookimpl
-from mqferry.config import ActionConfigBase, SourceConfigBase, Strict
-from mqferry.metrics import action_metrics, source_metrics
-from mqferry.plugins import load_plugins
-from mqferry.runtime.reconfig import Controller
-from mqferry.runtime.reconfig import apply as reconfig_apply
+from mqferry._config import ActionConfigBase, SourceConfigBase, Strict
+from mqferry._metrics import action_metrics, source_metrics
+from mqferry._plugins import load_plugins
+from mqferry._runtime.reconfig import Controller
+from mqferry._runtime.reconfig import apply as reconfig_apply
 from mqferry.testing import AppHarness, build_app
 
 Behaviour = Literal["ok", "raise", "hang", "hang_hard"]

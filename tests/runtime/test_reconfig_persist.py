@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from mqferry.config.persist import file_digest, write_config
+from mqferry._config.persist import file_digest, write_config
 
 
 def test_write_config_replaces_atomically_and_keeps_mode(tmp_path):

@@ -13,11 +13,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from mqferry.config import validate_config
-from mqferry.metrics import action_metrics
-from mqferry.plugins import load_plugins
-from mqferry.runtime import App
-from mqferry.runtime.delivery import Ticket
+from mqferry._config import validate_config
+from mqferry._metrics import action_metrics
+from mqferry._plugins import load_plugins
+from mqferry._runtime import App
+from mqferry._runtime.delivery import Ticket
 from mqferry.testing import RecordingAction
 
 
@@ -69,7 +69,7 @@ async def test_a_dying_metrics_loop_is_logged_restarted_and_shown(plugins, tmp_p
     broken.metrics = _BrokenTick("recording:broken")
     app.actions[broken.id] = broken
     assert app.task_problems() == []
-    with caplog.at_level(logging.ERROR, logger="mqferry.tasks"):
+    with caplog.at_level(logging.ERROR, logger="mqferry._tasks"):
         app.tasks.start()
         try:
             await _until(lambda: broken.metrics.ticks >= 2)  # died, and was started again

@@ -23,16 +23,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from mqferry.metrics import Metrics, action_metrics
-from mqferry.plugins import PluginSet, load_plugins
+from mqferry._metrics import Metrics, action_metrics
+from mqferry._plugins import PluginSet, load_plugins
+from mqferry._types import Delivery, HealthStatus, RuntimeContext, Status
 from mqferry.testing._app import AppHarness, build_app
 from mqferry.testing._cluster import ClusterBus, ClusterTwin
 from mqferry.testing._mqtt import IncomingMessage, InMemoryMqtt, MqttTwin, Published
-from mqferry.types import Delivery, HealthStatus, RuntimeContext, Status
 
 
 class RecordingDelivery:
-    """A :class:`~mqferry.types.Delivery` that remembers how it ended."""
+    """A :class:`~mqferry._types.Delivery` that remembers how it ended."""
 
     def __init__(self) -> None:
         self.outcome: str | None = None

@@ -7,16 +7,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mqferry.config import validate_config
-from mqferry.plugins import PluginSet, load_plugins
-from mqferry.rules.functions import FunctionTable
-from mqferry.runtime import App
+from mqferry._config import validate_config
+from mqferry._plugins import PluginSet, load_plugins
+from mqferry._rules.functions import FunctionTable
+from mqferry._runtime import App
+from mqferry._types import Action
 from mqferry.testing._mqtt import MqttTwin
-from mqferry.types import Action
 
 
 class AppHarness:
-    """An :class:`~mqferry.runtime.App` and the :class:`MqttTwin` it talks to.
+    """An :class:`~mqferry._runtime.App` and the :class:`MqttTwin` it talks to.
 
     ``async with`` starts the app (every component, then the MQTT session) and stops it.
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from mqferry.cluster.transport import ClusterLog, LogRecord, SlotListener
-from mqferry.errors import MqferryError
-from mqferry.types import HealthStatus, Status
+from mqferry._cluster.transport import ClusterLog, LogRecord, SlotListener
+from mqferry._errors import MqferryError
+from mqferry._types import HealthStatus, Status
 
 __all__ = ["ClusterBus", "ClusterTwin"]
 

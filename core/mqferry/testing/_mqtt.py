@@ -1,7 +1,7 @@
 """MQTT twins: a publisher that records what is published, and a broker session for an app.
 
 :class:`InMemoryMqtt` is the publisher a source or an action is given (``context.mqtt``).
-:class:`MqttTwin` is the whole MQTT connector of an :class:`~mqferry.runtime.App`, injected
+:class:`MqttTwin` is the whole MQTT connector of an :class:`~mqferry._runtime.App`, injected
 through its ``mqtt_factory``: it records publishes as :class:`InMemoryMqtt` does, and delivers
 incoming messages (:meth:`MqttTwin.deliver`) to the app as the broker would, recording which
 ones the app acknowledged.
@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
-from mqferry.config import MqttConfig
-from mqferry.errors import MqttUnavailable
-from mqferry.mqtt.acks import AckWindow
-from mqferry.rules.topic import topic_matches
-from mqferry.runtime.delivery import Ticket
-from mqferry.types import HealthStatus, Status
+from mqferry._config import MqttConfig
+from mqferry._errors import MqttUnavailable
+from mqferry._mqtt.acks import AckWindow
+from mqferry._rules.topic import topic_matches
+from mqferry._runtime.delivery import Ticket
+from mqferry._types import HealthStatus, Status
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +43,7 @@ class InMemoryMqtt:
         published: what was published, in order.
         fail_next: publishes that raise this exception (then succeed), to test retries.
         connected: set while the session is up; clear it to make every publish fail with
-            :class:`~mqferry.errors.MqttUnavailable`, as the real connector's do.
+            :class:`~mqferry._errors.MqttUnavailable`, as the real connector's do.
     """
 
     published: list[Published] = field(default_factory=list)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mqferry.plugins import PluginSet, load_plugins
+from mqferry._plugins import PluginSet, load_plugins
 from mqferry.testing import AppHarness, InMemoryMqtt, RecordingAction, build_app
 
 

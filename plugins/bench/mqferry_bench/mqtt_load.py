@@ -8,7 +8,7 @@ message (DUP set), so a broker restart does not make the generator lose messages
 The packets are written in batches, PUBACKs read in bulk: a client library's per-message work
 (paho takes locks and wakes its network thread for every publish) would make the generator, not
 the bridge under test, the limit of a run. Framing (remaining lengths, strings, splitting what
-was read into packets) is the product's own, :mod:`mqferry.mqtt.codec`; only the MQTT 3.1.1
+was read into packets) is the product's own, :mod:`mqferry._mqtt.codec`; only the MQTT 3.1.1
 CONNECT and PUBLISH layouts are written here (the codec writes MQTT 5).
 """
 
@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mqferry.mqtt.codec import PINGREQ, PUBACK, frame_at, mqtt_string, remaining_length
+from mqferry._mqtt.codec import PINGREQ, PUBACK, frame_at, mqtt_string, remaining_length
 from mqferry_bench.payload import encode
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 It uses a persistent MQTT 5 session (clean start off, a session expiry of five minutes), so that
 messages queued for it while it reconnects after a broker restart are still delivered, and it
 acknowledges each message after tallying it. It runs mqferry's own connection
-(:func:`mqferry.mqtt.connect.open_session`) on an event loop in a thread of its own, so the acks
+(:func:`mqferry._mqtt.connect.open_session`) on an event loop in a thread of its own, so the acks
 of one read leave together: a client library's per-message handling would make the verifier,
 not the bridge, the limit of a run.
 """
@@ -17,10 +17,10 @@ import time
 import uuid
 
 from mqferry import MqttUnavailable
-from mqferry.config.models import MqttConfig
-from mqferry.mqtt.codec import InMessage
-from mqferry.mqtt.connect import open_session
-from mqferry.mqtt.protocol import MqttProtocol
+from mqferry._config.models import MqttConfig
+from mqferry._mqtt.codec import InMessage
+from mqferry._mqtt.connect import open_session
+from mqferry._mqtt.protocol import MqttProtocol
 from mqferry_bench.payload import decode
 from mqferry_bench.stats import Tallied, Tally
 

@@ -65,7 +65,7 @@ class DeadLetter:
 
     def send(self, record: Any, reason: str) -> asyncio.Task[None]:
         """Start sending ``record`` with ``reason``; the task fails with
-        :class:`~mqferry.errors.DeliveryError` (``dead_letter.failed``) after :data:`ATTEMPTS`."""
+        :class:`~mqferry._errors.DeliveryError` (``dead_letter.failed``) after :data:`ATTEMPTS`."""
         headers = list(record.headers or ())
         headers += [
             ("mqferry-error", reason.encode()),

@@ -51,7 +51,7 @@ class RecordRenderer:
         ]
         self._json_headers = params.kafka_header_value_encode_mode == "json"
         #: values that were not UTF-8 and were written into JSON with U+FFFD since the caller
-        #: last read and zeroed this (see :func:`mqferry.templates.to_json`)
+        #: last read and zeroed this (see :func:`mqferry._templates.to_json`)
         self.replaced = 0
 
     def _replaced(self) -> None:

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mqferry.errors import DeliveryError
+from mqferry._errors import DeliveryError
 from mqferry.testing import RecordingDelivery
 from mqferry_kafka.testing import KafkaTwin
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mqferry.errors import DeliveryError
+from mqferry._errors import DeliveryError
 from mqferry_kafka_producer.config import KafkaProducerParameters
 from mqferry_kafka_producer.render import RecordRenderer
 

@@ -113,7 +113,7 @@ async def test_a_topic_that_renders_to_a_wildcard_fails_the_delivery(topic):
 
 
 async def test_a_refused_publish_fails_the_delivery_with_the_reason():
-    from mqferry.errors import DeliveryError
+    from mqferry._errors import DeliveryError
 
     mqtt = InMemoryMqtt(fail_next=[DeliveryError("failed.refused", "not authorized")])
     a = action(mqtt, topic="t", payload="x", qos=1)
@@ -124,10 +124,10 @@ async def test_a_refused_publish_fails_the_delivery_with_the_reason():
 
 
 def test_republish_can_target_another_broker_through_an_mqtt_connector(tmp_path):
-    from mqferry.config import validate_config
-    from mqferry.mqtt import MqttConnector
-    from mqferry.plugins import load_plugins
-    from mqferry.runtime import App
+    from mqferry._config import validate_config
+    from mqferry._mqtt import MqttConnector
+    from mqferry._plugins import load_plugins
+    from mqferry._runtime import App
 
     plugins = load_plugins()
     data = {
@@ -146,9 +146,9 @@ def test_republish_can_target_another_broker_through_an_mqtt_connector(tmp_path)
 
 
 def test_republish_names_a_missing_mqtt_connector():
-    from mqferry.config import validate_config
-    from mqferry.errors import ConfigError
-    from mqferry.plugins import load_plugins
+    from mqferry._config import validate_config
+    from mqferry._errors import ConfigError
+    from mqferry._plugins import load_plugins
 
     plugins = load_plugins()
     data = {"actions": {"republish": {"r": {"connector": "nope", "parameters": {"topic": "x"}}}}}

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import RuleEvalError
-from mqferry.rules.functions.compression import MAX_DECOMPRESSED_SIZE
+from mqferry._rules import RuleEvalError
+from mqferry._rules.functions.compression import MAX_DECOMPRESSED_SIZE
 
 Expr = Callable[..., Any]
 GIB = 1 << 30

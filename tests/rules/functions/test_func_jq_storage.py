@@ -4,8 +4,8 @@ import time
 import psutil
 import pytest
 
-from mqferry.rules import RuleEvalError, evaluate_sql
-from mqferry.rules.functions import jqfuncs
+from mqferry._rules import RuleEvalError, evaluate_sql
+from mqferry._rules.functions import jqfuncs
 
 RUNAWAY = "jq('def f: f; f', payload, {timeout})"
 
@@ -138,7 +138,7 @@ def test_map_to_redis_hset_args():
 ORPHAN = """
 import sys
 import psutil
-from mqferry.rules import evaluate_sql
+from mqferry._rules import evaluate_sql
 
 def run(expr):
     return evaluate_sql(f'SELECT {expr} AS v FROM "t/#"', {"topic": "t/1", "payload": "{}"})

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import RuleEvalError
-from mqferry.rules.functions._args import MAX_RESULT_SIZE
-from mqferry.rules.functions.bits import MAX_INT_BITS, bitsl
+from mqferry._rules import RuleEvalError
+from mqferry._rules.functions._args import MAX_RESULT_SIZE
+from mqferry._rules.functions.bits import MAX_INT_BITS, bitsl
 
 Expr = Callable[..., Any]
 

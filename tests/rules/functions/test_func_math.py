@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import RuleEvalError
+from mqferry._rules import RuleEvalError
 
 
 @pytest.mark.parametrize(

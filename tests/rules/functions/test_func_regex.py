@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from mqferry.rules import RuleEvalError
-from mqferry.rules.functions.regex import BACKTRACKING_TIMEOUT_S
+from mqferry._rules import RuleEvalError
+from mqferry._rules.functions.regex import BACKTRACKING_TIMEOUT_S
 
 Expr = Callable[..., Any]
 

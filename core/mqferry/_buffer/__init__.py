@@ -1,0 +1,7 @@
+"""Buffers for actions: durable segment queues on disk (:class:`DiskQueue`)."""
+
+from __future__ import annotations
+
+from mqferry._buffer.disk import DiskQueue
+
+__all__ = ["DiskQueue"]

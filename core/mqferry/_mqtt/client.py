@@ -1,0 +1,310 @@
+"""The MQTT connector: one MQTT 5 session for rule input and for publishing.
+
+The connection is ours end to end (:mod:`mqferry._mqtt.protocol` on the event loop's transport):
+incoming messages are handed to a synchronous handler straight from the read (no queue, no
+copy). Each QoS 1 message's ack waits for its :class:`~mqferry._mqtt.acks.Ticket`, in arrival
+order; with ``delivery: at_most_once`` the runtime releases tickets at once (or after a bounded
+wait, see :mod:`mqferry._runtime.ackwait`). The session is persistent by default (stable client
+id, clean start off, a session expiry), so the broker keeps and redelivers what was not
+acknowledged while mqferry was away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from paho.mqtt.properties import Properties
+
+from mqferry._config.models import MqttConfig
+from mqferry._errors import ConfigError, MqttUnavailable
+from mqferry._logs import RetryLog
+from mqferry._mqtt import codec
+from mqferry._mqtt.acks import AckWindow
+from mqferry._mqtt.codec import InMessage
+from mqferry._mqtt.connect import open_session, probe, session_expiry
+from mqferry._mqtt.properties import publish_properties
+from mqferry._mqtt.protocol import MqttProtocol
+from mqferry._mqtt.tls import explain
+from mqferry._runtime.delivery import Ticket
+from mqferry._tasks import Supervisor, describe
+from mqferry._types import HealthStatus, Status
+
+__all__ = ["Incoming", "MessageHandler", "MqttConnector", "probe", "publish_properties"]
+
+log = logging.getLogger(__name__)
+
+#: A publish waiting for room in the in-flight window: topic, payload, qos, retain, properties and
+#: the future to complete.
+_Outgoing = tuple[str, bytes, int, bool, Properties | None, "asyncio.Future[None]"]
+
+#: An incoming message: ``topic``, ``payload``, ``qos``, ``retain``, ``dup``, ``mid`` and
+#: ``properties``.
+Incoming = InMessage
+
+#: Receives each message and its ticket (``None`` for QoS 0).
+MessageHandler = Callable[[Incoming, Ticket | None], None]
+
+
+class MqttConnector:
+    """The MQTT connection mqferry is attached to.
+
+    Args:
+        config: the ``mqtt`` section.
+        handler: called for each incoming message, synchronously, in the event loop.
+    """
+
+    def __init__(self, *, config: MqttConfig, handler: MessageHandler | None = None) -> None:
+        self.config = config
+        self._session = f"{config.server} as {config.clientid}"
+        self._handler = handler
+        self._filters: set[str] = set()
+        self._proto: MqttProtocol | None = None
+        self._task = Supervisor(f"mqferry[mqtt:{config.clientid}]", self._run,
+                                on_failure=self._run_failed)
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self.acks = AckWindow(self._send_acks)
+        # Outgoing QoS 1/2 publishes in flight are limited to what the broker accepts (its
+        # receive maximum) and our own setting; the rest wait here, in order.
+        self._out_free = config.receive_maximum
+        self._out_backlog: deque[_Outgoing] = deque()
+        self._status = HealthStatus(Status.STOPPED)
+        self.connects = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start connecting in the background; never raises because the broker is down."""
+        if not self._task.running:
+            self._stopping = False
+            self._status = HealthStatus(Status.CONNECTING)
+            self._task.start()
+
+    async def stop(self) -> None:
+        """Disconnect (unacknowledged messages stay with the broker). Idempotent."""
+        self._stopping = True
+        await self._task.stop()
+        self._connected.clear()
+        self._status = HealthStatus(Status.STOPPED)
+
+    def _run_failed(self, exc: BaseException, delay: float) -> None:
+        self._connected.clear()
+        self._status = HealthStatus(
+            Status.DISCONNECTED,
+            f"connection task failed: {describe(exc)}; restarting in {delay:.1f}s")
+
+    async def health(self) -> HealthStatus:
+        """``connected``, or ``connecting`` with the last error (``disconnected`` while the
+        connection task restarts after a failure)."""
+        return self._status
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Wait until the session is up and subscribed."""
+        await asyncio.wait_for(self._connected.wait(), timeout)
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the session is up."""
+        return self._connected.is_set()
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    def _wire(self, flt: str) -> str:
+        group = self.config.share_group
+        return f"$share/{group}/{flt}" if group and not flt.startswith("$") else flt
+
+    async def set_subscriptions(self, filters: Iterable[str]) -> None:
+        """Subscribe to exactly ``filters`` (the enabled rules' topic filters)."""
+        new = set(filters)
+        added, removed = new - self._filters, self._filters - new
+        self._filters = new
+        proto = self._proto
+        if proto is None or not self._connected.is_set():
+            return  # applied on (re)connect
+        if removed:
+            await proto.unsubscribe([self._wire(f) for f in sorted(removed)],
+                                    timeout=self.config.connect_timeout)
+        if added:
+            await self._subscribe(proto, added)
+
+    async def _subscribe(self, proto: MqttProtocol, filters: Iterable[str]) -> None:
+        qos = int(self.config.subscribe_qos)
+        topics: list[tuple[str, int]] = [(self._wire(f), qos) for f in sorted(filters)]
+        if not topics:
+            return
+        codes = await proto.subscribe(topics, timeout=self.config.connect_timeout)
+        for (topic, _), code in zip(topics, codes, strict=False):
+            if code >= 0x80:
+                log.warning("the MQTT broker refused the subscription to %s: %s", topic,
+                            codec.reason_name(codec.SUBACK, code))
+        log.info("subscribed to %s", ", ".join(t for t, _ in topics))
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Publish; returns when the broker acknowledged it (QoS 1/2). Waits for a connection.
+
+        Raises:
+            MqttUnavailable: the connection dropped before the broker acknowledged.
+        """
+        while True:
+            await self._connected.wait()
+            if self._proto is None:
+                continue
+            await self.publish_nowait(topic, payload, qos=qos, retain=retain,
+                                      properties=properties)
+            return
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> asyncio.Future[None]:
+        """Start a publish on the current session and return at once.
+
+        The future completes when the broker acknowledged the publish (QoS 1/2) or it was
+        written (QoS 0). It fails with :class:`MqttUnavailable` when the session drops first
+        (publish again after :meth:`wait_connected`), and with
+        :class:`~mqferry._errors.DeliveryError` when the broker's ack carries an error code.
+
+        Raises:
+            MqttUnavailable: the session is not up.
+            ValueError: an invalid topic or property.
+        """
+        proto = self._proto
+        if proto is None or not self._connected.is_set():
+            raise MqttUnavailable("not connected to the MQTT broker", session=self._session)
+        props = publish_properties(properties)
+        if not topic or "+" in topic or "#" in topic:
+            raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if qos > 0:
+            if self._out_free <= 0:
+                self._out_backlog.append((topic, payload, qos, retain, props, future))
+                return future
+            self._out_free -= 1
+        self._send(proto, (topic, payload, qos, retain, props, future))
+        return future
+
+    def _send(self, proto: MqttProtocol, out: _Outgoing) -> None:
+        topic, payload, qos, retain, props, future = out
+        try:
+            proto.publish(topic, payload, qos=qos, retain=retain, properties=props, future=future)
+        except ValueError as exc:  # not encodable (size, topic): fail this publish only
+            if qos:
+                self._out_free += 1
+            future.set_exception(exc)
+
+    def _released(self) -> None:
+        self._out_free += 1
+        proto, backlog = self._proto, self._out_backlog
+        while backlog and self._out_free > 0 and proto is not None:
+            self._out_free -= 1
+            self._send(proto, backlog.popleft())
+
+    # -- incoming ----------------------------------------------------------------------------
+
+    def _send_acks(self, acks: list[tuple[int, int]]) -> None:
+        if self._proto is not None:
+            self._proto.send_acks(acks)
+
+    def _on_message(self, message: Incoming) -> None:
+        handler = self._handler
+        if message.raw_topic:
+            log.warning("dropped an MQTT message whose topic is not valid UTF-8: %r",
+                        message.raw_topic)
+            self._ack_now(message)
+            return
+        if message.qos > 0:
+            ticket = self.acks.open(message.mid, message.qos)
+            if handler is None:
+                ticket.seal()
+                return
+            handler(message, ticket)
+            return
+        if handler is not None:
+            handler(message, None)
+
+    def _ack_now(self, message: Incoming) -> None:
+        if message.qos == 0:
+            return
+        self.acks.open(message.mid, message.qos).seal()  # in order with the acks still pending
+
+    # -- the connection loop -----------------------------------------------------------------
+
+    async def _connect(self) -> MqttProtocol:
+        """Open the session and subscribe.
+
+        Raises:
+            ConfigError: a TLS file cannot be used.
+            MqttUnavailable: no session.
+        """
+        cfg = self.config
+        proto, connack = await open_session(
+            cfg, client_id=cfg.clientid, clean_start=cfg.clean_start,
+            session_expiry=session_expiry(cfg), on_publish=self._on_message,
+            on_released=self._released)
+        self._out_free = min(cfg.receive_maximum, connack.get("ReceiveMaximum", 65535))
+        self._proto = proto
+        return proto
+
+    async def _run(self) -> None:
+        delay = self.config.reconnect_min
+        cfg = self.config
+        retries = RetryLog(log, f"MQTT broker {cfg.server}")
+        while not self._stopping:
+            try:
+                try:
+                    proto = await self._connect()
+                    self.connects += 1
+                    await self._subscribe(proto, self._filters)
+                    self._status = HealthStatus(Status.CONNECTED)
+                    self._connected.set()
+                    log.info("connected to MQTT broker %s as %r", cfg.server, cfg.clientid)
+                    retries.reset()
+                    delay = cfg.reconnect_min
+                    raise MqttUnavailable(await proto.closed, session=self._session)
+                finally:
+                    self._drop_session()
+            except (MqttUnavailable, ConfigError) as exc:
+                # ConfigError: a TLS file missing or unusable; it may be fixed later.
+                reason = explain(exc) if isinstance(exc, MqttUnavailable) else str(exc)
+                self._status = HealthStatus(Status.CONNECTING, reason)
+                pause = delay * (0.5 + random.random() / 2)
+                retries.failed(reason, pause)
+                await asyncio.sleep(pause)
+                delay = min(delay * 2, cfg.reconnect_max)
+
+    def _drop_session(self) -> None:
+        """Forget the session's state, however it ended (lost, stopped or a crash)."""
+        self._connected.clear()
+        proto, self._proto = self._proto, None
+        if proto is not None:
+            proto.disconnect()  # ours to end: the broker keeps the session and its messages
+        lost = self.acks.reset()
+        if lost:
+            log.warning("MQTT connection lost with %d unacknowledged messages; "
+                        "the broker will redeliver them", lost)
+        reason = "the MQTT connection was lost before the broker's ack"
+        backlog, self._out_backlog = self._out_backlog, deque()
+        for *_, future in backlog:
+            if not future.done():
+                future.set_exception(MqttUnavailable(reason, session=self._session))
+        self._out_free = self.config.receive_maximum

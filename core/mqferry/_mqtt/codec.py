@@ -1,0 +1,312 @@
+"""MQTT 5 packets as bytes: the encoders and decoders :mod:`mqferry._mqtt.protocol` uses.
+
+The data path (PUBLISH at QoS 0/1 with no properties, PUBACK) is encoded and decoded here by hand:
+it is a few slices per message. Properties, rarer and richer, go through paho's public
+:class:`~paho.mqtt.properties.Properties` (``pack``/``unpack``), and reason codes get their names
+from paho's :class:`~paho.mqtt.reasoncodes.ReasonCode`; paho's client is not involved.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+
+from paho.mqtt.exception import MalformedPacket, MQTTException
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+__all__ = [
+    "CONNACK",
+    "DISCONNECT",
+    "MAX_REMAINING",
+    "PINGREQ",
+    "PINGRESP",
+    "PUBACK",
+    "PUBCOMP",
+    "PUBLISH",
+    "PUBREC",
+    "PUBREL",
+    "SUBACK",
+    "UNSUBACK",
+    "Connack",
+    "InMessage",
+    "PacketError",
+    "ack_packets",
+    "connect_packet",
+    "decode_connack",
+    "decode_publish",
+    "puback_packets",
+    "publish_packet",
+    "reason_name",
+    "suback_codes",
+    "subscribe_packet",
+    "unsubscribe_packet",
+]
+
+CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 0x20, 0x30, 0x40, 0x50, 0x60, 0x70
+SUBACK, UNSUBACK, PINGRESP, DISCONNECT = 0x90, 0xB0, 0xD0, 0xE0
+PINGREQ = b"\xc0\x00"
+#: The largest remaining length MQTT can encode.
+MAX_REMAINING = 268_435_455
+
+_PROPERTY_ERRORS = (MQTTException, MalformedPacket, KeyError, IndexError, UnicodeDecodeError,
+                    struct.error)
+
+
+class PacketError(ValueError):
+    """A packet from the broker that cannot be decoded."""
+
+
+class InMessage:
+    """An incoming PUBLISH (the fields rules and acks use).
+
+    ``raw_topic`` holds the topic's bytes only when they are not valid UTF-8 (a malformed packet;
+    ``topic`` then has replacement characters); it is empty otherwise.
+    """
+
+    __slots__ = ("dup", "mid", "payload", "properties", "qos", "raw_topic", "retain", "topic")
+
+    def __init__(self, topic: str, payload: bytes, *, qos: int, retain: bool, dup: bool,
+                 mid: int, properties: Properties | None, raw_topic: bytes = b"") -> None:
+        self.topic = topic
+        self.payload = payload
+        self.qos = qos
+        self.retain = retain
+        self.dup = dup
+        self.mid = mid
+        self.properties = properties
+        self.raw_topic = raw_topic
+
+
+def reason_name(kind: int, code: int) -> str:
+    """The spec's name of a reason code in a packet of ``kind`` (:data:`CONNACK`, ...):
+    ``"Not authorized"``, or its number if unknown."""
+    try:
+        return str(ReasonCode(kind >> 4, identifier=code))
+    except (KeyError, ValueError, MQTTException):
+        return f"reason code {code}"
+
+
+def frame_at(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """Where the body of the packet that starts at ``buf[pos]`` lies: ``(start, stop)``.
+
+    The one framing of MQTT packets (fixed header, then a remaining length of 1-4 bytes, 7 bits
+    each), shared by the connection's reader and the bench's load generator. ``end`` is where the
+    data read so far ends.
+
+    Returns:
+        The body's bounds in ``buf``, or ``None`` when the packet is not complete before ``end``
+        (keep ``buf[pos:end]`` for the next read).
+
+    Raises:
+        PacketError: a remaining length over 4 bytes.
+    """
+    length, mult, i = 0, 1, pos + 1
+    while i < end:
+        byte = buf[i]
+        length += (byte & 127) * mult
+        mult *= 128
+        i += 1
+        if not byte & 128:
+            break
+        if i - pos > 4:
+            raise PacketError("a remaining length over 4 bytes")
+    else:
+        return None  # the length is not complete yet
+    stop = i + length
+    return None if stop > end else (i, stop)
+
+
+def remaining_length(n: int) -> bytes:
+    """The encoding of a packet's remaining length ``n`` (1-4 bytes)."""
+    if n < 128:
+        return bytes((n,))
+    out = bytearray()
+    while True:
+        n, byte = divmod(n, 128)
+        out.append(byte | (128 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    return bytes((first,)) + remaining_length(len(body)) + body
+
+
+def mqtt_string(text: str) -> bytes:
+    """A UTF-8 string as MQTT frames it: its length in two bytes, then the bytes."""
+    raw = text.encode("utf-8")
+    if len(raw) > 65535:
+        raise ValueError(f"MQTT string longer than 65535 bytes ({len(raw)})")
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def _unpack(packet_type: int, data: bytes) -> tuple[Properties, int]:
+    try:
+        props, used = Properties(packet_type).unpack(data)  # type: ignore[no-untyped-call]
+    except _PROPERTY_ERRORS as exc:
+        raise PacketError(f"invalid properties: {exc}") from None
+    return props, int(used)
+
+
+def decode_publish(command: int, body: bytes) -> InMessage:
+    """Decode the variable header and payload of an MQTT 5 PUBLISH packet.
+
+    Raises:
+        PacketError: the packet is shorter than its fields say, or its properties are invalid.
+    """
+    qos = (command >> 1) & 3
+    end = len(body)
+    if end < 2:
+        raise PacketError("PUBLISH shorter than its topic length")
+    pos = 2 + ((body[0] << 8) | body[1])
+    if pos > end:
+        raise PacketError("PUBLISH topic longer than the packet")
+    raw_topic = body[2:pos]
+    mid = 0
+    if qos:
+        if pos + 2 > end:
+            raise PacketError("PUBLISH without its packet identifier")
+        mid = (body[pos] << 8) | body[pos + 1]
+        pos += 2
+    if pos >= end:
+        raise PacketError("PUBLISH without its properties length")
+    props = None
+    if body[pos] == 0:  # no properties: the common case
+        pos += 1
+    else:
+        props, used = _unpack(PacketTypes.PUBLISH, body[pos:])
+        pos += used
+        if pos > end:
+            raise PacketError("PUBLISH properties longer than the packet")
+    try:
+        topic = raw_topic.decode("utf-8")
+        raw_topic = b""
+    except UnicodeDecodeError:
+        topic = raw_topic.decode("utf-8", "replace")
+    return InMessage(topic, body[pos:], qos=qos, retain=bool(command & 1), dup=bool(command & 8),
+                     mid=mid, properties=props, raw_topic=raw_topic)
+
+
+def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: int,
+                   properties: Properties | None, dup: bool = False) -> bytes:
+    """Encode an MQTT 5 PUBLISH.
+
+    Raises:
+        ValueError: the topic is not encodable, or the packet is larger than MQTT allows.
+    """
+    raw = topic.encode("utf-8")
+    if len(raw) > 65535:
+        raise ValueError(f"MQTT topic longer than 65535 bytes ({len(raw)})")
+    parts = [len(raw).to_bytes(2, "big"), raw]
+    if qos:
+        parts.append(mid.to_bytes(2, "big"))
+    parts.append(properties.pack() if properties is not None else b"\x00")  # type: ignore[no-untyped-call]
+    parts.append(payload)
+    body = b"".join(parts)
+    if len(body) > MAX_REMAINING:
+        raise ValueError(f"MQTT packet too large ({len(body)} bytes)")
+    return _packet(PUBLISH | qos << 1 | (8 if dup else 0) | (1 if retain else 0), body)
+
+
+def puback_packets(mids: Iterable[int]) -> bytes:
+    """PUBACK packets (reason "success", the short form) for ``mids``, back to back."""
+    return b"".join(b"\x40\x02" + mid.to_bytes(2, "big") for mid in mids)
+
+
+def ack_packets(acks: Iterable[tuple[int, int]]) -> bytes:
+    """The acks for a run of ``(mid, qos)``: PUBACK for QoS 1, PUBREC for QoS 2, back to back."""
+    return b"".join((b"\x40\x02" if qos == 1 else b"\x50\x02") + mid.to_bytes(2, "big")
+                    for mid, qos in acks if qos)
+
+
+def connect_packet(client_id: str, *, keepalive: int, clean_start: bool,
+                   session_expiry: int, receive_maximum: int, username: str | None = None,
+                   password: str | None = None) -> bytes:
+    """Encode an MQTT 5 CONNECT.
+
+    Raises:
+        ValueError: a string is too long for MQTT.
+    """
+    flags = (0x02 if clean_start else 0) | (0x80 if username is not None else 0) | (
+        0x40 if password is not None else 0)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    if session_expiry:
+        props.SessionExpiryInterval = session_expiry
+    props.ReceiveMaximum = receive_maximum
+    parts = [b"\x00\x04MQTT\x05", bytes((flags,)), keepalive.to_bytes(2, "big"),
+             props.pack(), mqtt_string(client_id)]  # type: ignore[no-untyped-call]
+    if username is not None:
+        parts.append(mqtt_string(username))
+    if password is not None:
+        parts.append(mqtt_string(password))  # binary data, same framing as a string
+    return _packet(0x10, b"".join(parts))
+
+
+class Connack:
+    """A decoded CONNACK: ``reason`` (0 is success), ``session_present`` and the properties."""
+
+    __slots__ = ("properties", "reason", "session_present")
+
+    def __init__(self, reason: int, session_present: bool, properties: Properties) -> None:
+        self.reason = reason
+        self.session_present = session_present
+        self.properties = properties
+
+    def get(self, name: str, default: int) -> int:
+        """An integer property by paho's name (``"ServerKeepAlive"``), or ``default``."""
+        return int(getattr(self.properties, name, default))
+
+
+def decode_connack(body: bytes) -> Connack:
+    """Decode a CONNACK's variable header.
+
+    Raises:
+        PacketError: the packet is malformed.
+    """
+    if len(body) < 2:
+        raise PacketError("CONNACK shorter than 2 bytes")
+    props: Properties
+    if len(body) > 2:
+        props, _ = _unpack(PacketTypes.CONNACK, body[2:])
+    else:
+        props = Properties(PacketTypes.CONNACK)  # type: ignore[no-untyped-call]
+    return Connack(body[1], bool(body[0] & 1), props)
+
+
+def subscribe_packet(mid: int, topics: Sequence[tuple[str, int]]) -> bytes:
+    """Encode a SUBSCRIBE of ``(filter, qos)`` pairs (default options otherwise).
+
+    Raises:
+        ValueError: no filter, or a filter too long for MQTT.
+    """
+    if not topics:
+        raise ValueError("SUBSCRIBE without a topic filter")
+    body = mid.to_bytes(2, "big") + b"\x00" + b"".join(
+        mqtt_string(t) + bytes((q,)) for t, q in topics)
+    return _packet(0x82, body)
+
+
+def unsubscribe_packet(mid: int, topics: Sequence[str]) -> bytes:
+    """Encode an UNSUBSCRIBE.
+
+    Raises:
+        ValueError: no filter, or a filter too long for MQTT.
+    """
+    if not topics:
+        raise ValueError("UNSUBSCRIBE without a topic filter")
+    return _packet(0xA2, mid.to_bytes(2, "big") + b"\x00"
+                   + b"".join(mqtt_string(t) for t in topics))
+
+
+def suback_codes(body: bytes) -> tuple[int, list[int]]:
+    """The packet id and reason codes of a SUBACK or UNSUBACK.
+
+    Raises:
+        PacketError: the packet is malformed.
+    """
+    if len(body) < 3:
+        raise PacketError("SUBACK shorter than 3 bytes")
+    _, used = _unpack(PacketTypes.SUBACK, body[2:])
+    return (body[0] << 8) | body[1], list(body[2 + used:])

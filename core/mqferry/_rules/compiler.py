@@ -1,0 +1,387 @@
+"""Compile expression nodes into Python closures, once per rule.
+
+Every compiled expression is a function ``(event, scope) -> value``. ``event`` is the
+:class:`~mqferry._rules.event.Event`; ``scope`` is a dict of names that shadow event columns: the
+aliases defined by earlier fields while SELECT runs, the selected output while WHERE runs, and the
+FOREACH fields with the current element in FOREACH's DO and INCASE. Which names can be in the
+scope is known when compiling, so reads of other names go straight to the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+
+from mqferry._rules import nodes as n
+from mqferry._rules import values as v
+from mqferry._rules.errors import RuleCompileError, RuleEvalError
+from mqferry._rules.event import Event, decode_json_value
+from mqferry._rules.functions.checks import is_not_null, is_null
+from mqferry._rules.functions.table import FunctionSpec, FunctionTable
+from mqferry._rules.paths import get_step, has_step
+
+__all__ = ["ALL", "Compiler", "Expr"]
+
+Expr = Callable[[Event, dict[str, Any]], Any]
+
+_MISSING: Any = object()
+#: ``bound`` value meaning "any name may be in the scope" (after ``SELECT *``).
+ALL: Collection[str] = frozenset({"*"})
+
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "+": v.arith_add, "-": v.arith_sub, "*": v.arith_mul, "/": v.arith_div,
+    "div": v.arith_intdiv, "mod": v.arith_mod,
+}
+
+
+def _is_bound(name: str, bound: Collection[str]) -> bool:
+    return bound is ALL or name in bound
+
+
+class Compiler:
+    """Turns nodes into closures, resolving functions against a :class:`FunctionTable`.
+
+    Attributes:
+        blocking: whether anything compiled so far calls a blocking function (see
+            :func:`~mqferry._rules.functions.blocking`).
+    """
+
+    def __init__(self, functions: FunctionTable) -> None:
+        self._functions = functions
+        self.blocking = False
+        #: Whether a path read on a selected field that finds nothing tries the event next (true
+        #: while compiling SELECT, FOREACH and DO fields; WHERE and INCASE see a merged map).
+        self.fallthrough = False
+
+    @property
+    def functions(self) -> FunctionTable:
+        """The functions calls resolve against."""
+        return self._functions
+
+    def expr(self, node: n.Node, bound: Collection[str]) -> Expr:
+        """Compile ``node``; ``bound`` names the columns the scope may shadow."""
+        method = getattr(self, "_" + type(node).__name__.lower())
+        result: Expr = method(node, bound)
+        return result
+
+    def condition(self, node: n.Node, bound: Collection[str]) -> Callable[[Event, dict[str, Any]],
+                                                                          bool]:
+        """Compile a WHERE/INCASE/WHEN condition: true only when the value is ``true``."""
+        f = self.expr(node, bound)
+        return lambda ev, sc: f(ev, sc) is True
+
+    # ------------------------------------------------------------------ leaves
+    def _const(self, node: n.Const, bound: Collection[str]) -> Expr:
+        value = node.value
+        return lambda ev, sc: value
+
+    def _var(self, node: n.Var, bound: Collection[str]) -> Expr:
+        name = node.name
+        if _is_bound(name, bound):
+            def read_scoped(ev: Event, sc: dict[str, Any]) -> Any:
+                val = sc.get(name, _MISSING)
+                return ev.get(name) if val is _MISSING else val
+            return read_scoped
+        return lambda ev, sc: ev.get(name)
+
+    # ------------------------------------------------------------------ paths
+    def _path(self, node: n.Node, bound: Collection[str]) -> Expr:
+        steps, cur = self._steps(node, bound)
+        walk = _walker(steps)
+        if not isinstance(cur, n.Var):
+            root = self.expr(cur, bound)
+            return lambda ev, sc: walk(root(ev, sc), ev, sc)
+        name = cur.name
+        is_payload = name == "payload"
+        if not _is_bound(name, bound):
+            if len(steps) == 1 and type(steps[0]) is str:
+                return _get1(steps[0], is_payload, name)
+            if is_payload:
+                # Reading into the payload decodes it once per event (cached on the Event); a
+                # decode failure is a rule exception, as in EMQX.
+                return lambda ev, sc: walk(ev.decoded_payload(), ev, sc)
+            return lambda ev, sc: walk(ev.get(name), ev, sc)
+        fallthrough = self.fallthrough
+
+        def get_scoped(ev: Event, sc: dict[str, Any]) -> Any:
+            val = sc.get(name, _MISSING)
+            if val is not _MISSING:
+                if is_payload and isinstance(val, str | bytes):
+                    val = (ev.decoded_payload() if val is ev.get("payload")
+                           else decode_json_value(val))
+                found = walk(val, ev, sc)
+                # While SELECT runs EMQX looks a path up in the fields selected so far and,
+                # when it is undefined there, in the event.
+                if found is not None or not fallthrough:
+                    return found
+            return walk(ev.decoded_payload() if is_payload else ev.get(name), ev, sc)
+        return get_scoped
+
+    _getkey = _path
+    _getindex = _path
+
+    def _getrange(self, node: n.GetRange, bound: Collection[str]) -> Expr:
+        target = self.expr(node.target, bound)
+        start, end = node.start, node.end
+        if start == 0 or end == 0:
+            raise RuleCompileError("range index 0 is invalid: indexes start at 1")
+
+        def get_range(ev: Event, sc: dict[str, Any]) -> Any:
+            data = target(ev, sc)
+            if type(data) is not list:
+                raise RuleEvalError("range_get", "range of a value that is not a list")
+            size = len(data)
+            first = start if start > 0 else size + start + 1
+            last = end if end > 0 else size + end + 1
+            return data[max(first - 1, 0):max(last, 0)] if last >= first else []
+        return get_range
+
+    # ------------------------------------------------------------------ literals
+    def _listlit(self, node: n.ListLit, bound: Collection[str]) -> Expr:
+        items = [self.expr(i, bound) for i in node.items]
+        return lambda ev, sc: [f(ev, sc) for f in items]
+
+    def _rangelit(self, node: n.RangeLit, bound: Collection[str]) -> Expr:
+        start, end = node.start, node.end
+        return lambda ev, sc: list(range(start, end + 1))
+
+    # ------------------------------------------------------------------ operators
+    def _neg(self, node: n.Neg, bound: Collection[str]) -> Expr:
+        f = self.expr(node.operand, bound)
+        return lambda ev, sc: v.negate(f(ev, sc))
+
+    def _arith(self, node: n.Arith, bound: Collection[str]) -> Expr:
+        op = _ARITH[node.op]
+        left, right = self.expr(node.left, bound), self.expr(node.right, bound)
+        return lambda ev, sc: op(left(ev, sc), right(ev, sc))
+
+    def _compare(self, node: n.Compare, bound: Collection[str]) -> Expr:
+        op = "!=" if node.op == "<>" else node.op
+        left, right = self.expr(node.left, bound), self.expr(node.right, bound)
+        compare = v.compare
+        if op in (">", "<"):
+            return self._ordered(op, left, right)
+        return lambda ev, sc: compare(op, left(ev, sc), right(ev, sc))
+
+    @staticmethod
+    def _ordered(op: str, left: Expr, right: Expr) -> Expr:
+        compare = v.compare
+        # Numbers are by far the common case in WHERE; compare them without the generic path.
+        if op == ">":
+            def gt(ev: Event, sc: dict[str, Any]) -> Any:
+                a, b = left(ev, sc), right(ev, sc)
+                ta, tb = type(a), type(b)
+                if (ta is int or ta is float) and (tb is int or tb is float):
+                    return a > b
+                return compare(op, a, b)
+            return gt
+        if op == "<":
+            def lt(ev: Event, sc: dict[str, Any]) -> Any:
+                a, b = left(ev, sc), right(ev, sc)
+                ta, tb = type(a), type(b)
+                if (ta is int or ta is float) and (tb is int or tb is float):
+                    return a < b
+                return compare(op, a, b)
+            return lt
+        return lambda ev, sc: compare(op, left(ev, sc), right(ev, sc))
+
+    def _and(self, node: n.And, bound: Collection[str]) -> Expr:
+        left, right = self.condition(node.left, bound), self.condition(node.right, bound)
+        return lambda ev, sc: left(ev, sc) and right(ev, sc)
+
+    def _or(self, node: n.Or, bound: Collection[str]) -> Expr:
+        left, right = self.condition(node.left, bound), self.condition(node.right, bound)
+        return lambda ev, sc: left(ev, sc) or right(ev, sc)
+
+    def _not(self, node: n.Not, bound: Collection[str]) -> Expr:
+        f = self.expr(node.operand, bound)
+
+        def negate(ev: Event, sc: dict[str, Any]) -> bool:
+            val = f(ev, sc)
+            # EMQX: NOT of something that is not a boolean is false.
+            return val is False
+        return negate
+
+    def _in(self, node: n.In, bound: Collection[str]) -> Expr:
+        f = self.expr(node.operand, bound)
+        choices = [self.expr(c, bound) for c in node.choices]
+        negated = node.negated
+        exact_eq = v.exact_eq
+
+        def member(ev: Event, sc: dict[str, Any]) -> bool:
+            val = f(ev, sc)
+            found = any(exact_eq(val, c(ev, sc)) for c in choices)
+            return found != negated
+        return member
+
+    def _case(self, node: n.Case, bound: Collection[str]) -> Expr:
+        whens = [(self.expr(c, bound), self.expr(r, bound)) for c, r in node.whens]
+        default = self.expr(node.default, bound) if node.default is not None else None
+        subject = self.expr(node.subject, bound) if node.subject is not None else None
+        exact_eq = v.exact_eq
+
+        def case(ev: Event, sc: dict[str, Any]) -> Any:
+            if subject is None:
+                for cond, result in whens:
+                    if cond(ev, sc) is True:
+                        return result(ev, sc)
+            else:
+                for cond, result in whens:
+                    # EMQX evaluates the subject per branch and matches exactly (1 is not 1.0).
+                    if exact_eq(subject(ev, sc), cond(ev, sc)):
+                        return result(ev, sc)
+            return default(ev, sc) if default is not None else None
+        return case
+
+    # ------------------------------------------------------------------ calls
+    def _call(self, node: n.Call, bound: Collection[str]) -> Expr:
+        spec = self._functions.get(node.name)
+        if spec is None:
+            raise RuleCompileError(
+                f"line {node.line}, col {node.column}: unknown function {node.name}()"
+            )
+        try:
+            spec.check_arity(len(node.args))
+        except RuleCompileError as exc:
+            raise RuleCompileError(f"line {node.line}, col {node.column}: {exc}") from None
+        presence = self.presence_call(node, bound)
+        if presence is not None:
+            return presence
+        args = [self.expr(a, bound) for a in node.args]
+        if spec.blocking:
+            self.blocking = True
+        return _make_call(spec, args)
+
+    def presence_call(self, node: n.Call, bound: Collection[str]) -> Expr | None:
+        """``is_null``/``is_not_null`` of a path into a column, or None for any other call.
+
+        EMQX's ``is_null`` is true only for undefined, and JSON ``null`` decodes to the atom
+        ``null``, which is defined. Values here hold both as ``None``, so for a path (where
+        JSON null comes from) the call asks whether the last step finds anything at all: a key
+        present with the value null is defined. Other arguments are undefined when ``None``.
+        """
+        spec = self._functions.get(node.name)
+        if spec is None or spec.func not in (is_null, is_not_null) or len(node.args) != 1:
+            return None
+        arg = node.args[0]
+        if not isinstance(arg, n.GetKey | n.GetIndex):
+            return None
+        steps, root = self._steps(arg, bound)
+        if isinstance(root, n.Var) and _is_bound(root.name, bound):
+            return None  # an alias may shadow the column; the value alone decides
+        head, last = steps[:-1], steps[-1]
+        read_root: Expr = (
+            _read_payload if isinstance(root, n.Var) and root.name == "payload"
+            else self.expr(root, bound)
+        )
+        want = spec.func is is_not_null
+
+        def defined(ev: Event, sc: dict[str, Any]) -> bool:
+            data = read_root(ev, sc)
+            for step in head:
+                data = get_step(data, step(ev, sc) if callable(step) else step)
+                if data is None:
+                    return not want
+            found = has_step(data, last(ev, sc) if callable(last) else last)
+            return found is want
+        return defined
+
+    def _steps(self, node: n.Node, bound: Collection[str]) -> tuple[list[Any], n.Node]:
+        """The steps of a path (constants, or closures for computed indexes) and its root."""
+        steps: list[Any] = []
+        cur: n.Node = node
+        while isinstance(cur, n.GetKey | n.GetIndex):
+            if isinstance(cur, n.GetKey):
+                steps.append(cur.key)
+            elif isinstance(cur.index, n.Const) and not callable(cur.index.value):
+                steps.append(cur.index.value)
+            else:
+                steps.append(self.expr(cur.index, bound))
+            cur = cur.target
+        steps.reverse()
+        return steps, cur
+
+
+def _read_payload(ev: Event, sc: dict[str, Any]) -> Any:
+    return ev.decoded_payload()
+
+
+def _get1(key: str, is_payload: bool, name: str) -> Expr:
+    # One key on a column is by far the most common path (`payload.temp`): no loop.
+    if is_payload:
+        def get_payload_key(ev: Event, sc: dict[str, Any]) -> Any:
+            data = ev.decoded_payload()
+            if type(data) is dict:
+                return data.get(key)
+            return get_step(data, key)
+        return get_payload_key
+
+    def get_key(ev: Event, sc: dict[str, Any]) -> Any:
+        data = ev.get(name)
+        if type(data) is dict:
+            return data.get(key)
+        return get_step(data, key)
+    return get_key
+
+
+def _walker(steps: list[Any]) -> Callable[[Any, Event, dict[str, Any]], Any]:
+    if all(not callable(s) for s in steps):
+        const_steps = tuple(steps)
+
+        def walk_const(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
+            for step in const_steps:
+                data = get_step(data, step)
+                if data is None:
+                    return None
+            return data
+        return walk_const
+    mixed = tuple(steps)
+
+    def walk_mixed(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
+        for step in mixed:
+            data = get_step(data, step(ev, sc) if callable(step) else step)
+            if data is None:
+                return None
+        return data
+    return walk_mixed
+
+
+def _make_call(spec: FunctionSpec, args: list[Expr]) -> Expr:
+    func, name, with_event = spec.func, spec.name, spec.needs_event
+
+    def fail(exc: Exception, values: list[Any]) -> RuleEvalError:
+        shown = ", ".join(v.to_repr(a) for a in values)
+        return RuleEvalError("bad_sql_function_argument", f"{name}({shown}): {exc}")
+
+    if with_event:
+        def call_ev(ev: Event, sc: dict[str, Any]) -> Any:
+            vals = [a(ev, sc) for a in args]
+            try:
+                return func(ev, *vals)
+            except RuleEvalError:
+                raise
+            except Exception as exc:
+                raise fail(exc, vals) from exc
+        return call_ev
+    if len(args) == 1:
+        (a0,) = args
+
+        def call1(ev: Event, sc: dict[str, Any]) -> Any:
+            x = a0(ev, sc)
+            try:
+                return func(x)
+            except RuleEvalError:
+                raise
+            except Exception as exc:
+                raise fail(exc, [x]) from exc
+        return call1
+
+    def call(ev: Event, sc: dict[str, Any]) -> Any:
+        vals = [a(ev, sc) for a in args]
+        try:
+            return func(*vals)
+        except RuleEvalError:
+            raise
+        except Exception as exc:
+            raise fail(exc, vals) from exc
+    return call

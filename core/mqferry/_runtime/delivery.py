@@ -1,0 +1,179 @@
+"""Delivery tracking: when a message or an event counts as delivered, and who is told.
+
+A received MQTT message gets a :class:`Ticket` (one per message, in the MQTT session's ack
+window); an event a source dispatches gets an :class:`EventDone`. Both are a
+:class:`Countdown`: every output a rule hands to an action holds it, through a
+:class:`RuleDelivery`, until the action settles that output; the message is acknowledged (the
+source's ``dispatch`` returns) once every output settled.
+
+Each :class:`RuleDelivery` counts its outcome once on the rule (an action that settles an
+output twice, or after its ``submit`` raised, changes nothing), tells its :class:`Route` when
+the output failed (for the dead letters), and releases the ticket once.
+
+The MQTT ack window that orders the PUBACKs (:mod:`mqferry._mqtt.acks`) is told through
+:class:`AckAdvance` when a ticket is done; nothing here depends on MQTT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from mqferry._metrics import Metrics
+
+__all__ = ["AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery", "Ticket"]
+
+
+class AckAdvance(Protocol):
+    """What a :class:`Ticket` tells when it is done: the ack window of its connection."""
+
+    def advance(self) -> None:
+        """Acknowledge the leading run of done messages."""
+
+
+class Countdown:
+    """Work that is done once every part of it has settled.
+
+    The owner calls :meth:`hold` once per part, then :meth:`seal`; each part calls
+    :meth:`release` once. When sealed and fully released, :meth:`_finish` runs once (subclasses
+    extend it). Sealing last means a part that settles at once cannot finish the whole early.
+    """
+
+    __slots__ = ("_pending", "_sealed", "done")
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._sealed = False
+        self.done = False
+
+    def hold(self) -> None:
+        """One more part must settle."""
+        self._pending += 1
+
+    def release(self) -> None:
+        """One part settled."""
+        self._pending -= 1
+        if self._sealed and self._pending <= 0:
+            self._finish()
+
+    def seal(self) -> None:
+        """Every hold has been taken; finish once all are released."""
+        self._sealed = True
+        if self._pending <= 0:
+            self._finish()
+
+    def _finish(self) -> None:
+        self.done = True
+
+
+class Ticket(Countdown):
+    """One received message, held by the actions that still have to secure it."""
+
+    __slots__ = ("_window", "generation", "mid", "qos")
+
+    def __init__(self, window: AckAdvance | None, mid: int, qos: int, generation: int) -> None:
+        super().__init__()
+        self._window = window
+        self.mid = mid
+        self.qos = qos
+        self.generation = generation
+
+    def _finish(self) -> None:
+        if not self.done:
+            self.done = True
+            if self._window is not None:
+                self._window.advance()
+
+
+class EventDone(Ticket):
+    """A ticket that completes a future: sources await the deliveries of their events."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        super().__init__(None, 0, 0, 0)
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def _finish(self) -> None:
+        if not self.done:
+            self.done = True
+            if not self.future.done():
+                self.future.set_result(None)
+
+
+class Route(Protocol):
+    """Where the failed outputs of one rule's action are reported (counted, dead-lettered)."""
+
+    def output_failed(self, event: Mapping[str, Any], reason: str, detail: str,
+                      ticket: Ticket | None) -> None:
+        """An output of ``event`` failed with ``reason``.
+
+        ``ticket``, when given, may be held (``hold``/``release``) past this call, until what
+        is done about the failure is secured.
+        """
+
+
+class RuleDelivery:
+    """Ties one action output to its rule's counters and, while it holds one, its message's ticket.
+
+    Args:
+        ticket: the ticket this output holds (already held), or ``None`` when the message's ack
+            does not wait for it.
+        metrics: the rule's metrics.
+        deadline: for a bounded wait, when :class:`AckWaits` releases the ticket regardless.
+        route: told when the output fails (``None``: failures are only counted).
+        event: the event the output came from, handed to ``route``.
+    """
+
+    __slots__ = ("_event", "_metrics", "_route", "_ticket", "deadline")
+
+    def __init__(self, ticket: Ticket | None, metrics: Metrics, deadline: float = 0.0,
+                 route: Route | None = None, event: Mapping[str, Any] | None = None) -> None:
+        self._ticket = ticket
+        self._metrics: Metrics | None = metrics
+        self.deadline = deadline
+        self._route = route
+        self._event = event
+
+    @property
+    def holding(self) -> bool:
+        """Whether the ticket is still held."""
+        return self._ticket is not None
+
+    @property
+    def settled(self) -> bool:
+        """Whether the outcome was counted (secured or failed)."""
+        return self._metrics is None
+
+    def secured(self) -> None:
+        m, self._metrics = self._metrics, None
+        if m is not None:
+            m.inc("actions.success")
+            self.release()
+
+    def failed(self, reason: str) -> None:
+        self.fail(reason, "")
+
+    def fail(self, reason: str, detail: str) -> None:
+        """Count the output as failed with ``reason`` (``detail`` explains it), once.
+
+        ``failed.*`` reasons go to the route (outputs an action dropped by its own policy,
+        ``dropped.*``, do not). With a bounded wait (``at_most_once``) the route gets no ticket
+        to hold: the ack does not wait for what is done about the failure.
+        """
+        m, self._metrics = self._metrics, None
+        if m is None:
+            return
+        m.inc("actions.failed")
+        route = self._route
+        if route is not None and self._event is not None and reason.startswith("failed"):
+            route.output_failed(self._event, reason, detail,
+                                None if self.deadline else self._ticket)
+        self.release()
+
+    def release(self) -> None:
+        """Stop holding the message's ticket (once)."""
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            ticket.release()

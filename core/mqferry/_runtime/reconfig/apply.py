@@ -1,0 +1,217 @@
+"""Applying a configuration, or one rule, to a running app (the steps in :mod:`..reconfig`).
+
+Every start and stop of a component runs with a bound; one that fails or overruns is logged and
+reported in :attr:`Plan.failed`, and the change goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from mqferry._runtime.reconfig.plan import Plan, plan_changes
+from mqferry._tasks import describe
+
+if TYPE_CHECKING:
+    from mqferry._config.loader import AppConfig, RuleSpec
+    from mqferry._runtime.app import App
+    from mqferry._types import Action, Connector, Source
+
+log = logging.getLogger(__name__)
+
+__all__ = ["START_TIMEOUT", "STOP_MARGIN", "STOP_TIMEOUT", "apply_config", "apply_rule"]
+
+#: How long a component's stop() may take when it does not say (``stop_timeout``):
+#: the actions' default flush timeout (30 s) plus :data:`STOP_MARGIN`.
+STOP_TIMEOUT = 40.0
+#: Added to a component's own ``stop_timeout``: closing its clients after the flush.
+STOP_MARGIN = 10.0
+#: How long a component's start() may take (it must not wait for remote systems).
+START_TIMEOUT = 30.0
+
+
+async def apply_config(app: App, new: AppConfig) -> Plan:
+    """Apply ``new`` to ``app``, touching only what changed (see the module docs).
+
+    Raises:
+        Exception: whatever a component factory raised; nothing was applied.
+    """
+    plan = plan_changes(app, new)
+    # 1. Build everything first: a factory that raises leaves the running app untouched.
+    fresh_conns, fresh = _build(app, plan, new)
+    running = app.running
+    # 2. Sources that change stop first, so two consumers never share a group member's work.
+    old_sources: dict[str, Source] = {cid: app.sources.pop(cid) for cid in plan.stop["sources"]}
+    await _stop_all("source", old_sources, plan)
+    _carry_counters(old_sources, fresh["sources"])
+    # 3. New connectors and actions start before anything routes to them.
+    if running:
+        await _start_all("connector", fresh_conns, plan)
+        await _start_all("action", fresh["actions"], plan)
+    # 4. Swap components, rules and routing without yielding to the event loop.
+    old_actions: dict[str, Action] = {cid: app.actions.pop(cid) for cid in plan.stop["actions"]}
+    old_conns: dict[str, Connector] = {cid: app.connectors.pop(cid)
+                                       for cid in plan.stop["connectors"]}
+    app.connectors.update(fresh_conns)
+    app.context.connectors = app.connectors
+    app.actions.update(fresh["actions"])
+    app.set_rules(app.builder.rules(new, app.actions, app.rules))
+    app.config = new
+    # 5. Replaced actions flush what they hold; then their connectors go.
+    await _stop_all("action", old_actions, plan)
+    _carry_counters(old_actions, fresh["actions"])
+    await _stop_all("connector", old_conns, plan)
+    stranded = sum(_unsettled(a) for a in old_actions.values())
+    if stranded and running:
+        # A replaced action gave up flushing (its target is down): the MQTT acknowledgements it
+        # held would block every later one. Reconnect, with the same client id and persistent
+        # session, so the broker redelivers them to the new configuration.
+        log.warning("%d messages were left undelivered by replaced actions; reconnecting the "
+                    "MQTT session so the broker redelivers them", stranded)
+        await app.reconnect_mqtt()
+        plan.mqtt_reconnected = True
+    # 6. Same MQTT session, new subscriptions.
+    await app.set_subscriptions(app.topic_filters)
+    # 7. Sources last: their events find the new rules and actions ready.
+    app.sources.update(fresh["sources"])
+    if running:
+        await _start_all("source", fresh["sources"], plan)
+    for section in plan.restart_needed:
+        log.warning("the %s section changed: it takes effect after a restart", section)
+    log.info("configuration applied: %s", plan.to_json())
+    return plan
+
+
+def _bound(component: Any) -> float:
+    own = getattr(component, "stop_timeout", None)
+    if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+        return float(own) + STOP_MARGIN
+    return STOP_TIMEOUT
+
+
+async def _bounded(what: str, cid: str, call: Callable[[], Any], bound: float,
+                   plan: Plan) -> None:
+    """Run ``call()`` (a component's start or stop) for at most ``bound`` seconds.
+
+    A failure or an overrun is logged and recorded in ``plan.failed``; it never propagates. An
+    overrunning call is cancelled and left to finish on its own: one that ignores cancellation
+    must not hold the config lock either.
+    """
+    task = asyncio.ensure_future(call())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=bound)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_late_outcome)
+        reason = f"{what} did not finish within {bound:g}s"
+    elif task.cancelled():
+        reason = f"{what} was cancelled"
+    elif (exc := task.exception()) is not None:
+        log.error("%s: %s failed", cid, what, exc_info=exc)
+        reason = f"{what} failed: {describe(exc)}"
+    else:
+        return
+    log.error("%s: %s; the configuration is applied all the same", cid, reason)
+    plan.failed[cid] = reason
+
+
+def _late_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("a start or stop that overran its bound ended with: %s", describe(exc))
+
+
+async def _stop_all(kind: str, components: dict[str, Any], plan: Plan) -> None:
+    for cid in components:
+        log.info("stopping %s %s", kind, cid)
+    # Concurrently: the lock is held for the slowest stop, not for their sum.
+    await asyncio.gather(*(_bounded("stop", cid, comp.stop, _bound(comp), plan)
+                           for cid, comp in components.items()))
+
+
+async def _start_all(kind: str, components: dict[str, Any], plan: Plan) -> None:
+    for cid, comp in components.items():
+        log.info("starting %s %s", kind, cid)
+        await _bounded("start", cid, comp.start, START_TIMEOUT, plan)
+
+
+def _build(app: App, plan: Plan, new: AppConfig
+           ) -> tuple[dict[str, Connector], dict[str, dict[str, Any]]]:
+    build = app.builder
+    fresh_conns = {cid: build.connector(new.connectors[cid])
+                   for cid in plan.start["connectors"]}
+    connectors = {cid: c for cid, c in app.connectors.items()
+                  if cid not in plan.stop["connectors"]}
+    connectors.update(fresh_conns)
+    fresh: dict[str, dict[str, Any]] = {
+        "actions": {cid: build.action(new.actions[cid], connectors)
+                    for cid in plan.start["actions"]},
+        "sources": {cid: build.source(new.sources[cid], connectors)
+                    for cid in plan.start["sources"]},
+    }
+    return fresh_conns, fresh
+
+
+def _carry_counters(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+    """Add the counters of each stopped component to its rebuilt self (same id).
+
+    A settings change rebuilds a component; its counters are the evidence of what happened
+    (a ``failed.too_large``, say), so they survive it, as a rule's do, and only
+    ``PUT .../metrics/reset`` zeroes them. Called once the old component stopped, so nothing
+    it settles while flushing is lost; the gauges are the new component's own.
+    """
+    for cid, component in old.items():
+        rebuilt = new.get(cid)
+        if rebuilt is None:
+            continue
+        for sample in component.metrics.samples():
+            if not sample.gauge and sample.value:
+                rebuilt.metrics.inc(sample.name, int(sample.value))
+        rebuilt.metrics.started_at = component.metrics.started_at
+
+
+def _unsettled(action: Action) -> int:
+    """What a stopped action still holds, by its ``queuing`` and ``inflight`` gauges."""
+    snap = action.metrics.snapshot()
+    return int(snap.get("queuing", 0)) + int(snap.get("inflight", 0))
+
+
+async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConfig) -> Plan:
+    """Apply a change of one rule: ``spec`` replaces the rule (``None`` removes it).
+
+    ``new`` is the app's configuration with that change (and no other). The rule leaves or joins
+    the routing in one step of the event loop, without rebuilding the routing of the other rules;
+    an unchanged SQL keeps its compiled rule, and a rule keeps its counters across updates.
+
+    Raises:
+        ValueError: the rule has inline actions (their components need :func:`apply_config`).
+    """
+    if spec is not None and len(spec.action_ids) != sum(isinstance(a, str)
+                                                        for a in spec.config.actions):
+        raise ValueError(f"rule {rule_id} has inline actions")
+    plan = Plan(start={k: [] for k in ("connectors", "actions", "sources")},
+                stop={k: [] for k in ("connectors", "actions", "sources")},
+                rules_changed=[rule_id])
+    current = app.rules.get(rule_id)
+    added: list[str] = []
+    removed: list[str] = []
+    if spec is None or not spec.config.enable:
+        removed = app.remove_rule(rule_id)
+    elif current is not None and current.compiled.sql == spec.compiled.sql:
+        app.builder.rule(spec, app.actions, current)  # same routing, same counters
+    else:
+        rule = app.builder.rule(spec, app.actions, current)
+        gone = app.remove_rule(rule_id)
+        new_filters = app.add_rule(rule)
+        added = sorted(set(new_filters) - set(gone))
+        removed = sorted(set(gone) - set(new_filters))
+    app.config = new
+    plan.subscriptions = (added, removed)
+    if added or removed:
+        await app.set_subscriptions(app.subscribed_filters())
+    log.info("rule %s %s", rule_id, "removed" if spec is None else "applied")
+    return plan

@@ -1,0 +1,107 @@
+"""Which running rules an MQTT message or a source event goes to.
+
+A :class:`Routing` holds the running rules with two indexes: the topic index (MQTT topic filter
+-> rules) and the event map (event name -> rules). A source event has two names,
+``$bridges/<type>:<name>`` and ``$sources/<type>:<name>`` (:mod:`mqferry._rules.source_names`):
+a rule is indexed under both. It also counts how many rules use each topic filter, so adding or
+removing one rule says which MQTT subscriptions to add or remove without a walk over the others.
+
+A configuration change builds a new :class:`Routing` and the app swaps it in one step of the
+event loop, so a message sees either the old rules or the new ones; a change of one rule edits
+the routing in place (:meth:`Routing.add`, :meth:`Routing.remove`), replacing rather than
+appending to the event map's lists, so a dispatch holding the old list is not disturbed.
+"""
+
+from __future__ import annotations
+
+from mqferry._rules import TopicIndex
+from mqferry._rules.source_names import aliases
+from mqferry._runtime.rules import RuntimeRule
+
+__all__ = ["Routing", "event_aliases"]
+
+event_aliases = aliases
+
+
+class Routing:
+    """The running rules, indexed by topic filter and by event name.
+
+    Args:
+        rules: the rules, by id (kept, not copied).
+    """
+
+    __slots__ = ("_events", "_index", "_uses", "rules")
+
+    def __init__(self, rules: dict[str, RuntimeRule] | None = None) -> None:
+        #: The running rules, by id.
+        self.rules: dict[str, RuntimeRule] = rules if rules is not None else {}
+        self._index: TopicIndex[RuntimeRule] = TopicIndex()
+        self._events: dict[str, list[RuntimeRule]] = {}
+        self._uses: dict[str, int] = {}
+        for rule in self.rules.values():
+            self._route(rule)
+
+    def match(self, topic: str) -> list[RuntimeRule]:
+        """The rules whose topic filters match the MQTT topic ``topic``."""
+        return self._index.match(topic)
+
+    def for_event(self, name: str) -> list[RuntimeRule] | None:
+        """The rules selecting the event ``name`` (``None``: none)."""
+        return self._events.get(name)
+
+    def filters(self) -> set[str]:
+        """The union of the rules' topic filters: the MQTT subscriptions."""
+        return set(self._uses)
+
+    def add(self, rule: RuntimeRule) -> list[str]:
+        """Route ``rule``, replacing the rule with its id.
+
+        Returns:
+            The topic filters no rule used before: the subscriptions to add.
+        """
+        if rule.id in self.rules:
+            self.remove(rule.id)
+        self.rules[rule.id] = rule
+        return self._route(rule)
+
+    def remove(self, rid: str) -> list[str]:
+        """Stop routing to rule ``rid`` (if it is routed).
+
+        Returns:
+            The topic filters no rule uses any more: the subscriptions to remove.
+        """
+        rule = self.rules.pop(rid, None)
+        if rule is None:
+            return []
+        for flt in rule.compiled.topic_filters:
+            self._index.remove(flt, rule)
+        for topic in rule.compiled.event_topics:
+            for alias in event_aliases(topic):
+                rest = [r for r in self._events.get(alias, ()) if r is not rule]
+                if rest:
+                    self._events[alias] = rest
+                else:
+                    self._events.pop(alias, None)
+        gone = []
+        uses = self._uses
+        for flt in set(rule.compiled.topic_filters):
+            uses[flt] -= 1
+            if not uses[flt]:
+                del uses[flt]
+                gone.append(flt)
+        return sorted(gone)
+
+    def _route(self, rule: RuntimeRule) -> list[str]:
+        for flt in rule.compiled.topic_filters:
+            self._index.add(flt, rule)
+        for topic in rule.compiled.event_topics:
+            for alias in event_aliases(topic):
+                # A new list, not an append: a dispatch holding the old one is not disturbed.
+                self._events[alias] = [*self._events.get(alias, ()), rule]
+        new = []
+        uses = self._uses
+        for flt in set(rule.compiled.topic_filters):
+            uses[flt] = uses.get(flt, 0) + 1
+            if uses[flt] == 1:
+                new.append(flt)
+        return sorted(new)

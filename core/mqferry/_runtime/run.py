@@ -1,0 +1,180 @@
+"""Run an :class:`App` until SIGINT/SIGTERM; in a cluster, join it first."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mqferry._errors import ConfigError
+from mqferry._runtime.app import App
+
+if TYPE_CHECKING:
+    from mqferry._api import ApiServer
+    from mqferry._cluster.node import ClusterNode, PartFactory
+    from mqferry._config.loader import AppConfig
+    from mqferry._plugins import PluginSet
+    from mqferry._runtime.reconfig import Controller
+
+log = logging.getLogger(__name__)
+
+
+def cluster_parts() -> list[PartFactory]:
+    """The parts a cluster node runs beside its app, started in this order, stopped in reverse.
+
+    Each is built as ``Part(app, transport, cluster_config)`` once the app is built; a part
+    with ``async claim()`` makes it before the app starts (and may refuse the node). The node
+    directory comes first, so its heartbeats name the slots, and stops last, so its final
+    heartbeat follows the slots' closing.
+    """
+    from mqferry._cluster.nodes import NodeDirectory
+    from mqferry._cluster.slots import SlotSessions
+
+    return [NodeDirectory, SlotSessions]
+
+
+async def run_cluster(config: AppConfig, plugins: PluginSet, path: str | Path, *,
+                      stop: asyncio.Event | None = None,
+                      parts: list[PartFactory] | None = None) -> None:
+    """Join the cluster of ``config``'s ``cluster`` section, then run the app as :func:`run_app`.
+
+    Raises:
+        ConfigError: no plugin provides the cluster transport, or its fields are invalid.
+        ClusterConfigError: the file is a configuration the cluster never had.
+    """
+    from mqferry._cluster.node import ClusterNode
+
+    section = config.raw.cluster
+    if section is None:
+        raise ConfigError([("cluster", "missing: this configuration has no cluster section")])
+    node = ClusterNode(section, config.raw.node,
+                       plugins.cluster_transport(section, config.raw.node))
+    try:
+        app, controller = await join_cluster(node, config, plugins, path,
+                                             parts=cluster_parts() if parts is None else parts)
+        await run_app(app, controller=controller, stop=stop)
+    finally:
+        await node.stop()
+
+
+async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
+                       path: str | Path, *, parts: Sequence[PartFactory] = (),
+                       app_factory: Callable[[AppConfig], App] = App) -> tuple[App, Controller]:
+    """The start-up sequence of a cluster node, up to a built (not started) app.
+
+    The transport starts and the cluster's configuration is agreed (an empty cluster is seeded
+    from the file) *before* the app is built from it; the file is written back when the
+    cluster's configuration differs from it. The ``parts`` are built and make their claims
+    (:meth:`ClusterNode.claim`); :func:`run_app` starts them after the app.
+
+    Raises:
+        ClusterConfigError: the file is a configuration the cluster never had.
+        MqferryError: a part's claim refused this node.
+    """
+    from mqferry._config.env import expand
+    from mqferry._config.loader import read_yaml, validate_config
+    from mqferry._runtime.reconfig import Controller
+
+    await node.start()
+    file_data = await asyncio.to_thread(read_yaml, Path(path), env=False)
+    data = await node.configure(file_data)
+    if data is not file_data:  # the cluster's configuration, this node's own sections
+        config = await asyncio.to_thread(
+            validate_config, expand(data), plugins.registries(), plugins.function_table())
+    app = app_factory(config)
+    controller = Controller(app, plugins, path=path, data=data)
+    node.attach(app, controller, parts)
+    if data is not file_data:
+        controller.persist()  # the file follows the cluster
+    await node.claim()
+    return app, controller
+
+
+async def run_app(app: App, *, stop: asyncio.Event | None = None,
+                  controller: Controller | None = None) -> None:
+    """Start ``app``, run until SIGINT/SIGTERM (or ``stop`` is set), then stop it gracefully.
+
+    With a ``controller`` the instance is manageable: SIGHUP reloads the config file, and the
+    REST API is served when the config's ``api.enable`` is on. In a cluster (``app.cluster``)
+    the cluster's parts start after the app and stop before it.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    if controller is not None:
+        def on_hup() -> None:
+            task = loop.create_task(_reload(controller), name="mqferry[config].reload")
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+    server = None
+    try:
+        await app.start()
+        log.info("mqferry running: %d rules, %d actions, %d sources; subscriptions: %s",
+                 len(app.rules), len(app.actions), len(app.sources),
+                 ", ".join(sorted(app.topic_filters)) or "none")
+        if app.cluster is not None:
+            await app.cluster.start_parts()
+        if controller is not None and app.config.raw.api.enable:
+            server = await _start_api(controller)
+        # Everything built so far (modules, config, plugins) lives as long as the process: keep
+        # it out of the collector's full passes, which otherwise rescan it under load.
+        gc.collect()
+        gc.freeze()
+        await stop.wait()
+        log.info("stopping: flushing in-flight messages")
+    finally:
+        if server is not None:
+            await server.stop()
+        if app.cluster is not None:
+            await app.cluster.stop_parts()
+        if controller is not None:
+            await _flush(controller)
+        await app.stop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if controller is not None:
+            loop.remove_signal_handler(signal.SIGHUP)
+    log.info("stopped")
+
+
+async def _reload(controller: Controller) -> None:
+    log.info("SIGHUP: reloading %s", controller.path)
+    try:
+        await controller.reload()
+    except ConfigError as exc:
+        log.error("the config file is invalid; nothing was changed:\n%s",
+                  "\n".join(f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems))
+    except Exception:
+        log.exception("reloading the config file failed; nothing was changed")
+
+
+async def _flush(controller: Controller) -> None:
+    # The API's last changes are written back in the background: see them on disk before exit.
+    try:
+        await controller.flush()
+    except OSError as exc:
+        log.error("the last configuration changes could not be written to %s: %s",
+                  controller.path, exc)
+
+
+async def _start_api(controller: Controller) -> ApiServer:
+    from mqferry._api import ApiServer, KeyStore, create_api
+    from mqferry._api.keys import api_key_store
+
+    raw = controller.app.config.raw
+    path = api_key_store(raw.api, raw.data_dir, controller.path)
+    cluster = controller.app.cluster
+    keys = cluster.key_store(path) if cluster is not None else KeyStore(path)
+    if not keys.keys():
+        log.warning("no API keys in %s: create one with `mqferry api-key create`", keys.path)
+    server = ApiServer(create_api(controller, keys), raw.api)
+    await server.start()
+    return server

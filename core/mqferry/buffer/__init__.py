@@ -1,7 +1,0 @@
-"""Buffers for actions: durable segment queues on disk (:class:`DiskQueue`)."""
-
-from __future__ import annotations
-
-from mqferry.buffer.disk import DiskQueue
-
-__all__ = ["DiskQueue"]
