@@ -1,17 +1,13 @@
 """A third-party plugin installed as its own distribution (tox env ``thirdparty``)."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
-import yaml
 from click.testing import CliRunner
 
 from mqferry._cli import build_cli
-from mqferry._config import load_config
-from mqferry._plugins import load_plugins
 from mqferry._rules import evaluate_sql
-from mqferry._runtime import App
+from mqferry.testing import build_app, load_plugins, wait_until
 
 pytestmark = pytest.mark.thirdparty
 
@@ -40,21 +36,16 @@ def test_can_be_disabled(monkeypatch):
 
 async def test_its_action_type_receives_rule_outputs(tmp_path):
     out_file = tmp_path / "out.jsonl"
-    cfg_file = tmp_path / "c.yaml"
-    cfg_file.write_text(yaml.safe_dump({
+    config = {
         "actions": {"file_sink": {"f1": {"parameters": {"path": str(out_file)}}}},
         "rules": {"r1": {"sql": 'SELECT my_func(payload.n) AS n FROM "t/#"',
                          "actions": ["file_sink:f1"]}},
-    }))
-    plugins = load_plugins()
-    app = App(load_config(cfg_file, plugins.registries(), plugins.function_table()),
-              data_dir=tmp_path)
-    app._accepting = True
-    msg = SimpleNamespace(topic="t/1", payload=b'{"n": 21}', qos=0, mid=1, retain=False,
-                          dup=False, properties=None)
-    app._on_message(msg, None)
-    assert [json.loads(line) for line in out_file.read_text().splitlines()] == [{"n": 42}]
-    assert app.rules["r1"].metrics.get("actions.success") == 1
+    }
+    async with build_app(config, plugins=load_plugins(), data_dir=tmp_path) as harness:
+        harness.mqtt.deliver("t/1", b'{"n": 21}', qos=0)
+        await wait_until(lambda: out_file.exists() and out_file.read_text().strip() != "")
+        assert [json.loads(line) for line in out_file.read_text().splitlines()] == [{"n": 42}]
+        assert harness.app.rules["r1"].metrics.get("actions.success") == 1
 
 
 def test_mqferry_rule_test_knows_its_rule_function():
