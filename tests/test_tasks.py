@@ -231,3 +231,33 @@ def test_the_walk_finds_each_way_of_making_a_task(source, tmp_path):
     pkg.mkdir(parents=True)
     (pkg / "mod.py").write_text(source)
     assert _task_calls(tmp_path, [pkg]) == {("core/mqferry/mod.py", "f")}
+
+
+async def test_a_cancellation_nobody_asked_for_is_a_death_and_the_loop_restarts():
+    # A library that cancels its own task and awaits it lets that CancelledError out (aiokafka's
+    # consumer stop does); the loop must not end as if its owner had stopped it.
+    runs: list[int] = []
+    failures: list[BaseException] = []
+    restarted = asyncio.Event()
+
+    async def loop() -> None:
+        runs.append(1)
+        if len(runs) == 1:
+            inner = asyncio.get_running_loop().create_task(asyncio.sleep(10))
+            await asyncio.sleep(0)
+            inner.cancel()
+            await inner  # raises the inner task's CancelledError here
+        restarted.set()
+        await asyncio.Event().wait()
+
+    sup = Supervisor("mqferry[test].stray", loop, min_delay=0.01,
+                     on_failure=lambda exc, delay: failures.append(exc))
+    sup.start()
+    await asyncio.wait_for(restarted.wait(), 5)
+    assert sup.running and sup.failures == 1 and len(runs) == 2
+    [exc] = failures
+    assert "cancellation nobody asked for" in str(exc)
+    assert isinstance(exc.__cause__, asyncio.CancelledError)
+    assert "mqferry[test].stray" in (sup.problem() or "")
+    await sup.stop()  # the owner's own cancellation still stops it
+    assert not sup.running and sup.failures == 1

@@ -38,6 +38,10 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+class LoopCancelled(RuntimeError):
+    """A supervised loop ended with a ``CancelledError`` that its owner did not ask for."""
+
+
 class Supervisor:
     """Runs one named background loop; restarts it with jittered back-off when it dies.
 
@@ -114,7 +118,16 @@ class Supervisor:
             try:
                 await self._run()
                 return
-            except Exception as exc:  # a supervisor outlives any failure of its loop
+            except (Exception, asyncio.CancelledError) as exc:  # it outlives any failure
+                if isinstance(exc, asyncio.CancelledError):
+                    task = asyncio.current_task()
+                    if task is None or task.cancelling():
+                        raise  # stop(): the owner cancels the loop
+                    # A library's own cancelled task leaked out of the loop: a death, not a stop.
+                    stray = LoopCancelled(f"the loop of {self.name} ended with a cancellation "
+                                          "nobody asked for")
+                    stray.__cause__ = exc
+                    exc = stray
                 if time.monotonic() - began >= self._healthy_after:
                     delay = self._min_delay
                 wait = delay * (0.5 + random.random() / 2)
