@@ -234,6 +234,7 @@ class Recorder:
 
     events: ClassVar[list[str]] = []
     refuse = False
+    health_now = HealthStatus(Status.CONNECTED)
 
     def __init__(self, app, transport, config):
         self.app, self.transport, self.config = app, transport, config
@@ -250,7 +251,7 @@ class Recorder:
         Recorder.events.append("stop")
 
     async def health(self):
-        return HealthStatus(Status.CONNECTED)
+        return Recorder.health_now
 
     def describe(self):
         return {"slots": [1]}
@@ -270,6 +271,19 @@ async def test_parts_claim_before_the_app_starts_start_after_it_and_stop(plugins
     await node.start_parts()
     status = await node.status()
     assert status["parts"] == [{"part": "Recorder", "status": "connected", "slots": [1]}]
+    assert status["status"] == "connected" and "status_reason" not in status
+    # a part that is not connected (a slot membership waiting for its assignment) and a
+    # transport that cannot reach Kafka make the node's cluster status say why
+    Recorder.health_now = HealthStatus(Status.CONNECTING, "waiting for the assignment")
+    node.transport.cut()
+    try:
+        status = await node.status()
+    finally:
+        Recorder.health_now = HealthStatus(Status.CONNECTED)
+        await node.transport.restore()
+    assert status["status"] == "connecting"
+    assert status["status_reason"] == ("transport: cluster transport unreachable (cut); "
+                                       "Recorder: waiting for the assignment")
     await app.stop()
     await node.stop()
     await node.stop()

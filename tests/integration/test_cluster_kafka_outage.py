@@ -163,10 +163,6 @@ def not_ready_because(status: dict[str, Any]) -> list[str]:
     return reasons or ["not ready"]
 
 
-@pytest.mark.xfail(strict=True, reason="after a Kafka restart the nodes that dropped their session "
-                   "slots (coordinator unreachable) do not take them again: what the broker queued "
-                   "in the slot sessions stays there (before the cluster wiring: every node "
-                   "subscribed to everything and the records tripled)")
 def test_cluster_nodes_carry_mqtt_to_kafka_across_kafka_down_at_start_and_a_restart(
         private_kafka, mqtt_broker, tmp_path):
     kafka = private_kafka

@@ -35,7 +35,8 @@ BASE = "/api/v5"
 async def status_view(ctrl: Controller) -> dict[str, Any]:
     """Liveness, readiness and the status of the MQTT session and every component.
 
-    Ready means: running, the MQTT session is up and every running connector is connected.
+    Ready means: running, the MQTT session is up and every running connector is connected; on a
+    cluster node also the cluster's transport, its session slot membership and parts.
     """
     app = ctrl.app
     mqtt = await app.mqtt_health()
@@ -60,6 +61,7 @@ async def status_view(ctrl: Controller) -> dict[str, Any]:
     out["tasks"] = tasks
     if app.cluster is not None:
         out["cluster"] = await app.cluster.status()
+        ready = ready and out["cluster"]["status"] == "connected"
     out["ready"] = ready
     return out
 

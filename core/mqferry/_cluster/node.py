@@ -16,6 +16,7 @@ from mqferry._cluster.keys import SharedKeyStore
 from mqferry._cluster.shared import SharedLog
 from mqferry._errors import MqferryError
 from mqferry._tasks import Supervisor
+from mqferry._types import HealthStatus, Status
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     from mqferry._config.models import ClusterConfig
     from mqferry._runtime.app import App
     from mqferry._runtime.reconfig import Controller
-    from mqferry._types import HealthStatus
 
 log = logging.getLogger(__name__)
 
@@ -182,8 +182,19 @@ class ClusterNode:
         problems = [p for p in (loop.problem() for loop in loops) if p is not None]
         if problems:
             out["problems"] = problems
+        # Ready for the cluster's work: the transport (and its slot membership) connected, every
+        # part connected, every loop alive; else the first reason.
+        reasons = [] if health.status is Status.CONNECTED else [
+            f"transport: {health.reason or health.status.value}"]
+        reasons += problems
         for part in self._running:
+            part_health = await part.health()
+            if part_health.status is not Status.CONNECTED:
+                reasons.append(f"{type(part).__name__}: "
+                               f"{part_health.reason or part_health.status.value}")
             out.setdefault("parts", []).append(
-                {"part": type(part).__name__, **(await part.health()).to_json(),
-                 **part.describe()})
+                {"part": type(part).__name__, **part_health.to_json(), **part.describe()})
+        out["status"] = "connected" if not reasons else "connecting"
+        if reasons:
+            out["status_reason"] = "; ".join(reasons)
         return out

@@ -12,6 +12,7 @@ from aiokafka.errors import KafkaError
 
 from mqferry import LogRecord, MqferryError, RetryLog
 from mqferry_cluster.topics import Topics
+from mqferry_kafka import close_client
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ class KafkaLog:
             raise MqferryError(f"cluster log {self._name}: cannot read its end: "
                                f"{type(exc).__name__}: {exc}") from exc
         finally:
-            await consumer.stop()
+            await close_client(consumer.stop(), f"cluster log {self._name}",
+                               timeout=self._timeout)
         return int(ends[self._tp])
 
     async def read(self, start: int = 0) -> AsyncIterator[LogRecord]:
@@ -100,5 +102,6 @@ class KafkaLog:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             finally:
-                await consumer.stop()
+                await close_client(consumer.stop(), f"cluster log {self._name}",
+                                   timeout=self._timeout)
 

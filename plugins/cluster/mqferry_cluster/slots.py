@@ -25,6 +25,7 @@ from aiokafka.errors import KafkaError
 
 from mqferry import HealthStatus, RetryLog, SlotListener, Status, Supervisor, describe
 from mqferry_cluster.topics import Topics
+from mqferry_kafka import close_client
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         await self._group.revoke(self._slots(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        self._group.reached()  # an assignment comes from the coordinator
-        await self._group.assign(self._slots(assigned))
+        await self._group.assign(self._slots(assigned), from_coordinator=True)
 
 
 class SlotGroup:
@@ -81,6 +81,7 @@ class SlotGroup:
         self.owned: frozenset[int] = frozenset()
         self._lock = asyncio.Lock()
         self._last_reached = 0.0
+        self._assigned = False  # the current membership got its first assignment
         self._status = HealthStatus(Status.STOPPED)
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task = Supervisor(f"mqferry[cluster {topics.cluster}].slots", self._run,
@@ -88,8 +89,14 @@ class SlotGroup:
 
     # -- the listener, one call at a time ----------------------------------------------------
 
-    async def assign(self, slots: frozenset[int]) -> None:
-        """The coordinator gave this node ``slots``: tell the listener the new ones."""
+    async def assign(self, slots: frozenset[int], *, from_coordinator: bool = False) -> None:
+        """The coordinator gave this node ``slots`` (possibly none): tell the listener the new
+        ones. The membership is ``connected`` from its first assignment on."""
+        if from_coordinator:
+            self.reached()
+            self._assigned = True
+            if self._status.status is not Status.CONNECTED:
+                self._status = HealthStatus(Status.CONNECTED)
         async with self._lock:
             gained = slots - self.owned
             self.owned |= gained
@@ -150,11 +157,9 @@ class SlotGroup:
         consumer, self._consumer = self._consumer, None
         if consumer is None:
             return
-        try:
-            # Leaves the group; bounded, since an unreachable coordinator cannot be told.
-            await asyncio.wait_for(consumer.stop(), self._timeout)
-        except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("cluster slots: leaving the group failed: %s", describe(exc))
+        # Leaves the group; bounded, since an unreachable coordinator cannot be told.
+        await close_client(consumer.stop(), "cluster slots: leaving the group",
+                           timeout=self._timeout)
 
     # -- the membership loop -----------------------------------------------------------------
 
@@ -189,9 +194,11 @@ class SlotGroup:
             # the revoke callback drains sessions; the coordinator waits that long for it
             rebalance_timeout_ms=int(self._timeout * 1000))
         await consumer.start()
+        self._assigned = False
         consumer.subscribe([self.topic], listener=_Rebalance(self, self.topic))
         self.reached()
-        self._status = HealthStatus(Status.CONNECTED)
+        self._status = HealthStatus(Status.CONNECTING, "joined the slot group; waiting for the "
+                                    "coordinator's assignment")
         probe = TopicPartition(self.topic, 0)
         loop = asyncio.get_running_loop()
         while True:
@@ -203,7 +210,7 @@ class SlotGroup:
                 # cannot renew its membership either.
                 await asyncio.wait_for(consumer.committed(probe), self._heartbeat / 2)
                 self.reached()
-                if self._status.status is not Status.CONNECTED:
+                if self._assigned and self._status.status is not Status.CONNECTED:
                     self._status = HealthStatus(Status.CONNECTED)
             except (KafkaError, OSError, TimeoutError) as exc:
                 silent = loop.time() - self._last_reached

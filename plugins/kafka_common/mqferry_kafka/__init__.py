@@ -7,6 +7,7 @@ never imports it (nor aiokafka).
 
 from __future__ import annotations
 
+from mqferry_kafka.close import close_client
 from mqferry_kafka.config import (
     KafkaConnectorConfig,
     SaslAuth,
@@ -25,6 +26,7 @@ __all__ = [
     "SocketOptions",
     "TlsOptions",
     "client_options",
+    "close_client",
     "probe",
     "start_with_backoff",
 ]

@@ -33,7 +33,6 @@ At-least-once, nothing lost on restart:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -52,7 +51,7 @@ from mqferry import (
     describe,
     source_metrics,
 )
-from mqferry_kafka import KafkaConnector, start_with_backoff
+from mqferry_kafka import KafkaConnector, close_client, start_with_backoff
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.deadletter import DeadLetter
 from mqferry_kafka_consumer.handler import RecordHandler
@@ -167,7 +166,8 @@ class KafkaConsumerSource:
                 log.warning("source %s: final offset commit failed (%s); records since the "
                             "last commit will be consumed again", self.id,
                             str(exc) or type(exc).__name__)
-            await self.consumer.stop()
+            await close_client(self.consumer.stop(), f"source {self.id}",
+                               timeout=FINAL_COMMIT_TIMEOUT)
             self.consumer = None
         if self.dead_letter is not None:
             await self.dead_letter.stop()
@@ -310,8 +310,8 @@ class KafkaConsumerSource:
                     consumer.subscribe(self.params.kafka_topics(), listener=_Rebalance(self))
             except BaseException:
                 self.consumer = None
-                with contextlib.suppress(Exception):
-                    await consumer.stop()
+                await close_client(consumer.stop(), f"source {self.id}",
+                                   timeout=FINAL_COMMIT_TIMEOUT)
                 raise
             return consumer
 
@@ -350,10 +350,8 @@ class KafkaConsumerSource:
         self.tracker.discard(list(self.tracker.windows))
         if lost:
             self.metrics.inc("redelivered", lost)
-        try:
-            await asyncio.wait_for(consumer.stop(), FINAL_COMMIT_TIMEOUT)
-        except Exception as exc:
-            log.warning("source %s: closing the failed consumer: %s", self.id, describe(exc))
+        await close_client(consumer.stop(), f"source {self.id}: the failed consumer",
+                           timeout=FINAL_COMMIT_TIMEOUT)
 
     async def _run(self) -> None:
         await self._close_failed_consumer()
