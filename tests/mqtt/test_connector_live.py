@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from collections.abc import Iterable
 
@@ -102,3 +103,30 @@ async def test_keepalive_keeps_an_idle_session_up():
         assert conn.is_connected and conn.connects == 1
     finally:
         await conn.stop()
+
+
+async def test_two_clients_with_one_client_id_back_off_instead_of_kicking_each_other(caplog):
+    # A stalled cluster node and its slot's new owner, or two bridges given one client id: each
+    # connect takes the session over from the other. Reconnecting at the shortest delay after a
+    # takeover makes them fight several times a second for as long as both run.
+    name = f"takeover-{uuid.uuid4().hex[:8]}"
+    cfg = config(name).model_copy(update={"reconnect_max": 10.0})
+    first = MqttConnector(config=cfg, handler=lambda message, ticket: None)
+    second = MqttConnector(config=cfg, handler=lambda message, ticket: None)
+    await first.start()
+    await until(lambda: first.is_connected)
+    await second.start()
+    try:
+        await asyncio.sleep(6)
+        connects = first.connects + second.connects
+        print(f"connects in 6 s: {first.connects} + {second.connects}")
+    finally:
+        await first.stop()
+        await second.stop()
+    # Reconnecting after 100 ms each time: about 60 connects in 6 s; backing off (0.1, 0.2,
+    # 0.4, ... s, jittered, for each of the two): under 20.
+    assert connects <= 20, connects
+    # Mosquitto closes the taken-over connection without a DISCONNECT reason: the back-off
+    # grows because each connection ended at once.
+    delays = [float(d) for d in re.findall(r"retrying in ([0-9.]+)s", caplog.text)]
+    assert delays and max(delays) >= 0.8, delays

@@ -38,6 +38,13 @@ __all__ = ["Incoming", "MessageHandler", "MqttConnector", "probe", "publish_prop
 
 log = logging.getLogger(__name__)
 
+#: The reason code of a DISCONNECT sent because another client connected with the client id.
+SESSION_TAKEN_OVER = 0x8E
+
+#: A connection that lasted this long (seconds) resets the reconnect back-off; one the broker
+#: ends sooner, or a session taken over, lets it grow.
+STABLE_AFTER = 5.0
+
 #: A publish waiting for room in the in-flight window: topic, payload, qos, retain, properties and
 #: the future to complete.
 _Outgoing = tuple[str, bytes, int, bool, Properties | None, "asyncio.Future[None]"]
@@ -279,8 +286,21 @@ class MqttConnector:
                     self._connected.set()
                     log.info("connected to MQTT broker %s as %r", cfg.server, cfg.clientid)
                     retries.reset()
-                    delay = cfg.reconnect_min
-                    raise MqttUnavailable(await proto.closed, session=self._session)
+                    began = asyncio.get_running_loop().time()
+                    reason = await proto.closed
+                    lasted = asyncio.get_running_loop().time() - began
+                    if proto.disconnect_code == SESSION_TAKEN_OVER:
+                        reason = ("the session was taken over by another client with the "
+                                  f"client id {cfg.clientid!r}")
+                        log.warning("MQTT %s", reason)
+                    elif lasted >= STABLE_AFTER:
+                        delay = cfg.reconnect_min
+                    # Else the back-off keeps growing: a connection the broker ends at once
+                    # (another client took the session over and Mosquitto just closes the
+                    # socket, or a refusal after the CONNACK) must not make two clients with
+                    # one client id (a stalled cluster node and its slot's new owner, two
+                    # bridges given one id) kick each other out several times a second.
+                    raise MqttUnavailable(reason, session=self._session)
                 finally:
                     self._drop_session()
             except (MqttUnavailable, ConfigError) as exc:

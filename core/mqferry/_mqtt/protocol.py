@@ -67,6 +67,8 @@ class MqttProtocol(asyncio.BufferedProtocol):
         #: Completes with the reason once the connection is gone.
         self.closed: asyncio.Future[str] = self._loop.create_future()
         self._reason: str | None = None
+        #: The reason code of the broker's DISCONNECT, if the broker ended the connection so.
+        self.disconnect_code: int | None = None
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -157,7 +159,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
             if not self.connack.done():
                 self.connack.set_result(codec.decode_connack(body))
         elif kind == codec.DISCONNECT:
-            code = body[0] if body else 0
+            code = self.disconnect_code = body[0] if body else 0
             name = codec.reason_name(codec.DISCONNECT, code)
             self.close(f"the broker disconnected: {name}", abort=True)
         else:
