@@ -103,6 +103,12 @@ class KafkaConsumerParameters(Strict):
     #: A Kafka topic (same cluster) for records that cannot be processed (decoded, rendered,
     #: published or run through the rules), with the reason in the ``mqferry-error`` header.
     dead_letter_topic: str | None = None
+    #: How long the group coordinator waits for this consumer's heartbeat before it gives its
+    #: partitions to the group's other members (a crashed node's share moves after this long).
+    #: Kafka accepts 6s-30min unless its ``group.min/max.session.timeout.ms`` say otherwise.
+    session_timeout: Duration = Field(default=10.0, gt=0)
+    #: How often the consumer tells the coordinator it is alive; well below ``session_timeout``.
+    heartbeat_interval: Duration = Field(default=3.0, gt=0)
 
     @field_validator("topic", "dead_letter_topic")
     @classmethod
@@ -121,6 +127,11 @@ class KafkaConsumerParameters(Strict):
 
     @model_validator(mode="after")
     def _topics(self) -> KafkaConsumerParameters:
+        if self.heartbeat_interval >= self.session_timeout:
+            raise ValueError(
+                f"heartbeat_interval ({self.heartbeat_interval:g}s) must be shorter than "
+                f"session_timeout ({self.session_timeout:g}s), a third of it or less: the "
+                "coordinator would declare the consumer dead between two heartbeats")
         if not self.topic and not self.topic_mapping and not self.topic_pattern:
             raise ValueError("set 'topic' or 'topic_pattern' (to feed rules) or at least one "
                              "'topic_mapping' entry")

@@ -292,6 +292,8 @@ class KafkaConsumerSource:
             fetch_max_bytes=max(p.max_batch_bytes, 1),
             max_partition_fetch_bytes=max(p.max_batch_bytes, 1),
             fetch_max_wait_ms=int(p.max_wait_time * 1000),
+            session_timeout_ms=int(p.session_timeout * 1000),
+            heartbeat_interval_ms=int(p.heartbeat_interval * 1000),
         )
         return consumer
 
