@@ -82,6 +82,7 @@ class SlotGroup:
         self._lock = asyncio.Lock()
         self._last_reached = 0.0
         self._assigned = False  # the current membership got its first assignment
+        self._retries = RetryLog(log, "cluster slots: Kafka")
         self._status = HealthStatus(Status.STOPPED)
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task = Supervisor(f"mqferry[cluster {topics.cluster}].slots", self._run,
@@ -165,7 +166,7 @@ class SlotGroup:
 
     async def _run(self) -> None:
         # Cancelled by stop(), which revokes and then leaves: not closed here.
-        retries = RetryLog(log, "cluster slots: Kafka")
+        retries = self._retries = RetryLog(log, "cluster slots: Kafka")
         delay = 0.5
         while True:
             try:
@@ -194,6 +195,7 @@ class SlotGroup:
             # the revoke callback drains sessions; the coordinator waits that long for it
             rebalance_timeout_ms=int(self._timeout * 1000))
         await consumer.start()
+        self._retries.reset()  # a later failure is a new state, logged as a WARNING
         self._assigned = False
         consumer.subscribe([self.topic], listener=_Rebalance(self, self.topic))
         self.reached()
