@@ -130,3 +130,44 @@ async def test_two_clients_with_one_client_id_back_off_instead_of_kicking_each_o
     # grows because each connection ended at once.
     delays = [float(d) for d in re.findall(r"retrying in ([0-9.]+)s", caplog.text)]
     assert delays and max(delays) >= 0.8, delays
+
+
+async def test_the_unacknowledged_messages_stay_within_the_receive_maximum():
+    # Mosquitto 2.0 sends beyond the receive maximum of CONNECT once acks flow; the client
+    # stops reading at the limit, so what it holds is bounded by it plus one read.
+    name = f"window-{uuid.uuid4().hex[:8]}"
+    loop = asyncio.get_running_loop()
+    window: list[int] = []
+    received = 0
+
+    def slow(message: Incoming, ticket: Ticket | None) -> None:
+        nonlocal received
+        assert ticket is not None
+        received += 1
+        ticket.hold()
+        ticket.seal()
+        loop.call_later(0.05, ticket.release)  # an action securing it 50 ms later
+
+    conn = MqttConnector(config=config(name, receive_maximum=100), handler=slow)
+    await conn.set_subscriptions({f"{name}/#"})
+    await conn.start()
+    try:
+        await until(lambda: conn.is_connected)
+        pub = await asyncio.create_subprocess_exec(
+            "mosquitto_pub", "-h", HOST, "-p", str(PORT), "-q", "1", "-t", f"{name}/x", "-l",
+            stdin=asyncio.subprocess.PIPE)
+        assert pub.stdin is not None
+        pub.stdin.write((("x" * 200) + "\n").encode() * 5000)
+        pub.stdin.close()
+        deadline = loop.time() + 60
+        while received < 5000 and loop.time() < deadline:
+            window.append(len(conn.acks))
+            await asyncio.sleep(0.01)
+        await pub.wait()
+    finally:
+        await conn.stop()
+    assert received == 5000
+    # 100 plus at most one read of ~225-byte packets (64 KiB: 291 at most); without holding
+    # back, thousands (16,720 of 20,000 measured with a receive maximum of 100)
+    print(f"peak window {max(window)}")
+    assert max(window) <= 450, max(window)

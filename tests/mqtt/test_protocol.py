@@ -142,3 +142,25 @@ async def test_a_subscribe_without_an_answer_times_out():
     proto, _ = connection()
     with pytest.raises(MqttUnavailable, match="timed out"):
         await proto.subscribe([("a/#", 1)], timeout=0.05)
+
+
+async def test_holding_back_pauses_reading_until_go_on_and_not_while_an_answer_is_due():
+    proto, transport = connection()
+    proto.hold_back()
+    assert proto.held_back and not transport.reading
+    proto.go_on()
+    assert not proto.held_back and transport.reading
+    # a publish of ours waits for its PUBACK on this connection: reading must go on (a
+    # republish's ack may be what releases the held messages)
+    future = asyncio.get_running_loop().create_future()
+    proto.publish("out/t", b"x", qos=1, retain=False, properties=None, future=future)
+    proto.hold_back()
+    assert not proto.held_back and transport.reading
+    proto.data_received(bytes([0x40, 2, 0, 1]))  # its PUBACK (mid 1)
+    assert future.done()
+    proto.hold_back()
+    assert proto.held_back
+    # a publish made while held back resumes reading, for its ack
+    later = asyncio.get_running_loop().create_future()
+    proto.publish("out/t", b"y", qos=1, retain=False, properties=None, future=later)
+    assert not proto.held_back and transport.reading

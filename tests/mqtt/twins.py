@@ -16,6 +16,7 @@ class MemoryTransport(asyncio.Transport):
         self.writes: list[bytes] = []
         self.closed = False
         self.aborted = False
+        self.reading = True
         self._protocol: MqttProtocol | None = None
 
     def attach(self, protocol: MqttProtocol) -> MqttProtocol:
@@ -41,6 +42,15 @@ class MemoryTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
 
     @property
     def sent(self) -> bytes:

@@ -229,8 +229,11 @@ class MqttConnector:
     # -- incoming ----------------------------------------------------------------------------
 
     def _send_acks(self, acks: list[tuple[int, int]]) -> None:
-        if self._proto is not None:
-            self._proto.send_acks(acks)
+        proto = self._proto
+        if proto is not None:
+            proto.send_acks(acks)
+            if proto.held_back and len(self.acks) <= self.config.receive_maximum // 2:
+                proto.go_on()
 
     def _on_message(self, message: Incoming) -> None:
         handler = self._handler
@@ -241,6 +244,10 @@ class MqttConnector:
             return
         if message.qos > 0:
             ticket = self.acks.open(message.mid, message.qos)
+            if len(self.acks) >= self.config.receive_maximum:
+                proto = self._proto
+                if proto is not None:
+                    proto.hold_back()  # until half of them are acknowledged
             if handler is None:
                 ticket.seal()
                 return
