@@ -34,3 +34,14 @@ def test_run_leaves_the_api_client_unloaded():
 
 def test_other_commands_still_have_the_api_client():
     assert "fastapi" in _loaded("rules")
+
+
+def test_the_rule_functions_leave_jq_and_multiprocessing_to_a_jq_call():
+    # Only a jq call needs them (the worker process runs the program): a bridge without jq
+    # rules does not carry them.
+    code = ("import sys\nimport mqferry._rules.functions\n"
+            "print('loaded:' + ','.join(m for m in ('jq', 'multiprocessing') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert "loaded:" in out.stdout and out.stdout.strip().endswith("loaded:"), out.stdout

@@ -18,18 +18,18 @@ threads at once; each call has a worker to itself.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import signal
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jq as _jq
 import orjson
 
 from mqferry._rules.functions._args import BadArg, as_int, as_text
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 __all__ = ["ARITY", "DEFAULT_TIMEOUT_MS", "FUNCTIONS", "MAX_TIMEOUT_MS", "MAX_WORKERS",
            "START_TIMEOUT_S"]
@@ -49,7 +49,10 @@ ORPHAN_GRACE_S = 1.0
 
 @functools.lru_cache(maxsize=256)
 def _compile(program: str) -> Any:
-    return _jq.compile(program)
+    # Imported here: only the worker runs jq, and a bridge without jq rules never loads it
+    import jq
+
+    return jq.compile(program)
 
 
 def _serve(conn: Connection) -> None:
@@ -80,7 +83,10 @@ class _Worker:
     """One worker process and the parent's end of its pipe."""
 
     def __init__(self) -> None:
-        # spawn, not fork: the parent runs an event loop and other threads
+        # Imported here, like jq: multiprocessing costs every bridge memory, and only a jq
+        # call needs it. spawn, not fork: the parent runs an event loop and other threads.
+        import multiprocessing
+
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
         self._process = ctx.Process(target=_serve, args=(child,), name="mqferry-jq", daemon=True)
