@@ -50,7 +50,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka i
         await self._group.revoke(self._slots(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
-        await self._group.assign(self._slots(assigned), from_coordinator=True)
+        await self._group.assign(self._slots(assigned))
 
 
 class SlotGroup:
@@ -90,14 +90,13 @@ class SlotGroup:
 
     # -- the listener, one call at a time ----------------------------------------------------
 
-    async def assign(self, slots: frozenset[int], *, from_coordinator: bool = False) -> None:
+    async def assign(self, slots: frozenset[int]) -> None:
         """The coordinator gave this node ``slots`` (possibly none): tell the listener the new
         ones. The membership is ``connected`` from its first assignment on."""
-        if from_coordinator:
-            self.reached()
-            self._assigned = True
-            if self._status.status is not Status.CONNECTED:
-                self._status = HealthStatus(Status.CONNECTED)
+        self.reached()  # an assignment comes from the coordinator
+        self._assigned = True
+        if self._status.status is not Status.CONNECTED:
+            self._status = HealthStatus(Status.CONNECTED)
         async with self._lock:
             gained = slots - self.owned
             self.owned |= gained
@@ -166,7 +165,8 @@ class SlotGroup:
 
     async def _run(self) -> None:
         # Cancelled by stop(), which revokes and then leaves: not closed here.
-        retries = self._retries = RetryLog(log, "cluster slots: Kafka")
+        retries = self._retries
+        retries.reset()
         delay = 0.5
         while True:
             try:
