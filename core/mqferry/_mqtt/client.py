@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 SESSION_TAKEN_OVER = 0x8E
 
 #: A connection that lasted this long (seconds) resets the reconnect back-off; one the broker
-#: ends sooner, or a session taken over, lets it grow.
+#: ends sooner (a session taken over, for one) lets it grow.
 STABLE_AFTER = 5.0
 
 #: A publish waiting for room in the in-flight window: topic, payload, qos, retain, properties and
@@ -300,7 +300,7 @@ class MqttConnector:
                         reason = ("the session was taken over by another client with the "
                                   f"client id {cfg.clientid!r}")
                         log.warning("MQTT %s", reason)
-                    elif lasted >= STABLE_AFTER:
+                    if lasted >= STABLE_AFTER:
                         delay = cfg.reconnect_min
                     # Else the back-off keeps growing: a connection the broker ends at once
                     # (another client took the session over and Mosquitto just closes the
