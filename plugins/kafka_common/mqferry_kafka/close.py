@@ -13,8 +13,6 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from aiokafka.errors import KafkaError
-
 from mqferry import describe
 
 log = logging.getLogger(__name__)
@@ -40,7 +38,7 @@ async def close_client(closing: Awaitable[object], what: str, *, timeout: float)
         reason = "the client's stop was cancelled from inside the client"
     except TimeoutError:
         reason = f"not closed within {timeout:.1f}s"
-    except (KafkaError, OSError) as exc:
+    except Exception as exc:  # a close that fails, however, must not replace what follows it
         reason = describe(exc)
     else:
         return None
