@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,13 +33,34 @@ def _config_error(exc: ConfigError, path: str) -> click.ClickException:
     return click.ClickException("\n".join(lines))
 
 
+def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """``asyncio.run`` or ``uvloop.run``, as ``--loop`` asks; logs which one runs."""
+    log = logging.getLogger("mqferry")
+    if name != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise click.ClickException(
+                    "--loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        else:
+            log.info("event loop: uvloop %s", uvloop.__version__)
+            return uvloop.run
+    log.info("event loop: asyncio")
+    return asyncio.run
+
+
 @click.command()
 @click.option("-c", "--config", "config_path", required=True,
               type=click.Path(dir_okay=False, path_type=Path), help="YAML config file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="Overrides the config's log.level.")
+@click.option("--loop", "loop_name", type=click.Choice(["auto", "uvloop", "asyncio"]),
+              default="auto", envvar="MQFERRY_LOOP", show_default=True, show_envvar=True,
+              help="Event loop: uvloop (libuv; less CPU per message), asyncio (the standard "
+                   "library's), or auto (uvloop where it is installed).")
 @click.pass_context
-def run(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
+def run(ctx: click.Context, config_path: Path, log_level: str | None, loop_name: str) -> None:
     """Run mqferry with a config file until SIGINT or SIGTERM."""
     from mqferry._config.loader import load_config
     from mqferry._runtime import App, run_app
@@ -53,12 +76,7 @@ def run(ctx: click.Context, config_path: Path, log_level: str | None) -> None:
     setup_logging(log_level or log_cfg.level, log_cfg.format, log_cfg.levels)
     for name, err in plugins.failed.items():
         logging.getLogger("mqferry").error("plugin %s not loaded: %s", name, err)
-    try:
-        import uvloop  # type: ignore[import-not-found]
-    except ImportError:
-        runner = asyncio.run
-    else:  # pragma: no cover - optional speed-up
-        runner = uvloop.run
+    runner = _runner(loop_name)
     from mqferry._runtime.reconfig import Controller
 
     if config.raw.cluster is not None:
