@@ -134,3 +134,25 @@ def test_lookup_walks_a_deep_structure_without_recursing():
     data = {"k": nested(5000)}
     path = ("k",) + ("1",) * 5000
     assert lookup(data, path) == 1
+
+
+class TestValueBytes:
+    """``Template.value_bytes``: one lookup, the bytes ``render_bytes`` writes, or ``None``."""
+
+    def test_missing_and_null_are_none(self) -> None:
+        t = Template("${a}")
+        assert t.value_bytes({}) is None
+        assert t.value_bytes({"a": None}) is None
+
+    @pytest.mark.parametrize("value", [b"\xff\x00raw", "text é", {"m": [1, 2.5]}, [1, "x"],
+                                       7, 2.5, True, bytearray(b"ba")])
+    def test_same_bytes_as_render_bytes(self, value: object) -> None:
+        t = Template("${a}")
+        assert t.value_bytes({"a": value}) == t.render_bytes({"a": value})
+
+    def test_a_path_into_a_json_string(self) -> None:
+        assert Template("${p.x}").value_bytes({"p": '{"x": {"y": 1}}'}) == b'{"y":1}'
+
+    def test_not_a_single_placeholder(self) -> None:
+        with pytest.raises(TypeError, match="single placeholder"):
+            Template("k=${a}").value_bytes({"a": 1})

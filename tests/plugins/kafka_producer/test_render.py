@@ -123,3 +123,11 @@ def test_a_literal_topic_or_fallback_is_checked_with_the_config():
         KafkaProducerParameters(topic="t", fallback_topic="f-${x}")
     with pytest.raises(ValidationError, match="not allowed"):
         KafkaProducerParameters(topic="t", fallback_topic="..")
+
+
+def test_templates_without_placeholders_render_their_text_for_any_output():
+    r = renderer(topic="plain.topic", message={"key": "fixed-key", "value": "v"})
+    for out in (OUT, {}, {"topic": "other"}):
+        assert r.render_topic(out) == "plain.topic"
+        assert r.render_key(out) == b"fixed-key"
+        assert r.render_value(out) == b"v"
