@@ -45,3 +45,54 @@ def test_the_rule_functions_leave_jq_and_multiprocessing_to_a_jq_call():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     assert "loaded:" in out.stdout and out.stdout.strip().endswith("loaded:"), out.stdout
+
+
+_BRIDGE = """
+import sys, pathlib, tempfile
+cfg = pathlib.Path(tempfile.mkdtemp()) / "c.yaml"
+cfg.write_text('''
+mqtt: {server: "127.0.0.1:1", clientid: c}
+api: {enable: false}
+connectors: {kafka_producer: {k: {bootstrap_hosts: "127.0.0.1:1"}}}
+actions: {kafka_producer: {s: {connector: k, parameters: {topic: t}}}}
+rules:
+  r:
+    actions: ["kafka_producer:s"]
+    sql: |
+      SELECT payload.x as x, upper(topic) as t FROM "a/#" WHERE x > 1
+''')
+from mqferry._config.loader import load_config
+from mqferry._plugins import load_plugins
+from mqferry._runtime import App
+from mqferry._runtime.reconfig import Controller
+plugins = load_plugins()
+config = load_config(cfg, plugins.registries(), plugins.function_table())
+app = App(config)
+Controller(app, plugins, path=cfg)
+print("loaded:" + ",".join(m for m in MODULES if m in sys.modules))
+"""
+
+
+def _bridge_loads(*modules: str) -> str:
+    code = _BRIDGE.replace("MODULES", repr(modules))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    [line] = [x for x in out.stdout.splitlines() if x.startswith("loaded:")]
+    return line.removeprefix("loaded:")
+
+
+def test_a_bridge_without_regex_rules_or_config_writes_leaves_their_libraries_unloaded():
+    # RE2 (the regex_* functions) and ruamel.yaml (the config file's write-back): about 5 MiB
+    # a bridge carries only if it uses them.
+    assert _bridge_loads("re2", "ruamel.yaml") == ""
+
+
+def test_a_regex_rule_loads_its_engine_on_its_first_message():
+    code = ("import sys\nfrom mqferry._rules import compile_sql\n"
+            "rule = compile_sql(\"SELECT regex_match(topic, '^a/[0-9]+$') as m FROM 'a/#'\")\n"
+            "before = 're2' in sys.modules\n"
+            "out = rule.apply({'topic': 'a/12', 'payload': ''})\n"
+            "print('result:', before, 're2' in sys.modules, out)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert "result: False True {'m': True}" in out.stdout, out.stdout + out.stderr

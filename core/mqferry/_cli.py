@@ -44,7 +44,9 @@ def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
                 raise click.ClickException(
                     "--loop uvloop: uvloop is not installed (pip install uvloop)") from None
         else:
-            log.info("event loop: uvloop %s", uvloop.__version__)
+            from importlib.metadata import version
+
+            log.info("event loop: uvloop %s", version("uvloop"))
             return uvloop.run
     log.info("event loop: asyncio")
     return asyncio.run

@@ -32,12 +32,12 @@ import pytest
 import yaml
 
 from tests.integration.conftest import (
-    SERVICES_SCRIPT,
     _create_topic,
     _delete_topics,
     _run_in_thread,
 )
 from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
+from tests.integration.private_kafka import PrivateKafka, kafka_libs
 from tests.integration.publisher import publish_many
 from tests.integration.witnesses import kcat_consume
 
@@ -212,45 +212,23 @@ def test_bad_topics_reach_the_fallback_topic(bridge, stamped_topic, new_topic, m
 # ------------------------------------------------------------------- a private, paused Kafka
 
 
-def _kafka_libs() -> Path:
-    """The Kafka jars of the development services (this checkout's, or the main checkout's)."""
-    candidates = []
-    if os.environ.get("MQFERRY_DEV_DIR"):
-        candidates.append(Path(os.environ["MQFERRY_DEV_DIR"]))
-    root = SERVICES_SCRIPT.parent.parent
-    candidates.append(root / ".dev")
-    common = subprocess.run(["git", "-C", str(root), "rev-parse", "--git-common-dir"],
-                            capture_output=True, text=True, check=False).stdout.strip()
-    if common:
-        candidates.append((root / common).resolve().parent / ".dev")
-    for dev in candidates:
-        if (dev / "kafka" / "libs").is_dir():
-            return dev / "kafka" / "libs"
-    pytest.skip("no Kafka jars found: run scripts/services.sh install")
-
-
 @pytest.fixture
 def private_kafka(tmp_path_factory) -> Iterator[tuple[str, int]]:
     """A Kafka broker of this test alone: ``(bootstrap, pid)``; paused and stopped at will."""
-    dev = tmp_path_factory.mktemp("private-kafka")
-    (dev / "kafka").mkdir()
-    (dev / "kafka" / "libs").symlink_to(_kafka_libs())
-    port, controller = free_port(), free_port()
-    env = {**os.environ, "MQFERRY_DEV_DIR": str(dev), "MQFERRY_KAFKA_PORT": str(port),
-           "MQFERRY_KAFKA_CONTROLLER_PORT": str(controller), "MQFERRY_SERVICES_TIMEOUT": "180"}
-
-    def services(*args: str) -> None:
-        subprocess.run(["bash", str(SERVICES_SCRIPT), *args], env=env, check=True,
-                       capture_output=True, timeout=240)
-
-    services("start", "kafka")
-    pid = int((dev / "kafka.pid").read_text().split()[0])
+    libs = kafka_libs()
+    if libs is None:
+        pytest.skip("no Kafka jars found: run scripts/services.sh install")
+    # Every listener on a free port of its own (the script's defaults, port + 2 and + 3, may be
+    # taken: a fresh-clone CI once failed here).
+    kafka = PrivateKafka(tmp_path_factory.mktemp("private-kafka"), libs)
+    kafka.start()
+    pid = int((kafka.home / "kafka.pid").read_text().split()[0])
     try:
-        yield f"127.0.0.1:{port}", pid
+        yield kafka.bootstrap, pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
-        services("stop", "kafka")
+        kafka.stop()
 
 
 def test_a_put_on_a_disk_buffered_action_returns_while_kafka_is_paused(

@@ -19,11 +19,13 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mqferry._config.layout import Layout, fresh_text
 from mqferry._config.secrets import clear_text_secrets
 from mqferry._tasks import Supervisor, describe
+
+if TYPE_CHECKING:  # ruamel.yaml (2 MiB) is imported by the first write, not by every bridge
+    from mqferry._config.layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ def _file_layout(path: Path) -> Layout | None:
         text = path.read_text()
     except (OSError, UnicodeDecodeError):
         return None
+    from mqferry._config.layout import Layout
+
     return Layout.parse(text)
 
 
@@ -52,6 +56,8 @@ def render(data: Mapping[str, Any], layout: Layout | None) -> tuple[str, Layout 
     """``data`` as the text of a file laid out as ``layout`` (fresh without one), and the
     layout of that text (``None`` after a fresh one: cut from the file when next needed)."""
     if layout is None:
+        from mqferry._config.layout import fresh_text
+
         return fresh_text(data), None
     return layout.render(data)
 

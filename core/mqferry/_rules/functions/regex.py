@@ -27,9 +27,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import re2
-import regex as _backtracking
-
 from mqferry._rules.functions._args import BadArg, as_text
 
 __all__ = ["BACKTRACKING_TIMEOUT_S", "FUNCTIONS"]
@@ -38,12 +35,10 @@ __all__ = ["BACKTRACKING_TIMEOUT_S", "FUNCTIONS"]
 #: ``regex`` package checks it while matching and may overrun it by about as much again).
 BACKTRACKING_TIMEOUT_S = 0.1
 
-# Same flags as RE2's defaults: ASCII classes, `$` at the end (or before a final newline).
-_BACKTRACKING_FLAGS = _backtracking.ASCII | _backtracking.V0
 _GROUP_REF = re.compile(r"\d+|g\{(\d+)\}|g(\d+)")
 
 
-def _re2_options() -> re2.Options:
+def _re2_options(re2: Any) -> Any:
     options = re2.Options()
     # RE2 writes every refused pattern to stderr otherwise; the refusal is handled here.
     options.log_errors = False
@@ -120,18 +115,25 @@ def _end_of_text(pattern: str, replacement: str) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _compile(pattern: str) -> _Regex:
+    # RE2 is imported by the first pattern: 2.6 MiB that a bridge whose rules use no regular
+    # expression does not carry (``regex`` is loaded anyway, by the rule parser's lark).
+    import re2
+    import regex as backtracking
+
     has_z = "\\Z" in pattern
     try:
         # `\z` is the very end; a final newline is tried by the second search in _Regex.
         source = _end_of_text(pattern, "\\z") if has_z else pattern
-        return _Regex(pattern, re2.compile(source, _re2_options()), linear=True)
+        return _Regex(pattern, re2.compile(source, _re2_options(re2)), linear=True)
     except re2.error:
         pass
     try:
         # The `regex` package's `\Z` is the very end only; PCRE's also accepts a final newline.
         source = _end_of_text(pattern, "(?=\\n?\\Z)") if has_z else pattern
-        compiled = _backtracking.compile(source, _BACKTRACKING_FLAGS)
-    except _backtracking.error as exc:
+        # Same flags as RE2's defaults: ASCII classes, `$` at the end (or before a final
+        # newline).
+        compiled = backtracking.compile(source, backtracking.ASCII | backtracking.V0)
+    except backtracking.error as exc:
         raise BadArg(f"invalid regular expression {pattern!r}: {exc}") from None
     return _Regex(pattern, compiled, linear=False)
 
