@@ -88,8 +88,9 @@ class KafkaProducerParameters(Strict):
     #: with ``max_linger_time: 0``, records that arrive within this time of the action's last
     #: produce request wait until it has passed and leave together; a record arriving later
     #: goes at once. Caps the produce requests of a steady trickle (one per record otherwise)
-    #: at the cost of at most this much latency; 0 turns it off
-    adaptive_linger_time: Duration = 0.002
+    #: at the cost of at most this much latency; 0 turns it off. 4 ms: at 2000 msg/s less CPU
+    #: than a paho + librdkafka bridge (whose linger is 5 ms) with p99 under 20 ms
+    adaptive_linger_time: Duration = 0.004
     #: batches in flight per partition; above 1, retries may reorder records
     max_inflight: PositiveInt = 10
     required_acks: Literal["all_isr", "leader_only", "none"] = "all_isr"

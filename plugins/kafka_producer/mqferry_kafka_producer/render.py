@@ -97,6 +97,8 @@ class RecordRenderer:
     def render_timestamp(self, output: Mapping[str, Any]) -> int:
         """Epoch milliseconds: the rendered value when it is an integer, else now."""
         raw = self.timestamp.value(output)
+        if raw is MISSING:  # the common case: EMQX's ${.timestamp} of an output without one
+            return time.time_ns() // 1_000_000
         if isinstance(raw, int) and not isinstance(raw, bool):
             return raw
         if isinstance(raw, str | float):
@@ -104,7 +106,7 @@ class RecordRenderer:
                 return int(raw)
             except ValueError:
                 pass
-        return int(time.time() * 1000)
+        return time.time_ns() // 1_000_000
 
     def render_headers(self, output: Mapping[str, Any]) -> list[Header]:
         """The record headers.
