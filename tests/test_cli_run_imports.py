@@ -20,12 +20,16 @@ print("loaded:" + ",".join(m for m in heavy if m in sys.modules))
 """
 
 
-def _loaded(argv_command: str) -> str:
-    code = _CHECK.replace('"run"', repr(argv_command))
+def _loaded_by(code: str) -> str:
+    """What ``code`` prints after ``loaded:``, run in a fresh interpreter."""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=60)
     [line] = [x for x in out.stdout.splitlines() if x.startswith("loaded:")]
     return line.removeprefix("loaded:")
+
+
+def _loaded(argv_command: str) -> str:
+    return _loaded_by(_CHECK.replace('"run"', repr(argv_command)))
 
 
 def test_run_leaves_the_api_client_unloaded():
@@ -74,11 +78,7 @@ print("loaded:" + ",".join(m for m in MODULES if m in sys.modules))
 
 
 def _bridge_loads(*modules: str) -> str:
-    code = _BRIDGE.replace("MODULES", repr(modules))
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, timeout=60)
-    [line] = [x for x in out.stdout.splitlines() if x.startswith("loaded:")]
-    return line.removeprefix("loaded:")
+    return _loaded_by(_BRIDGE.replace("MODULES", repr(modules)))
 
 
 def test_a_bridge_without_regex_rules_or_config_writes_leaves_their_libraries_unloaded():
