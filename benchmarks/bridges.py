@@ -124,7 +124,7 @@ class Bridge:
         #: ``mqferry-alo@/path/to/checkout``: run the mqferry of that checkout (an A/B against
         #: another branch in the same run, variants interleaved)
         self.env = None if not tree else {**os.environ, "PYTHONPATH": checkout_path(Path(tree))}
-        #: ``mqferry-alo+loop=asyncio``: the event loop of ``mqferry run --loop``, not a parameter
+        #: ``mqferry-alo+loop=uvloop``: the event loop of ``mqferry run --loop``, not a parameter
         loop = self.params.pop("loop", None)
         if loop is not None:
             self.env = {**(self.env or os.environ), "MQFERRY_LOOP": str(loop)}

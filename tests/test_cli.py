@@ -67,7 +67,7 @@ def test_run_loop_choices_are_checked(run, tmp_path):
     cfg.write_text("mqtt: {server: '127.0.0.1:1'}\n")
     result = run("run", "-c", str(cfg), "--loop", "trio")
     assert result.exit_code == 2
-    assert "'trio' is not one of 'auto', 'uvloop', 'asyncio'" in result.output
+    assert "'trio' is not one of 'asyncio', 'uvloop'" in result.output
 
 
 def test_the_loop_runner_follows_the_choice(monkeypatch):
@@ -78,11 +78,14 @@ def test_the_loop_runner_follows_the_choice(monkeypatch):
 
     from mqferry._cli import _runner
 
-    uvloop = pytest.importorskip("uvloop")
     assert _runner("asyncio") is asyncio.run
-    assert _runner("auto") is uvloop.run
-    assert _runner("uvloop") is uvloop.run
     monkeypatch.setitem(sys.modules, "uvloop", None)  # as if it were not installed
-    assert _runner("auto") is asyncio.run
     with pytest.raises(click.ClickException, match="uvloop is not installed"):
         _runner("uvloop")
+
+
+def test_the_uvloop_runner_where_uvloop_is_installed():
+    from mqferry._cli import _runner
+
+    uvloop = pytest.importorskip("uvloop")
+    assert _runner("uvloop") is uvloop.run

@@ -36,18 +36,17 @@ def _config_error(exc: ConfigError, path: str) -> click.ClickException:
 def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
     """``asyncio.run`` or ``uvloop.run``, as ``--loop`` asks; logs which one runs."""
     log = logging.getLogger("mqferry")
-    if name != "asyncio":
+    if name == "uvloop":
         try:
-            import uvloop
+            import uvloop  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
-            if name == "uvloop":
-                raise click.ClickException(
-                    "--loop uvloop: uvloop is not installed (pip install uvloop)") from None
-        else:
-            from importlib.metadata import version
+            raise click.ClickException(
+                "--loop uvloop: uvloop is not installed (pip install uvloop)") from None
+        from importlib.metadata import version
 
-            log.info("event loop: uvloop %s", version("uvloop"))
-            return uvloop.run
+        log.info("event loop: uvloop %s", version("uvloop"))
+        run: Callable[[Coroutine[Any, Any, None]], None] = uvloop.run
+        return run
     log.info("event loop: asyncio")
     return asyncio.run
 
@@ -57,10 +56,11 @@ def _runner(name: str) -> Callable[[Coroutine[Any, Any, None]], None]:
               type=click.Path(dir_okay=False, path_type=Path), help="YAML config file.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
               default=None, help="Overrides the config's log.level.")
-@click.option("--loop", "loop_name", type=click.Choice(["auto", "uvloop", "asyncio"]),
-              default="auto", envvar="MQFERRY_LOOP", show_default=True, show_envvar=True,
-              help="Event loop: uvloop (libuv; less CPU per message), asyncio (the standard "
-                   "library's), or auto (uvloop where it is installed).")
+@click.option("--loop", "loop_name", type=click.Choice(["asyncio", "uvloop"]),
+              default="asyncio", envvar="MQFERRY_LOOP", show_default=True, show_envvar=True,
+              help="Event loop: asyncio (the standard library's) or uvloop (libuv; "
+                   "pip install uvloop). Measured equal at full load, asyncio lighter at low "
+                   "rates and in memory (benchmarks/RESULTS.md).")
 @click.pass_context
 def run(ctx: click.Context, config_path: Path, log_level: str | None, loop_name: str) -> None:
     """Run mqferry with a config file until SIGINT or SIGTERM."""

@@ -164,3 +164,56 @@ async def test_holding_back_pauses_reading_until_go_on_and_not_while_an_answer_i
     later = asyncio.get_running_loop().create_future()
     proto.publish("out/t", b"y", qos=1, retain=False, properties=None, future=later)
     assert not proto.held_back and transport.reading
+
+
+def _read(proto: MqttProtocol, data: bytes) -> None:
+    """Hand ``data`` over as the event loop's transport does: into the protocol's buffer."""
+    buf = proto.get_buffer(len(data))
+    buf[:len(data)] = data
+    proto.buffer_updated(len(data))
+
+
+def _filling(proto: MqttProtocol) -> bytes:
+    """PUBLISH packets of exactly one full read buffer (the last one cut, completed later)."""
+    size = len(proto.get_buffer(-1))
+    packets = b"".join(publish_packet("t/1", b"p" * 200, i % 65535 + 1) for i in range(400))
+    assert len(packets) > size
+    return packets[:size]
+
+
+async def test_a_read_that_filled_the_buffer_waits_for_the_next_turn_of_the_loop():
+    received: list = []
+    proto, transport = connection(received)
+    _read(proto, _filling(proto))
+    assert received and not transport.reading  # more may wait: let the rest of the loop run
+    await asyncio.sleep(0)
+    assert transport.reading
+
+
+async def test_a_read_that_did_not_fill_the_buffer_reads_on():
+    received: list = []
+    proto, transport = connection(received)
+    _read(proto, publish_packet("t/1", b"x", 1))
+    assert len(received) == 1 and transport.reading
+
+
+async def test_holding_back_outlasts_the_end_of_a_turn():
+    proto, transport = connection()
+    _read(proto, _filling(proto))
+    proto.hold_back()
+    await asyncio.sleep(0)
+    assert proto.held_back and not transport.reading  # the turn ended; the hold-back did not
+    proto.go_on()
+    assert transport.reading
+
+
+async def test_go_on_during_a_turn_leaves_the_resume_to_the_turn():
+    proto, transport = connection()
+    proto.hold_back()
+    proto.go_on()
+    _read(proto, _filling(proto))
+    proto.hold_back()
+    proto.go_on()
+    assert not transport.reading
+    await asyncio.sleep(0)
+    assert transport.reading
