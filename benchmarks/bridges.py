@@ -67,12 +67,14 @@ def checkout_path(root: Path) -> str:
 
 
 def mqferry_config(variant: str, direction: str, brokers: Brokers, *, prefix: str,
-                   kafka_topic: str, clientid: str,
-                   params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The mqferry config of a variant; ``params`` go to the Kafka action or source."""
+                   kafka_topic: str, clientid: str, params: dict[str, Any] | None = None,
+                   mqtt_params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The mqferry config of a variant; ``params`` go to the Kafka action or source,
+    ``mqtt_params`` to the ``mqtt`` section."""
     kafka = {"bootstrap_hosts": brokers.kafka}
     mqtt = {"server": brokers.mqtt, "clientid": clientid,
-            "delivery": "at_most_once" if variant == "mqferry-amo" else "at_least_once"}
+            "delivery": "at_most_once" if variant == "mqferry-amo" else "at_least_once",
+            **(mqtt_params or {})}
     if direction == "mqtt-kafka":
         return {
             "mqtt": mqtt, "log": {"level": "info"}, "api": {"enable": False},
@@ -124,6 +126,9 @@ class Bridge:
         #: ``mqferry-alo@/path/to/checkout``: run the mqferry of that checkout (an A/B against
         #: another branch in the same run, variants interleaved)
         self.env = None if not tree else {**os.environ, "PYTHONPATH": checkout_path(Path(tree))}
+        #: ``mqferry-alo+mqtt.receive_maximum=4000``: a field of the ``mqtt`` section instead
+        self.mqtt = {k.removeprefix("mqtt."): self.params.pop(k)
+                     for k in list(self.params) if k.startswith("mqtt.")}
         #: ``mqferry-alo+loop=uvloop``: the event loop of ``mqferry run --loop``, not a parameter
         loop = self.params.pop("loop", None)
         if loop is not None:
@@ -158,7 +163,7 @@ class Bridge:
             cfg = self.workdir / f"{self.variant}.yaml"
             cfg.write_text(yaml.safe_dump(mqferry_config(
                 self.variant, self.direction, b, prefix=self.prefix, kafka_topic=self.kafka_topic,
-                clientid=self.clientid, params=self.params)))
+                clientid=self.clientid, params=self.params, mqtt_params=self.mqtt)))
             self.procs = [subprocess.Popen([str(VENV_BIN / "mqferry"), "run", "-c", str(cfg)],
                                            cwd=self.workdir, stdout=log, stderr=log,
                                            env=self.env)]
