@@ -150,7 +150,7 @@ def lookup(data: Any, path: tuple[str, ...]) -> Any:
     """Follow ``path`` into ``data``, decoding JSON strings on the way; else :data:`MISSING`."""
     cur = data
     for key in path:
-        if type(cur) is dict or isinstance(cur, dict):  # the common case, without the ABC check
+        if isinstance(cur, dict):  # the common case, without the Mapping ABC's check
             if key in cur:
                 cur = cur[key]
                 continue
@@ -204,7 +204,7 @@ class Template:
         TemplateError: a placeholder is malformed (``${a..b}``) or not closed.
     """
 
-    __slots__ = ("_parts", "_single", "text")
+    __slots__ = ("_literal", "_parts", "_single", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -221,6 +221,8 @@ class Template:
             raise TemplateError(f"unclosed placeholder in template {text!r}")
         self._parts: tuple[str | _Placeholder, ...] = tuple(parts)
         self._single = len(parts) == 1 and isinstance(parts[0], _Placeholder)
+        #: the text, when there is no placeholder: every rendering is that text
+        self._literal = None if any(isinstance(p, _Placeholder) for p in parts) else text
 
     @property
     def placeholders(self) -> tuple[str, ...]:
@@ -235,7 +237,7 @@ class Template:
     @property
     def is_literal(self) -> bool:
         """Whether the template has no placeholder."""
-        return not any(isinstance(p, _Placeholder) for p in self._parts)
+        return self._literal is not None
 
     def value(self, data: Any) -> Any:
         """The raw value of a single-placeholder template (:data:`MISSING` when absent)."""
@@ -289,12 +291,10 @@ class Template:
             TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
         """
         if self._single:
-            part = self._parts[0]
-            assert isinstance(part, _Placeholder)
-            v = lookup(data, part.path)
-            if v is MISSING or v is None:
-                return missing.encode()
-            return value_bytes(v, on_replaced)
+            v = self.value_bytes(data, on_replaced=on_replaced)
+            return missing.encode() if v is None else v
+        if self._literal is not None:
+            return self._literal.encode()
         out: list[bytes] = []
         for p in self._parts:
             if isinstance(p, str):
@@ -318,6 +318,8 @@ class Template:
             TemplateError: naming the first missing placeholder, or a value that cannot be
                 rendered as JSON.
         """
+        if self._literal is not None:
+            return self._literal
         out = []
         for part in self._parts:
             if isinstance(part, str):

@@ -34,8 +34,8 @@ Header = tuple[str, bytes]
 class RecordRenderer:
     """Renders rule outputs with one action's templates (parsed once)."""
 
-    __slots__ = ("_check_topic", "_const", "_ext", "_headers", "_json_headers", "_topic_name",
-                 "key", "replaced", "timestamp", "topic", "value")
+    __slots__ = ("_check_topic", "_ext", "_headers", "_json_headers", "key", "replaced",
+                 "timestamp", "topic", "value")
 
     def __init__(self, params: KafkaProducerParameters) -> None:
         self.topic = Template(params.topic)
@@ -50,9 +50,6 @@ class RecordRenderer:
             for h in params.kafka_ext_headers
         ]
         self._json_headers = params.kafka_header_value_encode_mode == "json"
-        # Templates without a placeholder render the same bytes for every output.
-        self._topic_name = self.topic.text if self.topic.is_literal else None
-        self._const = {id(t): t.render_bytes({}) for t in (self.key, self.value) if t.is_literal}
         #: values that were not UTF-8 and were written into JSON with U+FFFD since the caller
         #: last read and zeroed this (see :func:`mqferry._templates.to_json`)
         self.replaced = 0
@@ -67,8 +64,6 @@ class RecordRenderer:
             DeliveryError: ``failed.render`` when a placeholder has no value,
                 ``failed.invalid_topic`` when the name is not a valid Kafka topic name.
         """
-        if self._topic_name is not None:
-            return self._topic_name
         try:
             topic = self.topic.render_strict(output)
         except TemplateError as exc:
@@ -81,9 +76,6 @@ class RecordRenderer:
     def _bytes(self, template: Template, output: Mapping[str, Any]) -> bytes | None:
         if template.is_single_placeholder:
             return template.value_bytes(output, on_replaced=self._replaced)
-        const = self._const.get(id(template))
-        if const is not None:
-            return const
         return template.render_bytes(output, on_replaced=self._replaced)
 
     def render_key(self, output: Mapping[str, Any]) -> bytes | None:
