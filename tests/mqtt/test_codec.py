@@ -70,6 +70,8 @@ def test_publish_packet_refuses_what_mqtt_cannot_carry():
 def test_acks_back_to_back():
     assert codec.puback_packets([1, 258]) == bytes([0x40, 2, 0, 1, 0x40, 2, 1, 2])
     assert codec.ack_packets([(1, 1), (2, 2), (3, 0)]) == bytes([0x40, 2, 0, 1, 0x50, 2, 0, 2])
+    assert codec.ack_packets([(65535, 1), (256, 2)]) == bytes([0x40, 2, 255, 255, 0x50, 2, 1, 0])
+    assert codec.ack_packets([]) == b""
 
 
 def test_connect_packet_carries_the_session_settings():

@@ -1,5 +1,6 @@
 """The connector's acknowledgements, in order and together (in memory, no broker)."""
 
+import asyncio
 import logging
 
 from mqferry._config.models import MqttConfig
@@ -16,7 +17,8 @@ def connector(delivery: str, handler) -> tuple[MqttConnector, MemoryTransport]:
     return conn, transport
 
 
-def acks_sent(transport: MemoryTransport, conn: MqttConnector) -> bytes:
+async def acks_sent(transport: MemoryTransport, conn: MqttConnector) -> bytes:
+    await asyncio.sleep(0)  # the acks of a turn leave at its end
     conn._proto.flush()
     return transport.sent
 
@@ -31,12 +33,12 @@ async def test_at_least_once_acks_a_run_of_messages_in_one_write():
     conn, fake = connector("at_least_once", lambda m, t: (t.hold(), tickets.append(t), t.seal()))
     for mid in (1, 2, 3):
         conn._on_message(message(mid))
-    assert acks_sent(fake, conn) == b""
+    assert await acks_sent(fake, conn) == b""
     tickets[1].release()
     tickets[2].release()
-    assert acks_sent(fake, conn) == b""  # message 1 is still held: nothing may overtake it
+    assert await acks_sent(fake, conn) == b""  # message 1 is still held: nothing may overtake it
     tickets[0].release()
-    assert acks_sent(fake, conn) == bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 0, 3])
+    assert await acks_sent(fake, conn) == bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 0, 3])
 
 
 async def test_at_most_once_acks_a_qos1_message_once_its_ticket_is_sealed_and_qos0_never():
@@ -46,7 +48,7 @@ async def test_at_most_once_acks_a_qos1_message_once_its_ticket_is_sealed_and_qo
     conn._on_message(message(7))
     conn._on_message(message(0, qos=0))
     assert [mid for mid, _ in seen] == [7, 0] and seen[1][1] is None
-    assert acks_sent(fake, conn) == bytes([0x40, 2, 0, 7])
+    assert await acks_sent(fake, conn) == bytes([0x40, 2, 0, 7])
 
 
 async def test_a_topic_that_is_not_utf8_is_dropped_and_acked_in_order(caplog):
@@ -57,18 +59,18 @@ async def test_a_topic_that_is_not_utf8_is_dropped_and_acked_in_order(caplog):
         conn._on_message(message(2, topic="t/\ufffd", raw_topic=b"t/\xff"))
     assert len(tickets) == 1  # the handler never saw message 2
     assert "not valid UTF-8" in caplog.text and "t/\\xff" in caplog.text
-    assert acks_sent(fake, conn) == b""  # its ack waits behind message 1
+    assert await acks_sent(fake, conn) == b""  # its ack waits behind message 1
     tickets[0].release()
-    assert acks_sent(fake, conn) == bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2])
+    assert await acks_sent(fake, conn) == bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2])
 
 
 async def test_qos2_messages_are_acked_with_pubrec():
     tickets = []
     conn, fake = connector("at_least_once", lambda m, t: (t.hold(), tickets.append(t), t.seal()))
     conn._on_message(message(4, qos=2))
-    assert acks_sent(fake, conn) == b""
+    assert await acks_sent(fake, conn) == b""
     tickets[0].release()
-    assert acks_sent(fake, conn) == bytes([0x50, 2, 0, 4])
+    assert await acks_sent(fake, conn) == bytes([0x50, 2, 0, 4])
 
 
 async def test_acks_of_a_lost_connection_are_never_sent_on_the_next():
@@ -82,4 +84,30 @@ async def test_acks_of_a_lost_connection_are_never_sent_on_the_next():
     tickets[0].release()  # message 1's action finished late: its mid means nothing now
     conn._on_message(message(1))  # the redelivery, same mid
     tickets[1].release()
-    assert acks_sent(again, conn) == bytes([0x40, 2, 0, 1])  # once, for the redelivery
+    assert await acks_sent(again, conn) == bytes([0x40, 2, 0, 1])  # once, for the redelivery
+
+
+async def test_the_acks_of_one_turn_leave_as_one_run():
+    runs: list[list[tuple[int, int]]] = []
+    tickets = []
+    conn, fake = connector("at_least_once", lambda m, t: (t.hold(), tickets.append(t), t.seal()))
+    sent_acks = conn._send_acks
+    conn.acks._send_acks = lambda acks: (runs.append(list(acks)), sent_acks(acks))
+    for mid in range(1, 6):
+        conn._on_message(message(mid))
+    for ticket in tickets:  # a Kafka batch secures its records one after the other
+        ticket.release()
+    assert runs == []  # not one call per message: at the end of the turn
+    await asyncio.sleep(0)
+    assert runs == [[(1, 1), (2, 1), (3, 1), (4, 1), (5, 1)]]
+    assert await acks_sent(fake, conn) == b"".join(bytes([0x40, 2, 0, mid]) for mid in range(1, 6))
+
+
+async def test_acks_secured_in_the_last_turn_leave_before_the_disconnect():
+    tickets = []
+    conn, fake = connector("at_least_once", lambda m, t: (t.hold(), tickets.append(t), t.seal()))
+    conn._on_message(message(1))
+    conn._on_message(message(2))
+    tickets[0].release()  # secured; its ack is due at the end of this turn
+    conn._drop_session()  # ... but the session ends first
+    assert fake.sent == bytes([0x40, 2, 0, 1]) + b"\xe0\x00"  # the ack, then DISCONNECT

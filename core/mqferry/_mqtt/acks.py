@@ -9,6 +9,7 @@ back-pressure) but never reorders them.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Callable
 
@@ -23,12 +24,18 @@ class AckWindow:
     Args:
         send_acks: sends the acks for a run of ``(mid, qos)`` pairs, in order, on the current
             connection.
+        deferred: :meth:`advance` acknowledges at the end of the event loop's current turn
+            rather than at once, so the messages secured together (a Kafka batch of hundreds)
+            leave as one run instead of one call per message; :meth:`settle` does it now.
     """
 
-    def __init__(self, send_acks: Callable[[list[tuple[int, int]]], object]) -> None:
+    def __init__(self, send_acks: Callable[[list[tuple[int, int]]], object], *,
+                 deferred: bool = False) -> None:
         self._send_acks = send_acks
         self._queue: deque[Ticket] = deque()
         self.generation = 0
+        self._deferred = deferred
+        self._scheduled: asyncio.Handle | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -44,7 +51,17 @@ class AckWindow:
         return ticket
 
     def advance(self) -> None:
-        """Acknowledge the leading run of done messages."""
+        """Acknowledge the leading run of done messages (now, or at the end of this turn)."""
+        if not self._deferred:
+            self.settle()
+        elif self._scheduled is None:
+            self._scheduled = asyncio.get_running_loop().call_soon(self.settle)
+
+    def settle(self) -> None:
+        """Acknowledge the leading run of done messages now."""
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         q = self._queue
         if not q or not q[0].done:
             return
@@ -64,6 +81,9 @@ class AckWindow:
             how many were pending.
         """
         n = len(self._queue)
+        if self._scheduled is not None:
+            self._scheduled.cancel()
+            self._scheduled = None
         self._queue.clear()
         self.generation += 1
         return n

@@ -75,7 +75,7 @@ class MqttConnector:
                                 on_failure=self._run_failed)
         self._connected = asyncio.Event()
         self._stopping = False
-        self.acks = AckWindow(self._send_acks)
+        self.acks = AckWindow(self._send_acks, deferred=True)
         # Outgoing QoS 1/2 publishes in flight are limited to what the broker accepts (its
         # receive maximum) and our own setting; the rest wait here, in order.
         self._out_free = config.receive_maximum
@@ -322,6 +322,7 @@ class MqttConnector:
     def _drop_session(self) -> None:
         """Forget the session's state, however it ended (lost, stopped or a crash)."""
         self._connected.clear()
+        self.acks.settle()  # what is secured already leaves before the DISCONNECT
         proto, self._proto = self._proto, None
         if proto is not None:
             proto.disconnect()  # ours to end: the broker keeps the session and its messages

@@ -217,8 +217,10 @@ def puback_packets(mids: Iterable[int]) -> bytes:
 
 def ack_packets(acks: Iterable[tuple[int, int]]) -> bytes:
     """The acks for a run of ``(mid, qos)``: PUBACK for QoS 1, PUBREC for QoS 2, back to back."""
-    return b"".join((b"\x40\x02" if qos == 1 else b"\x50\x02") + mid.to_bytes(2, "big")
-                    for mid, qos in acks if qos)
+    # Each short-form ack is 4 bytes: type, length 2, packet id; packed as one big-endian
+    # 32-bit word each, in one call.
+    words = [(0x40020000 if qos == 1 else 0x50020000) | mid for mid, qos in acks if qos]
+    return struct.pack(">%dI" % len(words), *words)  # noqa: UP031
 
 
 def connect_packet(client_id: str, *, keepalive: int, clean_start: bool,
