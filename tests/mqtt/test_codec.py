@@ -45,6 +45,30 @@ def test_a_malformed_publish_is_named(body, why):
         codec.decode_publish(0x32, body)
 
 
+@pytest.mark.parametrize(("body", "why"), [
+    (b"\x00", "shorter than its topic length"),
+    (b"\x00\x09t/x", "topic longer than the packet"),
+    (b"\x00\x01t", "without its packet identifier"),
+    (b"\x00\x01t\x00\x01", "without its properties length"),
+    (b"\x00\x01t\x00\x01\x05\x26\x00", "invalid properties"),
+])
+def test_a_publish_inside_a_read_is_bounded_by_its_own_length(body, why):
+    # The bytes after the packet belong to the next packets of the read: never to this one.
+    read = b"\x00\x00\x00" + body + b"\x00\x00t/x\x00\x07" * 4
+    with pytest.raises(codec.PacketError, match=why):
+        codec.decode_publish(0x32, read, 3, 3 + len(body))
+
+
+def test_a_publish_inside_a_read_is_decoded_where_it_lies():
+    first = publish_packet("d/1", b"one", 5, command=0x32)
+    second = publish_packet("d/22", b"two!", 6, command=0x33)
+    read = first + second
+    msg = codec.decode_publish(second[0], read, len(first) + 2, len(read))
+    assert (msg.topic, msg.payload, msg.mid, msg.retain) == ("d/22", b"two!", 6, True)
+    msg = codec.decode_publish(first[0], read, 2, len(first))
+    assert (msg.topic, msg.payload, msg.mid) == ("d/1", b"one", 5)
+
+
 def test_publish_packet_round_trips_and_matches_an_independent_encoding():
     props = Properties(PacketTypes.PUBLISH)
     props.UserProperty = [("k", "v")]

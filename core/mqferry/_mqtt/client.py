@@ -229,9 +229,12 @@ class MqttConnector:
     # -- incoming ----------------------------------------------------------------------------
 
     def _send_acks(self, acks: list[tuple[int, int]]) -> None:
+        # Called once per turn of the event loop (the window is deferred): the run leaves now,
+        # not after the reads of the next turn (each PUBACK lets the broker send another).
         proto = self._proto
         if proto is not None:
             proto.send_acks(acks)
+            proto.flush()
             if proto.held_back and len(self.acks) <= self.config.receive_maximum // 2:
                 proto.go_on()
 

@@ -67,7 +67,7 @@ class InMessage:
 
     __slots__ = ("dup", "mid", "payload", "properties", "qos", "raw_topic", "retain", "topic")
 
-    def __init__(self, topic: str, payload: bytes, *, qos: int, retain: bool, dup: bool,
+    def __init__(self, topic: str, payload: bytes, qos: int, retain: bool, dup: bool,  # noqa: PLR0917
                  mid: int, properties: Properties | None, raw_topic: bytes = b"") -> None:
         self.topic = topic
         self.payload = payload
@@ -150,33 +150,37 @@ def _unpack(packet_type: int, data: bytes) -> tuple[Properties, int]:
     return props, int(used)
 
 
-def decode_publish(command: int, body: bytes) -> InMessage:
+def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = None
+                   ) -> InMessage:
     """Decode the variable header and payload of an MQTT 5 PUBLISH packet.
+
+    The packet's body is ``buf[start:stop]`` (all of ``buf`` by default): the reader decodes it
+    where it lies in what it read, copying only the topic and the payload out.
 
     Raises:
         PacketError: the packet is shorter than its fields say, or its properties are invalid.
     """
     qos = (command >> 1) & 3
-    end = len(body)
-    if end < 2:
+    end = len(buf) if stop is None else stop
+    if end - start < 2:
         raise PacketError("PUBLISH shorter than its topic length")
-    pos = 2 + ((body[0] << 8) | body[1])
+    pos = start + 2 + ((buf[start] << 8) | buf[start + 1])
     if pos > end:
         raise PacketError("PUBLISH topic longer than the packet")
-    raw_topic = body[2:pos]
+    raw_topic = buf[start + 2:pos]
     mid = 0
     if qos:
         if pos + 2 > end:
             raise PacketError("PUBLISH without its packet identifier")
-        mid = (body[pos] << 8) | body[pos + 1]
+        mid = (buf[pos] << 8) | buf[pos + 1]
         pos += 2
     if pos >= end:
         raise PacketError("PUBLISH without its properties length")
     props = None
-    if body[pos] == 0:  # no properties: the common case
+    if buf[pos] == 0:  # no properties: the common case
         pos += 1
     else:
-        props, used = _unpack(PacketTypes.PUBLISH, body[pos:])
+        props, used = _unpack(PacketTypes.PUBLISH, buf[pos:end])
         pos += used
         if pos > end:
             raise PacketError("PUBLISH properties longer than the packet")
@@ -185,8 +189,9 @@ def decode_publish(command: int, body: bytes) -> InMessage:
         raw_topic = b""
     except UnicodeDecodeError:
         topic = raw_topic.decode("utf-8", "replace")
-    return InMessage(topic, body[pos:], qos=qos, retain=bool(command & 1), dup=bool(command & 8),
-                     mid=mid, properties=props, raw_topic=raw_topic)
+    # positional: keyword arguments cost more, once per message
+    return InMessage(topic, buf[pos:end], qos, bool(command & 1), bool(command & 8), mid, props,
+                     raw_topic)
 
 
 def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: int,

@@ -164,7 +164,10 @@ class MqttProtocol(asyncio.BufferedProtocol):
                 return
             start, stop = frame
             command, pos = buf[pos], stop
-            self._packet(command, buf[start:stop])
+            if command & 0xF0 == codec.PUBLISH:  # decoded where it lies: no copy of the body
+                self._on_publish(codec.decode_publish(command, buf, start, stop))
+            else:
+                self._packet(command, buf[start:stop])
 
     def _packet(self, command: int, body: bytes) -> None:
         kind = command & 0xF0
