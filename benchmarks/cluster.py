@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.integration.cluster_nodes
 
 from bridges import Brokers, mqferry_config
-from harness import save, spec_for
+from harness import check_broker_store, save, spec_for
 from run import machine
 from tests.integration.cluster_nodes import ClusterNodes, merged
 
@@ -434,6 +434,7 @@ def main() -> int:
     ap.add_argument("-o", "--output", type=Path, default=RESULTS / "cluster-latest.json")
     args = ap.parse_args()
     brokers = Brokers()
+    check_broker_store(brokers)
     directions = args.direction or ["kafka-mqtt", "mqtt-kafka"]
     workdir = Path(tempfile.mkdtemp(prefix="mqferry-bench-cluster-"))
     print(f"machine: {machine()}; {os.cpu_count()} CPUs; load average at start "

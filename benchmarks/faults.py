@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bridges import Bridge, Brokers
 from chaos import chaos_markdown, run_chaos
-from harness import bridged, save, spec_for
+from harness import bridged, check_broker_store, save, spec_for
 from rich.console import Console
 
 from mqferry_bench.report import print_results
@@ -244,6 +244,8 @@ def main() -> int:
                     default=Path(__file__).resolve().parent / "results" / "faults.json")
     args = ap.parse_args()
     console = Console(stderr=True, width=160)
+    stored = check_broker_store(Brokers())
+    console.print(f"MQTT broker store at the start: {stored} messages")
     results = run_faults(Brokers(), args.direction or ["mqtt-kafka", "kafka-mqtt"],
                          args.scenario, console, args.variant, chaos_repeat=args.repeat)
     save(results, args.output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -82,6 +83,44 @@ def measure(variant: str, direction: str, brokers: Brokers, label: str = "",
         result["variant"] = variant
         result["bridge_log_tail"] = bridge.log_text()[-2000:]
     return result
+
+
+#: Above this many stored messages the MQTT broker is not fit to measure on (see broker_store).
+STORE_LIMIT = 100_000
+
+
+def broker_store(brokers: Brokers) -> int | None:
+    """How many messages the MQTT broker stores now (Mosquitto's ``$SYS`` count; ``None``
+    when the broker does not say)."""
+    try:
+        out = subprocess.run(
+            ["mosquitto_sub", "-h", brokers.mqtt_host, "-p", str(brokers.mqtt_port),
+             "-t", "$SYS/broker/store/messages/count", "-C", "1", "-W", "15"],
+            capture_output=True, text=True, timeout=20, check=False).stdout.strip()
+        return int(out)
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return None
+
+
+def check_broker_store(brokers: Brokers, *, limit: int = STORE_LIMIT) -> int | None:
+    """The broker's stored messages; refuses a broker that stores more than ``limit``.
+
+    Persistent sessions that earlier runs (tests, benchmarks) left keep queueing what matches
+    their subscriptions, and Mosquitto writes its whole store every ``autosave_interval``
+    (60 s here), pausing every client meanwhile: with 2.2 million stored messages (an 816 MB
+    file) that was a 1-2 s stall in about one run in six, of every variant alike.
+
+    Raises:
+        SystemExit: the broker stores more than ``limit`` messages.
+    """
+    stored = broker_store(brokers)
+    if stored is not None and stored > limit:
+        raise SystemExit(
+            f"the MQTT broker at {brokers.mqtt} stores {stored:,} messages (queued for "
+            f"persistent sessions of earlier runs); its periodic save of them stalls every "
+            f"client, so runs on it measure the broker. Start it afresh with "
+            f"`scripts/services.sh reset-mosquitto`.")
+    return stored
 
 
 def save(results: list[dict[str, Any]], path: Path) -> None:

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
 from bridges import K2M_VARIANTS, M2K_VARIANTS, Brokers
-from harness import measure, save
+from harness import check_broker_store, measure, save
 from rich.console import Console
 
 from mqferry_bench.report import print_results, ratio, summary_row
@@ -157,9 +157,11 @@ def main() -> int:
     brokers = Brokers()
     directions = args.direction or ["mqtt-kafka", "kafka-mqtt"]
     started = time.monotonic()
-    console.print(f"machine: {machine()}; brokers: MQTT {brokers.mqtt}, Kafka {brokers.kafka}")
+    stored = check_broker_store(brokers)
+    console.print(f"machine: {machine()}; brokers: MQTT {brokers.mqtt}, Kafka {brokers.kafka}; "
+                  f"MQTT broker store: {stored} messages")
     results: list[dict[str, Any]] = []
-    md: list[str] = [f"Machine: {machine()}."]
+    md: list[str] = [f"Machine: {machine()}. MQTT broker store at the start: {stored} messages."]
     if not args.only_faults:
         repeat = 1 if args.quick else max(1, args.repeat)
         results = standard(brokers, args.quick, directions, args.variant, repeat,

@@ -11,6 +11,8 @@
 #   scripts/services.sh start [SERVICE...]      start kafka and mosquitto (reuses ours if already running),
 #                                               wait until ready
 #   scripts/services.sh stop [SERVICE...]       stop only the processes named in .dev/*.pid
+#   scripts/services.sh reset-mosquitto         restart our Mosquitto with an empty store (persistent
+#                                               sessions and their queued messages are dropped)
 #   scripts/services.sh status                  one line per service; exit 0 only if both run
 #   scripts/services.sh env                     MQFERRY_* variables for clients, to `eval`
 #   scripts/services.sh create-topic NAME [PARTITIONS]   idempotent
@@ -537,6 +539,18 @@ cmd_stop() {
     done
 }
 
+# Persistent sessions left by earlier runs (tests, benchmarks) keep their subscriptions and queue
+# what matches them, up to max_queued_messages each: the store grows run after run, and Mosquitto
+# writes all of it every autosave_interval, pausing every client meanwhile.
+cmd_reset_mosquitto() {
+    stop_one Mosquitto "$MOSQ_PID_FILE"
+    if [[ -f "$MOSQ_HOME/mosquitto.db" ]]; then
+        log "removing Mosquitto's store ($(du -h "$MOSQ_HOME/mosquitto.db" | cut -f1))"
+        rm -f "$MOSQ_HOME/mosquitto.db"
+    fi
+    start_mosquitto
+}
+
 cmd_status() {
     local rc=0 pid extra
     if pid="$(live_pid "$KAFKA_PID_FILE")"; then
@@ -609,6 +623,7 @@ main() {
         install) cmd_install ;;
         start) cmd_start "$@" ;;
         stop) cmd_stop "$@" ;;
+        reset-mosquitto) cmd_reset_mosquitto ;;
         status) cmd_status ;;
         env) cmd_env ;;
         create-topic) cmd_create_topic "$@" ;;
