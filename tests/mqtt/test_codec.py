@@ -152,3 +152,11 @@ def test_frame_at_refuses_a_remaining_length_over_four_bytes():
     assert codec.frame_at(b"\x30\xff\xff\xff", 0, 4) is None  # not complete yet
     with pytest.raises(codec.PacketError, match="over 4 bytes"):
         codec.frame_at(b"\x30\xff\xff\xff\xff\x01", 0, 6)
+
+
+def test_disconnect_packets():
+    assert codec.disconnect_packet() == b"\xe0\x00"
+    ended = codec.disconnect_packet(end_session=True)
+    # reason 0, then the Session Expiry Interval property (0x11) set to 0
+    assert ended[0] == 0xE0 and ended[1] == len(ended) - 2
+    assert ended[2:] == b"\x00\x05\x11" + (0).to_bytes(4, "big")

@@ -171,3 +171,37 @@ async def test_the_unacknowledged_messages_stay_within_the_receive_maximum():
     # back, thousands (16,720 of 20,000 measured with a receive maximum of 100)
     print(f"peak window {max(window)}")
     assert max(window) <= 450, max(window)
+
+
+async def test_a_disconnect_that_ends_the_session_leaves_nothing_queued_for_it():
+    from mqferry._mqtt.connect import open_session
+
+    cfg = config(f"end-{uuid.uuid4().hex[:8]}")
+    topic = f"mqferry-test/end/{uuid.uuid4().hex[:8]}"
+    proto, connack = await open_session(cfg, client_id=cfg.clientid, clean_start=True,
+                                        session_expiry=300, on_publish=lambda m: None)
+    await proto.subscribe([(topic, 1)], timeout=10)
+    proto.disconnect()  # the session lives on: what is published now is queued for it
+    await proto.closed
+    pub = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", "-h", HOST, "-p", str(PORT), "-t", topic, "-q", "1", "-m", "kept")
+    assert await pub.wait() == 0
+    got: list[bytes] = []
+    proto, connack = await open_session(cfg, client_id=cfg.clientid, clean_start=False,
+                                        session_expiry=300,
+                                        on_publish=lambda m: got.append(m.payload))
+    assert connack.session_present
+    await until(lambda: got == [b"kept"])
+    proto.disconnect(end_session=True)
+    await proto.closed
+    pub = await asyncio.create_subprocess_exec(
+        "mosquitto_pub", "-h", HOST, "-p", str(PORT), "-t", topic, "-q", "1", "-m", "dropped")
+    assert await pub.wait() == 0
+    got.clear()
+    proto, connack = await open_session(cfg, client_id=cfg.clientid, clean_start=False,
+                                        session_expiry=0,
+                                        on_publish=lambda m: got.append(m.payload))
+    assert not connack.session_present  # the broker dropped it at the DISCONNECT
+    await asyncio.sleep(0.5)
+    assert got == []
+    proto.disconnect()

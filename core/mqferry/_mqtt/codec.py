@@ -228,6 +228,15 @@ def ack_packets(acks: Iterable[tuple[int, int]]) -> bytes:
     return struct.pack(">%dI" % len(words), *words)  # noqa: UP031
 
 
+def disconnect_packet(*, end_session: bool = False) -> bytes:
+    """DISCONNECT, reason "normal"; with ``end_session`` it also sets the session expiry to 0,
+    so the broker drops the session (and stops queueing for it) at once."""
+    if not end_session:
+        return b"\xe0\x00"
+    # reason 0, properties: 5 bytes, Session Expiry Interval (0x11) = 0
+    return b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
+
+
 def connect_packet(client_id: str, *, keepalive: int, clean_start: bool,
                    session_expiry: int, receive_maximum: int, username: str | None = None,
                    password: str | None = None) -> bytes:

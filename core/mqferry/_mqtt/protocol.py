@@ -373,8 +373,12 @@ class MqttProtocol(asyncio.BufferedProtocol):
             self.flush()
             transport.close()
 
-    def disconnect(self) -> None:
-        """Send DISCONNECT (normal) and close; unacknowledged messages stay with the broker."""
+    def disconnect(self, *, end_session: bool = False) -> None:
+        """Send DISCONNECT (normal) and close; unacknowledged messages stay with the broker.
+
+        ``end_session``: the broker drops the session at once (its expiry set to 0), with
+        whatever it queued for it.
+        """
         if self.is_open:
-            self.write(b"\xe0\x00")
+            self.write(codec.disconnect_packet(end_session=end_session))
             self.close("disconnected by mqferry")
