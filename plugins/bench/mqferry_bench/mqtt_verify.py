@@ -4,10 +4,10 @@ It uses a persistent MQTT 5 session (clean start off, a session expiry of five m
 messages queued for it while it reconnects after a broker restart are still delivered, and it
 acknowledges each message after tallying it. When it stops it ends the session (a DISCONNECT
 that sets the expiry to 0): what a slow bridge publishes after the run is not queued for five
-minutes in the broker's store, which Mosquitto saves every minute while every client waits. It runs mqferry's own connection
-(:func:`mqferry._mqtt.connect.open_session`) on an event loop in a thread of its own, so the acks
-of one read leave together: a client library's per-message handling would make the verifier,
-not the bridge, the limit of a run.
+minutes in the broker's store, which Mosquitto saves every minute while every client waits.
+It runs mqferry's own connection (:func:`mqferry._mqtt.connect.open_session`) on an event loop
+in a thread of its own, so the acks of one read leave together: a client library's per-message
+handling would make the verifier, not the bridge, the limit of a run.
 """
 
 from __future__ import annotations
