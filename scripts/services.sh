@@ -21,7 +21,8 @@
 # Environment: MQFERRY_KAFKA_PORT (9092), MQFERRY_KAFKA_CONTROLLER_PORT (9093), MQFERRY_MQTT_PORT (1883),
 # MQFERRY_KAFKA_SASL_SSL_PORT (Kafka port + 2), MQFERRY_KAFKA_SSL_PORT (Kafka port + 3),
 # MQFERRY_MQTT_TLS_PORT (MQTT port + 7000: 8883), MQFERRY_MQTT_MTLS_PORT (MQTT port + 7001: 8884),
-# MQFERRY_DEV_DIR (<repo>/.dev), MQFERRY_SERVICES_TIMEOUT (seconds to wait for readiness, 90).
+# MQFERRY_DEV_DIR (<repo>/.dev), MQFERRY_SERVICES_TIMEOUT (seconds to wait for readiness, 90),
+# MQFERRY_MQTT_MAX_INFLIGHT (Mosquitto's max_inflight_messages, 1000; applied when it starts).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -45,6 +46,8 @@ KAFKA_PLAIN_USER=mqferry_plain
 KAFKA_SCRAM256_USER=mqferry_scram256
 KAFKA_SCRAM512_USER=mqferry_scram512
 TIMEOUT="${MQFERRY_SERVICES_TIMEOUT:-90}"
+# Mosquitto's in-flight window per client (its own default is 20): see docs/kafka-sink.md.
+MQTT_MAX_INFLIGHT="${MQFERRY_MQTT_MAX_INFLIGHT:-1000}"
 KAFKA_PID_FILE="$DEV/kafka.pid"
 MOSQ_PID_FILE="$DEV/mosquitto.pid"
 # Short-lived JVMs for the command-line tools: start fast rather than run fast.
@@ -431,7 +434,7 @@ write_mosquitto_config() {
         echo "autosave_interval 60"
         # The bridge holds PUBACKs until Kafka has a message: the broker's inflight window and queue
         # are the back-pressure, so they are large. max_packet_size stays unset: no size limit.
-        echo "max_inflight_messages 1000"
+        echo "max_inflight_messages $MQTT_MAX_INFLIGHT"
         echo "max_queued_messages 1000000"
         echo "max_queued_bytes 0"
         echo "log_dest stdout"
