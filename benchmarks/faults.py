@@ -245,7 +245,7 @@ def main() -> int:
     args = ap.parse_args()
     console = Console(stderr=True, width=160)
     stored = check_broker_store(Brokers())
-    console.print(f"MQTT broker store at the start: {stored} messages")
+    console.print(f"MQTT broker store at the start: {stored}")
     results = run_faults(Brokers(), args.direction or ["mqtt-kafka", "kafka-mqtt"],
                          args.scenario, console, args.variant, chaos_repeat=args.repeat)
     save(results, args.output)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -87,11 +88,16 @@ def measure(variant: str, direction: str, brokers: Brokers, label: str = "",
 
 #: Above this many stored messages the MQTT broker is not fit to measure on (see broker_store).
 STORE_LIMIT = 100_000
+#: ... or when the persistence file of our development Mosquitto is larger than this many MiB.
+STORE_FILE_LIMIT_MB = 50.0
 
 
 def broker_store(brokers: Brokers) -> int | None:
-    """How many messages the MQTT broker stores now (Mosquitto's ``$SYS`` count; ``None``
-    when the broker does not say)."""
+    """How many messages the MQTT broker stores now, by Mosquitto's ``$SYS`` count.
+
+    ``None`` when the broker does not say within 15 s: Mosquitto publishes the count only when
+    it changed since its last ``$SYS`` round, so a quiet broker may stay silent.
+    """
     try:
         out = subprocess.run(
             ["mosquitto_sub", "-h", brokers.mqtt_host, "-p", str(brokers.mqtt_port),
@@ -102,8 +108,18 @@ def broker_store(brokers: Brokers) -> int | None:
         return None
 
 
-def check_broker_store(brokers: Brokers, *, limit: int = STORE_LIMIT) -> int | None:
-    """The broker's stored messages; refuses a broker that stores more than ``limit``.
+def store_file_mb() -> float | None:
+    """The size of our development Mosquitto's persistence file (``scripts/services.sh``), MiB."""
+    dev = Path(os.environ.get("MQFERRY_DEV_DIR", Path(__file__).resolve().parent.parent / ".dev"))
+    try:
+        return (dev / "mosquitto" / "mosquitto.db").stat().st_size / 2**20
+    except OSError:
+        return None
+
+
+def check_broker_store(brokers: Brokers, *, limit: int = STORE_LIMIT,
+                       file_limit_mb: float = STORE_FILE_LIMIT_MB) -> str:
+    """What the MQTT broker stores, as a phrase; refuses a broker that stores too much.
 
     Persistent sessions that earlier runs (tests, benchmarks) left keep queueing what matches
     their subscriptions, and Mosquitto writes its whole store every ``autosave_interval``
@@ -111,16 +127,19 @@ def check_broker_store(brokers: Brokers, *, limit: int = STORE_LIMIT) -> int | N
     file) that was a 1-2 s stall in about one run in six, of every variant alike.
 
     Raises:
-        SystemExit: the broker stores more than ``limit`` messages.
+        SystemExit: the broker stores more than ``limit`` messages, or the persistence file of
+            our development broker is larger than ``file_limit_mb``.
     """
-    stored = broker_store(brokers)
-    if stored is not None and stored > limit:
+    stored, size = broker_store(brokers), store_file_mb()
+    if (stored is not None and stored > limit) or (size is not None and size > file_limit_mb):
         raise SystemExit(
-            f"the MQTT broker at {brokers.mqtt} stores {stored:,} messages (queued for "
-            f"persistent sessions of earlier runs); its periodic save of them stalls every "
+            f"the MQTT broker at {brokers.mqtt} stores {stored if stored is not None else '?'} "
+            f"messages (persistence file {size if size is not None else 0:.0f} MiB), queued for "
+            f"persistent sessions of earlier runs; its periodic save of them stalls every "
             f"client, so runs on it measure the broker. Start it afresh with "
             f"`scripts/services.sh reset-mosquitto`.")
-    return stored
+    count = "not told (unchanged)" if stored is None else f"{stored:,} messages"
+    return f"{count}; persistence file {size:.1f} MiB" if size is not None else count
 
 
 def save(results: list[dict[str, Any]], path: Path) -> None:

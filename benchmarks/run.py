@@ -159,9 +159,9 @@ def main() -> int:
     started = time.monotonic()
     stored = check_broker_store(brokers)
     console.print(f"machine: {machine()}; brokers: MQTT {brokers.mqtt}, Kafka {brokers.kafka}; "
-                  f"MQTT broker store: {stored} messages")
+                  f"MQTT broker store: {stored}")
     results: list[dict[str, Any]] = []
-    md: list[str] = [f"Machine: {machine()}. MQTT broker store at the start: {stored} messages."]
+    md: list[str] = [f"Machine: {machine()}. MQTT broker store at the start: {stored}."]
     if not args.only_faults:
         repeat = 1 if args.quick else max(1, args.repeat)
         results = standard(brokers, args.quick, directions, args.variant, repeat,
