@@ -33,25 +33,23 @@ def test_an_invalid_utf8_topic_keeps_its_bytes():
     assert msg.raw_topic == b"t/\xff" and msg.topic == "t/\ufffd"
 
 
-@pytest.mark.parametrize(("body", "why"), [
+#: malformed PUBLISH bodies and what the error names
+MALFORMED = [
     (b"\x00", "shorter than its topic length"),
     (b"\x00\x09t/x", "topic longer than the packet"),
     (b"\x00\x01t", "without its packet identifier"),
     (b"\x00\x01t\x00\x01", "without its properties length"),
     (b"\x00\x01t\x00\x01\x05\x26\x00", "invalid properties"),
-])
+]
+
+
+@pytest.mark.parametrize(("body", "why"), MALFORMED)
 def test_a_malformed_publish_is_named(body, why):
     with pytest.raises(codec.PacketError, match=why):
         codec.decode_publish(0x32, body)
 
 
-@pytest.mark.parametrize(("body", "why"), [
-    (b"\x00", "shorter than its topic length"),
-    (b"\x00\x09t/x", "topic longer than the packet"),
-    (b"\x00\x01t", "without its packet identifier"),
-    (b"\x00\x01t\x00\x01", "without its properties length"),
-    (b"\x00\x01t\x00\x01\x05\x26\x00", "invalid properties"),
-])
+@pytest.mark.parametrize(("body", "why"), MALFORMED)
 def test_a_publish_inside_a_read_is_bounded_by_its_own_length(body, why):
     # The bytes after the packet belong to the next packets of the read: never to this one.
     read = b"\x00\x00\x00" + body + b"\x00\x00t/x\x00\x07" * 4
