@@ -170,10 +170,9 @@ class MqttProtocol(asyncio.BufferedProtocol):
                 self._packet(command, buf[start:stop])
 
     def _packet(self, command: int, body: bytes) -> None:
+        """Handle a packet other than PUBLISH (:meth:`_frames` decodes those in place)."""
         kind = command & 0xF0
-        if kind == codec.PUBLISH:
-            self._on_publish(codec.decode_publish(command, body))
-        elif kind in {codec.PUBACK, codec.PUBCOMP}:
+        if kind in {codec.PUBACK, codec.PUBCOMP}:
             self._settle(body, kind)
         elif kind == codec.PUBREC:
             self._pubrec(body)
