@@ -40,3 +40,11 @@ def test_many_distinct_topics_do_not_grow_the_memory_beyond_its_size(monkeypatch
     for i in range(100):
         assert ids(r.match(f"dev/{i}")) == ["a"]
         assert len(r._matches) <= 8
+
+
+def test_a_long_topic_is_matched_but_not_remembered():
+    r = Routing({"a": rule("a", "dev/#")})
+    long_topic = "dev/" + "x" * routing.MATCH_CACHE_TOPIC
+    assert ids(r.match(long_topic)) == ["a"]
+    assert long_topic not in r._matches
+    assert ids(r.match("dev/1")) == ["a"] and "dev/1" in r._matches

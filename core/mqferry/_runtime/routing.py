@@ -18,12 +18,15 @@ from mqferry._rules import TopicIndex
 from mqferry._rules.source_names import aliases
 from mqferry._runtime.rules import RuntimeRule
 
-__all__ = ["MATCH_CACHE_SIZE", "Routing", "event_aliases"]
+__all__ = ["MATCH_CACHE_SIZE", "MATCH_CACHE_TOPIC", "Routing", "event_aliases"]
 
 event_aliases = aliases
 
 #: How many topics' matches :meth:`Routing.match` remembers; past it the memory starts afresh.
 MATCH_CACHE_SIZE = 4096
+#: Longer topics are matched every time, not remembered: a topic may be 64 KiB long, and 4096
+#: of those would hold 256 MiB.
+MATCH_CACHE_TOPIC = 256
 
 
 class Routing:
@@ -53,9 +56,10 @@ class Routing:
         rules = matches.get(topic)
         if rules is None:
             rules = tuple(self._index.match(topic))
-            if len(matches) >= MATCH_CACHE_SIZE:
-                matches.clear()  # many distinct topics: start afresh rather than grow
-            matches[topic] = rules
+            if len(topic) <= MATCH_CACHE_TOPIC:
+                if len(matches) >= MATCH_CACHE_SIZE:
+                    matches.clear()  # many distinct topics: start afresh rather than grow
+                matches[topic] = rules
         return rules
 
     def for_event(self, name: str) -> list[RuntimeRule] | None:
