@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,34 @@ if TYPE_CHECKING:
     from mqferry._runtime.reconfig import Controller
 
 log = logging.getLogger(__name__)
+
+#: The cyclic collector's young-generation threshold while the bridge runs (Python's is 700).
+#: Python counts container objects allocated minus freed since the last collection; a message
+#: in flight holds several, so with 1,000 messages unacknowledged the default threshold ran a
+#: collection every few dozen messages: ~2,000 young and ~180 older collections in 200,000
+#: messages, 6% of the bridge's CPU at full load, freeing almost nothing (what a message
+#: allocates is freed by reference counting when it is settled). At 20,000 the same run made
+#: none; reference cycles still wait at most 20,000 allocations for a collection.
+GC_YOUNG_THRESHOLD = 20_000
+
+
+@contextlib.contextmanager
+def steady_gc() -> Iterator[None]:
+    """Tune the cyclic collector for the running bridge; restore Python's settings after.
+
+    Everything built before (modules, config, plugins) lives as long as the process: it is
+    frozen out of the collector's passes, which otherwise rescan it under load. The young
+    generation's threshold is raised to :data:`GC_YOUNG_THRESHOLD`.
+    """
+    gc.collect()
+    gc.freeze()
+    before = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def cluster_parts() -> list[PartFactory]:
@@ -124,11 +153,8 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
             await app.cluster.start_parts()
         if controller is not None and app.config.raw.api.enable:
             server = await _start_api(controller)
-        # Everything built so far (modules, config, plugins) lives as long as the process: keep
-        # it out of the collector's full passes, which otherwise rescan it under load.
-        gc.collect()
-        gc.freeze()
-        await stop.wait()
+        with steady_gc():
+            await stop.wait()
         log.info("stopping: flushing in-flight messages")
     finally:
         if server is not None:
