@@ -1,3 +1,5 @@
+import asyncio
+
 from mqferry._mqtt.acks import AckWindow
 
 
@@ -61,4 +63,50 @@ def test_reset_forgets_pending_and_never_acks_an_old_connection():
     old.release()
     assert sent == []
     new.seal()
+    assert sent == [1]
+
+
+def lingering(sent: list[int]) -> AckWindow:
+    return AckWindow(lambda acks: sent.extend(mid for mid, _ in acks), deferred=True,
+                     linger=0.05, linger_below=3)
+
+
+async def test_settle_sends_a_lingering_run_at_once():
+    # (before a DISCONNECT: what was acknowledged must not wait out the linger)
+    sent: list[int] = []
+    window = lingering(sent)
+    window.open(1, 1).seal()
+    await asyncio.sleep(0)
+    assert sent == []
+    window.settle()
+    assert sent == [1]
+    await asyncio.sleep(0.1)
+    assert sent == [1]  # the cancelled timer sends nothing more
+
+
+async def test_reset_cancels_a_lingering_run():
+    sent: list[int] = []
+    window = lingering(sent)
+    window.open(1, 1).seal()
+    assert window.reset() == 1
+    await asyncio.sleep(0.1)
+    assert sent == []
+
+
+async def test_a_lingering_run_leaves_with_the_turn_once_enough_are_pending():
+    sent: list[int] = []
+    window = lingering(sent)
+    window.open(1, 1).seal()
+    window.open(2, 1).seal()
+    await asyncio.sleep(0)
+    assert sent == []  # 2 pending, below 3
+    window.open(3, 1).seal()
+    await asyncio.sleep(0)
+    assert sent == [1, 2, 3]
+
+
+async def test_linger_needs_deferred_acks():
+    sent: list[int] = []
+    window = AckWindow(lambda acks: sent.extend(mid for mid, _ in acks), linger=0.05)
+    window.open(1, 1).seal()
     assert sent == [1]

@@ -4,7 +4,7 @@ import asyncio
 import logging
 
 from mqferry._config.models import MqttConfig
-from mqferry._mqtt.client import MqttConnector
+from mqferry._mqtt.client import ACK_LINGER, MqttConnector
 from mqferry._mqtt.codec import InMessage
 from mqferry._mqtt.protocol import MqttProtocol
 from tests.mqtt.twins import MemoryTransport
@@ -48,7 +48,43 @@ async def test_at_most_once_acks_a_qos1_message_once_its_ticket_is_sealed_and_qo
     conn._on_message(message(7))
     conn._on_message(message(0, qos=0))
     assert [mid for mid, _ in seen] == [7, 0] and seen[1][1] is None
-    assert await acks_sent(fake, conn) == bytes([0x40, 2, 0, 7])
+    assert await acks_sent(fake, conn) == b""  # a lone ack lingers for company
+    await asyncio.sleep(ACK_LINGER * 2)
+    assert fake.sent == bytes([0x40, 2, 0, 7])
+
+
+async def test_at_most_once_acks_of_a_trickle_leave_as_one_write():
+    conn, fake = connector("at_most_once", lambda m, t: t.seal())
+    for mid in (1, 2, 3):  # one message a turn, as a slow publisher's arrive
+        conn._on_message(message(mid))
+        await asyncio.sleep(0)
+    assert fake.writes == []
+    await asyncio.sleep(ACK_LINGER * 2)
+    assert fake.writes == [bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2, 0x40, 2, 0, 3])]
+
+
+async def test_at_most_once_acks_leave_with_the_turn_once_enough_are_pending():
+    # receive maximum 4: from 2 pending on, nothing lingers (reading stops at 4 until 2 are
+    # acknowledged, and a lingering run would hold that up)
+    conn = MqttConnector(config=MqttConfig(delivery="at_most_once", receive_maximum=4),
+                         handler=lambda m, t: t.seal())
+    fake = MemoryTransport()
+    conn._proto = fake.attach(MqttProtocol(on_publish=conn._on_message))
+    conn._on_message(message(1))
+    await asyncio.sleep(0)
+    assert fake.writes == []  # one pending: it lingers
+    conn._on_message(message(2))
+    await asyncio.sleep(0)
+    assert fake.writes == [bytes([0x40, 2, 0, 1, 0x40, 2, 0, 2])]
+
+
+async def test_at_least_once_acks_never_linger():
+    tickets = []
+    conn, fake = connector("at_least_once", lambda m, t: (t.hold(), tickets.append(t), t.seal()))
+    conn._on_message(message(5))
+    tickets[0].release()
+    await asyncio.sleep(0)
+    assert fake.writes == [bytes([0x40, 2, 0, 5])]
 
 
 async def test_a_topic_that_is_not_utf8_is_dropped_and_acked_in_order(caplog):

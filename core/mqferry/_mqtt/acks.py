@@ -27,15 +27,24 @@ class AckWindow:
         deferred: :meth:`advance` acknowledges at the end of the event loop's current turn
             rather than at once, so the messages secured together (a Kafka batch of hundreds)
             leave as one run instead of one call per message; :meth:`settle` does it now.
+        linger: with ``deferred``, while fewer than ``linger_below`` messages are pending,
+            :meth:`advance` acknowledges ``linger`` seconds later instead of at the end of the
+            turn, so the acks of a trickle leave in runs too (at-most-once acknowledges each
+            message as it arrives: one socket write per message otherwise). 0: never.
+        linger_below: see ``linger``; from this many pending messages on, a lingering run
+            leaves at the end of the turn.
     """
 
     def __init__(self, send_acks: Callable[[list[tuple[int, int]]], object], *,
-                 deferred: bool = False) -> None:
+                 deferred: bool = False, linger: float = 0.0, linger_below: int = 64) -> None:
         self._send_acks = send_acks
         self._queue: deque[Ticket] = deque()
         self.generation = 0
         self._deferred = deferred
+        self._linger = linger if deferred else 0.0
+        self._linger_below = linger_below
         self._scheduled: asyncio.Handle | None = None
+        self._lingering = False
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -54,14 +63,27 @@ class AckWindow:
         """Acknowledge the leading run of done messages (now, or at the end of this turn)."""
         if not self._deferred:
             self.settle()
-        elif self._scheduled is None:
-            self._scheduled = asyncio.get_running_loop().call_soon(self.settle)
+            return
+        scheduled = self._scheduled
+        if scheduled is not None and not (self._lingering
+                                          and len(self._queue) >= self._linger_below):
+            return
+        if scheduled is not None:
+            scheduled.cancel()  # enough are pending: the lingering run leaves with this turn
+        loop = asyncio.get_running_loop()
+        if self._linger and len(self._queue) < self._linger_below:
+            self._lingering = True
+            self._scheduled = loop.call_later(self._linger, self.settle)
+        else:
+            self._lingering = False
+            self._scheduled = loop.call_soon(self.settle)
 
     def settle(self) -> None:
         """Acknowledge the leading run of done messages now."""
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
+            self._lingering = False
         q = self._queue
         if not q or not q[0].done:
             return
@@ -84,6 +106,7 @@ class AckWindow:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
+            self._lingering = False
         self._queue.clear()
         self.generation += 1
         return n

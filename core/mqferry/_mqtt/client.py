@@ -57,6 +57,12 @@ Incoming = InMessage
 MessageHandler = Callable[[Incoming, Ticket | None], None]
 
 
+#: Seconds an at-most-once ack may wait for others to leave with while fewer than 64 are
+#: pending. At 2000 msg/s one socket write per message made at-most-once use 1.8x the CPU of
+#: at-least-once (measured, py-spy: a quarter of its busy time in that write).
+ACK_LINGER = 0.004
+
+
 class MqttConnector:
     """The MQTT connection mqferry is attached to.
 
@@ -75,7 +81,12 @@ class MqttConnector:
                                 on_failure=self._run_failed)
         self._connected = asyncio.Event()
         self._stopping = False
-        self.acks = AckWindow(self._send_acks, deferred=True)
+        # At most once, each message is acknowledged as it arrives: a trickle's acks wait up to
+        # ACK_LINGER to leave in runs (at least once, the acks of a Kafka batch are a run).
+        at_most_once = config.delivery == "at_most_once"
+        self.acks = AckWindow(self._send_acks, deferred=True,
+                              linger=ACK_LINGER if at_most_once else 0.0,
+                              linger_below=max(1, min(64, config.receive_maximum // 2)))
         # Outgoing QoS 1/2 publishes in flight are limited to what the broker accepts (its
         # receive maximum) and our own setting; the rest wait here, in order.
         self._out_free = config.receive_maximum
