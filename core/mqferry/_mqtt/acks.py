@@ -44,6 +44,7 @@ class AckWindow:
         self._linger = linger if deferred else 0.0
         self._linger_below = linger_below
         self._scheduled: asyncio.Handle | None = None
+        #: whether the scheduled settle is the linger's timer (read only while one is scheduled)
         self._lingering = False
 
     def __len__(self) -> int:
@@ -65,17 +66,16 @@ class AckWindow:
             self.settle()
             return
         scheduled = self._scheduled
-        if scheduled is not None and not (self._lingering
-                                          and len(self._queue) >= self._linger_below):
-            return
+        few = len(self._queue) < self._linger_below
         if scheduled is not None:
-            scheduled.cancel()  # enough are pending: the lingering run leaves with this turn
+            if not self._lingering or few:
+                return  # due at the end of this turn, or lingering with few pending
+            scheduled.cancel()  # enough are pending now: the run leaves with this turn
         loop = asyncio.get_running_loop()
-        if self._linger and len(self._queue) < self._linger_below:
-            self._lingering = True
+        self._lingering = bool(self._linger) and few
+        if self._lingering:
             self._scheduled = loop.call_later(self._linger, self.settle)
         else:
-            self._lingering = False
             self._scheduled = loop.call_soon(self.settle)
 
     def settle(self) -> None:
@@ -83,7 +83,6 @@ class AckWindow:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
-            self._lingering = False
         q = self._queue
         if not q or not q[0].done:
             return
@@ -106,7 +105,6 @@ class AckWindow:
         if self._scheduled is not None:
             self._scheduled.cancel()
             self._scheduled = None
-            self._lingering = False
         self._queue.clear()
         self.generation += 1
         return n
