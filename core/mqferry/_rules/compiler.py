@@ -106,7 +106,7 @@ class Compiler:
         def get_scoped(ev: Event, sc: dict[str, Any]) -> Any:
             val = sc.get(name, _MISSING)
             if val is not _MISSING:
-                if is_payload and isinstance(val, str | bytes):
+                if is_payload and (type(val) is str or isinstance(val, str | bytes)):
                     val = (ev.decoded_payload() if val is ev.get("payload")
                            else decode_json_value(val))
                 found = walk(val, ev, sc)
@@ -325,6 +325,13 @@ def _get1(key: str, is_payload: bool, name: str) -> Expr:
 
 
 def _walker(steps: list[Any]) -> Callable[[Any, Event, dict[str, Any]], Any]:
+    if len(steps) == 1 and type(steps[0]) is str:
+        # One key into an object: the common ``payload.x`` of a scoped payload, no loop.
+        key = steps[0]
+
+        def walk_key(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
+            return data.get(key) if type(data) is dict else get_step(data, key)
+        return walk_key
     if all(not callable(s) for s in steps):
         const_steps = tuple(steps)
 

@@ -59,6 +59,8 @@ def get_index(data: Any, index: Any) -> Any:
 
 def get_step(data: Any, step: Any) -> Any:
     """Follow one path step from ``data``."""
+    if type(data) is dict and type(step) is str:  # the common case first: no union check
+        return data.get(step)
     if isinstance(data, str | bytes) and data:
         try:
             data = orjson.loads(data)
