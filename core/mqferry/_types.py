@@ -143,6 +143,29 @@ class MqttPublisher(Protocol):
         """
         ...
 
+    def publish_with(
+        self,
+        topic: str,
+        payload: bytes,
+        settled: Callable[[BaseException | None], None],
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Start a publish and call ``settled`` once when it ends, without a future.
+
+        ``settled(None)`` when the publish's future from :meth:`publish_nowait` would complete,
+        ``settled(exc)`` with the exception it would fail with. It may be called before this
+        returns. For a stream of publishes: it saves the future and the turn of the event loop
+        its callbacks wait for (over ten times the cost of the call, measured).
+
+        Raises:
+            MqttUnavailable: the session is not up (``settled`` is not called).
+            ValueError: an invalid topic or property (``settled`` is not called).
+        """
+        ...
+
 
 #: Run the enabled rules on an event: returns an awaitable that completes when every action the
 #: event reached has secured or failed its outputs.

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 import pytest
 
 from mqferry._config.models import MqttConfig
+from mqferry._errors import MqttUnavailable
 from mqferry._mqtt.client import Incoming, MqttConnector
 from mqferry._runtime.delivery import Ticket
 from mqferry._types import Status
@@ -205,3 +206,47 @@ async def test_a_disconnect_that_ends_the_session_leaves_nothing_queued_for_it()
     await asyncio.sleep(0.5)
     assert got == []
     proto.disconnect()
+
+
+async def test_publish_with_tells_each_publish_once_in_order_beyond_the_in_flight_window():
+    # More QoS 1 publishes than the window holds: the rest wait in the backlog; every one is
+    # told once, after the broker's PUBACK, and an independent subscriber gets them all.
+    name = f"pubwith-{uuid.uuid4().hex[:8]}"
+    topic = f"mqferry-test/{name}"
+    sub = await asyncio.create_subprocess_exec(
+        "mosquitto_sub", "-h", HOST, "-p", str(PORT), "-q", "1", "-t", topic, "-C", "500",
+        "-W", "30", stdout=asyncio.subprocess.PIPE)
+    await asyncio.sleep(0.5)  # subscribed before the first publish
+    conn = MqttConnector(config=config(name, receive_maximum=20))
+    await conn.start()
+    outcomes: dict[int, list[BaseException | None]] = {}
+    try:
+        await until(lambda: conn.is_connected)
+        for i in range(500):
+            outcomes[i] = []
+            conn.publish_with(topic, str(i).encode(), outcomes[i].append, qos=1)
+        assert sum(1 for o in outcomes.values() if o) < 500  # most wait for their PUBACK
+        await until(lambda: all(outcomes.values()))
+    finally:
+        await conn.stop()
+    assert all(o == [None] for o in outcomes.values())
+    out, _ = await sub.communicate()
+    assert out.decode().split() == [str(i) for i in range(500)]
+
+
+async def test_publish_with_refuses_an_invalid_topic_without_telling_and_tells_a_lost_session():
+    name = f"pubwith-lost-{uuid.uuid4().hex[:8]}"
+    conn = MqttConnector(config=config(name, receive_maximum=5))
+    await conn.start()
+    told: list[BaseException | None] = []
+    try:
+        await until(lambda: conn.is_connected)
+        with pytest.raises(ValueError, match="invalid MQTT topic"):
+            conn.publish_with("a/#", b"x", told.append, qos=1)
+        for _ in range(50):  # 5 in flight, 45 in the backlog
+            conn.publish_with(f"mqferry-test/{name}", b"x", told.append, qos=1)
+    finally:
+        await conn.stop()
+    await until(lambda: len(told) == 50)
+    lost = [o for o in told if o is not None]
+    assert lost and all(isinstance(o, MqttUnavailable) for o in lost)

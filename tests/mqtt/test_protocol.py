@@ -60,40 +60,59 @@ async def test_acks_written_while_handling_a_read_leave_in_one_write():
     assert transport.writes == [b"".join(bytes([0x40, 2, 0, m]) for m in (1, 2, 3))]
 
 
-async def test_own_publishes_complete_on_their_ack_and_fail_on_an_error_code():
+async def test_own_publishes_settle_on_their_ack_and_fail_on_an_error_code():
     released: list = []
     proto, transport = connection(released=released)
-    loop = asyncio.get_running_loop()
-    ok, refused, q0, q2 = (loop.create_future() for _ in range(4))
-    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, future=ok)
-    proto.publish("o/2", b"b", qos=1, retain=False, properties=None, future=refused)
-    proto.publish("o/0", b"c", qos=0, retain=False, properties=None, future=q0)
-    proto.publish("o/3", b"d", qos=2, retain=False, properties=None, future=q2)
-    assert q0.done() and not ok.done()
+    ok: list = []
+    refused: list = []
+    q0: list = []
+    q2: list = []
+    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, settled=ok.append)
+    proto.publish("o/2", b"b", qos=1, retain=False, properties=None, settled=refused.append)
+    proto.publish("o/0", b"c", qos=0, retain=False, properties=None, settled=q0.append)
+    proto.publish("o/3", b"d", qos=2, retain=False, properties=None, settled=q2.append)
+    assert q0 == [None] and ok == []  # QoS 0 settles as it is written
     proto.flush()
     assert len(transport.writes) == 1  # four publishes, one write
     proto.data_received(bytes([0x40, 3, 0, 1, 0x10]) + bytes([0x40, 3, 0, 2, 0x87])
                         + bytes([0x40, 2, 0, 99]) + bytes([0x50, 2, 0, 3]))
-    assert ok.result() is None and len(released) == 2  # 0x10 "no matching subscribers" is fine
-    with pytest.raises(DeliveryError) as err:
-        refused.result()
-    assert err.value.reason == "failed.refused" and "Not authorized" in str(err.value)
+    assert ok == [None] and len(released) == 2  # 0x10 "no matching subscribers" is fine
+    [err] = refused
+    assert isinstance(err, DeliveryError)
+    assert err.reason == "failed.refused" and "Not authorized" in str(err)
     assert transport.writes[-1] == bytes([0x62, 2, 0, 3])  # PUBREL; QoS 2 done on PUBCOMP
-    assert not q2.done()
+    assert q2 == []
     proto.data_received(bytes([0x70, 2, 0, 3]))
-    assert q2.result() is None and len(released) == 3
+    assert q2 == [None] and len(released) == 3
+    assert (ok, refused, q0) == ([None], [err], [None])  # each told once
+
+
+async def test_a_settled_callback_that_raises_is_logged_and_the_read_goes_on(caplog):
+    released: list = []
+    proto, _ = connection(released=released)
+    after: list = []
+
+    def broken(outcome):
+        raise RuntimeError("a bug in a plugin's callback")
+
+    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, settled=broken)
+    proto.publish("o/2", b"b", qos=1, retain=False, properties=None, settled=after.append)
+    proto.data_received(bytes([0x40, 2, 0, 1]) + bytes([0x40, 2, 0, 2]))
+    assert after == [None] and len(released) == 2
+    assert proto.is_open
+    assert "settled callback raised" in caplog.text and "a bug in a plugin" in caplog.text
 
 
 async def test_a_lost_connection_fails_what_is_in_flight():
     proto, transport = connection()
-    future = asyncio.get_running_loop().create_future()
-    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, future=future)
+    outcomes: list = []
+    proto.publish("o/1", b"a", qos=1, retain=False, properties=None, settled=outcomes.append)
     subscribing = asyncio.ensure_future(proto.subscribe([("a/#", 1)]))
     await asyncio.sleep(0)
     transport.close()
     assert await proto.closed == "the broker closed the connection"
-    with pytest.raises(MqttUnavailable, match="lost before the broker's ack"):
-        future.result()
+    [lost] = outcomes
+    assert isinstance(lost, MqttUnavailable) and "lost before the broker's ack" in str(lost)
     with pytest.raises(MqttUnavailable):
         await subscribing
 
@@ -152,17 +171,16 @@ async def test_holding_back_pauses_reading_until_go_on_and_not_while_an_answer_i
     assert not proto.held_back and transport.reading
     # a publish of ours waits for its PUBACK on this connection: reading must go on (a
     # republish's ack may be what releases the held messages)
-    future = asyncio.get_running_loop().create_future()
-    proto.publish("out/t", b"x", qos=1, retain=False, properties=None, future=future)
+    outcomes: list = []
+    proto.publish("out/t", b"x", qos=1, retain=False, properties=None, settled=outcomes.append)
     proto.hold_back()
     assert not proto.held_back and transport.reading
     proto.data_received(bytes([0x40, 2, 0, 1]))  # its PUBACK (mid 1)
-    assert future.done()
+    assert outcomes == [None]
     proto.hold_back()
     assert proto.held_back
     # a publish made while held back resumes reading, for its ack
-    later = asyncio.get_running_loop().create_future()
-    proto.publish("out/t", b"y", qos=1, retain=False, properties=None, future=later)
+    proto.publish("out/t", b"y", qos=1, retain=False, properties=None, settled=outcomes.append)
     assert not proto.held_back and transport.reading
 
 

@@ -28,7 +28,7 @@ from mqferry._mqtt.acks import AckWindow
 from mqferry._mqtt.codec import InMessage
 from mqferry._mqtt.connect import open_session, probe, session_expiry
 from mqferry._mqtt.properties import publish_properties
-from mqferry._mqtt.protocol import MqttProtocol
+from mqferry._mqtt.protocol import MqttProtocol, Settled, tell
 from mqferry._mqtt.tls import explain
 from mqferry._runtime.delivery import Ticket
 from mqferry._tasks import Supervisor, describe
@@ -46,8 +46,20 @@ SESSION_TAKEN_OVER = 0x8E
 STABLE_AFTER = 5.0
 
 #: A publish waiting for room in the in-flight window: topic, payload, qos, retain, properties and
-#: the future to complete.
-_Outgoing = tuple[str, bytes, int, bool, Properties | None, "asyncio.Future[None]"]
+#: what to tell how it ended.
+_Outgoing = tuple[str, bytes, int, bool, Properties | None, Settled]
+
+
+def _future_settler(future: asyncio.Future[None]) -> Settled:
+    """A :data:`Settled` that completes ``future`` (unless it is done already)."""
+
+    def settled(outcome: BaseException | None) -> None:
+        if not future.done():
+            if outcome is None:
+                future.set_result(None)
+            else:
+                future.set_exception(outcome)
+    return settled
 
 #: An incoming message: ``topic``, ``payload``, ``qos``, ``retain``, ``dup``, ``mid`` and
 #: ``properties``.
@@ -206,29 +218,65 @@ class MqttConnector:
             MqttUnavailable: the session is not up.
             ValueError: an invalid topic or property.
         """
+        self._session_up()  # before the future: raised without a running loop too
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.publish_with(topic, payload, _future_settler(future), qos=qos, retain=retain,
+                          properties=properties)
+        return future
+
+    def _session_up(self) -> MqttProtocol:
+        """The connection of the session, which is up.
+
+        Raises:
+            MqttUnavailable: the session is not up.
+        """
         proto = self._proto
         if proto is None or not self._connected.is_set():
             raise MqttUnavailable("not connected to the MQTT broker", session=self._session)
+        return proto
+
+    def publish_with(
+        self,
+        topic: str,
+        payload: bytes,
+        settled: Settled,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Start a publish and call ``settled`` when it ends (see :meth:`publish_nowait`).
+
+        ``settled(None)`` once the broker acknowledged it (QoS 1/2) or it was written (QoS 0);
+        ``settled(exc)`` with :class:`MqttUnavailable` when the session drops first, with
+        :class:`~mqferry._errors.DeliveryError` when the broker's ack carries an error code, and
+        with ``ValueError`` when the packet cannot be encoded. It may be called before this
+        returns (QoS 0, or a packet that cannot be encoded), and exactly once.
+
+        Raises:
+            MqttUnavailable: the session is not up (``settled`` is not called).
+            ValueError: an invalid topic or property (``settled`` is not called).
+        """
+        proto = self._session_up()
         props = publish_properties(properties)
         if not topic or "+" in topic or "#" in topic:
             raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if qos > 0:
             if self._out_free <= 0:
-                self._out_backlog.append((topic, payload, qos, retain, props, future))
-                return future
+                self._out_backlog.append((topic, payload, qos, retain, props, settled))
+                return
             self._out_free -= 1
-        self._send(proto, (topic, payload, qos, retain, props, future))
-        return future
+        self._send(proto, (topic, payload, qos, retain, props, settled))
 
     def _send(self, proto: MqttProtocol, out: _Outgoing) -> None:
-        topic, payload, qos, retain, props, future = out
+        topic, payload, qos, retain, props, settled = out
         try:
-            proto.publish(topic, payload, qos=qos, retain=retain, properties=props, future=future)
+            proto.publish(topic, payload, qos=qos, retain=retain, properties=props,
+                          settled=settled)
         except ValueError as exc:  # not encodable (size, topic): fail this publish only
             if qos:
                 self._out_free += 1
-            future.set_exception(exc)
+            tell(settled, exc)
 
     def _released(self) -> None:
         self._out_free += 1
@@ -346,7 +394,6 @@ class MqttConnector:
                         "the broker will redeliver them", lost)
         reason = "the MQTT connection was lost before the broker's ack"
         backlog, self._out_backlog = self._out_backlog, deque()
-        for *_, future in backlog:
-            if not future.done():
-                future.set_exception(MqttUnavailable(reason, session=self._session))
+        for *_, settled in backlog:
+            tell(settled, MqttUnavailable(reason, session=self._session))
         self._out_free = self.config.receive_maximum

@@ -23,12 +23,25 @@ from mqferry._errors import DeliveryError, MqttUnavailable
 from mqferry._mqtt import codec
 from mqferry._mqtt.codec import Connack, InMessage, PacketError
 
-__all__ = ["READ_SIZE", "MqttProtocol"]
+__all__ = ["READ_SIZE", "MqttProtocol", "Settled", "tell"]
 
 log = logging.getLogger(__name__)
 
 #: The most one read takes from the socket.
 READ_SIZE = 64 * 1024
+
+#: Told how a publish ended: ``None`` once the broker acknowledged it (QoS 1/2) or it was
+#: written (QoS 0), else the exception (:class:`~mqferry._errors.MqttUnavailable` when the
+#: connection was lost first, :class:`~mqferry._errors.DeliveryError` when the broker refused it).
+Settled = Callable[[BaseException | None], None]
+
+
+def tell(settled: Settled, outcome: BaseException | None) -> None:
+    """Call ``settled``; a callback that raises is logged and fails nothing else."""
+    try:
+        settled(outcome)
+    except Exception:
+        log.exception("a publish's settled callback raised")
 
 
 class MqttProtocol(asyncio.BufferedProtocol):
@@ -59,7 +72,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         self._flush_handle: asyncio.Handle | None = None
         #: reading is paused until the next turn of the event loop (see :meth:`buffer_updated`)
         self._turn: asyncio.Handle | None = None
-        self._publishes: dict[int, asyncio.Future[None]] = {}
+        self._publishes: dict[int, Settled] = {}
         self._requests: dict[int, asyncio.Future[list[int]]] = {}
         self._mid = 0
         self._keepalive = 0.0
@@ -138,9 +151,8 @@ class MqttProtocol(asyncio.BufferedProtocol):
         failed = MqttUnavailable(
             f"the MQTT connection was lost before the broker's ack: {reason}")
         publishes, self._publishes = self._publishes, {}
-        for future in publishes.values():
-            if not future.done():
-                future.set_exception(failed)
+        for settled in publishes.values():
+            tell(settled, failed)
         requests, self._requests = self._requests, {}
         for request in requests.values():
             if not request.done():
@@ -198,19 +210,17 @@ class MqttProtocol(asyncio.BufferedProtocol):
     def _settle(self, body: bytes, kind: int) -> None:
         if len(body) < 2:
             raise PacketError("acknowledgement shorter than its packet identifier")
-        future = self._publishes.pop((body[0] << 8) | body[1], None)
-        if future is None:
+        settled = self._publishes.pop((body[0] << 8) | body[1], None)
+        if settled is None:
             return  # not in flight on this connection (a late duplicate)
         self._on_released()
-        if future.done():
-            return
         code = body[2] if len(body) > 2 else 0
         if code >= 0x80:
             why = codec.reason_name(kind, code)
-            future.set_exception(DeliveryError(
+            tell(settled, DeliveryError(
                 "failed.refused", f"the MQTT broker refused the publish: {why}"))
         else:
-            future.set_result(None)
+            tell(settled, None)
 
     def _pubrec(self, body: bytes) -> None:
         if len(body) < 2:
@@ -255,8 +265,12 @@ class MqttProtocol(asyncio.BufferedProtocol):
         raise ValueError("no free MQTT packet identifier (65535 in flight)")
 
     def publish(self, topic: str, payload: bytes, *, qos: int, retain: bool,
-                properties: Properties | None, future: asyncio.Future[None]) -> None:
-        """Send a PUBLISH; ``future`` completes on its ack (QoS 1/2) or at once (QoS 0).
+                properties: Properties | None, settled: Settled) -> None:
+        """Send a PUBLISH; ``settled`` is called on its ack (QoS 1/2) or at once (QoS 0).
+
+        Called from the packet that acknowledges it, not a turn of the event loop later as a
+        future's callbacks are: a future and its callback per publish cost over ten times the
+        call (measured).
 
         Raises:
             ValueError: the topic or packet cannot be encoded.
@@ -265,10 +279,10 @@ class MqttProtocol(asyncio.BufferedProtocol):
         self.write(codec.publish_packet(topic, payload, qos, retain, mid=mid,
                                         properties=properties))
         if qos:
-            self._publishes[mid] = future
+            self._publishes[mid] = settled
             self.go_on()  # its ack must be read
         else:
-            future.set_result(None)
+            tell(settled, None)
 
     def hold_back(self) -> None:
         """Stop reading: the client holds as many unacknowledged messages as it may.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -107,6 +107,28 @@ class InMemoryMqtt:
         else:
             future.set_result(None)
         return future
+
+    def publish_with(
+        self,
+        topic: str,
+        payload: bytes,
+        settled: Callable[[BaseException | None], None],
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Mapping[str, Any] | None = None,
+    ) -> None:
+        """As :meth:`publish_nowait` (whatever a subclass makes it do), telling ``settled``.
+
+        Raises:
+            MqttUnavailable: :attr:`connected` is clear.
+        """
+        future = self.publish_nowait(topic, payload, qos=qos, retain=retain,
+                                     properties=properties)
+
+        def tell(f: asyncio.Future[None]) -> None:
+            settled(asyncio.CancelledError() if f.cancelled() else f.exception())
+        future.add_done_callback(tell)
 
     def _check_connected(self) -> None:
         if not self.connected.is_set():

@@ -127,15 +127,18 @@ class RecordHandler:
                     step = "payload_template"
                     payload = mapping.payload.render_bytes(msg)
                     step = "publish"
+                    slot.hold()
                     try:
-                        future = self.context.mqtt.publish_nowait(topic, payload, qos=mapping.qos)
-                    except MqttUnavailable:
-                        self.rewind = True
-                        return False  # left open: rewound and consumed again
-                    except ValueError as exc:
+                        self.context.mqtt.publish_with(topic, payload, slot.settled,
+                                                       qos=mapping.qos)
+                    except BaseException as exc:
+                        slot.release()  # not published: settled is never called
+                        if isinstance(exc, MqttUnavailable):
+                            self.rewind = True
+                            return False  # left open: rewound and consumed again
+                        if not isinstance(exc, ValueError):
+                            raise
                         self._reject(slot, record, "failed.render", f"mqtt_topic: {exc}")
-                    else:
-                        slot.watch(future)
             step = "rules"
             msg["event"] = self.event_topic
             msg["timestamp"] = int(time.time() * 1000)

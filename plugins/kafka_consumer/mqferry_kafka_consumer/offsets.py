@@ -46,7 +46,10 @@ class Slot(Countdown):
             future.add_done_callback(self)
 
     def __call__(self, future: asyncio.Future[Any]) -> None:
-        exc = asyncio.CancelledError() if future.cancelled() else future.exception()
+        self.settled(asyncio.CancelledError() if future.cancelled() else future.exception())
+
+    def settled(self, exc: BaseException | None) -> None:
+        """One held part ended (a publish's ``settled`` callback, held with :meth:`hold`)."""
         window = self.window
         if window.closed:
             return  # rewound or revoked: the record is consumed again
