@@ -405,31 +405,3 @@ def test_topic_match_operator(topic: str, filter: str, expected: bool) -> None:
     assert out == {"m": expected}
     rule = compile_sql(f"select 1 as one from \"#\" where topic =~ '{filter}'")
     assert (rule.apply({"topic": topic, "payload": b"{}"}) is not None) is expected
-
-
-@pytest.mark.parametrize(
-    ("sql", "payload", "expected"),
-    [
-        # A one-key path through a field selected before it: the scoped value is the payload
-        # (decoded once), a map, JSON text in another column, a list, or a number.
-        ('select payload, payload.x as x from "t/#"', {"x": 7}, {"payload": '{"x":7}', "x": 7}),
-        ('select payload, payload.y as y from "t/#"', {"x": 7}, {"payload": '{"x":7}',
-                                                                 "y": None}),
-        ('select payload as p, p.x as x from "t/#"', {"x": [1, 2]}, {"p": '{"x":[1,2]}',
-                                                                     "x": [1, 2]}),
-        ('select json_decode(payload) as m, m.x as x from "t/#"', {"x": "v"},
-         {"m": {"x": "v"}, "x": "v"}),
-        ('select topic as p, p.x as x from "t/#"', {"x": 1}, {"p": "t/a", "x": None}),
-        ('select payload.x as p, p.y as y from "t/#"', {"x": [1]}, {"p": [1], "y": None}),
-        ('select payload.x as p, p.y as y from "t/#"', {"x": 3}, {"p": 3, "y": None}),
-        ('select payload.x as p, p.y as y from "t/#"', {"x": '{"y": 4}'},
-         {"p": '{"y": 4}', "y": 4}),
-    ],
-)
-def test_one_key_through_a_selected_field(sql: str, payload: Any, expected: Any) -> None:
-    assert run(sql, payload) == expected
-
-
-def test_one_key_through_the_selected_payload_of_a_non_json_message_fails_the_rule() -> None:
-    with pytest.raises(RuleEvalError, match="decode_json_failed"):
-        run('select payload, payload.x as x from "t/#"', b"not json")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from mqferry._rules import Event, Outcome, RuleEvalError, compile_sql, evaluate_sql
@@ -213,3 +214,38 @@ def test_compiled_rule_describes_its_sources(make_event: Callable[..., dict[str,
     assert not rule.is_foreach
     assert rule.matches_topic("a/x/b")
     assert not rule.matches_topic("a/x/c")
+
+
+def _run(sql: str, payload: Any) -> Any:
+    """``sql`` on a message on ``t/a`` with ``payload`` (a map or list is sent as JSON)."""
+    if isinstance(payload, dict | list):
+        payload = orjson.dumps(payload)
+    return evaluate_sql(sql, {"topic": "t/a", "payload": payload, "clientid": "c", "qos": 1})
+
+
+@pytest.mark.parametrize(
+    ("sql", "payload", "expected"),
+    [
+        # A one-key path through a field selected before it: the scoped value is the payload
+        # (decoded once), a map, JSON text in another column, a list, or a number.
+        ('select payload, payload.x as x from "t/#"', {"x": 7}, {"payload": '{"x":7}', "x": 7}),
+        ('select payload, payload.y as y from "t/#"', {"x": 7}, {"payload": '{"x":7}',
+                                                                 "y": None}),
+        ('select payload as p, p.x as x from "t/#"', {"x": [1, 2]}, {"p": '{"x":[1,2]}',
+                                                                     "x": [1, 2]}),
+        ('select json_decode(payload) as m, m.x as x from "t/#"', {"x": "v"},
+         {"m": {"x": "v"}, "x": "v"}),
+        ('select topic as p, p.x as x from "t/#"', {"x": 1}, {"p": "t/a", "x": None}),
+        ('select payload.x as p, p.y as y from "t/#"', {"x": [1]}, {"p": [1], "y": None}),
+        ('select payload.x as p, p.y as y from "t/#"', {"x": 3}, {"p": 3, "y": None}),
+        ('select payload.x as p, p.y as y from "t/#"', {"x": '{"y": 4}'},
+         {"p": '{"y": 4}', "y": 4}),
+    ],
+)
+def test_one_key_through_a_selected_field(sql: str, payload: Any, expected: Any) -> None:
+    assert _run(sql, payload) == expected
+
+
+def test_one_key_through_the_selected_payload_of_a_non_json_message_fails_the_rule() -> None:
+    with pytest.raises(RuleEvalError, match="decode_json_failed"):
+        _run('select payload, payload.x as x from "t/#"', b"not json")

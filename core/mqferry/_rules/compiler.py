@@ -106,6 +106,8 @@ class Compiler:
         def get_scoped(ev: Event, sc: dict[str, Any]) -> Any:
             val = sc.get(name, _MISSING)
             if val is not _MISSING:
+                # type() first: a str is the common case, and the union check alone cost
+                # 70-100 ns more per evaluation (timeit)
                 if is_payload and (type(val) is str or isinstance(val, str | bytes)):
                     val = (ev.decoded_payload() if val is ev.get("payload")
                            else decode_json_value(val))

@@ -127,18 +127,20 @@ class RecordHandler:
                     step = "payload_template"
                     payload = mapping.payload.render_bytes(msg)
                     step = "publish"
-                    slot.hold()
+                    slot.hold()  # before: settled may be called before publish_with returns
                     try:
                         self.context.mqtt.publish_with(topic, payload, slot.settled,
                                                        qos=mapping.qos)
-                    except BaseException as exc:
+                    except MqttUnavailable:
                         slot.release()  # not published: settled is never called
-                        if isinstance(exc, MqttUnavailable):
-                            self.rewind = True
-                            return False  # left open: rewound and consumed again
-                        if not isinstance(exc, ValueError):
-                            raise
+                        self.rewind = True
+                        return False  # left open: rewound and consumed again
+                    except ValueError as exc:
+                        slot.release()
                         self._reject(slot, record, "failed.render", f"mqtt_topic: {exc}")
+                    except BaseException:
+                        slot.release()
+                        raise  # failed alone by the handler's catch-all, below
             step = "rules"
             msg["event"] = self.event_topic
             msg["timestamp"] = int(time.time() * 1000)
