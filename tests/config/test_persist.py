@@ -41,6 +41,19 @@ def test_the_text_of_any_mapping_reads_back_as_it(first, second):
     assert (yaml.safe_load(text) or {}) == mixed
 
 
+@pytest.mark.parametrize("mapping", [
+    {"rules": {"None": {"\n": "yes", "": None}}, "actions": None},  # a key ending in newlines
+    {"rules": {"r": {"sql": "x\n\n"}}, "actions": {"k": "v\n\n\n"}},  # values, each section
+])
+def test_text_that_keeps_trailing_newlines_does_not_end_the_file_early(mapping):
+    # YAML writers end a document with `...` after such a block scalar (`|+`); spliced into the
+    # file, the marker ended it there and the next section was a parse error.
+    layout = Layout.parse(persist.render({"rules": None, "actions": None}, None)[0])
+    for text, _ in (persist.render(mapping, layout), persist.render(mapping, None)):
+        assert "\n...\n" not in text
+        assert yaml.safe_load(text) == mapping
+
+
 def test_an_unchanged_entry_is_not_rendered_again(monkeypatch):
     rules = {f"r{i}": {"sql": f'SELECT * FROM "t/{i}"'} for i in range(100)}
     layout = Layout.parse(persist.render({"rules": rules}, None)[0])

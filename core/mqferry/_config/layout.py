@@ -49,7 +49,14 @@ def fresh_text(data: Any) -> str:
     """``data`` as block YAML, multi-line strings as block scalars (nothing to keep)."""
     text: str = yaml.dump(_plain(data), Dumper=_BlockDumper, sort_keys=False,
                           allow_unicode=True, default_flow_style=False)
-    return text
+    return _no_document_end(text)
+
+
+def _no_document_end(text: str) -> str:
+    # After a block scalar that keeps its trailing newlines (``|+``) the YAML writers end the
+    # document with ``...``; spliced among the other entries, that marker would end the whole
+    # file there. What follows it in the file ends the scalar just as well.
+    return text.removesuffix("...\n") if text.endswith("\n...\n") else text
 
 
 @dataclass(slots=True)
@@ -198,7 +205,7 @@ class Layout:
             parent[slot] = _merge(parent[slot], value)
         buf = io.StringIO()
         yml.dump(doc, buf)
-        rendered = buf.getvalue()
+        rendered = _no_document_end(buf.getvalue())
         return rendered.split("\n", 1)[1] if entry is not None else rendered
 
 
