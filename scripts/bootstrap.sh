@@ -39,4 +39,10 @@ if [[ ! -x "$VENV/bin/tox" ]]; then
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check tox
 fi
 
+# The data path's modules compiled with mypyc (scripts/compile.py); without a C compiler the
+# sources run, slower, and this says so.
+if ! "$VENV/bin/python" "$ROOT/scripts/compile.py" --if-needed >/dev/null; then
+    log "the data path was not compiled (above): mqferry runs from its sources"
+fi
+
 bash "$ROOT/scripts/services.sh" install

@@ -7,6 +7,10 @@ notice. A test walks the plugins' sources and fails on any import of a name outs
 
 from __future__ import annotations
 
+# First: refuses compiled modules older than their sources (see mqferry._compiled).
+from mqferry._compiled import StaleCompiledModule, check_compiled
+
+# isort: split
 from mqferry._buffer import DiskQueue
 from mqferry._cluster.transport import ClusterLog, ClusterTransport, LogRecord, SlotListener
 from mqferry._config import (
@@ -113,6 +117,7 @@ __all__ = [
     "SourceFactory",
     "SourceRegister",
     "SourceType",
+    "StaleCompiledModule",
     "Status",
     "Strict",
     "Supervisor",
@@ -121,6 +126,7 @@ __all__ = [
     "__version__",
     "action_metrics",
     "cancel_task",
+    "check_compiled",
     "check_template",
     "describe",
     "hookimpl",

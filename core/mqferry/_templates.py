@@ -291,8 +291,8 @@ class Template:
             TemplateError: a value cannot be rendered as JSON (see :func:`to_json`).
         """
         if self._single:
-            v = self.value_bytes(data, on_replaced=on_replaced)
-            return missing.encode() if v is None else v
+            single = self.value_bytes(data, on_replaced=on_replaced)
+            return missing.encode() if single is None else single
         if self._literal is not None:
             return self._literal.encode()
         out: list[bytes] = []

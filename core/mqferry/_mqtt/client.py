@@ -16,8 +16,9 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr
 from paho.mqtt.properties import Properties
 
 from mqferry._config.models import MqttConfig
@@ -61,9 +62,23 @@ def _future_settler(future: asyncio.Future[None]) -> Settled:
                 future.set_exception(outcome)
     return settled
 
-#: An incoming message: ``topic``, ``payload``, ``qos``, ``retain``, ``dup``, ``mid`` and
-#: ``properties``.
-Incoming = InMessage
+class Incoming(Protocol):
+    """An incoming message as handlers read it: an :class:`InMessage`, or a test twin's."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def dup(self) -> bool: ...
+    @property
+    def mid(self) -> int: ...
+    @property
+    def properties(self) -> Any: ...  # paho's Properties, or None
 
 #: Receives each message and its ticket (``None`` for QoS 0).
 MessageHandler = Callable[[Incoming, Ticket | None], None]
@@ -75,6 +90,7 @@ MessageHandler = Callable[[Incoming, Ticket | None], None]
 ACK_LINGER = 0.004
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class MqttConnector:
     """The MQTT connection mqferry is attached to.
 
@@ -297,7 +313,7 @@ class MqttConnector:
             if proto.held_back and len(self.acks) <= self.config.receive_maximum // 2:
                 proto.go_on()
 
-    def _on_message(self, message: Incoming) -> None:
+    def _on_message(self, message: InMessage) -> None:
         handler = self._handler
         if message.raw_topic:
             log.warning("dropped an MQTT message whose topic is not valid UTF-8: %r",
@@ -318,7 +334,7 @@ class MqttConnector:
         if handler is not None:
             handler(message, None)
 
-    def _ack_now(self, message: Incoming) -> None:
+    def _ack_now(self, message: InMessage) -> None:
         if message.qos == 0:
             return
         self.acks.open(message.mid, message.qos).seal()  # in order with the acks still pending

@@ -20,6 +20,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from mqferry._metrics import Metrics
 
 __all__ = ["AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery", "Ticket"]
@@ -32,6 +34,9 @@ class AckAdvance(Protocol):
         """Acknowledge the leading run of done messages."""
 
 
+# Plugins subclass it (a Kafka source's record slot); compiled (scripts/compile.py), it must allow
+# subclasses that are not.
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Countdown:
     """Work that is done once every part of it has settled.
 
@@ -67,6 +72,7 @@ class Countdown:
         self.done = True
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Ticket(Countdown):
     """One received message, held by the actions that still have to secure it."""
 

@@ -9,11 +9,17 @@ from mqferry import (
     Source,
     SourceRegister,
     SourceType,
+    check_compiled,
     hookimpl,
 )
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
-from mqferry_kafka_consumer.message import EVENT_COLUMNS
+
+# the handler and the record decoding may be compiled (scripts/compile.py): not older than their
+# source
+check_compiled(__path__)
+
+from mqferry_kafka_consumer.message import EVENT_COLUMNS  # noqa: E402
 
 
 def _connector(name: str, config: KafkaConnectorConfig, ctx: RuntimeContext) -> KafkaConnector:

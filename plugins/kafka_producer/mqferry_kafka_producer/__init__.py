@@ -9,10 +9,14 @@ from mqferry import (
     ConnectorRegister,
     ConnectorType,
     RuntimeContext,
+    check_compiled,
     hookimpl,
 )
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig, probe
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
+
+# the action, records and sender may be compiled (scripts/compile.py): not older than their source
+check_compiled(__path__)
 
 
 def _connector(name: str, config: KafkaConnectorConfig, ctx: RuntimeContext) -> KafkaConnector:
