@@ -16,7 +16,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from mypy_extensions import mypyc_attr
 from paho.mqtt.properties import Properties
@@ -26,7 +26,7 @@ from mqferry._errors import ConfigError, MqttUnavailable
 from mqferry._logs import RetryLog
 from mqferry._mqtt import codec
 from mqferry._mqtt.acks import AckWindow
-from mqferry._mqtt.codec import InMessage
+from mqferry._mqtt.codec import Incoming, InMessage
 from mqferry._mqtt.connect import open_session, probe, session_expiry
 from mqferry._mqtt.properties import publish_properties
 from mqferry._mqtt.protocol import MqttProtocol, Settled, tell
@@ -61,24 +61,6 @@ def _future_settler(future: asyncio.Future[None]) -> Settled:
             else:
                 future.set_exception(outcome)
     return settled
-
-class Incoming(Protocol):
-    """An incoming message as handlers read it: an :class:`InMessage`, or a test twin's."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def payload(self) -> bytes: ...
-    @property
-    def qos(self) -> int: ...
-    @property
-    def retain(self) -> bool: ...
-    @property
-    def dup(self) -> bool: ...
-    @property
-    def mid(self) -> int: ...
-    @property
-    def properties(self) -> Any: ...  # paho's Properties, or None
 
 #: Receives each message and its ticket (``None`` for QoS 0).
 MessageHandler = Callable[[Incoming, Ticket | None], None]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
@@ -31,6 +32,7 @@ __all__ = [
     "UNSUBACK",
     "Connack",
     "InMessage",
+    "Incoming",
     "PacketError",
     "ack_packets",
     "connect_packet",
@@ -77,6 +79,25 @@ class InMessage:
         self.mid = mid
         self.properties = properties
         self.raw_topic = raw_topic
+
+
+class Incoming(Protocol):
+    """An incoming message as handlers read it: an :class:`InMessage`, or a test twin's."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def qos(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
+    @property
+    def dup(self) -> bool: ...
+    @property
+    def mid(self) -> int: ...
+    @property
+    def properties(self) -> Any: ...  # paho's Properties, or None
 
 
 def reason_name(kind: int, code: int) -> str:
