@@ -187,15 +187,19 @@ class RecordBuffer:
                     q = self.ready[key] = deque()
                 q.append(rec)
                 return
-        if self.waiting or not self._fits(rec):
-            if self.options.overflow == "drop_oldest":
+        if self.options.overflow == "drop_oldest":
+            # Never holds intake: the oldest ready records make room. When the batches in
+            # flight alone fill the partition (Kafka is slow to answer), the newest record is
+            # admitted beside them; the next one replaces it. In flight is bounded (two
+            # batches per partition), so the partition's bytes stay bounded too.
+            if not self._fits(rec):
                 self.drop_oldest(_key(rec), rec.size, "dropped.queue_full")
-            if self.waiting or not self._fits(rec):
-                if len(self.waiting) >= MAX_WAITING:
-                    self._on_drop(rec, "dropped.queue_full")
-                    return
-                self.waiting.append(rec)
+        elif self.waiting or not self._fits(rec):
+            if len(self.waiting) >= MAX_WAITING:
+                self._on_drop(rec, "dropped.queue_full")
                 return
+            self.waiting.append(rec)
+            return
         self._admit(rec)
 
     def _try_place(self, rec: Record) -> None:

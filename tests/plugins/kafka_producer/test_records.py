@@ -219,3 +219,19 @@ def test_a_waiting_record_is_placed_when_the_unplaced_queue_empties(tmp_path):
     buf.take(("t", 0))
     buf.done(first)
     assert ready(buf, ("t", 0)) == [second] and not buf.waiting
+
+
+def test_drop_oldest_never_holds_a_record_back_while_batches_fill_the_partition(tmp_path):
+    """In-flight records alone fill the partition: new ones replace each other, none waits."""
+    buf, dropped = make(tmp_path, per_partition_limit=500, overflow="drop_oldest")
+    sent = rec(b"s" * 400)
+    buf.offer(sent)
+    assert buf.take(UNPLACED) == [sent]  # in flight: still counted against the limit
+    first, second = rec(b"a" * 300), rec(b"b" * 300)
+    buf.offer(first)
+    assert ready(buf) == [first] and not buf.waiting
+    buf.offer(second)
+    assert ready(buf) == [second] and not buf.waiting
+    assert dropped == ["dropped.queue_full"]
+    buf.done(sent)
+    assert buf.partition_bytes == {UNPLACED: second.size}
