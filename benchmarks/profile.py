@@ -3,15 +3,21 @@
     python benchmarks/profile.py mqtt-kafka max -o /tmp/m2k-max      # flame graph + raw stacks
     python benchmarks/profile.py mqtt-kafka rate --variant mqferry-amo
 
-py-spy samples the bridge process (``--rate`` Hz, native frames off) while the load runs; the
-output is py-spy's "raw" collapsed-stack file (``<out>.txt``) that
-``benchmarks/profile.py --summary <out>.txt`` folds into the stages RESULTS.md reports.
+py-spy samples the bridge process (``--rate`` Hz) while the load runs; the output is py-spy's
+"raw" collapsed-stack file (``<out>.txt``) that ``benchmarks/profile.py --summary <out>.txt``
+folds into the stages RESULTS.md reports.
+
+Modules compiled by ``scripts/compile.py`` have no Python frames: without ``--native`` their
+time shows under the Python frame that called them (mostly asyncio's loop). ``--native`` makes
+py-spy unwind C frames too, and their functions (``CPyDef_<module>___<name>``) fold into the
+same stages as their sources.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,8 +46,40 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("routing / runtime", "mqferry/_runtime/"),
     ("MQTT codec (decode/encode)", "mqferry/_mqtt/codec"),
     ("MQTT protocol / client", "mqferry/_mqtt/"),
+    ("metrics", "mqferry/_metrics/"),
     ("asyncio loop / transports", "asyncio/"),
 )
+
+#: The stage of a compiled module's function, by the module's last name (``CPyDef_codec___``).
+COMPILED_STAGES: dict[str, str] = {
+    "codec": "MQTT codec (decode/encode)",
+    "acks": "MQTT protocol / client",
+    "protocol": "MQTT protocol / client",
+    "client": "MQTT protocol / client",
+    "delivery": "routing / runtime",
+    "events": "routing / runtime",
+    "rules": "routing / runtime",
+    "event": "rule eval",
+    "_templates": "Kafka sink: render",
+    "render": "Kafka sink: render",
+    "records": "Kafka sink: records/partitions",
+    "action": "Kafka sink: records/partitions",
+    "sender": "Kafka sink: records/partitions",
+    "handler": "Kafka source: fetch/decode/template",
+    "message": "Kafka source: fetch/decode/template",
+    "_metrics": "metrics",
+}
+_COMPILED = re.compile(r"\bCPy(?:Def|Py)_(_?[a-z]+)___")
+
+
+def stage_of(frame: str) -> str | None:
+    """The stage of one frame of a collapsed stack, or None."""
+    hit = next((name for name, frag in STAGES if frag in frame), None)
+    if hit is None and "CPy" in frame:
+        m = _COMPILED.search(frame)
+        if m:
+            hit = COMPILED_STAGES.get(m.group(1))
+    return hit
 
 
 def summary(path: Path) -> list[tuple[str, int, float]]:
@@ -56,7 +94,7 @@ def summary(path: Path) -> list[tuple[str, int, float]]:
         frames = stack.split(";")
         stage = "other"
         for frame in reversed(frames):
-            hit = next((name for name, frag in STAGES if frag in frame), None)
+            hit = stage_of(frame)
             if hit:
                 stage = hit
                 break
@@ -73,6 +111,8 @@ def main() -> int:
     ap.add_argument("--count", type=int, help="messages (default: the standard load's)")
     ap.add_argument("-o", "--output", type=Path, default=WORK / "profile")
     ap.add_argument("--summary", type=Path, help="only fold an existing collapsed-stack file")
+    ap.add_argument("--native", action="store_true",
+                    help="sample C frames too (the compiled modules' functions)")
     args = ap.parse_args()
     if args.summary is None:
         if args.direction is None or args.load is None:
@@ -84,7 +124,8 @@ def main() -> int:
         with bridged(args.variant, args.direction, Brokers()) as (bridge, prefix, topic):
             spy = subprocess.Popen(
                 [str(VENV_BIN / "py-spy"), "record", "--pid", str(bridge.pids()[0]),
-                 "--rate", str(args.rate), "--format", "raw", "--idle", "-o", str(out)],
+                 "--rate", str(args.rate), "--format", "raw", "--idle", "-o", str(out),
+                 *(["--native"] if args.native else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             result = run(spec_for(args.direction, Brokers(), prefix, topic, **load),
                          watch=bridge.pids)
