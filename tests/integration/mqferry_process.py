@@ -46,6 +46,22 @@ class MqferryProcess:
     def log(self) -> str:
         return "\n".join(self.lines)
 
+    def saved(self, check: Any, timeout: float = 15.0) -> dict[str, Any]:
+        """The config file once ``check(data)`` holds for it.
+
+        A change made through the API is written back after its answer, off the event loop
+        and coalesced with the changes around it (``ConfigWriter``), so the file is read until
+        it shows the change.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            data = yaml.safe_load(self.config_path.read_text()) or {}
+            if check(data):
+                return data
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the config file never showed the change: {data}")
+            time.sleep(0.1)
+
     def wait_for_log(self, text: str, timeout: float = 60.0, count: int = 1) -> None:
         """Wait until ``text`` appeared ``count`` times in the log."""
         deadline = time.monotonic() + timeout

@@ -141,7 +141,7 @@ def _change_while_flowing(api, instance, mqtt_broker, kcat_consume):
     assert (f'mqferry_rule_matched_total{{id="rule_b",node="mqferry@localhost"}} {float(COUNT)}'
             in metrics)
 
-    on_disk = yaml.safe_load(proc.config_path.read_text())
+    on_disk = proc.saved(lambda d: "2 AS v" in d["rules"]["rule_b"]["sql"])
     assert on_disk["actions"]["kafka_producer"]["sink_a"]["parameters"]["topic"] == topics["a2"]
     assert "2 AS v" in on_disk["rules"]["rule_b"]["sql"]
     assert proc.terminate() == 0
