@@ -43,3 +43,34 @@ def test_reset_zeroes_counters():
     m.inc("success", 5)
     m.reset()
     assert m.get("success") == 0
+
+
+def test_a_gauge_that_is_unknown_or_fails_is_left_out_and_the_rest_still_read(caplog):
+    m = action_metrics("plugin:a")
+    m.gauge("queuing", lambda: 4)
+    m.gauge("lag", lambda: None)  # not known yet
+
+    def broken() -> float:
+        raise RuntimeError("gone")
+
+    m.gauge("inflight", broken)
+    m.gauge("odd", lambda: "many")
+    snap = m.snapshot()
+    assert snap["queuing"] == 4 and "lag" not in snap and "odd" not in snap
+    assert "inflight" not in snap
+    assert {s.name for s in m.samples() if s.gauge} >= {"queuing"}
+    assert not {"lag", "odd", "inflight"} & {s.name for s in m.samples()}
+    assert "plugin:a: the gauge inflight failed" in caplog.text
+    assert "plugin:a: the gauge odd gave 'many'" in caplog.text
+
+
+def test_metrics_can_be_subclassed_by_a_plugin():
+    from mqferry import Metrics
+
+    class Counting(Metrics):
+        def inc(self, name: str, n: int = 1) -> None:
+            super().inc(name, n * 2)
+
+    m = Counting("plugin:b")
+    m.inc("matched")
+    assert m.get("matched") == 2

@@ -156,3 +156,13 @@ class TestValueBytes:
     def test_not_a_single_placeholder(self) -> None:
         with pytest.raises(TypeError, match="single placeholder"):
             Template("k=${a}").value_bytes({"a": 1})
+
+
+def test_to_text_of_an_int_subclass_is_its_number():
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    assert to_text(Level.HIGH) == "3"
+    assert to_text(True) == "true"

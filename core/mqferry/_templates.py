@@ -116,7 +116,7 @@ def to_text(value: Any) -> str:  # noqa: PLR0911 - one return per type reads bes
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        return str(int(value))  # the number, also of an int subclass (an IntEnum member)
     if isinstance(value, float):
         return format_float(value)
     if isinstance(value, bytes | bytearray):

@@ -170,6 +170,22 @@ def test_an_oversized_message_fails_alone(run, new_topic, mqtt_broker, kcat_cons
     assert app.terminate() == 0
 
 
+def test_a_timestamp_kafka_refuses_fails_its_record_alone(run, new_topic, mqtt_broker,
+                                                          kcat_consume):
+    """The broker refuses a batch holding a record stamped hours ahead (its default
+    ``message.timestamp.after.max.ms`` is one hour): only that record fails."""
+    topic = new_topic()
+    app = run(topic=topic, message={"value": "${payload.n}", "timestamp": "${payload.ts}"})
+    now = int(time.time() * 1000)
+    msgs = [json.dumps({"n": f"m{i}", "ts": now + (3 * 3_600_000 if i == 10 else i)}).encode()
+            for i in range(20)]
+    publish(mqtt_broker, f"{run.prefix}/ts", msgs)
+    recs = kcat_consume(topic, 19)
+    assert sorted(r["payload"] for r in recs) == sorted(f"m{i}" for i in range(20) if i != 10)
+    app.wait_for_log("failed.refused: Kafka refused a record for")
+    assert app.terminate() == 0
+
+
 def _services(*args):
     subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), *args], check=True,
                    capture_output=True, timeout=180)

@@ -147,3 +147,35 @@ async def test_acks_secured_in_the_last_turn_leave_before_the_disconnect():
     tickets[0].release()  # secured; its ack is due at the end of this turn
     conn._drop_session()  # ... but the session ends first
     assert fake.sent == bytes([0x40, 2, 0, 1]) + b"\xe0\x00"  # the ack, then DISCONNECT
+
+
+async def test_a_publish_whose_properties_cannot_be_encoded_fails_alone_and_frees_its_slot():
+    # receive maximum 2: two unencodable publishes must not use up the window for good
+    conn = MqttConnector(config=MqttConfig(receive_maximum=2), handler=lambda m, t: t.seal())
+    fake = MemoryTransport()
+    conn._proto = fake.attach(MqttProtocol(on_publish=conn._on_message))
+    conn._connected.set()
+    told: list = []
+    for _ in range(3):
+        conn.publish_with("out/1", b"x", told.append, qos=1,
+                          properties={"Message-Expiry-Interval": 2**33})
+    assert len(told) == 3 and all(isinstance(e, ValueError) for e in told)
+    assert "Message-Expiry-Interval" in str(told[0]) or "properties" in str(told[0])
+    conn.publish_with("out/1", b"good", told.append, qos=1)
+    conn._proto.flush()
+    assert fake.sent.startswith(bytes([0x32]))  # the good publish went out at once
+    assert b"good" in fake.sent
+
+
+async def test_publish_takes_bytes_like_payloads_and_truthy_retain_flags():
+    conn = MqttConnector(config=MqttConfig(), handler=lambda m, t: t.seal())
+    fake = MemoryTransport()
+    conn._proto = fake.attach(MqttProtocol(on_publish=conn._on_message))
+    conn._connected.set()
+    told: list = []
+    conn.publish_with("a", bytearray(b"one"), told.append, qos=0, retain=1)
+    conn.publish_with("b", memoryview(b"two"), told.append, qos=0, retain=0)
+    conn._proto.flush()
+    assert told == [None, None]
+    # PUBLISH with retain set, topic "a", no properties, "one"; then without retain
+    assert fake.sent == b"\x31\x07\x00\x01a\x00one" + b"\x30\x07\x00\x01b\x00two"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+from mypy_extensions import mypyc_attr
+
+log = logging.getLogger(__name__)
 
 RULE_COUNTERS = (
     "matched",
@@ -53,6 +58,32 @@ class Sample(NamedTuple):
     gauge: bool
 
 
+#: when each failing gauge was last logged (monotonic), so a snapshot a second logs it once a minute
+_warned: dict[str, float] = {}
+
+
+def _read(owner: str, name: str, read: Callable[[], Any]) -> int | float | None:
+    """A gauge's value now; None when it is not known, not a number, or its read raised."""
+    try:
+        value = read()
+    except Exception as exc:
+        _warn(owner, name, f"failed: {exc!r}")
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if value is not None:
+        _warn(owner, name, f"gave {value!r}, not a number")
+    return None
+
+
+def _warn(owner: str, name: str, what: str) -> None:
+    key, now = f"{owner} {name}", time.monotonic()
+    if now - _warned.get(key, -60.0) >= 60.0:
+        _warned[key] = now
+        log.warning("%s: the gauge %s %s; left out of its metrics", owner, name, what)
+
+
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Metrics:
     """The counters and gauges of one component.
 
@@ -73,7 +104,7 @@ class Metrics:
         self.component_id = component_id
         self._names = tuple(counters)
         self._counters: defaultdict[str, int] = defaultdict(int)
-        self._gauges: dict[tuple[str, Labels], Callable[[], float]] = {}
+        self._gauges: dict[tuple[str, Labels], Callable[[], Any]] = {}
         self._series: dict[str, tuple[str, ...]] = {}
         self._rate = Rate() if rate_of else None
         if rate_of:
@@ -93,14 +124,15 @@ class Metrics:
         """The value of counter ``name``."""
         return self._counters.get(name, 0)
 
-    def gauge(self, name: str, read: Callable[[], float],
+    def gauge(self, name: str, read: Callable[[], float | None],
               labels: Mapping[str, str] | None = None) -> None:
         """Register a gauge read by ``read`` at snapshot time.
 
         Args:
             name: the gauge's name; a counter of the same name would be hidden by it, so a
                 name among the component's counters is refused.
-            read: returns the value now.
+            read: returns the value now, or ``None`` when it is not known (left out of the
+                snapshot; a read that raises is left out too, and logged).
             labels: for one series of a gauge declared with :meth:`series`, its label values
                 by label name.
         """
@@ -142,7 +174,9 @@ class Metrics:
             out.update(dict.fromkeys(RATE_GAUGES, 0))
         out.update(dict.fromkeys(self._series, 0.0))
         for (name, labels), read in self._gauges.items():
-            value = read()
+            value = _read(self.component_id, name, read)
+            if value is None:
+                continue  # not known now (a lag before the first fetch), or the gauge failed
             if labels:
                 out[name] += value
                 out[f"{name}.{':'.join(v for _, v in labels)}"] = value
@@ -161,7 +195,9 @@ class Metrics:
             if name not in gauges:  # a gauge hides a counter of its name, as in snapshot()
                 yield Sample(name, (), float(value), gauge=False)
         for (name, labels), read in self._gauges.items():
-            yield Sample(name, labels, float(read()), gauge=True)
+            now = _read(self.component_id, name, read)
+            if now is not None:
+                yield Sample(name, labels, float(now), gauge=True)
         if self._rate is not None:
             for name, figure in self._rate.figures().items():
                 yield Sample(name, (), figure, gauge=True)

@@ -177,10 +177,10 @@ class MqttConnector:
     async def publish(
         self,
         topic: str,
-        payload: bytes,
+        payload: bytes | bytearray | memoryview,
         *,
         qos: int = 0,
-        retain: bool = False,
+        retain: bool | int = False,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
         """Publish; returns when the broker acknowledged it (QoS 1/2). Waits for a connection.
@@ -199,10 +199,10 @@ class MqttConnector:
     def publish_nowait(
         self,
         topic: str,
-        payload: bytes,
+        payload: bytes | bytearray | memoryview,
         *,
         qos: int = 0,
-        retain: bool = False,
+        retain: bool | int = False,
         properties: Mapping[str, Any] | None = None,
     ) -> asyncio.Future[None]:
         """Start a publish on the current session and return at once.
@@ -236,11 +236,11 @@ class MqttConnector:
     def publish_with(
         self,
         topic: str,
-        payload: bytes,
+        payload: bytes | bytearray | memoryview,
         settled: Settled,
         *,
         qos: int = 0,
-        retain: bool = False,
+        retain: bool | int = False,
         properties: Mapping[str, Any] | None = None,
     ) -> None:
         """Start a publish and call ``settled`` when it ends (see :meth:`publish_nowait`).
@@ -259,19 +259,23 @@ class MqttConnector:
         props = publish_properties(properties)
         if not topic or "+" in topic or "#" in topic:
             raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
+        data = payload if type(payload) is bytes else bytes(payload)
+        flag = bool(retain)
         if qos > 0:
             if self._out_free <= 0:
-                self._out_backlog.append((topic, payload, qos, retain, props, settled))
+                self._out_backlog.append((topic, data, qos, flag, props, settled))
                 return
             self._out_free -= 1
-        self._send(proto, (topic, payload, qos, retain, props, settled))
+        self._send(proto, (topic, data, qos, flag, props, settled))
 
     def _send(self, proto: MqttProtocol, out: _Outgoing) -> None:
         topic, payload, qos, retain, props, settled = out
         try:
             proto.publish(topic, payload, qos=qos, retain=retain, properties=props,
                           settled=settled)
-        except ValueError as exc:  # not encodable (size, topic): fail this publish only
+        except Exception as exc:  # not encodable (size, topic, a property): this publish only
+            # Whatever raised, the slot of the in-flight window goes back: one leaked slot per
+            # bad publish would stall every QoS 1/2 publish after receive_maximum of them.
             if qos:
                 self._out_free += 1
             tell(settled, exc)

@@ -87,13 +87,13 @@ class Incoming(Protocol):
     @property
     def topic(self) -> str: ...
     @property
-    def payload(self) -> bytes: ...
+    def payload(self) -> bytes | bytearray: ...
     @property
     def qos(self) -> int: ...
     @property
-    def retain(self) -> bool: ...
+    def retain(self) -> bool | int: ...
     @property
-    def dup(self) -> bool: ...
+    def dup(self) -> bool | int: ...
     @property
     def mid(self) -> int: ...
     @property
@@ -220,7 +220,8 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: i
     """Encode an MQTT 5 PUBLISH.
 
     Raises:
-        ValueError: the topic is not encodable, or the packet is larger than MQTT allows.
+        ValueError: the topic or a property is not encodable, or the packet is larger than MQTT
+            allows.
     """
     raw = topic.encode("utf-8")
     if len(raw) > 65535:
@@ -228,7 +229,14 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: i
     parts = [len(raw).to_bytes(2, "big"), raw]
     if qos:
         parts.append(mid.to_bytes(2, "big"))
-    parts.append(properties.pack() if properties is not None else b"\x00")  # type: ignore[no-untyped-call]
+    if properties is None:
+        parts.append(b"\x00")
+    else:
+        try:
+            parts.append(properties.pack())  # type: ignore[no-untyped-call]
+        except (*_PROPERTY_ERRORS, TypeError, ValueError, OverflowError) as exc:
+            # a value out of its property's range (an expiry of 2**33 s), or of the wrong type
+            raise ValueError(f"MQTT 5 publish properties cannot be encoded: {exc!r}") from None
     parts.append(payload)
     body = b"".join(parts)
     if len(body) > MAX_REMAINING:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from mqferry._errors import MqferryError
+from mqferry._errors import MqferryError, PluginError
+from mqferry._metrics import Metrics
 from mqferry._registry import ActionType, ConnectorType, SourceType
 from mqferry._runtime.rules import RuleEnv, RuntimeRule
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from mqferry._types import Action, Connector, RuntimeContext, Source
 
 log = logging.getLogger(__name__)
+
+_C = TypeVar("_C")
 
 __all__ = ["Builder", "ConnectorNotRunning", "Parts"]
 
@@ -75,14 +78,14 @@ class Builder:
             ConnectorNotRunning: ``spec`` names a connector that ``connectors`` lacks.
         """
         assert isinstance(spec.type, ActionType)
-        return spec.type.factory(spec.name, spec.config, _connector(spec, connectors),
-                                 self.context)
+        return _checked(spec, spec.type.factory(spec.name, spec.config,
+                                                _connector(spec, connectors), self.context))
 
     def source(self, spec: ComponentSpec, connectors: Mapping[str, Connector]) -> Source:
         """Build the source of ``spec`` (see :meth:`action`)."""
         assert isinstance(spec.type, SourceType)
-        return spec.type.factory(spec.name, spec.config, _connector(spec, connectors),
-                                 self.context)
+        return _checked(spec, spec.type.factory(spec.name, spec.config,
+                                                _connector(spec, connectors), self.context))
 
     def rule(self, spec: RuleSpec, actions: Mapping[str, Action],
              current: RuntimeRule | None = None) -> RuntimeRule:
@@ -125,6 +128,22 @@ class Builder:
                 parts.sources[cid] = self.source(spec, parts.connectors)
         parts.rules = self.rules(config, parts.actions, {})
         return parts
+
+
+def _checked(spec: ComponentSpec, component: _C) -> _C:
+    """``component``, once it is known to carry its counters where the runtime reads them.
+
+    Raises:
+        PluginError: its ``metrics`` is not a :class:`~mqferry.Metrics` (a subclass is fine):
+            the rules, the API and the metrics history read them on every message and sample.
+    """
+    metrics = getattr(component, "metrics", None)
+    if not isinstance(metrics, Metrics):
+        raise PluginError(
+            f"{spec.id}: the {spec.type.name} type built a component whose metrics is "
+            f"{type(metrics).__name__}, not mqferry.Metrics (or a subclass of it)",
+            component=spec.type.name)
+    return component
 
 
 def _connector(spec: ComponentSpec, connectors: Mapping[str, Connector]) -> Connector | None:

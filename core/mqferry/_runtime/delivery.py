@@ -158,10 +158,10 @@ class RuleDelivery:
             m.inc("actions.success")
             self.release()
 
-    def failed(self, reason: str) -> None:
+    def failed(self, reason: Any) -> None:
         self.fail(reason, "")
 
-    def fail(self, reason: str, detail: str) -> None:
+    def fail(self, reason: Any, detail: Any) -> None:
         """Count the output as failed with ``reason`` (``detail`` explains it), once.
 
         ``failed.*`` reasons go to the route (outputs an action dropped by its own policy,
@@ -171,12 +171,15 @@ class RuleDelivery:
         m, self._metrics = self._metrics, None
         if m is None:
             return
-        m.inc("actions.failed")
-        route = self._route
-        if route is not None and self._event is not None and reason.startswith("failed"):
-            route.output_failed(self._event, reason, detail,
-                                None if self.deadline else self._ticket)
-        self.release()
+        try:
+            m.inc("actions.failed")
+            route = self._route
+            if route is not None and self._event is not None and str(reason).startswith("failed"):
+                route.output_failed(self._event, str(reason), str(detail),
+                                    None if self.deadline else self._ticket)
+        finally:
+            # whatever the route did with it: a ticket never released holds every later ack
+            self.release()
 
     def release(self) -> None:
         """Stop holding the message's ticket (once)."""

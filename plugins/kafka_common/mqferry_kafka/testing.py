@@ -18,7 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from aiokafka.errors import InvalidTimestampError, KafkaConnectionError, MessageSizeTooLargeError
 from aiokafka.protocol.admin import DescribeConfigsRequest_v0
 from aiokafka.structs import ConsumerRecord
 
@@ -37,6 +37,7 @@ class TwinBatch:
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self.records: list[tuple[bytes | None, bytes | None]] = []
+        self.timestamps: list[int | None] = []
         self.size = 0
 
     def append(self, *, key: bytes | None, value: bytes | None, timestamp: int | None,
@@ -45,6 +46,7 @@ class TwinBatch:
         if self.records and self.size + size > self.max_size:
             return None  # as aiokafka: full, except for a first record
         self.records.append((key, value))
+        self.timestamps.append(timestamp)
         self.size += size
         return object()
 
@@ -123,6 +125,12 @@ class TwinProducer:
             k.refused_batches += 1
             fut.set_exception(MessageSizeTooLargeError())
             return fut
+        if k.max_timestamp is not None and any(
+                ts is not None and ts > k.max_timestamp for ts in batch.timestamps):
+            # as the broker's log.message.timestamp.after.max.ms: the whole batch is refused
+            k.refused_batches += 1
+            fut.set_exception(InvalidTimestampError())
+            return fut
         if k.hold:
             self.pending.append((fut, recs))
         else:
@@ -149,7 +157,10 @@ class KafkaTwin:
         hang_stop: ``stop()`` never returns.
         max_message_bytes: every topic's ``max.message.bytes``; a larger batch is refused.
         describe_requests: how many DescribeConfigs requests were made.
-        refused_batches: how many batches were refused as too large.
+        refused_batches: how many batches were refused (too large, or a timestamp past
+            ``max_timestamp``).
+        max_timestamp: a batch with a record timestamped later is refused
+            (``InvalidTimestampError``), as a broker refuses one too far in the future.
         committed: each group's committed offset per partition.
         commits: every commit, in order: ``(group, partition, offset)``.
         fail_commits: commits raise these, one per call, first.
@@ -171,6 +182,7 @@ class KafkaTwin:
     max_message_bytes: int = 1048588
     describe_requests: int = 0
     refused_batches: int = 0
+    max_timestamp: int | None = None
     producers: list[TwinProducer] = field(default_factory=list)
     committed: dict[tuple[str, TopicPartition], int] = field(default_factory=dict)
     commits: list[tuple[str, TopicPartition, int]] = field(default_factory=list)

@@ -5,7 +5,8 @@ Missing-value rules (documented per field in the README):
 - ``key``: a template that is a single placeholder with no value gives a null key; otherwise
   missing placeholders render as ``""`` (an empty key is then an empty string, not null).
 - ``value``: the same rule as ``key``.
-- ``timestamp``: must render to epoch milliseconds; anything else means "now" (as EMQX).
+- ``timestamp``: must render to epoch milliseconds (an integer from 0 to 2**62); anything else
+  means "now" (as EMQX).
 - ``topic``: every placeholder must have a value; otherwise the record fails with
   ``failed.render``. The rendered name must be a valid Kafka topic name (1-249 characters of
   ``a-z A-Z 0-9 . _ -``, not ``.`` or ``..``); otherwise ``failed.invalid_topic`` (the action then
@@ -13,11 +14,12 @@ Missing-value rules (documented per field in the README):
 - headers: ``kafka_headers`` (one placeholder: a map, a list of ``{key, value}``, or their JSON)
   come first, then ``kafka_ext_headers``; an entry whose key or value is missing is skipped. With
   ``kafka_header_value_encode_mode: none`` only text values are kept (EMQX drops the others);
-  ``json`` JSON-encodes every value.
+  ``json`` JSON-encodes every value (one that cannot be encoded is skipped).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +31,10 @@ from mqferry_kafka_producer.config import KafkaProducerParameters
 from mqferry_kafka_producer.topics import topic_problem
 
 Header = tuple[str, bytes]
+
+#: The timestamps a record may carry. Kafka's are 64-bit and not negative (-1 means none); the
+#: differences between the timestamps of one batch must fit 64 bits too, hence 2**62.
+_TS_MIN, _TS_MAX = 0, 2**62 - 1
 
 
 class RecordRenderer:
@@ -87,17 +93,24 @@ class RecordRenderer:
         return self._bytes(self.value, output)
 
     def render_timestamp(self, output: Mapping[str, Any]) -> int:
-        """Epoch milliseconds: the rendered value when it is an integer, else now."""
+        """Epoch milliseconds: the rendered value when it is an integer Kafka can hold, else now.
+
+        A negative or huge value (past 2**62) could not enter a batch (and would fail the records
+        batched with it), so it counts as no timestamp, as text does. One the broker refuses
+        (further in the future than its ``log.message.timestamp.after.max.ms``) fails its
+        record alone with ``failed.refused``.
+        """
         raw = self.timestamp.value(output)
         if raw is MISSING:  # the common case: EMQX's ${.timestamp} of an output without one
             return time.time_ns() // 1_000_000
+        ts: int | None = None
         if isinstance(raw, int) and not isinstance(raw, bool):
-            return raw
-        if isinstance(raw, str | float):
-            try:
-                return int(raw)
-            except ValueError:
-                pass
+            ts = int(raw)
+        elif isinstance(raw, str | float):
+            with contextlib.suppress(ValueError, OverflowError):  # text, NaN, infinity
+                ts = int(raw)
+        if ts is not None and _TS_MIN <= ts <= _TS_MAX:
+            return ts
         return time.time_ns() // 1_000_000
 
     def render_headers(self, output: Mapping[str, Any]) -> list[Header]:
@@ -128,7 +141,7 @@ class RecordRenderer:
         if self._json_headers:
             try:
                 return key, to_json(value, self._replaced)
-            except TypeError:
+            except (TypeError, TemplateError):  # not encodable (an int past 64 bits, too deep)
                 return None
         if isinstance(value, str):
             return key, value.encode()

@@ -17,7 +17,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from aiokafka.errors import KafkaConnectionError, KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaConnectionError,
+    KafkaError,
+    MessageSizeTooLargeError,
+)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from mqferry import Delivery, Metrics
@@ -32,6 +38,10 @@ log = logging.getLogger(__name__)
 #: (for example once a batch was refused as too large): start a new producer session
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
                  "ProducerFenced")
+#: Kafka refused a batch for what one of its records is (a timestamp outside the topic's
+#: window, a record it cannot take): retrying the batch would be refused again, so its records
+#: are tried one per batch, and the one refused alone fails (``failed.refused``).
+_RECORD_REFUSALS = (InvalidTimestampError, CorruptRecordException)
 #: the longest pause before the next round after Kafka refused or lost a batch
 _MAX_RETRY_DELAY = 5.0
 
@@ -271,6 +281,17 @@ class BatchSender:
         elif isinstance(exc, MessageSizeTooLargeError):
             self._spent_sequence()
             # Try each record on its own, so that one oversized record fails alone.
+            for rec in members:
+                rec.alone = True
+            self.buffer.requeue(members)
+        elif isinstance(exc, _RECORD_REFUSALS) and len(members) == 1:
+            rec = members[0]
+            self.buffer.done(rec)
+            self.fail(rec.delivery, "failed.refused",
+                      f"Kafka refused a record for {tp[0]} (timestamp {rec.timestamp}): "
+                      f"{exc.message}, {exc.description}")
+        elif isinstance(exc, _RECORD_REFUSALS):
+            # Each on its own: the records batched with the refused one go through.
             for rec in members:
                 rec.alone = True
             self.buffer.requeue(members)

@@ -211,3 +211,32 @@ async def test_a_batch_kafka_refuses_as_too_large_renews_the_session_quietly(
     renewals = [r for r in caplog.records if "new producer session" in r.getMessage()]
     assert [r.levelname for r in renewals] == ["INFO"]
     assert "Kafka refused a batch as too large" in renewals[0].getMessage()
+
+
+async def test_a_record_kafka_refuses_for_its_timestamp_fails_alone(settled, running):
+    """A batch refused for one record's timestamp: its batch-mates are sent one by one."""
+    now = 1_700_000_000_000
+    kafka = KafkaTwin(topics={"t": 1}, max_timestamp=now + 3_600_000)
+    action = await running(kafka, topic="t", message={"value": "${v}", "timestamp": "${ts}"})
+    ds = [RecordingDelivery() for _ in range(4)]
+    stamps = [now, now + 1, now + 7_200_000, now + 2]  # the third is 2 h ahead
+    for i, (d, ts) in enumerate(zip(ds, stamps, strict=True)):
+        action.submit({"v": str(i), "ts": ts}, d)  # all buffered before the first round
+    assert await settled(*ds) == ["secured", "secured", "failed:failed.refused", "secured"]
+    assert sorted(kafka.values("t")) == [b"0", b"1", b"3"]
+    assert action.metrics.get("failed.refused") == 1
+    assert kafka.refused_batches >= 2  # the batch of all, then the record alone
+
+
+@pytest.mark.parametrize("ts", [2**63, 2**64 + 5, -5, "18000000000000000000", float("inf"),
+                                float("nan"), "soon"])
+async def test_a_timestamp_kafka_cannot_hold_means_now(settled, running, ts):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, topic="t", message={"value": "${v}", "timestamp": "${ts}"})
+    good, odd = RecordingDelivery(), RecordingDelivery()
+    action.submit({"v": "a", "ts": 1_700_000_000_000}, good)
+    action.submit({"v": "b", "ts": ts}, odd)
+    assert await settled(good, odd) == ["secured", "secured"]
+    assert kafka.values("t") == [b"a", b"b"]
+    before = time.time_ns() // 1_000_000
+    assert before - 60_000 <= action.preview({"v": "b", "ts": ts})["timestamp"] <= before + 60_000
