@@ -45,7 +45,11 @@ def test_reset_zeroes_counters():
     assert m.get("success") == 0
 
 
-def test_a_gauge_that_is_unknown_or_fails_is_left_out_and_the_rest_still_read(caplog):
+def test_a_gauge_that_is_unknown_or_fails_is_left_out_and_the_rest_still_read(caplog,
+                                                                               monkeypatch):
+    import mqferry._metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "_warned", {})  # each failing gauge logs once a minute
     m = action_metrics("plugin:a")
     m.gauge("queuing", lambda: 4)
     m.gauge("lag", lambda: None)  # not known yet

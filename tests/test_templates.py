@@ -161,7 +161,7 @@ class TestValueBytes:
 def test_to_text_of_an_int_subclass_is_its_number():
     import enum
 
-    class Level(enum.IntEnum):
+    class Level(int, enum.Enum):  # str() of a member is "Level.HIGH"
         HIGH = 3
 
     assert to_text(Level.HIGH) == "3"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -71,6 +72,8 @@ def _read(owner: str, name: str, read: Callable[[], Any]) -> int | float | None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return value
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)  # a NumPy number, a Fraction
     if value is not None:
         _warn(owner, name, f"gave {value!r}, not a number")
     return None

@@ -259,7 +259,12 @@ class MqttConnector:
         props = publish_properties(properties)
         if not topic or "+" in topic or "#" in topic:
             raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
-        data = payload if type(payload) is bytes else bytes(payload)
+        if type(payload) is bytes:
+            data = payload
+        elif isinstance(payload, bytearray | memoryview):
+            data = bytes(payload)
+        else:  # bytes(an int) would allocate that many zero bytes
+            raise TypeError(f"an MQTT payload is bytes, not {type(payload).__name__}")
         flag = bool(retain)
         if qos > 0:
             if self._out_free <= 0:

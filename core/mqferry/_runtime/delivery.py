@@ -17,6 +17,7 @@ The MQTT ack window that orders the PUBACKs (:mod:`mqferry._mqtt.acks`) is told 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -25,6 +26,8 @@ from mypy_extensions import mypyc_attr
 from mqferry._metrics import Metrics
 
 __all__ = ["AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery", "Ticket"]
+
+log = logging.getLogger(__name__)
 
 
 class AckAdvance(Protocol):
@@ -171,12 +174,15 @@ class RuleDelivery:
         m, self._metrics = self._metrics, None
         if m is None:
             return
+        m.inc("actions.failed")
+        route = self._route
         try:
-            m.inc("actions.failed")
-            route = self._route
             if route is not None and self._event is not None and str(reason).startswith("failed"):
                 route.output_failed(self._event, str(reason), str(detail),
                                     None if self.deadline else self._ticket)
+        except Exception:
+            # Not raised into the action settling it (it may be settling a whole batch).
+            log.exception("reporting a failed output (%s) failed", reason)
         finally:
             # whatever the route did with it: a ticket never released holds every later ack
             self.release()

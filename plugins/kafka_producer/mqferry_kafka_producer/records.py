@@ -191,9 +191,15 @@ class RecordBuffer:
             # Never holds intake: the oldest ready records make room. When the batches in
             # flight alone fill the partition (Kafka is slow to answer), the newest record is
             # admitted beside them; the next one replaces it. In flight is bounded (two
-            # batches per partition), so the partition's bytes stay bounded too.
+            # batches per partition), so the partition's bytes stay bounded too. Records still
+            # on their way to the disk cannot be dropped: while the partition has some, a
+            # record that does not fit is dropped itself.
+            key = _key(rec)
             if not self._fits(rec):
-                self.drop_oldest(_key(rec), rec.size, "dropped.queue_full")
+                self.drop_oldest(key, rec.size, "dropped.queue_full")
+                if not self._fits(rec) and any(_key(r) == key for r in self.to_persist):
+                    self._on_drop(rec, "dropped.queue_full")
+                    return
         elif self.waiting or not self._fits(rec):
             if len(self.waiting) >= MAX_WAITING:
                 self._on_drop(rec, "dropped.queue_full")

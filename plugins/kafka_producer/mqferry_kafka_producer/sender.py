@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
                  "ProducerFenced")
 #: Kafka refused a batch for what one of its records is (a timestamp outside the topic's
-#: window, a record it cannot take): retrying the batch would be refused again, so its records
-#: are tried one per batch, and the one refused alone fails (``failed.refused``).
+#: window, a record it reports as corrupt): retrying the batch would be refused again, so its
+#: records are tried one per batch; one refused alone for its timestamp fails
+#: (``failed.refused``), one refused alone as corrupt is retried up to ``max_retries``.
 _RECORD_REFUSALS = (InvalidTimestampError, CorruptRecordException)
 #: the longest pause before the next round after Kafka refused or lost a batch
 _MAX_RETRY_DELAY = 5.0
@@ -284,14 +285,17 @@ class BatchSender:
             for rec in members:
                 rec.alone = True
             self.buffer.requeue(members)
-        elif isinstance(exc, _RECORD_REFUSALS) and len(members) == 1:
+        elif isinstance(exc, InvalidTimestampError) and len(members) == 1:
+            self._spent_sequence(f"Kafka refused a batch: {exc.message}")
             rec = members[0]
             self.buffer.done(rec)
             self.fail(rec.delivery, "failed.refused",
                       f"Kafka refused a record for {tp[0]} (timestamp {rec.timestamp}): "
                       f"{exc.message}, {exc.description}")
-        elif isinstance(exc, _RECORD_REFUSALS):
-            # Each on its own: the records batched with the refused one go through.
+        elif isinstance(exc, _RECORD_REFUSALS) and len(members) > 1:
+            self._spent_sequence(f"Kafka refused a batch: {exc.message}")
+            # Each on its own: the records batched with the refused one go through. (A lone
+            # record refused as corrupt is retried below: that may be the wire's fault.)
             for rec in members:
                 rec.alone = True
             self.buffer.requeue(members)
@@ -299,13 +303,14 @@ class BatchSender:
             self._retry(members, exc)
         self.wake.set()
 
-    def _spent_sequence(self) -> None:
-        # Kafka refused a batch as too large (its limit was not known, or compression hid the
-        # size): an idempotent producer's next batch would be refused as out of order. A new
-        # session now is the expected consequence, not a fault: it is logged quietly.
+    def _spent_sequence(self, why: str = "Kafka refused a batch as too large") -> None:
+        # Kafka refused a batch (too large: its limit was not known, or compression hid the
+        # size; or for one record's timestamp): aiokafka spent its sequence numbers when it
+        # sent it, so an idempotent producer's next batch would be refused as out of order. A
+        # new session now is the expected consequence, not a fault: it is logged quietly.
         if self.session.idempotent:
             self.reset = True
-            self.reset_why = "Kafka refused a batch as too large"
+            self.reset_why = why
 
     def _acknowledged(self, members: list[Record]) -> None:
         self.retry_delay = 0.0

@@ -235,3 +235,19 @@ def test_drop_oldest_never_holds_a_record_back_while_batches_fill_the_partition(
     assert dropped == ["dropped.queue_full"]
     buf.done(sent)
     assert buf.partition_bytes == {UNPLACED: second.size}
+
+
+async def test_drop_oldest_stays_bounded_while_records_wait_for_the_disk(tmp_path):
+    """Disk mode: records not persisted yet cannot be dropped, so a new one that does not fit
+    is dropped itself (the partition never grows past its limit plus what is in flight)."""
+    buf, dropped = make(tmp_path, mode="disk", per_partition_limit=500, overflow="drop_oldest")
+    first = rec(b"a" * 300)
+    buf.offer(first)
+    for _ in range(50):  # no persist() meanwhile: the flush loop is stalled
+        buf.offer(rec(b"b" * 300))
+    assert buf.to_persist == [first] and not buf.waiting
+    assert dropped == ["dropped.queue_full"] * 50
+    assert buf.partition_bytes == {UNPLACED: first.size}
+    await buf.persist()
+    assert ready(buf) == [first]
+    buf.close()
