@@ -123,8 +123,9 @@ class BatchSender:
             topic, partition = key
             if not queue or partition is None:
                 continue
-            if self._inflight_batches[(topic, partition)] >= self._outstanding_limit:
-                held = True  # batched together when one of its batches settles
+            busy = self._inflight_batches[(topic, partition)]
+            if busy >= self._outstanding_limit or (busy and queue[0].alone):
+                held = True  # batched together (or the next alone) when one settles
                 continue
             await self._batch_and_send(producer, (topic, partition), buffer.take(key))
         return held
@@ -210,8 +211,12 @@ class BatchSender:
                     sent = i
                     await self._submit(producer, tp, [rec])
                     sent = i + 1
-                    batch, members = producer.create_batch(), []
-                    continue
+                    # One at a time: the rest waits until it settled. Were it refused, the
+                    # batches sent behind it would meet "out of order" (its sequence numbers
+                    # are spent), and the producer session is renewed before the next.
+                    self.buffer.requeue(recs[i + 1:])
+                    sent = len(recs)
+                    return
                 if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
                                 headers=rec.headers) is None:
                     await self._submit_built(producer, batch, tp, members)
