@@ -240,3 +240,30 @@ async def test_a_timestamp_kafka_cannot_hold_means_now(settled, running, ts):
     assert kafka.values("t") == [b"a", b"b"]
     before = time.time_ns() // 1_000_000
     assert before - 60_000 <= action.preview({"v": "b", "ts": ts})["timestamp"] <= before + 60_000
+
+
+async def test_records_split_off_a_refused_batch_go_one_at_a_time(settled, running):
+    """Each waits until the one before it settled (a refused one spends sequence numbers)."""
+    now = 1_700_000_000_000
+    kafka = KafkaTwin(topics={"t": 1}, max_timestamp=now + 3_600_000)
+    action = await running(kafka, topic="t", message={"value": "${v}", "timestamp": "${ts}"})
+    ds = [RecordingDelivery() for _ in range(3)]
+    for i, d in enumerate(ds):
+        action.submit({"v": str(i), "ts": now + 7_200_000 if i == 0 else now}, d)
+    kafka.hold = True  # the split records' batches now wait for an answer
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if kafka.held():
+            break
+    await asyncio.sleep(0.05)
+    assert kafka.held() == 1  # the first good record alone, the other behind it
+    kafka.answer()
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        if kafka.held():
+            break
+    assert kafka.held() == 1
+    kafka.hold = False
+    kafka.answer()
+    assert await settled(*ds) == ["failed:failed.refused", "secured", "secured"]
+    assert kafka.batches == [1, 1]
