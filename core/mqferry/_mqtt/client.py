@@ -259,19 +259,13 @@ class MqttConnector:
         props = publish_properties(properties)
         if not topic or "+" in topic or "#" in topic:
             raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
-        if type(payload) is bytes:
-            data = payload
-        elif isinstance(payload, bytearray | memoryview):
-            data = bytes(payload)
-        else:  # bytes(an int) would allocate that many zero bytes
-            raise TypeError(f"an MQTT payload is bytes, not {type(payload).__name__}")
-        flag = bool(retain)
+        out = (topic, codec.payload_bytes(payload), qos, bool(retain), props, settled)
         if qos > 0:
             if self._out_free <= 0:
-                self._out_backlog.append((topic, data, qos, flag, props, settled))
+                self._out_backlog.append(out)
                 return
             self._out_free -= 1
-        self._send(proto, (topic, data, qos, flag, props, settled))
+        self._send(proto, out)
 
     def _send(self, proto: MqttProtocol, out: _Outgoing) -> None:
         topic, payload, qos, retain, props, settled = out

@@ -38,6 +38,7 @@ __all__ = [
     "connect_packet",
     "decode_connack",
     "decode_publish",
+    "payload_bytes",
     "puback_packets",
     "publish_packet",
     "reason_name",
@@ -213,6 +214,19 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
     # positional: keyword arguments cost more, once per message
     return InMessage(topic, buf[pos:end], qos, bool(command & 1), bool(command & 8), mid, props,
                      raw_topic)
+
+
+def payload_bytes(payload: bytes | bytearray | memoryview) -> bytes:
+    """A payload to publish as ``bytes``.
+
+    Raises:
+        TypeError: it is not bytes-like (``bytes(an int)`` would allocate that many bytes).
+    """
+    if type(payload) is bytes:
+        return payload
+    if isinstance(payload, bytearray | memoryview):
+        return bytes(payload)
+    raise TypeError(f"an MQTT payload is bytes, not {type(payload).__name__}")
 
 
 def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: int,

@@ -176,13 +176,14 @@ class RuleDelivery:
             return
         m.inc("actions.failed")
         route = self._route
+        why = str(reason)
         try:
-            if route is not None and self._event is not None and str(reason).startswith("failed"):
-                route.output_failed(self._event, str(reason), str(detail),
+            if route is not None and self._event is not None and why.startswith("failed"):
+                route.output_failed(self._event, why, str(detail),
                                     None if self.deadline else self._ticket)
         except Exception:
             # Not raised into the action settling it (it may be settling a whole batch).
-            log.exception("reporting a failed output (%s) failed", reason)
+            log.exception("reporting a failed output (%s) failed", why)
         finally:
             # whatever the route did with it: a ticket never released holds every later ack
             self.release()

@@ -38,11 +38,11 @@ log = logging.getLogger(__name__)
 #: (for example once a batch was refused as too large): start a new producer session
 _RESET_ERRORS = ("OutOfOrderSequenceNumber", "UnknownProducerId", "InvalidProducerEpoch",
                  "ProducerFenced")
-#: Kafka refused a batch for what one of its records is (a timestamp outside the topic's
-#: window, a record it reports as corrupt): retrying the batch would be refused again, so its
-#: records are tried one per batch; one refused alone for its timestamp fails
-#: (``failed.refused``), one refused alone as corrupt is retried up to ``max_retries``.
-_RECORD_REFUSALS = (InvalidTimestampError, CorruptRecordException)
+#: Kafka refused a batch for what one of its records is (too large, a timestamp outside the
+#: topic's window, reported corrupt): retrying the batch would be refused again, so its records
+#: are tried one per batch. One refused alone fails (``failed.too_large``, ``failed.refused``);
+#: one refused alone as corrupt is retried up to ``max_retries`` (the wire's fault, maybe).
+_RECORD_REFUSALS = (MessageSizeTooLargeError, InvalidTimestampError, CorruptRecordException)
 #: the longest pause before the next round after Kafka refused or lost a batch
 _MAX_RETRY_DELAY = 5.0
 
@@ -210,12 +210,11 @@ class BatchSender:
                     await self._submit_built(producer, batch, tp, members)
                     sent = i
                     await self._submit(producer, tp, [rec])
-                    sent = i + 1
+                    sent = len(recs)
                     # One at a time: the rest waits until it settled. Were it refused, the
                     # batches sent behind it would meet "out of order" (its sequence numbers
                     # are spent), and the producer session is renewed before the next.
                     self.buffer.requeue(recs[i + 1:])
-                    sent = len(recs)
                     return
                 if batch.append(key=rec.key, value=rec.value, timestamp=rec.timestamp,
                                 headers=rec.headers) is None:
@@ -277,45 +276,40 @@ class BatchSender:
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is None:
             self._acknowledged(members)
-        elif isinstance(exc, MessageSizeTooLargeError) and len(members) == 1:
-            self._spent_sequence()
+        elif isinstance(exc, _RECORD_REFUSALS) and len(members) > 1:
+            self._spent_sequence(exc)
+            # Each on its own, so that the record Kafka refuses fails alone.
+            for rec in members:
+                rec.alone = True
+            self.buffer.requeue(members)
+        elif isinstance(exc, MessageSizeTooLargeError):
+            self._spent_sequence(exc)
             rec = members[0]
             self.buffer.done(rec)
             self.fail(rec.delivery, "failed.too_large",
                       f"a record of {len(rec.value or b'')} bytes for {tp[0]} is larger than "
                       f"the broker accepts")
-        elif isinstance(exc, MessageSizeTooLargeError):
-            self._spent_sequence()
-            # Try each record on its own, so that one oversized record fails alone.
-            for rec in members:
-                rec.alone = True
-            self.buffer.requeue(members)
-        elif isinstance(exc, InvalidTimestampError) and len(members) == 1:
-            self._spent_sequence(f"Kafka refused a batch: {exc.message}")
+        elif isinstance(exc, InvalidTimestampError):
+            self._spent_sequence(exc)
             rec = members[0]
             self.buffer.done(rec)
             self.fail(rec.delivery, "failed.refused",
                       f"Kafka refused a record for {tp[0]} (timestamp {rec.timestamp}): "
                       f"{exc.message}, {exc.description}")
-        elif isinstance(exc, _RECORD_REFUSALS) and len(members) > 1:
-            self._spent_sequence(f"Kafka refused a batch: {exc.message}")
-            # Each on its own: the records batched with the refused one go through. (A lone
-            # record refused as corrupt is retried below: that may be the wire's fault.)
-            for rec in members:
-                rec.alone = True
-            self.buffer.requeue(members)
         else:
             self._retry(members, exc)
         self.wake.set()
 
-    def _spent_sequence(self, why: str = "Kafka refused a batch as too large") -> None:
+    def _spent_sequence(self, exc: KafkaError) -> None:
         # Kafka refused a batch (too large: its limit was not known, or compression hid the
         # size; or for one record's timestamp): aiokafka spent its sequence numbers when it
         # sent it, so an idempotent producer's next batch would be refused as out of order. A
         # new session now is the expected consequence, not a fault: it is logged quietly.
         if self.session.idempotent:
             self.reset = True
-            self.reset_why = why
+            self.reset_why = ("Kafka refused a batch as too large"
+                              if isinstance(exc, MessageSizeTooLargeError)
+                              else f"Kafka refused a batch: {exc.message}")
 
     def _acknowledged(self, members: list[Record]) -> None:
         self.retry_delay = 0.0
