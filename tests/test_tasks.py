@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mqferry import Supervisor
-from mqferry._tasks import Supervisors
+from mqferry._tasks import Supervisors, cancel_task
 
 
 async def test_a_dying_loop_is_reported_and_restarted_with_growing_delays():
@@ -261,3 +261,27 @@ async def test_a_cancellation_nobody_asked_for_is_a_death_and_the_loop_restarts(
     assert "mqferry[test].stray" in (sup.problem() or "")
     await sup.stop()  # the owner's own cancellation still stops it
     assert not sup.running and sup.failures == 1
+
+
+async def test_cancel_task_swallows_the_tasks_cancellation_not_its_callers():
+    cleaned = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(60)  # a clean-up that takes long
+            cleaned.set()
+
+    task = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    # The caller's own deadline ends its wait: it is not swallowed as the task's cancellation.
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.05):
+            await cancel_task(task)
+    assert task.done() and not cleaned.is_set()
+
+    quick = asyncio.create_task(asyncio.sleep(60))
+    await asyncio.sleep(0)
+    await cancel_task(quick)  # the task's cancellation: swallowed
+    assert quick.cancelled()

@@ -10,7 +10,6 @@ any other way.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -24,12 +23,20 @@ FailureHandler = Callable[[BaseException, float], None]
 
 
 async def cancel_task(task: asyncio.Task[Any] | None) -> None:
-    """Cancel ``task`` (if any) and wait until it has finished; its cancellation is swallowed."""
+    """Cancel ``task`` (if any) and wait until it has finished.
+
+    Its own cancellation is swallowed; the caller's is not: a caller cancelled (or timed out)
+    while it waits is cancelled, as any await would leave it.
+    """
     if task is None:
         return
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
+    try:
         await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 def describe(exc: BaseException) -> str:

@@ -60,7 +60,8 @@ async def check(bootstrap: str) -> None:
         try:
             received = 0
             while received < RECORDS + 1:
-                batches = await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 30)
+                async with asyncio.timeout(30):
+                    batches = await consumer.getmany(timeout_ms=1000)
                 received += sum(len(records) for records in batches.values())
             await consumer.commit()
             committed = [

@@ -91,8 +91,14 @@ class ApiServer:
             return
         self._server.should_exit = True
         try:
-            await asyncio.wait_for(task, 10)
-        except (TimeoutError, asyncio.CancelledError):
+            async with asyncio.timeout(10):
+                await task
+        except TimeoutError:
             task.cancel()
+        except asyncio.CancelledError:
+            task.cancel()
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the caller's own cancellation
         except SystemExit:  # uvicorn exits on some start-up errors; never take the process down
             log.error("the API server exited")

@@ -50,7 +50,8 @@ class RuleTestRunner:
             Exception: whatever ``fn`` raised.
         """
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self._slots.acquire()
         except TimeoutError:
             raise ApiError(503, "SERVICE_UNAVAILABLE",
                            f"all {self.workers} rule test workers are busy; try again later"
@@ -58,7 +59,8 @@ class RuleTestRunner:
         future = asyncio.get_running_loop().run_in_executor(self._pool, fn)
         future.add_done_callback(lambda _: self._slots.release())
         try:
-            return await asyncio.wait_for(asyncio.shield(future), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(future)
         except TimeoutError:
             # Its result is of no use any more; retrieve any error so it is not reported.
             future.add_done_callback(lambda f: f.cancelled() or f.exception())

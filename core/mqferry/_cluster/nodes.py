@@ -162,7 +162,8 @@ class NodeDirectory:
             NodeNameTaken: a live instance of this cluster runs under this node's name.
         """
         try:
-            await asyncio.wait_for(self._catch_up(), self.config.node_timeout)
+            async with asyncio.timeout(self.config.node_timeout):
+                await self._catch_up()
         except (MqferryError, TimeoutError) as exc:
             log.warning("cluster %s: could not read the status log to check that no other node "
                         "runs as %r (%s); starting, and watching for one",
@@ -185,7 +186,8 @@ class NodeDirectory:
         # time); what comes after is live. Without a claim, learn where that line is here, so
         # a heartbeat written once start() has returned is never mistaken for an old one.
         with contextlib.suppress(MqferryError, TimeoutError):
-            await asyncio.wait_for(self._catch_up(), self.config.heartbeat_interval)
+            async with asyncio.timeout(self.config.heartbeat_interval):
+                await self._catch_up()
         await self._beat()
         self._reader.start()
         self._heartbeats.start()
@@ -198,8 +200,8 @@ class NodeDirectory:
         await self._heartbeats.stop()
         await self._reader.stop()
         try:
-            await asyncio.wait_for(self._log.append(self.node, self._encode("stopped")),
-                                   self.config.heartbeat_interval * 2)
+            async with asyncio.timeout(self.config.heartbeat_interval * 2):
+                await self._log.append(self.node, self._encode("stopped"))
         except (MqferryError, TimeoutError) as exc:
             log.warning("cluster %s: the last heartbeat (stopped) was not written: %s; the "
                         "other nodes see this node gone after node_timeout", self.config.name,
@@ -292,8 +294,8 @@ class NodeDirectory:
 
     async def _beat(self) -> None:
         try:
-            await asyncio.wait_for(self._log.append(self.node, self._encode("running")),
-                                   self.config.node_timeout)
+            async with asyncio.timeout(self.config.node_timeout):
+                await self._log.append(self.node, self._encode("running"))
         except (MqferryError, TimeoutError) as exc:
             self._write_error = f"heartbeat not written: {exc or 'timed out'}"
             self._retries.failed(str(exc) or "timed out", self.config.heartbeat_interval)

@@ -25,7 +25,7 @@ from typing import Any
 
 from mqferry._cluster.transport import ClusterLog, LogRecord
 from mqferry._errors import MqferryError
-from mqferry._tasks import Supervisor
+from mqferry._tasks import Supervisor, cancel_task
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,8 @@ class SharedLog:
         for task in tasks:
             task.cancel()
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            with contextlib.suppress(Exception):
+                await cancel_task(task)
 
     async def caught_up(self, timeout: float) -> None:
         """Return once every record the log held when called has been read.
@@ -122,7 +122,8 @@ class SharedLog:
         """
         self.start()
         try:
-            end = await asyncio.wait_for(self.log.end(), timeout)
+            async with asyncio.timeout(timeout):
+                end = await self.log.end()
         except TimeoutError:
             raise MqferryError(f"the cluster log {self.log.name!r} did not answer within "
                                f"{timeout:g} s") from None

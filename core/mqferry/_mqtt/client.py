@@ -133,7 +133,8 @@ class MqttConnector:
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Wait until the session is up and subscribed."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     @property
     def is_connected(self) -> bool:

@@ -322,7 +322,8 @@ class MqttProtocol(asyncio.BufferedProtocol):
         self.write(packet(mid))
         self.flush()
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             self._requests.pop(mid, None)
             raise MqttUnavailable("Operation timed out (no answer from the broker)") from None

@@ -77,4 +77,5 @@ class AckWaits:
             # between passes keeps this off the hot path.
             timeout = None if nxt is None else max(nxt - time.monotonic(), 0.01)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._added.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._added.wait()

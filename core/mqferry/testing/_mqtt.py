@@ -58,7 +58,8 @@ class InMemoryMqtt:
 
     async def wait_connected(self, timeout: float | None = None) -> None:
         """Return once :attr:`connected` is set."""
-        await asyncio.wait_for(self.connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self.connected.wait()
 
     async def publish(
         self,

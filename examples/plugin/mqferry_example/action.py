@@ -97,7 +97,8 @@ class JsonLinesAction:
         """
         if self._writer.running:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._drained.wait(), 10)
+                async with asyncio.timeout(10):
+                    await self._drained.wait()
         await self._writer.stop()
         queued, self._queue = self._queue, []
         self._fail([d for _, d in queued], "failed.stopped")

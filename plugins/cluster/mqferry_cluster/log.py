@@ -52,9 +52,9 @@ class KafkaLog:
             raise MqferryError(f"cluster log {self._name}: Kafka is not reachable yet")
         try:
             await self._topics.ensure(self._name)
-            meta = await asyncio.wait_for(
-                producer.send_and_wait(self.topic, value, key=key.encode(), partition=0),
-                self._timeout)
+            async with asyncio.timeout(self._timeout):
+                meta = await producer.send_and_wait(self.topic, value, key=key.encode(),
+                                                    partition=0)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise MqferryError(f"cluster log {self._name}: append failed: "
                                f"{type(exc).__name__}: {exc}") from exc
@@ -65,9 +65,11 @@ class KafkaLog:
         consumer = AIOKafkaConsumer(**self._options, enable_auto_commit=False)
         try:
             await self._topics.ensure(self._name)
-            await asyncio.wait_for(consumer.start(), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                await consumer.start()
             consumer.assign([self._tp])
-            ends = await asyncio.wait_for(consumer.end_offsets([self._tp]), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                ends = await consumer.end_offsets([self._tp])
         except (KafkaError, OSError, TimeoutError) as exc:
             raise MqferryError(f"cluster log {self._name}: cannot read its end: "
                                f"{type(exc).__name__}: {exc}") from exc

@@ -210,7 +210,8 @@ class SlotGroup:
             try:
                 # An offset lookup goes to the group coordinator: it answers, or this node
                 # cannot renew its membership either.
-                await asyncio.wait_for(consumer.committed(probe), self._heartbeat / 2)
+                async with asyncio.timeout(self._heartbeat / 2):
+                    await consumer.committed(probe)
                 self.reached()
                 if self._assigned and self._status.status is not Status.CONNECTED:
                     self._status = HealthStatus(Status.CONNECTED)

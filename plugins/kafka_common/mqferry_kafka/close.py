@@ -30,7 +30,8 @@ async def close_client(closing: Awaitable[object], what: str, *, timeout: float)
         asyncio.CancelledError: only when the calling task itself is being cancelled.
     """
     try:
-        await asyncio.wait_for(closing, timeout)
+        async with asyncio.timeout(timeout):
+            await closing
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():

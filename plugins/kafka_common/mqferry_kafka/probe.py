@@ -22,8 +22,10 @@ async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") 
     opts.pop("retry_backoff_ms", None)
     admin = AIOKafkaAdminClient(**opts)
     try:
-        await asyncio.wait_for(admin.start(), cfg.connect_timeout + cfg.metadata_request_timeout)
-        await asyncio.wait_for(admin.describe_cluster(), cfg.metadata_request_timeout)
+        async with asyncio.timeout(cfg.connect_timeout + cfg.metadata_request_timeout):
+            await admin.start()
+        async with asyncio.timeout(cfg.metadata_request_timeout):
+            await admin.describe_cluster()
     except (KafkaError, OSError, TimeoutError) as exc:
         reason = str(exc) or type(exc).__name__
         return HealthStatus(Status.DISCONNECTED, f"{cfg.bootstrap_hosts}: {reason}")
@@ -31,6 +33,7 @@ async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") 
         # Bounded: a close after a cancelled start can wait on a connection that never came,
         # and must not hold the caller's stop.
         with contextlib.suppress(TimeoutError, KafkaError, OSError):
-            await asyncio.wait_for(admin.close(), CLOSE_TIMEOUT_S)
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await admin.close()
     return HealthStatus(Status.CONNECTED)
 

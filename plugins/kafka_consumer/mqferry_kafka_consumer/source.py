@@ -161,7 +161,8 @@ class KafkaConsumerSource:
             await self._drain(DRAIN_TIMEOUT)
             try:
                 # bounded: a commit for a deleted topic is retried by aiokafka for ever
-                await asyncio.wait_for(self.commit_pending(), FINAL_COMMIT_TIMEOUT)
+                async with asyncio.timeout(FINAL_COMMIT_TIMEOUT):
+                    await self.commit_pending()
             except (KafkaError, TimeoutError) as exc:
                 log.warning("source %s: final offset commit failed (%s); records since the "
                             "last commit will be consumed again", self.id,
@@ -414,7 +415,8 @@ class KafkaConsumerSource:
                 # Full with more than half the window unsettled: wait until half settled (a
                 # commit is then due).
                 try:
-                    await asyncio.wait_for(tracker.space.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await tracker.space.wait()
                 except TimeoutError:
                     # Paused partitions return nothing; polling keeps the group membership.
                     await consumer.getmany(timeout_ms=0)

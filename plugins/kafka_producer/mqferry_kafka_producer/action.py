@@ -298,7 +298,8 @@ class KafkaProducerAction:
             return
         if self.session.producer is not None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._idle.wait()
         task, self._task = self._task, None
         await task.stop()
         await self.lookups.close()

@@ -139,7 +139,8 @@ async def fetch_limits(producer: Any, topics: set[str], timeout: float) -> dict[
         [(_TOPIC_RESOURCE, t, ["max.message.bytes"]) for t in sorted(topics)])
     try:
         node = producer.client.get_random_node()
-        response = await asyncio.wait_for(producer.client.send(node, request), timeout)
+        async with asyncio.timeout(timeout):
+            response = await producer.client.send(node, request)
     except Exception as exc:  # best effort: without the limit, Kafka's refusal decides
         log.info("cannot read max.message.bytes of %s (%r); records too large for them are "
                  "refused by Kafka instead", ", ".join(sorted(topics)), exc)
@@ -167,7 +168,8 @@ async def fetch_counts(producer: Any, topics: set[str], timeout: float) -> dict[
         KafkaUnreachable: no broker answered.
     """
     try:
-        md = await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout)
+        async with asyncio.timeout(timeout):
+            md = await producer.client.fetch_all_metadata()
     except (KafkaError, TimeoutError, OSError) as exc:
         raise KafkaUnreachable(str(exc) or type(exc).__name__) from None
     counts: dict[str, int | None] = {}
@@ -178,7 +180,8 @@ async def fetch_counts(producer: Any, topics: set[str], timeout: float) -> dict[
         if n:
             # On a timeout send_batch waits for it instead; the count is known either way.
             with contextlib.suppress(KafkaError, TimeoutError):
-                await asyncio.wait_for(producer.partitions_for(topic), timeout)
+                async with asyncio.timeout(timeout):
+                    await producer.partitions_for(topic)
     return counts
 
 

@@ -168,7 +168,8 @@ class ProducerSession:
             producer.stop(), name=f"mqferry[{self.action_id}].close")
         try:
             # shield: a stop() cancelled half-way leaves aiokafka's sender running for ever
-            await asyncio.wait_for(asyncio.shield(task), timeout)
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(task)
         except TimeoutError:
             log.warning("action %s: the producer did not close in %.0fs (Kafka does not "
                         "answer); leaving it to finish in the background", self.action_id,
