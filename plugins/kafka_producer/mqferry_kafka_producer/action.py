@@ -143,19 +143,27 @@ class KafkaProducerAction:
         without ``fallback_topic``, a record larger than a request) fails alone, with its reason.
         """
         self.metrics.inc("matched")
-        self.renderer.replaced = 0
+        r = self.renderer
+        r.begin()
         try:
             rec = self._record(output, delivery)
         except DeliveryError as exc:
             self._fail(delivery, exc.reason, exc.detail)
             return
-        if self.renderer.replaced:
+        if r.replaced:
             self.metrics.inc("rendered.not_utf8")
             self._warn.warning(
                 "rendered.not_utf8", "action %s: a value that is not UTF-8 was written into "
                 "JSON for %s with U+FFFD replacement characters, as EMQX does; send it with "
                 "${payload} to keep its bytes, or base64_encode() it in the rule's SQL",
                 self.id, rec.topic)
+        skipped = r.skipped_header
+        if skipped is not None:
+            self.metrics.inc("rendered.header_skipped")
+            self._warn.warning(
+                "rendered.header_skipped", "action %s: header %r left out of a record for %s: "
+                "its value cannot be JSON-encoded (%s)", self.id, skipped[0], rec.topic,
+                skipped[1])
         self.buffer.offer(rec)
         self._idle.clear()
         self._wake.set()

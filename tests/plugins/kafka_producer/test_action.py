@@ -267,3 +267,22 @@ async def test_records_split_off_a_refused_batch_go_one_at_a_time(settled, runni
     kafka.answer()
     assert await settled(*ds) == ["failed:failed.refused", "secured", "secured"]
     assert kafka.batches == [1, 1]
+
+
+async def test_a_header_value_json_cannot_hold_is_left_out_counted_and_logged(settled, running,
+                                                                               caplog):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = await running(kafka, topic="t", message={"value": "${v}"},
+                           kafka_header_value_encode_mode="json",
+                           kafka_ext_headers=[{"kafka_ext_header_key": "big",
+                                               "kafka_ext_header_value": "${n}"},
+                                              {"kafka_ext_header_key": "ok",
+                                               "kafka_ext_header_value": "${v}"}])
+    ds = [RecordingDelivery() for _ in range(2)]
+    with caplog.at_level(logging.WARNING):
+        action.submit({"v": "a", "n": 2**70}, ds[0])  # past 64 bits: orjson cannot encode it
+        action.submit({"v": "b", "n": 7}, ds[1])
+        assert await settled(*ds) == ["secured", "secured"]
+    assert kafka.values("t") == [b"a", b"b"]
+    assert action.metrics.get("rendered.header_skipped") == 1
+    assert "header 'big' left out of a record for t" in caplog.text
