@@ -78,3 +78,22 @@ def test_metrics_can_be_subclassed_by_a_plugin():
     m = Counting("plugin:b")
     m.inc("matched")
     assert m.get("matched") == 2
+
+
+def test_each_failing_series_of_a_gauge_is_logged(caplog, monkeypatch):
+    import mqferry._metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "_warned", {})
+    m = action_metrics("plugin:c")
+    m.series("lag", ("topic", "partition"))
+
+    def broken() -> float:
+        raise RuntimeError("gone")
+
+    m.gauge("lag", broken, labels={"topic": "t", "partition": "0"})
+    m.gauge("lag", broken, labels={"topic": "t", "partition": "1"})
+    m.gauge("lag", lambda: 3, labels={"topic": "t", "partition": "2"})
+    snap = m.snapshot()
+    assert snap["lag"] == 3 and snap["lag.t:2"] == 3 and "lag.t:0" not in snap
+    # one series' log line does not hide the other's
+    assert "the gauge lag.t:0 failed" in caplog.text and "the gauge lag.t:1 failed" in caplog.text

@@ -177,12 +177,13 @@ class Metrics:
             out.update(dict.fromkeys(RATE_GAUGES, 0))
         out.update(dict.fromkeys(self._series, 0.0))
         for (name, labels), read in self._gauges.items():
-            value = _read(self.component_id, name, read)
+            series = f"{name}.{':'.join(v for _, v in labels)}" if labels else name
+            value = _read(self.component_id, series, read)
             if value is None:
                 continue  # not known now (a lag before the first fetch), or the gauge failed
             if labels:
                 out[name] += value
-                out[f"{name}.{':'.join(v for _, v in labels)}"] = value
+                out[series] = value
             else:
                 out[name] = value
         if self._rate is not None:
@@ -198,7 +199,8 @@ class Metrics:
             if name not in gauges:  # a gauge hides a counter of its name, as in snapshot()
                 yield Sample(name, (), float(value), gauge=False)
         for (name, labels), read in self._gauges.items():
-            now = _read(self.component_id, name, read)
+            series = f"{name}.{':'.join(v for _, v in labels)}" if labels else name
+            now = _read(self.component_id, series, read)
             if now is not None:
                 yield Sample(name, labels, float(now), gauge=True)
         if self._rate is not None:
