@@ -19,13 +19,9 @@ from mqferry._cluster.transport import ClusterLog, LogRecord
 from mqferry._runtime.ackwait import AckWaits
 from mqferry._runtime.delivery import Ticket
 from mqferry.testing import ClusterBus, ClusterTwin, build_app
+from tests.api.conftest import BASE_CONFIG
 from tests.api.fakes import fake_plugins
 
-CONFIG = {
-    "connectors": {"fake": {"c1": {"url": "fake://one"}}},
-    "actions": {"fake": {"a1": {"connector": "c1", "parameters": {"topic": "out"}}}},
-    "rules": {"r1": {"sql": 'SELECT payload.v AS v FROM "t/#"', "actions": ["fake:a1"]}},
-}
 CLUSTER = ClusterConfig.model_validate({"name": "plant-7", "heartbeat_interval": "20ms",
                                         "node_timeout": "400ms"})
 
@@ -71,7 +67,7 @@ class GatedTwin(ClusterTwin):
 async def test_a_node_stops_while_its_heartbeat_is_being_written():
     bus = ClusterBus()
     transport = GatedTwin(bus, "a@h")
-    app = build_app({**CONFIG, "node": "a@h"}, plugins=fake_plugins()).app
+    app = build_app({**BASE_CONFIG, "node": "a@h"}, plugins=fake_plugins()).app
     directory = NodeDirectory(app, transport, CLUSTER)
     await directory.start()
     status = transport.status
