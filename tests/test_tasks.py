@@ -285,3 +285,26 @@ async def test_cancel_task_swallows_the_tasks_cancellation_not_its_callers():
     await asyncio.sleep(0)
     await cancel_task(quick)  # the task's cancellation: swallowed
     assert quick.cancelled()
+
+
+async def test_a_task_being_cancelled_still_stops_everything_in_its_clean_up():
+    """Its pending cancellation is not taken for one arriving while each stop waits."""
+    loops = [Supervisor(f"t.loop{i}", lambda: asyncio.sleep(60)) for i in range(3)]
+    stopped: list[bool] = []
+
+    async def owner() -> None:
+        for sup in loops:
+            sup.start()
+        try:
+            await asyncio.sleep(60)
+        finally:  # as run_app's shutdown after Ctrl-C cancelled the main task
+            for sup in loops:
+                await sup.stop()
+                stopped.append(not sup.running)
+
+    task = asyncio.create_task(owner())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert stopped == [True, True, True]

@@ -52,7 +52,7 @@ from mqferry._registry import (
 from mqferry._rules.errors import RuleCompileError, RuleError, RuleEvalError, RuleSyntaxError
 from mqferry._runtime.delivery import Countdown
 from mqferry._runtime.failures import LogLimiter
-from mqferry._tasks import Supervisor, cancel_task, describe
+from mqferry._tasks import Supervisor, cancel_requests, cancel_task, describe
 from mqferry._templates import MISSING, Template, check_template, to_json, to_text
 from mqferry._types import (
     LOOP_MARKER,
@@ -125,6 +125,7 @@ __all__ = [
     "TemplateError",
     "__version__",
     "action_metrics",
+    "cancel_requests",
     "cancel_task",
     "check_compiled",
     "check_template",

@@ -22,21 +22,34 @@ log = logging.getLogger(__name__)
 FailureHandler = Callable[[BaseException, float], None]
 
 
+def cancel_requests() -> int:
+    """How many cancellations of the calling task are pending (0 outside a task).
+
+    Taken before an await whose ``CancelledError`` may be someone else's (a task being stopped,
+    a client's own cancelled task), it tells afterwards whether the caller itself was cancelled
+    meanwhile: then the count has grown. A bare non-zero count does not say that: it stays
+    raised while a cancelled task runs its clean-up.
+    """
+    task = asyncio.current_task()
+    return task.cancelling() if task is not None else 0
+
+
 async def cancel_task(task: asyncio.Task[Any] | None) -> None:
     """Cancel ``task`` (if any) and wait until it has finished.
 
     Its own cancellation is swallowed; the caller's is not: a caller cancelled (or timed out)
-    while it waits is cancelled, as any await would leave it.
+    while it waits is cancelled, as any await would leave it. A caller that is already being
+    cancelled (stopping things in its clean-up) still waits for ``task``.
     """
     if task is None:
         return
+    before = cancel_requests()
     task.cancel()
     try:
         await task
     except asyncio.CancelledError:
-        current = asyncio.current_task()
-        if current is not None and current.cancelling():
-            raise
+        if cancel_requests() > before:
+            raise  # the caller was cancelled while it waited
 
 
 def describe(exc: BaseException) -> str:

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mqferry._config.models import ApiConfig
+from mqferry._tasks import cancel_requests
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class ApiServer:
         if task is None:
             return
         self._server.should_exit = True
+        before = cancel_requests()
         try:
             async with asyncio.timeout(10):
                 await task
@@ -97,8 +99,7 @@ class ApiServer:
             task.cancel()
         except asyncio.CancelledError:
             task.cancel()
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            if cancel_requests() > before:
                 raise  # the caller's own cancellation
         except SystemExit:  # uvicorn exits on some start-up errors; never take the process down
             log.error("the API server exited")

@@ -105,10 +105,10 @@ class SharedLog:
 
     async def stop(self) -> None:
         """Stop reading (idempotent)."""
-        await self.reader.stop()
         tasks = list(self._restates)
-        for task in tasks:
+        for task in tasks:  # all asked to stop first: a cancelled caller leaves none running
             task.cancel()
+        await self.reader.stop()
         for task in tasks:
             with contextlib.suppress(Exception):
                 await cancel_task(task)

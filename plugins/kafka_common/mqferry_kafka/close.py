@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from mqferry import describe
+from mqferry import cancel_requests, describe
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +27,15 @@ async def close_client(closing: Awaitable[object], what: str, *, timeout: float)
         ``None`` when it closed, else why not (also logged as a WARNING naming ``what``).
 
     Raises:
-        asyncio.CancelledError: only when the calling task itself is being cancelled.
+        asyncio.CancelledError: only when the calling task itself is cancelled while it waits.
     """
+    before = cancel_requests()
     try:
         async with asyncio.timeout(timeout):
             await closing
     except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+        if cancel_requests() > before:
+            raise  # the caller itself was cancelled meanwhile
         reason = "the client's stop was cancelled from inside the client"
     except TimeoutError:
         reason = f"not closed within {timeout:.1f}s"
