@@ -10,6 +10,9 @@ Variants, by direction:
   with QoS 1 and at-least-once delivery; publishes Kafka -> MQTT to ``<prefix>/mqbridge``.
 * ``mqferry-amo``: mqferry with ``mqtt.delivery: at_most_once`` (MQTT -> Kafka only).
 * ``mqferry-alo``: mqferry with its default, at-least-once delivery.
+* ``floor`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor_bridge.py``, the least
+  work per message a one-process asyncio + aiokafka bridge can do with mqferry's at-least-once
+  guarantee (its docstring says what it leaves out).
 
 MQTT -> Kafka bridges forward every topic under ``<prefix>/`` to the Kafka topic with the MQTT
 payload as the record value; Kafka -> MQTT bridges publish each record value to
@@ -32,6 +35,8 @@ import yaml
 HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 M2K_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-amo", "mqferry-alo")
+#: run only when named (``--variant floor``): a measuring stick, not a contender
+M2K_EXTRA = ("floor",)
 K2M_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-alo")
 
 
@@ -110,7 +115,7 @@ class Bridge:
 
     def __init__(self, variant: str, direction: str, brokers: Brokers, *, prefix: str,
                  kafka_topic: str, workdir: Path) -> None:
-        allowed = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
+        allowed = M2K_VARIANTS + M2K_EXTRA if direction == "mqtt-kafka" else K2M_VARIANTS
         head, _, tree = variant.partition("@")
         base, *opts = head.split("+")
         if base not in allowed or ((tree or opts) and not base.startswith("mqferry")):
@@ -177,6 +182,12 @@ class Bridge:
                 [sys.executable, str(HERE / "baselines" / "kafka_to_mqtt_bridge.py"),
                  "--kafka", b.kafka, "--kafka-topic", self.kafka_topic, "--mqtt", b.mqtt,
                  "--prefix", self.prefix, "--group", self.clientid], stdout=log, stderr=log)]
+        elif self.variant == "floor":
+            self.procs = [subprocess.Popen(
+                [str(VENV_BIN / "python"), str(HERE / "baselines" / "floor_bridge.py"),
+                 "--mqtt", b.mqtt, "--topic", f"{self.prefix}/#", "--kafka", b.kafka,
+                 "--kafka-topic", self.kafka_topic, "--client-id", self.clientid],
+                stdout=log, stderr=log)]
         elif self.variant == "mq-bridge":
             mqtt_topic = (f"{self.prefix}/#" if self.direction == "mqtt-kafka"
                           else f"{self.prefix}/mqbridge")

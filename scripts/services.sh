@@ -51,6 +51,8 @@ MQTT_MAX_INFLIGHT="${MQFERRY_MQTT_MAX_INFLIGHT:-1000}"
 KAFKA_PID_FILE="$DEV/kafka.pid"
 MOSQ_PID_FILE="$DEV/mosquitto.pid"
 # Short-lived JVMs for the command-line tools: start fast rather than run fast.
+#: the broker's heap and collector (MQFERRY_KAFKA_JVM_OPTS replaces them)
+KAFKA_JVM_OPTS="-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20"
 TOOL_JAVA_OPTS=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
 
 log() { printf 'services: %s\n' "$*" >&2; }
@@ -394,7 +396,9 @@ start_kafka() {
     log "starting Kafka $(kafka_version) on $HOST:$KAFKA_PORT"
     started=$SECONDS
     # setsid: the broker must outlive the shell that started it (and its job control).
-    setsid java -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    # shellcheck disable=SC2086 # the options are words
+    setsid java ${MQFERRY_KAFKA_JVM_OPTS:-$KAFKA_JVM_OPTS} -Djava.awt.headless=true \
+        "-Xlog:gc,safepoint:file=$KAFKA_HOME/gc.log:time,uptime:filecount=2,filesize=10m" \
         "-Dlog4j2.configurationFile=$KAFKA_HOME/log4j2.properties" \
         -cp "$cp" kafka.Kafka "$KAFKA_HOME/server.properties" \
         >"$KAFKA_HOME/kafka.log" 2>&1 </dev/null &
