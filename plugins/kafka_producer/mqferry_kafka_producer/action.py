@@ -157,13 +157,14 @@ class KafkaProducerAction:
                 "JSON for %s with U+FFFD replacement characters, as EMQX does; send it with "
                 "${payload} to keep its bytes, or base64_encode() it in the rule's SQL",
                 self.id, rec.topic)
-        skipped = r.skipped_header
-        if skipped is not None:
+        skipped = r.skipped_headers
+        if skipped:
             self.metrics.inc("rendered.header_skipped")
             self._warn.warning(
-                "rendered.header_skipped", "action %s: header %r left out of a record for %s: "
-                "its value cannot be JSON-encoded (%s)", self.id, skipped[0], rec.topic,
-                skipped[1])
+                "rendered.header_skipped", "action %s: %s left out of a record for %s: "
+                "value cannot be JSON-encoded (%s)", self.id,
+                ", ".join(f"header {k!r}" for k, _ in skipped), rec.topic,
+                "; ".join(why for _, why in skipped))
         self.buffer.offer(rec)
         self._idle.clear()
         self._wake.set()

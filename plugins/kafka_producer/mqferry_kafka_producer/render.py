@@ -41,7 +41,7 @@ class RecordRenderer:
     """Renders rule outputs with one action's templates (parsed once)."""
 
     __slots__ = ("_check_topic", "_ext", "_headers", "_json_headers", "key", "replaced",
-                 "skipped_header", "timestamp", "topic", "value")
+                 "skipped_headers", "timestamp", "topic", "value")
 
     def __init__(self, params: KafkaProducerParameters) -> None:
         self.topic = Template(params.topic)
@@ -59,14 +59,15 @@ class RecordRenderer:
         #: values that were not UTF-8 and were written into JSON with U+FFFD since the caller
         #: last read and zeroed this (see :func:`mqferry._templates.to_json`)
         self.replaced = 0
-        #: the key of a header left out since the caller last read and cleared this: its value
-        #: could not be JSON-encoded (``json`` mode), with why
-        self.skipped_header: tuple[str, str] | None = None
+        #: the headers left out since :meth:`begin`, as ``(key, why)``: their values could not
+        #: be JSON-encoded (``json`` mode)
+        self.skipped_headers: list[tuple[str, str]] = []
 
     def begin(self) -> None:
-        """Clear :attr:`replaced` and :attr:`skipped_header` before rendering one output."""
+        """Clear :attr:`replaced` and :attr:`skipped_headers` before rendering one output."""
         self.replaced = 0
-        self.skipped_header = None
+        if self.skipped_headers:
+            self.skipped_headers = []
 
     def _replaced(self) -> None:
         self.replaced += 1
@@ -150,7 +151,7 @@ class RecordRenderer:
             try:
                 return key, to_json(value, self._replaced)
             except (TypeError, TemplateError) as exc:  # an int past 64 bits, too deep
-                self.skipped_header = (key, str(exc)[:200])
+                self.skipped_headers.append((key, str(exc)[:200]))
                 return None
         if isinstance(value, str):
             return key, value.encode()

@@ -286,3 +286,17 @@ async def test_a_header_value_json_cannot_hold_is_left_out_counted_and_logged(se
     assert kafka.values("t") == [b"a", b"b"]
     assert action.metrics.get("rendered.header_skipped") == 1
     assert "header 'big' left out of a record for t" in caplog.text
+
+
+async def test_every_header_left_out_of_a_record_is_named(settled, running, caplog):
+    kafka = KafkaTwin(topics={"t": 1})
+    headers = [{"kafka_ext_header_key": k, "kafka_ext_header_value": "${n}"} for k in ("a", "b")]
+    action = await running(kafka, topic="t", message={"value": "${v}"},
+                           kafka_header_value_encode_mode="json", kafka_ext_headers=headers)
+    d = RecordingDelivery()
+    with caplog.at_level(logging.WARNING):
+        action.submit({"v": "x", "n": 2**70}, d)
+        assert await settled(d) == ["secured"]
+    assert kafka.values("t") == [b"x"]
+    assert action.metrics.get("rendered.header_skipped") == 1  # records, not headers
+    assert "header 'a', header 'b' left out of a record for t" in caplog.text
