@@ -219,8 +219,11 @@ class MqttConfig(Strict):
     @field_validator("server")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        if not re.fullmatch(r"[^:\s]+(:\d{1,5})?", v.strip()):
+        m = re.fullmatch(r"[^:\s]+(?::(\d{1,5}))?", v.strip())
+        if not m:
             raise ValueError("expected host or host:port")
+        if m.group(1) is not None and not 1 <= int(m.group(1)) <= 65535:
+            raise ValueError(f"port {m.group(1)} is out of range (1-65535)")
         return v.strip()
 
     @property

@@ -87,8 +87,12 @@ class KafkaConnectorConfig(ConnectorConfigBase):
         if not hosts:
             raise ValueError("expected a comma-separated list of host:port")
         for h in hosts:
-            if not re.fullmatch(r"[A-Za-z0-9_.\-]+(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?", h):
+            m = re.fullmatch(r"(?:[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?", h)
+            if not m:
                 raise ValueError(f"invalid host {h!r}: expected host:port")
+            if m.group(1) is not None and not 1 <= int(m.group(1)) <= 65535:
+                raise ValueError(f"invalid host {h!r}: port {m.group(1)} is out of range "
+                                 "(1-65535)")
         return ",".join(hosts)
 
     def servers(self) -> list[str]:
