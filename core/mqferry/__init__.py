@@ -23,6 +23,7 @@ from mqferry._config import (
     Secret,
     SourceConfigBase,
     Strict,
+    load_tls_files,
 )
 from mqferry._errors import (
     ConfigError,
@@ -131,6 +132,7 @@ __all__ = [
     "check_template",
     "describe",
     "hookimpl",
+    "load_tls_files",
     "source_metrics",
     "to_json",
     "to_text",

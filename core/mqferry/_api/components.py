@@ -7,13 +7,20 @@ probe, metrics and summary, with EMQX v5's paths and shapes. Ids are ``<type>:<n
 import asyncio
 import contextlib
 import copy
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response
 
 from mqferry._api.errors import ApiError, bad_request, not_found
 from mqferry._api.nodes import cluster_metrics
-from mqferry._api.redact import redact, refuse_rebinding, refuse_references, restore
+from mqferry._api.redact import (
+    redact,
+    refuse_files,
+    refuse_rebinding,
+    refuse_references,
+    restore,
+)
 from mqferry._api.schemas import post_model
 from mqferry._config.loader import ComponentSpec
 from mqferry._errors import ConfigError
@@ -23,6 +30,8 @@ from mqferry._runtime.reconfig import Controller
 from mqferry._types import Action, Connector, HealthStatus, Source, Status
 
 __all__ = ["component_router"]
+
+log = logging.getLogger(__name__)
 
 _SINGULAR = {"connectors": "connector", "actions": "action", "sources": "source"}
 _PROBE_TIMEOUT = 10.0
@@ -127,6 +136,19 @@ def metrics_view(ctrl: Controller, kind: str, cid: str) -> dict[str, Any]:
 
 
 async def _probe(ctrl: Controller, kind: str, spec: ComponentSpec) -> HealthStatus:
+    try:
+        return await _try(ctrl, kind, spec)
+    except ConfigError as exc:  # its messages are written for clients (a TLS file's, say)
+        return HealthStatus(Status.DISCONNECTED, str(exc))
+    except Exception:
+        # A plugin's unexpected error is a failed probe, not a 500; its text may say more about
+        # the host than a client should learn, so it goes to the log.
+        log.exception("probe of %s failed", spec.id)
+        return HealthStatus(Status.DISCONNECTED, "the probe failed (the reason is in the "
+                                                 "mqferry log)")
+
+
+async def _try(ctrl: Controller, kind: str, spec: ComponentSpec) -> HealthStatus:
     probe = getattr(spec.type, "probe", None)
     if kind == "connectors" and probe is not None:
         status: HealthStatus = await probe(spec.config)
@@ -171,13 +193,14 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body
 
 
-def _check_secrets(registry: Any, path: str, body: dict[str, Any],
+def _check_secrets(ctrl: Controller, registry: Any, path: str, body: dict[str, Any],
                    stored: dict[str, Any] | None) -> None:
     # Before ``restore``: what the client sent, not what is stored, is checked for references.
     typ = registry.get(path.split(".")[1])
     if typ is not None:
         refuse_references(typ.config_model, body, path)
     refuse_rebinding(body, stored)
+    refuse_files(body, stored, ctrl.app.config.raw.api.ssl_file_dirs, path)
 
 
 def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915 - a closure per route
@@ -214,7 +237,7 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
         request.state.audit_target = cid
         if _stored(ctrl.data, kind, cid) is not None:
             raise bad_request(f"{one} {cid} already exists", code="ALREADY_EXISTS")
-        _check_secrets(registry, f"{kind}.{type_name}.{name}", raw, None)
+        _check_secrets(ctrl, registry, f"{kind}.{type_name}.{name}", raw, None)
 
         def add(data: dict[str, Any]) -> None:
             if _stored(data, kind, cid) is not None:
@@ -234,7 +257,7 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
         old = require(id)
         type_name, name = _split(id)
         new = {k: v for k, v in body.items() if k not in ("type", "name")}
-        _check_secrets(registry, f"{kind}.{type_name}.{name}", new, old)
+        _check_secrets(ctrl, registry, f"{kind}.{type_name}.{name}", new, old)
         new = restore(new, old)
 
         def put(data: dict[str, Any]) -> None:
@@ -288,7 +311,7 @@ def component_router(ctrl: Controller, kind: str) -> APIRouter:  # noqa: PLR0915
         raw = await _json_object(request)
         type_name, name = str(raw.pop("type")), str(raw.pop("name"))
         current = ctrl.data
-        _check_secrets(registry, f"{kind}.{type_name}.{name}", raw,
+        _check_secrets(ctrl, registry, f"{kind}.{type_name}.{name}", raw,
                        _stored(current, kind, f"{type_name}:{name}"))
 
         def validate() -> Any:

@@ -13,7 +13,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Request
 
 from mqferry._api.errors import bad_request
-from mqferry._api.redact import redact, refuse_rebinding, refuse_references, restore
+from mqferry._api.redact import (
+    redact,
+    refuse_files,
+    refuse_rebinding,
+    refuse_references,
+    restore,
+)
 from mqferry._config.models import MqttConfig
 from mqferry._runtime.reconfig import Controller
 
@@ -81,6 +87,7 @@ def mqtt_router(ctrl: Controller) -> APIRouter:
         # in, so a default the console sends back is no change).
         refuse_references(MqttConfig, raw, "mqtt")
         refuse_rebinding(raw, current)
+        refuse_files(raw, current, ctrl.app.config.raw.api.ssl_file_dirs, "mqtt")
         new = _minimal(restore(raw, stored), stored, current, defaults)
 
         def put(data: dict[str, Any]) -> None:

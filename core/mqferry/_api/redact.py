@@ -8,6 +8,10 @@ password with stars. Two guards come first: :func:`refuse_references` (a client 
 or ``******``, never a ``file://`` or ``${...}`` reference, which would make the process read a
 file or variable of the client's choosing) and :func:`refuse_rebinding` (``******`` is refused when
 the hosts or the user change, so the stored password never goes to a host the client picked).
+
+TLS files are the operator's as references are: :func:`refuse_files` lets a client name a new
+``cacertfile``, ``certfile`` or ``keyfile`` only inside ``api.ssl_file_dirs``, and keep a stored
+client certificate from elsewhere only with the hosts and user it was stored with.
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from pydantic import BaseModel, ValidationError
 from mqferry._api.errors import ApiError, bad_request
 from mqferry._config.env import expand
 from mqferry._config.secrets import FROM_API, REDACTED, REFERENCE_REFUSED, SECRET_KEY
+from mqferry._config.tlsfiles import FILE_FIELDS, IDENTITY_FIELDS, in_dirs
 from mqferry._errors import ConfigError
 
-__all__ = ["REDACTED", "redact", "refuse_rebinding", "refuse_references", "restore"]
+__all__ = ["REDACTED", "redact", "refuse_files", "refuse_rebinding", "refuse_references",
+           "restore"]
 
 #: Where a connection goes and as whom: a stored password is only for these values.
 #: ``mechanism`` is the SASL mechanism (PLAIN sends the password itself; SCRAM does not).
@@ -110,6 +116,20 @@ def _keeps_a_secret(new: Any, old: Any) -> bool:
     return new == REDACTED and old is not None
 
 
+def _expanded(old: Any) -> Any:
+    # The stored values as they run: a ${NAME} of the file sent back expanded is no change.
+    try:
+        return expand(old)
+    except ConfigError:
+        return old
+
+
+def _rebound(new: Any, old: Any) -> list[str]:
+    """The binding keys (hosts, user) whose values differ between ``old`` and ``new``."""
+    before, after = _binding(_expanded(old)), _binding(new)
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
 def refuse_rebinding(new: Any, old: Any) -> None:
     """Refuse ``******`` in ``new`` when its hosts or user differ from the stored ``old``.
 
@@ -118,13 +138,55 @@ def refuse_rebinding(new: Any, old: Any) -> None:
     """
     if old is None or not _keeps_a_secret(new, old):
         return
-    # The stored hosts as they run: a ${NAME} of the file sent back expanded is no change.
-    try:
-        expanded = expand(old)
-    except ConfigError:
-        expanded = old
-    before, after = _binding(expanded), _binding(new)
-    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    changed = _rebound(new, old)
     if changed:
         raise ApiError(400, "BAD_REQUEST", f"{REBINDING_MESSAGE} ({', '.join(changed)} changed)",
                        fields=changed)
+
+
+def _files(value: Any, path: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(value, dict):
+        for k, v in value.items():
+            here = f"{path}.{k}" if path else str(k)
+            if k in FILE_FIELDS and isinstance(v, str) and v:
+                out[here] = v
+            else:
+                out.update(_files(v, here))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            out.update(_files(v, f"{path}[{i}]"))
+    return out
+
+
+def refuse_files(new: Any, old: Any, dirs: list[str], path: str) -> None:
+    """Refuse TLS file paths in ``new`` that the operator did not put there or allow.
+
+    A path is allowed when it is inside one of ``dirs`` (``api.ssl_file_dirs``) or is the
+    stored one at the same place. A stored ``certfile`` or ``keyfile`` outside ``dirs`` is the
+    operator's client identity for the stored hosts: kept while the hosts or the user change,
+    it is refused, as ``******`` is. Nothing is read from the disk before the path is allowed,
+    so the answer says nothing about which files exist.
+
+    Raises:
+        ApiError: 400 naming the fields.
+    """
+    sent = _files(new)
+    stored = {**_files(old), **_files(_expanded(old))} if old is not None else {}
+    stored_raw = _files(old) if old is not None else {}
+    foreign = sorted(k for k, v in sent.items()
+                     if not in_dirs(v, dirs) and v not in (stored.get(k), stored_raw.get(k)))
+    if foreign:
+        fields = [f"{path}.{k}" for k in foreign]
+        where = (f"inside {', '.join(dirs)} (api.ssl_file_dirs)" if dirs else
+                 "inside a directory listed in api.ssl_file_dirs (none is)")
+        raise ApiError(400, "BAD_REQUEST", f"{', '.join(fields)}: a TLS file sent through the "
+                       f"API must be an absolute path {where}; other files are named in the "
+                       "config file", fields=fields)
+    kept = sorted(k for k, v in sent.items() if k.rsplit(".", 1)[-1] in IDENTITY_FIELDS
+                  and not in_dirs(v, dirs))
+    if kept and (changed := _rebound(new, old)):
+        fields = [f"{path}.{k}" for k in kept]
+        raise ApiError(400, "BAD_REQUEST", f"{', '.join(fields)}: the stored client certificate "
+                       f"stays with its hosts and user ({', '.join(changed)} changed): name one "
+                       "inside api.ssl_file_dirs, or change the config file", fields=fields)

@@ -24,6 +24,7 @@ from mqferry._config.models import (
     Strict,
 )
 from mqferry._config.secrets import REDACTED, Secret
+from mqferry._config.tlsfiles import load_tls_files
 from mqferry._config.units import ByteSize, Duration, DurationS, parse_duration, parse_size
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "SourceConfigBase",
     "Strict",
     "load_config",
+    "load_tls_files",
     "parse_duration",
     "parse_size",
     "pydantic_problems",

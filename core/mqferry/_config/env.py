@@ -25,7 +25,8 @@ from typing import Any
 
 from mqferry._errors import ConfigError
 
-__all__ = ["ENV_REFERENCE", "env_references", "expand", "expand_string", "keep_references"]
+__all__ = ["ENV_REFERENCE", "env_references", "expand", "expand_partly", "expand_string",
+           "keep_references"]
 
 #: ``$${`` (a literal ``${``) or ``${NAME}`` / ``${NAME:-default}``; the default runs to the first
 #: ``}``.
@@ -67,6 +68,18 @@ def expand(data: Any, path: str = "", environ: Mapping[str, str] | None = None) 
     if problems:
         raise ConfigError(problems)
     return out
+
+
+def expand_partly(data: Any, environ: Mapping[str, str] | None = None
+                  ) -> tuple[Any, list[tuple[str, str]]]:
+    """A copy of ``data`` expanded as far as it can be, and a problem for each unset variable.
+
+    A value using an unset variable is left as written, so the rest of the file can still be
+    validated and every problem reported at once.
+    """
+    problems: list[tuple[str, str]] = []
+    out = _expand(data, "", os.environ if environ is None else environ, problems)
+    return out, problems
 
 
 def _expand(data: Any, path: str, env: Mapping[str, str],

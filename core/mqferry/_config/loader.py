@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from mqferry._config.env import expand
+from mqferry._config.env import expand, expand_partly
 from mqferry._config.models import NAME_PATTERN, InlineAction, RawConfig, RuleConfig
+from mqferry._config.safeyaml import load_yaml
 from mqferry._config.suggest import did_you_mean, known_fields
 from mqferry._errors import ConfigError
 from mqferry._rules.source_names import source_id
@@ -27,9 +28,6 @@ if TYPE_CHECKING:
     from mqferry._rules import CompiledRule, FunctionTable
 
 _NAME = re.compile(NAME_PATTERN)
-# libyaml's parser reads a large file many times faster than the pure-Python one; both build the
-# same plain types.
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +91,9 @@ def read_yaml(path: str | Path, *, env: bool | tuple[str, ...] = True) -> dict[s
             variable that only the service's environment sets).
 
     Raises:
-        ConfigError: the file is missing, not YAML, not a mapping, or uses a variable that is
-            not set and has no default.
+        ConfigError: the file is missing, not YAML (or has a key twice in a mapping, or aliases
+            that expand beyond reason), not a mapping, or uses a variable that is not set and
+            has no default.
     """
     p = Path(path)
     try:
@@ -102,7 +101,10 @@ def read_yaml(path: str | Path, *, env: bool | tuple[str, ...] = True) -> dict[s
     except OSError as exc:
         raise ConfigError([("", f"cannot read {p}: {exc.strerror}")]) from None
     try:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader
+        data = load_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError([("", f"{p}: {f'{q}: ' if q else ''}{m}") for q, m in exc.problems]
+                          ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, col {mark.column + 1}: " if mark else ""
@@ -360,4 +362,33 @@ def load_config(
     Raises:
         ConfigError: with every problem found.
     """
-    return validate_config(read_yaml(path), registries, functions)
+    return validate_file_data(read_yaml(path, env=False), registries, functions)
+
+
+def validate_file_data(
+    data: Mapping[str, Any],
+    registries: Registries,
+    functions: FunctionTable | None = None,
+) -> AppConfig:
+    """Expand the ``${NAME}`` references of a file's mapping and validate it.
+
+    An unset variable is reported with every other problem of the file; the problems of a value
+    that uses one are not (it is left as written, which its field would refuse).
+
+    Raises:
+        ConfigError: with every problem found.
+    """
+    expanded, unset = expand_partly(data)
+    try:
+        config = validate_config(expanded, registries, functions)
+    except ConfigError as exc:
+        paths = {p for p, _ in unset}
+        others = [(p, m) for p, m in exc.problems if not _within(p, paths)]
+        raise ConfigError([*unset, *others]) from None
+    if unset:
+        raise ConfigError(unset)
+    return config
+
+
+def _within(path: str, paths: set[str]) -> bool:
+    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in paths)

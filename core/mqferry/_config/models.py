@@ -219,8 +219,11 @@ class MqttConfig(Strict):
     @field_validator("server")
     @classmethod
     def _host_port(cls, v: str) -> str:
-        if not re.fullmatch(r"[^:\s]+(:\d{1,5})?", v.strip()):
+        m = re.fullmatch(r"[^:\s]+(?::(\d{1,5}))?", v.strip())
+        if not m:
             raise ValueError("expected host or host:port")
+        if m.group(1) is not None and not 1 <= int(m.group(1)) <= 65535:
+            raise ValueError(f"port {m.group(1)} is out of range (1-65535)")
         return v.strip()
 
     @property
@@ -283,6 +286,19 @@ class ApiConfig(Strict):
     #: The deepest nesting of JSON objects and arrays in a request body (400 beyond it). Kept
     #: well under Python's recursion limit, which validation and the write-back walk against.
     max_json_depth: int = Field(default=64, ge=1, le=200)
+    #: Directories whose files a client of the API may name as a TLS ``cacertfile``,
+    #: ``certfile`` or ``keyfile`` (absolute paths); none by default: the API keeps the paths the
+    #: config file names, and only the file names others. Every file in them, and every file a
+    #: symbolic link in them leads to, may be used by any key holder, for any host.
+    ssl_file_dirs: list[str] = Field(default_factory=list)
+
+    @field_validator("ssl_file_dirs")
+    @classmethod
+    def _absolute_dirs(cls, v: list[str]) -> list[str]:
+        for d in v:
+            if not d.startswith("/"):
+                raise ValueError(f"expected absolute paths, got {d!r}")
+        return v
 
     @field_validator("listen")
     @classmethod

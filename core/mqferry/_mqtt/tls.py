@@ -9,18 +9,13 @@ and what to look at.
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 from mqferry._config.models import MqttSslConfig
-from mqferry._errors import ConfigError
+from mqferry._config.tlsfiles import load_tls_files
 
 __all__ = ["explain", "server_hostname", "ssl_context"]
 
 _VERSIONS = {"tlsv1.2": ssl.TLSVersion.TLSv1_2, "tlsv1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def _problem(field: str, message: str) -> ConfigError:
-    return ConfigError([(f"ssl.{field}", message)])
 
 
 def ssl_context(cfg: MqttSslConfig) -> ssl.SSLContext:
@@ -28,7 +23,8 @@ def ssl_context(cfg: MqttSslConfig) -> ssl.SSLContext:
 
     Raises:
         ConfigError: a file cannot be read or holds no usable certificate or key; the problem's
-            path names the field (``ssl.cacertfile``), the message the file and the reason.
+            path names the field (``ssl.cacertfile``) and the message the file, never why (that
+            is logged: see :mod:`mqferry._config.tlsfiles`).
     """
     sni = cfg.server_name_indication
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -42,12 +38,11 @@ def ssl_context(cfg: MqttSslConfig) -> ssl.SSLContext:
         ctx.verify_mode = ssl.CERT_NONE
     else:
         ctx.check_hostname = sni != "disable"
-        if cfg.cacertfile:
-            _load_ca(ctx, cfg.cacertfile)
-        else:
+        if not cfg.cacertfile:
             ctx.load_default_certs()
-    if cfg.certfile:
-        _load_cert(ctx, cfg)
+    load_tls_files(ctx, cacertfile=cfg.cacertfile if cfg.verify != "verify_none" else None,
+                   certfile=cfg.certfile, keyfile=cfg.keyfile,
+                   password=cfg.password.get_secret_value() if cfg.password else None)
     return ctx
 
 
@@ -57,40 +52,6 @@ def server_hostname(cfg: MqttSslConfig, host: str) -> str:
     if sni == "auto":
         return host
     return "" if sni == "disable" else sni
-
-
-def _load_ca(ctx: ssl.SSLContext, path: str) -> None:
-    try:
-        ctx.load_verify_locations(cafile=path)
-    except OSError as exc:
-        # ssl.SSLError is an OSError without a strerror: the file is there but unusable.
-        reason = exc.strerror if not isinstance(exc, ssl.SSLError) else "no PEM certificate in it"
-        raise _problem("cacertfile", f"cannot load CA certificates from {path}: {reason}") from None
-
-
-def _load_cert(ctx: ssl.SSLContext, cfg: MqttSslConfig) -> None:
-    assert cfg.certfile is not None
-    secret = cfg.password.get_secret_value() if cfg.password else ""
-    # A callable, never None: OpenSSL would otherwise prompt on the terminal for the password of
-    # an encrypted key and block the connection attempt.
-    password: Any = lambda: secret  # noqa: E731
-    try:
-        ctx.load_cert_chain(cfg.certfile, cfg.keyfile, password)
-    except ssl.SSLError as exc:
-        text = str(exc)
-        key = cfg.keyfile or cfg.certfile
-        if "KEY_VALUES_MISMATCH" in text:
-            reason = f"the key in {key} does not belong to the certificate in {cfg.certfile}"
-        elif cfg.password is None and ("bad decrypt" in text or "PEM lib" in text):
-            reason = f"cannot read the key in {key}: is it encrypted (set ssl.password)?"
-        elif "bad decrypt" in text or "PEM lib" in text:
-            reason = f"cannot decrypt the key in {key}: wrong ssl.password?"
-        else:
-            reason = f"cannot load {cfg.certfile} / {key}: {exc.reason or text}"
-        raise _problem("certfile", reason) from None
-    except OSError as exc:
-        name = exc.filename or cfg.certfile
-        raise _problem("certfile", f"cannot read {name}: {exc.strerror}") from None
 
 
 # (text in the OpenSSL or broker message, what failed, what it means); the first match wins.

@@ -269,15 +269,18 @@ class App:
         self._accepting = False
         await self._ticker.stop()
         await self.history.stop()
-        # A component whose stop fails must not keep the others from flushing and closing.
-        for cid, comp in (*self.sources.items(), *self.actions.items()):
-            await _stop_logged(cid, comp)
+        # Sources first, all at once: each stops fetching, settles what it has in flight (through
+        # the actions, which must still take it) and commits. Then the actions, all at once:
+        # each flushes on its own, and the MQTT acknowledgements they release go out before the
+        # session closes. Shutdown takes the slowest source's stop plus the slowest action's,
+        # not the sum of all. A component whose stop fails never keeps the others from theirs.
+        await _stop_together(self.sources)
+        await _stop_together(self.actions)
         if self._waits is not None:
             await self._waits.stop()
         await self.mqtt.stop()
         await self.tasks.stop()
-        for cid, conn in self.connectors.items():
-            await _stop_logged(cid, conn)
+        await _stop_together(self.connectors)
         # the blocking rules' worker thread ends once its queue is done (restarted on next use)
         self._env.offloop.close()
 
@@ -405,6 +408,10 @@ class App:
     def subscribed_filters(self) -> set[str]:
         """The union of the running rules' topic filters (as :attr:`topic_filters`)."""
         return self._routing.filters()
+
+
+async def _stop_together(components: Mapping[str, Source | Action | Connector]) -> None:
+    await asyncio.gather(*(_stop_logged(cid, c) for cid, c in components.items()))
 
 
 async def _stop_logged(cid: str, component: Source | Action | Connector) -> None:

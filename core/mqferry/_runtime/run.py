@@ -104,8 +104,7 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
         ClusterConfigError: the file is a configuration the cluster never had.
         MqferryError: a part's claim refused this node.
     """
-    from mqferry._config.env import expand
-    from mqferry._config.loader import read_yaml, validate_config
+    from mqferry._config.loader import read_yaml, validate_file_data
     from mqferry._runtime.reconfig import Controller
 
     await node.start()
@@ -113,7 +112,7 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
     data = await node.configure(file_data)
     if data is not file_data:  # the cluster's configuration, this node's own sections
         config = await asyncio.to_thread(
-            validate_config, expand(data), plugins.registries(), plugins.function_table())
+            validate_file_data, data, plugins.registries(), plugins.function_table())
     app = app_factory(config)
     controller = Controller(app, plugins, path=path, data=data)
     node.attach(app, controller, parts)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from mqferry import ByteSize, ConnectorConfigBase, Duration, Secret, Strict
+from mqferry import ByteSize, ConnectorConfigBase, Duration, Secret, Strict, load_tls_files
 
 
 class SaslAuth(Strict):
@@ -87,8 +87,12 @@ class KafkaConnectorConfig(ConnectorConfigBase):
         if not hosts:
             raise ValueError("expected a comma-separated list of host:port")
         for h in hosts:
-            if not re.fullmatch(r"[A-Za-z0-9_.\-]+(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?", h):
+            m = re.fullmatch(r"(?:[A-Za-z0-9_.\-]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?", h)
+            if not m:
                 raise ValueError(f"invalid host {h!r}: expected host:port")
+            if m.group(1) is not None and not 1 <= int(m.group(1)) <= 65535:
+                raise ValueError(f"invalid host {h!r}: port {m.group(1)} is out of range "
+                                 "(1-65535)")
         return ",".join(hosts)
 
     def servers(self) -> list[str]:
@@ -114,25 +118,27 @@ class _ServerNameContext(ssl.SSLContext):
 
 
 def _ssl_context(cfg: TlsOptions) -> ssl.SSLContext:
+    """The client context of ``cfg``; files are read now.
+
+    Raises:
+        ConfigError: a file cannot be used (the problem names the field and the file, never why:
+            that is logged, see :func:`mqferry.load_tls_files`).
+    """
     sni = cfg.server_name_indication
-    if sni == "auto":
-        ctx = ssl.create_default_context(cafile=cfg.cacertfile)
-    else:
-        ctx = _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT)
-        if cfg.cacertfile:
-            ctx.load_verify_locations(cafile=cfg.cacertfile)
-        else:
-            ctx.load_default_certs()
-        if sni == "disable":
-            ctx.check_hostname = False
-        else:
-            ctx.server_name = sni
+    ctx = (ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT) if sni == "auto"
+           else _ServerNameContext(ssl.PROTOCOL_TLS_CLIENT))
+    if sni == "disable":
+        ctx.check_hostname = False
+    elif sni != "auto":
+        assert isinstance(ctx, _ServerNameContext)
+        ctx.server_name = sni
+    if not cfg.cacertfile:
+        ctx.load_default_certs()  # with a cacertfile, only its CAs are trusted
+    load_tls_files(ctx, cacertfile=cfg.cacertfile, certfile=cfg.certfile, keyfile=cfg.keyfile,
+                   password=cfg.password.get_secret_value() if cfg.password else None)
     if cfg.verify == "verify_none":
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-    if cfg.certfile:
-        password = cfg.password.get_secret_value() if cfg.password else None
-        ctx.load_cert_chain(cfg.certfile, cfg.keyfile, password)
     return ctx
 
 

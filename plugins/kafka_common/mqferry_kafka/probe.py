@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from mqferry import HealthStatus, Status
+from mqferry import ConfigError, HealthStatus, Status
 from mqferry_kafka.config import KafkaConnectorConfig, client_options
 
 #: The longest closing the probe's client may take, in seconds.
@@ -18,7 +18,10 @@ CLOSE_TIMEOUT_S = 5.0
 
 async def probe(cfg: KafkaConnectorConfig, *, client_id: str = "mqferry-probe") -> HealthStatus:
     """Connect, fetch the cluster metadata, disconnect; ``connected`` or why not."""
-    opts: dict[str, Any] = client_options(cfg, client_id)
+    try:
+        opts: dict[str, Any] = client_options(cfg, client_id)
+    except ConfigError as exc:  # a TLS file: the message names it, the log says why
+        return HealthStatus(Status.DISCONNECTED, f"{cfg.bootstrap_hosts}: {exc}")
     opts.pop("retry_backoff_ms", None)
     admin = AIOKafkaAdminClient(**opts)
     try:

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mqferry._config.env import expand, keep_references
-from mqferry._config.loader import AppConfig, RuleSpec, read_yaml, validate_config, validate_rule
+from mqferry._config.loader import (
+    AppConfig,
+    RuleSpec,
+    read_yaml,
+    validate_file_data,
+    validate_rule,
+)
 from mqferry._config.persist import ConfigWriter, file_digest
 from mqferry._errors import MqferryError
 from mqferry._runtime.reconfig.apply import apply_rule
@@ -127,7 +133,7 @@ class Controller:
         Raises:
             ConfigError: with every problem.
         """
-        return validate_config(expand(data), self.registries(), self.function_table())
+        return validate_file_data(data, self.registries(), self.function_table())
 
     async def reload(self) -> Plan:
         """Read the config file again and apply it.
