@@ -79,7 +79,7 @@ async def test_every_node_lists_the_others_from_their_heartbeats():
         assert beat["version"] and beat["uptime"] >= 0 and beat["started_at"] <= beat["at"]
         assert {"load1", "load5", "load15", "memory_total", "memory_used"} <= set(beat)
         assert beat["runs"] == {"sources": [], "rules": ["r1"], "slots": [1, 5]}
-        assert set(beat["metrics"]) == {"rule:r1", "fake:a1"}
+        assert set(beat["metrics"]) == {"rule:r1", "fake:a1", "mqtt"}
         assert a.find("nobody@h") is None
         assert (await a.health()).status is Status.CONNECTED
         assert directory_of(b.app) is b and directory_of(a.app) is None

@@ -16,6 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from mqferry._api import KeyStore, create_api
 from mqferry._metrics import Metrics, action_metrics
 from mqferry._metrics.prometheus import exposition
+from mqferry._mqtt.client import mqtt_metrics
 from mqferry._plugins import load_plugins
 from mqferry._runtime.reconfig import Controller
 from mqferry.testing import InMemoryMqtt, build_app
@@ -194,3 +195,13 @@ async def test_every_metric_the_grafana_dashboard_queries_is_exposed(running_app
     queried = {name for q in queries for name in re.findall(r"\bmqferry_[a-z0-9_]+", q)}
     assert len(queried) >= 20
     assert queried - exposed == set()
+
+
+def test_the_mqtt_sessions_drops_are_counted_by_reason():
+    m = mqtt_metrics()
+    m.inc("dropped")
+    m.inc("dropped.malformed")
+    fams = check_conventions(exposition([("mqtt", "mqtt", m)], node="n1").decode())
+    assert value(fams, "mqferry_mqtt_dropped") == 1
+    assert 'mqferry_mqtt_dropped_by_reason_total{id="mqtt",node="n1",reason="malformed"} 1.0' in (
+        exposition([("mqtt", "mqtt", m)], node="n1").decode())

@@ -39,7 +39,6 @@ MALFORMED = [
     (b"\x00\x09t/x", "topic longer than the packet"),
     (b"\x00\x01t", "without its packet identifier"),
     (b"\x00\x01t\x00\x01", "without its properties length"),
-    (b"\x00\x01t\x00\x01\x05\x26\x00", "invalid properties"),
 ]
 
 
@@ -55,6 +54,70 @@ def test_a_publish_inside_a_read_is_bounded_by_its_own_length(body, why):
     read = b"\x00\x00\x00" + body + b"\x00\x00t/x\x00\x07" * 4
     with pytest.raises(codec.PacketError, match=why):
         codec.decode_publish(0x32, read, 3, 3 + len(body))
+
+
+def _string(raw: bytes) -> bytes:
+    return struct.pack("!H", len(raw)) + raw
+
+
+#: PUBLISH properties that cannot be decoded, and what the reason names
+UNDECODABLE = [
+    (b"\x26\x00", "invalid properties"),  # a user property cut short
+    (b"\x26" + _string(b"k") + _string(b"v\xff"), "utf-8"),
+    (b"\x26" + _string(b"\xff") + _string(b"v"), "utf-8"),
+    (b"\x03" + _string(b"text/\xff"), "utf-8"),
+    (b"\x7f\x00", "invalid properties"),  # no such property
+]
+
+
+@pytest.mark.parametrize(("props", "why"), UNDECODABLE)
+def test_a_publish_whose_properties_cannot_be_decoded_is_marked_not_raised(props, why):
+    # Its bounds are known: it fails alone (acknowledged by its packet id), the read goes on.
+    body = _string(b"t/p") + b"\x00\x07" + varint(len(props)) + props + b"payload"
+    read = b"\x00\x00" + body + b"\x00\x00t/x"
+    msg = codec.decode_publish(0x32, read, 2, 2 + len(body))
+    assert (msg.topic, msg.mid, msg.qos, msg.properties, msg.payload) == ("t/p", 7, 1, None, b"")
+    assert why in msg.malformed
+
+
+def test_properties_longer_than_the_packet_are_marked():
+    body = _string(b"t/p") + b"\x00\x07" + b"\x05" + b"\x01\x01"  # 5 bytes said, 2 there
+    msg = codec.decode_publish(0x32, body)
+    assert msg.mid == 7 and msg.malformed
+
+
+def test_a_good_publish_is_not_marked_and_a_bad_topic_is():
+    packet = publish_packet("t/ok", b"p", 3)
+    assert codec.decode_publish(packet[0], packet[2:]).malformed == ""
+    packet = publish_packet(b"t/\xff", b"p", 3)
+    assert "not valid UTF-8" in codec.decode_publish(packet[0], packet[2:]).malformed
+
+
+#: topics and strings MQTT brokers refuse (Mosquitto ends the session: see
+#: tests/integration/test_mqtt_publish_validation.py), and the character each one names
+REFUSED_CHARACTERS = ["\x00", "\x01", "\x1f", "\x7f", "\x80", "\x9f", "\ud800", "\udfff",
+                      "\ufdd0", "\ufdef", "\ufffe", "\uffff", "\U0001fffe", "\U0010ffff"]
+
+
+@pytest.mark.parametrize("char", REFUSED_CHARACTERS)
+def test_a_string_with_a_character_brokers_refuse_is_named(char):
+    why = codec.string_problem(f"out/a{char}b")
+    assert why is not None and f"U+{ord(char):04X}" in why
+    assert codec.topic_problem(f"out/a{char}b") == why
+
+
+@pytest.mark.parametrize("text", ["out/a b", "\u00a0", "\ufeff", "\ufdcf", "\ufdf0", "\U0001f600",
+                                  "$SYS/x", "a" * 65535, "é" * 32767, "/", "日本/語"])
+def test_strings_brokers_take_pass(text):
+    assert codec.string_problem(text) is None
+    assert codec.topic_problem(text) is None
+
+
+@pytest.mark.parametrize(("topic", "why"), [
+    ("", "empty"), ("a/+", "wildcard"), ("#", "wildcard"), ("a" * 65536, "65535 bytes"),
+    ("é" * 32768, "65535 bytes (65536)"), ("a\x00", "U+0000")])
+def test_topic_problem_names_what_is_wrong(topic, why):
+    assert why in (codec.topic_problem(topic) or "")
 
 
 def test_a_publish_inside_a_read_is_decoded_where_it_lies():

@@ -135,6 +135,7 @@ def create_api(ctrl: Controller, keys: KeyStore, audit: AuditLog | None = None) 
             ("rule", rid, r.metrics) for rid, r in app.rules.items()]
         comps += [("action", aid, a.metrics) for aid, a in app.actions.items()]
         comps += [("source", sid, s.metrics) for sid, s in app.sources.items()]
+        comps.append(("mqtt", "mqtt", app.mqtt_metrics))
         statuses = [("mqtt", "mqtt", str((await app.mqtt.health()).status))]
         for kind in ("connectors", "actions", "sources"):
             for cid in getattr(app.config, kind):

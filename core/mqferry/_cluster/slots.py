@@ -70,7 +70,8 @@ class SlotSession:
         self.first_message: float | None = None
         #: How many messages it handed to the rules.
         self.received = 0
-        self.connector: MqttConnector = app.mqtt_factory(config=config, handler=self._on_message)
+        self.connector: MqttConnector = app.adopt_mqtt(
+            app.mqtt_factory(config=config, handler=self._on_message))
 
     def _on_message(self, message: Incoming, ticket: Ticket | None) -> None:
         if self.draining and ticket is not None:

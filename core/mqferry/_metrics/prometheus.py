@@ -97,7 +97,7 @@ class _Snapshot(Collector):
     def collect(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         for kind, cid, metrics in self.components:
-            base = (("id", cid),) if kind == "rule" else (("id", cid),
+            base = (("id", cid),) if kind in {"rule", "mqtt"} else (("id", cid),
                                                           ("type", cid.split(":", 1)[0]))
             for sample in metrics.samples():
                 fam_name, value, extra = family_name(kind, sample)
@@ -123,7 +123,8 @@ def exposition(components: Iterable[tuple[str, str, Metrics]],
                statuses: Iterable[tuple[str, str, str]] = (), *, node: str | None = None) -> bytes:
     """The text exposition of ``(kind, id, metrics)`` triples and ``(kind, id, status)``.
 
-    ``kind`` is ``rule``, ``action`` or ``source``; a rule's id is given without ``rule:``.
+    ``kind`` is ``rule``, ``action``, ``source`` or ``mqtt`` (the MQTT sessions' counters, id
+    ``mqtt``); a rule's id is given without ``rule:``.
     ``node``, when given, is a ``node`` label on every sample.
     """
     registry = CollectorRegistry(auto_describe=False)

@@ -24,6 +24,7 @@ from paho.mqtt.properties import Properties
 from mqferry._config.models import MqttConfig
 from mqferry._errors import ConfigError, MqttUnavailable
 from mqferry._logs import RetryLog
+from mqferry._metrics import Metrics
 from mqferry._mqtt import codec
 from mqferry._mqtt.acks import AckWindow
 from mqferry._mqtt.codec import Incoming, InMessage
@@ -32,10 +33,12 @@ from mqferry._mqtt.properties import publish_properties
 from mqferry._mqtt.protocol import MqttProtocol, Settled, tell
 from mqferry._mqtt.tls import explain
 from mqferry._runtime.delivery import Ticket
+from mqferry._runtime.failures import LogLimiter
 from mqferry._tasks import Supervisor, describe
 from mqferry._types import HealthStatus, Status
 
-__all__ = ["Incoming", "MessageHandler", "MqttConnector", "probe", "publish_properties"]
+__all__ = ["MQTT_COUNTERS", "Incoming", "MessageHandler", "MqttConnector", "mqtt_metrics", "probe",
+           "publish_properties"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,16 @@ def _future_settler(future: asyncio.Future[None]) -> Settled:
 #: Receives each message and its ticket (``None`` for QoS 0).
 MessageHandler = Callable[[Incoming, Ticket | None], None]
 
+#: The counters of the MQTT sessions (component ``mqtt``): messages from the broker dropped
+#: without reaching the rules, and why (``malformed``: a topic that is not UTF-8, properties that
+#: cannot be decoded).
+MQTT_COUNTERS = ("dropped", "dropped.malformed")
+
+
+def mqtt_metrics() -> Metrics:
+    """The metrics of MQTT sessions (:data:`MQTT_COUNTERS`), component id ``mqtt``."""
+    return Metrics("mqtt", MQTT_COUNTERS)
+
 
 #: Seconds an at-most-once ack may wait for others to leave with while fewer than 64 are
 #: pending. At 2000 msg/s one socket write per message made at-most-once use 1.8x the CPU of
@@ -79,10 +92,16 @@ class MqttConnector:
     Args:
         config: the ``mqtt`` section.
         handler: called for each incoming message, synchronously, in the event loop.
+
+    Attributes:
+        metrics: where the session counts what it drops (:data:`MQTT_COUNTERS`); an app gives
+            all its sessions its one (:attr:`mqferry._runtime.App.mqtt_metrics`).
     """
 
     def __init__(self, *, config: MqttConfig, handler: MessageHandler | None = None) -> None:
         self.config = config
+        self.metrics = mqtt_metrics()
+        self._limiter = LogLimiter(log)
         self._session = f"{config.server} as {config.clientid}"
         self._handler = handler
         self._filters: set[str] = set()
@@ -252,14 +271,22 @@ class MqttConnector:
         with ``ValueError`` when the packet cannot be encoded. It may be called before this
         returns (QoS 0, or a packet that cannot be encoded), and exactly once.
 
+        Every publish is checked before it is written, so that no message can make the broker
+        end the session (which would then be sent again after each reconnect): the topic and
+        the string properties must be MQTT strings a broker accepts (no NUL or other control
+        character, no surrogate or noncharacter, at most 65535 bytes), the topic without
+        wildcards; a topic alias within the broker's maximum, and the packet within the
+        broker's Maximum Packet Size (those two fail through ``settled``).
+
         Raises:
             MqttUnavailable: the session is not up (``settled`` is not called).
             ValueError: an invalid topic or property (``settled`` is not called).
         """
         proto = self._session_up()
+        why = codec.topic_problem(topic)
+        if why is not None:
+            raise ValueError(f"invalid MQTT topic to publish to: {topic!r}: {why}")
         props = publish_properties(properties)
-        if not topic or "+" in topic or "#" in topic:
-            raise ValueError(f"invalid MQTT topic to publish to: {topic!r}")
         out = (topic, codec.payload_bytes(payload), qos, bool(retain), props, settled)
         if qos > 0:
             if self._out_free <= 0:
@@ -301,10 +328,8 @@ class MqttConnector:
 
     def _on_message(self, message: InMessage) -> None:
         handler = self._handler
-        if message.raw_topic:
-            log.warning("dropped an MQTT message whose topic is not valid UTF-8: %r",
-                        message.raw_topic)
-            self._ack_now(message)
+        if message.malformed:
+            self._drop_malformed(message)
             return
         if message.qos > 0:
             ticket = self.acks.open(message.mid, message.qos)
@@ -319,6 +344,19 @@ class MqttConnector:
             return
         if handler is not None:
             handler(message, None)
+
+    def _drop_malformed(self, message: InMessage) -> None:
+        """Acknowledge, count and drop a message that cannot be handled.
+
+        Not acknowledging it would not help: the broker would send it again, for ever.
+        """
+        metrics = self.metrics
+        metrics.inc("dropped")
+        metrics.inc("dropped.malformed")
+        self._limiter.warning(
+            "malformed", "dropped a malformed MQTT message (topic %r, packet id %d): %s",
+            message.raw_topic or message.topic, message.mid, message.malformed)
+        self._ack_now(message)
 
     def _ack_now(self, message: InMessage) -> None:
         if message.qos == 0:

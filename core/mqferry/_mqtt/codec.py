@@ -8,6 +8,7 @@ from paho's :class:`~paho.mqtt.reasoncodes.ReasonCode`; paho's client is not inv
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -20,6 +21,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 __all__ = [
     "CONNACK",
     "DISCONNECT",
+    "MAX_PACKET",
     "MAX_REMAINING",
     "PINGREQ",
     "PINGRESP",
@@ -42,8 +44,10 @@ __all__ = [
     "puback_packets",
     "publish_packet",
     "reason_name",
+    "string_problem",
     "suback_codes",
     "subscribe_packet",
+    "topic_problem",
     "unsubscribe_packet",
 ]
 
@@ -52,26 +56,78 @@ SUBACK, UNSUBACK, PINGRESP, DISCONNECT = 0x90, 0xB0, 0xD0, 0xE0
 PINGREQ = b"\xc0\x00"
 #: The largest remaining length MQTT can encode.
 MAX_REMAINING = 268_435_455
+#: The largest packet MQTT can encode: its fixed header, and the largest remaining length.
+MAX_PACKET = MAX_REMAINING + 5
 
 _PROPERTY_ERRORS = (MQTTException, MalformedPacket, KeyError, IndexError, UnicodeDecodeError,
                     struct.error)
+
+
+#: The characters an MQTT string (a topic, a user property, a content type ...) must not hold:
+#: NUL, the C0 and C1 control characters and DEL, surrogates, and the Unicode noncharacters
+#: (U+FDD0-U+FDEF, and the last two code points of every plane). MQTT 5 (1.5.4) forbids the
+#: first and says a string should not hold the others, a broker may close the connection when
+#: it does; Mosquitto (2.0) does, for every one of them (tests/integration/test_mqtt_publish_
+#: validation.py), and a session that sends one again after each reconnect never stays up.
+_REFUSED = re.compile(  # (surrogates by chr(): mypyc takes none in a literal)
+    "[\x00-\x1f\x7f-\x9f" + chr(0xD800) + "-" + chr(0xDFFF) + "\ufdd0-\ufdef" + "".join(
+        chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)) + "]")
+
+#: The longest MQTT string, in bytes of UTF-8.
+MAX_STRING = 65535
 
 
 class PacketError(ValueError):
     """A packet from the broker that cannot be decoded."""
 
 
+def string_problem(text: str) -> str | None:
+    """Why ``text`` cannot be sent as an MQTT string, or ``None`` when it can.
+
+    A character a broker refuses (see :data:`_REFUSED`), or more than 65535 bytes of UTF-8.
+    """
+    if text.isascii() and text.isprintable():  # the common case: one pass in C, no regex
+        if len(text) > MAX_STRING:
+            return f"it is longer than {MAX_STRING} bytes ({len(text)})"
+        return None
+    bad = _REFUSED.search(text)
+    if bad is not None:
+        return (f"it contains the character U+{ord(bad.group()):04X} at {bad.start()}, "
+                "which MQTT brokers refuse")
+    size = len(text.encode("utf-8"))
+    if size > MAX_STRING:
+        return f"it is longer than {MAX_STRING} bytes ({size})"
+    return None
+
+
+def topic_problem(topic: str) -> str | None:
+    """Why ``topic`` cannot be published to, or ``None`` when it can.
+
+    Empty, a wildcard (``+``, ``#``), or not a valid MQTT string (:func:`string_problem`).
+    """
+    if "+" in topic or "#" in topic:
+        return "it contains a wildcard (+ or #)"
+    if not topic:
+        return "it is empty"
+    return string_problem(topic)
+
+
 class InMessage:
     """An incoming PUBLISH (the fields rules and acks use).
 
     ``raw_topic`` holds the topic's bytes only when they are not valid UTF-8 (a malformed packet;
-    ``topic`` then has replacement characters); it is empty otherwise.
+    ``topic`` then has replacement characters); it is empty otherwise. ``malformed`` says why the
+    message cannot be handled (its topic is not UTF-8, its properties cannot be decoded), and is
+    empty for a good one: the packet's bounds were known, so the message fails alone (it is
+    acknowledged and dropped) and the connection goes on.
     """
 
-    __slots__ = ("dup", "mid", "payload", "properties", "qos", "raw_topic", "retain", "topic")
+    __slots__ = ("dup", "malformed", "mid", "payload", "properties", "qos", "raw_topic",
+                 "retain", "topic")
 
     def __init__(self, topic: str, payload: bytes, qos: int, retain: bool, dup: bool,  # noqa: PLR0917
-                 mid: int, properties: Properties | None, raw_topic: bytes = b"") -> None:
+                 mid: int, properties: Properties | None, raw_topic: bytes = b"",
+                 malformed: str = "") -> None:
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -80,6 +136,7 @@ class InMessage:
         self.mid = mid
         self.properties = properties
         self.raw_topic = raw_topic
+        self.malformed = malformed or ("its topic is not valid UTF-8" if raw_topic else "")
 
 
 class Incoming(Protocol):
@@ -179,8 +236,12 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
     The packet's body is ``buf[start:stop]`` (all of ``buf`` by default): the reader decodes it
     where it lies in what it read, copying only the topic and the payload out.
 
+    A packet whose topic is not UTF-8 or whose properties cannot be decoded is decoded as far
+    as it can be, with the reason in :attr:`InMessage.malformed`.
+
     Raises:
-        PacketError: the packet is shorter than its fields say, or its properties are invalid.
+        PacketError: the packet is shorter than its fixed fields say (its packet identifier,
+            which acknowledges it, cannot be read).
     """
     qos = (command >> 1) & 3
     end = len(buf) if stop is None else stop
@@ -202,10 +263,16 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
     if buf[pos] == 0:  # no properties: the common case
         pos += 1
     else:
-        props, used = _unpack(PacketTypes.PUBLISH, buf[pos:end])
+        try:
+            props, used = _unpack(PacketTypes.PUBLISH, buf[pos:end])
+        except PacketError as exc:
+            return InMessage(raw_topic.decode("utf-8", "replace"), b"", qos, bool(command & 1),
+                             bool(command & 8), mid, None, b"", str(exc))
         pos += used
         if pos > end:
-            raise PacketError("PUBLISH properties longer than the packet")
+            return InMessage(raw_topic.decode("utf-8", "replace"), b"", qos, bool(command & 1),
+                             bool(command & 8), mid, None, b"",
+                             "its properties are longer than the packet")
     try:
         topic = raw_topic.decode("utf-8")
         raw_topic = b""

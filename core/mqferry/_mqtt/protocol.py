@@ -88,6 +88,10 @@ class MqttProtocol(asyncio.BufferedProtocol):
         #: Reading is paused because the client holds as many unacknowledged messages as it
         #: may (see :meth:`hold_back`).
         self.held_back = False
+        #: The largest packet the broker takes (its CONNACK's Maximum Packet Size).
+        self.max_packet_size = codec.MAX_PACKET
+        #: The highest topic alias the broker takes (its CONNACK's Topic Alias Maximum).
+        self.topic_alias_max = 0
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
 
@@ -199,7 +203,10 @@ class MqttProtocol(asyncio.BufferedProtocol):
             pass  # its arrival updated the time of the last read
         elif kind == codec.CONNACK:
             if not self.connack.done():
-                self.connack.set_result(codec.decode_connack(body))
+                connack = codec.decode_connack(body)
+                self.max_packet_size = connack.get("MaximumPacketSize", codec.MAX_PACKET)
+                self.topic_alias_max = connack.get("TopicAliasMaximum", 0)
+                self.connack.set_result(connack)
         elif kind == codec.DISCONNECT:
             code = self.disconnect_code = body[0] if body else 0
             name = codec.reason_name(codec.DISCONNECT, code)
@@ -273,16 +280,29 @@ class MqttProtocol(asyncio.BufferedProtocol):
         call (measured).
 
         Raises:
-            ValueError: the topic or packet cannot be encoded.
+            ValueError: the topic or packet cannot be encoded, the packet is larger than the
+                broker's Maximum Packet Size, or its topic alias is over the broker's maximum
+                (the broker would end the connection).
         """
+        if properties is not None:
+            self._check_alias(properties)
         mid = self._next_mid() if qos else 0
-        self.write(codec.publish_packet(topic, payload, qos, retain, mid=mid,
-                                        properties=properties))
+        data = codec.publish_packet(topic, payload, qos, retain, mid=mid, properties=properties)
+        if len(data) > self.max_packet_size:
+            raise ValueError(f"the PUBLISH to {topic!r} is {len(data)} bytes, over the MQTT "
+                             f"broker's Maximum Packet Size ({self.max_packet_size})")
+        self.write(data)
         if qos:
             self._publishes[mid] = settled
             self.go_on()  # its ack must be read
         else:
             tell(settled, None)
+
+    def _check_alias(self, properties: Properties) -> None:
+        alias = getattr(properties, "TopicAlias", None)
+        if alias is not None and not 0 < alias <= self.topic_alias_max:
+            raise ValueError(f"topic alias {alias} is not between 1 and the MQTT broker's "
+                             f"Topic Alias Maximum ({self.topic_alias_max})")
 
     def hold_back(self) -> None:
         """Stop reading: the client holds as many unacknowledged messages as it may.

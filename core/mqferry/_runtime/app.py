@@ -13,7 +13,7 @@ from mqferry._config.loader import AppConfig
 from mqferry._metrics import Metrics
 from mqferry._metrics.history import MetricHistory
 from mqferry._mqtt.acks import AckWindow
-from mqferry._mqtt.client import Incoming, MqttConnector
+from mqferry._mqtt.client import Incoming, MqttConnector, mqtt_metrics
 from mqferry._rules import Event
 from mqferry._runtime.ackwait import AckWaits
 from mqferry._runtime.builder import Builder
@@ -95,7 +95,10 @@ class App:
         own = config.raw.mqtt
         if self.clustered:
             own = own.model_copy(update={"clientid": f"{own.clientid}-{self.node}"})
-        self.mqtt = mqtt_factory(config=own, handler=self.handle_message)
+        #: The counters of the app's MQTT sessions (its own and a cluster's slots): messages
+        #: from the broker dropped before the rules (``dropped.malformed``).
+        self.mqtt_metrics = mqtt_metrics()
+        self.mqtt = self.adopt_mqtt(mqtt_factory(config=own, handler=self.handle_message))
         #: Sessions that take the rules' input besides :attr:`mqtt` (a cluster's slots).
         self.ingress: list[Ingress] = []
         #: This node's cluster membership (set when it runs in a cluster), else ``None``.
@@ -250,11 +253,18 @@ class App:
             await source.start()
         self.tasks.start()
 
+    def adopt_mqtt(self, connector: MqttConnector) -> MqttConnector:
+        """Make ``connector`` (one of the app's MQTT sessions) count in :attr:`mqtt_metrics`."""
+        if isinstance(connector, MqttConnector):  # not a twin
+            connector.metrics = self.mqtt_metrics
+        return connector
+
     def all_metrics(self) -> list[Metrics]:
-        """The metrics of every rule, action and source."""
+        """The metrics of every rule, action and source, and of the MQTT sessions."""
         out = [r.metrics for r in self.rules.values()]
         out += [a.metrics for a in self.actions.values()]
         out += [s.metrics for s in self.sources.values()]
+        out.append(self.mqtt_metrics)
         return out
 
     async def _tick_metrics(self) -> None:

@@ -19,6 +19,7 @@ from mqferry import (
     Strict,
     Template,
     check_template,
+    mqtt_topic_problem,
 )
 
 #: Kafka topic names: letters, digits, ``.``, ``_``, ``-``; at most 249 characters.
@@ -27,15 +28,8 @@ _KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 def check_mqtt_topic(topic: str) -> str | None:
     """Why ``topic`` cannot be published to, or ``None`` when it can."""
-    if not topic:
-        return "the MQTT topic is empty"
-    if "+" in topic or "#" in topic:
-        return f"the MQTT topic {topic!r} contains a wildcard (+ or #)"
-    if "\0" in topic:
-        return f"the MQTT topic {topic!r} contains a NUL character"
-    if len(topic.encode()) > 65535:
-        return "the MQTT topic is longer than 65535 bytes"
-    return None
+    why = mqtt_topic_problem(topic)
+    return None if why is None else f"the MQTT topic {topic[:200]!r} is invalid: {why}"
 
 
 def _kafka_topic(v: str) -> str:

@@ -2,7 +2,9 @@
 
 Each output is secured once the broker acknowledged the publish (QoS 1/2) or it was written
 (QoS 0). A publish interrupted by a lost MQTT session is published again once the session is
-back (``retried``). Every message carries the user property ``mqferry-republished`` (the
+back (``retried``); one the MQTT client refuses to send (a property or a packet size the broker
+would not take, and would end the session for) fails alone, ``failed.invalid``, and is never
+tried again. Every message carries the user property ``mqferry-republished`` (the
 action id); when such a message comes back through a rule's subscription, the runtime does not
 hand that rule's outputs to any republish action, so republishing never loops (counted as
 ``dropped.loop``).
@@ -31,6 +33,7 @@ from mqferry import (
     Template,
     action_metrics,
     describe,
+    mqtt_topic_problem,
     to_text,
 )
 from mqferry_republish.config import RepublishActionConfig
@@ -124,9 +127,10 @@ class RepublishAction:
                 user = [(str(k), to_text(v)) for k, v in raw.items() if k != LOOP_MARKER]
         user.append((LOOP_MARKER, self.id))
         props["User-Property"] = user
-        if not topic or "+" in topic or "#" in topic:
-            log.warning("action %s: rendered topic %r is not a valid MQTT topic name", self.id,
-                        topic)
+        why = mqtt_topic_problem(topic)
+        if why is not None:
+            log.warning("action %s: rendered topic %r is not a valid MQTT topic name: %s",
+                        self.id, topic[:200], why)
             return None
         return _Outgoing(topic, payload, qos, retain, props)
 
@@ -151,9 +155,12 @@ class RepublishAction:
                 await asyncio.sleep(0.5)
                 continue
             except (ValueError, TypeError) as exc:
+                # Refused before it was written (a property or the packet size the broker
+                # would not take): it fails alone, and is never tried again.
                 self.metrics.inc("failed")
+                self.metrics.inc("failed.invalid")
                 log.warning("action %s: cannot publish to %r: %s", self.id, topic, exc)
-                delivery.failed("failed.publish")
+                delivery.failed("failed.invalid")
                 return
             except DeliveryError as exc:
                 self.metrics.inc("failed")

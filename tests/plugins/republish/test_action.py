@@ -3,9 +3,13 @@ import asyncio
 import pytest
 
 from mqferry import MqttUnavailable
+from mqferry._config.models import MqttConfig
+from mqferry._mqtt.client import MqttConnector
+from mqferry._mqtt.protocol import MqttProtocol
 from mqferry.testing import InMemoryMqtt, RecordingDelivery, runtime_context, wait_until
 from mqferry_republish.action import RepublishAction
 from mqferry_republish.config import RepublishActionConfig
+from tests.mqtt.twins import MemoryTransport
 
 
 def action(mqtt, **params):
@@ -184,3 +188,33 @@ async def test_a_publish_that_raises_anything_settles_its_delivery():
     a.submit({}, d)
     assert await settle(d) == "failed:failed.publish"
     assert a.metrics.get("failed") == 1
+
+
+@pytest.mark.parametrize("bad", ["out/a\x00b", "out/\x01", "out/\x7f", "out/\x9f", "out/\ufffe"])
+async def test_a_topic_that_renders_to_a_character_brokers_refuse_fails_the_delivery(bad):
+    mqtt = InMemoryMqtt()
+    a = action(mqtt, topic="${t}", payload="x")
+    d, good = RecordingDelivery(), RecordingDelivery()
+    a.submit({"t": bad}, d)
+    a.submit({"t": "out/ok"}, good)
+    assert await settle(d) == "failed:failed.render"
+    assert await settle(good) == "secured"
+    assert [p.topic for p in mqtt.published] == ["out/ok"]
+
+
+async def test_a_publish_the_mqtt_client_refuses_fails_alone_and_is_not_retried():
+    # the real connector, on an in-memory connection: it refuses the NUL in the user property
+    conn = MqttConnector(config=MqttConfig(), handler=None)
+    fake = MemoryTransport()
+    conn._proto = fake.attach(MqttProtocol(on_publish=conn._on_message))
+    conn._connected.set()
+    a = action(conn, topic="out/${n}", payload="x", qos=0, user_properties="${u}")
+    bad, good = RecordingDelivery(), RecordingDelivery()
+    a.submit({"n": 1, "u": {"k": "v\x00"}}, bad)
+    a.submit({"n": 2, "u": {"k": "v"}}, good)
+    assert await settle(bad) == "failed:failed.invalid"
+    assert await settle(good) == "secured"
+    conn._proto.flush()
+    assert b"out/2" in fake.sent and b"out/1" not in fake.sent
+    assert (a.metrics.get("failed"), a.metrics.get("failed.invalid"),
+            a.metrics.get("retried")) == (1, 1, 0)
