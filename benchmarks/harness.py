@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -72,14 +73,49 @@ def spec_for(direction: str, brokers: Brokers, prefix: str, topic: str,
     return replace(spec, **load)
 
 
+#: The development broker's JVM log (``scripts/services.sh``): its collector's pauses.
+GC_LOG = Path(os.environ.get("MQFERRY_DEV_DIR", Path(__file__).resolve().parent.parent / ".dev")
+              ) / "kafka" / "gc.log"
+#: ``[2026-12-06T08:47:06.561+0000][534.044s] Safepoint "G1CollectForAllocation", ... Total: 9 ns``
+_SAFEPOINT = re.compile(r"^\[([^\]]+)\]\[[^\]]+\] Safepoint \"([^\"]+)\".*Total: (\d+) ns")
+
+
+def broker_pauses(start: float, end: float, *, least_ms: float = 5.0, log: Path = GC_LOG
+                  ) -> list[tuple[float, str, float]]:
+    """The broker's JVM pauses (safepoints) of at least ``least_ms`` that ended between
+    ``start`` and ``end`` (epoch seconds), as ``(end, name, ms)``; none without the log.
+
+    Every client of the broker waits through such a pause, so a latency outlier that one falls
+    in is the broker's, whichever bridge ran.
+    """
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        m = _SAFEPOINT.match(line)
+        if m is None:
+            continue
+        when = dt.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        ms = int(m.group(3)) / 1e6
+        if start <= when <= end and ms >= least_ms:
+            out.append((when, m.group(2), ms))
+    return out
+
+
 def measure(variant: str, direction: str, brokers: Brokers, label: str = "",
             tick: Callable[[BenchRun, Bridge], None] | None = None,
             **load: Any) -> dict[str, Any]:
-    """One run of ``variant`` under ``load``: its result, labelled."""
+    """One run of ``variant`` under ``load``: its result, labelled, with the broker's pauses
+    of 5 ms or more during the run (``broker_pauses_ms``)."""
     with bridged(variant, direction, brokers) as (bridge, prefix, topic):
         spec = spec_for(direction, brokers, prefix, topic, **load)
         step = (lambda r: tick(r, bridge)) if tick is not None else None
+        began = time.time()
         result = run(spec, watch=bridge.pids, tick=step)
+        result["broker_pauses_ms"] = [round(ms, 1) for _, _, ms in broker_pauses(began,
+                                                                                   time.time())]
         result["label"] = label or variant
         result["variant"] = variant
         result["bridge_log_tail"] = bridge.log_text()[-2000:]

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
-from bridges import K2M_VARIANTS, M2K_VARIANTS, Brokers
+from bridges import K2M_VARIANTS, M2K_EXTRA, M2K_VARIANTS, Brokers
 from harness import check_broker_store, measure, save
 from rich.console import Console
 
@@ -98,7 +98,22 @@ def markdown(results: list[dict[str, Any]], direction: str, load: str) -> str:
             f"{_r(m['p50_ms'])} | "
             f"{_r(m['p99_ms'])} | {_r(m['max_ms'])} | {_r(m['cpu_s_per_100k'])} | "
             f"{_r(m['peak_rss_mb'])} | {_loads(rows, v)} |")
+    out.append("")
+    out.append("p99 ms per run, with the Kafka broker's pauses of 20 ms or more during the run "
+               "(`.dev/kafka/gc.log`; every client waits through one):")
+    out.append("")
+    for v in variants:
+        runs = [r for r in rows if r["variant"] == v]
+        out.append(f"- {v}: " + "; ".join(_p99_and_pauses(r) for r in runs))
     return "\n".join(out)
+
+
+def _p99_and_pauses(result: dict[str, Any]) -> str:
+    p99 = result["timing"]["latency_ms"].get("p99")
+    text = "-" if p99 is None else f"{p99:,.1f}"
+    pauses = [ms for ms in result.get("broker_pauses_ms", ()) if ms >= 20]
+    return text + (f" (broker paused {', '.join(f'{ms:,.0f}' for ms in pauses)} ms)"
+                   if pauses else "")
 
 
 def _spread(rows: list[dict[str, Any]], field: str, med: dict[str, float | None]) -> str:
@@ -131,13 +146,14 @@ def standard(brokers: Brokers, quick: bool, directions: list[str],
     for rep in range(1, repeat + 1):
         for direction in directions:
             names = M2K_VARIANTS if direction == "mqtt-kafka" else K2M_VARIANTS
+            known = names + M2K_EXTRA if direction == "mqtt-kafka" else names
             for load_name, load in loads(quick).items():
                 if only_load and load_name != only_load:
                     continue
                 chosen = list(variants or names)
                 shift = (rep - 1) % len(chosen) if chosen else 0
                 for variant in chosen[shift:] + chosen[:shift]:
-                    if variant.partition("@")[0].split("+")[0] not in names:
+                    if variant.partition("@")[0].split("+")[0] not in known:
                         continue
                     console.print(f"[bold]{direction} {load_name}[/] {variant} "
                                   f"(run {rep} of {repeat}) ...")

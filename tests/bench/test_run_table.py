@@ -46,3 +46,30 @@ def test_a_run_without_a_whole_run_rate_shows_a_dash():
     del r["timing"]["throughput_overall"]
     row = run.markdown([r], "mqtt-kafka", "max").splitlines()[2]
     assert [c.strip() for c in row.split("|")][8:10] == ["-", "-"]
+
+
+def test_each_runs_p99_is_listed_with_the_broker_pauses_of_20_ms_or_more_in_it():
+    quiet, paused = _result("mqferry-alo", 80.0, 90.0, 1), _result("mqferry-alo", 80.0, 90.0, 2)
+    quiet["broker_pauses_ms"] = [6.0]
+    paused["broker_pauses_ms"] = [172.0, 12.0, 104.7]
+    table = run.markdown([quiet, paused], "mqtt-kafka", "max")
+    assert "- mqferry-alo: 2.0; 2.0 (broker paused 172, 105 ms)" in table.splitlines()
+
+
+def test_broker_pauses_are_read_from_the_jvm_log_within_the_run(tmp_path):
+    import harness
+
+    log = tmp_path / "gc.log"
+    log.write_text(
+        '[2026-12-06T08:47:06.561+0000][534.044s] Safepoint "G1CollectForAllocation", Time '
+        "since last: 1 ns, Reaching safepoint: 1 ns, Cleanup: 1 ns, At safepoint: 1 ns, "
+        "Total: 23423000 ns\n"
+        "[2026-12-06T08:47:06.600+0000][534.100s] GC(50) Pause Young 23.4ms\n"
+        '[2026-12-06T08:47:07.000+0000][534.500s] Safepoint "Cleanup", Time since last: 1 ns, '
+        "Reaching safepoint: 1 ns, Cleanup: 1 ns, At safepoint: 1 ns, Total: 90000 ns\n"
+        '[2026-12-06T08:49:52.968+0000][580.209s] Safepoint "Cleanup", Time since last: 1 ns, '
+        "Reaching safepoint: 1 ns, Cleanup: 1 ns, At safepoint: 1 ns, Total: 1840086080 ns\n")
+    start = 1796546826.0  # 2026-12-06 08:47:06 UTC
+    pauses = harness.broker_pauses(start, start + 60, log=log)
+    assert [(name, round(ms, 1)) for _, name, ms in pauses] == [("G1CollectForAllocation", 23.4)]
+    assert harness.broker_pauses(start, start + 600, log=tmp_path / "none.log") == []
