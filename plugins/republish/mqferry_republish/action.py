@@ -26,6 +26,7 @@ from mqferry import (
     Delivery,
     DeliveryError,
     HealthStatus,
+    LogLimiter,
     MqttPublisher,
     MqttUnavailable,
     RuntimeContext,
@@ -68,6 +69,8 @@ class RepublishAction:
         p = config.parameters
         self.id = f"republish:{name}"
         self.metrics = action_metrics(self.id)
+        #: one line a second per kind of failure: a stream of bad outputs must not flood the log
+        self._warn = LogLimiter(log, interval=1.0)
         self.metrics.gauge("inflight", lambda: len(self._tasks))
         # the broker mqferry is attached to, or another one through an `mqtt` connector
         self._mqtt = connector if connector is not None else context.mqtt
@@ -92,7 +95,8 @@ class RepublishAction:
         except Exception as exc:  # a hostile output must not stop the rule or hold its ack
             self.metrics.inc("failed")
             self.metrics.inc("failed.render")
-            log.warning("action %s: cannot render the output: %s", self.id, describe(exc))
+            self._warn.warning("render", "action %s: cannot render the output: %s", self.id,
+                               describe(exc))
             delivery.failed("failed.render")
             return
         if msg is None:
@@ -129,8 +133,8 @@ class RepublishAction:
         props["User-Property"] = user
         why = mqtt_topic_problem(topic)
         if why is not None:
-            log.warning("action %s: rendered topic %r is not a valid MQTT topic name: %s",
-                        self.id, topic[:200], why)
+            self._warn.warning("topic", "action %s: rendered topic %r is not a valid MQTT "
+                               "topic name: %s", self.id, topic[:200], why)
             return None
         return _Outgoing(topic, payload, qos, retain, props)
 
@@ -139,7 +143,8 @@ class RepublishAction:
             await self._publish_until_settled(msg, delivery)
         except Exception as exc:  # never leave the delivery (and the message's ack) pending
             self.metrics.inc("failed")
-            log.error("action %s: publish to %r failed: %s", self.id, msg.topic, describe(exc))
+            self._warn.log(logging.ERROR, "publish", "action %s: publish to %r failed: %s",
+                           self.id, msg.topic, describe(exc))
             delivery.failed("failed.publish")
 
     async def _publish_until_settled(self, msg: _Outgoing, delivery: Delivery) -> None:
@@ -150,8 +155,8 @@ class RepublishAction:
                                          properties=msg.properties or None)
             except MqttUnavailable as exc:
                 self.metrics.inc("retried")
-                log.warning("action %s: publish to %s interrupted (%s); retrying", self.id,
-                            topic, exc)
+                self._warn.warning("interrupted", "action %s: publish to %s interrupted (%s); "
+                                   "retrying", self.id, topic, exc)
                 await asyncio.sleep(0.5)
                 continue
             except (ValueError, TypeError) as exc:
@@ -159,13 +164,15 @@ class RepublishAction:
                 # would not take): it fails alone, and is never tried again.
                 self.metrics.inc("failed")
                 self.metrics.inc("failed.invalid")
-                log.warning("action %s: cannot publish to %r: %s", self.id, topic, exc)
+                self._warn.warning("invalid", "action %s: cannot publish to %r: %s", self.id,
+                                   topic, exc)
                 delivery.failed("failed.invalid")
                 return
             except DeliveryError as exc:
                 self.metrics.inc("failed")
                 self.metrics.inc(exc.reason)
-                log.warning("action %s: publish to %r: %s", self.id, topic, exc.detail)
+                self._warn.warning(exc.reason, "action %s: publish to %r: %s", self.id, topic,
+                                   exc.detail)
                 delivery.failed(exc.reason)
                 return
             self.metrics.inc("success")

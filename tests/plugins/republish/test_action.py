@@ -218,3 +218,16 @@ async def test_a_publish_the_mqtt_client_refuses_fails_alone_and_is_not_retried(
     assert b"out/2" in fake.sent and b"out/1" not in fake.sent
     assert (a.metrics.get("failed"), a.metrics.get("failed.invalid"),
             a.metrics.get("retried")) == (1, 1, 0)
+
+
+async def test_a_stream_of_unpublishable_topics_is_counted_each_and_logged_once_a_second(caplog):
+    mqtt = InMemoryMqtt()
+    a = action(mqtt, topic="${t}", payload="x")
+    ds = [RecordingDelivery() for _ in range(50)]
+    with caplog.at_level("WARNING", logger="mqferry_republish.action"):
+        for d in ds:
+            a.submit({"t": "a/\u0000b"}, d)
+        assert [await settle(d) for d in ds] == ["failed:failed.render"] * 50
+    assert a.metrics.get("failed.render") == 50
+    lines = [r for r in caplog.records if "not a valid MQTT topic name" in r.getMessage()]
+    assert len(lines) == 1
