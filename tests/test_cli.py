@@ -89,3 +89,20 @@ def test_the_uvloop_runner_where_uvloop_is_installed():
 
     uvloop = pytest.importorskip("uvloop")
     assert _runner("uvloop") is uvloop.run
+
+
+def test_validate_refuses_a_rule_with_an_invalid_literal_pattern(run, tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(textwrap.dedent("""
+        rules:
+          r1: {sql: "SELECT regex_match(payload, '(a') AS m FROM \\"t/#\\""}
+          r2: {sql: "SELECT regex_match(payload, '((a{1000}){1000}){1000}') AS m FROM \\"t/#\\""}
+    """))
+    result = run("config", "validate", str(f))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert ("rules.r1.sql: line 1, col 8: regex_match(): invalid regular expression '(a': "
+            "missing ) at position 2") in lines
+    assert any(line.startswith("rules.r2.sql: line 1, col 8: regex_match(): regular expression "
+                               "'((a{1000}){1000}){1000}' refused: its counted repetitions")
+               for line in lines)

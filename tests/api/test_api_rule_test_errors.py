@@ -92,3 +92,18 @@ async def test_a_test_over_its_time_is_answered_and_extra_tests_are_refused():
             continue
     else:
         raise AssertionError("the worker was never released")
+
+
+@pytest.mark.parametrize(("pattern", "message"), [
+    ("(a", "invalid regular expression '(a': missing )"),
+    ("((a{1000}){1000}){1000}", "regular expression '((a{1000}){1000}){1000}' refused: its "
+                                "counted repetitions repeat a part 1000000 times"),
+])
+async def test_an_invalid_literal_pattern_is_refused_with_the_rule(client, pattern, message):
+    sql = f"SELECT regex_match(payload, '{pattern}') AS m FROM \"t/#\""
+    r = await client.post("/rule_test", json={"sql": sql, "context": {"payload": "aaa"}})
+    assert r.status_code == 400, r.text
+    assert message in r.json()["message"]
+    created = await client.post("/rules", json={"id": "re", "sql": sql, "actions": ["fake:a1"]})
+    assert created.status_code == 400, created.text
+    assert message in created.json()["message"]

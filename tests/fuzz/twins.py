@@ -237,6 +237,12 @@ class Harness:
 
     async def settle(self) -> None:
         """Let publishes and dispatches run, and the Kafka twin acknowledge, until quiet."""
+        # Rules evaluated off the loop (jq, regular expressions the backtracking engine may
+        # run) take real time: wait for their queues first.
+        for _ in range(6000):  # 30 s at most
+            if not any(r.pending for r in self.app.rules.values()):
+                break
+            await asyncio.sleep(0.005)
         for _ in range(50):
             for _ in range(5):
                 await asyncio.sleep(0)

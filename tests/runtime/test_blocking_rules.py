@@ -179,3 +179,44 @@ def test_the_worker_thread_ends_when_closed_and_comes_back_on_use():
     assert not any(t.is_alive() for t in mine)
     assert off.submit(lambda e: e["x"], {"x": 2}).result(5) == 2
     off.close()
+
+
+async def test_the_loop_keeps_ticking_while_backtracking_patterns_run(build):
+    # 100 ms a call at the time limit: 40 messages held the loop for 4 s when they ran on it
+    h = await build({
+        "slow": {"sql": "SELECT regex_replace(payload, '(?=a)(a|aa)+b', 'X') as r FROM \"re/#\""},
+        "fast": {"sql": "SELECT regex_replace(payload, 'a+b', 'X') as r FROM \"re/#\""}})
+    assert h.app.rules["slow"].compiled.blocking
+    assert not h.app.rules["fast"].compiled.blocking  # RE2 runs it on the loop
+    slow, fast = RecordingAction(), RecordingAction()
+    h.app.rules["slow"].actions = [slow]
+    h.app.rules["fast"].actions = [fast]
+    gaps: list[float] = []
+    stop = asyncio.Event()
+
+    async def heartbeat():
+        last = time.monotonic()
+        while not stop.is_set():
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    beat = asyncio.create_task(heartbeat())
+    started = time.monotonic()
+    count = 40
+    for _ in range(count):
+        h.mqtt.deliver("re/1", b"a" * 40)
+    h.mqtt.deliver("re/1", b"aab")
+    await wait_until(lambda: len(h.mqtt.acked) == count + 1, timeout=60)
+    took = time.monotonic() - started
+    stop.set()
+    await beat
+    assert took > 2.0, "the patterns must run long enough for the test to mean something"
+    assert max(gaps) < 0.25, f"the loop stalled for {max(gaps):.2f}s during {took:.1f}s"
+    # every call at the time limit fails its message alone; the last one matches
+    m = h.app.rules["slow"].metrics.snapshot()
+    assert (m["matched"], m["passed"], m["failed.exception"]) == (count + 1, 1, count)
+    assert "exceeded its time limit of 100 ms" in h.app.rules["slow"].last_error.message
+    assert slow.outputs == [{"r": "X"}]
+    assert fast.outputs[-1] == {"r": "X"} and len(fast.outputs) == count + 1

@@ -17,7 +17,7 @@ from mqferry._rules import values as v
 from mqferry._rules.errors import RuleCompileError, RuleEvalError
 from mqferry._rules.event import Event, decode_json_value
 from mqferry._rules.functions.checks import is_not_null, is_null
-from mqferry._rules.functions.table import FunctionSpec, FunctionTable
+from mqferry._rules.functions.table import PER_MESSAGE, FunctionSpec, FunctionTable
 from mqferry._rules.paths import get_step, has_step
 
 __all__ = ["ALL", "Compiler", "Expr"]
@@ -43,7 +43,8 @@ class Compiler:
 
     Attributes:
         blocking: whether anything compiled so far calls a blocking function (see
-            :func:`~mqferry._rules.functions.blocking`).
+            :func:`~mqferry._rules.functions.blocking`), or makes a call its function's compile
+            check says may block (see :func:`~mqferry._rules.functions.compile_check`).
     """
 
     def __init__(self, functions: FunctionTable) -> None:
@@ -250,9 +251,20 @@ class Compiler:
         if presence is not None:
             return presence
         args = [self.expr(a, bound) for a in node.args]
-        if spec.blocking:
+        if spec.blocking or (spec.check is not None and self._check(spec, node)):
             self.blocking = True
         return _make_call(spec, args)
+
+    @staticmethod
+    def _check(spec: FunctionSpec, node: n.Call) -> bool:
+        """Run the function's compile check on the call's literals: whether the call may block."""
+        assert spec.check is not None
+        literals = [a.value if isinstance(a, n.Const) else PER_MESSAGE for a in node.args]
+        try:
+            return spec.check(literals)
+        except Exception as exc:  # the check refuses the rule, whatever its reason
+            raise RuleCompileError(
+                f"line {node.line}, col {node.column}: {node.name}(): {exc}") from None
 
     def presence_call(self, node: n.Call, bound: Collection[str]) -> Expr | None:
         """``is_null``/``is_not_null`` of a path into a column, or None for any other call.

@@ -180,7 +180,8 @@ class CompiledRule:
         topic_filters: the FROM entries that are MQTT topic filters.
         event_topics: the FROM entries that are event topics (they start with ``$``).
         is_foreach: whether the statement is FOREACH.
-        blocking: whether the statement calls a function that may take long (``jq``): the
+        blocking: whether the statement calls a function that may take long (``jq``, or a
+            regular expression function whose pattern may need the backtracking engine): the
             runtime evaluates such a rule in a worker thread, never on the event loop.
     """
 

@@ -73,3 +73,24 @@ def test_a_date_format_cannot_backtrack(expr: Expr) -> None:
     assert time.monotonic() - began < 5
     assert expr("date_to_unix_ts('second', '%Y-%m-%d %H:%M:%S', '2024-01-02 03:04:05')") \
         == 1704164645
+
+
+def test_replace_refuses_a_result_past_the_limit_before_building_it(expr: Expr) -> None:
+    # 6000 matches each replaced by 6000 characters: 36,000,000 characters
+    payload = b'{"s": "' + b"a" * 6000 + b'", "r": "' + b"b" * 6000 + b'"}'
+    began = time.perf_counter()
+    with pytest.raises(RuleEvalError, match="replaced length 36000000 exceeds the limit of 16 MiB"):
+        expr("strlen(replace(payload.s, 'a', payload.r))", payload=payload)
+    assert time.perf_counter() - began < 1.0
+    # the other modes replace one occurrence, the limit applies all the same
+    assert expr("strlen(replace(payload.s, 'a', payload.r, 'leading'))", payload=payload) == 11999
+
+
+@pytest.mark.parametrize("fn", ["replace", "regex_replace"])
+def test_replacing_up_to_the_limit_is_built(expr: Expr, fn: str) -> None:
+    count = 4096
+    repl = "b" * (MAX_RESULT_SIZE // count)
+    out = expr(f"{fn}(payload, 'a', '{repl}')", payload=b"a" * count)
+    assert len(out) == MAX_RESULT_SIZE
+    with pytest.raises(RuleEvalError, match=r"replaced length \d+ exceeds the limit of 16 MiB"):
+        expr(f"{fn}(payload, 'a', '{repl}')", payload=b"a" * (count + 1))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from mqferry._rules import RuleEvalError
+from mqferry._rules import RuleCompileError, RuleEvalError, compile_sql
 from mqferry._rules.functions.regex import BACKTRACKING_TIMEOUT_S
+from tests.rules.conftest import make_event
 
 Expr = Callable[..., Any]
 
@@ -19,6 +22,10 @@ def _seconds(call: Callable[[], Any], repeat: int = 1) -> float:
     for _ in range(repeat):
         call()
     return (time.perf_counter() - began) / repeat
+
+
+def _peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _trivial(expr: Expr) -> float:
@@ -90,9 +97,102 @@ def test_match_semantics(expr: Expr, sql: str, payload: bytes, want: Any) -> Non
     assert expr(sql, payload=payload) == want
 
 
-def test_an_invalid_pattern_is_a_clear_error(expr: Expr) -> None:
-    with pytest.raises(RuleEvalError, match="invalid regular expression '\\(': missing \\)"):
+def test_an_invalid_literal_pattern_refuses_the_rule(expr: Expr) -> None:
+    with pytest.raises(RuleCompileError, match="line 1, col 8: regex_match\\(\\): invalid "
+                       "regular expression '\\(': missing \\)"):
         expr("regex_match(payload, '(')")
+
+
+def test_a_pattern_from_the_message_fails_that_message_only(expr: Expr) -> None:
+    rule = compile_sql('SELECT regex_match(payload.s, payload.p) AS r FROM "#"')
+    with pytest.raises(RuleEvalError, match="invalid regular expression '\\(a'"):
+        rule.apply(make_event(payload=b'{"s": "a", "p": "(a"}'))
+    assert rule.apply(make_event(payload=b'{"s": "a", "p": "^a$"}')) == {"r": True}
+
+
+@pytest.mark.parametrize("pattern", [
+    "((a{1000}){1000}){1000}",  # asked the backtracking engine for 23 GB
+    "((a{1000}){1000}){3}",  # 2.2 s and 1.1 GB to compile
+    "(a{1000}){2}\\1",
+    "a{1001}(?=a)",
+    "(?:(?:a{10}){10}){11}\\1",
+    "a{0,1001}\\1",
+    "a{99999999999999999999999}\\1",
+    "(?x)(a{ 1 0 0 0 }) {2}\\1",  # extended: spaces inside and before a quantifier
+    "(?x)(a{1000}) # comment\n {2}\\1",
+])
+def test_nested_repetitions_over_1000_are_refused_at_once(pattern: str) -> None:
+    began = time.perf_counter()
+    peak = _peak_kib()
+    with pytest.raises(RuleCompileError, match=f"regular expression {re.escape(repr(pattern))} "
+                       "refused: its counted repetitions repeat a part \\d+ times, over the "
+                       "limit of 1000"):
+        compile_sql(f"SELECT regex_match(payload, '{pattern}') AS m FROM \"t/#\"")
+    assert time.perf_counter() - began < 0.5
+    assert _peak_kib() - peak < 50_000
+
+
+@pytest.mark.parametrize(("pattern", "why"), [
+    ("(x)\\1" + "a{1000}" * 11, "written out, its counted repetitions make more than 10000"),
+    ("(x)\\1" + "a" * 10_000, "it is longer than 10000 characters"),
+    ("[a-z]{1000}" * 1000, "it is longer than 10000 characters"),
+    ("(x)\\1" + "(?:(?=a)b{100}){10}" * 11, "written out"),
+    ("a(?x)b\\1", "the x flag is only supported at the start of the pattern"),
+    ("(?-x:a)\\1", "the x flag is only supported at the start"),
+])
+def test_patterns_too_large_to_compile_are_refused(pattern: str, why: str) -> None:
+    with pytest.raises(RuleCompileError, match=re.escape(why)):
+        compile_sql(f"SELECT regex_match(payload, '{pattern}') AS m FROM \"t/#\"")
+
+
+def test_a_pattern_re2_finds_too_large_is_not_handed_to_the_backtracking_engine() -> None:
+    pattern = "(\\w{1000}){1}" * 200  # RE2: "pattern too large"
+    with pytest.raises(RuleCompileError, match="refused: it is too large"):
+        compile_sql(f"SELECT regex_match(payload, '{pattern}') AS m FROM \"t/#\"")
+
+
+def test_a_refused_pattern_from_the_message_fails_fast(expr: Expr) -> None:
+    rule = compile_sql('SELECT regex_match(payload.s, payload.p) AS r FROM "#"')
+    began = time.perf_counter()
+    with pytest.raises(RuleEvalError, match="refused: its counted repetitions"):
+        rule.apply(make_event(payload=b'{"s": "a", "p": "((a{1000}){1000}){1000}"}'))
+    assert time.perf_counter() - began < 0.5
+
+
+@pytest.mark.parametrize("pattern", [
+    "(a{1000})\\1", "(?<=x)a{1000}", "[[:alpha:]]{500}(?!b)", "\\p{L}{3}(?=x)",
+    "(?x) (a {3}) # three\n \\1", "(?i)(ab){10}\\1", "(\\d{1,3})(?:\\.\\1){3}",
+])
+def test_pcre_patterns_within_the_bounds_compile(pattern: str) -> None:
+    rule = compile_sql(f"SELECT regex_match(payload, '{pattern}') AS m FROM \"t/#\"")
+    assert rule.blocking  # the backtracking engine runs them
+
+
+def test_only_rules_that_may_need_the_backtracking_engine_leave_the_loop() -> None:
+    def blocking(sql: str) -> bool:
+        return compile_sql(f'SELECT {sql} AS r FROM "#"').blocking
+    assert not blocking("regex_match(payload, '^a+$')")
+    assert not blocking("regex_replace(payload, '(\\d+)', '<\\1>')")
+    assert not blocking("regex_extract(payload, 'a{1000}')")
+    assert blocking("regex_match(payload, '(a)\\1')")
+    assert blocking("regex_replace(payload, '(?=a)(a|aa)+b', 'X')")
+    assert blocking("regex_extract(payload, payload.p)")
+    assert blocking("regex_match(payload, concat('a', 'b'))")
+
+
+def test_regex_replace_refuses_an_oversized_result(expr: Expr) -> None:
+    payload = b"a" * 6000
+    repl = "b" * 6000
+    began = time.perf_counter()
+    with pytest.raises(RuleEvalError, match=r"replaced length \d+ exceeds the limit of 16 MiB"):
+        expr(f"regex_replace(payload, 'a', '{repl}')", payload=payload)
+    with pytest.raises(RuleEvalError, match="exceeds the limit of 16 MiB"):
+        expr("regex_replace(payload, '(a+)', '" + "\\1" * 3000 + "')", payload=payload)
+    with pytest.raises(RuleEvalError, match="exceeds the limit of 16 MiB"):  # backtracking
+        expr(f"regex_replace(payload, 'a(?!x)', '{repl}')", payload=payload)
+    assert time.perf_counter() - began < 5
+    # up to the limit the result is built
+    assert expr("regex_replace(payload, 'a', 'bb')", payload=payload) == "bb" * 6000
 
 
 def test_refused_patterns_write_nothing_to_stderr(

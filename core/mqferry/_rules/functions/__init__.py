@@ -30,10 +30,17 @@ from mqferry._rules.functions import (
     strings,
     timefuncs,
 )
-from mqferry._rules.functions.table import FunctionSpec, FunctionTable, blocking, needs_event
+from mqferry._rules.functions.table import (
+    PER_MESSAGE,
+    FunctionSpec,
+    FunctionTable,
+    blocking,
+    compile_check,
+    needs_event,
+)
 
-__all__ = ["FunctionSpec", "FunctionTable", "blocking", "builtin_function_table", "catalogue",
-           "needs_event"]
+__all__ = ["PER_MESSAGE", "FunctionSpec", "FunctionTable", "blocking", "builtin_function_table",
+           "catalogue", "compile_check", "needs_event"]
 
 _MODULES: tuple[ModuleType, ...] = (
     arrays, bits, checks, compression, conv, encoding, jqfuncs, jsonfuncs, maps, math_funcs,
@@ -43,7 +50,8 @@ _MODULES: tuple[ModuleType, ...] = (
 BUILTIN_PLUGIN = "functions"
 
 #: Built-ins that may run for long: a jq program runs up to its timeout (seconds), in another
-#: process the caller waits on. Rules calling them are evaluated off the event loop.
+#: process the caller waits on. Rules calling them are evaluated off the event loop. (The regular
+#: expression functions decide per call, by their compile check: see ``regex``.)
 _BLOCKING = frozenset({"jq"})
 
 

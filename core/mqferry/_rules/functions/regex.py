@@ -7,12 +7,25 @@ of the text. RE2 reads the PCRE syntax rules use: classes, POSIX and Unicode cla
 named groups (``(?P<n>...)`` and ``(?<n>...)``), anchors, ``\d \w \s \b`` (ASCII, as PCRE without
 its ``unicode`` option), lazy quantifiers, ``(?i)``-style flags, ``\Q...\E``.
 
-Patterns RE2 refuses (backreferences ``\1``, lookaround ``(?=`` ``(?!`` ``(?<=`` ``(?<!``, atomic
-groups ``(?>``, possessive quantifiers ``a*+``, ``(?x)``, repetitions over 1000) run on the
+Patterns RE2 refuses for a feature it lacks (backreferences ``\1``, lookaround ``(?=`` ``(?!``
+``(?<=`` ``(?<!``, atomic groups ``(?>``, possessive quantifiers ``a*+``, ``(?x)``) run on the
 backtracking ``regex`` package with a hard time limit of :data:`BACKTRACKING_TIMEOUT_S` per call.
 A call that passes it fails with "regular expression ... exceeded its time limit", which the rule
-counts as ``failed.exception``; later calls are not affected. Patterns neither engine accepts fail
-with "invalid regular expression".
+counts as ``failed.exception``; later calls are not affected. That engine releases the GIL while
+it matches, and a rule whose pattern may need it (a pattern that is not a literal, or a literal RE2
+refuses) is evaluated off the event loop, as a ``jq`` rule is (see
+:mod:`mqferry._runtime.rules`); rules whose literal patterns RE2 runs stay on the loop.
+
+Compiling is bounded too. A pattern longer than :data:`MAX_PATTERN_LENGTH` characters, or one RE2
+finds too large for its memory budget, is refused; so is one bound for the backtracking engine
+whose nested counted repetitions multiply past 1000, as RE2's do (``(a{1000}){2}``), or which
+written out would be too large (see :mod:`mqferry._rules.functions._regex_bounds`): that engine
+writes out counted repetitions while compiling. A literal pattern is compiled with the rule, so a
+rule with an invalid or refused literal pattern is itself refused, naming the pattern; a pattern
+computed per message fails that message ("invalid regular expression ...").
+
+``regex_replace`` fails rather than build a result longer than
+:data:`~mqferry._rules.functions._args.MAX_RESULT_SIZE` characters.
 
 PCRE's end anchors are kept: ``$`` and ``\Z`` match at the end of the text and also before a final
 newline. RE2's ``$`` only matches at the very end, so ``regex_match`` and ``regex_extract`` search
@@ -24,12 +37,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from mqferry._rules.functions._args import BadArg, as_text
+from mqferry._rules.functions._args import BadArg, as_text, check_size
+from mqferry._rules.functions._regex_bounds import MAX_PATTERN_LENGTH, refusal
+from mqferry._rules.functions.table import PER_MESSAGE, compile_check
 
-__all__ = ["BACKTRACKING_TIMEOUT_S", "FUNCTIONS"]
+__all__ = ["BACKTRACKING_TIMEOUT_S", "FUNCTIONS", "MAX_PATTERN_LENGTH"]
 
 #: Seconds one call may spend matching a pattern that only the backtracking engine can run (the
 #: ``regex`` package checks it while matching and may overrun it by about as much again).
@@ -38,8 +53,13 @@ BACKTRACKING_TIMEOUT_S = 0.1
 _GROUP_REF = re.compile(r"\d+|g\{(\d+)\}|g(\d+)")
 
 
+#: RE2's memory budget for one pattern (its default); a larger pattern is refused.
+_RE2_MAX_MEM = 8 << 20
+
+
 def _re2_options(re2: Any) -> Any:
     options = re2.Options()
+    options.max_mem = _RE2_MAX_MEM
     # RE2 writes every refused pattern to stderr otherwise; the refusal is handled here.
     options.log_errors = False
     return options
@@ -51,8 +71,13 @@ class _Regex:
     def __init__(self, source: str, compiled: Any, *, linear: bool) -> None:
         self.source = source
         self.groups: int = compiled.groups
+        #: Whether RE2 runs it (in linear time); otherwise the backtracking engine does.
+        self.linear = linear
         self._compiled = compiled
-        self._limits: dict[str, float] = {} if linear else {"timeout": BACKTRACKING_TIMEOUT_S}
+        # `concurrent`: the backtracking engine lets other threads run (the event loop) while it
+        # matches.
+        self._limits: dict[str, Any] = (
+            {} if linear else {"timeout": BACKTRACKING_TIMEOUT_S, "concurrent": True})
         # Only RE2 needs the second search for PCRE's `$` before a final newline.
         self._retry_newline = linear and ("$" in source or "\\Z" in source)
 
@@ -78,7 +103,7 @@ class _Regex:
         return result
 
     def _too_slow(self) -> BadArg:
-        return BadArg(f"regular expression {self.source!r} exceeded its time limit of "
+        return BadArg(f"regular expression {_shown(self.source)} exceeded its time limit of "
                       f"{BACKTRACKING_TIMEOUT_S * 1000:.0f} ms")
 
 
@@ -113,37 +138,80 @@ def _end_of_text(pattern: str, replacement: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=256)
-def _compile(pattern: str) -> _Regex:
-    # RE2 is imported by the first pattern: 2.6 MiB that a bridge whose rules use no regular
-    # expression does not carry (``regex`` is loaded anyway, by the rule parser's lark).
-    import re2
-    import regex as backtracking
+def _shown(pattern: str) -> str:
+    """``pattern`` quoted for a message, its middle left out when it is long."""
+    if len(pattern) <= 100:
+        return repr(pattern)
+    return f"{pattern[:60]!r}...{pattern[-20:]!r} ({len(pattern)} characters)"
 
-    has_z = "\\Z" in pattern
+
+def _compile(pattern: str) -> _Regex:
+    found = _compile_re2(pattern)
+    return found if found is not None else _compile_backtracking(pattern)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_re2(pattern: str) -> _Regex | None:
+    """``pattern`` on RE2, or None when RE2 refuses it for a feature it lacks."""
+    # RE2 is imported by the first pattern: 2.6 MiB that a bridge whose rules use no regular
+    # expression does not carry.
+    import re2
+
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise BadArg(f"regular expression {_shown(pattern)} refused: it is longer than "
+                     f"{MAX_PATTERN_LENGTH} characters")
     try:
         # `\z` is the very end; a final newline is tried by the second search in _Regex.
-        source = _end_of_text(pattern, "\\z") if has_z else pattern
+        source = _end_of_text(pattern, "\\z") if "\\Z" in pattern else pattern
         return _Regex(pattern, re2.compile(source, _re2_options(re2)), linear=True)
-    except re2.error:
-        pass
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else ""
+        if isinstance(reason, bytes):  # the binding passes RE2's message on undecoded
+            reason = reason.decode("utf-8", "replace")
+        if str(reason).startswith("pattern too large"):
+            # The backtracking engine would need yet more memory for it.
+            raise BadArg(f"regular expression {_shown(pattern)} refused: it is too large "
+                         f"(RE2 needs more than its {_RE2_MAX_MEM >> 20} MiB for it)") from None
+    return None
+
+
+# Fewer than RE2's: one of these patterns may hold a few MiB (the engine writes out counted
+# repetitions, up to the bounds of _regex_bounds).
+@functools.lru_cache(maxsize=32)
+def _compile_backtracking(pattern: str) -> _Regex:
+    # ``regex`` is loaded anyway, by the rule parser's lark.
+    import regex as backtracking
+
+    why = refusal(pattern)
+    if why is not None:
+        raise BadArg(f"regular expression {_shown(pattern)} refused: {why}")
     try:
         # The `regex` package's `\Z` is the very end only; PCRE's also accepts a final newline.
-        source = _end_of_text(pattern, "(?=\\n?\\Z)") if has_z else pattern
+        source = _end_of_text(pattern, "(?=\\n?\\Z)") if "\\Z" in pattern else pattern
         # Same flags as RE2's defaults: ASCII classes, `$` at the end (or before a final
         # newline).
         compiled = backtracking.compile(source, backtracking.ASCII | backtracking.V0)
-    except backtracking.error as exc:
-        raise BadArg(f"invalid regular expression {pattern!r}: {exc}") from None
+    except (backtracking.error, ValueError) as exc:
+        raise BadArg(f"invalid regular expression {_shown(pattern)}: {exc}") from None
     return _Regex(pattern, compiled, linear=False)
 
 
+def _pattern_check(args: Sequence[Any]) -> bool:
+    """Compile a literal pattern (the second argument) with the rule: refuse the rule if it is
+    invalid; a rule whose pattern may need the backtracking engine is evaluated off the loop."""
+    pattern = args[1]
+    if pattern is PER_MESSAGE:
+        return True
+    return not _compile(as_text(pattern, "pattern")).linear
+
+
+@compile_check(_pattern_check)
 def regex_match(s: Any, pattern: Any) -> bool:
     """Whether the pattern matches anywhere in the string."""
     return _compile(as_text(pattern)).search(as_text(s)) is not None
 
 
-def _template(repl: str, groups: int) -> Callable[[Any], str]:
+def _template(repl: str, groups: int) -> Callable[[Any], list[str]]:
     # Erlang re:replace: `&` is the whole match, `\N` or `\g{N}` a group, `\&` and `\\` literals.
     parts: list[str | int] = []
     i = 0
@@ -169,23 +237,40 @@ def _template(repl: str, groups: int) -> Callable[[Any], str]:
         i += 1
     parts.append("".join(buf))
 
-    def expand(match: Any) -> str:
+    def expand(match: Any) -> list[str]:
+        # The pieces, not yet joined: the caller bounds their length first.
         out: list[str] = []
         for part in parts:
             if isinstance(part, int):
                 out.append((match.group(part) or "") if part <= groups else "")
             else:
                 out.append(part)
-        return "".join(out)
+        return out
     return expand
 
 
+@compile_check(_pattern_check)
 def regex_replace(s: Any, pattern: Any, repl: Any) -> str:
-    """Replace every match; ``&`` in the replacement is the match, ``\\1`` a group."""
+    """Replace every match; ``&`` in the replacement is the match, ``\\1`` a group.
+
+    Fails (before building it) when the result would be longer than ``MAX_RESULT_SIZE``.
+    """
     compiled = _compile(as_text(pattern))
-    return compiled.sub(_template(as_text(repl), compiled.groups), as_text(s))
+    text = as_text(s)
+    expand = _template(as_text(repl), compiled.groups)
+    size = len(text)
+
+    def bounded(match: Any) -> str:
+        nonlocal size
+        pieces = expand(match)
+        # The length of the result so far plus the text not yet searched.
+        size += sum(map(len, pieces)) - (match.end() - match.start())
+        check_size(size, "replaced length")
+        return "".join(pieces)
+    return compiled.sub(bounded, text)
 
 
+@compile_check(_pattern_check)
 def regex_extract(s: Any, pattern: Any) -> list[str]:
     """The captured groups of the first match (``[]`` with no match or no groups)."""
     m = _compile(as_text(pattern)).search(as_text(s))

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mqferry._rules import values
-from mqferry._rules.functions._args import BadArg, as_int, as_list, as_text
+from mqferry._rules.functions._args import BadArg, as_int, as_list, as_text, check_size
 from mqferry._rules.functions._graphemes import gfind, glen, graphemes, grfind, gsplit
 
 __all__ = ["FUNCTIONS"]
@@ -117,13 +117,19 @@ def concat(*args: Any) -> str:
 
 def replace(s: Any, search: Any, repl: Any, where: Any = "all") -> str:
     """Replace ``search`` with ``repl``: everywhere, or only the first (``leading``) or last
-    (``trailing``) occurrence."""
+    (``trailing``) occurrence.
+
+    Fails, before building it, when the result would be longer than ``MAX_RESULT_SIZE``.
+    """
     text, pattern, new, mode = as_text(s), as_text(search), as_text(repl), as_text(where)
     if not pattern:
         return text
     # Matches are on grapheme cluster boundaries, as in Erlang's string:replace.
     if mode == "all":
-        return new.join(gsplit(text, pattern))
+        parts = gsplit(text, pattern)
+        count = len(parts) - 1
+        check_size(len(text) + count * (len(new) - len(pattern)), "replaced length")
+        return new.join(parts)
     if mode not in ("leading", "trailing"):
         raise BadArg(f"unknown replace option {mode!r}")
     pos = gfind(text, pattern) if mode == "leading" else grfind(text, pattern)

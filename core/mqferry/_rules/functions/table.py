@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final, TypeVar
 
 from mqferry._rules.errors import DuplicateFunctionError, RuleCompileError
 
-__all__ = ["FunctionSpec", "FunctionTable", "blocking", "needs_event"]
+__all__ = ["PER_MESSAGE", "CompileCheck", "FunctionSpec", "FunctionTable", "blocking",
+           "compile_check", "needs_event"]
 
 _EVENT_FLAG = "__mqferry_needs_event__"
 _BLOCKING_FLAG = "__mqferry_blocking__"
+_CHECK_FLAG = "__mqferry_compile_check__"
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class _PerMessage:
+    def __repr__(self) -> str:
+        return "PER_MESSAGE"
+
+
+#: What a :func:`compile_check` sees for an argument that is not a literal.
+PER_MESSAGE: Final[Any] = _PerMessage()
+
+#: ``check(args) -> may_block``: see :func:`compile_check`.
+CompileCheck = Callable[[Sequence[Any]], bool]
 
 
 def needs_event(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,6 +48,21 @@ def blocking(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def compile_check(check: CompileCheck) -> Callable[[_F], _F]:
+    """Mark a rule function with a check that runs once per call in a rule, when the rule is
+    compiled.
+
+    ``check(args)`` gets the call's arguments: the value of each literal, :data:`PER_MESSAGE` for
+    the others. It raises (any exception, with a message naming the argument) to refuse the
+    rule, and returns whether this call may take long, as a :func:`blocking` function: a rule
+    with such a call is evaluated off the event loop.
+    """
+    def mark(func: _F) -> _F:
+        setattr(func, _CHECK_FLAG, check)
+        return func
+    return mark
+
+
 @dataclass(frozen=True)
 class FunctionSpec:
     """A registered rule function.
@@ -44,6 +75,7 @@ class FunctionSpec:
         plugin: the plugin that registered it.
         needs_event: the callable also gets the event as its first argument.
         blocking: a call may take long (see :func:`blocking`).
+        check: runs when a rule calling it is compiled (see :func:`compile_check`).
     """
 
     name: str
@@ -53,6 +85,7 @@ class FunctionSpec:
     plugin: str
     needs_event: bool = False
     blocking: bool = False
+    check: CompileCheck | None = None
 
     def check_arity(self, count: int) -> None:
         """Raise ``RuleCompileError`` unless ``count`` arguments are accepted."""
@@ -124,7 +157,8 @@ class FunctionTable:
             if max_args is None:
                 max_args = high
         self._specs[name] = FunctionSpec(name, func, min_args, max_args, plugin, event,
-                                         bool(getattr(func, _BLOCKING_FLAG, False)))
+                                         bool(getattr(func, _BLOCKING_FLAG, False)),
+                                         getattr(func, _CHECK_FLAG, None))
 
     def get(self, name: str) -> FunctionSpec | None:
         """The spec registered under ``name``, or None."""
