@@ -16,6 +16,7 @@ client certificate from elsewhere only with the hosts and user it was stored wit
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -88,21 +89,32 @@ def _dotted(prefix: str, loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _binding(value: Any, path: str = "") -> dict[str, Any]:
+def _picked(value: Any, pick: Callable[[Any, Any], bool], path: str = "") -> dict[str, Any]:
+    """The values under ``value`` whose key and value ``pick`` accepts, by their dotted path
+    (the walk does not go into a picked value)."""
     out: dict[str, Any] = {}
     if isinstance(value, dict):
         for k, v in value.items():
             here = f"{path}.{k}" if path else str(k)
-            if k in _BINDING_KEYS and not isinstance(v, dict):
+            if pick(k, v):
                 out[here] = v
             else:
-                out.update(_binding(v, here))
+                out.update(_picked(v, pick, here))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            out.update(_binding(v, f"{path}[{i}]"))
-    elif path.rsplit(".", 1)[-1] == "authentication":
-        out[path] = value  # "none" against a mapping: the user changed
+            out.update(_picked(v, pick, f"{path}[{i}]"))
     return out
+
+
+def _is_binding(key: Any, value: Any) -> bool:
+    if key in _BINDING_KEYS:
+        return not isinstance(value, dict)
+    # "none" against a mapping: the user changed
+    return key == "authentication" and not isinstance(value, dict | list)
+
+
+def _binding(value: Any) -> dict[str, Any]:
+    return _picked(value, _is_binding)
 
 
 def _keeps_a_secret(new: Any, old: Any) -> bool:
@@ -144,19 +156,8 @@ def refuse_rebinding(new: Any, old: Any) -> None:
                        fields=changed)
 
 
-def _files(value: Any, path: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if isinstance(value, dict):
-        for k, v in value.items():
-            here = f"{path}.{k}" if path else str(k)
-            if k in FILE_FIELDS and isinstance(v, str) and v:
-                out[here] = v
-            else:
-                out.update(_files(v, here))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            out.update(_files(v, f"{path}[{i}]"))
-    return out
+def _files(value: Any) -> dict[str, Any]:
+    return _picked(value, lambda k, v: k in FILE_FIELDS and isinstance(v, str) and bool(v))
 
 
 def refuse_files(new: Any, old: Any, dirs: list[str], path: str) -> None:
