@@ -207,3 +207,30 @@ def test_a_long_replacement_template_is_read_in_linear_time(expr: Expr) -> None:
     took = _seconds(lambda: expr(f"regex_replace('a', '(a)', '{template}')"))
     assert expr(f"regex_replace('a', '(a)', '{template}')") == "a" * 200_000
     assert took < 5.0
+
+
+def test_a_pattern_from_the_message_holding_all_letters_a_hundred_times_is_refused(
+        expr: Expr) -> None:
+    # ~5 MiB on RE2 each: with a new one in every message the pattern cache grew to 1.2 GB
+    rule = compile_sql('SELECT regex_match(payload.s, payload.p) AS r FROM "#"')
+    with pytest.raises(RuleEvalError, match=re.escape("too large (RE2 needs more than its 1 MiB")):
+        rule.apply(make_event(payload=b'{"s": "abc", "p": "\\\\pL{100}"}'))
+
+
+def test_the_compiled_patterns_kept_are_bounded() -> None:
+    from mqferry._rules.functions import regex
+
+    rule = compile_sql('SELECT regex_match(payload.s, payload.p) AS r FROM "#"')
+    for i in range(200):
+        rule.apply(make_event(payload=b'{"s": "abc", "p": "<%d>.{100}"}' % i))
+    assert regex._compile_re2.cache_info().currsize <= 64
+
+
+def test_regex_replace_with_a_match_at_every_character_fails_at_its_time_limit(
+        expr: Expr) -> None:
+    # each replacement is Python work: 500,000 of them held the loop for 2.3 s
+    began = time.perf_counter()
+    with pytest.raises(RuleEvalError, match="exceeded its time limit of 100 ms after"):
+        expr("regex_replace(payload, 'a', 'b')", payload=b"a" * 500_000)
+    assert time.perf_counter() - began < 20 * BACKTRACKING_TIMEOUT_S
+    assert expr("regex_replace(payload, 'a', 'b')", payload=b"a" * 1000) == "b" * 1000

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,7 +45,7 @@ from mqferry._rules.functions._args import BadArg, as_text, check_size
 from mqferry._rules.functions._regex_bounds import MAX_PATTERN_LENGTH, refusal
 from mqferry._rules.functions.table import PER_MESSAGE, compile_check
 
-__all__ = ["BACKTRACKING_TIMEOUT_S", "FUNCTIONS", "MAX_PATTERN_LENGTH"]
+__all__ = ["BACKTRACKING_TIMEOUT_S", "FUNCTIONS", "MAX_PATTERN_LENGTH", "REPLACE_TIMEOUT_S"]
 
 #: Seconds one call may spend matching a pattern that only the backtracking engine can run (the
 #: ``regex`` package checks it while matching and may overrun it by about as much again).
@@ -53,8 +54,13 @@ BACKTRACKING_TIMEOUT_S = 0.1
 _GROUP_REF = re.compile(r"\d+|g\{(\d+)\}|g(\d+)")
 
 
-#: RE2's memory budget for one pattern (its default); a larger pattern is refused.
-_RE2_MAX_MEM = 8 << 20
+#: RE2's memory budget for one pattern (its compiled program and its matching state); a pattern
+#: that needs more is refused. An eighth of RE2's default: the cache below keeps up to
+#: :data:`_RE2_CACHED` patterns, and a pattern can come with every message.
+_RE2_MAX_MEM = 1 << 20
+_RE2_CACHED = 64
+#: Seconds one ``regex_replace`` may spend on its replacements (each one costs Python work).
+REPLACE_TIMEOUT_S = BACKTRACKING_TIMEOUT_S
 
 
 def _re2_options(re2: Any) -> Any:
@@ -150,7 +156,7 @@ def _compile(pattern: str) -> _Regex:
     return found if found is not None else _compile_backtracking(pattern)
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=_RE2_CACHED)
 def _compile_re2(pattern: str) -> _Regex | None:
     """``pattern`` on RE2, or None when RE2 refuses it for a feature it lacks."""
     # RE2 is imported by the first pattern: 2.6 MiB that a bridge whose rules use no regular
@@ -177,7 +183,7 @@ def _compile_re2(pattern: str) -> _Regex | None:
 
 # Fewer than RE2's: one of these patterns may hold a few MiB (the engine writes out counted
 # repetitions, up to the bounds of _regex_bounds).
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=16)
 def _compile_backtracking(pattern: str) -> _Regex:
     # ``regex`` is loaded anyway, by the rule parser's lark.
     import regex as backtracking
@@ -259,13 +265,19 @@ def regex_replace(s: Any, pattern: Any, repl: Any) -> str:
     text = as_text(s)
     expand = _template(as_text(repl), compiled.groups)
     size = len(text)
+    count = 0
+    deadline = time.monotonic() + REPLACE_TIMEOUT_S
 
     def bounded(match: Any) -> str:
-        nonlocal size
+        nonlocal size, count
         pieces = expand(match)
         # The length of the result so far plus the text not yet searched.
         size += sum(map(len, pieces)) - (match.end() - match.start())
         check_size(size, "replaced length")
+        count += 1
+        if not count & 255 and time.monotonic() > deadline:
+            raise BadArg(f"regular expression {_shown(compiled.source)} exceeded its time limit "
+                         f"of {REPLACE_TIMEOUT_S * 1000:.0f} ms after {count} replacements")
         return "".join(pieces)
     return compiled.sub(bounded, text)
 
