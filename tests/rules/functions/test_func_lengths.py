@@ -78,10 +78,10 @@ def test_a_date_format_cannot_backtrack(expr: Expr) -> None:
 def test_replace_refuses_a_result_past_the_limit_before_building_it(expr: Expr) -> None:
     # 6000 matches each replaced by 6000 characters: 36,000,000 characters
     payload = b'{"s": "' + b"a" * 6000 + b'", "r": "' + b"b" * 6000 + b'"}'
-    began = time.perf_counter()
+    began = time.process_time()
     with pytest.raises(RuleEvalError, match="replaced length 36000000 exceeds the limit of 16 MiB"):
         expr("strlen(replace(payload.s, 'a', payload.r))", payload=payload)
-    assert time.perf_counter() - began < 1.0
+    assert time.process_time() - began < 1.0
     # the other modes replace one occurrence, the limit applies all the same
     assert expr("strlen(replace(payload.s, 'a', payload.r, 'leading'))", payload=payload) == 11999
 

@@ -122,13 +122,13 @@ def test_a_pattern_from_the_message_fails_that_message_only(expr: Expr) -> None:
     "(?x)(a{1000}) # comment\n {2}\\1",
 ])
 def test_nested_repetitions_over_1000_are_refused_at_once(pattern: str) -> None:
-    began = time.perf_counter()
+    began = time.process_time()  # CPU time: a busy machine pausing us is not the pattern
     peak = _peak_kib()
     with pytest.raises(RuleCompileError, match=f"regular expression {re.escape(repr(pattern))} "
                        "refused: its counted repetitions repeat a part \\d+ times, over the "
                        "limit of 1000"):
         compile_sql(f"SELECT regex_match(payload, '{pattern}') AS m FROM \"t/#\"")
-    assert time.perf_counter() - began < 0.5
+    assert time.process_time() - began < 0.5
     assert _peak_kib() - peak < 50_000
 
 
@@ -153,10 +153,10 @@ def test_a_pattern_re2_finds_too_large_is_not_handed_to_the_backtracking_engine(
 
 def test_a_refused_pattern_from_the_message_fails_fast(expr: Expr) -> None:
     rule = compile_sql('SELECT regex_match(payload.s, payload.p) AS r FROM "#"')
-    began = time.perf_counter()
+    began = time.process_time()
     with pytest.raises(RuleEvalError, match="refused: its counted repetitions"):
         rule.apply(make_event(payload=b'{"s": "a", "p": "((a{1000}){1000}){1000}"}'))
-    assert time.perf_counter() - began < 0.5
+    assert time.process_time() - began < 0.5
 
 
 @pytest.mark.parametrize("pattern", [
