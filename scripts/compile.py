@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES: dict[str, list[str]] = {
     "core": [
         "mqferry/_mqtt/codec.py",
+        "mqferry/_mqtt/strings.py",
         "mqferry/_mqtt/acks.py",
         "mqferry/_mqtt/protocol.py",
         "mqferry/_mqtt/client.py",

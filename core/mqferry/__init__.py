@@ -37,7 +37,7 @@ from mqferry._errors import (
 from mqferry._hookspecs import hookimpl
 from mqferry._logs import RetryLog
 from mqferry._metrics import Metrics, action_metrics, source_metrics
-from mqferry._mqtt.codec import topic_problem as mqtt_topic_problem
+from mqferry._mqtt.strings import topic_problem as mqtt_topic_problem
 from mqferry._registry import (
     ActionFactory,
     ActionRegister,

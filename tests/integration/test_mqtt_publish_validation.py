@@ -16,7 +16,7 @@ import pytest
 
 from mqferry._config.models import MqttConfig
 from mqferry._mqtt.client import MqttConnector
-from mqferry._mqtt.codec import string_problem
+from mqferry._mqtt.strings import string_problem
 
 pytestmark = pytest.mark.integration
 
@@ -45,7 +45,7 @@ async def _raw_publish(topic: bytes, props: bytes = b"") -> bytes:
         writer.close()
 
 
-#: every kind of character the codec refuses (see ``codec._REFUSED``)
+#: every kind of character the codec refuses (see ``strings._REFUSED``)
 REFUSED = ["\x00", "\x01", "\x1f", "\x7f", "\x85", "\x9f", "\ufdd0", "\ufffe", "\U0010ffff"]
 
 

@@ -8,7 +8,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqferry._mqtt import codec
+from mqferry._mqtt import codec, strings
 from tests.mqtt.twins import publish_packet, varint
 
 
@@ -101,23 +101,23 @@ REFUSED_CHARACTERS = ["\x00", "\x01", "\x1f", "\x7f", "\x80", "\x9f", "\ud800", 
 
 @pytest.mark.parametrize("char", REFUSED_CHARACTERS)
 def test_a_string_with_a_character_brokers_refuse_is_named(char):
-    why = codec.string_problem(f"out/a{char}b")
+    why = strings.string_problem(f"out/a{char}b")
     assert why is not None and f"U+{ord(char):04X}" in why
-    assert codec.topic_problem(f"out/a{char}b") == why
+    assert strings.topic_problem(f"out/a{char}b") == why
 
 
 @pytest.mark.parametrize("text", ["out/a b", "\u00a0", "\ufeff", "\ufdcf", "\ufdf0", "\U0001f600",
                                   "$SYS/x", "a" * 65535, "é" * 32767, "/", "日本/語"])
 def test_strings_brokers_take_pass(text):
-    assert codec.string_problem(text) is None
-    assert codec.topic_problem(text) is None
+    assert strings.string_problem(text) is None
+    assert strings.topic_problem(text) is None
 
 
 @pytest.mark.parametrize(("topic", "why"), [
     ("", "empty"), ("a/+", "wildcard"), ("#", "wildcard"), ("a" * 65536, "65535 bytes"),
     ("é" * 32768, "65535 bytes (65536)"), ("a\x00", "U+0000")])
 def test_topic_problem_names_what_is_wrong(topic, why):
-    assert why in (codec.topic_problem(topic) or "")
+    assert why in (strings.topic_problem(topic) or "")
 
 
 def test_a_publish_inside_a_read_is_decoded_where_it_lies():

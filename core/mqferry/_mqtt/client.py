@@ -31,6 +31,7 @@ from mqferry._mqtt.codec import Incoming, InMessage
 from mqferry._mqtt.connect import open_session, probe, session_expiry
 from mqferry._mqtt.properties import publish_properties
 from mqferry._mqtt.protocol import MqttProtocol, Settled, tell
+from mqferry._mqtt.strings import topic_problem
 from mqferry._mqtt.tls import explain
 from mqferry._runtime.delivery import Ticket
 from mqferry._runtime.failures import LogLimiter
@@ -283,7 +284,7 @@ class MqttConnector:
             ValueError: an invalid topic or property (``settled`` is not called).
         """
         proto = self._session_up()
-        why = codec.topic_problem(topic)
+        why = topic_problem(topic)
         if why is not None:
             raise ValueError(f"invalid MQTT topic to publish to: {topic!r}: {why}")
         props = publish_properties(properties)

@@ -8,7 +8,6 @@ from paho's :class:`~paho.mqtt.reasoncodes.ReasonCode`; paho's client is not inv
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -44,10 +43,8 @@ __all__ = [
     "puback_packets",
     "publish_packet",
     "reason_name",
-    "string_problem",
     "suback_codes",
     "subscribe_packet",
-    "topic_problem",
     "unsubscribe_packet",
 ]
 
@@ -63,53 +60,8 @@ _PROPERTY_ERRORS = (MQTTException, MalformedPacket, KeyError, IndexError, Unicod
                     struct.error)
 
 
-#: The characters an MQTT string (a topic, a user property, a content type ...) must not hold:
-#: NUL, the C0 and C1 control characters and DEL, surrogates, and the Unicode noncharacters
-#: (U+FDD0-U+FDEF, and the last two code points of every plane). MQTT 5 (1.5.4) forbids the
-#: first and says a string should not hold the others, a broker may close the connection when
-#: it does; Mosquitto (2.0) does, for every one of them (tests/integration/test_mqtt_publish_
-#: validation.py), and a session that sends one again after each reconnect never stays up.
-_REFUSED = re.compile(  # (surrogates by chr(): mypyc takes none in a literal)
-    "[\x00-\x1f\x7f-\x9f" + chr(0xD800) + "-" + chr(0xDFFF) + "\ufdd0-\ufdef" + "".join(
-        chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17)) + "]")
-
-#: The longest MQTT string, in bytes of UTF-8.
-MAX_STRING = 65535
-
-
 class PacketError(ValueError):
     """A packet from the broker that cannot be decoded."""
-
-
-def string_problem(text: str) -> str | None:
-    """Why ``text`` cannot be sent as an MQTT string, or ``None`` when it can.
-
-    A character a broker refuses (see :data:`_REFUSED`), or more than 65535 bytes of UTF-8.
-    """
-    if text.isascii() and text.isprintable():  # the common case: one pass in C, no regex
-        if len(text) > MAX_STRING:
-            return f"it is longer than {MAX_STRING} bytes ({len(text)})"
-        return None
-    bad = _REFUSED.search(text)
-    if bad is not None:
-        return (f"it contains the character U+{ord(bad.group()):04X} at {bad.start()}, "
-                "which MQTT brokers refuse")
-    size = len(text.encode("utf-8"))
-    if size > MAX_STRING:
-        return f"it is longer than {MAX_STRING} bytes ({size})"
-    return None
-
-
-def topic_problem(topic: str) -> str | None:
-    """Why ``topic`` cannot be published to, or ``None`` when it can.
-
-    Empty, a wildcard (``+``, ``#``), or not a valid MQTT string (:func:`string_problem`).
-    """
-    if "+" in topic or "#" in topic:
-        return "it contains a wildcard (+ or #)"
-    if not topic:
-        return "it is empty"
-    return string_problem(topic)
 
 
 class InMessage:

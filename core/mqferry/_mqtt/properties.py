@@ -9,7 +9,7 @@ from paho.mqtt.exception import MQTTException
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqferry._mqtt.codec import MAX_STRING, string_problem, topic_problem
+from mqferry._mqtt.strings import MAX_STRING, string_problem, topic_problem
 
 __all__ = ["PUBLISH_PROPERTIES", "RECEIVED_PROPERTIES", "publish_properties"]
 
@@ -37,7 +37,7 @@ def publish_properties(props: Mapping[str, Any] | None) -> Properties | None:
     ``User-Property`` may be a mapping or a list of ``(key, value)`` pairs.
 
     The strings (user properties, ``Content-Type``, ``Response-Topic``) must be MQTT strings a
-    broker accepts (:func:`~mqferry._mqtt.codec.string_problem`), the response topic without
+    broker accepts (:func:`~mqferry._mqtt.strings.string_problem`), the response topic without
     wildcards, and ``Correlation-Data`` (binary) at most 65535 bytes: a broker ends the session
     of a client that sends anything else.
 
