@@ -13,6 +13,8 @@ Variants, by direction:
 * ``floor`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor_bridge.py``, the least
   work per message a one-process asyncio + aiokafka bridge can do with mqferry's at-least-once
   guarantee (its docstring says what it leaves out).
+* ``floor2`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor2_bridge.py``, the
+  same floor split into an MQTT process and a Kafka process, as the pipe is.
 
 MQTT -> Kafka bridges forward every topic under ``<prefix>/`` to the Kafka topic with the MQTT
 payload as the record value; Kafka -> MQTT bridges publish each record value to
@@ -36,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 M2K_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-amo", "mqferry-alo")
 #: run only when named (``--variant floor``): a measuring stick, not a contender
-M2K_EXTRA = ("floor",)
+M2K_EXTRA = ("floor", "floor2")
 K2M_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-alo")
 
 
@@ -138,6 +140,9 @@ class Bridge:
         loop = self.params.pop("loop", None)
         if loop is not None:
             self.env = {**(self.env or os.environ), "MQFERRY_LOOP": str(loop)}
+        #: ``mqferry-alo+env.NAME=value``: an environment variable of the bridge process
+        for key in [k for k in self.params if k.startswith("env.")]:
+            self.env = {**(self.env or os.environ), key[4:]: str(self.params.pop(key))}
         self.prefix, self.kafka_topic = prefix, kafka_topic
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
@@ -188,6 +193,15 @@ class Bridge:
                  "--mqtt", b.mqtt, "--topic", f"{self.prefix}/#", "--kafka", b.kafka,
                  "--kafka-topic", self.kafka_topic, "--client-id", self.clientid],
                 stdout=log, stderr=log)]
+        elif self.variant == "floor2":
+            sock = self.workdir / f"floor2-{self.starts}.sock"
+            script = [str(VENV_BIN / "python"), str(HERE / "baselines" / "floor2_bridge.py")]
+            self.procs = [
+                subprocess.Popen([*script, "kafka", "--sock", str(sock), "--kafka", b.kafka,
+                                  "--kafka-topic", self.kafka_topic], stdout=log, stderr=log),
+                subprocess.Popen([*script, "mqtt", "--sock", str(sock), "--mqtt", b.mqtt,
+                                  "--topic", f"{self.prefix}/#", "--client-id", self.clientid],
+                                 stdout=log, stderr=log)]
         elif self.variant == "mq-bridge":
             mqtt_topic = (f"{self.prefix}/#" if self.direction == "mqtt-kafka"
                           else f"{self.prefix}/mqbridge")
