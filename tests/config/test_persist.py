@@ -168,3 +168,32 @@ async def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
     await writer.flush()
     assert writer.idle
     assert yaml.safe_load(path.read_text()) == {"rules": {"r": {"sql": "x"}}}
+
+
+async def test_a_flush_that_fails_leaves_the_retries_running(tmp_path, monkeypatch):
+    # A flush stops the background task to write at once; when that write fails too, the
+    # change must still be retried without anyone asking again.
+    path = tmp_path / "c.yaml"
+    write_config(path, {"rules": {}})
+    real = persist.write_text
+    full = [True]
+
+    def disk(p, text, data):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(p, text, data)
+
+    monkeypatch.setattr(persist, "write_text", disk)
+    writer = ConfigWriter(path, interval=0.01)
+    writer.write_soon({"rules": {"r": {"sql": "x"}}})
+    with pytest.raises(OSError, match="No space"):
+        await writer.flush()
+    assert writer.last_error == f"cannot write {path}: No space left on device"
+    full[0] = False
+    for _ in range(300):  # the back-off after two failures is 1-2 s
+        if writer.idle:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.idle
+    assert writer.last_error is None
+    assert yaml.safe_load(path.read_text()) == {"rules": {"r": {"sql": "x"}}}

@@ -204,16 +204,23 @@ class ConfigWriter:
         """Write what is pending now and return when it is on disk.
 
         Raises:
-            OSError: the write failed; the mapping stays pending (and is retried later).
+            OSError: the write failed; the mapping stays pending, and the background task
+                goes on retrying it.
         """
         # Cancels a back-off sleep; a write running in its thread finishes, and the one below
         # waits for it on the lock, so the file ends with the latest mapping.
         await self._task.stop()
         data = self._pending
         if data is not None:
-            await self._write_off_loop(data)
+            try:
+                await self._write_off_loop(data)
+            except OSError as exc:
+                self.last_error = f"cannot write {self.path}: {exc.strerror or exc}"
+                self._task.start()  # the stop above ended the retries: the change stays due
+                raise
             if self._pending is data:
                 self._pending = None
+                self.last_error = None
 
     async def _run(self) -> None:
         # Sleeping out the interval after each write, even the last of a burst, is what bounds

@@ -171,12 +171,16 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
 
 
 async def _reload(controller: Controller) -> None:
+    from mqferry._runtime.reconfig import ConfigConflictError
+
     log.info("SIGHUP: reloading %s", controller.path)
     try:
         await controller.reload()
     except ConfigError as exc:
         log.error("the config file is invalid; nothing was changed:\n%s",
                   "\n".join(f"  {p}: {m}" if p else f"  {m}" for p, m in exc.problems))
+    except ConfigConflictError as exc:
+        log.error("not reloading %s: %s", controller.path, exc)
     except Exception:
         log.exception("reloading the config file failed; nothing was changed")
 

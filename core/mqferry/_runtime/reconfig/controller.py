@@ -140,12 +140,22 @@ class Controller:
 
         Raises:
             ConfigError: the file is invalid; nothing was applied.
+            ConfigConflictError: changes made through the API could not be written to the
+                file yet; nothing was applied.
         """
         if self.path is None:
             raise MqferryError("this instance was not started from a config file")
         path = self.path
         async with self._lock:
-            await self.flush()  # what the API changed is in the file before it is read back
+            try:
+                await self.flush()  # what the API changed is in the file before it is read back
+            except OSError as exc:
+                # Reading the file back now would undo changes the API has confirmed.
+                raise ConfigConflictError(
+                    f"the changes made through the API are not written to {path} yet "
+                    f"({exc.strerror or exc}); reloading now would undo them. Make the file "
+                    "writable (free disk space, permissions); the write is retried, then "
+                    "reload") from exc
 
             def read() -> tuple[dict[str, Any], str | None, AppConfig]:
                 data = read_yaml(path, env=False)
