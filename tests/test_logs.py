@@ -37,6 +37,12 @@ def test_aiokafka_connection_errors_it_retries_are_dropped_unless_debug_is_asked
     logging.getLogger("aiokafka.consumer.group_coordinator").error(
         "Group Coordinator Request failed: %s", "[Error 15] GroupCoordinatorNotAvailableError")
     logging.getLogger("aiokafka.consumer.group_coordinator").info("Joined group 'g'")
+    logging.getLogger("aiokafka.producer.sender").warning(
+        "Got error produce response: %s", "NodeNotReadyError: Attempt to send a request to node"
+        " which is not ready (node id 1).")
+    logging.getLogger("aiokafka.producer.sender").warning(
+        "Got error produce response on topic-partition %s, retrying. Error: %s", "t/0",
+        "NotLeaderForPartitionError")
     logging.getLogger("aiokafka.cluster").error("Topic %s not found in cluster metadata", "t")
     assert captured.getvalue().splitlines()[0].endswith(
         "ERROR   aiokafka.cluster: Topic t not found in cluster metadata")

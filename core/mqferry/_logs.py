@@ -43,6 +43,10 @@ RETRIED = (
     "Heartbeat send request failed",
     "Failed fetch messages from",
     "Failed fetch offsets from",
+    # a produce request that did not reach the broker, or a partition error it retries: ten a
+    # second while Kafka is away; the action's status and metrics say it, and a batch that
+    # fails for good is logged by the action
+    "Got error produce response",
 )
 
 #: Words of a retried failure that configuration causes (credentials, certificates): aiokafka's
