@@ -127,6 +127,9 @@ async def test_sections_that_need_a_restart_are_reported(setup, plugins):
     await app.reconfigure(new)
     assert app.mqtt is mqtt
     assert app.mqtt.config.clientid == "mqferry"  # the session is not changed live
+    # changed back: what runs is what the file says again, so no restart is needed
+    back = validate_config(copy.deepcopy(CONFIG), plugins.registries(), plugins.function_table())
+    assert plan_changes(app, back).restart_needed == []
 
 
 async def test_connector_change_rebuilds_its_actions_only(setup):

@@ -86,6 +86,9 @@ class App:
                  publisher: MqttPublisher | None = None,
                  mqtt_factory: Callable[..., MqttConnector] = MqttConnector) -> None:
         self.config = config
+        #: What the process started with: the sections that change only with a restart keep
+        #: running these, whatever the reloads since applied.
+        self.started_raw = config.raw
         self.node = config.raw.node
         #: Makes MQTT connectors (the app's own, and a cluster's slot sessions).
         self.mqtt_factory = mqtt_factory

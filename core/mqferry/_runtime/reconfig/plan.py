@@ -83,8 +83,10 @@ def plan_changes(app: App, new: AppConfig) -> Plan:
                for f in r.compiled.topic_filters}
     current = app.topic_filters
     plan.subscriptions = (sorted(filters - current), sorted(current - filters))
+    # Against what runs, not the last config applied: a section changed and changed back by
+    # two reloads needs no restart.
     plan.restart_needed = [s for s in _RESTART_SECTIONS
-                           if getattr(old.raw, s) != getattr(new.raw, s)]
+                           if getattr(app.started_raw, s) != getattr(new.raw, s)]
     return plan
 
 
