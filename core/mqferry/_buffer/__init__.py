@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from mqferry._buffer.disk import DiskQueue
+from mqferry._buffer.errors import DiskBufferError
 
-__all__ = ["DiskQueue"]
+__all__ = ["DiskBufferError", "DiskQueue"]

@@ -6,27 +6,34 @@ Layout of a queue directory::
     00000000000000004096.seg   the next segment
     acked                      the first sequence number not yet acknowledged
 
-A record on disk is ``length (u32) | crc32 (u32) | bytes``. :meth:`DiskQueue.append` writes a
-group of records and fsyncs once, so a record returned from it is on disk. Records are
-acknowledged out of order; the ``acked`` mark moves over the leading run of acknowledged records
-and whole segments behind it are deleted. On open, a torn record at the end of the last segment
-(a crash mid-write) is cut off, and every record from the mark on is replayed; records that were
-acknowledged after the mark was last written come back once more (at-least-once).
+A record on disk is ``length (u32) | crc32 (u32) | bytes`` (:mod:`.segment`).
+:meth:`DiskQueue.append` writes a group of records and fsyncs, so a record returned from it is on
+disk; an append that fails (a full disk) raises :class:`DiskBufferError` and leaves the files and
+sequence numbers as they were, so the caller still holds the records and may try again. Records
+are acknowledged out of order; the ``acked`` mark moves over the leading run of acknowledged
+records and whole segments behind it are deleted. On open (:mod:`.recovery`), a torn record at the
+end of the last segment (a crash mid-write) is cut off, damage is counted in
+:attr:`DiskQueue.lost_on_open` and :attr:`DiskQueue.problems`, and every record from the mark on
+is replayed; records that were acknowledged after the mark was last written come back once more
+(at-least-once).
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
-import struct
-import zlib
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+from mqferry._buffer.errors import DiskBufferError
+from mqferry._buffer.recovery import MARK, open_directory, segment_path
+from mqferry._buffer.segment import frame
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<II")
-_SUFFIX = ".seg"
+#: a segment to write to (its first sequence number, or None for the open one) and its frames
+_Plan = list[tuple[int | None, list[bytes]]]
 
 
 class DiskQueue:
@@ -35,31 +42,45 @@ class DiskQueue:
     Args:
         directory: the queue's own directory (created if missing).
         segment_bytes: start a new segment file after this many bytes.
+        write: the ``os.write`` to write segments with (a test passes one that fails part-way,
+            as a full disk does).
+
+    Raises:
+        DiskBufferError: the directory cannot be used at all (it is a file, cannot be created,
+            listed or written to). Damaged files inside it do not raise: see ``problems``.
     """
 
-    def __init__(self, directory: Path, *, segment_bytes: int) -> None:
+    def __init__(self, directory: Path, *, segment_bytes: int,
+                 write: Callable[[int, bytes | memoryview], int] = os.write) -> None:
         self.directory = directory
         self.segment_bytes = max(segment_bytes, 4096)
-        directory.mkdir(parents=True, exist_ok=True)
-        self._mark_file = directory / "acked"
-        self._acked_upto = self._read_mark()
+        self._os_write = write
+        self._mark_file = directory / MARK
+        found = open_directory(directory)
+        #: unacknowledged records found lost when opening (by sequence numbers)
+        self.lost_on_open = found.lost
+        #: every problem found when opening, one line each (each also logged at ERROR)
+        self.problems = found.problems
+        self._acked_upto = found.acked
+        self._next_seq = found.next_seq
+        self._segments = found.segments
+        self._holes = found.holes
+        self._recovered = found.records
         self._done: set[int] = set()
-        self._segments: list[int] = sorted(
-            int(p.stem) for p in directory.glob(f"*{_SUFFIX}") if p.stem.isdigit()
-        )
-        self._next_seq = self._acked_upto
         self._writer: int | None = None
         self._writer_bytes = 0
-        self._recovered = list(self._scan())
-        if self._recovered:
-            self._next_seq = self._recovered[-1][0] + 1
+        self._mark_failing = False
+        if found.mark_moved:
+            self._write_mark()
+            self._drop_finished_segments()
 
     # -- public ---------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
         """Records appended and not yet acknowledged."""
-        return self._next_seq - self._acked_upto - len(self._done)
+        lost = sum(end - start for start, end in self._holes.items())
+        return self._next_seq - self._acked_upto - len(self._done) - lost
 
     def recovered(self) -> list[tuple[int, bytes]]:
         """The unacknowledged records found on open, in order (returned once)."""
@@ -67,22 +88,43 @@ class DiskQueue:
         return out
 
     def append(self, records: list[bytes]) -> list[int]:
-        """Write ``records`` and fsync; return their sequence numbers."""
-        seqs = []
-        chunks: list[bytes] = []
-        for data in records:
-            if self._writer is None or self._writer_bytes >= self.segment_bytes:
-                self._flush(chunks)
-                chunks = []
-                self._rotate()
-            frame = _HEADER.pack(len(data), zlib.crc32(data)) + data
-            chunks.append(frame)
-            self._writer_bytes += len(frame)
-            seqs.append(self._next_seq)
-            self._next_seq += 1
-        self._flush(chunks)
-        if self._writer is not None:
-            os.fsync(self._writer)
+        """Write ``records`` and fsync; return their sequence numbers.
+
+        Raises:
+            DiskBufferError: nothing was written (a full disk, an I/O error); the queue is as
+                before the call, and the same records may be appended again later.
+        """
+        if not records:
+            return []
+        plan, size = self._plan(records)
+        created: list[tuple[int, int, int]] = []  # (first seq, fd, size before) of each opened
+        try:
+            for first, frames in plan:
+                if first is None:
+                    fd = self._writer
+                    assert fd is not None
+                else:
+                    fd = os.open(segment_path(self.directory, first),
+                                 os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                    created.append((first, fd, os.fstat(fd).st_size))
+                self._write_all(fd, b"".join(frames))
+                os.fsync(fd)
+            if created:
+                self._fsync_directory()
+        except OSError as exc:
+            self._undo(plan[0][0] is None, created)
+            raise DiskBufferError(
+                self.directory, f"cannot write {len(records)} records "
+                f"({exc.strerror or exc}); nothing was written and they are still to be kept",
+                errno=exc.errno) from exc
+        for first, fd, _ in created:  # the last one stays open, to write to next
+            self.close()
+            self._writer = fd
+            if first not in self._segments:
+                self._segments.append(first)
+        self._writer_bytes = size + (created[-1][2] if created else 0)
+        seqs = list(range(self._next_seq, self._next_seq + len(records)))
+        self._next_seq += len(records)
         return seqs
 
     def ack(self, seq: int) -> None:
@@ -91,9 +133,14 @@ class DiskQueue:
             return
         self._done.add(seq)
         moved = False
-        while self._acked_upto in self._done:
-            self._done.discard(self._acked_upto)
-            self._acked_upto += 1
+        while True:
+            if self._acked_upto in self._done:
+                self._done.discard(self._acked_upto)
+                self._acked_upto += 1
+            elif self._acked_upto in self._holes:  # records lost on open
+                self._acked_upto = self._holes.pop(self._acked_upto)
+            else:
+                break
             moved = True
         if moved:
             self._write_mark()
@@ -105,73 +152,84 @@ class DiskQueue:
             os.close(self._writer)
             self._writer = None
 
-    # -- internals ------------------------------------------------------------------------
+    # -- writing --------------------------------------------------------------------------
 
-    def _path(self, first_seq: int) -> Path:
-        return self.directory / f"{first_seq:020d}{_SUFFIX}"
+    def _plan(self, records: list[bytes]) -> tuple[_Plan, int]:
+        """Split the frames over segments, without touching anything; and the last one's size."""
+        plan: _Plan = []
+        size = self._writer_bytes if self._writer is not None else None
+        seq = self._next_seq
+        for data in records:
+            if size is None or size >= self.segment_bytes:
+                plan.append((seq, []))
+                size = 0
+            elif not plan:
+                plan.append((None, []))
+            framed = frame(data)
+            plan[-1][1].append(framed)
+            size += len(framed)
+            seq += 1
+        assert size is not None
+        return plan, size
 
-    def _flush(self, chunks: list[bytes]) -> None:
-        if chunks and self._writer is not None:
-            os.write(self._writer, b"".join(chunks))
+    def _write_all(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = self._os_write(fd, view)
+            if n <= 0:
+                raise OSError(errno.EIO, "a write wrote nothing")
+            view = view[n:]
 
-    def _rotate(self) -> None:
-        self.close()
-        first = self._next_seq
-        self._writer = os.open(self._path(first), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._writer_bytes = 0
-        if first not in self._segments:
-            self._segments.append(first)
-            # the new file's directory entry must survive a crash too
-            dir_fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-    def _read_mark(self) -> int:
+    def _undo(self, wrote_open: bool, created: list[tuple[int, int, int]]) -> None:
+        """Put every file a failed append touched back as it was: no partial record, no new
+        file. ``wrote_open``: it wrote to the open segment."""
         try:
-            return int(self._mark_file.read_text().strip() or 0)
-        except FileNotFoundError:
-            return 0
-        except ValueError:
-            log.warning("disk buffer %s: unreadable ack mark; replaying everything",
-                        self.directory)
-            return 0
+            if wrote_open and self._writer is not None:
+                os.ftruncate(self._writer, self._writer_bytes)
+            for first, fd, before in created:
+                os.ftruncate(fd, before)
+                os.close(fd)
+                if before == 0:
+                    segment_path(self.directory, first).unlink()
+        except OSError as exc:
+            # Never append after a partial record: the next append starts a new segment, and
+            # opening reads the partial one as a damaged record (nothing lost: it was never
+            # returned from append).
+            log.error("disk buffer %s: cannot undo a failed write (%s)", self.directory,
+                      exc.strerror or exc)
+            self.close()
+
+    def _fsync_directory(self) -> None:
+        # a new file's directory entry must survive a crash too
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # -- the mark -------------------------------------------------------------------------
 
     def _write_mark(self) -> None:
         tmp = self._mark_file.with_suffix(".tmp")
-        tmp.write_text(str(self._acked_upto))
-        tmp.replace(self._mark_file)
+        try:
+            tmp.write_text(str(self._acked_upto))
+            tmp.replace(self._mark_file)
+        except OSError as exc:
+            # The mark only saves replays: without it, more records come back after a restart.
+            if not self._mark_failing:
+                log.error("disk buffer %s: cannot write the ack mark (%s); acknowledged records "
+                          "will be replayed after a restart", self.directory,
+                          exc.strerror or exc)
+            self._mark_failing = True
+        else:
+            self._mark_failing = False
 
     def _drop_finished_segments(self) -> None:
         # A segment is finished when the next one starts at or before the mark.
         while len(self._segments) > 1 and self._segments[1] <= self._acked_upto:
             first = self._segments.pop(0)
-            self._path(first).unlink(missing_ok=True)
-
-    def _scan(self) -> Iterator[tuple[int, bytes]]:
-        for i, first in enumerate(self._segments):
-            path = self._path(first)
-            data = path.read_bytes()
-            pos, seq = 0, first
-            while pos + _HEADER.size <= len(data):
-                length, crc = _HEADER.unpack_from(data, pos)
-                body = data[pos + _HEADER.size : pos + _HEADER.size + length]
-                if len(body) < length or zlib.crc32(body) != crc:
-                    break
-                if seq >= self._acked_upto:
-                    yield seq, body
-                pos += _HEADER.size + length
-                seq += 1
-            if pos < len(data):
-                if i == len(self._segments) - 1:
-                    log.warning("disk buffer %s: cutting a torn record at the end of %s",
-                                self.directory, path.name)
-                    with path.open("r+b") as f:
-                        f.truncate(pos)
-                else:
-                    log.error("disk buffer %s: corrupt record in %s at byte %d; the rest of "
-                              "that segment is skipped", self.directory, path.name, pos)
-                    # Unreadable records can never be acknowledged; let the mark pass them.
-                    self._done.update(range(seq, self._segments[i + 1]))
-            self._next_seq = max(self._next_seq, seq)
+            try:
+                segment_path(self.directory, first).unlink(missing_ok=True)
+            except OSError as exc:
+                log.error("disk buffer %s: cannot delete finished segment %d (%s)",
+                          self.directory, first, exc.strerror or exc)
