@@ -11,7 +11,7 @@ from __future__ import annotations
 from mqferry._compiled import StaleCompiledModule, check_compiled
 
 # isort: split
-from mqferry._buffer import DiskQueue
+from mqferry._buffer import DiskBufferError, DiskQueue
 from mqferry._cluster.transport import ClusterLog, ClusterTransport, LogRecord, SlotListener
 from mqferry._config import (
     ActionConfigBase,
@@ -92,6 +92,7 @@ __all__ = [
     "Countdown",
     "Delivery",
     "DeliveryError",
+    "DiskBufferError",
     "DiskQueue",
     "DuplicateTypeError",
     "Duration",
