@@ -81,7 +81,8 @@ class KafkaConsumerParameters(Strict):
     topic: str | None = None
     #: A Python regular expression; every Kafka topic whose whole name matches is consumed.
     topic_pattern: str | None = None
-    #: How often the topic list is refreshed, so new topics matching ``topic_pattern`` are found.
+    #: How often the topic list is refreshed, so new topics matching ``topic_pattern``, and
+    #: configured topics created after the start, are found.
     topic_pattern_refresh_interval: Duration = 10.0
     topic_mapping: list[TopicMapping] = Field(default_factory=list)
     group_id: str | None = None

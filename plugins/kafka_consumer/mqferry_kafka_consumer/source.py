@@ -12,7 +12,9 @@ At-least-once, nothing lost on restart:
   and not yet committed): those are what a crash makes mqferry deliver again, so duplicates after
   ``kill -9`` stay within that window whatever the rate.
 - With ``latest``, the start position is committed on the group's first assignment, so records
-  produced while mqferry is down are delivered after a restart.
+  produced while mqferry is down are delivered after a restart; a partition the group never
+  committed starts at its first record produced after the source started, so a topic created
+  while mqferry runs is read from its start (:mod:`mqferry_kafka_consumer.discovery`).
 - When the window is full, every assigned partition is paused until records settle and are
   committed: a slow MQTT side stops consumption instead of filling memory.
 - When the MQTT session drops, every partition is consumed again from its first unsettled record
@@ -54,6 +56,7 @@ from mqferry import (
 from mqferry_kafka import KafkaConnector, close_client, start_with_backoff
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.deadletter import DeadLetter
+from mqferry_kafka_consumer.discovery import TopicWatch, start_offsets
 from mqferry_kafka_consumer.handler import RecordHandler
 
 log = logging.getLogger(__name__)
@@ -131,6 +134,9 @@ class KafkaConsumerSource:
         # Wall-clock time (as aiokafka's fetch timestamps) from which fetch silence counts: the
         # start, a new assignment or the end of a pause.
         self._fetching_since = time.time()
+        #: Wall-clock ms of the first start: records from then on are never skipped.
+        self.since_ms: int | None = None
+        self.topic_watch = TopicWatch(self.id, p.kafka_topics(), p.topic_pattern_refresh_interval)
         self.metrics.gauge("inflight", lambda: self.tracker.inflight)
         self.metrics.gauge("paused", lambda: 1.0 if self._paused else 0.0)
         self.metrics.series("lag", ("topic", "partition"))
@@ -144,6 +150,8 @@ class KafkaConsumerSource:
 
     async def start(self) -> None:
         """Start consuming in the background, once the MQTT session is up."""
+        if self.since_ms is None:
+            self.since_ms = int(time.time() * 1000)
         if not self._consume.running:
             self._stopping = False
             self._failure = None
@@ -230,12 +238,17 @@ class KafkaConsumerSource:
         """Newly assigned partitions: pin the start of never-committed ones, track their lag."""
         consumer = self.consumer
         assert consumer is not None
-        for tp in assigned:
-            committed = await consumer.committed(tp)
-            if committed is None:
-                committed = await consumer.position(tp)
-                await consumer.commit({tp: OffsetAndMetadata(committed, "")})
-            self.tracker.window(tp).committed = committed
+        committed = {tp: await consumer.committed(tp) for tp in assigned}
+        fresh = [tp for tp, off in committed.items() if off is None]
+        starts = await start_offsets(consumer, fresh, policy=self.params.offset_reset_policy,
+                                     since_ms=self.since_ms or 0, source_id=self.id)
+        for tp, start in starts.items():
+            if start != await consumer.position(tp):
+                consumer.seek(tp, start)
+            await consumer.commit({tp: OffsetAndMetadata(start, "")})
+            committed[tp] = start
+        for tp, off in committed.items():
+            self.tracker.window(tp).committed = off
             self.metrics.gauge("lag", partial(self._lag_of, tp), _partition_labels(tp))
         self._fetching_since = time.time()
         # Logged once the start positions are pinned: from here on nothing produced is skipped.
@@ -283,8 +296,8 @@ class KafkaConsumerSource:
     def _make_consumer(self) -> AIOKafkaConsumer:
         p = self.params
         options = self.connector.client_options("consumer")
-        if p.topic_pattern is not None:
-            options["metadata_max_age_ms"] = int(p.topic_pattern_refresh_interval * 1000)
+        # aiokafka's 5 minutes would leave a topic created after the start unread that long.
+        options["metadata_max_age_ms"] = int(p.topic_pattern_refresh_interval * 1000)
         consumer: AIOKafkaConsumer = self._consumer_factory(
             **options,
             group_id=self.group_id,
@@ -336,19 +349,15 @@ class KafkaConsumerSource:
 
         The new consumer starts from the committed offsets, so nothing unsettled is skipped.
         """
-        consumer, self.consumer = self.consumer, None
+        consumer = self.consumer
         if consumer is None:
             return
         try:
             async with asyncio.timeout(FINAL_COMMIT_TIMEOUT):
-                offsets = self.tracker.committable()
-                assigned = consumer.assignment()
-                offsets = {tp: off for tp, off in offsets.items() if tp in assigned}
-                if offsets:
-                    await consumer.commit({tp: OffsetAndMetadata(off, "")
-                                           for tp, off in offsets.items()})
+                await self.commit_pending()
         except Exception as exc:  # consumed again from the last commit: duplicates, no loss
             log.warning("source %s: commit after the failure failed: %s", self.id, describe(exc))
+        self.consumer = None
         lost = self.tracker.inflight
         self.tracker.discard(list(self.tracker.windows))
         if lost:
@@ -373,6 +382,7 @@ class KafkaConsumerSource:
         log.info("source %s: consuming %s as group %s", self.id, what, self.group_id)
         interval = self.params.offset_commit_interval_seconds
         while not self._stopping:
+            self.topic_watch.check(consumer)
             if self.handler.rewind:
                 await self._do_rewind(consumer)
             if self._commit_due(interval):

@@ -1,6 +1,6 @@
 """The source's health says when Kafka stops answering its fetches, and recovers with them.
 
-Twins on both sides (:class:`mqferry_kafka.testing.KafkaTwin`,
+Twins on both sides (:class:`tests.plugins.kafka_consumer.twin.TimedKafkaTwin`,
 :class:`mqferry.testing.InMemoryMqtt`); against a real, stopped Kafka:
 tests/integration/test_cluster_kafka_outage.py.
 """
@@ -9,8 +9,7 @@ import asyncio
 
 from mqferry import Status
 from mqferry.testing import InMemoryMqtt, wait_until
-from mqferry_kafka.testing import KafkaTwin
-from tests.plugins.kafka_consumer.test_offsets import make
+from tests.plugins.kafka_consumer.test_offsets import make, twin
 
 
 async def status(src):
@@ -18,7 +17,7 @@ async def status(src):
 
 
 async def test_a_kafka_that_answers_no_fetch_makes_the_source_connecting_until_it_answers():
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt()
+    kafka, mqtt = twin(), InMemoryMqtt()
     src = make(kafka, mqtt, offset_reset_policy="earliest", max_wait_time="0.1s")
     src.fetch_stall_after = 0.3
     await src.start()
@@ -43,7 +42,7 @@ async def test_a_kafka_that_answers_no_fetch_makes_the_source_connecting_until_i
 
 
 async def test_paused_partitions_are_not_kafka_silence():
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt(hold_acks=True)
+    kafka, mqtt = twin(), InMemoryMqtt(hold_acks=True)
     for i in range(4):
         kafka.produce("in", b"m%d" % i)
     src = make(kafka, mqtt, offset_reset_policy="earliest", max_inflight=2,

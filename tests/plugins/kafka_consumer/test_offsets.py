@@ -1,8 +1,8 @@
 """The source's offsets on the twins: the whole consume loop, from fetch to commit.
 
-The Kafka side is :class:`mqferry_kafka.testing.KafkaTwin` (injected as the consumer factory),
-the MQTT side :class:`mqferry.testing.InMemoryMqtt`. The same claims are made against the real
-brokers in tests/integration/test_kafka_source.py.
+The Kafka side is :class:`tests.plugins.kafka_consumer.twin.TimedKafkaTwin` (injected as the
+consumer factory), the MQTT side :class:`mqferry.testing.InMemoryMqtt`. The same claims are made
+against the real brokers in tests/integration/test_kafka_source.py.
 """
 
 import asyncio
@@ -12,11 +12,16 @@ import pytest
 from mqferry import MqttUnavailable
 from mqferry.testing import InMemoryMqtt, runtime_context, wait_until
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
-from mqferry_kafka.testing import KafkaTwin
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.source import KafkaConsumerSource
+from tests.plugins.kafka_consumer.twin import TimedKafkaTwin
 
 GROUP = "g"
+
+
+def twin():
+    """The Kafka twin, with the topic ``in`` (one partition)."""
+    return TimedKafkaTwin(topics={"in": 1})
 
 
 def make(kafka, mqtt, **params):
@@ -52,7 +57,7 @@ def payloads(mqtt):
 
 async def test_an_offset_is_committed_only_after_its_publish_and_every_earlier_one_is_acked(
         running):
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt(hold_acks=True)
+    kafka, mqtt = twin(), InMemoryMqtt(hold_acks=True)
     for i in range(3):
         kafka.produce("in", b"m%d" % i)
     await running(kafka, mqtt, offset_reset_policy="earliest")
@@ -67,7 +72,7 @@ async def test_an_offset_is_committed_only_after_its_publish_and_every_earlier_o
 
 
 async def test_latest_pins_the_start_so_records_produced_later_are_delivered(running):
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt()
+    kafka, mqtt = twin(), InMemoryMqtt()
     kafka.produce("in", b"before")
     src = await running(kafka, mqtt)
     await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 1)
@@ -80,7 +85,7 @@ async def test_latest_pins_the_start_so_records_produced_later_are_delivered(run
 
 
 async def test_stop_commits_what_settled(running):
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt()
+    kafka, mqtt = twin(), InMemoryMqtt()
     src = await running(kafka, mqtt, offset_commit_interval_seconds=3600, max_inflight=1000)
     await wait_until(lambda: kafka.consumers and kafka.consumers[0].assignment())
     for i in range(5):
@@ -93,7 +98,7 @@ async def test_stop_commits_what_settled(running):
 
 
 async def test_a_full_window_pauses_the_partitions_until_records_settle(running):
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt(hold_acks=True)
+    kafka, mqtt = twin(), InMemoryMqtt(hold_acks=True)
     for i in range(10):
         kafka.produce("in", b"m%d" % i)
     src = await running(kafka, mqtt, offset_reset_policy="earliest", max_inflight=4)
@@ -109,7 +114,7 @@ async def test_a_full_window_pauses_the_partitions_until_records_settle(running)
 
 
 async def test_a_lost_mqtt_session_consumes_again_from_the_first_unacked_record(running):
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt(hold_acks=True)
+    kafka, mqtt = twin(), InMemoryMqtt(hold_acks=True)
     for i in range(4):
         kafka.produce("in", b"m%d" % i)
     src = await running(kafka, mqtt, offset_reset_policy="earliest")
@@ -128,7 +133,7 @@ async def test_a_lost_mqtt_session_consumes_again_from_the_first_unacked_record(
 async def test_a_failed_commit_is_retried_and_nothing_is_skipped(running):
     from aiokafka.errors import CommitFailedError
 
-    kafka, mqtt = KafkaTwin(), InMemoryMqtt()
+    kafka, mqtt = twin(), InMemoryMqtt()
     kafka.produce("in", b"m0")
     await running(kafka, mqtt, offset_reset_policy="earliest")
     await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 0)

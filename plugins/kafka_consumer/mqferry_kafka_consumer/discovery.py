@@ -1,0 +1,98 @@
+"""Topics and partitions that appear while the source runs: found, said, and read from their start.
+
+Two things go wrong with a topic created after mqferry started, and this module prevents both:
+
+- It is seen late. aiokafka refreshes its metadata every ``metadata_max_age_ms`` (5 minutes by
+  default), so the source sets that from ``topic_pattern_refresh_interval`` for named topics too,
+  and :class:`TopicWatch` says which configured topics Kafka does not know (yet), and when they
+  appear, so a typo in a topic name does not pass unnoticed.
+- Its first records are skipped. A partition the group never committed starts at ``latest``,
+  which for a partition created after the source started means "after whatever was produced
+  before it was assigned". :func:`start_offsets` starts such a partition at its first record
+  timestamped at or after the source's start instead: "latest as of the group's first start",
+  as documented, approximated by this process's first start (Kafka keeps no commit times).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger(__name__)
+
+
+class TopicWatch:
+    """Logs once when a configured topic is missing from Kafka's metadata, and when it appears.
+
+    It reads the consumer's cached metadata (``partitions_for_topic``), refreshed by aiokafka
+    every ``metadata_max_age_ms``: no request of its own, so a slow Kafka never stalls the loop.
+    """
+
+    def __init__(self, source_id: str, topics: Iterable[str], refresh: float) -> None:
+        self.source_id = source_id
+        self.topics = list(topics)
+        self.refresh = refresh
+        #: Configured topics Kafka did not know at the last check.
+        self.missing: set[str] = set()
+        self._warned: set[str] = set()
+        self._checked = -1.0
+
+    def check(self, consumer: Any) -> None:
+        """Compare the configured topics with the consumer's metadata (at most once a second,
+        as it is called on every turn of the consume loop); log what changed."""
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return
+        self._checked = now
+        for topic in self.topics:
+            known = consumer.partitions_for_topic(topic) is not None
+            if known and topic in self.missing:
+                self.missing.discard(topic)
+                log.info("source %s: Kafka topic %r now exists; its partitions are assigned at "
+                         "the next rebalance and read from their first record produced after "
+                         "the source started", self.source_id, topic)
+            elif not known and topic not in self.missing:
+                self.missing.add(topic)
+                if topic not in self._warned:
+                    self._warned.add(topic)
+                    log.warning("source %s: Kafka topic %r does not exist (yet); it is looked "
+                                "for every %gs and consumed from its first record once it is "
+                                "created", self.source_id, topic, self.refresh)
+
+
+async def start_offsets(consumer: Any, fresh: list[TopicPartition], *, policy: str,
+                        since_ms: int, source_id: str) -> dict[TopicPartition, int]:
+    """Where partitions the group never committed start.
+
+    ``earliest``: their beginning. ``latest``: their end, unless records timestamped at or after
+    ``since_ms`` (the source's first start) lie before it; then the first of those, so nothing
+    produced while the source was running is skipped (a topic created after the start is read
+    from its first record). Partitions that existed before keep ``latest``: their records are
+    older. Should the timestamp lookup fail, ``latest`` is used and a warning says so.
+    """
+    # The consumer's position is its auto_offset_reset (the policy) for a never-committed one.
+    ends = {tp: await consumer.position(tp) for tp in fresh}
+    if policy != "latest" or not fresh:
+        return ends
+    try:
+        found = await consumer.offsets_for_times(dict.fromkeys(fresh, since_ms))
+    except (KafkaError, ValueError) as exc:
+        log.warning("source %s: cannot look up the first records produced after the source "
+                    "started (%s); %s start at the latest offset", source_id,
+                    str(exc) or type(exc).__name__,
+                    ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(fresh)))
+        return ends
+    starts = dict(ends)
+    for tp in fresh:
+        hit = found.get(tp)
+        if hit is not None and hit.offset < ends[tp]:
+            starts[tp] = hit.offset
+            log.info("source %s: %s/%d has no committed offset; starting at offset %d, its "
+                     "first record produced after the source started (%d records)", source_id,
+                     tp.topic, tp.partition, hit.offset, ends[tp] - hit.offset)
+    return starts

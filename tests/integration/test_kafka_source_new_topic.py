@@ -1,0 +1,42 @@
+"""A Kafka topic created after the source started: found within seconds, nothing skipped.
+
+Real Kafka and Mosquitto, an ``mqferry run`` process; kcat produces, mosquitto_sub witnesses.
+The twin-side claims are in tests/plugins/kafka_consumer/test_new_topics.py.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from tests.integration.conftest import _create_topic, _delete_topics, _run_in_thread
+from tests.integration.test_kafka_source import config, mapping, mqferry  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def test_records_produced_right_after_a_mapped_topic_is_created_reach_mqtt(
+        mqferry, kafka_bootstrap, mqtt_broker, kcat_produce, mosquitto_sub):  # noqa: F811
+    topic = f"mqferry-test-late-{uuid.uuid4().hex[:8]}"
+    prefix = f"late-{uuid.uuid4().hex[:6]}"
+    params = {"topic_mapping": [mapping(topic, f"{prefix}/${{.value}}",
+                                        payload_template="${.value}")],
+              "topic_pattern_refresh_interval": "3s"}  # offset_reset_policy: latest (default)
+    app = mqferry(config(kafka_bootstrap, mqtt_broker, params=params))
+    app.wait_ready()
+    app.wait_for_log(f"Kafka topic {topic!r} does not exist (yet)", 30)
+    try:
+        with mosquitto_sub(f"{prefix}/#", 5) as sub:
+            _run_in_thread(lambda: _create_topic(kafka_bootstrap, topic, 1, 30))
+            created = time.monotonic()
+            kcat_produce(topic, [f"m{i}" for i in range(5)])  # before the source is assigned it
+            got = sub.wait(15)
+            took = time.monotonic() - created
+        assert sorted(m.payload for m in got) == [b"m%d" % i for i in range(5)], app.log
+        assert took < 15
+        app.wait_for_log(f"Kafka topic {topic!r} now exists", 10)
+        assert app.terminate() == 0
+    finally:
+        _run_in_thread(lambda: _delete_topics(kafka_bootstrap, [topic]))

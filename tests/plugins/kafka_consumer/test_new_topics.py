@@ -1,0 +1,100 @@
+"""Topics and partitions that appear while the source runs: found quickly, said, nothing skipped.
+
+With ``latest``, a partition the group never committed starts at its first record produced after
+the source started; one whose records are all older starts at its end. Twins on both sides
+(:class:`tests.plugins.kafka_consumer.twin.TimedKafkaTwin`, :class:`mqferry.testing.InMemoryMqtt`);
+against the real brokers: tests/integration/test_kafka_source_new_topic.py.
+"""
+
+import logging
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaTimeoutError
+
+from mqferry.testing import InMemoryMqtt, wait_until
+from tests.plugins.kafka_consumer.test_offsets import GROUP, make
+from tests.plugins.kafka_consumer.twin import TimedKafkaTwin, now_ms
+
+LATE = [{"kafka_topic": "late", "mqtt_topic": "out", "qos": 1, "payload_template": "${.value}"}]
+
+
+@pytest.fixture
+async def running():
+    sources = []
+
+    async def start(kafka, mqtt, **params):
+        sources.append(src := make(kafka, mqtt, **params))
+        await src.start()
+        return src
+
+    yield start
+    for src in sources:
+        await src.stop()
+
+
+def payloads(mqtt):
+    return [p.payload for p in mqtt.published]
+
+
+async def test_a_topic_created_after_the_start_is_read_from_its_first_record(running, caplog):
+    kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
+    with caplog.at_level(logging.INFO, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=LATE)
+        await wait_until(lambda: "'late' does not exist (yet)" in caplog.text)
+        for i in range(3):  # created, then written to before the source is assigned it
+            kafka.produce("late", b"m%d" % i, timestamp=now_ms())
+        await wait_until(lambda: len(mqtt.published) == 3)
+        await wait_until(lambda: kafka.committed_offset(GROUP, "late") == 3)
+        await wait_until(lambda: "Kafka topic 'late' now exists" in caplog.text)
+    assert payloads(mqtt) == [b"m0", b"m1", b"m2"]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "'late'" in warnings[0].getMessage()
+
+
+async def test_a_partition_whose_records_predate_the_start_still_starts_at_latest(running):
+    kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
+    kafka.produce("late", b"old")  # timestamped in 2023: before the start
+    await running(kafka, mqtt, topic_mapping=LATE)
+    await wait_until(lambda: kafka.committed_offset(GROUP, "late") == 1)
+    kafka.produce("late", b"new", timestamp=now_ms())
+    await wait_until(lambda: kafka.committed_offset(GROUP, "late") == 2)
+    assert payloads(mqtt) == [b"new"]
+
+
+async def test_only_records_timestamped_after_the_start_are_read_of_a_never_committed_partition(
+        running):
+    kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
+    kafka.produce("late", b"old")
+    kafka.produce("late", b"after start", timestamp=now_ms() + 60_000)
+    await running(kafka, mqtt, topic_mapping=LATE)
+    await wait_until(lambda: kafka.committed_offset(GROUP, "late") == 2)
+    assert payloads(mqtt) == [b"after start"]
+    assert kafka.commits[0] == (GROUP, TopicPartition("late", 0), 1)  # the start, pinned
+
+
+async def test_earliest_ignores_timestamps(running):
+    kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
+    kafka.produce("late", b"old")
+    await running(kafka, mqtt, topic_mapping=LATE, offset_reset_policy="earliest")
+    await wait_until(lambda: kafka.committed_offset(GROUP, "late") == 1)
+    assert payloads(mqtt) == [b"old"]
+
+
+async def test_a_failed_timestamp_lookup_falls_back_to_latest_and_says_so(running, caplog):
+    kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
+    kafka.fail_lookups.append(KafkaTimeoutError("no answer (twin)"))
+    kafka.produce("late", b"new", timestamp=now_ms() + 60_000)
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=LATE)
+        await wait_until(lambda: kafka.committed_offset(GROUP, "late") == 1)
+    assert payloads(mqtt) == []
+    assert "cannot look up the first records produced after the source started" in caplog.text
+    assert "late/0 start at the latest offset" in caplog.text
+
+
+def test_named_topics_refresh_their_metadata_as_often_as_patterns():
+    kafka = TimedKafkaTwin()
+    src = make(kafka, InMemoryMqtt(), topic_mapping=LATE, topic_pattern_refresh_interval="3s")
+    src._make_consumer()
+    assert kafka.consumers[0].options["metadata_max_age_ms"] == 3000
