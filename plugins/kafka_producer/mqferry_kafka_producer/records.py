@@ -260,7 +260,14 @@ class RecordBuffer:
         if not self.to_persist or self.disk is None:
             return
         batch, self.to_persist = self.to_persist, []
-        seqs = await asyncio.to_thread(self.disk.append, [r.encode() for r in batch])
+        try:
+            seqs = await asyncio.to_thread(self.disk.append, [r.encode() for r in batch])
+        except BaseException:
+            # Nothing was written (a full disk): they wait for the next round, first in line,
+            # still unsecured. Dropped here, they would be neither sent nor failed, and their
+            # MQTT acks, released in order, would hold every later one.
+            self.to_persist = batch + self.to_persist
+            raise
         for rec, seq in zip(batch, seqs, strict=True):
             rec.seq = seq
             if rec.delivery is not None:

@@ -1,3 +1,9 @@
+import errno
+import os
+
+import pytest
+
+from mqferry import DiskBufferError, DiskQueue
 from mqferry.testing import RecordingDelivery
 from mqferry_kafka_producer.config import BufferOptions
 from mqferry_kafka_producer.records import Record, RecordBuffer
@@ -251,3 +257,32 @@ async def test_drop_oldest_stays_bounded_while_records_wait_for_the_disk(tmp_pat
     await buf.persist()
     assert ready(buf) == [first]
     buf.close()
+
+
+async def test_records_a_full_disk_refused_stay_queued_and_are_secured_once_it_has_room(tmp_path):
+    full = [True]
+
+    def write(fd, data):
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return os.write(fd, data)
+
+    buf, _ = make(tmp_path, mode="disk")
+    buf.disk.close()
+    buf.disk = DiskQueue(tmp_path / "buf", segment_bytes=4096, write=write)
+    records = [rec(bytes([65 + i]) * 100) for i in range(3)]
+    deliveries = [r.delivery for r in records]
+    for r in records:
+        buf.offer(r)
+    with pytest.raises(DiskBufferError, match="No space left on device"):
+        await buf.persist()
+    assert buf.to_persist == records  # kept, in order, unsecured
+    assert [d.outcome for d in deliveries] == [None] * 3
+    late = rec(b"Z" * 100)
+    deliveries.append(late.delivery)
+    buf.offer(late)
+    full[0] = False
+    await buf.persist()
+    assert [d.outcome for d in deliveries] == ["secured"] * 4
+    assert buf.take(UNPLACED) == [*records, late]
+    assert buf.to_persist == []
