@@ -311,13 +311,21 @@ class KafkaProducerAction:
                     await self._idle.wait()
         task, self._task = self._task, None
         await task.stop()
+        if self.buffer.disk is not None:  # what has not reached the disk yet, so it is kept
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.buffer.persist()
+            except Exception as exc:
+                log.error("action %s: %d records could not be written to the disk buffer on "
+                          "stop (%r): not acknowledged to MQTT, so the broker redelivers them",
+                          self.id, len(self.buffer.to_persist), exc)
         await self.lookups.close()
         closed = await self.session.close(self.close_timeout)
         await asyncio.sleep(0)  # callbacks of the batches settled by the close run first
         # From here, batches that Kafka answers late settle nothing: their records stay in
         # the disk buffer or unacknowledged, and are sent again (at least once).
         self.sender.stopped = True
-        left = self.buffer.queued + self.sender.inflight
+        left = self.buffer.queued + self.sender.inflight - len(self.buffer.to_persist)
         if left:
             where = ("kept in the disk buffer" if self.buffer.disk is not None
                      else "not acknowledged to MQTT, so the broker redelivers them")
@@ -332,7 +340,7 @@ class KafkaProducerAction:
     # -- internals ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        await self.session.connect()
+        await self._connect()
         last_checks = 0.0
         while True:
             try:
@@ -347,6 +355,34 @@ class KafkaProducerAction:
                           exc, self._error_delay, exc_info=exc)
                 await asyncio.sleep(self._error_delay)
                 self._wake.set()
+
+    async def _connect(self) -> None:
+        """Start the producer. With a disk buffer, records arriving meanwhile are written to
+        disk (and so secured) while it connects, however long Kafka stays away."""
+        if self.buffer.disk is None:
+            await self.session.connect()
+            return
+        connecting = asyncio.ensure_future(self.session.connect())
+        try:
+            while not connecting.done():
+                try:
+                    await self.buffer.persist()
+                except Exception as exc:  # a full disk: kept in memory, tried again later
+                    self.metrics.inc("flush_errors")
+                    self._error_delay = min(max(0.1, self._error_delay * 2), _MAX_ERROR_BACKOFF)
+                    log.error("action %s: writing to the disk buffer failed (%r); retrying in "
+                              "%.1fs", self.id, exc, self._error_delay)
+                    await asyncio.wait({connecting}, timeout=self._error_delay)
+                    continue
+                self._error_delay = 0.0
+                self._wake.clear()
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({connecting, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+            connecting.result()
+        finally:
+            connecting.cancel()
+        self._wake.set()  # what arrived meanwhile is sent by the next round
 
     def _has_work(self) -> bool:
         """Whether records can move now (not only records waiting for a topic's lookup)."""
@@ -369,7 +405,7 @@ class KafkaProducerAction:
         if reset:
             await self.session.renew(why)
         if self.session.producer is None:
-            await self.session.connect()
+            await self._connect()
         if self.sender.retry_delay:
             await asyncio.sleep(self.sender.retry_delay)
         if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:

@@ -166,8 +166,11 @@ class RecordBuffer:
         return any(self.ready.values())
 
     def oldest_created(self) -> float | None:
-        """The creation time of the oldest ready record."""
+        """The creation time of the oldest record not yet sent (ready, or waiting for the
+        disk)."""
         heads = [q[0].created for q in self.ready.values() if q]
+        if self.to_persist:
+            heads.append(self.to_persist[0].created)
         return min(heads) if heads else None
 
     def offer(self, rec: Record) -> None:

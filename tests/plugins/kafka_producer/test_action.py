@@ -300,3 +300,67 @@ async def test_every_header_left_out_of_a_record_is_named(settled, running, capl
     assert kafka.values("t") == [b"x"]
     assert action.metrics.get("rendered.header_skipped") == 1  # records, not headers
     assert "header 'a', header 'b' left out of a record for t" in caplog.text
+
+
+async def test_a_disk_buffer_secures_records_while_kafka_has_never_answered(settled, running):
+    # A record is secured once on disk, whether Kafka was reached or not: nothing waits for
+    # the producer to connect.
+    from aiokafka.errors import KafkaConnectionError
+
+    kafka = KafkaTwin(topics={"t": 1})
+    down = [True]
+
+    def factory(**options):
+        producer = kafka(**options)
+        real = producer.start
+
+        async def start():
+            if down[0]:
+                raise KafkaConnectionError("no broker answers (test)")
+            await real()
+        producer.start = start
+        return producer
+
+    action = await running(factory, buffer={"mode": "disk"})
+    ds = [await send(action, "t", str(i)) for i in range(5)]
+    assert await settled(*ds, timeout=5) == ["secured"] * 5
+    assert (await action.health()).status.value == "connecting"
+    assert action.buffer.oldest_created() is not None  # waiting for Kafka, and counted so
+    assert kafka.values("t") == []
+    down[0] = False
+    for _ in range(200):
+        if kafka.values("t"):
+            break
+        await asyncio.sleep(0.05)
+    for _ in range(100):
+        if len(kafka.values("t")) == 5:
+            break
+        await asyncio.sleep(0.05)
+    assert kafka.values("t") == [str(i).encode() for i in range(5)]
+
+
+async def test_a_stop_writes_what_has_not_reached_the_disk_yet(make, caplog):
+    from aiokafka.errors import KafkaConnectionError
+
+    kafka = KafkaTwin(topics={"t": 1})
+
+    def factory(**options):
+        producer = kafka(**options)
+
+        async def start():
+            raise KafkaConnectionError("no broker answers (test)")
+        producer.start = start
+        return producer
+
+    action = make(factory, buffer={"mode": "disk"})
+    await action.start()
+    for i in range(3):  # no await in between: the flush task has not run yet
+        action.submit({"t": "t", "v": str(i)}, RecordingDelivery())
+    assert len(action.buffer.to_persist) == 3
+    with caplog.at_level(logging.WARNING):
+        await action.stop(timeout=1.0)
+    assert "stopped with 3 records unsent" in caplog.text
+    assert "kept in the disk buffer" in caplog.text
+    again = make(kafka, buffer={"mode": "disk"})
+    assert again.buffer.recover(0.0) == 3
+    again.buffer.close()
