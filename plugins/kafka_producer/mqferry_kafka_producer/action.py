@@ -56,6 +56,10 @@ _MAX_ERROR_BACKOFF = 5.0
 #: the adaptive linger paces requests only while the last batch held fewer records than this:
 #: under full load batches are large on their own and a pause would only add latency
 ADAPTIVE_LINGER_BELOW = 32
+#: produce requests unanswered this long make the action report ``connecting``: aiokafka
+#: retries a request whose broker went away by itself, up to its request timeout, and says
+#: nothing but a log line per attempt
+PRODUCE_STALL = 5.0
 
 
 def _text(value: bytes | None) -> str | None:
@@ -334,8 +338,15 @@ class KafkaProducerAction:
         self.buffer.close()
 
     async def health(self) -> HealthStatus:
-        """``connected`` once the producer is up; else ``connecting`` with the reason."""
-        return self.session.status
+        """``connected`` once the producer is up and Kafka answers; else ``connecting`` with
+        the reason."""
+        status = self.session.status
+        if status.status is Status.CONNECTED:
+            waited = self.sender.unanswered_for(time.monotonic())
+            if waited > PRODUCE_STALL:
+                return HealthStatus(Status.CONNECTING, "Kafka has not answered a produce "
+                                    f"request for {waited:.0f}s")
+        return status
 
     # -- internals ---------------------------------------------------------------------------
 

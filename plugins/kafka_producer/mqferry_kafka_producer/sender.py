@@ -101,6 +101,16 @@ class BatchSender:
         #: for the adaptive linger
         self.last_send = 0.0
         self.last_batch = 0
+        #: when Kafka last answered a batch (monotonic), and when the requests in flight began
+        #: to wait for an answer: for the action's status
+        self.last_answer = 0.0
+        self.busy_since = 0.0
+
+    def unanswered_for(self, now: float) -> float:
+        """How long the batches in flight have had no answer from Kafka (0: none in flight)."""
+        if self.inflight == 0:
+            return 0.0
+        return now - max(self.last_answer, self.busy_since)
 
     def oldest_inflight(self) -> list[float]:
         """The creation times (monotonic) of the oldest record of each batch in flight."""
@@ -261,6 +271,8 @@ class BatchSender:
             self._retry(members, exc)
             return
         self.last_send, self.last_batch = time.monotonic(), len(members)
+        if self.inflight == 0:
+            self.busy_since = self.last_send
         self.inflight += len(members)
         self._inflight_batches[tp] += 1
         self._oldest[id(fut)] = members[0].created
@@ -270,6 +282,7 @@ class BatchSender:
                  members: list[Record]) -> None:
         if self.stopped:
             return
+        self.last_answer = time.monotonic()
         self.inflight -= len(members)
         self._inflight_batches[tp] -= 1
         self._oldest.pop(id(fut), None)
