@@ -279,6 +279,10 @@ class KafkaProducerAction:
         if self._task is None:
             self.sender.stopped = False
             replayed = self.buffer.recover(self.clock.now())
+            lost = self.buffer.take_lost()
+            if lost:  # each logged with its file and reason by the disk buffer
+                self.metrics.inc("dropped", lost)
+                self.metrics.inc("dropped.disk_damaged", lost)
             if replayed:
                 log.info("action %s: replaying %d records from the disk buffer", self.id,
                          replayed)

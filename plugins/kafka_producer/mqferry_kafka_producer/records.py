@@ -14,6 +14,7 @@ and bounded by the same limit, until the count is looked up before sending.
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections import deque
@@ -24,6 +25,8 @@ from pathlib import Path
 from mqferry import Delivery, DiskQueue
 from mqferry_kafka_producer.config import BufferOptions
 from mqferry_kafka_producer.render import Header
+
+log = logging.getLogger(__name__)
 
 _FIXED = struct.Struct("<qH")  # timestamp, topic length
 _LEN = struct.Struct("<i")
@@ -143,17 +146,36 @@ class RecordBuffer:
         self.partition_bytes: dict[Key, int] = {}
         self.bytes = 0  # admitted, all partitions
         self.memory_bytes = 0  # admitted and not on disk
+        #: records a previous run left on disk that could not be decoded (left out)
+        self.undecodable = 0
 
     def recover(self, clock: float) -> int:
         """Queue the records a previous run left on disk (unplaced); how many."""
         if self.disk is None:
             return 0
         found = self.disk.recovered()
+        kept = 0
         for seq, data in found:
-            rec = Record.decode(data, seq=seq, queued_at=clock)
+            try:
+                rec = Record.decode(data, seq=seq, queued_at=clock)
+            except Exception as exc:  # its checksum held, its contents do not: not a record
+                self.undecodable += 1
+                log.error("disk buffer %s: record %d cannot be decoded (%r); it is left out",
+                          self.disk.directory, seq, exc)
+                self.disk.ack(seq)
+                continue
             self._count(rec, rec.size)
             self._ready(rec).append(rec)
-        return len(found)
+            kept += 1
+        return kept
+
+    def take_lost(self) -> int:
+        """How many records the disk buffer lost to damage (found when it was opened, or not
+        decodable), counted once."""
+        lost, self.undecodable = self.undecodable, 0
+        if self.disk is not None:
+            lost, self.disk.lost_on_open = lost + self.disk.lost_on_open, 0
+        return lost
 
     @property
     def queued(self) -> int:

@@ -381,3 +381,24 @@ async def test_a_broker_that_stops_answering_makes_the_action_connecting(settled
     assert health.status.value == "connecting"
     assert health.reason.startswith("Kafka has not answered a produce request for ")
     assert held.outcome is None  # still waiting: neither secured nor failed
+
+
+async def test_what_a_damaged_disk_buffer_lost_is_counted_when_the_action_starts(make, tmp_path):
+    from mqferry import DiskQueue
+    from mqferry_kafka_producer.records import Record
+
+    directory = tmp_path / "kafka_producer" / "a"
+    q = DiskQueue(directory, segment_bytes=4096)
+    for i in range(6):
+        q.append([Record("t", None, str(i).encode() * 3000, 1, [], None).encode()])
+    q.close()
+    segments = sorted(directory.glob("*.seg"))
+    assert [int(p.stem) for p in segments] == [0, 2, 4]  # two records each
+    segments[1].write_bytes(b"")  # a segment lost in the middle: a gap of 2 records
+    action = make(KafkaTwin(topics={"t": 1}), topic="t", buffer={"mode": "disk"})
+    await action.start()
+    try:
+        counters = action.metrics.snapshot()
+        assert (counters["dropped"], counters["dropped.disk_damaged"]) == (2, 2)
+    finally:
+        await action.stop(timeout=1.0)

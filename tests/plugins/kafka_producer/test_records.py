@@ -286,3 +286,15 @@ async def test_records_a_full_disk_refused_stay_queued_and_are_secured_once_it_h
     assert [d.outcome for d in deliveries] == ["secured"] * 4
     assert buf.take(UNPLACED) == [*records, late]
     assert buf.to_persist == []
+
+
+async def test_a_stored_record_that_cannot_be_decoded_is_left_out_and_counted(tmp_path):
+    # Its checksum holds (the disk queue checks that) but its contents are not a record.
+    buf, _ = make(tmp_path, mode="disk")
+    buf.disk.append([rec(b"a" * 100).encode(), b"\x01\x02", rec(b"c" * 100).encode()])
+    buf.close()
+    again, _ = make(tmp_path, mode="disk")
+    assert again.recover(0.0) == 2
+    assert again.take_lost() == 1
+    assert again.take_lost() == 0  # counted once
+    assert [r.value for r in again.take(UNPLACED)] == [b"a" * 100, b"c" * 100]
