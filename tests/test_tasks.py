@@ -183,6 +183,9 @@ ALLOWED = {
     ("plugins/kafka_producer/mqferry_kafka_producer/partitions.py", "TopicLookups.request"):
         "one topic lookup at a time, started on demand; its loop catches every error and "
         "retries with back-off, so no topic is left pending",
+    ("plugins/kafka_producer/mqferry_kafka_producer/action.py", "KafkaProducerAction._connect"):
+        "the producer's connect and a wait for new records, both awaited within the call: the "
+        "connect's result (or error) is taken there, and both are cancelled on the way out",
     ("plugins/kafka_producer/mqferry_kafka_producer/session.py", "ProducerSession._stop"):
         "the producer's close, awaited with a bound; one that overruns is kept and logged "
         "when it ends",
