@@ -183,9 +183,10 @@ ALLOWED = {
     ("plugins/kafka_producer/mqferry_kafka_producer/partitions.py", "TopicLookups.request"):
         "one topic lookup at a time, started on demand; its loop catches every error and "
         "retries with back-off, so no topic is left pending",
-    ("plugins/kafka_producer/mqferry_kafka_producer/action.py", "KafkaProducerAction._connect"):
-        "the producer's connect and a wait for new records, both awaited within the call: the "
-        "connect's result (or error) is taken there, and both are cancelled on the way out",
+    ("plugins/kafka_producer/mqferry_kafka_producer/records.py", "RecordBuffer.persist"):
+        "one disk write in a worker thread, shielded so that a cancelled caller never abandons "
+        "it half-way; its done-callback settles its records whatever the outcome (an error "
+        "leaves them queued and is raised to the caller), and the next persist waits for it",
     ("plugins/kafka_producer/mqferry_kafka_producer/session.py", "ProducerSession._stop"):
         "the producer's close, awaited with a bound; one that overruns is kept and logged "
         "when it ends",

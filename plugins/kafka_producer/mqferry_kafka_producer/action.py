@@ -15,7 +15,6 @@ under its reason.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -36,8 +35,9 @@ from mqferry import (
 from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
+from mqferry_kafka_producer.persist import Persister, left_behind
 from mqferry_kafka_producer.records import Record, RecordBuffer
-from mqferry_kafka_producer.render import RecordRenderer
+from mqferry_kafka_producer.render import RecordRenderer, record_preview
 from mqferry_kafka_producer.sender import BatchSender
 from mqferry_kafka_producer.session import (
     CLOSE_TIMEOUT,
@@ -56,19 +56,6 @@ _MAX_ERROR_BACKOFF = 5.0
 #: the adaptive linger paces requests only while the last batch held fewer records than this:
 #: under full load batches are large on their own and a pause would only add latency
 ADAPTIVE_LINGER_BELOW = 32
-#: produce requests unanswered this long make the action report ``connecting``: aiokafka
-#: retries a request whose broker went away by itself, up to its request timeout, and says
-#: nothing but a log line per attempt
-PRODUCE_STALL = 5.0
-
-
-def _text(value: bytes | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return "base64:" + base64.b64encode(value).decode()
 
 
 def memory_available_fraction() -> float:
@@ -131,6 +118,11 @@ class KafkaProducerAction:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: Supervisor | None = None
+        self._persist_task: Supervisor | None = None
+        #: writes disk-bound records whether or not Kafka answers (see persist.py)
+        self.persister = Persister(self.id, self.buffer, m, self._wake)
+        #: how long a batch may wait for Kafka's answer before the status says Kafka is gone
+        self.stall_after = connector.config.request_timeout
         self._error_delay = 0.0
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
         self.sender = BatchSender(action_id=self.id, params=p, buffer=self.buffer,
@@ -169,7 +161,10 @@ class KafkaProducerAction:
                 "value cannot be JSON-encoded (%s)", self.id,
                 ", ".join(f"header {k!r}" for k, _ in skipped), rec.topic,
                 "; ".join(why for _, why in skipped))
-        self.buffer.offer(rec)
+        buffer = self.buffer
+        buffer.offer(rec)
+        if buffer.to_persist:
+            self.persister.wake.set()
         self._idle.clear()
         self._wake.set()
 
@@ -225,15 +220,8 @@ class KafkaProducerAction:
         if count is not None and (count == 1 or (
                 self.params.partition_strategy == "key_dispatch" and key is not None)):
             partition = self.partitioner.pick(topic, key, count)
-        return {
-            "topic": topic,
-            "partition": partition,
-            "partition_strategy": self.params.partition_strategy,
-            "key": _text(key),
-            "value": _text(rec.value),
-            "headers": [{"key": k, "value": _text(v)} for k, v in rec.headers],
-            "timestamp": rec.timestamp,
-        }
+        return record_preview(topic, partition, strategy=self.params.partition_strategy, key=key,
+                              value=rec.value, headers=rec.headers, timestamp=rec.timestamp)
 
     def _fail(self, delivery: Delivery | None, reason: str, detail: str) -> None:
         self.metrics.inc("failed")
@@ -292,6 +280,11 @@ class KafkaProducerAction:
             self._task = Supervisor(f"mqferry[{self.id}].flush", self._run,
                                     on_failure=self._flush_failed)
             self._task.start()
+            if self.buffer.disk is not None:
+                self._persist_task = Supervisor(f"mqferry[{self.id}].persist",
+                                                self.persister.run)
+                self._persist_task.start()
+                self.persister.wake.set()
 
     def _flush_failed(self, exc: BaseException, delay: float) -> None:
         # The loop survives errors of a round (see _run); this is a failure outside a round
@@ -308,54 +301,46 @@ class KafkaProducerAction:
         """Flush what is buffered and in flight (up to ``timeout`` seconds), then close.
 
         Returns within about ``timeout`` seconds plus the producer's close timeout, even when
-        Kafka hangs: what is left is kept by a disk buffer, and not acknowledged to MQTT by a
-        memory buffer (the broker redelivers it).
+        Kafka hangs: what is left is kept by a disk buffer (what was still in memory is
+        written first), and not acknowledged to MQTT by a memory buffer (the broker redelivers
+        it).
         """
         if self._task is None:
             return
+        deadline = time.monotonic() + timeout
         if self.session.producer is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     await self._idle.wait()
         task, self._task = self._task, None
         await task.stop()
-        if self.buffer.disk is not None:  # what has not reached the disk yet, so it is kept
-            try:
-                async with asyncio.timeout(timeout):
-                    await self.buffer.persist()
-            except Exception as exc:
-                log.error("action %s: %d records could not be written to the disk buffer on "
-                          "stop (%r): not acknowledged to MQTT, so the broker redelivers them",
-                          self.id, len(self.buffer.to_persist), exc)
+        if self._persist_task is not None:
+            persist_task, self._persist_task = self._persist_task, None
+            await persist_task.stop()
+            # whatever Kafka did, what is still in memory goes to the disk (one attempt at least)
+            await self.persister.final(max(deadline - time.monotonic(), 0.5))
         await self.lookups.close()
         closed = await self.session.close(self.close_timeout)
         await asyncio.sleep(0)  # callbacks of the batches settled by the close run first
         # From here, batches that Kafka answers late settle nothing: their records stay in
         # the disk buffer or unacknowledged, and are sent again (at least once).
         self.sender.stopped = True
-        left = self.buffer.queued + self.sender.inflight - len(self.buffer.to_persist)
+        left = self.buffer.queued + self.sender.inflight
         if left:
-            where = ("kept in the disk buffer" if self.buffer.disk is not None
-                     else "not acknowledged to MQTT, so the broker redelivers them")
             log.warning("action %s stopped with %d records unsent%s: %s", self.id, left,
-                        "" if closed else " (Kafka does not answer)", where)
+                        "" if closed else " (Kafka does not answer)",
+                        left_behind(self.buffer, left, self.sender.inflight_unsaved(),
+                                    self.persister.error))
         self.buffer.close()
 
     async def health(self) -> HealthStatus:
-        """``connected`` once the producer is up and Kafka answers; else ``connecting`` with
-        the reason."""
-        status = self.session.status
-        if status.status is Status.CONNECTED:
-            waited = self.sender.unanswered_for(time.monotonic())
-            if waited > PRODUCE_STALL:
-                return HealthStatus(Status.CONNECTING, "Kafka has not answered a produce "
-                                    f"request for {waited:.0f}s")
-        return status
+        """``connected`` once the producer is up; else ``connecting`` with the reason."""
+        return self.session.status
 
     # -- internals ---------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        await self._connect()
+        await self.session.connect()
         last_checks = 0.0
         while True:
             try:
@@ -371,38 +356,8 @@ class KafkaProducerAction:
                 await asyncio.sleep(self._error_delay)
                 self._wake.set()
 
-    async def _connect(self) -> None:
-        """Start the producer. With a disk buffer, records arriving meanwhile are written to
-        disk (and so secured) while it connects, however long Kafka stays away."""
-        if self.buffer.disk is None:
-            await self.session.connect()
-            return
-        connecting = asyncio.ensure_future(self.session.connect())
-        try:
-            while not connecting.done():
-                try:
-                    await self.buffer.persist()
-                except Exception as exc:  # a full disk: kept in memory, tried again later
-                    self.metrics.inc("flush_errors")
-                    self._error_delay = min(max(0.1, self._error_delay * 2), _MAX_ERROR_BACKOFF)
-                    log.error("action %s: writing to the disk buffer failed (%r); retrying in "
-                              "%.1fs", self.id, exc, self._error_delay)
-                    await asyncio.wait({connecting}, timeout=self._error_delay)
-                    continue
-                self._error_delay = 0.0
-                self._wake.clear()
-                woken = asyncio.ensure_future(self._wake.wait())
-                await asyncio.wait({connecting, woken}, return_when=asyncio.FIRST_COMPLETED)
-                woken.cancel()
-            connecting.result()
-        finally:
-            connecting.cancel()
-        self._wake.set()  # what arrived meanwhile is sent by the next round
-
     def _has_work(self) -> bool:
         """Whether records can move now (not only records waiting for a topic's lookup)."""
-        if self.buffer.to_persist:
-            return True
         blocked = self.sender.blocked
         return any(q and not (key[1] is None and key[0] in blocked)
                    for key, q in self.buffer.ready.items())
@@ -413,19 +368,19 @@ class KafkaProducerAction:
         if not self._has_work():
             if self.sender.inflight == 0 and not self.buffer.queued:
                 self._idle.set()
-            await self._wake.wait()
+            await self._wait()
         self._wake.clear()
-        await self.buffer.persist()
+        await self.persister.persist()
         reset, why = self.sender.take_reset()
         if reset:
             await self.session.renew(why)
         if self.session.producer is None:
-            await self._connect()
+            await self.session.connect()
         if self.sender.retry_delay:
             await asyncio.sleep(self.sender.retry_delay)
         if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
             await asyncio.sleep(p.max_linger_time)
-            await self.buffer.persist()
+            await self.persister.persist()
         elif (p.max_linger_time == 0 and p.adaptive_linger_time > 0
               and self.sender.last_batch < ADAPTIVE_LINGER_BELOW):
             # A steady trickle would cost one produce request (and its CPU) per record: wait
@@ -434,7 +389,7 @@ class KafkaProducerAction:
             wait = self.sender.last_send + p.adaptive_linger_time - time.monotonic()
             if wait > 0 and self.buffer.bytes < p.max_linger_bytes:
                 await asyncio.sleep(wait)
-                await self.buffer.persist()
+                await self.persister.persist()
         now = time.monotonic()
         if now - last_checks >= 1.0:
             last_checks = now
@@ -445,11 +400,26 @@ class KafkaProducerAction:
             # than spin over the held records.
             self._wake.clear()
             if self.sender.inflight:
-                await self._wake.wait()
+                await self._wait()
                 self._wake.set()
         return last_checks
 
+    async def _wait(self) -> None:
+        """Wait to be woken; with batches in flight, at most a second (to see a stall)."""
+        if not self.sender.inflight:
+            await self._wake.wait()
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1.0):
+                await self._wake.wait()
+
     def _periodic_checks(self) -> None:
+        # aiokafka retries a produce request by itself while the broker is unreachable (an
+        # idempotent producer for ever): no error reaches the sender, only the silence does.
+        stalled = self.sender.stalled_for()
+        if stalled > self.stall_after:
+            self.session.set_connected(
+                False, f"Kafka has not answered a produce request for {stalled:.0f}s")
         expired = self.buffer.expire(self.clock.now() - self.params.max_batch_age)
         if expired:
             log.warning("action %s: %d records expired (max_batch_age)", self.id, expired)

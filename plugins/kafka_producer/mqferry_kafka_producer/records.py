@@ -139,7 +139,10 @@ class RecordBuffer:
             if options.mode != "memory" else None
         )
         self.waiting: deque[Record] = deque()
+        #: records admitted for the disk, oldest first; they leave it once fsync'd
         self.to_persist: list[Record] = []
+        #: the write to the disk under way, if any (one at a time, see :meth:`persist`)
+        self._writing: asyncio.Future[list[int]] | None = None
         #: records ready to send, per partition, oldest first
         self.ready: dict[Key, deque[Record]] = {}
         #: admitted bytes per partition: to persist, ready and in flight
@@ -187,12 +190,18 @@ class RecordBuffer:
         """Whether any record is ready to send."""
         return any(self.ready.values())
 
+    def unsaved(self) -> int:
+        """Queued records that are not on disk (waiting, to persist, or ready in memory)."""
+        in_memory = sum(1 for q in self.ready.values() for r in q if r.seq is None)
+        return len(self.waiting) + len(self.to_persist) + in_memory
+
     def oldest_created(self) -> float | None:
-        """The creation time of the oldest record not yet sent (ready, or waiting for the
-        disk)."""
+        """The creation time of the oldest queued record (waiting, to persist or ready)."""
         heads = [q[0].created for q in self.ready.values() if q]
         if self.to_persist:
             heads.append(self.to_persist[0].created)
+        if self.waiting:
+            heads.append(self.waiting[0].created)
         return min(heads) if heads else None
 
     def offer(self, rec: Record) -> None:
@@ -281,19 +290,36 @@ class RecordBuffer:
             self._admit(waiting.popleft())
 
     async def persist(self) -> None:
-        """fsync the records waiting for the disk, secure them, and make them ready."""
-        if not self.to_persist or self.disk is None:
+        """fsync the records waiting for the disk, secure them, and make them ready.
+
+        The records stay in :attr:`to_persist` until the disk has them: when the write fails
+        (``OSError``, the disk is full, say: raised to the caller) they are still there, in
+        order, for the next attempt. One write at a time, and a write is never abandoned
+        half-way: when the caller is cancelled, the write goes on in its thread and its
+        records are settled when it ends, so that none is written twice.
+
+        Raises:
+            OSError: the disk queue could not write the records (nothing was secured).
+        """
+        disk = self.disk
+        if disk is None:
             return
-        batch, self.to_persist = self.to_persist, []
-        try:
-            seqs = await asyncio.to_thread(self.disk.append, [r.encode() for r in batch])
-        except BaseException:
-            # Nothing was written (a full disk): they wait for the next round, first in line,
-            # still unsecured. Dropped here, they would be neither sent nor failed, and their
-            # MQTT acks, released in order, would hold every later one.
-            self.to_persist = batch + self.to_persist
-            raise
-        for rec, seq in zip(batch, seqs, strict=True):
+        while self._writing is not None:  # a write under way (its caller may be gone)
+            await asyncio.wait([self._writing])
+        if not self.to_persist:
+            return
+        batch = list(self.to_persist)
+        write = asyncio.ensure_future(asyncio.to_thread(disk.append, [r.encode() for r in batch]))
+        self._writing = write
+        write.add_done_callback(lambda f: self._written(batch, f))
+        await asyncio.shield(write)  # the records are settled by _written, which runs first
+
+    def _written(self, batch: list[Record], write: asyncio.Future[list[int]]) -> None:
+        self._writing = None
+        if write.cancelled() or write.exception() is not None:
+            return  # the records stay at the head of to_persist
+        del self.to_persist[: len(batch)]
+        for rec, seq in zip(batch, write.result(), strict=True):
             rec.seq = seq
             if rec.delivery is not None:
                 rec.delivery.secured()

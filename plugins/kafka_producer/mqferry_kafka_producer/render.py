@@ -19,6 +19,7 @@ Missing-value rules (documented per field in the README):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import time
 from collections.abc import Mapping
@@ -158,6 +159,30 @@ class RecordRenderer:
         if isinstance(value, bytes):
             return key, value
         return None
+
+
+def text_or_base64(value: bytes | None) -> str | None:
+    """``value`` as text for the API: UTF-8, else ``base64:`` and its base64."""
+    if value is None:
+        return None
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode()
+
+
+def record_preview(topic: str, partition: int | None, *, strategy: str, key: bytes | None,
+                   value: bytes | None, headers: list[Header], timestamp: int) -> dict[str, Any]:
+    """What the API's preview shows of a record."""
+    return {
+        "topic": topic,
+        "partition": partition,
+        "partition_strategy": strategy,
+        "key": text_or_base64(key),
+        "value": text_or_base64(value),
+        "headers": [{"key": k, "value": text_or_base64(v)} for k, v in headers],
+        "timestamp": timestamp,
+    }
 
 
 def _header_pairs(raw: Any, source: str) -> list[tuple[str, Any]]:

@@ -81,7 +81,8 @@ class BatchSender:
         #: records handed to Kafka and not answered yet
         self.inflight = 0
         self._inflight_batches: defaultdict[tuple[str, int], int] = defaultdict(int)
-        self._oldest: dict[int, float] = {}
+        #: each batch in flight: when it was handed to Kafka (monotonic), and its records
+        self._batches: dict[int, tuple[float, list[Record]]] = {}
         #: the pause before the next round, grown while Kafka refuses or loses batches
         self.retry_delay = 0.0
         #: the producer session must be renewed before the next send
@@ -101,20 +102,20 @@ class BatchSender:
         #: for the adaptive linger
         self.last_send = 0.0
         self.last_batch = 0
-        #: when Kafka last answered a batch (monotonic), and when the requests in flight began
-        #: to wait for an answer: for the action's status
-        self.last_answer = 0.0
-        self.busy_since = 0.0
-
-    def unanswered_for(self, now: float) -> float:
-        """How long the batches in flight have had no answer from Kafka (0: none in flight)."""
-        if self.inflight == 0:
-            return 0.0
-        return now - max(self.last_answer, self.busy_since)
 
     def oldest_inflight(self) -> list[float]:
         """The creation times (monotonic) of the oldest record of each batch in flight."""
-        return list(self._oldest.values())
+        return [members[0].created for _, members in self._batches.values()]
+
+    def stalled_for(self) -> float:
+        """How long the oldest batch in flight has waited for Kafka's answer (0: none)."""
+        if not self._batches:
+            return 0.0
+        return time.monotonic() - min(sent for sent, _ in self._batches.values())
+
+    def inflight_unsaved(self) -> int:
+        """Records in flight that are not in the disk buffer."""
+        return sum(1 for _, members in self._batches.values() for r in members if r.seq is None)
 
     def take_reset(self) -> tuple[bool, str | None]:
         """Whether the session must be renewed, and why; clears the request."""
@@ -270,22 +271,20 @@ class BatchSender:
         except KafkaError as exc:
             self._retry(members, exc)
             return
-        self.last_send, self.last_batch = time.monotonic(), len(members)
-        if self.inflight == 0:
-            self.busy_since = self.last_send
+        self.last_send = now = time.monotonic()
+        self.last_batch = len(members)
         self.inflight += len(members)
         self._inflight_batches[tp] += 1
-        self._oldest[id(fut)] = members[0].created
+        self._batches[id(fut)] = (now, members)
         fut.add_done_callback(lambda f: self._settled(f, tp, members))
 
     def _settled(self, fut: asyncio.Future[Any], tp: tuple[str, int],
                  members: list[Record]) -> None:
         if self.stopped:
             return
-        self.last_answer = time.monotonic()
         self.inflight -= len(members)
         self._inflight_batches[tp] -= 1
-        self._oldest.pop(id(fut), None)
+        self._batches.pop(id(fut), None)
         exc = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
         if exc is None:
             self._acknowledged(members)
@@ -347,7 +346,7 @@ class BatchSender:
             self.reset = True
         connection = self.reset or isinstance(
             exc, KafkaConnectionError | asyncio.TimeoutError | asyncio.CancelledError) or (
-            name in ("KafkaTimeoutError", "RequestTimedOutError",
+            name in ("KafkaTimeoutError", "RequestTimedOutError", "NodeNotReadyError",
                      "NotLeaderForPartitionError", "LeaderNotAvailableError"))
         if connection:
             self.session.set_connected(False, str(exc) or type(exc).__name__)

@@ -366,23 +366,6 @@ async def test_a_stop_writes_what_has_not_reached_the_disk_yet(make, caplog):
     again.buffer.close()
 
 
-async def test_a_broker_that_stops_answering_makes_the_action_connecting(settled, running,
-                                                                         monkeypatch):
-    from mqferry_kafka_producer import action as action_module
-
-    monkeypatch.setattr(action_module, "PRODUCE_STALL", 0.2)
-    kafka = KafkaTwin(topics={"t": 1})
-    action = await running(kafka)
-    assert await settled(await send(action, "t", "ok")) == ["secured"]
-    kafka.hold = True  # the broker takes requests and answers none
-    held = await send(action, "t", "held")
-    await asyncio.sleep(0.3)
-    health = await action.health()
-    assert health.status.value == "connecting"
-    assert health.reason.startswith("Kafka has not answered a produce request for ")
-    assert held.outcome is None  # still waiting: neither secured nor failed
-
-
 async def test_what_a_damaged_disk_buffer_lost_is_counted_when_the_action_starts(make, tmp_path):
     from mqferry import DiskQueue
     from mqferry_kafka_producer.records import Record

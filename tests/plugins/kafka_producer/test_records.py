@@ -1,3 +1,4 @@
+import asyncio
 import errno
 import os
 
@@ -298,3 +299,66 @@ async def test_a_stored_record_that_cannot_be_decoded_is_left_out_and_counted(tm
     assert again.take_lost() == 1
     assert again.take_lost() == 0  # counted once
     assert [r.value for r in again.take(UNPLACED)] == [b"a" * 100, b"c" * 100]
+
+
+class FullDisk(DiskQueue):
+    """A disk queue whose first ``fail`` appends raise ENOSPC (as a full disk), writing nothing."""
+
+    def __init__(self, directory, *, segment_bytes, fail):
+        super().__init__(directory, segment_bytes=segment_bytes)
+        self.fail = fail
+
+    def append(self, records):
+        if self.fail:
+            self.fail -= 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return super().append(records)
+
+
+def full_disk(buf, fail):
+    buf.disk.close()
+    buf.disk = FullDisk(buf.disk.directory, segment_bytes=buf.options.segment_bytes, fail=fail)
+    return buf.disk
+
+
+async def test_records_whose_write_fails_stay_queued_in_order_until_the_disk_takes_them(
+        tmp_path):
+    buf, _ = make(tmp_path, mode="disk")
+    full_disk(buf, fail=2)
+    recs = [rec(str(i).encode()) for i in range(3)]
+    for r in recs:
+        buf.offer(r)
+    for _ in range(2):
+        with pytest.raises(OSError, match="No space"):
+            await buf.persist()
+        assert buf.to_persist == recs and buf.queued == 3
+        assert all(r.delivery.outcome is None for r in recs)  # not secured: acks wait
+    later = rec(b"later")
+    buf.offer(later)
+    await buf.persist()
+    assert all(r.delivery is None for r in recs)  # secured, in order
+    taken = buf.take(UNPLACED)
+    assert taken == [*recs, later] and not buf.to_persist
+    for r in taken:
+        buf.done(r)
+    assert (buf.queued, buf.bytes, buf.partition_bytes) == (0, 0, {})
+
+
+async def test_a_write_whose_caller_is_cancelled_is_settled_once(tmp_path):
+    buf, _ = make(tmp_path, mode="disk")
+    r = rec()
+    d = r.delivery
+    buf.offer(r)
+    writing = asyncio.ensure_future(buf.persist())
+    await asyncio.sleep(0)
+    writing.cancel()
+    await buf.persist()  # waits for the write under way; writes nothing twice
+    assert d.outcome == "secured" and buf.take(UNPLACED) == [r]
+    assert buf.disk.pending == 1
+
+
+def test_the_oldest_record_counts_records_on_their_way_to_the_disk(tmp_path):
+    buf, _ = make(tmp_path, mode="disk")
+    r = rec()
+    buf.offer(r)
+    assert buf.oldest_created() == r.created

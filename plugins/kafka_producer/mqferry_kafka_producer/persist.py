@@ -1,0 +1,116 @@
+"""Writing a disk or hybrid buffer's records to disk, whether or not Kafka answers.
+
+A record bound for the disk is secured once it is fsync'd (its MQTT ack may go), so persisting
+must not wait for Kafka: the flush loop may be connecting for minutes. :class:`Persister` runs
+its own loop, woken when records are admitted for the disk; the flush loop asks it too before a
+round, so that a batch takes what just arrived.
+
+A write that fails (the disk is full, say) leaves its records queued in memory, in order, and
+unsecured (their MQTT acks wait); it is counted as ``persist_errors``, logged at most once every
+10 seconds, and tried again with back-off until the disk takes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from mqferry import LogLimiter, Metrics, describe
+from mqferry_kafka_producer.records import RecordBuffer
+
+log = logging.getLogger(__name__)
+
+#: the longest pause between two attempts to write to a disk that refused
+MAX_PERSIST_BACKOFF = 5.0
+
+
+class Persister:
+    """Moves an action's records from memory to its disk buffer.
+
+    Args:
+        action_id: ``kafka_producer:<name>``, for logs.
+        buffer: the action's record buffer (with a disk queue).
+        metrics: the action's metrics (``persist_errors``).
+        ready: set when records were persisted, so that the flush loop sends them.
+    """
+
+    def __init__(self, action_id: str, buffer: RecordBuffer, metrics: Metrics,
+                 ready: asyncio.Event) -> None:
+        self.id = action_id
+        self.buffer = buffer
+        self.metrics = metrics
+        self.ready = ready
+        #: set when records are admitted for the disk
+        self.wake = asyncio.Event()
+        #: the pause before the next attempt after a failed write (0: the last one worked)
+        self.delay = 0.0
+        #: the last failed write's error, while the disk refuses
+        self.error: str | None = None
+        self._next_try = 0.0
+        self._warn = LogLimiter(log, interval=10.0)
+
+    async def persist(self) -> bool:
+        """Write what waits for the disk, unless in back-off; whether nothing waits any more."""
+        buffer = self.buffer
+        if not buffer.to_persist:
+            return True
+        if self.delay and time.monotonic() < self._next_try:
+            return False
+        try:
+            await buffer.persist()
+        except OSError as exc:
+            self._failed(exc)
+            return False
+        if self.error is not None:
+            log.info("action %s: the disk buffer takes records again", self.id)
+            self.error = None
+        self.delay = 0.0
+        self.ready.set()
+        return not buffer.to_persist
+
+    def _failed(self, exc: OSError) -> None:
+        self.metrics.inc("persist_errors")
+        self.error = describe(exc)
+        self.delay = min(max(0.1, self.delay * 2), MAX_PERSIST_BACKOFF)
+        self._next_try = time.monotonic() + self.delay
+        self._warn.warning(
+            "persist", "action %s: cannot write %d records to the disk buffer (%s); they stay "
+            "queued in memory, unsecured (their MQTT acks wait), and are tried again in %.1fs",
+            self.id, len(self.buffer.to_persist), self.error, self.delay)
+        self.wake.set()  # the loop retries after the pause
+
+    async def run(self) -> None:
+        """Persist whenever records are admitted for the disk; retry failed writes."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            if not await self.persist():
+                await asyncio.sleep(max(0.0, self._next_try - time.monotonic()))
+                self.wake.set()
+
+    async def final(self, timeout: float) -> None:
+        """On stop: write what is still in memory, trying again for up to ``timeout`` seconds."""
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                while True:
+                    if await self.persist():
+                        return
+                    await asyncio.sleep(max(0.0, self._next_try - time.monotonic()))
+        except TimeoutError:
+            if self.error is None:
+                self.error = f"the disk did not take them within {timeout:.1f}s"
+
+
+def left_behind(buffer: RecordBuffer, left: int, unsaved_inflight: int,
+                error: str | None) -> str:
+    """Where the ``left`` records a stopped action did not send are, for its last log line."""
+    if buffer.disk is None:
+        return "not acknowledged to MQTT, so the broker redelivers them"
+    unsaved = buffer.unsaved() + unsaved_inflight
+    if not unsaved:
+        return "kept in the disk buffer"
+    return (f"{left - unsaved} kept in the disk buffer, {unsaved} NOT kept (in memory"
+            f"{'' if error is None else ', not written to disk: ' + error}): their MQTT acks "
+            "were not sent (mqtt.delivery: at_least_once), so the broker redelivers them; "
+            "with at_most_once they are lost")
