@@ -5,7 +5,6 @@ reuses the text of unchanged entries always reads back as the mapping."""
 from __future__ import annotations
 
 import asyncio
-import errno
 import os
 
 import pytest
@@ -145,18 +144,11 @@ def test_a_touch_is_not_an_edit(tmp_path):
     assert not writer.maybe_edited()  # hashed once, not on every change
 
 
-async def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
+async def test_a_failed_write_is_kept_and_retried(tmp_path, full_disk):
     path = tmp_path / "c.yaml"
+    full_disk.full = False
     write_config(path, {"rules": {}})
-    real = persist.write_text
-    full = [True]
-
-    def disk(p, text, data):
-        if full[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(p, text, data)
-
-    monkeypatch.setattr(persist, "write_text", disk)
+    full_disk.full = True
     writer = ConfigWriter(path, interval=0.01)
     writer.write_soon({"rules": {"r": {"sql": "x"}}})
     await asyncio.sleep(0.1)
@@ -164,32 +156,25 @@ async def test_a_failed_write_is_kept_and_retried(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         await writer.flush()
     assert yaml.safe_load(path.read_text()) == {"rules": {}}  # the old file is intact
-    full[0] = False
+    full_disk.full = False
     await writer.flush()
     assert writer.idle
     assert yaml.safe_load(path.read_text()) == {"rules": {"r": {"sql": "x"}}}
 
 
-async def test_a_flush_that_fails_leaves_the_retries_running(tmp_path, monkeypatch):
+async def test_a_flush_that_fails_leaves_the_retries_running(tmp_path, full_disk):
     # A flush stops the background task to write at once; when that write fails too, the
     # change must still be retried without anyone asking again.
     path = tmp_path / "c.yaml"
+    full_disk.full = False
     write_config(path, {"rules": {}})
-    real = persist.write_text
-    full = [True]
-
-    def disk(p, text, data):
-        if full[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(p, text, data)
-
-    monkeypatch.setattr(persist, "write_text", disk)
+    full_disk.full = True
     writer = ConfigWriter(path, interval=0.01)
     writer.write_soon({"rules": {"r": {"sql": "x"}}})
     with pytest.raises(OSError, match="No space"):
         await writer.flush()
     assert writer.last_error == f"cannot write {path}: No space left on device"
-    full[0] = False
+    full_disk.full = False
     for _ in range(300):  # the back-off after two failures is 1-2 s
         if writer.idle:
             break

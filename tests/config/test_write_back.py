@@ -196,23 +196,10 @@ def test_write_config_alone_keeps_the_file(tmp_path):
                                                      "+    description: 2nd"]
 
 
-async def test_a_reload_while_the_api_changes_cannot_be_written_is_refused(api, monkeypatch):
+async def test_a_reload_while_the_api_changes_cannot_be_written_is_refused(api, full_disk):
     # Reading the file back would undo a change the API confirmed: refused, nothing applied,
     # and the write goes on being retried.
-    import errno
-
-    from mqferry._config import persist
-
     client, ctrl, path = api
-    real = persist.write_text
-    full = [True]
-
-    def disk(p, text, data):
-        if full[0]:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(p, text, data)
-
-    monkeypatch.setattr(persist, "write_text", disk)
     r = await client.put("/rules/r1", json={"description": "changed"})
     assert r.status_code == 200, r.text
     r = await client.post("/config/reload")
@@ -222,7 +209,7 @@ async def test_a_reload_while_the_api_changes_cannot_be_written_is_refused(api, 
         "(No space left on device); reloading now would undo them")
     assert ctrl.data["rules"]["r1"]["description"] == "changed"  # still applied
     assert path.read_text() == FILE
-    full[0] = False
+    full_disk.full = False
     await ctrl.flush()
     assert changed_lines(FILE, path.read_text()) == ["-    description: first",
                                                      "+    description: changed"]
