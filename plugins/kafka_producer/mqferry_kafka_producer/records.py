@@ -306,10 +306,19 @@ class RecordBuffer:
             return
         while self._writing is not None:  # a write under way (its caller may be gone)
             await asyncio.wait([self._writing])
-        if not self.to_persist:
+        batch: list[Record] = []
+        frames: list[bytes] = []
+        for rec in list(self.to_persist):
+            try:
+                frames.append(rec.encode())
+            except Exception:  # more than 65,535 headers, say: it fails alone, not the queue
+                self.to_persist.remove(rec)
+                self._drop(rec, "dropped.unencodable")
+                continue
+            batch.append(rec)
+        if not batch:
             return
-        batch = list(self.to_persist)
-        write = asyncio.ensure_future(asyncio.to_thread(disk.append, [r.encode() for r in batch]))
+        write = asyncio.ensure_future(asyncio.to_thread(disk.append, frames))
         self._writing = write
         write.add_done_callback(lambda f: self._written(batch, f))
         await asyncio.shield(write)  # the records are settled by _written, which runs first

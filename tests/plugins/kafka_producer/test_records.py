@@ -362,3 +362,19 @@ def test_the_oldest_record_counts_records_on_their_way_to_the_disk(tmp_path):
     r = rec()
     buf.offer(r)
     assert buf.oldest_created() == r.created
+
+
+async def test_a_record_that_cannot_be_written_to_disk_fails_alone(tmp_path):
+    # 70,000 headers do not fit the disk format's count: that record is dropped with its
+    # reason, the others are secured (before, it stayed at the head of the queue for ever).
+    buf, dropped = make(tmp_path, mode="disk")
+    good, bad, after = rec(b"a" * 100), rec(b"b" * 100), rec(b"c" * 100)
+    bad.headers = [("h", b"")] * 70_000
+    for r in (good, bad, after):
+        buf.offer(r)
+    deliveries = [good.delivery, after.delivery]
+    await buf.persist()
+    assert dropped == ["dropped.unencodable"]
+    assert [d.outcome for d in deliveries] == ["secured", "secured"]
+    assert [r.value for r in buf.take(UNPLACED)] == [b"a" * 100, b"c" * 100]
+    assert buf.to_persist == []
