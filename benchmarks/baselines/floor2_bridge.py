@@ -27,10 +27,10 @@ from collections import deque
 
 import orjson
 from aiokafka import AIOKafkaProducer
+from floor_bridge import Floor  # beside this script
 
 from mqferry._mqtt import codec
 
-RECEIVE_MAXIMUM = 1000
 #: a chunk between the processes: its byte length, then items or packet ids
 _LEN = struct.Struct("!I")
 #: an item: packet id, payload length, then the payload
@@ -72,24 +72,12 @@ class Chunks(asyncio.Protocol):
 
 # -- the MQTT process ------------------------------------------------------------------------
 
-class MqttSide(asyncio.Protocol):
+class MqttSide(Floor):
+    """The floor's MQTT side, handing the payloads of each read to the Kafka process."""
+
     def __init__(self, topic_filter: str, link: Chunks) -> None:
-        self.filter = topic_filter
+        super().__init__(topic_filter)
         self.link = link
-        self.transport: asyncio.Transport | None = None
-        self.rest = b""
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def start(self, client_id: str) -> None:
-        assert self.transport is not None
-        self.transport.write(codec.connect_packet(
-            client_id, keepalive=60, clean_start=True, session_expiry=0,
-            receive_maximum=RECEIVE_MAXIMUM))
-        self.transport.write(codec.subscribe_packet(1, [(self.filter, 1)]))
 
     def data_received(self, data: bytes) -> None:
         buf = self.rest + data if self.rest else data
@@ -113,13 +101,7 @@ class MqttSide(asyncio.Protocol):
             self.link.send(b"".join(out))
 
     def acked(self, chunk: bytes) -> None:
-        if self.transport is not None:
-            mids = list(struct.unpack(f"!{len(chunk) // 2}H", chunk))
-            self.transport.write(codec.puback_packets(mids))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.closed.done():
-            self.closed.set_result(None)
+        self.ack(list(struct.unpack(f"!{len(chunk) // 2}H", chunk)))
 
 
 async def mqtt_main(args: argparse.Namespace) -> int:
