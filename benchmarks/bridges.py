@@ -15,6 +15,9 @@ Variants, by direction:
   guarantee (its docstring says what it leaves out).
 * ``floor2`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor2_bridge.py``, the
   same floor split into an MQTT process and a Kafka process, as the pipe is.
+* ``floor-rdk`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor_rdk_bridge.py``,
+  the floor with librdkafka (confluent-kafka) in place of aiokafka, its Kafka side on
+  librdkafka's own threads.
 
 MQTT -> Kafka bridges forward every topic under ``<prefix>/`` to the Kafka topic with the MQTT
 payload as the record value; Kafka -> MQTT bridges publish each record value to
@@ -38,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 M2K_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-amo", "mqferry-alo")
 #: run only when named (``--variant floor``): a measuring stick, not a contender
-M2K_EXTRA = ("floor", "floor2")
+M2K_EXTRA = ("floor", "floor2", "floor-rdk")
 K2M_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-alo")
 
 
@@ -190,6 +193,12 @@ class Bridge:
         elif self.variant == "floor":
             self.procs = [subprocess.Popen(
                 [str(VENV_BIN / "python"), str(HERE / "baselines" / "floor_bridge.py"),
+                 "--mqtt", b.mqtt, "--topic", f"{self.prefix}/#", "--kafka", b.kafka,
+                 "--kafka-topic", self.kafka_topic, "--client-id", self.clientid],
+                stdout=log, stderr=log)]
+        elif self.variant == "floor-rdk":
+            self.procs = [subprocess.Popen(
+                [str(VENV_BIN / "python"), str(HERE / "baselines" / "floor_rdk_bridge.py"),
                  "--mqtt", b.mqtt, "--topic", f"{self.prefix}/#", "--kafka", b.kafka,
                  "--kafka-topic", self.kafka_topic, "--client-id", self.clientid],
                 stdout=log, stderr=log)]
