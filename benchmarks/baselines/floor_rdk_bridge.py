@@ -40,8 +40,8 @@ class RdkFloor(Floor):
         items, self.pending = self.pending, []
         produce, topic, mids = self.producer.produce, self.topic, self.mids
         for mid, value in items:
+            mids.append(mid)  # first: its delivery report may come before produce() returns
             produce(topic, value, partition=0)
-            mids.append(mid)
 
 
 class Deliveries:
@@ -85,6 +85,9 @@ async def main() -> int:
     producer = Producer({
         "bootstrap.servers": args.kafka, "acks": "all", "enable.idempotence": True,
         "linger.ms": args.linger_ms, "message.max.bytes": 4 * 1024 * 1024,
+        # A record counts against this until its delivery report is taken; the standard load
+        # is 200,000 records, and a full queue would end the floor (it has no back-pressure).
+        "queue.buffering.max.messages": 1_000_000,
         "on_delivery": deliveries.on_delivery,
     })
     host, _, port = args.mqtt.rpartition(":")
