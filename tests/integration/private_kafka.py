@@ -73,6 +73,10 @@ class PrivateKafka:
         """Stop it (SIGTERM through its pid file, as an operator restarts a broker)."""
         self._services("stop", "kafka")
 
+    def pid(self) -> int:
+        """Its process id (from its pid file), to freeze it with SIGSTOP."""
+        return int((self.home / "kafka.pid").read_text().split()[0])
+
     @property
     def running(self) -> bool:
         """Whether its process runs."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import time
 import uuid
@@ -13,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from mqferry_kafka_producer.partitions import java_partition
 from tests.integration.mqferry_process import MqferryProcess
 from tests.integration.publisher import publish_many
 
@@ -187,75 +184,6 @@ def test_a_timestamp_kafka_refuses_fails_its_record_alone(run, new_topic, mqtt_b
     assert app.terminate() == 0
 
 
-def _services(*args):
-    subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), *args], check=True,
-                   capture_output=True, timeout=180)
-
-
-def _kafka_pid() -> int:
-    dev = Path(os.environ.get("MQFERRY_DEV_DIR", ROOT / ".dev"))
-    return int((dev / "kafka.pid").read_text().split()[0])
-
-
-@pytest.fixture
-def kafka_control(kafka_bootstrap):
-    """Stop/start or pause the test Kafka; always leaves it running."""
-    yield
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(_kafka_pid(), signal.SIGCONT)
-    _services("start", "kafka")
-
-
-def test_disk_buffer_survives_kill_9_during_a_kafka_outage(
-        run, new_topic, mqtt_broker, kcat_consume, kafka_control):
-    topic = new_topic()
-    app = run(topic=topic, message={"value": "${payload}"}, buffer={"mode": "disk"})
-    _services("stop", "kafka")
-    payloads = [str(i).encode() for i in range(300)]
-    # acknowledged by mqferry once on disk, although Kafka is down
-    publish(mqtt_broker, f"{run.prefix}/d", payloads)
-    app.kill()
-    _services("start", "kafka")
-    app = run(topic=topic, message={"value": "${payload}"}, buffer={"mode": "disk"})
-    recs = kcat_consume(topic, 300, timeout=90)
-    # every message arrives; those mqferry had not acknowledged when killed may come twice
-    assert {int(r["payload"]) for r in recs} == set(range(300)), app.log
-    assert "replaying" in app.log
-    assert app.terminate() == 0
-
-
-def test_memory_buffer_delivers_everything_after_kafka_hangs(
-        run, new_topic, mqtt_broker, kcat_consume, kafka_control):
-    topic = new_topic()
-    app = run(topic=topic, message={"value": "${payload}"})
-    pid = _kafka_pid()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        publish(mqtt_broker, f"{run.prefix}/h", [str(i).encode() for i in range(200)])
-        time.sleep(20)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    recs = kcat_consume(topic, 200, timeout=120)
-    assert {int(r["payload"]) for r in recs} == set(range(200)), app.log
-    assert app.terminate() == 0
-
-
-def test_unacknowledged_messages_come_back_after_kill_9(
-        run, new_topic, mqtt_broker, kcat_consume, kafka_control):
-    """Memory buffer: PUBACKs wait for Kafka, so the broker still holds what mqferry lost."""
-    topic = new_topic()
-    app = run(topic=topic, message={"value": "${payload}"})
-    _services("stop", "kafka")
-    publish(mqtt_broker, f"{run.prefix}/m", [str(i).encode() for i in range(150)])
-    time.sleep(2)  # mqferry has received them and holds their acks
-    app.kill()
-    _services("start", "kafka")
-    app = run(topic=topic, message={"value": "${payload}"})
-    recs = kcat_consume(topic, 150, timeout=90)
-    assert {int(r["payload"]) for r in recs} == set(range(150)), app.log
-    assert app.terminate() == 0
-
-
 def test_at_most_once_acknowledges_on_receipt(kafka_bootstrap, mqtt_broker, new_topic,
                                               kcat_consume, tmp_path):
     topic = new_topic()
@@ -268,74 +196,6 @@ def test_at_most_once_acknowledges_on_receipt(kafka_bootstrap, mqtt_broker, new_
         prefix = cfg["rules"]["r"]["sql"].split('"')[1].removesuffix("/#")
         publish(mqtt_broker, f"{prefix}/x", [b"a", b"b", b"c"])
         assert sorted(r["payload"] for r in kcat_consume(topic, 3)) == ["a", "b", "c"]
-        assert app.terminate() == 0
-    finally:
-        if app.proc is not None and app.proc.poll() is None:
-            app.kill()
-
-
-def test_drop_oldest_bounds_each_partition_on_its_own(
-        run, new_topic, mqtt_broker, kcat_consume, kafka_control):
-    """A flood on one partition while Kafka hangs drops only that partition's oldest records."""
-    topic = new_topic(partitions=2)
-    key_a = next(f"a{i}" for i in range(100) if java_partition(f"a{i}".encode(), 2) == 0)
-    key_b = next(f"b{i}" for i in range(100) if java_partition(f"b{i}".encode(), 2) == 1)
-    app = run(topic=topic, partition_strategy="key_dispatch",
-              message={"key": "${payload.k}", "value": "${payload.v}"},
-              buffer={"per_partition_limit": "4KB", "overflow": "drop_oldest"})
-
-    def msg(key, name):
-        return json.dumps({"k": key, "v": name.ljust(1000, ".")}).encode()
-
-    def names(recs, partition):
-        return [r["payload"].rstrip(".") for r in recs if r["partition"] == partition]
-
-    publish(mqtt_broker, f"{run.prefix}/p", [msg(key_b, "warm-up")])  # partition count known
-    assert len(kcat_consume(topic, 1)) == 1
-    pid = _kafka_pid()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        # three records fit partition 1's 4 KB; thirty do not fit partition 0's
-        publish(mqtt_broker, f"{run.prefix}/p",
-                [msg(key_b, f"b-{i}") for i in range(3)] + [msg(key_a, f"a-{i}")
-                                                            for i in range(30)])
-        time.sleep(3)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-    deadline = time.monotonic() + 90
-    recs = kcat_consume(topic, 1)
-    while "a-29" not in names(recs, 0) and time.monotonic() < deadline:
-        recs = kcat_consume(topic, len(recs) + 1, timeout=5)
-    assert names(recs, 1) == ["warm-up", "b-0", "b-1", "b-2"], app.log
-    got_a = names(recs, 0)
-    assert got_a[-1] == "a-29", app.log
-    # in flight while Kafka hung (at most 2 batches) plus what 4 KB holds; the rest dropped
-    assert len(got_a) < 30
-    assert got_a == sorted(got_a, key=lambda n: int(n.split("-")[1]))  # order kept
-    assert app.terminate() == 0
-
-
-def test_at_most_once_with_sync_query_mode_holds_acks_until_kafka_answers(
-        kafka_bootstrap, mqtt_broker, new_topic, kcat_consume, tmp_path, kafka_control):
-    """``query_mode: sync``: an at-most-once PUBACK waits for Kafka (up to the timeout)."""
-    topic = new_topic()
-    prefix = "amo-sync-" + uuid.uuid4().hex[:6]
-    cfg = sink_config(kafka_bootstrap, mqtt_broker, prefix, topic=topic,
-                      message={"value": "${payload}"}, query_mode="sync",
-                      sync_query_timeout="60s")
-    cfg["mqtt"]["delivery"] = "at_most_once"
-    app = MqferryProcess(cfg, tmp_path).start()
-    try:
-        app.wait_ready(actions=1)
-        _services("stop", "kafka")
-        publish(mqtt_broker, f"{prefix}/x", [b"a", b"b", b"c"])
-        time.sleep(2)  # mqferry has them; their acks wait for Kafka
-        app.kill()
-        _services("start", "kafka")
-        app = MqferryProcess(cfg, tmp_path).start()
-        app.wait_ready(actions=1)
-        # the broker redelivers what was not acknowledged
-        assert sorted(r["payload"] for r in kcat_consume(topic, 3, timeout=90)) == ["a", "b", "c"]
         assert app.terminate() == 0
     finally:
         if app.proc is not None and app.proc.poll() is None:
