@@ -13,6 +13,8 @@ Variants, by direction:
 * ``floor`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor_bridge.py``, the least
   work per message a one-process asyncio + aiokafka bridge can do with mqferry's at-least-once
   guarantee (its docstring says what it leaves out).
+* ``floor-held`` (MQTT -> Kafka, only when named): the floor batching as mqferry's sink does (with
+  two batches in flight the next waits, gathering what arrives meanwhile).
 * ``floor2`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor2_bridge.py``, the
   same floor split into an MQTT process and a Kafka process, as the pipe is.
 * ``floor-rdk`` (MQTT -> Kafka, only when named): ``benchmarks/baselines/floor_rdk_bridge.py``,
@@ -41,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 VENV_BIN = Path(sys.executable).parent
 M2K_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-amo", "mqferry-alo")
 #: run only when named (``--variant floor``): a measuring stick, not a contender
-M2K_EXTRA = ("floor", "floor2", "floor-rdk")
+M2K_EXTRA = ("floor", "floor-held", "floor2", "floor-rdk")
 K2M_VARIANTS = ("pipe", "paho", "mq-bridge", "mqferry-alo")
 
 
@@ -190,11 +192,12 @@ class Bridge:
                 [sys.executable, str(HERE / "baselines" / "kafka_to_mqtt_bridge.py"),
                  "--kafka", b.kafka, "--kafka-topic", self.kafka_topic, "--mqtt", b.mqtt,
                  "--prefix", self.prefix, "--group", self.clientid], stdout=log, stderr=log)]
-        elif self.variant == "floor":
+        elif self.variant in ("floor", "floor-held"):
             self.procs = [subprocess.Popen(
                 [str(VENV_BIN / "python"), str(HERE / "baselines" / "floor_bridge.py"),
                  "--mqtt", b.mqtt, "--topic", f"{self.prefix}/#", "--kafka", b.kafka,
-                 "--kafka-topic", self.kafka_topic, "--client-id", self.clientid],
+                 "--kafka-topic", self.kafka_topic, "--client-id", self.clientid,
+                 "--hold", "2" if self.variant == "floor-held" else "0"],
                 stdout=log, stderr=log)]
         elif self.variant == "floor-rdk":
             self.procs = [subprocess.Popen(

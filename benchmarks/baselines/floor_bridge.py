@@ -78,18 +78,29 @@ class Floor(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-async def send_loop(floor: Floor, producer: AIOKafkaProducer, topic: str) -> None:
-    """Move what arrived into batches, in order; one batch at a time per partition."""
+async def send_loop(floor: Floor, producer: AIOKafkaProducer, topic: str,
+                    hold: int = 0) -> None:
+    """Move what arrived into batches, in order; one batch at a time per partition.
+
+    ``hold``: with that many batches in flight, wait for one to settle before the next, so that
+    what arrives meanwhile leaves together in one larger batch (as mqferry's sink does, with 2);
+    0 sends a batch per read.
+    """
     inflight: deque[tuple[asyncio.Future[object], list[int]]] = deque()
+    room = asyncio.Event()
 
     def settle(_: asyncio.Future[object]) -> None:
         while inflight and inflight[0][0].done():
             fut, mids = inflight.popleft()
             fut.result()  # an error ends the floor
             floor.ack(mids)
+        room.set()
 
     while True:
         await floor.ready.wait()
+        while hold and len(inflight) >= hold:
+            room.clear()
+            await room.wait()
         floor.ready.clear()
         items, floor.pending = floor.pending, []
         while items:
@@ -114,6 +125,8 @@ async def main() -> int:
     ap.add_argument("--kafka", required=True, help="bootstrap host:port")
     ap.add_argument("--kafka-topic", required=True)
     ap.add_argument("--client-id", required=True)
+    ap.add_argument("--hold", type=int, default=0,
+                    help="batches in flight before the next waits (0: a batch per read)")
     args = ap.parse_args()
     producer = AIOKafkaProducer(bootstrap_servers=args.kafka, acks="all",
                                 enable_idempotence=True, max_request_size=4 * 1024 * 1024)
@@ -122,7 +135,7 @@ async def main() -> int:
     loop = asyncio.get_running_loop()
     _, floor = await loop.create_connection(lambda: Floor(args.topic), host, int(port))
     floor.start(args.client_id)
-    sender = asyncio.ensure_future(send_loop(floor, producer, args.kafka_topic))
+    sender = asyncio.ensure_future(send_loop(floor, producer, args.kafka_topic, args.hold))
     done, _ = await asyncio.wait([sender, floor.closed], return_when=asyncio.FIRST_COMPLETED)
     sender.cancel()
     await producer.stop()
