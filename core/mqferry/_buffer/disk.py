@@ -11,8 +11,8 @@ A record on disk is ``length (u32) | crc32 (u32) | bytes`` (:mod:`.segment`).
 disk; an append that fails (a full disk) raises :class:`DiskBufferError` and leaves the files and
 sequence numbers as they were, so the caller still holds the records and may try again. Records
 are acknowledged out of order; the ``acked`` mark moves over the leading run of acknowledged
-records and whole segments behind it are deleted. On open (:mod:`.recovery`), a torn record at the
-end of the last segment (a crash mid-write) is cut off, damage is counted in
+records and whole segments behind it are deleted. On open (:mod:`.recovery`), a torn record or a
+run of zeros at the end of the last segment (a crash mid-write) is cut off, damage is counted in
 :attr:`DiskQueue.lost_on_open` and :attr:`DiskQueue.problems`, and every record from the mark on
 is replayed; records that were acknowledged after the mark was last written come back once more
 (at-least-once).
@@ -93,6 +93,8 @@ class DiskQueue:
         Raises:
             DiskBufferError: nothing was written (a full disk, an I/O error); the queue is as
                 before the call, and the same records may be appended again later.
+            ValueError: a record is empty (no record can be: see :mod:`.segment`); nothing was
+                written.
         """
         if not records:
             return []
@@ -160,6 +162,11 @@ class DiskQueue:
         size = self._writer_bytes if self._writer is not None else None
         seq = self._next_seq
         for data in records:
+            if not data:
+                raise ValueError(f"disk buffer {self.directory}: record {seq - self._next_seq} "
+                                 f"of the {len(records)} appended is empty, and no record can "
+                                 "be (on disk it would read as zeros left by a crash); nothing "
+                                 "was written")
             if size is None or size >= self.segment_bytes:
                 plan.append((seq, []))
                 size = 0
