@@ -11,11 +11,19 @@ A record on disk is ``length (u32) | crc32 (u32) | bytes`` (:mod:`.segment`).
 disk; an append that fails (a full disk) raises :class:`DiskBufferError` and leaves the files and
 sequence numbers as they were, so the caller still holds the records and may try again. Records
 are acknowledged out of order; the ``acked`` mark moves over the leading run of acknowledged
-records and whole segments behind it are deleted. On open (:mod:`.recovery`), a torn record at the
-end of the last segment (a crash mid-write) is cut off, damage is counted in
+records and whole segments behind it are deleted. On open (:mod:`.recovery`), a torn record or a
+run of zeros at the end of the last segment (a crash mid-write) is cut off, damage is counted in
 :attr:`DiskQueue.lost_on_open` and :attr:`DiskQueue.problems`, and every record from the mark on
 is replayed; records that were acknowledged after the mark was last written come back once more
 (at-least-once).
+
+:meth:`DiskQueue.append` runs in a worker thread (it waits for fsync) while :meth:`DiskQueue.ack`
+runs on the event loop. The state they share (the segment list, the sequence numbers, the mark)
+changes only under one lock, held for bookkeeping and never for a write to a segment, so neither
+waits for the other's disk: an append publishes a segment and its sequence numbers once they are
+on disk, and an acknowledgement only deletes segments that are not the last one listed and whose
+records are all acknowledged, so it never deletes a file an append is writing or one that holds
+a record not yet acknowledged.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,6 +65,10 @@ class DiskQueue:
         self.segment_bytes = max(segment_bytes, 4096)
         self._os_write = write
         self._mark_file = directory / MARK
+        #: guards every attribute below shared by append and ack (see the module's docstring)
+        self._lock = threading.Lock()
+        #: one append at a time: two would write the same file
+        self._append_lock = threading.Lock()
         found = open_directory(directory)
         #: unacknowledged records found lost when opening (by sequence numbers)
         self.lost_on_open = found.lost
@@ -69,18 +82,21 @@ class DiskQueue:
         self._done: set[int] = set()
         self._writer: int | None = None
         self._writer_bytes = 0
+        #: an append is writing to ``_writer``: :meth:`close` leaves it to that append
+        self._appending = False
+        self._close_after_append = False
         self._mark_failing = False
-        if found.mark_moved:
-            self._write_mark()
-            self._drop_finished_segments()
+        if found.mark_moved and self._write_mark():
+            self._delete(self._finished_segments())
 
     # -- public ---------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
         """Records appended and not yet acknowledged."""
-        lost = sum(end - start for start, end in self._holes.items())
-        return self._next_seq - self._acked_upto - len(self._done) - lost
+        with self._lock:
+            lost = sum(end - start for start, end in self._holes.items())
+            return self._next_seq - self._acked_upto - len(self._done) - lost
 
     def recovered(self) -> list[tuple[int, bytes]]:
         """The unacknowledged records found on open, in order (returned once)."""
@@ -90,12 +106,31 @@ class DiskQueue:
     def append(self, records: list[bytes]) -> list[int]:
         """Write ``records`` and fsync; return their sequence numbers.
 
+        Safe to call from any thread; appends run one at a time.
+
         Raises:
             DiskBufferError: nothing was written (a full disk, an I/O error); the queue is as
                 before the call, and the same records may be appended again later.
+            ValueError: a record is empty (no record can be: see :mod:`.segment`); nothing was
+                written.
         """
         if not records:
             return []
+        with self._append_lock:
+            with self._lock:
+                self._appending = True
+            try:
+                return self._append(records)
+            finally:
+                with self._lock:
+                    self._appending = False
+                    if self._close_after_append:
+                        self._close_after_append = False
+                        self._close_writer()
+
+    def _append(self, records: list[bytes]) -> list[int]:
+        # Only an append changes the writer and the sequence numbers, and appends run one at a
+        # time, so they are read here without the lock; they are changed under it.
         plan, size = self._plan(records)
         created: list[tuple[int, int, int]] = []  # (first seq, fd, size before) of each opened
         try:
@@ -117,40 +152,53 @@ class DiskQueue:
                 self.directory, f"cannot write {len(records)} records "
                 f"({exc.strerror or exc}); nothing was written and they are still to be kept",
                 errno=exc.errno) from exc
-        for first, fd, _ in created:  # the last one stays open, to write to next
-            self.close()
-            self._writer = fd
-            if first not in self._segments:
-                self._segments.append(first)
-        self._writer_bytes = size + (created[-1][2] if created else 0)
-        seqs = list(range(self._next_seq, self._next_seq + len(records)))
-        self._next_seq += len(records)
+        with self._lock:  # publish the segments and the sequence numbers, now on disk
+            for first, fd, _ in created:  # the last one stays open, to write to next
+                self._close_writer()
+                self._writer = fd
+                if first not in self._segments:
+                    self._segments.append(first)
+            self._writer_bytes = size + (created[-1][2] if created else 0)
+            seqs = list(range(self._next_seq, self._next_seq + len(records)))
+            self._next_seq += len(records)
         return seqs
 
     def ack(self, seq: int) -> None:
-        """Acknowledge one record; advance the mark and delete finished segments."""
-        if seq < self._acked_upto:
-            return
-        self._done.add(seq)
-        moved = False
-        while True:
-            if self._acked_upto in self._done:
-                self._done.discard(self._acked_upto)
-                self._acked_upto += 1
-            elif self._acked_upto in self._holes:  # records lost on open
-                self._acked_upto = self._holes.pop(self._acked_upto)
-            else:
-                break
-            moved = True
-        if moved:
-            self._write_mark()
-            self._drop_finished_segments()
+        """Acknowledge one record; advance the mark and delete finished segments.
+
+        Raises:
+            ValueError: ``seq`` was never returned by :meth:`append`: acknowledging it would
+                let the mark pass a record appended later, losing it on a restart.
+        """
+        with self._lock:
+            if seq < self._acked_upto:
+                return
+            if seq >= self._next_seq:
+                raise ValueError(f"disk buffer {self.directory}: cannot acknowledge record "
+                                 f"{seq}: it was never appended (the next is {self._next_seq})")
+            self._done.add(seq)
+            moved = False
+            while True:
+                if self._acked_upto in self._done:
+                    self._done.discard(self._acked_upto)
+                    self._acked_upto += 1
+                elif self._acked_upto in self._holes:  # records lost on open
+                    self._acked_upto = self._holes.pop(self._acked_upto)
+                else:
+                    break
+                moved = True
+            # The mark is written under the lock, so that two acknowledgements cannot write
+            # theirs out of order; it is a small write with no fsync.
+            finished = self._finished_segments() if moved and self._write_mark() else []
+        self._delete(finished)
 
     def close(self) -> None:
-        """Close the segment being written."""
-        if self._writer is not None:
-            os.close(self._writer)
-            self._writer = None
+        """Close the segment being written (after the append under way, if any)."""
+        with self._lock:
+            if self._appending:
+                self._close_after_append = True
+            else:
+                self._close_writer()
 
     # -- writing --------------------------------------------------------------------------
 
@@ -160,6 +208,11 @@ class DiskQueue:
         size = self._writer_bytes if self._writer is not None else None
         seq = self._next_seq
         for data in records:
+            if not data:
+                raise ValueError(f"disk buffer {self.directory}: record {seq - self._next_seq} "
+                                 f"of the {len(records)} appended is empty, and no record can "
+                                 "be (on disk it would read as zeros left by a crash); nothing "
+                                 "was written")
             if size is None or size >= self.segment_bytes:
                 plan.append((seq, []))
                 size = 0
@@ -197,7 +250,14 @@ class DiskQueue:
             # returned from append).
             log.error("disk buffer %s: cannot undo a failed write (%s)", self.directory,
                       exc.strerror or exc)
-            self.close()
+            with self._lock:
+                self._close_writer()
+
+    def _close_writer(self) -> None:
+        # under the lock
+        if self._writer is not None:
+            os.close(self._writer)
+            self._writer = None
 
     def _fsync_directory(self) -> None:
         # a new file's directory entry must survive a crash too
@@ -209,7 +269,8 @@ class DiskQueue:
 
     # -- the mark -------------------------------------------------------------------------
 
-    def _write_mark(self) -> None:
+    def _write_mark(self) -> bool:
+        """Write the mark (under the lock); whether it was written."""
         tmp = self._mark_file.with_suffix(".tmp")
         try:
             tmp.write_text(str(self._acked_upto))
@@ -221,13 +282,26 @@ class DiskQueue:
                           "will be replayed after a restart", self.directory,
                           exc.strerror or exc)
             self._mark_failing = True
-        else:
-            self._mark_failing = False
+            return False
+        self._mark_failing = False
+        return True
 
-    def _drop_finished_segments(self) -> None:
-        # A segment is finished when the next one starts at or before the mark.
+    def _finished_segments(self) -> list[int]:
+        """Take the finished segments off the list (under the lock), to delete.
+
+        A segment is finished when the next one starts at or before the mark: every record in
+        it is acknowledged. The last one listed is never finished: appends write to it.
+        Called only once the mark is on disk: deleting a segment the mark on disk does not pass
+        would make its records, acknowledged, count as lost after a restart.
+        """
+        finished = []
         while len(self._segments) > 1 and self._segments[1] <= self._acked_upto:
-            first = self._segments.pop(0)
+            finished.append(self._segments.pop(0))
+        return finished
+
+    def _delete(self, segments: list[int]) -> None:
+        # Outside the lock: these are off the list, nothing else refers to them.
+        for first in segments:
             try:
                 segment_path(self.directory, first).unlink(missing_ok=True)
             except OSError as exc:

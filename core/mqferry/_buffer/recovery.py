@@ -157,8 +157,11 @@ def _account(found: Opened, directory: Path, parsed: dict[int, Parsed]) -> None:
             _lose(found, directory, extra,
                   f"{path.name} holds records past the start of the next segment, at {nxt}")
         if seg.torn_at is not None:
-            log.warning("disk buffer %s: cutting a torn record at the end of %s (byte %d): a "
-                        "write cut short, never acknowledged", directory, path.name, seg.torn_at)
+            what = ("a run of zero bytes (the file was extended, its data never written)"
+                    if seg.torn_zeros else "a record cut short")
+            log.warning("disk buffer %s: cutting a torn tail at the end of %s (byte %d): %s, "
+                        "from a write never acknowledged", directory, path.name, seg.torn_at,
+                        what)
             _truncate(path, seg.torn_at)
         damaged = [(pos, k) for pos, k in seg.damaged if k < len(seg.slots)]
         lost = [(first + k, first + k + 1) for _, k in damaged if seg.slots[k] is None]

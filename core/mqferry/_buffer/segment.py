@@ -6,6 +6,11 @@ resynchronises on the next offset from which intact records run to the end of th
 counts the damaged stretch as one lost record (the fewest it can be; a damaged length whose
 body still matches its crc is recovered instead). What is really missing beyond that shows as
 a gap before the next segment's first sequence number, which the opener counts.
+
+No record is empty: a length of zero is never written (:func:`frame` refuses it), so that a run
+of zero bytes never reads as records. Some filesystems leave one at the end of a file after a
+crash (its size was extended, its data never written). At the end of the segment being written
+it is a torn tail, cut off like a write cut short; anywhere else it is damage like any other.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ SUFFIX = ".seg"
 
 
 def frame(data: bytes) -> bytes:
-    """``data`` as it is written to a segment."""
+    """``data`` as it is written to a segment.
+
+    Raises:
+        ValueError: ``data`` is empty: it would be indistinguishable from zeros on disk.
+    """
+    if not data:
+        raise ValueError("an empty record cannot be stored: on disk it would read as a run of "
+                         "zero bytes, which is what a crash leaves")
     return HEADER.pack(len(data), zlib.crc32(data)) + data
 
 
@@ -28,8 +40,10 @@ class Parsed:
     """What a segment holds: one slot per sequence number, ``None`` for a lost record."""
 
     slots: list[bytes | None] = field(default_factory=list)
-    #: byte offset of a torn record at the very end (a write cut short), to truncate at
+    #: byte offset of a torn tail at the very end (a write cut short), to truncate at
     torn_at: int | None = None
+    #: the torn tail is nothing but zeros (the file was extended, its data never written)
+    torn_zeros: bool = False
     #: damaged records: (byte offset, slot); the slot is ``None`` unless it could be recovered
     damaged: list[tuple[int, int]] = field(default_factory=list)
 
@@ -45,6 +59,13 @@ def parse(data: bytes, *, last: bool) -> Parsed:
             out.slots.append(body)
             pos += HEADER.size + len(body)
             continue
+        if data.count(0, pos) == len(data) - pos:  # zeros to the end: no record can follow
+            if last:
+                out.torn_at, out.torn_zeros = pos, True
+            else:
+                out.damaged.append((pos, len(out.slots)))
+                out.slots.append(None)
+            break
         nxt = _resync(data, pos, bad)
         end = len(data) if nxt is None else nxt
         salvaged = _salvage(data, pos, end)
@@ -66,6 +87,8 @@ def _record_at(data: bytes, pos: int) -> bytes | None:
     end = pos + HEADER.size + length
     if end > len(data):
         return None
+    if length == 0:  # never written: zeros, not a record (crc32(b"") is 0)
+        return None
     body = data[pos + HEADER.size : end]
     return body if zlib.crc32(body) == crc else None
 
@@ -83,15 +106,15 @@ def _salvage(data: bytes, pos: int, end: int) -> bytes | None:
         return None
     _, crc = HEADER.unpack_from(data, pos)
     body = data[pos + HEADER.size : end]
-    return body if zlib.crc32(body) == crc else None
+    return body if body and zlib.crc32(body) == crc else None
 
 
 def _resync(data: bytes, pos: int, bad: set[int]) -> int | None:
     """The first offset after ``pos`` from which intact records run to the end, if any.
 
     The damaged record's own length is tried first (the usual case: its body or crc was hit).
-    ``bad`` remembers offsets known not to lead to the end, so a long run of zeros (which reads
-    as empty records) costs linear time, not quadratic.
+    ``bad`` remembers offsets known not to lead to the end, so that a long stretch of records
+    followed by damage costs linear time, not quadratic.
     """
     candidates: list[int] = []
     if pos + HEADER.size <= len(data):

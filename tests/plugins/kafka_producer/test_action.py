@@ -385,3 +385,21 @@ async def test_what_a_damaged_disk_buffer_lost_is_counted_when_the_action_starts
         assert (counters["dropped"], counters["dropped.disk_damaged"]) == (2, 2)
     finally:
         await action.stop(timeout=1.0)
+
+
+async def test_zeros_a_crash_left_after_the_disk_buffer_replay_nothing_and_count_nothing(
+        make, tmp_path):
+    from mqferry import DiskQueue
+    from mqferry_kafka_producer.records import Record
+
+    directory = tmp_path / "kafka_producer" / "a"
+    q = DiskQueue(directory, segment_bytes=4096)
+    q.append([Record("t", None, b"%d" % i, 1, [], None).encode() for i in range(3)])
+    q.close()
+    [segment] = directory.glob("*.seg")
+    with segment.open("ab") as f:
+        f.write(bytes(4096))  # the file was extended by a crash, its data never written
+    action = make(KafkaTwin(topics={"t": 1}), topic="t", buffer={"mode": "disk"})
+    assert action.buffer.recover(0.0) == 3
+    assert action.buffer.take_lost() == 0  # no empty record to fail to decode
+    action.buffer.close()
