@@ -40,3 +40,40 @@ def test_records_produced_right_after_a_mapped_topic_is_created_reach_mqtt(
         assert app.terminate() == 0
     finally:
         _run_in_thread(lambda: _delete_topics(kafka_bootstrap, [topic]))
+
+
+async def _delete_records_before(bootstrap: str, topic: str, offset: int) -> None:
+    from aiokafka import TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({TopicPartition(topic, 0): RecordsToDelete(offset)})
+    finally:
+        await admin.close()
+
+
+def test_records_kept_after_a_deletion_past_the_committed_offset_still_reach_mqtt(
+        mqferry, kafka_bootstrap, mqtt_broker, new_topic, kcat_produce,  # noqa: F811
+        mosquitto_sub):
+    """Kafka deleted records the group had not read (retention, DeleteRecords): the ones kept
+    are delivered, not skipped by a jump to ``latest``."""
+    topic = new_topic()
+    prefix = f"kept-{uuid.uuid4().hex[:6]}"
+    params = {"topic_mapping": [mapping(topic, f"{prefix}/${{.value}}",
+                                        payload_template="${.value}")]}
+    cfg = config(kafka_bootstrap, mqtt_broker, params=params)  # offset_reset_policy: latest
+    app = mqferry(cfg)
+    app.wait_ready()
+    app.wait_for_log("partitions assigned", 30)  # the group's start (offset 0) is committed
+    assert app.terminate() == 0
+    kcat_produce(topic, [f"m{i}" for i in range(10)])  # produced while mqferry is down
+    _run_in_thread(lambda: _delete_records_before(kafka_bootstrap, topic, 5))
+    with mosquitto_sub(f"{prefix}/#", 5) as sub:
+        app = mqferry(cfg)
+        app.wait_ready()
+        got = sub.wait(30)
+    assert sorted(m.payload for m in got) == [b"m%d" % i for i in range(5, 10)], app.log
+    app.wait_for_log("records 0 to 4 were deleted from Kafka (retention)", 10)
+    assert app.terminate() == 0

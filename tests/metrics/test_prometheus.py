@@ -51,6 +51,12 @@ class ConsumerTwin:
     def highwater(self, tp: TopicPartition) -> int:
         return self.offsets["end"]
 
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, 0)
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return dict.fromkeys(tps, self.offsets["end"])
+
     def assignment(self) -> set[TopicPartition]:
         return {TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 3)}
 

@@ -167,6 +167,8 @@ class KafkaTwin:
         seeks: every seek of a consumer: ``(partition, offset)``.
         pauses: how many times a consumer paused its partitions.
         batches: the number of records of each batch acknowledged, in order.
+        log_start: each partition's first offset still kept (records before it were deleted,
+            as retention or ``DeleteRecords`` delete them); 0 when absent.
     """
 
     topics: dict[str, int] = field(default_factory=dict)
@@ -191,6 +193,7 @@ class KafkaTwin:
     pauses: int = 0
     batches: list[int] = field(default_factory=list)
     consumers: list[TwinConsumer] = field(default_factory=list)
+    log_start: dict[TopicPartition, int] = field(default_factory=dict)
     _logs: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]] = field(
         default_factory=dict)
 
@@ -314,6 +317,12 @@ class TwinConsumer:
 
     def highwater(self, tp: TopicPartition) -> int | None:
         return len(self.kafka.log(tp))
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.kafka.log_start.get(tp, 0) for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.kafka.log(tp)) for tp in tps}
 
     def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
         return self.polled.get(tp)

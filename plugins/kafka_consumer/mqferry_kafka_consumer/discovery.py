@@ -96,3 +96,48 @@ async def start_offsets(consumer: Any, fresh: list[TopicPartition], *, policy: s
                      "first record produced after the source started (%d records)", source_id,
                      tp.topic, tp.partition, hit.offset, ends[tp] - hit.offset)
     return starts
+
+
+async def out_of_range(consumer: Any, committed: dict[TopicPartition, int], *,
+                       source_id: str) -> dict[TopicPartition, int]:
+    """Where partitions whose committed offset lies outside their records start instead.
+
+    Kafka answers a fetch from such an offset with "out of range", and the consumer then jumps
+    to ``offset_reset_policy``: with ``latest``, past every record still there, without a word.
+    Two cases, both started at the partition's first record kept, and both logged:
+
+    - The offset is before the first record kept: the records in between were deleted
+      (retention, ``DeleteRecords``) before the group read them. They are gone; the ones kept
+      are still delivered.
+    - The offset is past the end: the topic was deleted and created again (or the partition
+      truncated). Every record it holds was produced after the group's last commit.
+
+    Should the lookup fail, nothing changes and a warning says so.
+    """
+    if not committed:
+        return {}
+    tps = list(committed)
+    try:
+        first = await consumer.beginning_offsets(tps)
+        end = await consumer.end_offsets(tps)
+    except (KafkaError, ValueError) as exc:
+        log.warning("source %s: cannot look up the first and last offsets of %s (%s); their "
+                    "committed offsets are used as they are", source_id,
+                    ", ".join(f"{tp.topic}/{tp.partition}" for tp in sorted(tps)),
+                    str(exc) or type(exc).__name__)
+        return {}
+    starts: dict[TopicPartition, int] = {}
+    for tp in sorted(tps):
+        offset, lo, hi = committed[tp], first.get(tp), end.get(tp)
+        if lo is not None and offset < lo:
+            starts[tp] = lo
+            log.warning("source %s: %s/%d: records %d to %d were deleted from Kafka (retention) "
+                        "before the group read them; starting at offset %d, the first kept",
+                        source_id, tp.topic, tp.partition, offset, lo - 1, lo)
+        elif hi is not None and offset > hi:
+            starts[tp] = lo if lo is not None else 0
+            log.warning("source %s: %s/%d: the committed offset %d is past the partition's end "
+                        "(%d): the topic was deleted and created again; reading its %d records "
+                        "from offset %d", source_id, tp.topic, tp.partition, offset, hi,
+                        hi - starts[tp], starts[tp])
+    return starts

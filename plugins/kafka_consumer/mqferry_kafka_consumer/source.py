@@ -14,7 +14,9 @@ At-least-once, nothing lost on restart:
 - With ``latest``, the start position is committed on the group's first assignment, so records
   produced while mqferry is down are delivered after a restart; a partition the group never
   committed starts at its first record produced after the source started, so a topic created
-  while mqferry runs is read from its start (:mod:`mqferry_kafka_consumer.discovery`).
+  while mqferry runs is read from its start (:mod:`mqferry_kafka_consumer.discovery`). A
+  committed offset before the first record kept (retention) or past the end (a re-created topic)
+  starts the partition at its first record kept, with a warning, rather than at ``latest``.
 - When the window is full, every assigned partition is paused until records settle and are
   committed: a slow MQTT side stops consumption instead of filling memory.
 - When the MQTT session drops, every partition is consumed again from its first unsettled record
@@ -56,7 +58,7 @@ from mqferry import (
 from mqferry_kafka import KafkaConnector, close_client, start_with_backoff
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.deadletter import DeadLetter
-from mqferry_kafka_consumer.discovery import TopicWatch, start_offsets
+from mqferry_kafka_consumer.discovery import TopicWatch, out_of_range, start_offsets
 from mqferry_kafka_consumer.handler import RecordHandler
 
 log = logging.getLogger(__name__)
@@ -235,13 +237,17 @@ class KafkaConsumerSource:
                 or self.tracker.uncommitted() >= self._commit_every)
 
     async def take_partitions(self, assigned: list[TopicPartition]) -> None:
-        """Newly assigned partitions: pin the start of never-committed ones, track their lag."""
+        """Newly assigned partitions: pin the start of never-committed ones and of those whose
+        committed offset lies outside their records, track their lag."""
         consumer = self.consumer
         assert consumer is not None
         committed = {tp: await consumer.committed(tp) for tp in assigned}
         fresh = [tp for tp, off in committed.items() if off is None]
         starts = await start_offsets(consumer, fresh, policy=self.params.offset_reset_policy,
                                      since_ms=self.since_ms or 0, source_id=self.id)
+        starts.update(await out_of_range(
+            consumer, {tp: off for tp, off in committed.items() if off is not None},
+            source_id=self.id))
         for tp, start in starts.items():
             if start != await consumer.position(tp):
                 consumer.seek(tp, start)

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaTimeoutError
 
 from mqferry.testing import InMemoryMqtt, wait_until
 from tests.plugins.kafka_consumer.test_offsets import GROUP, make
-from tests.plugins.kafka_consumer.twin import TimedKafkaTwin, now_ms
+from tests.plugins.kafka_consumer.twin import TimedKafkaTwin, TimedTwinConsumer, now_ms
 
 LATE = [{"kafka_topic": "late", "mqtt_topic": "out", "qos": 1, "payload_template": "${.value}"}]
 
@@ -98,3 +98,57 @@ def test_named_topics_refresh_their_metadata_as_often_as_patterns():
     src = make(kafka, InMemoryMqtt(), topic_mapping=LATE, topic_pattern_refresh_interval="3s")
     src._make_consumer()
     assert kafka.consumers[0].options["metadata_max_age_ms"] == 3000
+
+
+IN = TopicPartition("in", 0)
+MAPPED = [{"kafka_topic": "in", "mqtt_topic": "out", "qos": 1, "payload_template": "${.value}"}]
+
+
+async def test_records_deleted_before_they_were_read_start_the_partition_at_the_first_kept(
+        running, caplog):
+    """A committed offset before the first record kept: Kafka would answer "out of range" and
+    the consumer jump to ``latest``, past the records still there. It starts at the first kept."""
+    kafka, mqtt = TimedKafkaTwin(topics={"in": 1}), InMemoryMqtt()
+    for i in range(10):
+        kafka.produce("in", b"m%d" % i)
+    kafka.committed[(GROUP, IN)] = 2  # read up to 2 before it stopped
+    kafka.log_start[IN] = 5  # then retention deleted 0-4
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=MAPPED)
+        await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 10)
+    assert payloads(mqtt) == [b"m%d" % i for i in range(5, 10)]
+    assert "records 2 to 4 were deleted from Kafka (retention) before the group read them; " \
+           "starting at offset 5" in caplog.text
+
+
+async def test_a_committed_offset_past_the_end_reads_the_recreated_topic_from_its_start(
+        running, caplog):
+    """The topic was deleted and created again: the group's offset is past its end, and every
+    record it holds was produced after that commit."""
+    kafka, mqtt = TimedKafkaTwin(topics={"in": 1}), InMemoryMqtt()
+    for i in range(3):
+        kafka.produce("in", b"n%d" % i)
+    kafka.committed[(GROUP, IN)] = 50  # committed on the topic before it was re-created
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=MAPPED, offset_reset_policy="latest")
+        await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 3)
+    assert payloads(mqtt) == [b"n0", b"n1", b"n2"]
+    assert "the committed offset 50 is past the partition's end (3)" in caplog.text
+
+
+async def test_a_failed_lookup_of_the_bounds_keeps_the_committed_offsets(
+        running, caplog, monkeypatch):
+    kafka, mqtt = TimedKafkaTwin(topics={"in": 1}), InMemoryMqtt()
+    for i in range(4):
+        kafka.produce("in", b"k%d" % i)
+    kafka.committed[(GROUP, IN)] = 1
+
+    async def refuse(self, tps):
+        raise KafkaTimeoutError()
+
+    monkeypatch.setattr(TimedTwinConsumer, "beginning_offsets", refuse)
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=MAPPED)
+        await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 4)
+    assert payloads(mqtt) == [b"k1", b"k2", b"k3"]
+    assert "cannot look up the first and last offsets of in/0 (KafkaTimeoutError)" in caplog.text
