@@ -118,13 +118,19 @@ async def send_loop(floor: Floor, producer: AIOKafkaProducer, topic: str,
             fut.add_done_callback(settle)
 
 
-async def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def floor_arguments(doc: str) -> argparse.ArgumentParser:
+    """The command line every one-process floor bridge takes (``doc``: its module docstring)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n", maxsplit=1)[0])
     ap.add_argument("--mqtt", required=True, help="host:port")
     ap.add_argument("--topic", required=True, help="MQTT topic filter")
     ap.add_argument("--kafka", required=True, help="bootstrap host:port")
     ap.add_argument("--kafka-topic", required=True)
     ap.add_argument("--client-id", required=True)
+    return ap
+
+
+async def main() -> int:
+    ap = floor_arguments(__doc__)
     ap.add_argument("--hold", type=int, default=0,
                     help="batches in flight before the next waits (0: a batch per read)")
     args = ap.parse_args()

@@ -16,14 +16,13 @@ events, metrics, buffers or reconnects: one error and it exits.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 import threading
 from collections import deque
 
 from confluent_kafka import KafkaError, Producer
-from floor_bridge import Floor  # beside this script
+from floor_bridge import Floor, floor_arguments  # beside this script
 
 
 class RdkFloor(Floor):
@@ -72,12 +71,7 @@ def poll_deliveries(floor: RdkFloor, deliveries: Deliveries, loop: asyncio.Abstr
 
 
 async def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--mqtt", required=True, help="host:port")
-    ap.add_argument("--topic", required=True, help="MQTT topic filter")
-    ap.add_argument("--kafka", required=True, help="bootstrap host:port")
-    ap.add_argument("--kafka-topic", required=True)
-    ap.add_argument("--client-id", required=True)
+    ap = floor_arguments(__doc__)
     ap.add_argument("--linger-ms", type=float, default=5.0, help="librdkafka's linger.ms")
     args = ap.parse_args()
     loop = asyncio.get_running_loop()

@@ -88,3 +88,13 @@ class PrivateKafka:
         except (ProcessLookupError, ValueError):
             return False
         return True
+
+
+def private_kafka_or_skip(home: Path) -> PrivateKafka:
+    """A :class:`PrivateKafka` under ``home`` (not started); the test is skipped without jars."""
+    import pytest
+
+    libs = kafka_libs()
+    if libs is None:
+        pytest.skip("no Kafka jars found: run scripts/services.sh install")
+    return PrivateKafka(home, libs)

@@ -25,7 +25,7 @@ from tests.integration.keyed_stream import (
     summary,
     tally,
 )
-from tests.integration.private_kafka import PrivateKafka, kafka_libs
+from tests.integration.private_kafka import private_kafka_or_skip
 from tests.integration.witnesses import kcat_consume
 
 pytestmark = pytest.mark.integration
@@ -63,10 +63,7 @@ def converged(nodes: ClusterNodes, sid: str) -> bool:
 
 @pytest.fixture
 def private_kafka(tmp_path):
-    libs = kafka_libs()
-    if libs is None:
-        pytest.skip("no Kafka jars found: run scripts/services.sh install")
-    kafka = PrivateKafka(tmp_path / "kafka", libs)
+    kafka = private_kafka_or_skip(tmp_path / "kafka")
     try:
         yield kafka
     finally:

@@ -18,7 +18,7 @@ import pytest
 
 from mqferry_kafka_producer.partitions import java_partition
 from tests.integration.mqferry_process import MqferryProcess
-from tests.integration.private_kafka import PrivateKafka, kafka_libs
+from tests.integration.private_kafka import PrivateKafka, private_kafka_or_skip
 from tests.integration.test_kafka_sink import publish, run, sink_config
 
 pytestmark = pytest.mark.integration
@@ -28,10 +28,7 @@ __all__ = ["run"]  # the fixture, used here with this module's Kafka
 
 @pytest.fixture(scope="module")
 def private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
-    libs = kafka_libs()
-    if libs is None:
-        pytest.skip("no Kafka jars found: run scripts/services.sh install")
-    kafka = PrivateKafka(tmp_path_factory.mktemp("kafka"), libs)
+    kafka = private_kafka_or_skip(tmp_path_factory.mktemp("kafka"))
     kafka.start()
     try:
         yield kafka
