@@ -59,7 +59,7 @@ def parse(data: bytes, *, last: bool) -> Parsed:
             out.slots.append(body)
             pos += HEADER.size + len(body)
             continue
-        if data.count(0, pos) == len(data) - pos:  # zeros to the end: no record can follow
+        if data[-1] == 0 and data.count(0, pos) == len(data) - pos:  # zeros to the end
             if last:
                 out.torn_at, out.torn_zeros = pos, True
             else:

@@ -354,6 +354,12 @@ class TwinConsumer:
         for tp in sorted(self.assigned - self.paused):
             self.polled[tp] = now_ms
             start = await self.position(tp)
+            if not self.kafka.log_start.get(tp, 0) <= start <= len(self.kafka.log(tp)):
+                # out of range, as Kafka answers: the consumer jumps by its reset policy
+                start = (self.kafka.log_start.get(tp, 0)
+                         if self.options.get("auto_offset_reset") == "earliest"
+                         else len(self.kafka.log(tp)))
+                self.positions[tp] = start
             records = self.kafka.log(tp)[start:start + room]
             if records:
                 out[tp] = records
