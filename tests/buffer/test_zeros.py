@@ -114,3 +114,40 @@ def test_an_empty_record_is_refused_and_nothing_is_written(tmp_path):
     assert q.append([b"a"]) == [0]
     with pytest.raises(ValueError, match="empty record"):
         frame(b"")
+
+
+@pytest.mark.parametrize("body", [b"two", b"t" * 256, b"t" * 65536])
+def test_a_long_run_of_zeros_is_passed_over_in_one_step(tmp_path, monkeypatch, body):
+    # A record's length field may start with zero bytes (256 is 00 01 00 00 on disk): the
+    # record right after the run is still found, whatever its length.
+    from mqferry._buffer import segment
+
+    tries = []
+    record_at = segment._record_at
+
+    def counted(data, pos):
+        tries.append(pos)
+        return record_at(data, pos)
+
+    monkeypatch.setattr(segment, "_record_at", counted)
+    seg = tmp_path / f"{0:020d}.seg"
+    seg.write_bytes(frame(b"one") + bytes(1 << 20) + frame(body) + frame(b"three"))
+    q = reopen(tmp_path)
+    assert [d for _, d in q.recovered()] == [b"one", body, b"three"]
+    assert q.lost_on_open == 1 and len(q.problems) == 1
+    # one try per offset would be over a million
+    assert len(tries) < 50
+
+
+def test_resynchronising_over_garbage_remembers_only_the_chains_it_walked():
+    # Offsets where not even one record starts are never reached again (the scan moves past
+    # them): remembering each of them cost memory per byte of damage (a 10 MiB run of zeros
+    # held over a gigabyte while its segment was read).
+    from mqferry._buffer import segment
+
+    junk = bytes(range(1, 256)) * 64  # no record starts anywhere in it
+    data = frame(b"one") + junk + frame(b"two") + frame(b"three")
+    bad = set()
+    start = len(frame(b"one"))
+    assert segment._resync(data, start, bad) == start + len(junk)
+    assert len(bad) < 10

@@ -15,11 +15,16 @@ it is a torn tail, cut off like a write cut short; anywhere else it is damage li
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 HEADER = struct.Struct("<II")
+_NONZERO = re.compile(rb"[^\x00]")
+#: bytes of a record's length field, the first of its header
+_LENGTH_BYTES = 4
 SUFFIX = ".seg"
 
 
@@ -116,15 +121,34 @@ def _resync(data: bytes, pos: int, bad: set[int]) -> int | None:
     ``bad`` remembers offsets known not to lead to the end, so that a long stretch of records
     followed by damage costs linear time, not quadratic.
     """
-    candidates: list[int] = []
     if pos + HEADER.size <= len(data):
         length: int = HEADER.unpack_from(data, pos)[0]
-        candidates.append(pos + HEADER.size + length)
-    candidates.extend(range(pos + 1, len(data)))
-    for q in candidates:
+        q = pos + HEADER.size + length
         if q < len(data) and _runs_to_end(data, q, bad):
             return q
+    for q in _starts(data, pos + 1):
+        if _runs_to_end(data, q, bad):
+            return q
     return None
+
+
+def _starts(data: bytes, pos: int) -> Iterator[int]:
+    """The offsets from ``pos`` on where a record could start.
+
+    A run of zeros is passed over in one step: a record starting inside it would have a length
+    of zero, which is never written. Only its last 3 offsets are tried: their length field
+    reaches the first byte after the run.
+    """
+    end = len(data)
+    q = pos
+    while q < end:
+        if data[q] == 0:
+            found = _NONZERO.search(data, q)
+            if found is None:
+                return
+            q = max(q, found.start() - (_LENGTH_BYTES - 1))
+        yield q
+        q += 1
 
 
 def _runs_to_end(data: bytes, pos: int, bad: set[int]) -> bool:
@@ -139,6 +163,7 @@ def _runs_to_end(data: bytes, pos: int, bad: set[int]) -> bool:
         pos += HEADER.size + len(body)
     else:
         return True
-    bad.update(seen)
-    bad.add(pos)
+    if seen:  # a failed start alone is never reached again: the scan moves on past it
+        bad.update(seen)
+        bad.add(pos)
     return False
