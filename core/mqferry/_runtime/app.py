@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mqferry._config.loader import AppConfig
 from mqferry._metrics import Metrics
 from mqferry._metrics.history import MetricHistory
-from mqferry._mqtt.acks import AckWindow
 from mqferry._mqtt.client import Incoming, MqttConnector, mqtt_metrics
 from mqferry._rules import Event
+from mqferry._runtime.ackstall import AckStalls, holders
 from mqferry._runtime.ackwait import AckWaits
 from mqferry._runtime.builder import Builder
 from mqferry._runtime.deadletter import DeadLetters
@@ -141,8 +141,7 @@ class App:
         #: After how long an unacknowledged MQTT message makes the session's health
         #: ``connecting`` (see :meth:`mqtt_health`).
         self.ack_stall_after = ACK_STALL_AFTER
-        # per ack window: its oldest pending message when first seen at the head, and when
-        self._stalls: dict[int, tuple[Ticket, float]] = {}
+        self._stalls = AckStalls()
         #: Builds the components and rules, here and on each configuration change.
         self.builder = Builder(self.context, self._env)
         parts = self.builder.build(config)
@@ -362,39 +361,10 @@ class App:
             return health
         return HealthStatus(Status.CONNECTING,
                             f"acknowledgements stalled: the oldest unacknowledged message has "
-                            f"waited {waited:.0f}s; {self._holders()}")
+                            f"waited {waited:.0f}s; {holders(self.actions, self.rules)}")
 
     def _oldest_ack_wait(self, now: float) -> float:
-        # Sampled (each second by the metrics ticker, and on each status request) rather than
-        # timed per message: the hot path pays nothing. The age is from the first sample that
-        # saw the message at the head of its session's window.
-        windows: list[AckWindow] = [s.acks for s in self._sessions().values()]
-        stalls: dict[int, tuple[Ticket, float]] = {}
-        longest = 0.0
-        for window in windows:
-            head = window.oldest()
-            if head is None:
-                continue
-            seen = self._stalls.get(id(window))
-            since = seen[1] if seen is not None and seen[0] is head else now
-            stalls[id(window)] = (head, since)
-            longest = max(longest, now - since)
-        self._stalls = stalls
-        return longest
-
-    def _holders(self) -> str:
-        held = []
-        for aid, action in self.actions.items():
-            snap = action.metrics.snapshot()
-            queued, inflight = int(snap.get("queuing", 0)), int(snap.get("inflight", 0))
-            if queued or inflight:
-                held.append(f"action {aid} ({queued} queued, {inflight} in flight)")
-        for rid, rule in self.rules.items():
-            if rule.pending:
-                held.append(f"rule {rid} ({rule.pending} waiting for evaluation)")
-        if not held:
-            return "no action or rule reports holding messages"
-        return "held by " + ", ".join(held)
+        return self._stalls.oldest_wait([s.acks for s in self._sessions().values()], now)
 
     def metrics(self) -> dict[str, dict[str, float]]:
         """A snapshot of every rule, action and source counter, by component id."""
