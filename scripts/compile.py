@@ -45,6 +45,8 @@ MODULES: dict[str, list[str]] = {
         "mqferry/_metrics/__init__.py",
     ],
     "plugins/kafka_producer": [
+        "mqferry_kafka_producer/partitions.py",
+        "mqferry_kafka_producer/record.py",
         "mqferry_kafka_producer/records.py",
         "mqferry_kafka_producer/render.py",
         "mqferry_kafka_producer/action.py",

@@ -178,11 +178,11 @@ class Harness:
                 action.session.set_connected(True)
             else:
                 await action.start()
-        self.app._accepting = True
+        self.app.inbound.accepting = True
 
     async def stop(self) -> None:
         """Stop taking input and stop the started actions."""
-        self.app._accepting = False
+        self.app.inbound.accepting = False
         for action in self.app.actions.values():
             if not action.id.startswith("kafka_producer:"):
                 await action.stop()

@@ -95,6 +95,9 @@ class ExplodingRule:
     def run(self, event):
         raise self._exc
 
+    def select(self, event):  # the runtime's path for SELECT rules
+        raise self._exc
+
     def __getattr__(self, name):
         return getattr(self._compiled, name)
 

@@ -103,7 +103,7 @@ async def test_a_dying_ack_wait_loop_marks_the_mqtt_session_and_keeps_releasing(
     app.rules["a"].actions = [sync]
     acked: list[int] = []
     app.mqtt.acks = type(app.mqtt.acks)(lambda acks: acked.extend(m for m, _ in acks))
-    app._accepting = True
+    app.inbound.accepting = True
     app.handle_message(_message(1), _PoisonTicket(None, 1, 1, 0))
     app.handle_message(_message(2), app.mqtt.acks.open(2, 1))
     app.tasks.start()

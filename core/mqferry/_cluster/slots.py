@@ -82,7 +82,7 @@ class SlotSession:
         if self.first_message is None:
             self.first_message = time.time()
         self.received += 1
-        self._app.handle_message(message, ticket)
+        self._app.inbound.handle(message, ticket)
 
     @property
     def in_flight(self) -> int:

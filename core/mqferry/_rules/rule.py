@@ -183,6 +183,10 @@ class CompiledRule:
         blocking: whether the statement calls a function that may take long (``jq``, or a
             regular expression function whose pattern may need the backtracking engine): the
             runtime evaluates such a rule in a worker thread, never on the event loop.
+        select: for a SELECT statement, the generated function :meth:`run` calls: an
+            :class:`Event` in, the output out, ``None`` when WHERE is false (it raises as
+            :meth:`run` does). ``None`` for FOREACH. The runtime calls it directly on its
+            hot path.
     """
 
     def __init__(self, sql: str, stmt: n.Statement, functions: FunctionTable) -> None:
@@ -193,6 +197,7 @@ class CompiledRule:
             s for s in stmt.sources if not s.startswith("$")
         )
         self.is_foreach = stmt.is_foreach
+        self.select: Callable[[Event], dict[str, Any] | None] | None = None
         compiler = Compiler(functions)
         fields = stmt.fields
         if stmt.is_foreach:
@@ -224,8 +229,8 @@ class CompiledRule:
         else:
             # The closures above define the semantics (and refuse unknown functions); SELECT
             # runs as one generated function that inlines the common nodes (see codegen).
-            self._select = generate_select(compiler, stmt, where_bound, put=_put,
-                                           unset=_unset, columns=event_columns)
+            self.select = self._select = generate_select(
+                compiler, stmt, where_bound, put=_put, unset=_unset, columns=event_columns)
         self.blocking: bool = compiler.blocking
 
     def matches_topic(self, topic: str) -> bool:

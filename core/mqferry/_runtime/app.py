@@ -19,13 +19,12 @@ from mqferry._runtime.ackwait import AckWaits
 from mqferry._runtime.builder import Builder
 from mqferry._runtime.deadletter import DeadLetters
 from mqferry._runtime.delivery import EventDone, Ticket
-from mqferry._runtime.events import message_event
+from mqferry._runtime.events import Inbound
 from mqferry._runtime.failures import LogLimiter
 from mqferry._runtime.routing import Routing
 from mqferry._runtime.rules import RuleEnv, RuntimeRule, describe
 from mqferry._tasks import Supervisors
 from mqferry._types import (
-    LOOP_MARKER,
     Action,
     Connector,
     HealthStatus,
@@ -101,7 +100,11 @@ class App:
         #: The counters of the app's MQTT sessions (its own and a cluster's slots): messages
         #: from the broker dropped before the rules (``dropped.malformed``).
         self.mqtt_metrics = mqtt_metrics()
-        self.mqtt = self.adopt_mqtt(mqtt_factory(config=own, handler=self.handle_message))
+        self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
+        self._limiter = LogLimiter(log)
+        #: Hands the sessions' messages to the rules (its routing is set once they are built).
+        self.inbound = Inbound(Routing({}), self.node, self._waits, self._limiter)
+        self.mqtt = self.adopt_mqtt(mqtt_factory(config=own, handler=self.inbound.handle))
         #: Sessions that take the rules' input besides :attr:`mqtt` (a cluster's slots).
         self.ingress: list[Ingress] = []
         #: This node's cluster membership (set when it runs in a cluster), else ``None``.
@@ -118,7 +121,6 @@ class App:
         self.connectors: dict[str, Connector] = {}
         self.actions: dict[str, Action] = {}
         self.sources: dict[str, Source] = {}
-        self._accepting = False
         #: The app's own background loops, by owner: a loop that died marks its owner's
         #: health (``mqtt`` for the acks, ``metrics`` for the counters) until it recovers.
         self.tasks = Supervisors()
@@ -126,10 +128,8 @@ class App:
         #: The last hour of the actions' and sources' metrics (the console's charts).
         self.history = MetricHistory(lambda: {"actions": self.actions, "sources": self.sources})
         self.tasks.adopt("metrics", self.history.task)
-        self._waits = AckWaits() if config.raw.mqtt.delivery == "at_most_once" else None
         if self._waits is not None:
             self.tasks.adopt("mqtt", self._waits.task)
-        self._limiter = LogLimiter(log)
         dead_letter = config.raw.mqtt.dead_letter
         # The dead-letter setting is read once, as the rest of the mqtt section (a change
         # needs a restart); the action is looked up by id, so a replaced one is used.
@@ -149,12 +149,12 @@ class App:
         self.context.connectors = self.connectors
         self.actions.update(parts.actions)
         self.sources.update(parts.sources)
-        self._routing = Routing(parts.rules)
+        self.inbound.routing = Routing(parts.rules)
 
     @property
     def rules(self) -> dict[str, RuntimeRule]:
         """The running rules, by id."""
-        return self._routing.rules
+        return self.inbound.routing.rules
 
     def set_rules(self, rules: dict[str, RuntimeRule]) -> None:
         """Replace the running rules and their routing (topic index and event map).
@@ -162,12 +162,12 @@ class App:
         Routing is swapped in one step of the event loop, so a message sees either the old rules
         or the new ones.
         """
-        self._routing = Routing(rules)
+        self.inbound.routing = Routing(rules)
 
     @property
     def running(self) -> bool:
         """Whether :meth:`start` ran and :meth:`stop` did not."""
-        return self._accepting
+        return self.inbound.accepting
 
     async def reconfigure(self, config: AppConfig) -> Plan:
         """Apply a new validated configuration, touching only the components that changed.
@@ -182,29 +182,13 @@ class App:
     @property
     def topic_filters(self) -> set[str]:
         """The MQTT subscriptions: the union of the enabled rules' topic filters."""
-        return self._routing.filters()
+        return self.inbound.routing.filters()
 
     # -- data path -------------------------------------------------------------------------
 
     def handle_message(self, message: Incoming, ticket: Ticket | None) -> None:
         """Run the rules on a message of an MQTT session; ``ticket`` acknowledges it."""
-        if not self._accepting:
-            return  # stopping: leave it unacknowledged; the broker redelivers it
-        if ticket is None:
-            ticket = Ticket(None, 0, 0, 0)
-        try:
-            event = message_event(message, self.node)
-            looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
-            waits = self._waits
-            for rule in self._routing.match(message.topic):
-                rule.run(event, ticket, looped=looped, waits=waits)
-        except Exception as exc:  # rules isolate their own failures: this is the rest
-            self._limiter.warning("message", "a message on %r could not be processed: %s",
-                                  message.topic, describe(exc))
-        finally:
-            # Always: a ticket never sealed is never acknowledged, and every later PUBACK waits
-            # behind it.
-            ticket.seal()
+        self.inbound.handle(message, ticket)
 
     async def dispatch(self, event: Mapping[str, Any]) -> None:
         """Run the rules selecting ``event["event"]``; return when their actions settled."""
@@ -217,7 +201,7 @@ class App:
             A future that completes when their actions settled (a plain future, so a source can
             wait on many without a task each).
         """
-        rules = self._routing.for_event(str(event.get("event", "")))
+        rules = self.inbound.routing.for_event(str(event.get("event", "")))
         if not rules:
             idle: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             idle.set_result(None)
@@ -247,7 +231,7 @@ class App:
             await action.start()
         if self._waits is not None:
             self._waits.start()
-        self._accepting = True
+        self.inbound.accepting = True
         await self.set_subscriptions(self.topic_filters)
         await self.mqtt.start()
         for sid, source in self.sources.items():
@@ -278,7 +262,7 @@ class App:
 
     async def stop(self) -> None:
         """Stop taking input, flush what is in flight, commit, disconnect."""
-        self._accepting = False
+        self.inbound.accepting = False
         await self._ticker.stop()
         await self.history.stop()
         # Sources first, all at once: each stops fetching, settles what it has in flight (through
@@ -378,7 +362,7 @@ class App:
         Returns:
             The topic filters no running rule used before: the subscriptions to add.
         """
-        return self._routing.add(rule)
+        return self.inbound.routing.add(rule)
 
     def remove_rule(self, rid: str) -> list[str]:
         """Stop routing to rule ``rid`` (if it runs) without rebuilding the routing.
@@ -386,11 +370,11 @@ class App:
         Returns:
             The topic filters no running rule uses any more: the subscriptions to remove.
         """
-        return self._routing.remove(rid)
+        return self.inbound.routing.remove(rid)
 
     def subscribed_filters(self) -> set[str]:
         """The union of the running rules' topic filters (as :attr:`topic_filters`)."""
-        return self._routing.filters()
+        return self.inbound.routing.filters()
 
 
 async def _stop_together(components: Mapping[str, Source | Action | Connector]) -> None:

@@ -1,4 +1,5 @@
-"""Rule events built from MQTT messages: EMQX's ``message.publish`` columns."""
+"""Rule events built from MQTT messages (EMQX's ``message.publish`` columns), and the hand-off
+of each message to the rules its topic matches (:class:`Inbound`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,12 @@ from typing import Any
 from mqferry._mqtt.client import Incoming
 from mqferry._mqtt.properties import RECEIVED_PROPERTIES
 from mqferry._rules import Event
+from mqferry._runtime.ackwait import AckWaits
+from mqferry._runtime.delivery import Ticket
+from mqferry._runtime.failures import LogLimiter
+from mqferry._runtime.routing import Routing
+from mqferry._tasks import describe
+from mqferry._types import LOOP_MARKER
 
 _ids = itertools.count(1)
 
@@ -58,3 +65,46 @@ def message_event(message: Incoming, node: str) -> Event:
             if key in user:
                 event[key] = user[key]
     return event
+
+
+class Inbound:
+    """Runs the rules on each message of the app's MQTT sessions.
+
+    The sessions call :meth:`handle` for every message; it is compiled with the rest of the
+    data path (scripts/compile.py), so a message reaches its rules without a Python frame.
+
+    Args:
+        routing: the rules by topic filter (replaced by the app on every change of rules).
+        node: the node name, a column of every event.
+        waits: the bounded acknowledgement waits of at-most-once delivery, else ``None``.
+        limiter: rate-limits the warnings of messages that could not be processed.
+    """
+
+    def __init__(self, routing: Routing, node: str, waits: AckWaits | None,
+                 limiter: LogLimiter) -> None:
+        self.routing = routing
+        self.node = node
+        self.waits = waits
+        self.limiter = limiter
+        #: whether messages are taken (from start until stop)
+        self.accepting = False
+
+    def handle(self, message: Incoming, ticket: Ticket | None) -> None:
+        """Run the rules on a message of an MQTT session; ``ticket`` acknowledges it."""
+        if not self.accepting:
+            return  # stopping: leave it unacknowledged; the broker redelivers it
+        if ticket is None:
+            ticket = Ticket(None, 0, 0, 0)
+        try:
+            event = message_event(message, self.node)
+            looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
+            waits = self.waits
+            for rule in self.routing.match(message.topic):
+                rule.run(event, ticket, looped=looped, waits=waits)
+        except Exception as exc:  # rules isolate their own failures: this is the rest
+            self.limiter.warning("message", "a message on %r could not be processed: %s",
+                                 message.topic, describe(exc))
+        finally:
+            # Always: a ticket never sealed is never acknowledged, and every later PUBACK waits
+            # behind it.
+            ticket.seal()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mqferry._metrics import rule_metrics
-from mqferry._rules import Outcome, RuleError, RuleResult
+from mqferry._rules import Event, Outcome, RuleError, RuleResult
 from mqferry._rules.broker_events import is_broker_event
 from mqferry._runtime.ackwait import AckWaits
 from mqferry._runtime.delivery import RuleDelivery, Ticket
@@ -230,8 +230,14 @@ class RuntimeRule:
         if self._pending is not None:
             self._enqueue(event, ticket, looped, waits)
             return
+        compiled = self.compiled
+        select = compiled.select
         try:
-            outcome, result = self.compiled.run(event)
+            if select is not None:  # SELECT: its generated function, without run()'s frame
+                result: Any = select(event if type(event) is Event else Event(event))
+                outcome = Outcome.FILTERED if result is None else Outcome.PASSED
+            else:
+                outcome, result = compiled.run(event)
         except Exception as exc:  # whatever the cause, this event fails alone
             self._failed(event, ticket, waits, "failed.exception", exc)
             return

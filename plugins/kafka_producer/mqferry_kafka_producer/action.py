@@ -36,7 +36,8 @@ from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.persist import Persister, left_behind
-from mqferry_kafka_producer.records import Record, RecordBuffer
+from mqferry_kafka_producer.record import Record
+from mqferry_kafka_producer.records import RecordBuffer
 from mqferry_kafka_producer.render import RecordRenderer, record_preview
 from mqferry_kafka_producer.sender import BatchSender
 from mqferry_kafka_producer.session import (

@@ -1,4 +1,4 @@
-"""Records waiting for Kafka, their on-disk form, and the action's buffer with its limits.
+"""Records waiting for Kafka: the action's buffer with its limits.
 
 A record moves: offered -> (waiting while its partition is full, with ``overflow: block``) ->
 admitted -> (persisted: fsync'd to disk, for disk and spilled hybrid records) -> ready -> in
@@ -15,96 +15,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
-import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from mqferry import Delivery, DiskQueue
+from mqferry import DiskQueue
 from mqferry_kafka_producer.config import BufferOptions
-from mqferry_kafka_producer.render import Header
+from mqferry_kafka_producer.record import Record
 
 log = logging.getLogger(__name__)
 
-_FIXED = struct.Struct("<qH")  # timestamp, topic length
-_LEN = struct.Struct("<i")
-_SHORT = struct.Struct("<H")
-#: per-record bookkeeping counted against the limit (in :attr:`Record.size`)
-RECORD_OVERHEAD = 64
 #: records held back by ``overflow: block``. With at-least-once delivery their MQTT acks are
 #: held, so the broker's in-flight window bounds them long before this; with at-most-once
 #: nothing pushes back, and newer records beyond this are dropped (``dropped.queue_full``).
 MAX_WAITING = 100_000
-
-
-@dataclass(slots=True)
-class Record:
-    """One Kafka record and the promise made about it."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    timestamp: int
-    headers: list[Header]
-    delivery: Delivery | None
-    #: the connected-time clock when the record was queued (see ``KafkaProducerAction``)
-    queued_at: float = 0.0
-    created: float = field(default_factory=time.monotonic)
-    seq: int | None = None
-    #: the Kafka partition, once chosen (see :class:`RecordBuffer`)
-    partition: int | None = None
-    retries: int = 0
-    #: sent in a batch of its own (its batch was too large for the broker)
-    alone: bool = False
-    #: bytes counted against the buffer limit (computed once: it is read at every stage)
-    size: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        hdr = sum(len(k) + len(v) for k, v in self.headers) if self.headers else 0
-        self.size = (len(self.key or b"") + len(self.value or b"") + hdr + len(self.topic)
-                     + RECORD_OVERHEAD)
-
-    def encode(self) -> bytes:
-        """The record's bytes for the disk buffer."""
-        topic = self.topic.encode()
-        parts = [_FIXED.pack(self.timestamp, len(topic)), topic]
-        for blob in (self.key, self.value):
-            parts.append(_LEN.pack(-1 if blob is None else len(blob)))
-            parts.append(blob or b"")
-        parts.append(_SHORT.pack(len(self.headers)))
-        for k, v in self.headers:
-            kb = k.encode()
-            parts += [_SHORT.pack(len(kb)), kb, _LEN.pack(len(v)), v]
-        return b"".join(parts)
-
-    @classmethod
-    def decode(cls, data: bytes, *, seq: int, queued_at: float) -> Record:
-        """A record read back from the disk buffer (its MQTT message was acknowledged)."""
-        ts, tlen = _FIXED.unpack_from(data, 0)
-        pos = _FIXED.size
-        topic = data[pos : pos + tlen].decode()
-        pos += tlen
-        blobs: list[bytes | None] = []
-        for _ in range(2):
-            (n,) = _LEN.unpack_from(data, pos)
-            pos += _LEN.size
-            blobs.append(None if n < 0 else data[pos : pos + n])
-            pos += max(n, 0)
-        (count,) = _SHORT.unpack_from(data, pos)
-        pos += _SHORT.size
-        headers = []
-        for _ in range(count):
-            (kl,) = _SHORT.unpack_from(data, pos)
-            pos += _SHORT.size
-            k = data[pos : pos + kl].decode()
-            pos += kl
-            (vl,) = _LEN.unpack_from(data, pos)
-            pos += _LEN.size
-            headers.append((k, data[pos : pos + vl]))
-            pos += vl
-        return cls(topic, blobs[0], blobs[1], ts, headers, None, queued_at=queued_at, seq=seq)
 
 
 Drop = Callable[[Record, str], None]

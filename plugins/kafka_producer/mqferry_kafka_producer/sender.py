@@ -29,7 +29,8 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from mqferry import Delivery, Metrics
 from mqferry_kafka_producer.config import KafkaProducerParameters
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
-from mqferry_kafka_producer.records import RECORD_OVERHEAD, Record, RecordBuffer
+from mqferry_kafka_producer.record import RECORD_OVERHEAD, Record
+from mqferry_kafka_producer.records import RecordBuffer
 from mqferry_kafka_producer.session import ProducerSession
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from mqferry import HealthStatus, Status
 from mqferry_kafka import KafkaConnector, start_with_backoff
 from mqferry_kafka_producer.config import KafkaProducerParameters
+from mqferry_kafka_producer.record import ConnectedClock
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +36,6 @@ ProducerFactory = Callable[..., Any]
 def max_request_size(params: KafkaProducerParameters) -> int:
     """The largest request the action's producer sends, so the largest record it can send."""
     return max(params.max_batch_bytes * 2, 1024 * 1024)
-
-
-class ConnectedClock:
-    """Seconds spent connected to Kafka."""
-
-    def __init__(self) -> None:
-        self._total = 0.0
-        self._since: float | None = None
-
-    def connected(self, up: bool) -> None:
-        """Record a change of connection state."""
-        now = time.monotonic()
-        if up and self._since is None:
-            self._since = now
-        elif not up and self._since is not None:
-            self._total += now - self._since
-            self._since = None
-
-    def now(self) -> float:
-        """The connected time so far."""
-        extra = time.monotonic() - self._since if self._since is not None else 0.0
-        return self._total + extra
 
 
 class ProducerSession:

@@ -368,7 +368,7 @@ async def test_a_stop_writes_what_has_not_reached_the_disk_yet(make, caplog):
 
 async def test_what_a_damaged_disk_buffer_lost_is_counted_when_the_action_starts(make, tmp_path):
     from mqferry import DiskQueue
-    from mqferry_kafka_producer.records import Record
+    from mqferry_kafka_producer.record import Record
 
     directory = tmp_path / "kafka_producer" / "a"
     q = DiskQueue(directory, segment_bytes=4096)
@@ -390,7 +390,7 @@ async def test_what_a_damaged_disk_buffer_lost_is_counted_when_the_action_starts
 async def test_zeros_a_crash_left_after_the_disk_buffer_replay_nothing_and_count_nothing(
         make, tmp_path):
     from mqferry import DiskQueue
-    from mqferry_kafka_producer.records import Record
+    from mqferry_kafka_producer.record import Record
 
     directory = tmp_path / "kafka_producer" / "a"
     q = DiskQueue(directory, segment_bytes=4096)

@@ -7,7 +7,8 @@ import pytest
 from mqferry import DiskBufferError, DiskQueue
 from mqferry.testing import RecordingDelivery
 from mqferry_kafka_producer.config import BufferOptions
-from mqferry_kafka_producer.records import Record, RecordBuffer
+from mqferry_kafka_producer.record import Record
+from mqferry_kafka_producer.records import RecordBuffer
 
 
 def rec(value=b"v" * 100, *, delivery=True, topic="t"):
