@@ -58,6 +58,16 @@ STATEMENTS = [
     'SELECT payload.arr as c, payload.hum as i, 9 as c[i], 8 as c[nope] FROM "t/#"',
     'SELECT is_null(payload.nothing) as a, is_null_var(payload.nothing) as b FROM "t/#" '
     'WHERE is_not_null(payload.temp)',
+    # a column selected as itself, read again through paths (inlined from the event)
+    'SELECT payload, payload.x as x FROM "t/#"',
+    'SELECT payload, payload.temp as t, payload.nested.a.b as d FROM "t/#" WHERE t > 20',
+    'SELECT payload as payload, upper(payload.name) as u, payload.arr[1] as a FROM "t/#"',
+    'SELECT clientid, clientid as c, topic, topic.x as tx FROM "t/#"',
+    # ... and then selected again as something else: later paths read the new value
+    'SELECT payload, payload.nested as payload, payload.a as a FROM "t/#"',
+    'SELECT payload.nested as payload, payload, payload.a as a FROM "t/#"',
+    'SELECT payload, \'v\' as payload.name, payload.name as n FROM "t/#"',
+    'SELECT payload, 1 as payload, payload, payload.x as x FROM "t/#"',
 ]
 
 EVENTS = [
@@ -67,6 +77,9 @@ EVENTS = [
     make_event(payload=orjson.dumps([1, 2])),
     make_event(payload=b'"{\\"temp\\": 31}"'),
     make_event(clientid=None, topic="$SYS/x"),
+    make_event(payload=None),
+    make_event(payload={"x": 1, "nested": {"a": 2}}),  # a source's event: already a map
+    {k: v for k, v in make_event().items() if k not in ("payload", "clientid")},
 ]
 
 

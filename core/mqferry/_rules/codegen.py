@@ -210,6 +210,30 @@ class _Writer:
         return out
 
 
+def _store(w: _Writer, alias: tuple[n.AliasStep, ...], val: str,
+           results: list[tuple[str, str]] | None, *, scoped: bool) -> None:
+    """Emit storing a field's value ``val`` at its alias.
+
+    ``results``: collects ``(key, value)`` for the output's dict literal (every alias is one
+    name), else the value is stored into ``out``. ``scoped``: a later field reads it by name.
+    """
+    if len(alias) > 1:
+        name = w.const(alias)
+        w.emit(1, f"_put(out, sc, ev, {name}, ev, scoped=True, val={val})")
+        return
+    key = w.const(alias[0])
+    if results is not None:
+        results.append((key, val))
+    else:
+        w.emit(1, f"out[{key}] = {val}")
+    if scoped:
+        # Only a later field reads the scope, and only by name.
+        w.emit(1, f"if {val} is None:")
+        w.emit(2, f"_unset(sc, ev, {key})")
+        w.emit(1, "else:")
+        w.emit(2, f"sc[{key}] = {val}")
+
+
 def _root(node: n.Node) -> str:
     cur = node
     while isinstance(cur, n.GetKey):
@@ -239,6 +263,10 @@ def generate_select(compiler: Compiler, stmt: n.Statement, where_bound: Collecti
     fields = stmt.fields
     simple = all(f.expr is not None and len(f.alias) == 1 for f in fields)
     names: set[str] = set()
+    # Columns selected as themselves (``SELECT payload, payload.x``): in the scope they hold
+    # exactly the event's column, so later fields read them as unbound names, inline, and the
+    # scope need not keep them.
+    itself: set[str] = set()
     w.emit(0, "def select(ev):")
     w.emit(1, "sc = {}")
     if not simple:
@@ -250,26 +278,19 @@ def generate_select(compiler: Compiler, stmt: n.Statement, where_bound: Collecti
         if field.expr is None:
             w.emit(1, "out.update(_columns(ev))")
             continue
-        fbound: Collection[str] = frozenset(names)
+        fbound: Collection[str] = frozenset(names - itself)
         val = w.expr(field.expr, fbound, "sc", 1)
         head = field.alias[0]
-        if len(field.alias) > 1:
-            alias = w.const(field.alias)
-            w.emit(1, f"_put(out, sc, ev, {alias}, ev, scoped=True, val={val})")
-        else:
-            key = w.const(head)
-            if simple:
-                results.append((key, val))
-            else:
-                w.emit(1, f"out[{key}] = {val}")
-            if head in later:
-                # Only a later field reads the scope, and only by name.
-                w.emit(1, f"if {val} is None:")
-                w.emit(2, f"_unset(sc, ev, {key})")
-                w.emit(1, "else:")
-                w.emit(2, f"sc[{key}] = {val}")
+        same = (len(field.alias) == 1 and isinstance(field.expr, n.Var)
+                and field.expr.name == head and not _is_bound(head, fbound))
+        _store(w, field.alias, val, results if simple else None,
+               scoped=head in later and not same)
         if isinstance(head, str):
             names.add(head)
+            if same:
+                itself.add(head)
+            else:
+                itself.discard(head)
     compiler.fallthrough = saved
     if simple:
         w.emit(1, "out = {" + ", ".join(f"{k}: {val}" for k, val in results) + "}")
