@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mqferry._rules import TopicIndex, topic_matches
+from mqferry._rules import RuleCompileError, TopicIndex, compile_sql, topic_matches
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,33 @@ def test_index_agrees_with_topic_matches(filters: list[list[str]], levels: list[
         index.add(f, f)
     topic = "/".join(levels)
     assert sorted(index.match(topic)) == sorted(f for f in valid if topic_matches(f, topic))
+
+
+@pytest.mark.parametrize(("source", "why"), [
+    ("a/b#", "'#' must be a whole level, and the last one"),
+    ("a/#/b", "'#' must be a whole level, and the last one"),
+    ("#/a", "'#' must be a whole level, and the last one"),
+    ("a/+x", "'+' must be a whole level"),
+    ("+x", "'+' must be a whole level"),
+    ("", "it is empty"),
+    ("a/\x01", "U+0001"),
+])
+def test_from_refuses_what_a_broker_refuses_to_subscribe(source: str, why: str) -> None:
+    # Mosquitto closes the session on such a SUBSCRIBE: the bridge would never stay up
+    with pytest.raises(RuleCompileError, match="is not a valid MQTT topic filter") as info:
+        compile_sql(f'SELECT * FROM "{source}"')
+    assert why in str(info.value)
+
+
+@pytest.mark.parametrize("source", ["$share/g/t/#", "$queue/t/1"])
+def test_from_refuses_shared_subscriptions_and_names_the_setting(source: str) -> None:
+    with pytest.raises(RuleCompileError, match=r"mqtt\.share_group"):
+        compile_sql(f'SELECT * FROM "{source}"')
+
+
+def test_from_takes_sys_topics_as_topic_filters_and_only_event_prefixes_as_events() -> None:
+    rule = compile_sql('SELECT * FROM "$SYS/broker/#", "t/#", "$events/client_connected", '
+                       '"$bridges/kafka_consumer:k", "$sources/kafka_consumer:k"')
+    assert rule.topic_filters == ("$SYS/broker/#", "t/#")
+    assert rule.event_topics == ("$events/client_connected", "$bridges/kafka_consumer:k",
+                                 "$sources/kafka_consumer:k")

@@ -48,3 +48,10 @@ def test_a_long_topic_is_matched_but_not_remembered():
     assert ids(r.match(long_topic)) == ["a"]
     assert long_topic not in r._matches
     assert ids(r.match("dev/1")) == ["a"] and "dev/1" in r._matches
+
+
+def test_a_rule_whose_filters_overlap_runs_once_per_message():
+    # EMQX runs a rule once per message however many of its FROM filters match
+    r = Routing({"a": rule("a", "t/+", "t/#", "t/1"), "b": rule("b", "t/1", "t/1")})
+    assert ids(r.match("t/1")) == ["a", "b"]
+    assert ids(r.match("t/2")) == ["a"]

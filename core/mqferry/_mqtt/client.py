@@ -175,11 +175,13 @@ class MqttConnector:
         proto = self._proto
         if proto is None or not self._connected.is_set():
             return  # applied on (re)connect
+        # Subscribe first: a message matching both an old and a new filter is never in a gap
+        # with neither subscribed (it may come twice meanwhile, which at-least-once allows).
+        if added:
+            await self._subscribe(proto, added)
         if removed:
             await proto.unsubscribe([self._wire(f) for f in sorted(removed)],
                                     timeout=self.config.connect_timeout)
-        if added:
-            await self._subscribe(proto, added)
 
     async def _subscribe(self, proto: MqttProtocol, filters: Iterable[str]) -> None:
         qos = int(self.config.subscribe_qos)

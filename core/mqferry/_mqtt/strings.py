@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_STRING", "string_problem", "topic_problem"]
+__all__ = ["MAX_STRING", "filter_problem", "string_problem", "topic_problem"]
 
 #: The characters refused: NUL, the C0 and C1 control characters and DEL, surrogates, and the
 #: Unicode noncharacters (U+FDD0-U+FDEF, and the last two code points of every plane). MQTT 5
@@ -52,3 +52,21 @@ def topic_problem(topic: str) -> str | None:
     if not topic:
         return "it is empty"
     return string_problem(topic)
+
+
+def filter_problem(topic_filter: str) -> str | None:
+    """Why ``topic_filter`` cannot be subscribed to, or ``None`` when it can.
+
+    Empty, a wildcard that is not a whole level (``a/b#``, ``a/+x``), ``#`` before the last
+    level, or not a valid MQTT string. A broker answers such a SUBSCRIBE by closing the
+    connection (Mosquitto does), so the session would never stay up.
+    """
+    if not topic_filter:
+        return "it is empty"
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if "#" in level and (level != "#" or i != len(levels) - 1):
+            return "'#' must be a whole level, and the last one (as in a/b/#)"
+        if "+" in level and level != "+":
+            return "'+' must be a whole level (as in a/+/c)"
+    return string_problem(topic_filter)

@@ -9,12 +9,12 @@ from typing import Any, NamedTuple
 from mqferry._rules import nodes as n
 from mqferry._rules.codegen import generate_select
 from mqferry._rules.compiler import ALL, Compiler, Expr
-from mqferry._rules.errors import RuleSyntaxError
+from mqferry._rules.errors import RuleCompileError, RuleSyntaxError
 from mqferry._rules.event import Event, decode_json_value
 from mqferry._rules.functions import FunctionTable, builtin_function_table
 from mqferry._rules.parser import parse
 from mqferry._rules.paths import IndexRef, nested_get, nested_put
-from mqferry._rules.source_names import canonical
+from mqferry._rules.source_names import PREFIXES, canonical
 from mqferry._rules.topic import topic_matches
 
 __all__ = ["CompiledRule", "Outcome", "RuleResult", "compile_sql", "event_columns"]
@@ -192,10 +192,11 @@ class CompiledRule:
     def __init__(self, sql: str, stmt: n.Statement, functions: FunctionTable) -> None:
         self.sql = sql
         self.sources: tuple[str, ...] = stmt.sources
-        self.event_topics: tuple[str, ...] = tuple(s for s in stmt.sources if s.startswith("$"))
+        self.event_topics: tuple[str, ...] = tuple(s for s in stmt.sources if _is_event(s))
         self.topic_filters: tuple[str, ...] = tuple(
-            s for s in stmt.sources if not s.startswith("$")
+            s for s in stmt.sources if not _is_event(s)
         )
+        _check_filters(self.topic_filters)
         self.is_foreach = stmt.is_foreach
         self.select: Callable[[Event], dict[str, Any] | None] | None = None
         compiler = Compiler(functions)
@@ -300,6 +301,32 @@ class CompiledRule:
 
     def __repr__(self) -> str:
         return f"CompiledRule({self.sql!r})"
+
+
+#: FROM entries that name events rather than MQTT topics: EMQX's broker events and the
+#: sources' events (either spelling). Other entries, ``$SYS/#`` included, are topic filters.
+EVENT_PREFIXES = ("$events/", *PREFIXES)
+#: prefixes of subscriptions that share or queue messages among clients
+_SHARED = ("$share/", "$queue/")
+
+
+def _is_event(source: str) -> bool:
+    return source.startswith(EVENT_PREFIXES)
+
+
+def _check_filters(filters: tuple[str, ...]) -> None:
+    # Imported here: the MQTT package imports the config, which imports this one.
+    from mqferry._mqtt.strings import filter_problem
+
+    for topic_filter in filters:
+        if topic_filter.startswith(_SHARED):
+            raise RuleCompileError(
+                f"FROM {topic_filter!r}: a rule takes the topic filter itself; to share the "
+                "subscriptions among mqferry instances, set mqtt.share_group")
+        problem = filter_problem(topic_filter)
+        if problem is not None:
+            raise RuleCompileError(
+                f"FROM {topic_filter!r} is not a valid MQTT topic filter: {problem}")
 
 
 def compile_sql(sql: str, functions: FunctionTable | None = None) -> CompiledRule:

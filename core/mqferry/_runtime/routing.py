@@ -55,7 +55,7 @@ class Routing:
         matches = self._matches
         rules = matches.get(topic)
         if rules is None:
-            rules = tuple(self._index.match(topic))
+            rules = _once(self._index.match(topic))
             if len(topic) <= MATCH_CACHE_TOPIC:
                 if len(matches) >= MATCH_CACHE_SIZE:
                     matches.clear()  # many distinct topics: start afresh rather than grow
@@ -124,3 +124,16 @@ class Routing:
             if uses[flt] == 1:
                 new.append(flt)
         return sorted(new)
+
+
+def _once(rules: list[RuntimeRule]) -> tuple[RuntimeRule, ...]:
+    """Each rule once, however many of its filters matched (EMQX runs a rule once a message)."""
+    if len(rules) < 2:
+        return tuple(rules)
+    seen: set[int] = set()
+    out: list[RuntimeRule] = []
+    for rule in rules:
+        if id(rule) not in seen:
+            seen.add(id(rule))
+            out.append(rule)
+    return tuple(out)

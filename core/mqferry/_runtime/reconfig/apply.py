@@ -73,7 +73,7 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         await app.reconnect_mqtt()
         plan.mqtt_reconnected = True
     # 6. Same MQTT session, new subscriptions.
-    await app.set_subscriptions(app.topic_filters)
+    await _subscribe(app, app.topic_filters, plan)
     # 7. Sources last: their events find the new rules and actions ready.
     app.sources.update(fresh["sources"])
     if running:
@@ -82,6 +82,22 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
         log.warning("the %s section changed: it takes effect after a restart", section)
     log.info("configuration applied: %s", plan.to_json())
     return plan
+
+
+async def _subscribe(app: App, filters: set[str], plan: Plan) -> None:
+    """Subscribe the MQTT sessions to ``filters``, the change already applied.
+
+    A failure (the broker refused or did not answer) is reported in :attr:`Plan.failed`, not
+    raised: the rules run as changed, and each session subscribes to the current filters again
+    whenever it reconnects. Raising here would report a change as refused that is in force.
+    """
+    try:
+        await app.set_subscriptions(filters)
+    except Exception as exc:
+        reason = (f"subscribing failed: {describe(exc)}; the MQTT session subscribes again "
+                  "when it reconnects")
+        log.error("mqtt: %s", reason)
+        plan.failed["mqtt"] = reason
 
 
 def _bound(component: Any) -> float:
@@ -212,6 +228,6 @@ async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConf
     app.config = new
     plan.subscriptions = (added, removed)
     if added or removed:
-        await app.set_subscriptions(app.subscribed_filters())
+        await _subscribe(app, app.subscribed_filters(), plan)
     log.info("rule %s %s", rule_id, "removed" if spec is None else "applied")
     return plan
