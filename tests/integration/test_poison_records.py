@@ -24,8 +24,9 @@ POISON = json.dumps({"data": json.loads("[" * 300 + "]" * 300)})
 GOOD = [json.dumps({"data": f"good-{i}"}) for i in range(5)]
 
 
-def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
-    """The group's committed offset of ``topic``/0, as Kafka's group coordinator reports it."""
+def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0) -> int | None:
+    """The group's committed offset of ``topic``/``partition``, as Kafka's group coordinator
+    reports it."""
     async def read() -> int | None:
         from aiokafka import TopicPartition
         from aiokafka.admin import AIOKafkaAdminClient
@@ -36,7 +37,7 @@ def committed_offset(bootstrap: str, group: str, topic: str) -> int | None:
             offsets = await admin.list_consumer_group_offsets(group)
         finally:
             await admin.close()
-        meta = offsets.get(TopicPartition(topic, 0))
+        meta = offsets.get(TopicPartition(topic, partition))
         return None if meta is None or meta.offset < 0 else meta.offset
 
     result: int | None = _run_in_thread(read)

@@ -154,6 +154,24 @@ class RecordHandler:
         slot.seal()
         return True
 
+    def undecodable(self, tp: TopicPartition, offset: int, detail: str) -> None:
+        """The record at ``offset`` of ``tp`` could not be decoded at all: rejected alone.
+
+        Its slot settles at once (failed), so the partition's offsets move past it; the dead
+        letter, if configured, carries its coordinates and the reason, with no key and an
+        empty value (Kafka's record has one; aiokafka does not give it).
+        """
+        window = self.tracker.window(tp)
+        if window.next_offset is None:
+            window.next_offset = offset
+        slot = window.open(offset)
+        self.metrics.inc("received")
+        stub = ConsumerRecord(tp.topic, tp.partition, offset, -1, 0, None, b"", None, -1, 0,
+                              ())
+        self._reject(slot, stub, "failed.undecodable", detail)
+        slot.seal()
+        self.tracker.opened()
+
     def _reject(self, slot: Slot, record: Record, reason: str, detail: str) -> None:
         """A record that cannot be processed: counted, logged, dead-lettered if configured."""
         if not slot.failed:

@@ -60,6 +60,7 @@ from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.deadletter import DeadLetter
 from mqferry_kafka_consumer.discovery import TopicWatch, out_of_range, start_offsets
 from mqferry_kafka_consumer.handler import RecordHandler
+from mqferry_kafka_consumer.undecodable import UNDECODABLE, skip_undecodable
 
 log = logging.getLogger(__name__)
 
@@ -397,7 +398,11 @@ class KafkaConsumerSource:
             if room <= 0:
                 await self._pause_until_room(consumer)
                 continue
-            batches = await consumer.getmany(timeout_ms=1000, max_records=room)
+            try:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=room)
+            except UNDECODABLE as exc:
+                await skip_undecodable(consumer, self.handler, room, exc)
+                continue
             if batches:
                 self.handler.handle_batches(batches)
 
