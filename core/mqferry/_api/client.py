@@ -29,6 +29,13 @@ DEFAULT_URL = "http://127.0.0.1:18083"
 _ANY = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 - a listen address
 
 
+#: How long the CLI waits for the answer to a change (POST, PUT, DELETE). The instance bounds a
+#: change itself: each component's stop by its flush bound plus 10 s, each start by 30 s; a
+#: shorter wait reported a change as failed that was then applied (a sink flushing to a Kafka
+#: that hangs takes 35 s to stop).
+CHANGE_TIMEOUT = 300.0
+
+
 class Target:
     """Where an instance's API is and which certificates to trust.
 
@@ -101,7 +108,8 @@ class ApiClient:
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         """The decoded response of ``method path`` (JSON, text, or None for no content)."""
         try:
-            with httpx.Client(base_url=f"{self.url}/api/v5", auth=self.auth, timeout=30.0,
+            timeout = httpx.Timeout(30.0, read=30.0 if method == "GET" else CHANGE_TIMEOUT)
+            with httpx.Client(base_url=f"{self.url}/api/v5", auth=self.auth, timeout=timeout,
                               verify=self.target.verify()) as client:
                 resp = client.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
