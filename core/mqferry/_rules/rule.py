@@ -230,8 +230,8 @@ class CompiledRule:
         else:
             # The closures above define the semantics (and refuse unknown functions); SELECT
             # runs as one generated function that inlines the common nodes (see codegen).
-            self.select = self._select = generate_select(
-                compiler, stmt, where_bound, put=_put, unset=_unset, columns=event_columns)
+            self.select = generate_select(compiler, stmt, where_bound, put=_put,
+                                          unset=_unset, columns=event_columns)
         self.blocking: bool = compiler.blocking
 
     def matches_topic(self, topic: str) -> bool:
@@ -253,8 +253,9 @@ class CompiledRule:
             RuleEvalError: a function failed, arithmetic on undefined, or the payload is not JSON.
         """
         ev = event if type(event) is Event else Event(event)
-        if not self.is_foreach:
-            out = self._select(ev)
+        select = self.select
+        if select is not None:
+            out = select(ev)
             # tuple.__new__ skips the NamedTuple's Python-level constructor.
             return _FILTERED if out is None else _new_result(RuleResult, (_PASSED, out))
         return self._run_foreach(ev, {})
@@ -268,8 +269,9 @@ class CompiledRule:
             RuleEvalError: as :meth:`run`.
         """
         ev = event if type(event) is Event else Event(event)
-        if not self.is_foreach:
-            return self._select(ev)
+        select = self.select
+        if select is not None:
+            return select(ev)
         return self._run_foreach(ev, {}).output
 
     def _run_foreach(self, ev: Event, scope: dict[str, Any]) -> RuleResult:

@@ -161,10 +161,7 @@ class RecordHandler:
         letter, if configured, carries its coordinates and the reason, with no key and an
         empty value (Kafka's record has one; aiokafka does not give it).
         """
-        window = self.tracker.window(tp)
-        if window.next_offset is None:
-            window.next_offset = offset
-        slot = window.open(offset)
+        slot = self.tracker.window(tp).open(offset)
         self.metrics.inc("received")
         stub = ConsumerRecord(tp.topic, tp.partition, offset, -1, 0, None, b"", None, -1, 0,
                               ())
