@@ -27,6 +27,55 @@ def test_decode_publish_reads_properties_and_qos0():
     assert msg.properties.UserProperty == [("clientid", "c1")]
 
 
+@pytest.mark.parametrize("ident", [1, 127, 128, 16_383, 16_384, 2_097_152, 268_435_455])
+def test_a_publish_with_only_its_subscription_identifier_names_it_and_has_no_properties(ident):
+    prop = b"\x0b" + varint(ident)
+    packet = publish_packet("s/1", b"body", 4, props=varint(len(prop)) + prop)
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert (msg.topic, msg.payload, msg.mid, msg.properties, msg.sub_ids) == (
+        "s/1", b"body", 4, None, (ident,))
+    assert msg.routes == () and not msg.malformed
+
+
+def test_subscription_identifiers_beside_other_properties_are_taken_out_of_them():
+    user = b"\x26" + struct.pack("!H", 1) + b"k" + struct.pack("!H", 1) + b"v"
+    props = b"\x0b\x05" + user + b"\x0b\x81\x01"  # identifiers 5 and 129
+    packet = publish_packet("s/2", b"p", 1, props=varint(len(props)) + props)
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert msg.sub_ids == (5, 129) and msg.payload == b"p"
+    assert msg.properties.UserProperty == [("k", "v")]
+    assert not hasattr(msg.properties, "SubscriptionIdentifier")
+
+
+def test_a_publish_without_identifier_names_none():
+    packet = publish_packet("s/3", b"p", 1)
+    assert codec.decode_publish(packet[0], packet[2:]).sub_ids == ()
+
+
+def test_an_identifier_followed_by_a_byte_that_is_no_property_is_marked_not_raised():
+    packet = publish_packet("s/4", b"p", 6, props=b"\x03\x0b\x05\x05")
+    msg = codec.decode_publish(packet[0], packet[2:])
+    assert msg.malformed and msg.mid == 6 and msg.sub_ids == ()
+
+
+@pytest.mark.parametrize("ident", [0, 1, 300, 268_435_455])
+def test_subscribe_packet_carries_the_identifier_as_paho_encodes_it(ident):
+    packet = codec.subscribe_packet(9, [("a/#", 1)], ident)
+    if ident:
+        expected = Properties(PacketTypes.SUBSCRIBE)
+        expected.SubscriptionIdentifier = ident
+        props = expected.pack()
+    else:
+        props = b"\x00"
+    body = struct.pack("!H", 9) + props + struct.pack("!H", 3) + b"a/#\x01"
+    assert packet == b"\x82" + varint(len(body)) + body
+
+
+def test_subscribe_packet_refuses_an_identifier_out_of_range():
+    with pytest.raises(ValueError, match="out of range"):
+        codec.subscribe_packet(1, [("a", 1)], codec.MAX_SUBSCRIPTION_ID + 1)
+
+
 def test_an_invalid_utf8_topic_keeps_its_bytes():
     packet = publish_packet(b"t/\xff", b"p", 3)
     msg = codec.decode_publish(packet[0], packet[2:])

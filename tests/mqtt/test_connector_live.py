@@ -291,3 +291,33 @@ async def test_changing_the_filters_leaves_no_gap_in_which_a_message_matches_nei
         await pub.stop()
     missing = count - len(got)
     assert missing == 0, f"{missing} of {count} messages never arrived"
+
+
+async def test_each_copy_names_the_filter_of_the_subscription_it_came_for(tmp_path):
+    from mqferry._mqtt.subscriptions import SubscriptionIds
+
+    name = f"routes-{uuid.uuid4().hex[:8]}"
+    received: list[tuple[str, tuple[str, ...]]] = []
+
+    def take(message: Incoming, ticket: Ticket | None) -> None:
+        received.append((message.topic, message.routes))
+        if ticket is not None:
+            ticket.seal()
+
+    conn = MqttConnector(config=config(name), handler=take)
+    conn.subscriber.ids = SubscriptionIds(tmp_path / "s.json")
+    filters = [f"{name}/#", f"{name}/+", f"{name}/a"]
+    await conn.set_subscriptions(filters)
+    await conn.start()
+    try:
+        await conn.wait_connected(10)
+        pub = await asyncio.create_subprocess_exec(
+            "mosquitto_pub", "-h", HOST, "-p", str(PORT), "-q", "1", "-V", "5",
+            "-t", f"{name}/a", "-m", "m1")
+        assert await asyncio.wait_for(pub.wait(), 10) == 0
+        await until(lambda: len(received) == 3)
+        await asyncio.sleep(0.3)  # no fourth copy
+    finally:
+        await conn.stop()
+    # Mosquitto sends a copy per subscription; each names its own filter
+    assert sorted(received) == [(f"{name}/a", (f,)) for f in sorted(filters)]

@@ -55,3 +55,40 @@ def test_a_rule_whose_filters_overlap_runs_once_per_message():
     r = Routing({"a": rule("a", "t/+", "t/#", "t/1"), "b": rule("b", "t/1", "t/1")})
     assert ids(r.match("t/1")) == ["a", "b"]
     assert ids(r.match("t/2")) == ["a"]
+
+
+def test_each_copy_of_a_message_reaches_the_rules_of_its_subscription_only():
+    # the broker sends one copy per matching subscription: each rule takes one of them
+    r = Routing({"a": rule("a", "t/#"), "b": rule("b", "t/+"), "c": rule("c", "t/1")})
+    copies = [r.for_route(route, "t/1") for route in ("t/#", "t/+", "t/1")]
+    assert [ids(c) for c in copies] == [["a"], ["b"], ["c"]]
+
+
+def test_a_rule_with_several_matching_filters_takes_the_copy_of_its_first_only():
+    r = Routing({"a": rule("a", "t/+", "t/#", "x/y"), "b": rule("b", "t/#")})
+    # "t/#" sorts before "t/+": rule a takes the "t/#" copy of t/1, and skips the "t/+" one
+    assert ids(r.for_route("t/#", "t/1")) == ["a", "b"]
+    assert ids(r.for_route("t/+", "t/1")) == []
+    # t/1/2 matches "t/#" only: its one copy
+    assert ids(r.for_route("t/#", "t/1/2")) == ["a", "b"]
+    assert ids(r.for_route("x/y", "x/y")) == ["a"]
+
+
+def test_a_copy_for_a_filter_no_rule_uses_goes_by_its_topic():
+    # a subscription on its way out (or one a persistent session kept): at least once
+    r = Routing({"a": rule("a", "t/#")})
+    assert ids(r.for_route("t/+", "t/1")) == ["a"]
+    assert r.for_route("old/#", "old/1") == ()
+
+
+def test_the_copies_follow_a_change_of_rules():
+    r = Routing({"a": rule("a", "t/#")})
+    assert ids(r.for_route("t/#", "t/1")) == ["a"]
+    r.add(rule("b", "t/#", "t/+"))
+    assert ids(r.for_route("t/#", "t/1")) == ["a", "b"]
+    assert ids(r.for_route("t/+", "t/1")) == []
+    r.remove("a")
+    assert ids(r.for_route("t/#", "t/1")) == ["b"]
+    r.remove("b")
+    assert r.for_route("t/#", "t/1") == ()
+    assert r._by_filter == {}

@@ -119,4 +119,4 @@ async def test_a_dying_ack_wait_loop_marks_the_mqtt_session_and_keeps_releasing(
 
 def _message(mid):
     return SimpleNamespace(topic="t/1", payload=b"x", qos=1, mid=mid, retain=False, dup=False,
-                           properties=None)
+                           properties=None, routes=())

@@ -32,6 +32,7 @@ from mqferry._mqtt.connect import open_session, probe, session_expiry
 from mqferry._mqtt.properties import publish_properties
 from mqferry._mqtt.protocol import MqttProtocol, Settled, tell
 from mqferry._mqtt.strings import topic_problem
+from mqferry._mqtt.subscriptions import Subscriber
 from mqferry._mqtt.tls import explain
 from mqferry._runtime.delivery import Ticket
 from mqferry._runtime.failures import LogLimiter
@@ -97,6 +98,9 @@ class MqttConnector:
     Attributes:
         metrics: where the session counts what it drops (:data:`MQTT_COUNTERS`); an app gives
             all its sessions its one (:attr:`mqferry._runtime.App.mqtt_metrics`).
+        subscriber: subscribes the session, with an identifier per filter; it keeps what the
+            broker may still hold of an earlier run's (an app gives it a file in its data
+            directory).
     """
 
     def __init__(self, *, config: MqttConfig, handler: MessageHandler | None = None) -> None:
@@ -106,6 +110,10 @@ class MqttConnector:
         self._session = f"{config.server} as {config.clientid}"
         self._handler = handler
         self._filters: set[str] = set()
+        self.subscriber = Subscriber(config)
+        # Read for every message: the subscriber's own set and map (kept, edited in place).
+        self._refused = self.subscriber.refused
+        self._routes = self.subscriber.ids.routes
         self._proto: MqttProtocol | None = None
         self._task = Supervisor(f"mqferry[mqtt:{config.clientid}]", self._run,
                                 on_failure=self._run_failed)
@@ -163,10 +171,6 @@ class MqttConnector:
 
     # -- subscriptions ---------------------------------------------------------------------
 
-    def _wire(self, flt: str) -> str:
-        group = self.config.share_group
-        return f"$share/{group}/{flt}" if group and not flt.startswith("$") else flt
-
     async def set_subscriptions(self, filters: Iterable[str]) -> None:
         """Subscribe to exactly ``filters`` (the enabled rules' topic filters)."""
         new = set(filters)
@@ -174,26 +178,17 @@ class MqttConnector:
         self._filters = new
         proto = self._proto
         if proto is None or not self._connected.is_set():
-            return  # applied on (re)connect
+            self.subscriber.drop(removed)  # unsubscribed on (re)connect if the broker kept them
+            return
         # Subscribe first: a message matching both an old and a new filter is never in a gap
         # with neither subscribed (it may come twice meanwhile, which at-least-once allows).
         if added:
             await self._subscribe(proto, added)
         if removed:
-            await proto.unsubscribe([self._wire(f) for f in sorted(removed)],
-                                    timeout=self.config.connect_timeout)
+            await self.subscriber.unsubscribe(proto, self.subscriber.drop(removed))
 
     async def _subscribe(self, proto: MqttProtocol, filters: Iterable[str]) -> None:
-        qos = int(self.config.subscribe_qos)
-        topics: list[tuple[str, int]] = [(self._wire(f), qos) for f in sorted(filters)]
-        if not topics:
-            return
-        codes = await proto.subscribe(topics, timeout=self.config.connect_timeout)
-        for (topic, _), code in zip(topics, codes, strict=False):
-            if code >= 0x80:
-                log.warning("the MQTT broker refused the subscription to %s: %s", topic,
-                            codec.reason_name(codec.SUBACK, code))
-        log.info("subscribed to %s", ", ".join(t for t, _ in topics))
+        await self.subscriber.subscribe(proto, filters)
 
     # -- publishing --------------------------------------------------------------------------
 
@@ -334,6 +329,15 @@ class MqttConnector:
         if message.malformed:
             self._drop_malformed(message)
             return
+        ids = message.sub_ids
+        if ids and not self._refused:
+            routes = self._routes
+            if len(ids) == 1:
+                route = routes.get(ids[0])
+                if route is not None:
+                    message.routes = route
+            elif all(i in routes for i in ids):
+                message.routes = tuple(routes[i][0] for i in ids)
         if message.qos > 0:
             ticket = self.acks.open(message.mid, message.qos)
             if len(self.acks) >= self.config.receive_maximum:
@@ -381,6 +385,8 @@ class MqttConnector:
             session_expiry=session_expiry(cfg), on_publish=self._on_message,
             on_released=self._released)
         self._out_free = min(cfg.receive_maximum, connack.get("ReceiveMaximum", 65535))
+        self.subscriber.connected(connack)
+        self._routes = self.subscriber.ids.routes  # an app gives the subscriber its file
         self._proto = proto
         return proto
 
@@ -394,6 +400,7 @@ class MqttConnector:
                     proto = await self._connect()
                     self.connects += 1
                     await self._subscribe(proto, self._filters)
+                    await self.subscriber.clean(proto)
                     self._status = HealthStatus(Status.CONNECTED)
                     self._connected.set()
                     log.info("connected to MQTT broker %s as %r", cfg.server, cfg.clientid)

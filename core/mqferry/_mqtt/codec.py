@@ -1,7 +1,8 @@
 """MQTT 5 packets as bytes: the encoders and decoders :mod:`mqferry._mqtt.protocol` uses.
 
-The data path (PUBLISH at QoS 0/1 with no properties, PUBACK) is encoded and decoded here by hand:
-it is a few slices per message. Properties, rarer and richer, go through paho's public
+The data path (PUBLISH at QoS 0/1 with no properties or only the subscription identifier that
+routes it, PUBACK) is encoded and decoded here by hand: it is a few slices per message.
+Properties, rarer and richer, go through paho's public
 :class:`~paho.mqtt.properties.Properties` (``pack``/``unpack``), and reason codes get their names
 from paho's :class:`~paho.mqtt.reasoncodes.ReasonCode`; paho's client is not involved.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "DISCONNECT",
     "MAX_PACKET",
     "MAX_REMAINING",
+    "MAX_SUBSCRIPTION_ID",
     "PINGREQ",
     "PINGRESP",
     "PUBACK",
@@ -55,6 +57,10 @@ PINGREQ = b"\xc0\x00"
 MAX_REMAINING = 268_435_455
 #: The largest packet MQTT can encode: its fixed header, and the largest remaining length.
 MAX_PACKET = MAX_REMAINING + 5
+#: The largest subscription identifier (a variable byte integer of at most four bytes).
+MAX_SUBSCRIPTION_ID = 268_435_455
+#: The property identifier of the Subscription Identifier.
+_SUBSCRIPTION_ID = 0x0B
 
 _PROPERTY_ERRORS = (MQTTException, MalformedPacket, KeyError, IndexError, UnicodeDecodeError,
                     struct.error)
@@ -72,14 +78,20 @@ class InMessage:
     message cannot be handled (its topic is not UTF-8, its properties cannot be decoded), and is
     empty for a good one: the packet's bounds were known, so the message fails alone (it is
     acknowledged and dropped) and the connection goes on.
+
+    ``sub_ids`` are the identifiers of the subscriptions the broker sent this copy for (MQTT 5
+    sends them when the subscription had one); they are not in ``properties``, which hold what
+    the publisher sent. ``routes`` are the topic filters of those subscriptions, which the
+    session fills in when it knows them all (empty otherwise: the message then goes to every
+    rule its topic matches).
     """
 
     __slots__ = ("dup", "malformed", "mid", "payload", "properties", "qos", "raw_topic",
-                 "retain", "topic")
+                 "retain", "routes", "sub_ids", "topic")
 
     def __init__(self, topic: str, payload: bytes, qos: int, retain: bool, dup: bool,  # noqa: PLR0917
                  mid: int, properties: Properties | None, raw_topic: bytes = b"",
-                 malformed: str = "") -> None:
+                 malformed: str = "", sub_ids: tuple[int, ...] = ()) -> None:
         self.topic = topic
         self.payload = payload
         self.qos = qos
@@ -89,6 +101,8 @@ class InMessage:
         self.properties = properties
         self.raw_topic = raw_topic
         self.malformed = malformed or ("its topic is not valid UTF-8" if raw_topic else "")
+        self.sub_ids = sub_ids
+        self.routes: tuple[str, ...] = ()
 
 
 class Incoming(Protocol):
@@ -108,6 +122,8 @@ class Incoming(Protocol):
     def mid(self) -> int: ...
     @property
     def properties(self) -> Any: ...  # paho's Properties, or None
+    @property
+    def routes(self) -> tuple[str, ...]: ...  # see InMessage
 
 
 def reason_name(kind: int, code: int) -> str:
@@ -212,8 +228,15 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
     if pos >= end:
         raise PacketError("PUBLISH without its properties length")
     props = None
-    if buf[pos] == 0:  # no properties: the common case
+    sub_ids: tuple[int, ...] = ()
+    size = buf[pos]
+    if size == 0:  # no properties: the common case
         pos += 1
+    elif 1 < size < 6 and pos + 1 + size <= end and buf[pos + 1] == _SUBSCRIPTION_ID \
+            and _varint_ends(buf, pos + 2, pos + 1 + size):
+        # Only the subscription identifier (one to four bytes), without paho's decoder.
+        sub_ids = (_varint(buf, pos + 2, pos + 1 + size),)
+        pos += 1 + size
     else:
         try:
             props, used = _unpack(PacketTypes.PUBLISH, buf[pos:end])
@@ -225,6 +248,9 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
             return InMessage(raw_topic.decode("utf-8", "replace"), b"", qos, bool(command & 1),
                              bool(command & 8), mid, None, b"",
                              "its properties are longer than the packet")
+        if hasattr(props, "SubscriptionIdentifier"):
+            sub_ids = tuple(props.SubscriptionIdentifier)
+            delattr(props, "SubscriptionIdentifier")
     try:
         topic = raw_topic.decode("utf-8")
         raw_topic = b""
@@ -232,7 +258,26 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
         topic = raw_topic.decode("utf-8", "replace")
     # positional: keyword arguments cost more, once per message
     return InMessage(topic, buf[pos:end], qos, bool(command & 1), bool(command & 8), mid, props,
-                     raw_topic)
+                     raw_topic, "", sub_ids)
+
+
+def _varint_ends(buf: bytes, pos: int, end: int) -> bool:
+    """Whether a variable byte integer starts at ``pos`` and ends exactly at ``end``."""
+    while pos < end - 1:
+        if not buf[pos] & 0x80:
+            return False
+        pos += 1
+    return not buf[pos] & 0x80
+
+
+def _varint(buf: bytes, pos: int, end: int) -> int:
+    """The variable byte integer in ``buf[pos:end]`` (checked by :func:`_varint_ends`)."""
+    value, shift = 0, 0
+    while pos < end:
+        value |= (buf[pos] & 0x7F) << shift
+        shift += 7
+        pos += 1
+    return value
 
 
 def payload_bytes(payload: bytes | bytearray | memoryview) -> bytes:
@@ -353,15 +398,22 @@ def decode_connack(body: bytes) -> Connack:
     return Connack(body[1], bool(body[0] & 1), props)
 
 
-def subscribe_packet(mid: int, topics: Sequence[tuple[str, int]]) -> bytes:
-    """Encode a SUBSCRIBE of ``(filter, qos)`` pairs (default options otherwise).
+def subscribe_packet(mid: int, topics: Sequence[tuple[str, int]], sub_id: int = 0) -> bytes:
+    """Encode a SUBSCRIBE of ``(filter, qos)`` pairs (default options otherwise), with the
+    subscription identifier ``sub_id`` unless it is 0.
 
     Raises:
-        ValueError: no filter, or a filter too long for MQTT.
+        ValueError: no filter, a filter too long for MQTT, or an identifier out of range.
     """
     if not topics:
         raise ValueError("SUBSCRIBE without a topic filter")
-    body = mid.to_bytes(2, "big") + b"\x00" + b"".join(
+    if not 0 <= sub_id <= MAX_SUBSCRIPTION_ID:
+        raise ValueError(f"subscription identifier {sub_id} out of range")
+    props = b"\x00"
+    if sub_id:
+        ident = remaining_length(sub_id)
+        props = bytes((len(ident) + 1, _SUBSCRIPTION_ID)) + ident
+    body = mid.to_bytes(2, "big") + props + b"".join(
         mqtt_string(t) + bytes((q,)) for t, q in topics)
     return _packet(0x82, body)
 

@@ -348,14 +348,16 @@ class MqttProtocol(asyncio.BufferedProtocol):
             self._requests.pop(mid, None)
             raise MqttUnavailable("Operation timed out (no answer from the broker)") from None
 
-    async def subscribe(self, topics: Sequence[tuple[str, int]], *,
+    async def subscribe(self, topics: Sequence[tuple[str, int]], *, sub_id: int = 0,
                         timeout: float | None = None) -> list[int]:
-        """Subscribe; returns the broker's reason codes, one per filter.
+        """Subscribe (with the subscription identifier ``sub_id`` unless it is 0); returns the
+        broker's reason codes, one per filter.
 
         Raises:
             MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
         """
-        return await self._request(lambda mid: codec.subscribe_packet(mid, topics), timeout)
+        return await self._request(lambda mid: codec.subscribe_packet(mid, topics, sub_id),
+                                   timeout)
 
     async def unsubscribe(self, topics: Sequence[str], *,
                           timeout: float | None = None) -> list[int]:

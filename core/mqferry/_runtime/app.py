@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
 
 from mqferry._config.loader import AppConfig
 from mqferry._metrics import Metrics
 from mqferry._metrics.history import MetricHistory
 from mqferry._mqtt.client import Incoming, MqttConnector, mqtt_metrics
+from mqferry._mqtt.subscriptions import SubscriptionIds
 from mqferry._rules import Event
 from mqferry._runtime.ackstall import AckStalls, holders
 from mqferry._runtime.ackwait import AckWaits
@@ -85,6 +87,7 @@ class App:
                  publisher: MqttPublisher | None = None,
                  mqtt_factory: Callable[..., MqttConnector] = MqttConnector) -> None:
         self.config = config
+        self._data_dir = data_dir or Path(config.raw.data_dir)
         #: What the process started with: the sections that change only with a restart keep
         #: running these, whatever the reloads since applied.
         self.started_raw = config.raw
@@ -113,7 +116,7 @@ class App:
             mqtt=self.mqtt if publisher is None else publisher,
             dispatch=self.dispatch,
             dispatch_nowait=self.dispatch_nowait,
-            data_dir=data_dir or Path(config.raw.data_dir),
+            data_dir=self._data_dir,
             node=self.node,
         )
         # Kept for the app's life and edited in place: the dead letters and the metric
@@ -240,9 +243,13 @@ class App:
         self.tasks.start()
 
     def adopt_mqtt(self, connector: MqttConnector) -> MqttConnector:
-        """Make ``connector`` (one of the app's MQTT sessions) count in :attr:`mqtt_metrics`."""
+        """Make ``connector`` (one of the app's MQTT sessions) count in :attr:`mqtt_metrics`,
+        and keep its subscriptions in the data directory (one file per client id)."""
         if isinstance(connector, MqttConnector):  # not a twin
             connector.metrics = self.mqtt_metrics
+            name = quote(connector.config.clientid, safe="") or "_"
+            connector.subscriber.ids = SubscriptionIds(
+                self._data_dir / "mqtt" / f"{name}.subscriptions.json")
         return connector
 
     def all_metrics(self) -> list[Metrics]:

@@ -99,7 +99,12 @@ class Inbound:
             event = message_event(message, self.node)
             looped = LOOP_MARKER in event["pub_props"].get("User-Property", ())
             waits = self.waits
-            for rule in self.routing.match(message.topic):
+            routes = message.routes
+            if len(routes) == 1:  # the copy of one subscription: its filter's rules
+                rules = self.routing.for_route(routes[0], message.topic)
+            else:
+                rules = self.routing.match(message.topic)
+            for rule in rules:
                 rule.run(event, ticket, looped=looped, waits=waits)
         except Exception as exc:  # rules isolate their own failures: this is the rest
             self.limiter.warning("message", "a message on %r could not be processed: %s",

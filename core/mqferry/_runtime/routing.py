@@ -6,6 +6,10 @@ A :class:`Routing` holds the running rules with two indexes: the topic index (MQ
 a rule is indexed under both. It also counts how many rules use each topic filter, so adding or
 removing one rule says which MQTT subscriptions to add or remove without a walk over the others.
 
+A copy of a message that names the subscription it came for (:attr:`InMessage.routes
+<mqferry._mqtt.codec.InMessage.routes>`) goes to that filter's rules only (:meth:`for_route`):
+the broker sends a copy for each matching subscription, and each rule takes one of them.
+
 A configuration change builds a new :class:`Routing` and the app swaps it in one step of the
 event loop, so a message sees either the old rules or the new ones; a change of one rule edits
 the routing in place (:meth:`Routing.add`, :meth:`Routing.remove`), replacing rather than
@@ -14,7 +18,7 @@ appending to the event map's lists, so a dispatch holding the old list is not di
 
 from __future__ import annotations
 
-from mqferry._rules import TopicIndex
+from mqferry._rules import TopicIndex, topic_matches
 from mqferry._rules.source_names import aliases
 from mqferry._runtime.rules import RuntimeRule
 
@@ -36,7 +40,7 @@ class Routing:
         rules: the rules, by id (kept, not copied).
     """
 
-    __slots__ = ("_events", "_index", "_matches", "_uses", "rules")
+    __slots__ = ("_by_filter", "_events", "_index", "_matches", "_uses", "rules")
 
     def __init__(self, rules: dict[str, RuntimeRule] | None = None) -> None:
         #: The running rules, by id.
@@ -47,6 +51,8 @@ class Routing:
         #: the rules of recently seen topics (devices publish on the same topics again and
         #: again; a walk of the filter tree costs ~1 µs per message, a dict lookup ~50 ns)
         self._matches: dict[str, tuple[RuntimeRule, ...]] = {}
+        #: filter -> its rules, and whether any of them has other filters
+        self._by_filter: dict[str, tuple[tuple[RuntimeRule, ...], bool]] = {}
         for rule in self.rules.values():
             self._route(rule)
 
@@ -61,6 +67,21 @@ class Routing:
                     matches.clear()  # many distinct topics: start afresh rather than grow
                 matches[topic] = rules
         return rules
+
+    def for_route(self, route: str, topic: str) -> tuple[RuntimeRule, ...]:
+        """The rules that take a copy of a message on ``topic`` sent for the subscription to
+        ``route``: those of that filter, less the rules that take the copy of an earlier
+        filter of theirs (in sorted order) that matches the topic too.
+
+        A filter no rule uses (a subscription on its way out) goes by the topic: at least once.
+        """
+        entry = self._by_filter.get(route)
+        if entry is None:
+            return self.match(topic)
+        rules, shared = entry
+        if not shared:
+            return rules
+        return tuple(r for r in rules if _first_match(r, topic) == route)
 
     def for_event(self, name: str) -> list[RuntimeRule] | None:
         """The rules selecting the event ``name`` (``None``: none)."""
@@ -93,6 +114,9 @@ class Routing:
         self._matches.clear()
         for flt in rule.compiled.topic_filters:
             self._index.remove(flt, rule)
+        for flt in set(rule.compiled.topic_filters):
+            self._set_filter(flt, [r for r in self._by_filter.get(flt, ((), False))[0]
+                                   if r is not rule])
         for topic in rule.compiled.event_topics:
             for alias in event_aliases(topic):
                 rest = [r for r in self._events.get(alias, ()) if r is not rule]
@@ -113,6 +137,8 @@ class Routing:
         self._matches.clear()
         for flt in rule.compiled.topic_filters:
             self._index.add(flt, rule)
+        for flt in set(rule.compiled.topic_filters):
+            self._set_filter(flt, [*self._by_filter.get(flt, ((), False))[0], rule])
         for topic in rule.compiled.event_topics:
             for alias in event_aliases(topic):
                 # A new list, not an append: a dispatch holding the old one is not disturbed.
@@ -124,6 +150,22 @@ class Routing:
             if uses[flt] == 1:
                 new.append(flt)
         return sorted(new)
+
+    def _set_filter(self, flt: str, rules: list[RuntimeRule]) -> None:
+        # A new tuple, not an edit: a dispatch holding the old one is not disturbed.
+        if rules:
+            shared = any(len(set(r.compiled.topic_filters)) > 1 for r in rules)
+            self._by_filter[flt] = (tuple(rules), shared)
+        else:
+            self._by_filter.pop(flt, None)
+
+
+def _first_match(rule: RuntimeRule, topic: str) -> str | None:
+    """The first of ``rule``'s filters, in sorted order, that matches ``topic``."""
+    for flt in sorted(set(rule.compiled.topic_filters)):
+        if topic_matches(flt, topic):
+            return flt
+    return None
 
 
 def _once(rules: list[RuntimeRule]) -> tuple[RuntimeRule, ...]:

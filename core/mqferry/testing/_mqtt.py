@@ -161,6 +161,8 @@ class IncomingMessage:
     dup: bool = False
     #: MQTT 5 publish properties, by paho's attribute names (``UserProperty``, ``ContentType``)
     properties: Any = None
+    #: the topic filters of the subscriptions this copy came for (empty: by its topic)
+    routes: tuple[str, ...] = ()
 
 
 class MqttTwin(InMemoryMqtt):
