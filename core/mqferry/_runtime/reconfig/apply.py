@@ -201,10 +201,11 @@ def _count_unsent(actions: Mapping[str, Action]) -> int:
 
     Those records are never sent by it, and its gauges go with it: uncounted, they would
     leave ``matched = success + failed + dropped + queuing + inflight`` short by as many on
-    the id's carried counters. Their MQTT messages were not acknowledged (at least once):
-    the session is then renewed, and the broker delivers them again, to the new action, which
-    counts them as it counts any message. With ``at_most_once`` they were acknowledged, and are
-    lost. Counted before the counters are carried, on the old action.
+    the id's carried counters. Their MQTT messages were not acknowledged (at least once, a
+    memory buffer): the session is then renewed, and the broker delivers them again, to the
+    new action, which counts them as it counts any message. With ``at_most_once`` they were
+    acknowledged, and are lost; a disk buffer keeps what it wrote (the action's own last log
+    line says so). Counted before the counters are carried, on the old action.
     """
     total = 0
     for cid, action in actions.items():
@@ -213,8 +214,8 @@ def _count_unsent(actions: Mapping[str, Action]) -> int:
             action.metrics.inc("dropped", unsent)
             action.metrics.inc("dropped.replaced", unsent)
             log.warning("action %s: %d records it had not sent are counted as dropped.replaced; "
-                        "their MQTT messages were not acknowledged (mqtt.delivery: "
-                        "at_least_once), so the broker delivers them again", cid, unsent)
+                        "those whose MQTT messages were not acknowledged are delivered again by "
+                        "the broker", cid, unsent)
         total += unsent
     return total
 
