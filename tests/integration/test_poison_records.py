@@ -53,17 +53,18 @@ def wait_until(predicate, timeout, step=0.2):
     return predicate()
 
 
-@pytest.fixture
-def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
-    """A running ``mqferry`` whose source maps ``topic`` with ``${value.data}``, with its API."""
+def _running(kafka_bootstrap, mqtt_broker, new_topic, tmp_path, reads, **extra):
+    """A running ``mqferry`` whose source ``src`` has a dead-letter topic, with its API.
+
+    ``reads(topic, tag)`` gives the source's parameters that say what it does with ``topic``;
+    ``extra`` adds sections to the configuration (actions, rules).
+    """
     tag = uuid.uuid4().hex[:8]
     topic, dlq = new_topic(), new_topic()
     port = free_port()
     source = {"connector": "kc", "parameters": {
         "group_id": f"mqferry-poison-{tag}", "dead_letter_topic": dlq,
-        "offset_commit_interval_seconds": 1,
-        "topic_mapping": [{"kafka_topic": topic, "mqtt_topic": f"poison-{tag}/out", "qos": 1,
-                           "payload_template": "${value.data}"}]}}
+        "offset_commit_interval_seconds": 1, **reads(topic, tag)}}
     config = {
         "mqtt": {"server": f"{mqtt_broker.host}:{mqtt_broker.port}",
                  "clientid": f"mqferry-poison-{tag}"},
@@ -71,6 +72,7 @@ def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
         "data_dir": str(tmp_path / "data"),
         "connectors": {"kafka_consumer": {"kc": {"bootstrap_hosts": kafka_bootstrap}}},
         "sources": {"kafka_consumer": {"src": source}},
+        **{k: v(tag) for k, v in extra.items()},
     }
     proc = MqferryProcess(config, tmp_path)
     auth = api_key(proc.config_path)
@@ -85,6 +87,28 @@ def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
     finally:
         if proc.proc is not None and proc.proc.poll() is None:
             proc.kill()
+
+
+@pytest.fixture
+def poisoned(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
+    """A running ``mqferry`` whose source maps ``topic`` with ``${value.data}``, with its API."""
+    def mapping(topic, tag):
+        return {"topic_mapping": [{"kafka_topic": topic, "mqtt_topic": f"poison-{tag}/out",
+                                   "qos": 1, "payload_template": "${value.data}"}]}
+
+    yield from _running(kafka_bootstrap, mqtt_broker, new_topic, tmp_path, mapping)
+
+
+@pytest.fixture
+def republishing(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
+    """A running ``mqferry`` whose source feeds rule ``r``, which republishes each record's
+    value to ``poison-<tag>/<value>``."""
+    yield from _running(
+        kafka_bootstrap, mqtt_broker, new_topic, tmp_path, lambda topic, tag: {"topic": topic},
+        actions=lambda tag: {"republish": {"out": {"parameters": {
+            "topic": f"poison-{tag}/${{v}}", "payload": "${v}", "qos": 1}}}},
+        rules=lambda tag: {"r": {"sql": 'SELECT value as v FROM "$bridges/kafka_consumer:src"',
+                                 "actions": ["republish:out"]}})
 
 
 def source_status(api) -> dict:
@@ -138,4 +162,28 @@ def test_a_source_can_be_changed_after_a_poison_record(poisoned, kcat_produce, m
         got = sub.wait(60)
     # the replaced source runs, with the new template, from the old one's final commit
     assert [m.text for m in got] == ["v2:good-1", "v2:good-2"]
+    assert p["proc"].terminate() == 0
+
+
+def test_a_record_whose_republish_fails_for_good_is_dead_lettered_and_the_rest_flow(
+        republishing, kafka_bootstrap, kcat_produce, kcat_consume, mosquitto_sub):
+    p, api = republishing, republishing["api"]
+    with mosquitto_sub(f"poison-{p['tag']}/#", 2) as sub:
+        # "+" makes the republished topic one no broker takes: the action fails that output
+        kcat_produce(p["topic"], ["a", "+", "c"], key="k")
+        got = sub.wait(30)
+    assert [m.text for m in got] == ["a", "c"]
+    [dead] = kcat_consume(p["dlq"], 1)
+    headers = dict(dead["headers"])
+    assert (dead["payload"], headers["mqferry-offset"]) == ("+", "1")
+    assert headers["mqferry-error"] == (
+        "rule r: action republish:out failed an output (failed.render)")
+    # its offset was released once it was dead-lettered
+    assert wait_until(lambda: committed_offset(kafka_bootstrap, p["group"], p["topic"]) == 3,
+                      30), committed_offset(kafka_bootstrap, p["group"], p["topic"])
+    c = counters(api)
+    assert (c["received"], c["success"], c["failed"], c["failed.action"],
+            c["dead_letter.success"]) == (3, 2, 1, 1, 1)
+    assert (f"source kafka_consumer:src: record {p['topic']}/0@1: rule r: action republish:out "
+            "failed an output (failed.render)") in p["proc"].log
     assert p["proc"].terminate() == 0

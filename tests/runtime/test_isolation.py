@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from mqferry._errors import DeliveryError
 from mqferry._plugins import load_plugins
 from mqferry._templates import Template
 from mqferry.testing import RecordingAction, build_app
@@ -187,12 +188,17 @@ async def test_a_message_that_cannot_be_turned_into_an_event_is_still_acknowledg
     assert acked == [mid]
 
 
-async def test_dispatch_completes_when_an_action_raises(plugins, tmp_path):
+async def test_dispatch_completes_failed_when_an_action_raises(plugins, tmp_path):
     app = await build(plugins, {"k": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'}},
                 tmp_path)
     app.rules["k"].actions = [RaisingAction()]
-    await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src",
-                                         "value": "v"}), 1)
+    # the source learns that its event failed, and why (it fails the record alone)
+    with pytest.raises(DeliveryError) as failed:
+        await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src",
+                                             "value": "v"}), 1)
+    assert failed.value.reason == "failed.action"
+    assert failed.value.detail == (
+        "rule k: action raising:x failed an output (failed.exception: TypeError: boom)")
     assert app.rules["k"].metrics.get("actions.failed") == 1
 
 

@@ -194,7 +194,12 @@ class App:
         self.inbound.handle(message, ticket)
 
     async def dispatch(self, event: Mapping[str, Any]) -> None:
-        """Run the rules selecting ``event["event"]``; return when their actions settled."""
+        """Run the rules selecting ``event["event"]``; return when their actions settled.
+
+        Raises:
+            DeliveryError: an action failed an output of the event for good
+                (``failed.action``; see :class:`EventDone`).
+        """
         await self.dispatch_nowait(event)
 
     def dispatch_nowait(self, event: Mapping[str, Any]) -> asyncio.Future[None]:
@@ -202,7 +207,8 @@ class App:
 
         Returns:
             A future that completes when their actions settled (a plain future, so a source can
-            wait on many without a task each).
+            wait on many without a task each); it fails with ``DeliveryError``
+            (``failed.action``) when an action failed an output of the event for good.
         """
         rules = self.inbound.routing.for_event(str(event.get("event", "")))
         if not rules:

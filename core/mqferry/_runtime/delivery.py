@@ -6,6 +6,11 @@ window); an event a source dispatches gets an :class:`EventDone`. Both are a
 :class:`RuleDelivery`, until the action settles that output; the message is acknowledged (the
 source's ``dispatch`` returns) once every output settled.
 
+An output an action failed for good (a ``failed.*`` reason) is told to the ticket
+(:meth:`Ticket.output_failed`): a message is dead-lettered by its rule instead, while a source's
+event fails its ``dispatch`` with :class:`~mqferry._errors.DeliveryError` (``failed.action``), so
+that the source fails that record alone as it fails its own (counted, logged, dead-lettered).
+
 Each :class:`RuleDelivery` counts its outcome once on the rule (an action that settles an
 output twice, or after its ``submit`` raised, changes nothing), tells its :class:`Route` when
 the output failed (for the dead letters), and releases the ticket once.
@@ -23,9 +28,15 @@ from typing import Any, Protocol
 
 from mypy_extensions import mypyc_attr
 
+from mqferry._errors import DeliveryError
 from mqferry._metrics import Metrics
 
-__all__ = ["AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery", "Ticket"]
+__all__ = ["EVENT_FAILED", "AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery",
+           "Ticket"]
+
+#: The reason of the :class:`~mqferry._errors.DeliveryError` a source's event fails with when
+#: an action failed one of its outputs for good.
+EVENT_FAILED = "failed.action"
 
 log = logging.getLogger(__name__)
 
@@ -94,21 +105,50 @@ class Ticket(Countdown):
             if self._window is not None:
                 self._window.advance()
 
+    def output_failed(self, detail: str) -> None:
+        """An action failed an output of this message for good; ``detail`` says which and why.
+
+        Nothing to do for an MQTT message: its rule dead-letters it, and it is acknowledged
+        all the same (failure isolation).
+        """
+
 
 class EventDone(Ticket):
-    """A ticket that completes a future: sources await the deliveries of their events."""
+    """A ticket that completes a future: sources await the deliveries of their events.
 
-    __slots__ = ("future",)
+    The future fails with :class:`~mqferry._errors.DeliveryError` (:data:`EVENT_FAILED`) once
+    every output settled, when an action failed one of them for good; it completes otherwise
+    (outputs an action dropped by its own policy, ``dropped.*``, included).
+    """
+
+    __slots__ = ("failure", "failures", "future")
 
     def __init__(self) -> None:
         super().__init__(None, 0, 0, 0)
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: the first output that failed for good (``None``: none did), and how many did
+        self.failure: str | None = None
+        self.failures = 0
+
+    def output_failed(self, detail: str) -> None:
+        """Remember the failure: the future fails with it once every output settled."""
+        self.failures += 1
+        if self.failure is None:
+            self.failure = detail
 
     def _finish(self) -> None:
         if not self.done:
             self.done = True
-            if not self.future.done():
-                self.future.set_result(None)
+            future = self.future
+            if future.done():
+                return
+            failure = self.failure
+            if failure is None:
+                future.set_result(None)
+            else:
+                more = self.failures - 1
+                future.set_exception(DeliveryError(
+                    EVENT_FAILED, f"{failure} (and {more} more)" if more else failure))
 
 
 class Route(Protocol):
@@ -119,7 +159,8 @@ class Route(Protocol):
         """An output of ``event`` failed with ``reason``.
 
         ``ticket``, when given, may be held (``hold``/``release``) past this call, until what
-        is done about the failure is secured.
+        is done about the failure is secured; the route tells it the failure
+        (:meth:`Ticket.output_failed`).
         """
 
 

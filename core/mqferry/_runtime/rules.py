@@ -8,7 +8,9 @@ and the console's rule page), and sends the message to the dead-letter action wh
 configured (see :mod:`mqferry._runtime.deadletter`). An action whose ``submit`` raises fails
 that output alone (``failed`` / ``failed.exception`` on the action, ``actions.failed`` on the
 rule, and the rule's ``last_error``); the delivery it was handed is settled as failed, so the
-message's ticket is released.
+message's ticket is released. An output an action failed for good (``failed.*``) is told to the
+ticket too: a source's event then fails, and its source fails that record alone
+(:class:`~mqferry._runtime.delivery.EventDone`).
 
 Rules that call a blocking function (``jq``: :attr:`CompiledRule.blocking`) are evaluated in a
 worker thread, never on the event loop. Each such rule keeps its events in a queue and evaluates
@@ -141,6 +143,11 @@ class _Route:
     def output_failed(self, event: Mapping[str, Any], reason: str, detail: str,
                       ticket: Ticket | None) -> None:
         rule = self.rule
+        if ticket is not None:
+            # a source's event fails its record at the source (EventDone); a message ignores it
+            what = f"{reason}: {detail}" if detail else reason
+            ticket.output_failed(f"rule {rule.id}: action {self.action_id} failed an output "
+                                 f"({what})")
         dead_letters = rule.env.dead_letters
         if dead_letters is not None:
             error = f"action {self.action_id} failed the output ({reason})"

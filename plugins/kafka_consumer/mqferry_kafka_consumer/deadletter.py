@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 #: Attempts before a dead-letter record is given up (counted as ``dead_letter.failed``).
 ATTEMPTS = 5
 
+#: The reason of a dead letter given up: counted, never dead-lettered again.
+DEAD_LETTER_FAILED = "dead_letter.failed"
+
 
 class DeadLetter:
     """Sends records that cannot be processed to a Kafka topic of the source's cluster.
@@ -88,7 +91,7 @@ class DeadLetter:
         for _ in range(ATTEMPTS):
             producer = self._producer
             if producer is None:
-                raise DeliveryError("dead_letter.failed", "the dead-letter producer is stopped")
+                raise DeliveryError(DEAD_LETTER_FAILED, "the dead-letter producer is stopped")
             try:
                 sent = await producer.send(self.topic, value=value, key=key, headers=headers)
                 await sent
@@ -98,6 +101,6 @@ class DeadLetter:
                 log.warning("dead-letter topic %s: %s; retrying in %.1fs", self.topic, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        raise DeliveryError("dead_letter.failed",
+        raise DeliveryError(DEAD_LETTER_FAILED,
                             f"dead-letter topic {self.topic}: gave up after {ATTEMPTS} "
                             f"attempts: {last}")

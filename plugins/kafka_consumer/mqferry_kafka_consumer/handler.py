@@ -4,7 +4,9 @@
 (:mod:`mqferry_kafka_consumer.offsets`), publishes it through the topic mapping of its Kafka
 topic, hands its event to the rules, and watches each of those until it settles. A record that
 cannot be processed is rejected: counted under its reason, logged (rate-limited), sent to the
-dead-letter topic when one is set, and settled, so the partition moves on.
+dead-letter topic when one is set, and settled, so the partition moves on. That includes a
+record whose event an action failed for good (the rules' ``dispatch`` fails with
+``failed.action``, naming the rule, the action and its reason).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from mqferry import (
     describe,
 )
 from mqferry_kafka_consumer.config import KafkaConsumerParameters, check_mqtt_topic
-from mqferry_kafka_consumer.deadletter import DeadLetter
+from mqferry_kafka_consumer.deadletter import DEAD_LETTER_FAILED, DeadLetter
 from mqferry_kafka_consumer.failures import FailureLog
 from mqferry_kafka_consumer.message import RecordDecodeError, record_message
 from mqferry_kafka_consumer.offsets import OffsetTracker, Slot, Window
@@ -107,7 +109,7 @@ class RecordHandler:
         Whatever fails on the way fails this record alone: it is rejected (counted, logged,
         dead-lettered) and its slot sealed, so the partition moves on.
         """
-        slot = window.open(record.offset)
+        slot = window.open(record.offset, record)
         self.metrics.inc("received")
         step = "decode"
         try:
@@ -187,10 +189,22 @@ class RecordHandler:
             self.metrics.inc("dead_letter.success")
 
     def on_error(self, slot: Slot, exc: BaseException) -> bool:
-        """A publish or rule event of ``slot`` failed: account for it (see ``ErrorHandler``)."""
+        """A publish or rule event of ``slot`` failed: account for it (see ``ErrorHandler``).
+
+        The MQTT session lost is not the record's failure: it is consumed again. A failure
+        for good (a :class:`DeliveryError`: the broker refused the publish, an action failed an
+        output of the record's event, ``failed.action``) rejects the record as its own
+        failures do: counted, logged, dead-lettered. A dead letter that failed is counted
+        only, never dead-lettered again.
+        """
         if isinstance(exc, MqttUnavailable):
             self.rewind = True
             return False  # left open: consumed again once the session is back
+        record = slot.record
+        if (isinstance(exc, DeliveryError) and record is not None
+                and exc.reason != DEAD_LETTER_FAILED):
+            self._reject(slot, record, exc.reason, exc.detail)
+            return True  # settled once its dead letter is (the slot watches it)
         if not slot.failed:
             slot.failed = True
             self.metrics.inc("failed")

@@ -28,12 +28,14 @@ ErrorHandler = Callable[["Slot", BaseException], bool]
 class Slot(Countdown):
     """One record handed out, waiting for its publishes and events (each a held part)."""
 
-    __slots__ = ("failed", "offset", "window")
+    __slots__ = ("failed", "offset", "record", "window")
 
-    def __init__(self, window: Window, offset: int) -> None:
+    def __init__(self, window: Window, offset: int, record: Any = None) -> None:
         super().__init__()
         self.window = window
         self.offset = offset
+        #: The record, for its dead letter should a publish or an event of it fail later.
+        self.record = record
         #: Some part of the record failed for good (counted once as ``failed``).
         self.failed = False
 
@@ -79,9 +81,9 @@ class Window:
         self.committed: int | None = None
         self.closed = False
 
-    def open(self, offset: int) -> Slot:
-        """A slot for the record at ``offset``, the next one of the partition."""
-        slot = Slot(self, offset)
+    def open(self, offset: int, record: Any = None) -> Slot:
+        """A slot for ``record``, at ``offset``, the next one of the partition."""
+        slot = Slot(self, offset, record)
         self.slots.append(slot)
         self.next_offset = offset + 1
         self.tracker.inflight += 1

@@ -22,10 +22,13 @@ At-least-once, nothing lost on restart:
 - When the MQTT session drops, every partition is consumed again from its first unsettled record
   once the session is back: order per partition is kept, and duplicates are limited to what was
   in flight.
-- A record that cannot be processed (decoding, rendering, publishing or the rules raise) fails
+- A record that cannot be processed (decoding, rendering, publishing or the rules raise, the
+  broker refuses the publish, an action of a rule fails the output of its event for good) fails
   alone: it is counted under its reason (``failed.render``, ``failed.publish``,
-  ``failed.rules``), logged (rate-limited), sent to ``dead_letter_topic`` when one is set, and
-  settled, so the partition's offset moves past it (:mod:`mqferry_kafka_consumer.handler`).
+  ``failed.rules``, ``failed.refused``, ``failed.action``), logged (rate-limited), sent to
+  ``dead_letter_topic`` when one is set, and settled, so the partition's offset moves past it
+  (:mod:`mqferry_kafka_consumer.handler`). A publish interrupted by a lost MQTT session is not
+  a failure: the record is consumed, or its output republished, again.
 - The consume loop runs under a :class:`~mqferry.Supervisor`: if it dies all the same, the source
   reports ``disconnected`` with the reason, closes its consumer and starts again with back-off
   from the committed offsets.

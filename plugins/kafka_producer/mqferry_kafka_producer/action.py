@@ -79,12 +79,15 @@ class KafkaProducerAction:
         data_dir: the runtime's data directory (disk buffers live below it).
         producer_factory: makes the aiokafka producer (a twin in tests).
         close_timeout: how long :meth:`stop` waits for the producer to close.
+        flush_timeout: how long :meth:`stop` waits, by default, for what is buffered and in
+            flight to be acknowledged.
     """
 
     def __init__(self, *, name: str, config: KafkaProducerActionConfig,
                  connector: KafkaConnector, data_dir: Path,
                  producer_factory: ProducerFactory | None = None,
-                 close_timeout: float = CLOSE_TIMEOUT) -> None:
+                 close_timeout: float = CLOSE_TIMEOUT,
+                 flush_timeout: float = STOP_FLUSH_TIMEOUT) -> None:
         self.name = name
         self.id = f"kafka_producer:{name}"
         self.params = p = config.parameters
@@ -100,6 +103,7 @@ class KafkaProducerAction:
         #: records larger than this cannot be sent in any request
         self.max_record_bytes = max_request_size(p)
         self.close_timeout = close_timeout
+        self.flush_timeout = flush_timeout
         # a stream of bad records must not flood the log
         self._warn = LogLimiter(log, interval=1.0)
         self.clock = self.session.clock
@@ -296,10 +300,11 @@ class KafkaProducerAction:
     @property
     def stop_timeout(self) -> float:
         """How long :meth:`stop` may take: the flush wait plus the producer's close."""
-        return STOP_FLUSH_TIMEOUT + self.close_timeout
+        return self.flush_timeout + self.close_timeout
 
-    async def stop(self, timeout: float = STOP_FLUSH_TIMEOUT) -> None:
-        """Flush what is buffered and in flight (up to ``timeout`` seconds), then close.
+    async def stop(self, timeout: float | None = None) -> None:
+        """Flush what is buffered and in flight (up to ``timeout`` seconds, by default
+        ``flush_timeout``), then close.
 
         Returns within about ``timeout`` seconds plus the producer's close timeout, even when
         Kafka hangs: what is left is kept by a disk buffer (what was still in memory is
@@ -308,6 +313,8 @@ class KafkaProducerAction:
         """
         if self._task is None:
             return
+        if timeout is None:
+            timeout = self.flush_timeout
         deadline = time.monotonic() + timeout
         if self.session.producer is not None:
             with contextlib.suppress(TimeoutError):

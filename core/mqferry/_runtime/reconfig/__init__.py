@@ -10,10 +10,13 @@ The new configuration is validated before this module sees it. :func:`apply_conf
    rules or the new ones, and rules that did not change keep running (and keep their counters);
 5. stops the replaced actions, which flush what they hold (buffered messages are delivered, and
    the MQTT acknowledgements they hold are released in order), then the replaced connectors;
+   what an action still holds after its stop is counted on it (``dropped.replaced``), and the
+   MQTT session is renewed so that the broker delivers those messages again;
 6. sets the MQTT subscriptions to the enabled rules' topic filters, on the same session;
 7. starts the new sources.
 
-The MQTT connection is never restarted: its client id and session stay the same. Changes to
+The MQTT connection is not restarted but in that case (step 5), and then with the same client
+id and persistent session. Changes to
 ``mqtt``, ``api``, ``node`` or ``data_dir`` are reported as needing a restart.
 
 A component whose ``stop()`` raises or overruns its bound (its ``stop_timeout`` attribute, the

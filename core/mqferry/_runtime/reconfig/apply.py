@@ -61,9 +61,9 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     app.config = new
     # 5. Replaced actions flush what they hold; then their connectors go.
     await _stop_all("action", old_actions, plan)
+    stranded = _count_unsent(old_actions)
     _carry_counters(old_actions, fresh["actions"])
     await _stop_all("connector", old_conns, plan)
-    stranded = sum(_unsettled(a) for a in old_actions.values())
     if stranded and running:
         # A replaced action gave up flushing (its target is down): the MQTT acknowledgements it
         # held would block every later one. Reconnect, with the same client id and persistent
@@ -194,6 +194,30 @@ def _unsettled(action: Action) -> int:
     """What a stopped action still holds, by its ``queuing`` and ``inflight`` gauges."""
     snap = action.metrics.snapshot()
     return int(snap.get("queuing", 0)) + int(snap.get("inflight", 0))
+
+
+def _count_unsent(actions: Mapping[str, Action]) -> int:
+    """Count what each stopped action still holds as ``dropped.replaced``; the total.
+
+    Those records are never sent by it, and its gauges go with it: uncounted, they would
+    leave ``matched = success + failed + dropped + queuing + inflight`` short by as many on
+    the id's carried counters. Their MQTT messages were not acknowledged (at least once, a
+    memory buffer): the session is then renewed, and the broker delivers them again, to the
+    new action, which counts them as it counts any message. With ``at_most_once`` they were
+    acknowledged, and are lost; a disk buffer keeps what it wrote (the action's own last log
+    line says so). Counted before the counters are carried, on the old action.
+    """
+    total = 0
+    for cid, action in actions.items():
+        unsent = _unsettled(action)
+        if unsent:
+            action.metrics.inc("dropped", unsent)
+            action.metrics.inc("dropped.replaced", unsent)
+            log.warning("action %s: %d records it had not sent are counted as dropped.replaced; "
+                        "those whose MQTT messages were not acknowledged are delivered again by "
+                        "the broker", cid, unsent)
+        total += unsent
+    return total
 
 
 async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConfig) -> Plan:
