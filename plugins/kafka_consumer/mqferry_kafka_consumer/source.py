@@ -180,6 +180,14 @@ class KafkaConsumerSource:
                 log.warning("source %s: final offset commit failed (%s); records since the "
                             "last commit will be consumed again", self.id,
                             str(exc) or type(exc).__name__)
+            unsettled = self.tracker.inflight
+            if unsettled:
+                # Not MQTT messages: no broker holds them for us. The committed offsets are
+                # what brings them back.
+                log.warning("source %s: stopped with %d records unsettled (MQTT or the rules' "
+                            "actions did not settle them within %gs); their offsets are not "
+                            "committed, so the consumer group reads them again", self.id,
+                            unsettled, DRAIN_TIMEOUT)
             await close_client(self.consumer.stop(), f"source {self.id}",
                                timeout=FINAL_COMMIT_TIMEOUT)
             self.consumer = None
