@@ -138,6 +138,32 @@ async def test_reload_applies_the_edited_file(client, controller, config_file):
                                               "sql": 'SELECT * FROM "f"'})).status_code == 201
 
 
+async def test_reload_waits_for_an_editor_to_finish_writing_the_file(
+        client, controller, config_file):
+    """The file is caught after its first part, which is valid YAML on its own: the reload must
+    wait for the rest rather than apply the first part (rule r8 without r9)."""
+    data = yaml.safe_load(config_file.read_text())
+    data["rules"]["r8"] = {"sql": 'SELECT * FROM "eight/#"', "actions": ["fake:a1"]}
+    first = yaml.safe_dump(data, sort_keys=False)
+    second = "  r9:\n    sql: SELECT * FROM \"nine/#\"\n    actions: [fake:a1]\n"
+    assert first.endswith("- fake:a1\n")  # r8 is the last entry of rules: r9 follows it
+    with config_file.open("w") as f:
+        f.write(first)
+        f.flush()
+
+        async def rest() -> None:
+            await asyncio.sleep(0.1)
+            f.write(second)
+            f.flush()
+
+        finish = asyncio.create_task(rest())
+        r = await client.post("/config/reload")
+        await finish
+    assert r.status_code == 200, r.text
+    assert sorted(r.json()["rules_changed"]) == ["r8", "r9"]
+    assert {"eight/#", "nine/#"} <= controller.app.topic_filters
+
+
 async def test_reload_of_an_invalid_file_changes_nothing(client, controller, config_file):
     before = config_file.read_text()
     config_file.write_text(before.replace("SELECT payload.v", "SELECT payload.v FROM FROM"))

@@ -97,6 +97,18 @@ class MqferryProcess:
         finally:
             self._close()
 
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for the process to end by itself; the exit code (killed after ``timeout``)."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a process behind; the test fails on the timeout
+            self.proc.wait(10)
+            raise
+        finally:
+            self._close()
+
     def kill(self) -> None:
         """SIGKILL: no flush, no goodbye."""
         assert self.proc is not None

@@ -42,6 +42,20 @@ def test_records_produced_right_after_a_mapped_topic_is_created_reach_mqtt(
         _run_in_thread(lambda: _delete_topics(kafka_bootstrap, [topic]))
 
 
+def test_only_a_topic_kafka_does_not_have_is_said_missing_at_the_start(
+        mqferry, kafka_bootstrap, mqtt_broker, new_topic):  # noqa: F811
+    """The consumer's metadata is empty until its first answer after ``start()``: an existing
+    topic must not be said missing before that answer came."""
+    existing, missing = new_topic(), f"mqferry-test-missing-{uuid.uuid4().hex[:8]}"
+    params = {"topic_mapping": [mapping(existing, "x/e"), mapping(missing, "x/m")],
+              "topic_pattern_refresh_interval": "30s"}
+    app = mqferry(config(kafka_bootstrap, mqtt_broker, params=params))
+    app.wait_ready(sources=1)
+    app.wait_for_log(f"Kafka topic {missing!r} does not exist (yet)", 30)
+    assert f"Kafka topic {existing!r}" not in app.log, app.log  # neither missing nor "now exists"
+    assert app.terminate() == 0
+
+
 async def _delete_records_before(bootstrap: str, topic: str, offset: int) -> None:
     from aiokafka import TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete

@@ -100,6 +100,17 @@ def read_yaml(path: str | Path, *, env: bool | tuple[str, ...] = True) -> dict[s
         text = p.read_text()
     except OSError as exc:
         raise ConfigError([("", f"cannot read {p}: {exc.strerror}")]) from None
+    return parse_yaml(text, p, env=env)
+
+
+def parse_yaml(text: str, path: str | Path, *,
+               env: bool | tuple[str, ...] = True) -> dict[str, Any]:
+    """The mapping of a YAML file's ``text`` (already read from ``path``), as :func:`read_yaml`.
+
+    Raises:
+        ConfigError: as :func:`read_yaml`.
+    """
+    p = Path(path)
     try:
         data = load_yaml(text)
     except ConfigError as exc:

@@ -37,9 +37,14 @@ _MAX_RETRY_DELAY = 30.0
 def file_digest(path: str | Path) -> str | None:
     """The SHA-256 of the file's bytes, or ``None`` when it cannot be read."""
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return digest_of(Path(path).read_bytes())
     except OSError:
         return None
+
+
+def digest_of(data: bytes) -> str:
+    """The SHA-256 of a file's bytes already read, as :func:`file_digest` gives it."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _file_layout(path: Path) -> Layout | None:

@@ -1,4 +1,11 @@
-"""Run an :class:`App` until SIGINT/SIGTERM; in a cluster, join it first."""
+"""Run an :class:`App` until SIGINT/SIGTERM; in a cluster, join it first.
+
+The first SIGINT or SIGTERM stops gracefully: actions flush, sources commit, the MQTT session
+closes after the acknowledgements they release, exit code 0. That can take a while with Kafka
+down (up to about a minute, docs/kafka-sink.md), so a second one stops at once, as ``kill -9``
+would, with exit code 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). Nothing
+at-least-once promises is lost by it: what was not secured was not acknowledged either.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -122,18 +130,62 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
     return app, controller
 
 
+#: What a second SIGINT/SIGTERM abandons, and why nothing at-least-once promises is lost.
+ABANDONED = ("records buffered in memory are not sent, offsets not yet committed are not "
+             "committed, sessions are not closed; nothing is lost: MQTT messages not yet "
+             "acknowledged stay with the broker, which redelivers them, records of a Kafka "
+             "source whose offsets are not committed are read again by its consumer group, "
+             "and disk buffers keep what they hold")
+
+
+def exit_now(code: int) -> None:
+    """End the process at once with ``code``, after the log lines written so far."""
+    logging.shutdown()
+    os._exit(code)
+
+
+class StopSignals:
+    """SIGINT/SIGTERM: the first stops gracefully (sets ``stop``), the next one at once.
+
+    Args:
+        stop: set by the first signal; the graceful stop follows.
+        abort: called with the exit code (128 + the signal's number) by the second signal;
+            :func:`exit_now`, or a twin in tests.
+    """
+
+    def __init__(self, stop: asyncio.Event, abort: Callable[[int], None] = exit_now) -> None:
+        self.stop = stop
+        self.abort = abort
+        self.received = 0
+
+    def __call__(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        self.received += 1
+        if self.received == 1:
+            log.info("%s: stopping gracefully (actions flush, sources commit); send SIGINT or "
+                     "SIGTERM again to stop at once", name)
+            self.stop.set()
+            return
+        log.warning("%s again: stopping at once, abandoning the graceful stop (exit code %d): "
+                    "%s", name, 128 + sig, ABANDONED)
+        self.abort(128 + sig)
+
+
 async def run_app(app: App, *, stop: asyncio.Event | None = None,
-                  controller: Controller | None = None) -> None:
+                  controller: Controller | None = None,
+                  abort: Callable[[int], None] = exit_now) -> None:
     """Start ``app``, run until SIGINT/SIGTERM (or ``stop`` is set), then stop it gracefully.
 
     With a ``controller`` the instance is manageable: SIGHUP reloads the config file, and the
     REST API is served when the config's ``api.enable`` is on. In a cluster (``app.cluster``)
-    the cluster's parts start after the app and stop before it.
+    the cluster's parts start after the app and stop before it. A second SIGINT/SIGTERM calls
+    ``abort`` with the exit code (:class:`StopSignals`): the process ends at once.
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    on_signal = StopSignals(stop, abort)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     reloads: set[asyncio.Task[None]] = set()
     if controller is not None:
         def on_hup() -> None:

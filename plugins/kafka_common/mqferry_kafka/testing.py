@@ -267,7 +267,8 @@ class TwinConsumer:
         self.kafka = kafka
         self.options = options
         self.group: str = options["group_id"]
-        self.topics: list[str] = []
+        #: The subscribed topics.
+        self.subscribed: list[str] = []
         self.listener: Any = None
         self.assigned: set[TopicPartition] = set()
         self.paused: set[TopicPartition] = set()
@@ -289,7 +290,7 @@ class TwinConsumer:
                   listener: Any = None) -> None:
         if pattern is not None:
             raise NotImplementedError("the twin consumes named topics only")
-        self.topics = list(topics or [])
+        self.subscribed = list(topics or [])
         self.listener = listener
 
     def assignment(self) -> set[TopicPartition]:
@@ -340,8 +341,8 @@ class TwinConsumer:
 
     async def getmany(self, *, timeout_ms: int = 0,
                       max_records: int | None = None) -> dict[TopicPartition, list[Any]]:
-        if not self.assigned and self.topics:
-            self.assigned = {TopicPartition(t, p) for t in self.topics
+        if not self.assigned and self.subscribed:
+            self.assigned = {TopicPartition(t, p) for t in self.subscribed
                              for p in range(self.kafka.topics.get(t, 1))}
             if self.listener is not None:
                 await self.listener.on_partitions_assigned(sorted(self.assigned))

@@ -93,7 +93,8 @@ class KafkaConsumerParameters(Strict):
     max_batch_bytes: ByteSize = 896 * 1024
     max_wait_time: Duration = 1.0
     #: Records handed to MQTT and rules and not yet committed (unsettled, or settled since the
-    #: last commit); at this many, consumption pauses. A crash redelivers at most this many.
+    #: last commit); at this many, consumption pauses. After a crash the group reads at most
+    #: this many again (their offsets were not committed).
     max_inflight: int = Field(default=10_000, ge=1)
     #: A Kafka topic (same cluster) for records that cannot be processed (decoded, rendered,
     #: published or run through the rules), with the reason in the ``mqferry-error`` header.

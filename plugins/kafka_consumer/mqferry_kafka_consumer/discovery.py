@@ -6,15 +6,17 @@ Two things go wrong with a topic created after mqferry started, and this module 
   default), so the source sets that from ``topic_pattern_refresh_interval`` for named topics too,
   and :class:`TopicWatch` says which configured topics Kafka does not know (yet), and when they
   appear, so a typo in a topic name does not pass unnoticed.
-- Its first records are skipped. A partition the group never committed starts at ``latest``,
-  which for a partition created after the source started means "after whatever was produced
-  before it was assigned". :func:`start_offsets` starts such a partition at its first record
-  timestamped at or after the source's start instead: "latest as of the group's first start",
-  as documented, approximated by this process's first start (Kafka keeps no commit times).
+- Its first records are skipped. With ``latest``, a partition the group never committed starts
+  at its end, which for a partition created after the source started means "after whatever was
+  produced before it was assigned". :func:`start_offsets` starts such a partition at its first
+  record timestamped at or after the source's start instead: "latest as of the group's first
+  start", as documented, approximated by this process's first start (Kafka keeps no commit
+  times). With ``earliest`` it starts at its first record anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -25,44 +27,80 @@ from aiokafka.errors import KafkaError
 
 log = logging.getLogger(__name__)
 
+#: How long the consume loop waits for Kafka's list of topics before it judges a topic missing;
+#: past it the topic is judged again one refresh interval later.
+CONFIRM_TIMEOUT = 5.0
+
 
 class TopicWatch:
-    """Logs once when a configured topic is missing from Kafka's metadata, and when it appears.
+    """Logs once when a configured topic is missing from Kafka, and when it appears.
 
     It reads the consumer's cached metadata (``partitions_for_topic``), refreshed by aiokafka
-    every ``metadata_max_age_ms``: no request of its own, so a slow Kafka never stalls the loop.
+    every ``metadata_max_age_ms``. That cache is empty until the first metadata answer after
+    ``start()`` and ``subscribe()``, so a topic absent from it is only said missing once Kafka's
+    own list of topics (``topics()``, one request) confirms it: one request per topic that goes
+    missing, bounded by :data:`CONFIRM_TIMEOUT`, so a slow Kafka stalls the loop briefly at most.
+
+    Args:
+        source_id: the source, for the log lines.
+        topics: the configured (named) topics.
+        refresh: seconds between metadata refreshes (``topic_pattern_refresh_interval``).
+        policy: the source's ``offset_reset_policy``: where a topic that appears is read from.
     """
 
-    def __init__(self, source_id: str, topics: Iterable[str], refresh: float) -> None:
+    def __init__(self, source_id: str, topics: Iterable[str], refresh: float, *,
+                 policy: str) -> None:
         self.source_id = source_id
         self.topics = list(topics)
         self.refresh = refresh
+        self.policy = policy
         #: Configured topics Kafka did not know at the last check.
         self.missing: set[str] = set()
         self._warned: set[str] = set()
-        self._checked = -1.0
+        # Topics Kafka listed while the consumer's metadata lacked them, and until when they are
+        # not asked about again (a refresh interval), should the consumer's metadata stay behind.
+        self._listed: dict[str, float] = {}
+        self._next = -1.0
 
-    def check(self, consumer: Any) -> None:
+    async def check(self, consumer: Any) -> None:
         """Compare the configured topics with the consumer's metadata (at most once a second,
         as it is called on every turn of the consume loop); log what changed."""
         now = time.monotonic()
-        if now - self._checked < 1.0:
+        if now < self._next:
             return
-        self._checked = now
-        for topic in self.topics:
-            known = consumer.partitions_for_topic(topic) is not None
-            if known and topic in self.missing:
-                self.missing.discard(topic)
-                log.info("source %s: Kafka topic %r now exists; its partitions are assigned at "
-                         "the next rebalance and read from their first record produced after "
-                         "the source started", self.source_id, topic)
-            elif not known and topic not in self.missing:
-                self.missing.add(topic)
-                if topic not in self._warned:
-                    self._warned.add(topic)
-                    log.warning("source %s: Kafka topic %r does not exist (yet); it is looked "
-                                "for every %gs and consumed from its first record once it is "
-                                "created", self.source_id, topic, self.refresh)
+        self._next = now + 1.0
+        uncached = [t for t in self.topics if consumer.partitions_for_topic(t) is None]
+        for topic in self.missing.difference(uncached):
+            self.missing.discard(topic)
+            log.info("source %s: Kafka topic %r now exists; its partitions are assigned at the "
+                     "next rebalance and read from %s", self.source_id, topic, self._read_from())
+        gone = [t for t in uncached if t not in self.missing and self._listed.get(t, 0.0) <= now]
+        if not gone:
+            return
+        try:
+            async with asyncio.timeout(CONFIRM_TIMEOUT):
+                existing = await consumer.topics()
+        except (KafkaError, TimeoutError) as exc:
+            log.debug("source %s: cannot list Kafka's topics (%s); looking again in %gs",
+                      self.source_id, str(exc) or type(exc).__name__, self.refresh)
+            self._next = now + self.refresh
+            return
+        for topic in gone:
+            if topic in existing:
+                self._listed[topic] = now + self.refresh
+                continue
+            self.missing.add(topic)
+            if topic not in self._warned:
+                self._warned.add(topic)
+                log.warning("source %s: Kafka topic %r does not exist (yet); it is looked for "
+                            "every %gs and consumed from its first record once it is created",
+                            self.source_id, topic, self.refresh)
+
+    def _read_from(self) -> str:
+        if self.policy == "earliest":
+            return "their first record (offset_reset_policy: earliest)"
+        return ("their first record produced after the source started "
+                "(offset_reset_policy: latest)")
 
 
 async def start_offsets(consumer: Any, fresh: list[TopicPartition], *, policy: str,

@@ -11,12 +11,13 @@ At-least-once, nothing lost on restart:
 - ``max_inflight`` bounds the records handed out since the last commit (unsettled, or settled
   and not yet committed): those are what a crash makes mqferry deliver again, so duplicates after
   ``kill -9`` stay within that window whatever the rate.
-- With ``latest``, the start position is committed on the group's first assignment, so records
-  produced while mqferry is down are delivered after a restart; a partition the group never
-  committed starts at its first record produced after the source started, so a topic created
-  while mqferry runs is read from its start (:mod:`mqferry_kafka_consumer.discovery`). A
-  committed offset before the first record kept (retention) or past the end (a re-created topic)
-  starts the partition at its first record kept, with a warning, rather than at ``latest``.
+- A partition the group never committed starts as ``offset_reset_policy`` says, and that start
+  is committed on the group's first assignment, so records produced while mqferry is down are
+  delivered after a restart. With ``earliest`` it starts at its first record; with ``latest`` at
+  its first record produced after the source started, so a topic created while mqferry runs is
+  read from its start either way (:mod:`mqferry_kafka_consumer.discovery`). A committed offset
+  before the first record kept (retention) or past the end (a re-created topic) starts the
+  partition at its first record kept, with a warning, rather than at ``latest``.
 - When the window is full, every assigned partition is paused until records settle and are
   committed: a slow MQTT side stops consumption instead of filling memory.
 - When the MQTT session drops, every partition is consumed again from its first unsettled record
@@ -142,7 +143,8 @@ class KafkaConsumerSource:
         self._fetching_since = time.time()
         #: Wall-clock ms of the first start: records from then on are never skipped.
         self.since_ms: int | None = None
-        self.topic_watch = TopicWatch(self.id, p.kafka_topics(), p.topic_pattern_refresh_interval)
+        self.topic_watch = TopicWatch(self.id, p.kafka_topics(), p.topic_pattern_refresh_interval,
+                                      policy=p.offset_reset_policy)
         self.metrics.gauge("inflight", lambda: self.tracker.inflight)
         self.metrics.gauge("paused", lambda: 1.0 if self._paused else 0.0)
         self.metrics.series("lag", ("topic", "partition"))
@@ -181,6 +183,14 @@ class KafkaConsumerSource:
                 log.warning("source %s: final offset commit failed (%s); records since the "
                             "last commit will be consumed again", self.id,
                             str(exc) or type(exc).__name__)
+            unsettled = self.tracker.inflight
+            if unsettled:
+                # Not MQTT messages: no broker holds them for us. The committed offsets are
+                # what brings them back.
+                log.warning("source %s: stopped with %d records unsettled (MQTT or the rules' "
+                            "actions did not settle them within %gs); their offsets are not "
+                            "committed, so the consumer group reads them again", self.id,
+                            unsettled, DRAIN_TIMEOUT)
             await close_client(self.consumer.stop(), f"source {self.id}",
                                timeout=FINAL_COMMIT_TIMEOUT)
             self.consumer = None
@@ -392,7 +402,7 @@ class KafkaConsumerSource:
         log.info("source %s: consuming %s as group %s", self.id, what, self.group_id)
         interval = self.params.offset_commit_interval_seconds
         while not self._stopping:
-            self.topic_watch.check(consumer)
+            await self.topic_watch.check(consumer)
             if self.handler.rewind:
                 await self._do_rewind(consumer)
             if self._commit_due(interval):

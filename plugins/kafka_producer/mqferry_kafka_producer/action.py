@@ -308,8 +308,9 @@ class KafkaProducerAction:
 
         Returns within about ``timeout`` seconds plus the producer's close timeout, even when
         Kafka hangs: what is left is kept by a disk buffer (what was still in memory is
-        written first), and not acknowledged to MQTT by a memory buffer (the broker redelivers
-        it).
+        written first), and not settled with its origin by a memory buffer (the MQTT broker
+        redelivers a message; a Kafka source's consumer group reads a record again, its offset
+        not committed).
         """
         if self._task is None:
             return

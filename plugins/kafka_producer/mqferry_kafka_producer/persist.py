@@ -104,13 +104,24 @@ class Persister:
 
 def left_behind(buffer: RecordBuffer, left: int, unsaved_inflight: int,
                 error: str | None) -> str:
-    """Where the ``left`` records a stopped action did not send are, for its last log line."""
+    """Where the ``left`` records a stopped action did not send are, for its last log line.
+
+    A record not kept on disk is not settled with its origin, and comes back from there: an MQTT
+    message from the broker (its PUBACK was held), a Kafka source's record from the consumer
+    group (its offset was not committed). The action does not know which it holds: both are said.
+    """
     if buffer.disk is None:
-        return "not acknowledged to MQTT, so the broker redelivers them"
+        return f"not settled with their origin, so they come back: {_COME_BACK}"
     unsaved = buffer.unsaved() + unsaved_inflight
     if not unsaved:
         return "kept in the disk buffer"
     return (f"{left - unsaved} kept in the disk buffer, {unsaved} NOT kept (in memory"
-            f"{'' if error is None else ', not written to disk: ' + error}): their MQTT acks "
-            "were not sent (mqtt.delivery: at_least_once), so the broker redelivers them; "
-            "with at_most_once they are lost")
+            f"{'' if error is None else ', not written to disk: ' + error}) and not settled "
+            f"with their origin: {_COME_BACK}; MQTT messages taken with mqtt.delivery: "
+            "at_most_once are lost")
+
+
+#: How what an action did not secure comes back, by where it came from.
+_COME_BACK = ("the MQTT broker redelivers the MQTT messages (their acks were not sent), and a "
+              "Kafka source's consumer group reads its records again (their offsets were not "
+              "committed)")

@@ -52,6 +52,50 @@ async def test_a_topic_created_after_the_start_is_read_from_its_first_record(run
     assert len(warnings) == 1 and "'late'" in warnings[0].getMessage()
 
 
+@pytest.mark.parametrize(("policy", "read_from"), [
+    ("latest", "read from their first record produced after the source started "
+               "(offset_reset_policy: latest)"),
+    ("earliest", "read from their first record (offset_reset_policy: earliest)"),
+])
+async def test_a_topic_that_appears_is_said_to_be_read_as_the_reset_policy_reads_it(
+        running, caplog, policy, read_from):
+    kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
+    with caplog.at_level(logging.INFO, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=LATE, offset_reset_policy=policy)
+        await wait_until(lambda: "'late' does not exist (yet)" in caplog.text)
+        kafka.produce("late", b"m0", timestamp=now_ms())
+        await wait_until(lambda: "Kafka topic 'late' now exists" in caplog.text)
+    line = next(r.getMessage() for r in caplog.records if "now exists" in r.getMessage())
+    assert line.endswith(read_from)
+
+
+async def test_an_existing_topic_is_not_said_missing_before_the_consumer_has_its_metadata(
+        running, caplog):
+    """aiokafka's metadata is empty until its first answer after ``subscribe()``: Kafka's list
+    of topics decides, and only the topic it lacks is said missing."""
+    kafka, mqtt = TimedKafkaTwin(topics={"in": 1}, cold_metadata=True), InMemoryMqtt()
+    with caplog.at_level(logging.INFO, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=MAPPED + LATE)
+        await wait_until(lambda: "'late' does not exist (yet)" in caplog.text)
+        await wait_until(lambda: kafka.consumers[0].fetched)
+        kafka.produce("in", b"m0")
+        await wait_until(lambda: kafka.committed_offset(GROUP, "in") == 1)
+    assert "'in'" not in caplog.text
+    assert kafka.listings == 1
+
+
+async def test_a_topic_is_not_said_missing_while_kafka_does_not_list_its_topics(
+        running, caplog):
+    kafka, mqtt = TimedKafkaTwin(cold_metadata=True), InMemoryMqtt()
+    kafka.fail_listings.append(KafkaTimeoutError("no answer (twin)"))
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer"):
+        await running(kafka, mqtt, topic_mapping=LATE, topic_pattern_refresh_interval="1s")
+        await wait_until(lambda: kafka.listings == 1)
+        assert "does not exist" not in caplog.text
+        await wait_until(lambda: "'late' does not exist (yet)" in caplog.text)  # asked again
+    assert kafka.listings == 2
+
+
 async def test_a_partition_whose_records_predate_the_start_still_starts_at_latest(running):
     kafka, mqtt = TimedKafkaTwin(), InMemoryMqtt()
     kafka.produce("late", b"old")  # timestamped in 2023: before the start

@@ -6,12 +6,14 @@ against the real brokers in tests/integration/test_kafka_source.py.
 """
 
 import asyncio
+import logging
 
 import pytest
 
 from mqferry import MqttUnavailable
 from mqferry.testing import InMemoryMqtt, runtime_context, wait_until
 from mqferry_kafka import KafkaConnector, KafkaConnectorConfig
+from mqferry_kafka_consumer import source as source_module
 from mqferry_kafka_consumer.config import KafkaConsumerSourceConfig
 from mqferry_kafka_consumer.source import KafkaConsumerSource
 from tests.plugins.kafka_consumer.twin import TimedKafkaTwin
@@ -95,6 +97,24 @@ async def test_stop_commits_what_settled(running):
     await src.stop()
     assert kafka.committed_offset(GROUP, "in") == 5
     assert kafka.consumers[0].stopped
+
+
+async def test_records_unsettled_at_stop_are_said_to_be_read_again_by_the_group(
+        running, caplog, monkeypatch):
+    monkeypatch.setattr(source_module, "DRAIN_TIMEOUT", 0.1)
+    kafka, mqtt = twin(), InMemoryMqtt(hold_acks=True)
+    for i in range(3):
+        kafka.produce("in", b"m%d" % i)
+    src = await running(kafka, mqtt, offset_reset_policy="earliest")
+    await wait_until(lambda: len(mqtt.published) == 3)
+    mqtt.ack(1)
+    with caplog.at_level(logging.WARNING, logger="mqferry_kafka_consumer"):
+        await src.stop()
+    assert kafka.committed_offset(GROUP, "in") == 1
+    assert ("stopped with 2 records unsettled (MQTT or the rules' actions did not settle them "
+            "within 0.1s); their offsets are not committed, so the consumer group reads them "
+            "again") in caplog.text
+    assert "redeliver" not in caplog.text
 
 
 async def test_a_full_window_pauses_the_partitions_until_records_settle(running):

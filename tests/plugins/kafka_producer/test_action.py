@@ -152,7 +152,7 @@ async def test_a_record_that_always_breaks_the_round_fails_after_max_retries(set
     assert kafka.values("t") == [b"after"]
 
 
-async def test_stop_is_bounded_when_kafka_hangs(make, settled):
+async def test_stop_is_bounded_when_kafka_hangs(make, settled, caplog):
     kafka = KafkaTwin(topics={"t": 1})
     action = make(kafka, close_timeout=0.5)
     await action.start()
@@ -161,10 +161,15 @@ async def test_stop_is_bounded_when_kafka_hangs(make, settled):
     held = [await send(action, "t", str(i)) for i in range(3)]
     await asyncio.sleep(0.1)
     started = time.monotonic()
-    await action.stop(timeout=0.5)
+    with caplog.at_level(logging.WARNING):
+        await action.stop(timeout=0.5)
     assert time.monotonic() - started < 1.5
-    # not acknowledged: the broker redelivers them; reported as left by the gauges
+    # not settled: they come back from where they came; reported as left by the gauges
     assert all(d.outcome is None for d in held)
+    assert ("stopped with 3 records unsent (Kafka does not answer): not settled with their "
+            "origin, so they come back: the MQTT broker redelivers the MQTT messages (their "
+            "acks were not sent), and a Kafka source's consumer group reads its records again "
+            "(their offsets were not committed)") in caplog.text
     assert action.metrics.snapshot()["inflight"] == 3
     # Kafka answering late settles nothing any more
     producer = kafka.producers[0]

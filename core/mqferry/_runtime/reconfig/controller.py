@@ -14,12 +14,14 @@ from mqferry._config.env import expand, keep_references
 from mqferry._config.loader import (
     AppConfig,
     RuleSpec,
+    parse_yaml,
     read_yaml,
     validate_file_data,
     validate_rule,
 )
-from mqferry._config.persist import ConfigWriter, file_digest
-from mqferry._errors import MqferryError
+from mqferry._config.persist import ConfigWriter, digest_of
+from mqferry._config.settle import read_settled
+from mqferry._errors import ConfigError, MqferryError
 from mqferry._runtime.reconfig.apply import apply_rule
 
 if TYPE_CHECKING:
@@ -136,10 +138,13 @@ class Controller:
         return validate_file_data(data, self.registries(), self.function_table())
 
     async def reload(self) -> Plan:
-        """Read the config file again and apply it.
+        """Read the config file again, once it stopped changing, and apply it.
+
+        A file caught in the middle of a save is read again until two reads
+        :data:`~mqferry._config.settle.SETTLE_S` apart agree (:func:`read_settled`).
 
         Raises:
-            ConfigError: the file is invalid; nothing was applied.
+            ConfigError: the file is invalid, or kept changing; nothing was applied.
             ConfigConflictError: changes made through the API could not be written to the
                 file yet; nothing was applied.
         """
@@ -158,8 +163,16 @@ class Controller:
                     "reload") from exc
 
             def read() -> tuple[dict[str, Any], str | None, AppConfig]:
-                data = read_yaml(path, env=False)
-                return data, file_digest(path), self.validate(data)
+                # Waits until the file stops changing: an editor may be half-way through a save.
+                raw = read_settled(path)
+                try:
+                    text = raw.decode()
+                except UnicodeDecodeError as exc:
+                    raise ConfigError([("", f"{path}: not UTF-8 text ({exc.reason})")]) from None
+                data = parse_yaml(text, path, env=False)
+                # the digest of the bytes applied, not of a later read: a save after this one
+                # must still count as an edit
+                return data, digest_of(raw), self.validate(data)
 
             data, digest, config = await asyncio.to_thread(read)
             if self.cluster is not None:
