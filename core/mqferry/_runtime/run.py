@@ -4,7 +4,8 @@ The first SIGINT or SIGTERM stops gracefully: actions flush, sources commit, the
 closes after the acknowledgements they release, exit code 0. That can take a while with Kafka
 down (up to about a minute, docs/kafka-sink.md), so a second one stops at once, as ``kill -9``
 would, with exit code 128 + the signal's number (130 for SIGINT, 143 for SIGTERM). Nothing
-at-least-once promises is lost by it: what was not secured was not acknowledged either.
+at-least-once promises is lost by it: what was not secured was not acknowledged either (at most
+once, what memory buffers hold was acknowledged already, and is lost).
 """
 
 from __future__ import annotations
@@ -132,10 +133,11 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
 
 #: What a second SIGINT/SIGTERM abandons, and why nothing at-least-once promises is lost.
 ABANDONED = ("records buffered in memory are not sent, offsets not yet committed are not "
-             "committed, sessions are not closed; nothing is lost: MQTT messages not yet "
-             "acknowledged stay with the broker, which redelivers them, records of a Kafka "
-             "source whose offsets are not committed are read again by its consumer group, "
-             "and disk buffers keep what they hold")
+             "committed, sessions are not closed; with delivery at_least_once nothing is "
+             "lost: MQTT messages not yet acknowledged stay with the broker, which redelivers "
+             "them, records of a Kafka source whose offsets are not committed are read again "
+             "by its consumer group, and disk buffers keep what they hold (with at_most_once, "
+             "messages already acknowledged and buffered in memory are lost)")
 
 
 def exit_now(code: int) -> None:
