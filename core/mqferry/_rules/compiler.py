@@ -14,6 +14,7 @@ from typing import Any
 
 from mqferry._rules import nodes as n
 from mqferry._rules import values as v
+from mqferry._rules.closures import Expr, get1, make_call, read_payload, walker
 from mqferry._rules.errors import RuleCompileError, RuleEvalError
 from mqferry._rules.event import Event, decode_json_value
 from mqferry._rules.functions.checks import is_not_null, is_null
@@ -21,8 +22,6 @@ from mqferry._rules.functions.table import PER_MESSAGE, FunctionSpec, FunctionTa
 from mqferry._rules.paths import get_step, has_step
 
 __all__ = ["ALL", "Compiler", "Expr"]
-
-Expr = Callable[[Event, dict[str, Any]], Any]
 
 _MISSING: Any = object()
 #: ``bound`` value meaning "any name may be in the scope" (after ``SELECT *``).
@@ -88,7 +87,7 @@ class Compiler:
     # ------------------------------------------------------------------ paths
     def _path(self, node: n.Node, bound: Collection[str]) -> Expr:
         steps, cur = self._steps(node, bound)
-        walk = _walker(steps)
+        walk = walker(steps)
         if not isinstance(cur, n.Var):
             root = self.expr(cur, bound)
             return lambda ev, sc: walk(root(ev, sc), ev, sc)
@@ -96,7 +95,7 @@ class Compiler:
         is_payload = name == "payload"
         if not _is_bound(name, bound):
             if len(steps) == 1 and type(steps[0]) is str:
-                return _get1(steps[0], is_payload, name)
+                return get1(steps[0], is_payload, name)
             if is_payload:
                 # Reading into the payload decodes it once per event (cached on the Event); a
                 # decode failure is a rule exception, as in EMQX.
@@ -253,7 +252,7 @@ class Compiler:
         args = [self.expr(a, bound) for a in node.args]
         if spec.blocking or (spec.check is not None and self._check(spec, node)):
             self.blocking = True
-        return _make_call(spec, args)
+        return make_call(spec, args)
 
     @staticmethod
     def _check(spec: FunctionSpec, node: n.Call) -> bool:
@@ -285,7 +284,7 @@ class Compiler:
             return None  # an alias may shadow the column; the value alone decides
         head, last = steps[:-1], steps[-1]
         read_root: Expr = (
-            _read_payload if isinstance(root, n.Var) and root.name == "payload"
+            read_payload if isinstance(root, n.Var) and root.name == "payload"
             else self.expr(root, bound)
         )
         want = spec.func is is_not_null
@@ -314,95 +313,3 @@ class Compiler:
             cur = cur.target
         steps.reverse()
         return steps, cur
-
-
-def _read_payload(ev: Event, sc: dict[str, Any]) -> Any:
-    return ev.decoded_payload()
-
-
-def _get1(key: str, is_payload: bool, name: str) -> Expr:
-    # One key on a column is by far the most common path (`payload.temp`): no loop.
-    if is_payload:
-        def get_payload_key(ev: Event, sc: dict[str, Any]) -> Any:
-            data = ev.decoded_payload()
-            if type(data) is dict:
-                return data.get(key)
-            return get_step(data, key)
-        return get_payload_key
-
-    def get_key(ev: Event, sc: dict[str, Any]) -> Any:
-        data = ev.get(name)
-        if type(data) is dict:
-            return data.get(key)
-        return get_step(data, key)
-    return get_key
-
-
-def _walker(steps: list[Any]) -> Callable[[Any, Event, dict[str, Any]], Any]:
-    if len(steps) == 1 and type(steps[0]) is str:
-        # One key into an object: the common ``payload.x`` of a scoped payload, no loop.
-        key = steps[0]
-
-        def walk_key(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
-            return data.get(key) if type(data) is dict else get_step(data, key)
-        return walk_key
-    if all(not callable(s) for s in steps):
-        const_steps = tuple(steps)
-
-        def walk_const(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
-            for step in const_steps:
-                data = get_step(data, step)
-                if data is None:
-                    return None
-            return data
-        return walk_const
-    mixed = tuple(steps)
-
-    def walk_mixed(data: Any, ev: Event, sc: dict[str, Any]) -> Any:
-        for step in mixed:
-            data = get_step(data, step(ev, sc) if callable(step) else step)
-            if data is None:
-                return None
-        return data
-    return walk_mixed
-
-
-def _make_call(spec: FunctionSpec, args: list[Expr]) -> Expr:
-    func, name, with_event = spec.func, spec.name, spec.needs_event
-
-    def fail(exc: Exception, values: list[Any]) -> RuleEvalError:
-        shown = ", ".join(v.to_repr(a) for a in values)
-        return RuleEvalError("bad_sql_function_argument", f"{name}({shown}): {exc}")
-
-    if with_event:
-        def call_ev(ev: Event, sc: dict[str, Any]) -> Any:
-            vals = [a(ev, sc) for a in args]
-            try:
-                return func(ev, *vals)
-            except RuleEvalError:
-                raise
-            except Exception as exc:
-                raise fail(exc, vals) from exc
-        return call_ev
-    if len(args) == 1:
-        (a0,) = args
-
-        def call1(ev: Event, sc: dict[str, Any]) -> Any:
-            x = a0(ev, sc)
-            try:
-                return func(x)
-            except RuleEvalError:
-                raise
-            except Exception as exc:
-                raise fail(exc, [x]) from exc
-        return call1
-
-    def call(ev: Event, sc: dict[str, Any]) -> Any:
-        vals = [a(ev, sc) for a in args]
-        try:
-            return func(*vals)
-        except RuleEvalError:
-            raise
-        except Exception as exc:
-            raise fail(exc, vals) from exc
-    return call
