@@ -73,9 +73,12 @@ def spec_for(direction: str, brokers: Brokers, prefix: str, topic: str,
     return replace(spec, **load)
 
 
+#: The development services' directory (``scripts/services.sh``).
+DEV_DIR = Path(os.environ.get("MQFERRY_DEV_DIR", Path(__file__).resolve().parent.parent / ".dev"))
 #: The development broker's JVM log (``scripts/services.sh``): its collector's pauses.
-GC_LOG = Path(os.environ.get("MQFERRY_DEV_DIR", Path(__file__).resolve().parent.parent / ".dev")
-              ) / "kafka" / "gc.log"
+GC_LOG = DEV_DIR / "kafka" / "gc.log"
+#: The development MQTT broker's store (``scripts/services.sh``): written anew at each save.
+MQTT_STORE = DEV_DIR / "mosquitto" / "mosquitto.db"
 #: ``[2026-12-06T08:47:06.561+0000][534.044s] Safepoint "G1CollectForAllocation", ... Total: 9 ns``
 _SAFEPOINT = re.compile(r"^\[([^\]]+)\]\[[^\]]+\] Safepoint \"([^\"]+)\".*Total: (\d+) ns")
 
@@ -104,18 +107,38 @@ def broker_pauses(start: float, end: float, *, least_ms: float = 5.0, log: Path 
     return out
 
 
+def mqtt_saved(start: float, end: float, *, store: Path = MQTT_STORE) -> float | None:
+    """When the MQTT broker last saved its store, if that was between ``start`` and ``end``
+    (epoch seconds); ``None`` otherwise, or without the store.
+
+    Mosquitto writes its whole store and fsyncs it in its only thread: every client waits, for
+    0.2-1.8 s with 100,000-500,000 stored messages (measured). A run that one falls in has a
+    latency outlier of the broker's, whichever bridge ran (``scripts/services.sh`` saves only
+    at stop now; a broker it started before still saves every minute). Read from the store's
+    modification time, not from the broker's log, which reaches its file in blocks, minutes
+    late.
+    """
+    try:
+        when = store.stat().st_mtime
+    except OSError:
+        return None
+    return when if start <= when <= end else None
+
+
 def measure(variant: str, direction: str, brokers: Brokers, label: str = "",
             tick: Callable[[BenchRun, Bridge], None] | None = None,
             **load: Any) -> dict[str, Any]:
     """One run of ``variant`` under ``load``: its result, labelled, with the broker's pauses
-    of 5 ms or more during the run (``broker_pauses_ms``)."""
+    of 5 ms or more during the run (``broker_pauses_ms``) and whether the MQTT broker saved its
+    store meanwhile (``mqtt_saved``)."""
     with bridged(variant, direction, brokers) as (bridge, prefix, topic):
         spec = spec_for(direction, brokers, prefix, topic, **load)
         step = (lambda r: tick(r, bridge)) if tick is not None else None
         began = time.time()
         result = run(spec, watch=bridge.pids, tick=step)
-        result["broker_pauses_ms"] = [round(ms, 1) for _, _, ms in broker_pauses(began,
-                                                                                   time.time())]
+        ended = time.time()
+        result["broker_pauses_ms"] = [round(ms, 1) for _, _, ms in broker_pauses(began, ended)]
+        result["mqtt_saved"] = mqtt_saved(began, ended) is not None
         result["label"] = label or variant
         result["variant"] = variant
         result["bridge_log_tail"] = bridge.log_text()[-2000:]
@@ -159,8 +182,9 @@ def check_broker_store(brokers: Brokers, *, limit: int = STORE_LIMIT,
 
     Persistent sessions that earlier runs (tests, benchmarks) left keep queueing what matches
     their subscriptions, and Mosquitto writes its whole store every ``autosave_interval``
-    (60 s here), pausing every client meanwhile: with 2.2 million stored messages (an 816 MB
-    file) that was a 1-2 s stall in about one run in six, of every variant alike.
+    (60 s before ``scripts/services.sh`` set it to 0: now at stop), pausing every client
+    meanwhile: with 2.2 million stored messages (an 816 MB file) that was a 1-2 s stall in about
+    one run in six, of every variant alike.
 
     Raises:
         SystemExit: the broker stores more than ``limit`` messages, or the persistence file of

@@ -100,7 +100,8 @@ def markdown(results: list[dict[str, Any]], direction: str, load: str) -> str:
             f"{_r(m['peak_rss_mb'])} | {_loads(rows, v)} |")
     out.append("")
     out.append("p99 ms per run, with the Kafka broker's pauses of 20 ms or more during the run "
-               "(`.dev/kafka/gc.log`; every client waits through one):")
+               "(`.dev/kafka/gc.log`) and the MQTT broker's saves of its store "
+               "(`.dev/mosquitto/mosquitto.db`); every client waits through either:")
     out.append("")
     for v in variants:
         runs = [r for r in rows if r["variant"] == v]
@@ -112,8 +113,10 @@ def _p99_and_pauses(result: dict[str, Any]) -> str:
     p99 = result["timing"]["latency_ms"].get("p99")
     text = "-" if p99 is None else f"{p99:,.1f}"
     pauses = [ms for ms in result.get("broker_pauses_ms", ()) if ms >= 20]
-    return text + (f" (broker paused {', '.join(f'{ms:,.0f}' for ms in pauses)} ms)"
-                   if pauses else "")
+    notes = [f"broker paused {', '.join(f'{ms:,.0f}' for ms in pauses)} ms"] if pauses else []
+    if result.get("mqtt_saved"):
+        notes.append("MQTT broker saved its store")
+    return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _spread(rows: list[dict[str, Any]], field: str, med: dict[str, float | None]) -> str:

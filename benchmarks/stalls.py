@@ -1,4 +1,4 @@
-"""Where a run's latency outliers fall, and whether the Kafka broker was paused then.
+"""Where a run's latency outliers fall, and whether a broker was paused then.
 
     python benchmarks/stalls.py --direction kafka-mqtt --repeat 3 pipe mqferry-alo
     python benchmarks/stalls.py --direction mqtt-kafka --load max mqferry-alo
@@ -9,8 +9,10 @@ an 8-second run and sets the p99 by itself. This script runs the same load and p
 the p50 / p99 / max latency, the 50 ms windows in which a message arrived later than
 ``--slow`` ms, and every pause of the development broker's JVM (its safepoints, from
 ``.dev/kafka/gc.log``, which ``scripts/services.sh`` writes) longer than 5 ms between the first
-message sent and the last one received. A broker pause is the same for every variant; a window
-no pause explains is the path's own.
+message sent and the last one received, and when the development Mosquitto saved its store
+meanwhile (the time ``.dev/mosquitto/mosquitto.db`` was written: a save stalls it for up to
+seconds). A broker
+pause or save is the same for every variant; a window neither explains is the path's own.
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bridges import Brokers
-from harness import GC_LOG, bridged, broker_pauses, spec_for
+from harness import GC_LOG, MQTT_STORE, bridged, broker_pauses, mqtt_saved, spec_for
 from run import loads
 
 from mqferry_bench.runner import BenchRun
 
 
 def one_run(variant: str, direction: str, load: dict[str, object], brokers: Brokers, *,
-            slow_ms: float, gc_log: Path) -> None:
+            slow_ms: float, gc_log: Path, mqtt_store: Path = MQTT_STORE) -> None:
     """Run ``variant`` once and print its latency figures, slow windows and broker pauses."""
     with bridged(variant, direction, brokers) as (bridge, prefix, topic):
         bench = BenchRun(spec_for(direction, brokers, prefix, topic, **load), bridge.pids)
@@ -61,6 +63,10 @@ def one_run(variant: str, direction: str, load: dict[str, object], brokers: Brok
     for when, name, ms in broker_pauses(first_sent, last, log=gc_log):
         print(f"    broker paused {ms:.1f} ms ({name}), ending {when - first_sent:.2f} s "
               "after the first send")
+    saved = mqtt_saved(first_sent, last, store=mqtt_store)
+    if saved is not None:
+        print(f"    MQTT broker saved its store, ending {saved - first_sent:.2f} s after the first "
+              "send")
 
 
 def main() -> int:

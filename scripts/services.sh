@@ -435,7 +435,11 @@ write_mosquitto_config() {
         echo "use_identity_as_username true"
         echo "persistence true"
         echo "persistence_location $MOSQ_HOME/"
-        echo "autosave_interval 60"
+        # Saved when it stops (SIGTERM, as `stop` and `reset-mosquitto` send) and on SIGUSR1, not
+        # on a timer: a save writes the whole store and fsyncs it with every client waiting, and
+        # every 60 s that was a 0.2-1.8 s stall in whichever benchmark run it fell in (an 8 s run
+        # meets one in about seven; see "Mosquitto's autosave" in benchmarks/RESULTS.md).
+        echo "autosave_interval 0"
         # The bridge holds PUBACKs until Kafka has a message: the broker's inflight window and queue
         # are the back-pressure, so they are large. max_packet_size stays unset: no size limit.
         echo "max_inflight_messages $MQTT_MAX_INFLIGHT"
@@ -548,7 +552,8 @@ cmd_stop() {
 
 # Persistent sessions left by earlier runs (tests, benchmarks) keep their subscriptions and queue
 # what matches them, up to max_queued_messages each: the store grows run after run, and Mosquitto
-# writes all of it every autosave_interval, pausing every client meanwhile.
+# writes all of it when it saves (at stop; before autosave_interval 0, every minute), pausing every
+# client meanwhile.
 cmd_reset_mosquitto() {
     stop_one Mosquitto "$MOSQ_PID_FILE"
     if [[ -f "$MOSQ_HOME/mosquitto.db" ]]; then

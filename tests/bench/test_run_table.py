@@ -73,3 +73,27 @@ def test_broker_pauses_are_read_from_the_jvm_log_within_the_run(tmp_path):
     pauses = harness.broker_pauses(start, start + 60, log=log)
     assert [(name, round(ms, 1)) for _, name, ms in pauses] == [("G1CollectForAllocation", 23.4)]
     assert harness.broker_pauses(start, start + 600, log=tmp_path / "none.log") == []
+
+
+def test_a_run_in_which_the_mqtt_broker_saved_its_store_says_so_beside_its_p99():
+    saved, quiet = _result("mqferry-amo", 80.0, 90.0, 1), _result("mqferry-amo", 80.0, 90.0, 2)
+    saved["broker_pauses_ms"] = [25.0]
+    saved["mqtt_saved"] = True
+    quiet["mqtt_saved"] = False
+    table = run.markdown([saved, quiet], "mqtt-kafka", "max")
+    assert ("- mqferry-amo: 2.0 (broker paused 25 ms; MQTT broker saved its store); 2.0"
+            in table.splitlines())
+
+
+def test_the_mqtt_brokers_save_is_read_from_its_stores_modification_time(tmp_path):
+    import os
+
+    import harness
+
+    store = tmp_path / "mosquitto.db"
+    store.write_bytes(b"store")
+    saved = 1796594424.38  # 2026-12-06 22:00:24.38 UTC
+    os.utime(store, (saved, saved))
+    assert harness.mqtt_saved(saved - 5, saved + 3, store=store) == saved
+    assert harness.mqtt_saved(saved + 0.1, saved + 10, store=store) is None
+    assert harness.mqtt_saved(saved - 5, saved + 3, store=tmp_path / "none.db") is None
