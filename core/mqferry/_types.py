@@ -169,7 +169,8 @@ class MqttPublisher(Protocol):
 
 #: Run the enabled rules on an event: returns an awaitable that completes when every action the
 #: event reached has secured or failed its outputs; it raises ``DeliveryError``
-#: (``failed.action``) when an action failed one of them for good.
+#: (``failed.action``) when an action failed one of them for good, or (``failed.rule``) when a
+#: rule failed on the event (its evaluation raised).
 Dispatch = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 #: :data:`Dispatch` returning a plain future, so a source can wait on many events without a task
@@ -186,7 +187,7 @@ class RuntimeContext:
         dispatch: feeds an event (with an ``event`` key such as
             ``$bridges/kafka_consumer:<name>``) to the rules that select it; raises
             :class:`~mqferry._errors.DeliveryError` (``failed.action``) when an action failed
-            an output of it for good.
+            an output of it for good, (``failed.rule``) when a rule failed on it.
         data_dir: a directory the component may keep files in (disk buffers).
         node: this instance's name, as EMQX's ``node`` column.
         connectors: the running connectors by ``<type>:<name>``.

@@ -111,6 +111,20 @@ def republishing(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
                                  "actions": ["republish:out"]}})
 
 
+@pytest.fixture
+def evaluating(kafka_bootstrap, mqtt_broker, new_topic, tmp_path):
+    """A running ``mqferry`` whose source feeds rule ``r``, which decodes each record's value as
+    JSON and republishes those whose ``n`` is positive to ``poison-<tag>/<n>``."""
+    yield from _running(
+        kafka_bootstrap, mqtt_broker, new_topic, tmp_path, lambda topic, tag: {"topic": topic},
+        actions=lambda tag: {"republish": {"out": {"parameters": {
+            "topic": f"poison-{tag}/${{j.n}}", "payload": "${v}", "qos": 1}}}},
+        rules=lambda tag: {"r": {
+            "sql": 'SELECT json_decode(value) as j, value as v '
+                   'FROM "$bridges/kafka_consumer:src" WHERE j.n > 0',
+            "actions": ["republish:out"]}})
+
+
 def source_status(api) -> dict:
     [src] = [s for s in api.get("/status").json()["sources"]
              if s["id"] == "kafka_consumer:src"]
@@ -186,4 +200,35 @@ def test_a_record_whose_republish_fails_for_good_is_dead_lettered_and_the_rest_f
             c["dead_letter.success"]) == (3, 2, 1, 1, 1)
     assert (f"source kafka_consumer:src: record {p['topic']}/0@1: rule r: action republish:out "
             "failed an output (failed.render)") in p["proc"].log
+    assert p["proc"].terminate() == 0
+
+
+def test_a_record_the_rule_cannot_evaluate_is_dead_lettered_and_the_rest_flow(
+        evaluating, kafka_bootstrap, kcat_produce, kcat_consume, mosquitto_sub):
+    p, api = evaluating, evaluating["api"]
+    values = ['{"n": 1}', "{", '{"n": 0}', '{"n": 2}']
+    with mosquitto_sub(f"poison-{p['tag']}/#", 2) as sub:
+        # "{" is not JSON: json_decode raises, the rule fails on that record; n = 0 is only
+        # not selected (WHERE is false), which is no failure
+        kcat_produce(p["topic"], values, key="k")
+        got = sub.wait(30)
+    assert [(m.topic, m.text) for m in got] == [
+        (f"poison-{p['tag']}/1", values[0]), (f"poison-{p['tag']}/2", values[3])]
+    [dead] = kcat_consume(p["dlq"], 1)
+    headers = dict(dead["headers"])
+    assert (dead["payload"], dead["key"], headers["mqferry-offset"]) == ("{", "k", "1")
+    error = headers["mqferry-error"]
+    assert error.startswith("rule r failed on the event (failed.exception: "
+                            "bad_sql_function_argument: json_decode('{'): invalid JSON"), error
+    # its offset was released once it was dead-lettered
+    assert wait_until(lambda: committed_offset(kafka_bootstrap, p["group"], p["topic"]) == 4,
+                      30), committed_offset(kafka_bootstrap, p["group"], p["topic"])
+    c = counters(api)
+    assert (c["received"], c["success"], c["failed"], c["failed.rule"],
+            c["dead_letter.success"]) == (4, 3, 1, 1, 1)
+    rule = api.get("/rules/r/metrics").json()
+    rule = rule.get("metrics", rule)
+    assert (rule["matched"], rule["passed"], rule["filtered"], rule["failed.exception"]) == (
+        4, 2, 1, 1)
+    assert f"source kafka_consumer:src: record {p['topic']}/0@1: {error}" in p["proc"].log
     assert p["proc"].terminate() == 0

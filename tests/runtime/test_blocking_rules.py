@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from mqferry._errors import DeliveryError
 from mqferry._plugins import load_plugins
 from mqferry._rules.functions import blocking
 from mqferry._runtime import rules as runtime_rules
@@ -23,11 +24,12 @@ def plugins():
 
 @pytest.fixture
 async def build(plugins, tmp_path):
-    """Started apps on MQTT twins: ``build(rules, table=None)``."""
+    """Started apps on MQTT twins: ``build(rules, table=None, **sections)``."""
     started = []
 
-    async def make(rules, table=None):
-        h = build_app({"rules": rules}, plugins=plugins, data_dir=tmp_path, functions=table)
+    async def make(rules, table=None, **sections):
+        h = build_app({"rules": rules, **sections}, plugins=plugins, data_dir=tmp_path,
+                      functions=table)
         await h.start()
         started.append(h)
         return h
@@ -126,6 +128,43 @@ async def test_a_flood_beyond_the_bound_fails_instead_of_growing(build, plugins,
     gate.set()
     await wait_until(lambda: len(out.outputs) == 3)
     assert [o["v"] for o in out.outputs] == ["1", "2", "3"]
+
+
+#: A Kafka source, never started: the tests dispatch its events themselves.
+SOURCE = {
+    "connectors": {"kafka_consumer": {"c": {"bootstrap_hosts": "127.0.0.1:1", "enable": False}}},
+    "sources": {"kafka_consumer": {"src": {"connector": "c", "enable": False,
+                                           "parameters": {"topic": "k"}}}},
+}
+
+
+async def test_a_source_event_the_rule_is_too_far_behind_for_fails(build, plugins,
+                                                                    monkeypatch):
+    monkeypatch.setattr(runtime_rules, "MAX_PENDING", 1)
+    table = plugins.function_table()
+    gate = threading.Event()
+
+    @blocking
+    def wait_gate(value):
+        gate.wait(10)
+        return value
+
+    table.add("wait_gate", wait_gate, plugin="test")
+    h = await build({"g": {"sql": 'SELECT wait_gate(value) as v '
+                                  'FROM "$bridges/kafka_consumer:src"'}}, table, **SOURCE)
+    out = RecordingAction()
+    h.app.rules["g"].actions = [out]
+    first, second = (h.app.dispatch_nowait({"event": "$bridges/kafka_consumer:src",
+                                            "value": v}) for v in "12")
+    with pytest.raises(DeliveryError) as failed:
+        await asyncio.wait_for(second, 5)
+    assert failed.value.reason == "failed.rule"
+    assert failed.value.detail == (
+        "rule g failed on the event (failed.overloaded: OverflowError: 1 events are already "
+        "waiting for this rule's evaluation)")
+    gate.set()
+    await asyncio.wait_for(first, 5)
+    assert out.outputs == [{"v": "1"}]
 
 
 async def test_dispatch_waits_for_a_blocking_rule(plugins, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mqferry._config import validate_config
-from mqferry._errors import ConfigError
+from mqferry._errors import ConfigError, DeliveryError
 from mqferry._plugins import load_plugins
 from mqferry._runtime.app import App
 from mqferry._types import LOOP_MARKER
@@ -168,7 +168,10 @@ async def test_an_output_whose_submit_raised_is_dead_lettered_with_the_exception
 async def test_events_of_kafka_sources_are_not_mqtt_dead_letters(build):
     h, dead = await build(
         {"k": {"sql": 'SELECT payload.x as x FROM "$sources/kafka_consumer:src"'}})
-    await h.app.dispatch({"event": "$bridges/kafka_consumer:src", "payload": "not json"})
+    # the source's dispatch fails instead: the source dead-letters its record itself
+    with pytest.raises(DeliveryError) as failed:
+        await h.app.dispatch({"event": "$bridges/kafka_consumer:src", "payload": "not json"})
+    assert failed.value.reason == "failed.rule"
     assert h.app.rules["k"].metrics.get("failed.exception") == 1
     assert dead.outputs == []
 

@@ -202,6 +202,38 @@ async def test_dispatch_completes_failed_when_an_action_raises(plugins, tmp_path
     assert app.rules["k"].metrics.get("actions.failed") == 1
 
 
+async def test_dispatch_completes_failed_when_a_rule_fails_on_the_event(plugins, tmp_path):
+    app = await build(plugins, {
+        "k": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'},
+        "ok": {"sql": 'SELECT value FROM "$sources/kafka_consumer:src"'}}, tmp_path)
+    k = app.rules["k"]
+    k.compiled = ExplodingRule(k.compiled, TypeError("boom"))
+    out = RecordingAction()
+    app.rules["ok"].actions = [out]
+    # the source learns that its event failed, and why (it fails the record alone)
+    with pytest.raises(DeliveryError) as failed:
+        await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src",
+                                             "value": "v"}), 1)
+    assert failed.value.reason == "failed.rule"
+    assert failed.value.detail == "rule k failed on the event (failed.exception: TypeError: boom)"
+    assert out.outputs == [{"value": "v"}]  # the other rule ran
+    assert k.metrics.get("failed.exception") == 1
+
+
+async def test_dispatch_fails_when_a_rule_fails_not_when_it_selects_nothing(plugins, tmp_path):
+    where = "SELECT value FROM \"$sources/kafka_consumer:src\" WHERE value = 'x'"
+    foreach = 'FOREACH json_decode(value) as x FROM "$sources/kafka_consumer:src"'
+    app = await build(plugins, {"where": {"sql": where}, "foreach": {"sql": foreach}}, tmp_path)
+    await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src",
+                                         "value": "[]"}), 1)
+    assert app.rules["where"].metrics.get("filtered") == 1
+    assert app.rules["foreach"].metrics.get("failed.no_result") == 1
+    # and a value a rule cannot evaluate fails it
+    with pytest.raises(DeliveryError, match="rule foreach failed on the event"):
+        await asyncio.wait_for(app.dispatch({"event": "$bridges/kafka_consumer:src",
+                                             "value": "["}), 1)
+
+
 async def test_at_most_once_acks_even_when_submit_raises(plugins, tmp_path):
     app = await build(plugins, {"r": {"sql": 'SELECT payload FROM "t/#"'}}, tmp_path,
                 mqtt={"delivery": "at_most_once"})

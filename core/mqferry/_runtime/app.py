@@ -197,8 +197,8 @@ class App:
         """Run the rules selecting ``event["event"]``; return when their actions settled.
 
         Raises:
-            DeliveryError: an action failed an output of the event for good
-                (``failed.action``; see :class:`EventDone`).
+            DeliveryError: an action failed an output of the event for good (``failed.action``)
+                or a rule failed on it (``failed.rule``); see :class:`EventDone`.
         """
         await self.dispatch_nowait(event)
 
@@ -207,8 +207,8 @@ class App:
 
         Returns:
             A future that completes when their actions settled (a plain future, so a source can
-            wait on many without a task each); it fails with ``DeliveryError``
-            (``failed.action``) when an action failed an output of the event for good.
+            wait on many without a task each); it fails with ``DeliveryError`` as
+            :meth:`dispatch` raises it.
         """
         rules = self.inbound.routing.for_event(str(event.get("event", "")))
         if not rules:

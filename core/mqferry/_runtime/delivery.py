@@ -7,9 +7,11 @@ window); an event a source dispatches gets an :class:`EventDone`. Both are a
 source's ``dispatch`` returns) once every output settled.
 
 An output an action failed for good (a ``failed.*`` reason) is told to the ticket
-(:meth:`Ticket.output_failed`): a message is dead-lettered by its rule instead, while a source's
-event fails its ``dispatch`` with :class:`~mqferry._errors.DeliveryError` (``failed.action``), so
-that the source fails that record alone as it fails its own (counted, logged, dead-lettered).
+(:meth:`Ticket.output_failed`), and so is a rule that failed on the event itself, its evaluation
+raising (:meth:`Ticket.rule_failed`): a message is dead-lettered by its rule instead, while a
+source's event fails its ``dispatch`` with :class:`~mqferry._errors.DeliveryError`
+(``failed.action``, ``failed.rule``), so that the source fails that record alone as it fails its
+own (counted, logged, dead-lettered).
 
 Each :class:`RuleDelivery` counts its outcome once on the rule (an action that settles an
 output twice, or after its ``submit`` raised, changes nothing), tells its :class:`Route` when
@@ -31,12 +33,16 @@ from mypy_extensions import mypyc_attr
 from mqferry._errors import DeliveryError
 from mqferry._metrics import Metrics
 
-__all__ = ["EVENT_FAILED", "AckAdvance", "Countdown", "EventDone", "Route", "RuleDelivery",
-           "Ticket"]
+__all__ = ["EVENT_FAILED", "RULE_FAILED", "AckAdvance", "Countdown", "EventDone", "Route",
+           "RuleDelivery", "Ticket"]
 
 #: The reason of the :class:`~mqferry._errors.DeliveryError` a source's event fails with when
 #: an action failed one of its outputs for good.
 EVENT_FAILED = "failed.action"
+
+#: The reason it fails with when a rule failed on it (its evaluation raised, or the rule was
+#: too far behind to evaluate it): the rule handed it to no action.
+RULE_FAILED = "failed.rule"
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +118,22 @@ class Ticket(Countdown):
         all the same (failure isolation).
         """
 
+    def rule_failed(self, detail: str) -> None:
+        """A rule failed on this message (its evaluation raised, or it was too far behind to
+        evaluate it: ``failed.overloaded``); ``detail`` says which rule and why.
+
+        Nothing to do for an MQTT message, as for :meth:`output_failed`. A rule whose WHERE
+        is false, or whose FOREACH leaves no element, did not fail: it selected nothing.
+        """
+
 
 class EventDone(Ticket):
     """A ticket that completes a future: sources await the deliveries of their events.
 
-    The future fails with :class:`~mqferry._errors.DeliveryError` (:data:`EVENT_FAILED`) once
-    every output settled, when an action failed one of them for good; it completes otherwise
-    (outputs an action dropped by its own policy, ``dropped.*``, included).
+    The future fails with :class:`~mqferry._errors.DeliveryError` once every output settled,
+    when an action failed one of them for good (:data:`EVENT_FAILED`) or a rule failed on the
+    event (:data:`RULE_FAILED`), with the reason and detail of the first such failure; it
+    completes otherwise (outputs an action dropped by its own policy, ``dropped.*``, included).
     """
 
     __slots__ = ("failure", "failures", "future")
@@ -126,15 +141,22 @@ class EventDone(Ticket):
     def __init__(self) -> None:
         super().__init__(None, 0, 0, 0)
         self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        #: the first output that failed for good (``None``: none did), and how many did
-        self.failure: str | None = None
+        #: the first failure, as its reason and detail (``None``: none), and how many there were
+        self.failure: tuple[str, str] | None = None
         self.failures = 0
 
     def output_failed(self, detail: str) -> None:
         """Remember the failure: the future fails with it once every output settled."""
+        self._failed(EVENT_FAILED, detail)
+
+    def rule_failed(self, detail: str) -> None:
+        """Remember the failure: the future fails with it once every output settled."""
+        self._failed(RULE_FAILED, detail)
+
+    def _failed(self, reason: str, detail: str) -> None:
         self.failures += 1
         if self.failure is None:
-            self.failure = detail
+            self.failure = (reason, detail)
 
     def _finish(self) -> None:
         if not self.done:
@@ -146,9 +168,10 @@ class EventDone(Ticket):
             if failure is None:
                 future.set_result(None)
             else:
+                reason, detail = failure
                 more = self.failures - 1
                 future.set_exception(DeliveryError(
-                    EVENT_FAILED, f"{failure} (and {more} more)" if more else failure))
+                    reason, f"{detail} (and {more} more)" if more else detail))
 
 
 class Route(Protocol):

@@ -9,8 +9,11 @@ configured (see :mod:`mqferry._runtime.deadletter`). An action whose ``submit`` 
 that output alone (``failed`` / ``failed.exception`` on the action, ``actions.failed`` on the
 rule, and the rule's ``last_error``); the delivery it was handed is settled as failed, so the
 message's ticket is released. An output an action failed for good (``failed.*``) is told to the
-ticket too: a source's event then fails, and its source fails that record alone
-(:class:`~mqferry._runtime.delivery.EventDone`).
+ticket too, and so is a failure of the rule itself (``failed.exception``, ``failed.overloaded``):
+a source's event then fails, and its source fails that record alone
+(:class:`~mqferry._runtime.delivery.EventDone`). A WHERE that is false (``filtered``) and a
+FOREACH that leaves no element (``failed.no_result``, as EMQX counts it) select nothing: neither
+fails the event.
 
 Rules that call a blocking function (``jq``: :attr:`CompiledRule.blocking`) are evaluated in a
 worker thread, never on the event loop. Each such rule keeps its events in a queue and evaluates
@@ -287,6 +290,8 @@ class RuntimeRule:
         m.inc(reason)
         why = describe(exc)
         self.last_error = RuleFailure(time.time(), reason, why, _topic(event))
+        # a source's event fails its record at the source (EventDone); a message ignores it
+        ticket.rule_failed(f"rule {self.id} failed on the event ({reason}: {why})")
         env = self.env
         env.limiter.warning(("rule", self.id), "rule %s failed on a message on %r: %s",
                             self.id, _where(event), why)

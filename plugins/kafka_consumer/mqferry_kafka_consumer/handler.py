@@ -6,7 +6,8 @@ topic, hands its event to the rules, and watches each of those until it settles.
 cannot be processed is rejected: counted under its reason, logged (rate-limited), sent to the
 dead-letter topic when one is set, and settled, so the partition moves on. That includes a
 record whose event an action failed for good (the rules' ``dispatch`` fails with
-``failed.action``, naming the rule, the action and its reason).
+``failed.action``, naming the rule, the action and its reason) and one a rule failed on, its
+evaluation raising (``failed.rule``, naming the rule and the error).
 """
 
 from __future__ import annotations
@@ -193,9 +194,9 @@ class RecordHandler:
 
         The MQTT session lost is not the record's failure: it is consumed again. A failure
         for good (a :class:`DeliveryError`: the broker refused the publish, an action failed an
-        output of the record's event, ``failed.action``) rejects the record as its own
-        failures do: counted, logged, dead-lettered. A dead letter that failed is counted
-        only, never dead-lettered again.
+        output of the record's event, ``failed.action``, or a rule failed on that event,
+        ``failed.rule``) rejects the record as its own failures do: counted, logged,
+        dead-lettered. A dead letter that failed is counted only, never dead-lettered again.
         """
         if isinstance(exc, MqttUnavailable):
             self.rewind = True

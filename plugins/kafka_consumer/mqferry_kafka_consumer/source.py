@@ -24,9 +24,9 @@ At-least-once, nothing lost on restart:
   once the session is back: order per partition is kept, and duplicates are limited to what was
   in flight.
 - A record that cannot be processed (decoding, rendering, publishing or the rules raise, the
-  broker refuses the publish, an action of a rule fails the output of its event for good) fails
-  alone: it is counted under its reason (``failed.render``, ``failed.publish``,
-  ``failed.rules``, ``failed.refused``, ``failed.action``), logged (rate-limited), sent to
+  broker refuses the publish, a rule fails on its event, an action fails its output for good)
+  fails alone: counted under its reason (``failed.render``, ``failed.publish``, ``failed.rules``,
+  ``failed.refused``, ``failed.rule``, ``failed.action``), logged (rate-limited), sent to
   ``dead_letter_topic`` when one is set, and settled, so the partition's offset moves past it
   (:mod:`mqferry_kafka_consumer.handler`). A publish interrupted by a lost MQTT session is not
   a failure: the record is consumed, or its output republished, again.
