@@ -102,7 +102,13 @@ class Action(Component, Protocol):
 
 
 class Source(Component, Protocol):
-    """A named input that feeds rules or publishes straight to MQTT."""
+    """A named input that feeds rules or publishes straight to MQTT.
+
+    A source whose events wait for the actions may define ``redeliver(reason: str) -> None``:
+    a reconfiguration calls it when a replaced action stopped with outputs it will never
+    settle. The source then takes its events in flight again from where they came (without
+    settling anything past them) and dispatches them anew, to the new configuration.
+    """
 
     metrics: Metrics
 

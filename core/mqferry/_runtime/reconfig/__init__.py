@@ -12,7 +12,8 @@ The new configuration is validated before this module sees it. :func:`apply_conf
 5. stops the replaced actions, which flush what they hold (buffered messages are delivered, and
    the MQTT acknowledgements they hold are released in order), then the replaced connectors;
    what an action still holds after its stop is counted on it (``dropped.replaced``), and the
-   MQTT session is renewed so that the broker delivers those messages again; then the exclusive
+   MQTT session is renewed so that the broker delivers those messages again, and the sources
+   that keep running consume their records in flight again (``redeliver``); then the exclusive
    actions that replace them start, and take over what they kept on disk (routed to since step 4,
    they held what came meanwhile, unsecured: its MQTT acknowledgements waited);
 6. sets the MQTT subscriptions to the enabled rules' topic filters, on the same session;

@@ -80,6 +80,9 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
                     "MQTT session so the broker redelivers them", stranded)
         await app.reconnect_mqtt()
         plan.mqtt_reconnected = True
+        # What they held of the sources' events will never settle either: the sources that
+        # keep running consume their records in flight again, committing nothing past them.
+        _redeliver(app.sources, f"replaced actions left {stranded} outputs unsettled")
     # 6. Same MQTT session, new subscriptions.
     await _subscribe(app, app.topic_filters, plan)
     # 7. Sources last: their events find the new rules and actions ready.
@@ -196,6 +199,17 @@ def _carry_counters(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
             if not sample.gauge and sample.value:
                 rebuilt.metrics.inc(sample.name, int(sample.value))
         rebuilt.metrics.started_at = component.metrics.started_at
+
+
+def _redeliver(sources: Mapping[str, Source], reason: str) -> None:
+    """Have each source that can (its ``redeliver`` method) consume its records in flight again."""
+    for cid, source in sources.items():
+        redeliver = getattr(source, "redeliver", None)
+        if callable(redeliver):
+            try:
+                redeliver(reason)
+            except Exception:
+                log.exception("%s: redeliver failed", cid)
 
 
 def _unsettled(action: Action) -> int:
