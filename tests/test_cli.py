@@ -106,3 +106,26 @@ def test_validate_refuses_a_rule_with_an_invalid_literal_pattern(run, tmp_path):
     assert any(line.startswith("rules.r2.sql: line 1, col 8: regex_match(): regular expression "
                                "'((a{1000}){1000}){1000}' refused: its counted repetitions")
                for line in lines)
+
+
+def test_run_refuses_a_data_dir_another_instance_holds_naming_the_buffer(run, tmp_path):
+    from mqferry import DiskQueue
+
+    f = tmp_path / "c.yaml"
+    f.write_text(textwrap.dedent(f"""
+        data_dir: {tmp_path / "data"}
+        mqtt: {{server: "127.0.0.1:1"}}
+        connectors: {{kafka_producer: {{k: {{bootstrap_hosts: "127.0.0.1:1"}}}}}}
+        actions: {{kafka_producer: {{sink: {{connector: k, parameters: {{
+            topic: t, buffer: {{mode: disk}}}}}}}}}}
+    """))
+    directory = tmp_path / "data" / "kafka_producer" / "sink"
+    held = DiskQueue(directory, segment_bytes=4096)  # the other instance's
+    try:
+        result = run("run", "-c", str(f))
+    finally:
+        held.close()
+    assert result.exit_code == 1
+    assert f"Error: disk buffer {directory}: is in use by" in result.output
+    assert "two mqferry instances need a data_dir each" in result.output
+    assert "Traceback" not in result.output

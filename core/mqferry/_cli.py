@@ -92,7 +92,10 @@ def run(ctx: click.Context, config_path: Path, log_level: str | None, loop_name:
             raise click.ClickException(str(exc)) from None
         return
     app = App(config)
-    runner(run_app(app, controller=Controller(app, plugins, path=config_path)))
+    try:
+        runner(run_app(app, controller=Controller(app, plugins, path=config_path)))
+    except MqferryError as exc:  # a disk buffer another instance holds, say
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()

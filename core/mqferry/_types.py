@@ -86,6 +86,13 @@ class Action(Component, Protocol):
     seconds: with ``mqtt.delivery: at_most_once`` the PUBACK of a message then waits for this
     action's outcome, up to that long (the ``kafka_producer`` action's ``query_mode: sync``).
     Without it, at-most-once acks never wait; at-least-once acks always wait for the outcome.
+
+    An action with state on disk that only one instance may hold at a time (the
+    ``kafka_producer`` action's disk buffer) sets ``exclusive = True``. A reconfiguration that
+    replaces it then starts the new instance only once the old one stopped, and routes to the
+    new one meanwhile: its ``submit`` must take outputs before ``start`` and hold them. Such an
+    action sets ``kept``, once stopped, to the number of records it left on disk for the next
+    instance (not counted as dropped).
     """
 
     metrics: Metrics
@@ -95,7 +102,13 @@ class Action(Component, Protocol):
 
 
 class Source(Component, Protocol):
-    """A named input that feeds rules or publishes straight to MQTT."""
+    """A named input that feeds rules or publishes straight to MQTT.
+
+    A source whose events wait for the actions may define ``redeliver(reason: str) -> None``:
+    a reconfiguration calls it when a replaced action stopped with outputs it will never
+    settle. The source then takes its events in flight again from where they came (without
+    settling anything past them) and dispatches them anew, to the new configuration.
+    """
 
     metrics: Metrics
 

@@ -6,11 +6,12 @@ def test_records_come_back_after_a_crash_until_acknowledged(tmp_path):
     seqs = q.append([b"a", b"b", b"c"])
     assert seqs == [0, 1, 2]
     q.ack(1)  # out of order: the mark stays at 0
-    del q  # no close: as after kill -9
+    q.close()  # writes nothing: the disk is as after kill -9, which drops the lock too
     again = DiskQueue(tmp_path, segment_bytes=4096)
     assert again.recovered() == [(0, b"a"), (1, b"b"), (2, b"c")]
     again.ack(0)
     again.ack(1)
+    again.close()
     third = DiskQueue(tmp_path, segment_bytes=4096)
     assert third.recovered() == [(2, b"c")]
     assert third.append([b"d"]) == [3]
@@ -25,6 +26,7 @@ def test_finished_segments_are_deleted(tmp_path):
         q.ack(s)
     assert len(list(tmp_path.glob("*.seg"))) == 1
     assert q.pending == 0
+    q.close()
     assert DiskQueue(tmp_path, segment_bytes=4096).recovered() == []
 
 
@@ -38,6 +40,7 @@ def test_a_torn_record_at_the_end_is_cut_off(tmp_path):
     again = DiskQueue(tmp_path, segment_bytes=4096)
     assert [d for _, d in again.recovered()] == [b"good", b"also good"]
     assert again.append([b"next"]) == [2]
+    again.close()
     assert [d for _, d in DiskQueue(tmp_path, segment_bytes=4096).recovered()] == [
         b"good", b"also good", b"next"]
 

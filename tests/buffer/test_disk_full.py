@@ -44,6 +44,7 @@ def test_a_full_disk_fails_the_append_and_leaves_the_queue_as_it_was(tmp_path):
     assert q.pending == 2
     disk.room = None  # space freed: the same records go in, with the next numbers
     assert q.append([b"three", b"four"]) == [2, 3]
+    q.close()
     again = DiskQueue(tmp_path, segment_bytes=4096)
     assert [d for _, d in again.recovered()] == [b"one", b"two", b"three", b"four"]
     assert again.problems == [] and again.lost_on_open == 0
@@ -65,7 +66,8 @@ def test_a_full_disk_across_two_segments_leaves_no_partial_record_nor_empty_segm
     assert snapshot(tmp_path) == before
     disk.room = None
     assert q.append([big, big, big]) == [1, 2, 3]
-    assert len(snapshot(tmp_path)) == 2  # segment 0 and segment 3
+    assert len(snapshot(tmp_path)) == 3  # segment 0, segment 3 and the lock file
+    q.close()
     again = DiskQueue(tmp_path, segment_bytes=4096)
     assert [s for s, _ in again.recovered()] == [0, 1, 2, 3]
     assert again.problems == [] and again.lost_on_open == 0
@@ -100,6 +102,7 @@ def test_a_partial_record_that_cannot_be_cut_off_is_not_appended_after(tmp_path,
     disk.room = None
     assert q.append([b"two", b"three"]) == [1, 2]  # in a new segment, after the partial record
     caplog.clear()
+    q.close()
     again = DiskQueue(tmp_path, segment_bytes=4096)
     assert [d for _, d in again.recovered()] == [b"one", b"two", b"three"]
     assert again.lost_on_open == 0 and again.problems == []

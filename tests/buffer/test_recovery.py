@@ -49,6 +49,7 @@ def test_a_gap_between_segments_is_counted_and_the_mark_passes_it(tmp_path, capl
     assert q.pending == 0
     assert [p.name for p in tmp_path.glob("*.seg")] == [segs[2].name]  # old segments deleted
     caplog.clear()
+    q.close()
     again = reopen(tmp_path)
     assert again.recovered() == [] and again.lost_on_open == 0 and errors(caplog) == []
     assert again.append([b"next"]) == [15]
@@ -97,10 +98,12 @@ def test_an_ack_mark_that_is_a_directory_means_nothing_acknowledged(tmp_path, ca
     q.ack(0)
     (tmp_path / "acked").unlink()
     (tmp_path / "acked").mkdir()
+    q.close()
     again = reopen(tmp_path)
     assert [d for _, d in again.recovered()] == [b"a", b"b"]  # replayed rather than lost
     assert any("ack mark" in m and "replaying" in m for m in errors(caplog))
     again.ack(0)
+    again.close()
     assert reopen(tmp_path).recovered() == [(1, b"b")]  # the mark works again
 
 
@@ -170,10 +173,12 @@ def test_an_ack_mark_out_of_range_replays_everything(tmp_path, caplog, mark):
     q = DiskQueue(tmp_path, segment_bytes=4096)
     q.append([b"a", b"b", b"c"])
     (tmp_path / "acked").write_text(mark)
+    q.close()
     again = reopen(tmp_path)
     assert [s for s, _ in again.recovered()] == [0, 1, 2]
     assert any("ack mark" in m and "replaying" in m for m in errors(caplog))
     assert len(again.problems) == 1
     again.ack(0)
     again.ack(1)  # the mark moves again
+    again.close()
     assert reopen(tmp_path).recovered() == [(2, b"c")]

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from mqferry._buffer import DiskQueue
+from mqferry._buffer import DiskBufferError, DiskQueue
 
 
 def firsts(path):
@@ -91,13 +91,16 @@ def test_close_during_an_append_waits_for_it_without_blocking(tmp_path):
     thread.start()
     assert entered.wait(10)
     q.close()  # returns at once: the append under way closes the segment when it ends
+    with pytest.raises(DiskBufferError, match="is in use by this process"):
+        DiskQueue(tmp_path, segment_bytes=4096)  # and gives up the directory then, not before
     release.set()
     thread.join(10)
     assert result == [[1]]
-    assert q.append([b"three"]) == [2]  # in a new segment
-    q.close()
-    assert [d for _, d in DiskQueue(tmp_path, segment_bytes=4096).recovered()] == [
-        b"one", b"two", b"three"]
+    with pytest.raises(DiskBufferError, match="the queue is closed"):
+        q.append([b"three"])
+    q.ack(0)  # ignored: the directory is the next owner's, who replays the record
+    again = DiskQueue(tmp_path, segment_bytes=4096)
+    assert [d for _, d in again.recovered()] == [b"one", b"two"]
 
 
 def test_acknowledging_a_record_never_appended_is_refused(tmp_path):

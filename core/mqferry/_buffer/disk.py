@@ -5,6 +5,7 @@ Layout of a queue directory::
     00000000000000000000.seg   records whose sequence numbers start at 0
     00000000000000004096.seg   the next segment
     acked                      the first sequence number not yet acknowledged
+    lock                       held (``flock``) by the one queue that has the directory open
 
 A record on disk is ``length (u32) | crc32 (u32) | bytes`` (:mod:`.segment`).
 :meth:`DiskQueue.append` writes a group of records and fsyncs, so a record returned from it is on
@@ -15,7 +16,10 @@ records and whole segments behind it are deleted. On open (:mod:`.recovery`), a 
 run of zeros at the end of the last segment (a crash mid-write) is cut off, damage is counted in
 :attr:`DiskQueue.lost_on_open` and :attr:`DiskQueue.problems`, and every record from the mark on
 is replayed; records that were acknowledged after the mark was last written come back once more
-(at-least-once).
+(at-least-once). A queue owns its directory (:mod:`.lock`) from its opening to
+:meth:`DiskQueue.close`: a second queue on it, in this process or another, is refused; a closed
+queue appends nothing and its acknowledgements are ignored (the next owner replays those
+records: at-least-once).
 
 :meth:`DiskQueue.append` runs in a worker thread (it waits for fsync) while :meth:`DiskQueue.ack`
 runs on the event loop. The state they share (the segment list, the sequence numbers, the mark)
@@ -36,7 +40,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mqferry._buffer.errors import DiskBufferError
-from mqferry._buffer.recovery import MARK, open_directory, segment_path
+from mqferry._buffer.lock import lock_directory, unlock_directory
+from mqferry._buffer.recovery import MARK, check_directory, open_directory, segment_path
 from mqferry._buffer.segment import frame
 
 log = logging.getLogger(__name__)
@@ -56,8 +61,18 @@ class DiskQueue:
 
     Raises:
         DiskBufferError: the directory cannot be used at all (it is a file, cannot be created,
-            listed or written to). Damaged files inside it do not raise: see ``problems``.
+            listed or written to), or another queue has it open (in this process or another:
+            the message names it). Damaged files inside it do not raise: see ``problems``.
     """
+
+    @staticmethod
+    def check(directory: Path) -> None:
+        """Create ``directory`` if missing and check that a queue can use it, without opening it.
+
+        Raises:
+            DiskBufferError: the directory cannot be created, listed or written to.
+        """
+        check_directory(directory)
 
     def __init__(self, directory: Path, *, segment_bytes: int,
                  write: Callable[[int, bytes | memoryview], int] = os.write) -> None:
@@ -69,7 +84,13 @@ class DiskQueue:
         self._lock = threading.Lock()
         #: one append at a time: two would write the same file
         self._append_lock = threading.Lock()
-        found = open_directory(directory)
+        check_directory(directory)
+        self._owner: int | None = lock_directory(directory)
+        try:
+            found = open_directory(directory)
+        except BaseException:
+            self._release()
+            raise
         #: unacknowledged records found lost when opening (by sequence numbers)
         self.lost_on_open = found.lost
         #: every problem found when opening, one line each (each also logged at ERROR)
@@ -85,6 +106,8 @@ class DiskQueue:
         #: an append is writing to ``_writer``: :meth:`close` leaves it to that append
         self._appending = False
         self._close_after_append = False
+        #: closed: the directory belongs to whoever opens it next
+        self.closed = False
         self._mark_failing = False
         if found.mark_moved and self._write_mark():
             self._delete(self._finished_segments())
@@ -118,6 +141,9 @@ class DiskQueue:
             return []
         with self._append_lock:
             with self._lock:
+                if self.closed:
+                    raise DiskBufferError(self.directory, f"cannot write {len(records)} records: "
+                                          "the queue is closed; they are still to be kept")
                 self._appending = True
             try:
                 return self._append(records)
@@ -127,6 +153,7 @@ class DiskQueue:
                     if self._close_after_append:
                         self._close_after_append = False
                         self._close_writer()
+                        self._release()
 
     def _append(self, records: list[bytes]) -> list[int]:
         # Only an append changes the writer and the sequence numbers, and appends run one at a
@@ -171,7 +198,7 @@ class DiskQueue:
                 let the mark pass a record appended later, losing it on a restart.
         """
         with self._lock:
-            if seq < self._acked_upto:
+            if seq < self._acked_upto or self.closed:
                 return
             if seq >= self._next_seq:
                 raise ValueError(f"disk buffer {self.directory}: cannot acknowledge record "
@@ -193,12 +220,15 @@ class DiskQueue:
         self._delete(finished)
 
     def close(self) -> None:
-        """Close the segment being written (after the append under way, if any)."""
+        """Close the segment being written and give up the directory (after the append under
+        way, if any). Idempotent."""
         with self._lock:
+            self.closed = True
             if self._appending:
                 self._close_after_append = True
             else:
                 self._close_writer()
+                self._release()
 
     # -- writing --------------------------------------------------------------------------
 
@@ -258,6 +288,12 @@ class DiskQueue:
         if self._writer is not None:
             os.close(self._writer)
             self._writer = None
+
+    def _release(self) -> None:
+        # under the lock (or while nothing else can use the queue)
+        if self._owner is not None:
+            unlock_directory(self._owner)
+            self._owner = None
 
     def _fsync_directory(self) -> None:
         # a new file's directory entry must survive a crash too

@@ -76,6 +76,15 @@ def open_directory(directory: Path) -> Opened:
     return found
 
 
+def check_directory(directory: Path) -> None:
+    """Create ``directory`` if missing and check that a queue can use it (nothing is read).
+
+    Raises:
+        DiskBufferError: the directory cannot be created, listed or written to.
+    """
+    _usable_directory(directory)
+
+
 def _usable_directory(directory: Path) -> list[int]:
     try:
         directory.mkdir(parents=True, exist_ok=True)

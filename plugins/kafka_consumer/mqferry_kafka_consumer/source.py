@@ -135,6 +135,8 @@ class KafkaConsumerSource:
         self._status = HealthStatus(Status.STOPPED)
         self._stopping = False
         self._paused = False
+        #: why the records in flight are consumed again (``None``: the MQTT session was lost)
+        self._rewind_reason: str | None = None
         #: Seconds without a fetch response (assigned, not paused) that make the source
         #: ``connecting``.
         self.fetch_stall_after = max(FETCH_STALL_AFTER, 3 * p.max_wait_time)
@@ -197,6 +199,17 @@ class KafkaConsumerSource:
         if self.dead_letter is not None:
             await self.dead_letter.stop()
         self._status = HealthStatus(Status.STOPPED)
+
+    def redeliver(self, reason: str) -> None:
+        """Consume again every record in flight: something that held them will never settle
+        them (``reason`` says what, for the log); nothing is committed past them.
+
+        Each partition goes back to its first unsettled record; what settles late of the
+        records handed out before is ignored (at least once: some are delivered twice).
+        """
+        if self.tracker.inflight:
+            self._rewind_reason = reason
+            self.handler.rewind = True
 
     async def health(self) -> HealthStatus:
         """The source's status and, unless it is ``connected`` (consuming), why.
@@ -471,7 +484,8 @@ class KafkaConsumerSource:
                 consumer.seek(tp, offset)
         self.metrics.inc("redelivered", lost)
         self._status = HealthStatus(Status.CONNECTED)
-        log.warning("source %s: MQTT session lost with %d records in flight; consuming again "
-                    "from %s", self.id, lost,
+        why, self._rewind_reason = self._rewind_reason or "MQTT session lost", None
+        log.warning("source %s: %s with %d records in flight; consuming again "
+                    "from %s", self.id, why, lost,
                     ", ".join(f"{tp.topic}/{tp.partition}@{o}" for tp, o in sorted(points.items()))
                     or "the committed offsets")

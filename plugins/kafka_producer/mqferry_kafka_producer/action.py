@@ -109,6 +109,11 @@ class KafkaProducerAction:
         self.clock = self.session.clock
         self.buffer = RecordBuffer(p.buffer, data_dir / "kafka_producer" / name, self._dropped,
                                    self._place)
+        #: a disk buffer has one owner: replacing this action, a reconfiguration starts (opens)
+        #: the new one once this one stopped, routing to it meanwhile (see apply.py)
+        self.exclusive = p.buffer.mode != "memory"
+        #: once stopped, how many records it left in its disk buffer, for the next owner to send
+        self.kept = 0
         #: with ``mqtt.delivery: at_most_once``, how long a PUBACK waits for Kafka (sync mode)
         self.ack_wait = p.sync_query_timeout if p.query_mode == "sync" else None
         self.metrics = m = action_metrics(self.id)
@@ -314,8 +319,14 @@ class KafkaProducerAction:
         """
         if self._task is None:
             return
-        if timeout is None:
-            timeout = self.flush_timeout
+        try:
+            await self._stop(self.flush_timeout if timeout is None else timeout)
+        finally:  # even cancelled: the disk buffer's directory is free for the next owner
+            self.sender.stopped = True
+            self.buffer.close()
+
+    async def _stop(self, timeout: float) -> None:
+        assert self._task is not None
         deadline = time.monotonic() + timeout
         if self.session.producer is not None:
             with contextlib.suppress(TimeoutError):
@@ -335,12 +346,13 @@ class KafkaProducerAction:
         # the disk buffer or unacknowledged, and are sent again (at least once).
         self.sender.stopped = True
         left = self.buffer.queued + self.sender.inflight
+        unsaved = self.sender.inflight_unsaved()
         if left:
             log.warning("action %s stopped with %d records unsent%s: %s", self.id, left,
                         "" if closed else " (Kafka does not answer)",
-                        left_behind(self.buffer, left, self.sender.inflight_unsaved(),
-                                    self.persister.error))
-        self.buffer.close()
+                        left_behind(self.buffer, left, unsaved, self.persister.error))
+        if self.buffer.disk is not None:
+            self.kept = left - self.buffer.unsaved() - unsaved
 
     async def health(self) -> HealthStatus:
         """``connected`` once the producer is up; else ``connecting`` with the reason."""

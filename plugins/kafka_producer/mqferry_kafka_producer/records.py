@@ -58,10 +58,11 @@ class RecordBuffer:
         self.limit = options.per_partition_limit
         self._on_drop = on_drop
         self._place = place
-        self.disk = (
-            DiskQueue(directory, segment_bytes=options.segment_bytes)
-            if options.mode != "memory" else None
-        )
+        self.directory = directory
+        if options.mode != "memory":
+            DiskQueue.check(directory)  # an unusable directory fails the action's build
+        #: the disk queue, once :meth:`open` (disk and hybrid modes)
+        self.disk: DiskQueue | None = None
         self.waiting: deque[Record] = deque()
         #: records admitted for the disk, oldest first; they leave it once fsync'd
         self.to_persist: list[Record] = []
@@ -76,12 +77,31 @@ class RecordBuffer:
         #: records a previous run left on disk that could not be decoded (left out)
         self.undecodable = 0
 
+    def open(self) -> None:
+        """Open the disk queue (disk and hybrid modes), unless it is open.
+
+        Not done when the buffer is made: the action it replaces may still hold the directory
+        (a disk queue has one owner). Records offered before wait in memory, unsecured.
+
+        Raises:
+            DiskBufferError: the directory cannot be used, or another queue holds it.
+        """
+        if self.options.mode != "memory" and (self.disk is None or self.disk.closed):
+            self.disk = DiskQueue(self.directory, segment_bytes=self.options.segment_bytes)
+
     def recover(self, clock: float) -> int:
-        """Queue the records a previous run left on disk (unplaced); how many."""
+        """Open the disk queue and queue the records a previous run left on it; how many.
+
+        They go ahead of any record offered before (they are older), unplaced.
+
+        Raises:
+            DiskBufferError: as :meth:`open`.
+        """
+        self.open()
         if self.disk is None:
             return 0
         found = self.disk.recovered()
-        kept = 0
+        kept: list[Record] = []
         for seq, data in found:
             try:
                 rec = Record.decode(data, seq=seq, queued_at=clock)
@@ -92,9 +112,9 @@ class RecordBuffer:
                 self.disk.ack(seq)
                 continue
             self._count(rec, rec.size)
-            self._ready(rec).append(rec)
-            kept += 1
-        return kept
+            kept.append(rec)
+        self.requeue(kept)
+        return len(kept)
 
     def take_lost(self) -> int:
         """How many records the disk buffer lost to damage (found when it was opened, or not
@@ -342,6 +362,6 @@ class RecordBuffer:
         return n
 
     def close(self) -> None:
-        """Close the disk queue."""
+        """Close the disk queue: the directory is free for the next owner."""
         if self.disk is not None:
             self.disk.close()

@@ -20,6 +20,7 @@ def make(tmp_path, place=lambda r: None, **opts):
     dropped = []
     buf = RecordBuffer(BufferOptions(**opts), tmp_path / "buf",
                        lambda r, reason: dropped.append(reason), place)
+    buf.open()
     return buf, dropped
 
 
@@ -317,6 +318,7 @@ class FullDisk(DiskQueue):
 
 
 def full_disk(buf, fail):
+    buf.open()
     buf.disk.close()
     buf.disk = FullDisk(buf.disk.directory, segment_bytes=buf.options.segment_bytes, fail=fail)
     return buf.disk

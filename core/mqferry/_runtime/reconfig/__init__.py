@@ -5,13 +5,17 @@ The new configuration is validated before this module sees it. :func:`apply_conf
 1. builds every new or changed connector, action and source (a factory that raises aborts the
    change with nothing applied);
 2. stops the sources that change (a Kafka consumer commits what it delivered and leaves its group);
-3. starts the new connectors and actions;
+3. starts the new connectors and actions, but for an *exclusive* action (one with state on disk
+   only one instance may hold: a disk or hybrid buffer) that replaces a running one;
 4. swaps the rules and the routing in one step of the event loop: a message sees either the old
    rules or the new ones, and rules that did not change keep running (and keep their counters);
 5. stops the replaced actions, which flush what they hold (buffered messages are delivered, and
    the MQTT acknowledgements they hold are released in order), then the replaced connectors;
    what an action still holds after its stop is counted on it (``dropped.replaced``), and the
-   MQTT session is renewed so that the broker delivers those messages again;
+   MQTT session is renewed so that the broker delivers those messages again, and the sources
+   that keep running consume their records in flight again (``redeliver``); then the exclusive
+   actions that replace them start, and take over what they kept on disk (routed to since step 4,
+   they held what came meanwhile, unsecured: its MQTT acknowledgements waited);
 6. sets the MQTT subscriptions to the enabled rules' topic filters, on the same session;
 7. starts the new sources.
 

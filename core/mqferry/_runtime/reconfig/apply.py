@@ -46,10 +46,14 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     old_sources: dict[str, Source] = {cid: app.sources.pop(cid) for cid in plan.stop["sources"]}
     await _stop_all("source", old_sources, plan)
     _carry_counters(old_sources, fresh["sources"])
-    # 3. New connectors and actions start before anything routes to them.
+    # 3. New connectors and actions start before anything routes to them; but an exclusive
+    # action (a disk buffer) that replaces a running one starts once that one stopped (step 5).
+    after = {cid: a for cid, a in fresh["actions"].items()
+             if cid in plan.stop["actions"] and getattr(a, "exclusive", False) is True}
     if running:
         await _start_all("connector", fresh_conns, plan)
-        await _start_all("action", fresh["actions"], plan)
+        await _start_all("action", {cid: a for cid, a in fresh["actions"].items()
+                                    if cid not in after}, plan)
     # 4. Swap components, rules and routing without yielding to the event loop.
     old_actions: dict[str, Action] = {cid: app.actions.pop(cid) for cid in plan.stop["actions"]}
     old_conns: dict[str, Connector] = {cid: app.connectors.pop(cid)
@@ -59,10 +63,14 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     app.actions.update(fresh["actions"])
     app.set_rules(app.builder.rules(new, app.actions, app.rules))
     app.config = new
-    # 5. Replaced actions flush what they hold; then their connectors go.
+    # 5. Replaced actions flush what they hold; then their connectors go. Meanwhile the
+    # exclusive ones that replace them hold what is routed to them (unsecured: its MQTT acks
+    # wait); they start now, taking over what the old ones kept on disk.
     await _stop_all("action", old_actions, plan)
-    stranded = _count_unsent(old_actions)
+    stranded = _count_unsent(old_actions, after)
     _carry_counters(old_actions, fresh["actions"])
+    if running:
+        await _start_all("action", after, plan)
     await _stop_all("connector", old_conns, plan)
     if stranded and running:
         # A replaced action gave up flushing (its target is down): the MQTT acknowledgements it
@@ -72,6 +80,9 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
                     "MQTT session so the broker redelivers them", stranded)
         await app.reconnect_mqtt()
         plan.mqtt_reconnected = True
+        # What they held of the sources' events will never settle either: the sources that
+        # keep running consume their records in flight again, committing nothing past them.
+        _redeliver(app.sources, f"replaced actions left {stranded} outputs unsettled")
     # 6. Same MQTT session, new subscriptions.
     await _subscribe(app, app.topic_filters, plan)
     # 7. Sources last: their events find the new rules and actions ready.
@@ -190,13 +201,30 @@ def _carry_counters(old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         rebuilt.metrics.started_at = component.metrics.started_at
 
 
+def _redeliver(sources: Mapping[str, Source], reason: str) -> None:
+    """Have each source that can (its ``redeliver`` method) consume its records in flight again."""
+    for cid, source in sources.items():
+        redeliver = getattr(source, "redeliver", None)
+        if callable(redeliver):
+            try:
+                redeliver(reason)
+            except Exception:
+                log.exception("%s: redeliver failed", cid)
+
+
 def _unsettled(action: Action) -> int:
     """What a stopped action still holds, by its ``queuing`` and ``inflight`` gauges."""
     snap = action.metrics.snapshot()
     return int(snap.get("queuing", 0)) + int(snap.get("inflight", 0))
 
 
-def _count_unsent(actions: Mapping[str, Action]) -> int:
+def _kept(action: Action) -> int:
+    """What a stopped action left in its disk buffer (its ``kept`` attribute), for its successor."""
+    kept = getattr(action, "kept", 0)
+    return kept if isinstance(kept, int) and not isinstance(kept, bool) and kept > 0 else 0
+
+
+def _count_unsent(actions: Mapping[str, Action], successors: Mapping[str, Action]) -> int:
     """Count what each stopped action still holds as ``dropped.replaced``; the total.
 
     Those records are never sent by it, and its gauges go with it: uncounted, they would
@@ -204,12 +232,19 @@ def _count_unsent(actions: Mapping[str, Action]) -> int:
     the id's carried counters. Their MQTT messages were not acknowledged (at least once, a
     memory buffer): the session is then renewed, and the broker delivers them again, to the
     new action, which counts them as it counts any message. With ``at_most_once`` they were
-    acknowledged, and are lost; a disk buffer keeps what it wrote (the action's own last log
-    line says so). Counted before the counters are carried, on the old action.
+    acknowledged, and are lost. What an action kept in its disk buffer is not counted when an
+    exclusive successor (in ``successors``) takes the buffer over: it sends them, and counts
+    them as it sends them; without one, the buffer keeps them (the action's own last log line
+    says so) for whoever opens it next. Counted before the counters are carried, on the old
+    action.
     """
     total = 0
     for cid, action in actions.items():
         unsent = _unsettled(action)
+        if cid in successors and (kept := min(_kept(action), unsent)):
+            unsent -= kept
+            log.info("action %s: the %d records it kept in its disk buffer are sent by its "
+                     "replacement", cid, kept)
         if unsent:
             action.metrics.inc("dropped", unsent)
             action.metrics.inc("dropped.replaced", unsent)
