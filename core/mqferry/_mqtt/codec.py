@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from paho.mqtt.exception import MalformedPacket, MQTTException
 from paho.mqtt.packettypes import PacketTypes
@@ -58,9 +58,10 @@ MAX_REMAINING = 268_435_455
 #: The largest packet MQTT can encode: its fixed header, and the largest remaining length.
 MAX_PACKET = MAX_REMAINING + 5
 #: The largest subscription identifier (a variable byte integer of at most four bytes).
-MAX_SUBSCRIPTION_ID = 268_435_455
-#: The property identifier of the Subscription Identifier.
-_SUBSCRIPTION_ID = 0x0B
+MAX_SUBSCRIPTION_ID: Final = 268_435_455
+#: The property identifier of the Subscription Identifier (Final: compiled as a constant, not a
+#: lookup in the module's globals once per message).
+_SUBSCRIPTION_ID: Final = 0x0B
 
 _PROPERTY_ERRORS = (MQTTException, MalformedPacket, KeyError, IndexError, UnicodeDecodeError,
                     struct.error)
@@ -232,10 +233,9 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
     size = buf[pos]
     if size == 0:  # no properties: the common case
         pos += 1
-    elif 1 < size < 6 and pos + 1 + size <= end and buf[pos + 1] == _SUBSCRIPTION_ID \
-            and _varint_ends(buf, pos + 2, pos + 1 + size):
+    elif size < 6 and (ident := _only_subscription_id(buf, pos + 1, pos + 1 + size, end)):
         # Only the subscription identifier (one to four bytes), without paho's decoder.
-        sub_ids = (_varint(buf, pos + 2, pos + 1 + size),)
+        sub_ids = (ident,)
         pos += 1 + size
     else:
         try:
@@ -261,23 +261,20 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
                      raw_topic, "", sub_ids)
 
 
-def _varint_ends(buf: bytes, pos: int, end: int) -> bool:
-    """Whether a variable byte integer starts at ``pos`` and ends exactly at ``end``."""
-    while pos < end - 1:
-        if not buf[pos] & 0x80:
-            return False
-        pos += 1
-    return not buf[pos] & 0x80
-
-
-def _varint(buf: bytes, pos: int, end: int) -> int:
-    """The variable byte integer in ``buf[pos:end]`` (checked by :func:`_varint_ends`)."""
-    value, shift = 0, 0
-    while pos < end:
-        value |= (buf[pos] & 0x7F) << shift
+def _only_subscription_id(buf: bytes, pos: int, stop: int, end: int) -> int:
+    """The identifier when ``buf[pos:stop]`` holds a Subscription Identifier and nothing else,
+    else 0 (no identifier is 0)."""
+    if stop > end or stop - pos < 2 or buf[pos] != _SUBSCRIPTION_ID:
+        return 0
+    value, shift, pos = 0, 0, pos + 1
+    while pos < stop:
+        byte = buf[pos]
+        value |= (byte & 0x7F) << shift
         shift += 7
         pos += 1
-    return value
+        if not byte & 0x80:
+            return value if pos == stop else 0
+    return 0
 
 
 def payload_bytes(payload: bytes | bytearray | memoryview) -> bytes:
