@@ -12,6 +12,7 @@ size and inode, are taken. Otherwise it waits and compares again, for at most
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mqferry._errors import ConfigError
@@ -32,8 +33,10 @@ def _look(path: Path) -> tuple[tuple[int, int, int], bytes]:
 
 
 def read_settled(path: str | Path, *, settle: float = SETTLE_S,
-                 timeout: float = SETTLE_TIMEOUT_S) -> bytes:
-    """The file's bytes once two reads ``settle`` seconds apart agree (blocking).
+                 timeout: float = SETTLE_TIMEOUT_S,
+                 sleep: Callable[[float], None] = time.sleep) -> bytes:
+    """The file's bytes once two reads ``settle`` seconds apart agree (blocking; ``sleep``
+    waits between them).
 
     Raises:
         ConfigError: the file cannot be read, or still changed after ``timeout`` seconds.
@@ -43,7 +46,7 @@ def read_settled(path: str | Path, *, settle: float = SETTLE_S,
     try:
         seen = _look(p)
         while True:
-            time.sleep(settle)
+            sleep(settle)
             now = _look(p)
             if now == seen:
                 return now[1]
