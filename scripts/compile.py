@@ -50,6 +50,7 @@ MODULES: dict[str, list[str]] = {
         "mqferry_kafka_producer/records.py",
         "mqferry_kafka_producer/render.py",
         "mqferry_kafka_producer/action.py",
+        "mqferry_kafka_producer/flush.py",
         "mqferry_kafka_producer/sender.py",
     ],
     "plugins/kafka_consumer": [

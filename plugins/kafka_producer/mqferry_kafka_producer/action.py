@@ -3,10 +3,10 @@
 Rule outputs are rendered at once (any render error, an invalid topic name or a record larger
 than a request fails only that output) and offered to the action's
 :class:`~mqferry_kafka_producer.records.RecordBuffer`, in the queue of the partition the strategy
-picks. One flush task persists what the disk needs, places the records whose topic's partition
-count is known by now (unknown topics are looked up in the background, see
-:class:`~mqferry_kafka_producer.partitions.TopicLookups`, while the records of known topics go on),
-then hands the partitions' queues to its
+picks. One flush task (:class:`~mqferry_kafka_producer.flush.FlushLoop`) persists what the disk
+needs, places the records whose topic's partition count is known by now (unknown topics are
+looked up in the background, see :class:`~mqferry_kafka_producer.partitions.TopicLookups`, while
+the records of known topics go on), then hands the partitions' queues to its
 :class:`~mqferry_kafka_producer.sender.BatchSender`, which batches them and settles each record
 when Kafka answers. Nothing is dropped silently: every record that is not delivered is counted
 under its reason.
@@ -34,6 +34,7 @@ from mqferry import (
 )
 from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
+from mqferry_kafka_producer.flush import FlushLoop
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.persist import Persister, left_behind
 from mqferry_kafka_producer.record import Record
@@ -49,25 +50,8 @@ from mqferry_kafka_producer.session import (
 
 log = logging.getLogger(__name__)
 
-_MEMORY_LOW = 0.10
 #: How long stop() waits for buffered and in-flight records to be acknowledged.
 STOP_FLUSH_TIMEOUT = 30.0
-#: the longest pause after a flush round that failed unexpectedly
-_MAX_ERROR_BACKOFF = 5.0
-#: the adaptive linger paces requests only while the last batch held fewer records than this:
-#: under full load batches are large on their own and a pause would only add latency
-ADAPTIVE_LINGER_BELOW = 32
-
-
-def memory_available_fraction() -> float:
-    """MemAvailable / MemTotal from /proc/meminfo (1.0 where it cannot be read)."""
-    try:
-        with Path("/proc/meminfo").open() as f:
-            info = {line.split(":")[0]: int(line.split()[1]) for line in f if ":" in line}
-        return info["MemAvailable"] / info["MemTotal"]
-    except (OSError, KeyError, ValueError, ZeroDivisionError):
-        return 1.0
-
 
 class KafkaProducerAction:
     """Writes rule outputs to Kafka.
@@ -131,14 +115,25 @@ class KafkaProducerAction:
         self._persist_task: Supervisor | None = None
         #: writes disk-bound records whether or not Kafka answers (see persist.py)
         self.persister = Persister(self.id, self.buffer, m, self._wake)
-        #: how long a batch may wait for Kafka's answer before the status says Kafka is gone
-        self.stall_after = connector.config.request_timeout
-        self._error_delay = 0.0
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
         self.sender = BatchSender(action_id=self.id, params=p, buffer=self.buffer,
                                   partitioner=self.partitioner, lookups=self.lookups,
                                   session=self.session, metrics=m, fail=self._fail,
                                   wake=self._wake)
+        self.flush = FlushLoop(action_id=self.id, params=p, buffer=self.buffer,
+                               partitioner=self.partitioner, session=self.session,
+                               sender=self.sender, persister=self.persister, metrics=m,
+                               wake=self._wake, idle=self._idle,
+                               stall_after=connector.config.request_timeout)
+
+    @property
+    def stall_after(self) -> float:
+        """How long a batch may wait for Kafka's answer before the status says Kafka is gone."""
+        return self.flush.stall_after
+
+    @stall_after.setter
+    def stall_after(self, seconds: float) -> None:
+        self.flush.stall_after = seconds
 
     # -- data path ---------------------------------------------------------------------------
 
@@ -287,7 +282,7 @@ class KafkaProducerAction:
                 self._idle.clear()
                 self._wake.set()
             self.session.status = HealthStatus(Status.CONNECTING)
-            self._task = Supervisor(f"mqferry[{self.id}].flush", self._run,
+            self._task = Supervisor(f"mqferry[{self.id}].flush", self.flush.run,
                                     on_failure=self._flush_failed)
             self._task.start()
             if self.buffer.disk is not None:
@@ -297,7 +292,7 @@ class KafkaProducerAction:
                 self.persister.wake.set()
 
     def _flush_failed(self, exc: BaseException, delay: float) -> None:
-        # The loop survives errors of a round (see _run); this is a failure outside a round
+        # The loop survives errors of a round (see FlushLoop.run); this is a failure outside a round
         # (connecting, say). Its records stay buffered and the loop starts again.
         self.session.status = HealthStatus(
             Status.DISCONNECTED, f"flush task failed: {describe(exc)}; restarting in {delay:.1f}s")
@@ -357,96 +352,3 @@ class KafkaProducerAction:
     async def health(self) -> HealthStatus:
         """``connected`` once the producer is up; else ``connecting`` with the reason."""
         return self.session.status
-
-    # -- internals ---------------------------------------------------------------------------
-
-    async def _run(self) -> None:
-        await self.session.connect()
-        last_checks = 0.0
-        while True:
-            try:
-                last_checks = await self._round(last_checks)
-                self._error_delay = 0.0
-            except Exception as exc:
-                # One bad round must not end the action: its records were put back (or failed
-                # once they failed too often); try again after a pause.
-                self.metrics.inc("flush_errors")
-                self._error_delay = min(max(0.1, self._error_delay * 2), _MAX_ERROR_BACKOFF)
-                log.error("action %s: a flush round failed (%r); retrying in %.1fs", self.id,
-                          exc, self._error_delay, exc_info=exc)
-                await asyncio.sleep(self._error_delay)
-                self._wake.set()
-
-    def _has_work(self) -> bool:
-        """Whether records can move now (not only records waiting for a topic's lookup)."""
-        blocked = self.sender.blocked
-        return any(q and not (key[1] is None and key[0] in blocked)
-                   for key, q in self.buffer.ready.items())
-
-    async def _round(self, last_checks: float) -> float:
-        """One flush round; the time of the last periodic checks."""
-        p = self.params
-        if not self._has_work():
-            if self.sender.inflight == 0 and not self.buffer.queued:
-                self._idle.set()
-            await self._wait()
-        self._wake.clear()
-        await self.persister.persist()
-        reset, why = self.sender.take_reset()
-        if reset:
-            await self.session.renew(why)
-        if self.session.producer is None:
-            await self.session.connect()
-        if self.sender.retry_delay:
-            await asyncio.sleep(self.sender.retry_delay)
-        if p.max_linger_time > 0 and self.buffer.bytes < p.max_linger_bytes:
-            await asyncio.sleep(p.max_linger_time)
-            await self.persister.persist()
-        elif (p.max_linger_time == 0 and p.adaptive_linger_time > 0
-              and self.sender.last_batch < ADAPTIVE_LINGER_BELOW):
-            # A steady trickle would cost one produce request (and its CPU) per record: wait
-            # out the interval since the last request, gathering what arrives meanwhile. Not
-            # once batches are large: the requests are few already, and a pause only delays.
-            wait = self.sender.last_send + p.adaptive_linger_time - time.monotonic()
-            if wait > 0 and self.buffer.bytes < p.max_linger_bytes:
-                await asyncio.sleep(wait)
-                await self.persister.persist()
-        now = time.monotonic()
-        if now - last_checks >= 1.0:
-            last_checks = now
-            self._periodic_checks()
-        self.partitioner.new_round()
-        if await self.sender.send():
-            # Some partitions were busy: wait for one of their batches to settle rather
-            # than spin over the held records.
-            self._wake.clear()
-            if self.sender.inflight:
-                await self._wait()
-                self._wake.set()
-        return last_checks
-
-    async def _wait(self) -> None:
-        """Wait to be woken; with batches in flight, at most a second (to see a stall)."""
-        if not self.sender.inflight:
-            await self._wake.wait()
-            return
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(1.0):
-                await self._wake.wait()
-
-    def _periodic_checks(self) -> None:
-        # aiokafka retries a produce request by itself while the broker is unreachable (an
-        # idempotent producer for ever): no error reaches the sender, only the silence does.
-        stalled = self.sender.stalled_for()
-        if stalled > self.stall_after:
-            self.session.set_connected(
-                False, f"Kafka has not answered a produce request for {stalled:.0f}s")
-        expired = self.buffer.expire(self.clock.now() - self.params.max_batch_age)
-        if expired:
-            log.warning("action %s: %d records expired (max_batch_age)", self.id, expired)
-        opts = self.params.buffer
-        if (opts.mode == "memory" and opts.memory_overload_protection
-                and memory_available_fraction() < _MEMORY_LOW):
-            shed = self.buffer.shed_memory("dropped.queue_full")
-            log.warning("action %s: system memory is low; dropped %d buffered records",
-                        self.id, shed)

@@ -183,7 +183,7 @@ async def test_records_gathered_by_the_adaptive_linger_are_secured_only_when_kaf
 
 
 async def test_adaptive_linger_does_not_pause_after_a_large_batch(settled, running):
-    from mqferry_kafka_producer.action import ADAPTIVE_LINGER_BELOW
+    from mqferry_kafka_producer.flush import ADAPTIVE_LINGER_BELOW
 
     kafka = KafkaTwin(topics={"t": 1})
     action = await running(kafka, adaptive_linger_time="5s")
