@@ -23,7 +23,7 @@ from collections import deque
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from mqferry._mqtt import codec
+from mqferry._mqtt import codec, control
 
 RECEIVE_MAXIMUM = 1000
 
@@ -45,10 +45,10 @@ class Floor(asyncio.Protocol):
 
     def start(self, client_id: str) -> None:
         assert self.transport is not None
-        self.transport.write(codec.connect_packet(
+        self.transport.write(control.connect_packet(
             client_id, keepalive=60, clean_start=True, session_expiry=0,
             receive_maximum=RECEIVE_MAXIMUM))
-        self.transport.write(codec.subscribe_packet(1, [(self.filter, 1)]))
+        self.transport.write(control.subscribe_packet(1, [(self.filter, 1)]))
 
     def data_received(self, data: bytes) -> None:
         buf = self.rest + data if self.rest else data

@@ -8,7 +8,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from mqferry._mqtt import codec, strings
+from mqferry._mqtt import codec, control, strings
 from tests.mqtt.twins import publish_packet, varint
 
 
@@ -60,7 +60,7 @@ def test_an_identifier_followed_by_a_byte_that_is_no_property_is_marked_not_rais
 
 @pytest.mark.parametrize("ident", [0, 1, 300, 268_435_455])
 def test_subscribe_packet_carries_the_identifier_as_paho_encodes_it(ident):
-    packet = codec.subscribe_packet(9, [("a/#", 1)], ident)
+    packet = control.subscribe_packet(9, [("a/#", 1)], ident)
     if ident:
         expected = Properties(PacketTypes.SUBSCRIBE)
         expected.SubscriptionIdentifier = ident
@@ -73,7 +73,7 @@ def test_subscribe_packet_carries_the_identifier_as_paho_encodes_it(ident):
 
 def test_subscribe_packet_refuses_an_identifier_out_of_range():
     with pytest.raises(ValueError, match="out of range"):
-        codec.subscribe_packet(1, [("a", 1)], codec.MAX_SUBSCRIPTION_ID + 1)
+        control.subscribe_packet(1, [("a", 1)], codec.MAX_SUBSCRIPTION_ID + 1)
 
 
 def test_an_invalid_utf8_topic_keeps_its_bytes():
@@ -209,7 +209,7 @@ def test_acks_back_to_back():
 
 
 def test_connect_packet_carries_the_session_settings():
-    packet = codec.connect_packet("cid", keepalive=30, clean_start=False, session_expiry=7200,
+    packet = control.connect_packet("cid", keepalive=30, clean_start=False, session_expiry=7200,
                                   receive_maximum=500, username="u", password="p")
     assert packet[0] == 0x10
     body = packet[2:]
@@ -219,7 +219,7 @@ def test_connect_packet_carries_the_session_settings():
     props, used = Properties(PacketTypes.CONNECT).unpack(body[10:])
     assert (props.SessionExpiryInterval, props.ReceiveMaximum) == (7200, 500)
     assert body[10 + used:] == b"\x00\x03cid\x00\x01u\x00\x01p"
-    clean = codec.connect_packet("c", keepalive=1, clean_start=True, session_expiry=0,
+    clean = control.connect_packet("c", keepalive=1, clean_start=True, session_expiry=0,
                                  receive_maximum=1)
     assert clean[2 + 7] == 0x02
 
@@ -228,17 +228,17 @@ def test_connack_and_suback_decoding():
     props = Properties(PacketTypes.CONNACK)
     props.ReceiveMaximum = 20
     props.ServerKeepAlive = 5
-    connack = codec.decode_connack(b"\x01\x00" + props.pack())
+    connack = control.decode_connack(b"\x01\x00" + props.pack())
     assert (connack.reason, connack.session_present) == (0, True)
     assert (connack.get("ReceiveMaximum", 65535), connack.get("ServerKeepAlive", 60)) == (20, 5)
-    assert codec.decode_connack(b"\x00\x86\x00").reason == 0x86
-    assert codec.suback_codes(b"\x00\x07\x00\x01\x87") == (7, [1, 0x87])
+    assert control.decode_connack(b"\x00\x86\x00").reason == 0x86
+    assert control.suback_codes(b"\x00\x07\x00\x01\x87") == (7, [1, 0x87])
     assert codec.reason_name(codec.CONNACK, 0x86) == "Bad user name or password"
 
 
 def test_subscribe_and_unsubscribe_packets():
-    assert codec.subscribe_packet(9, [("a/#", 1)]) == b"\x82\x09\x00\x09\x00\x00\x03a/#\x01"
-    assert codec.unsubscribe_packet(9, ["a/#"]) == b"\xa2\x08\x00\x09\x00\x00\x03a/#"
+    assert control.subscribe_packet(9, [("a/#", 1)]) == b"\x82\x09\x00\x09\x00\x00\x03a/#\x01"
+    assert control.unsubscribe_packet(9, ["a/#"]) == b"\xa2\x08\x00\x09\x00\x00\x03a/#"
 
 
 def test_frame_at_splits_packets_cut_at_any_byte():
@@ -265,8 +265,8 @@ def test_frame_at_refuses_a_remaining_length_over_four_bytes():
 
 
 def test_disconnect_packets():
-    assert codec.disconnect_packet() == b"\xe0\x00"
-    ended = codec.disconnect_packet(end_session=True)
+    assert control.disconnect_packet() == b"\xe0\x00"
+    ended = control.disconnect_packet(end_session=True)
     # reason 0, then the Session Expiry Interval property (0x11) set to 0
     assert ended[0] == 0xE0 and ended[1] == len(ended) - 2
     assert ended[2:] == b"\x00\x05\x11" + (0).to_bytes(4, "big")

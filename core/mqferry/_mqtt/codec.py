@@ -10,7 +10,7 @@ from paho's :class:`~paho.mqtt.reasoncodes.ReasonCode`; paho's client is not inv
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Final, Protocol
 
 from paho.mqtt.exception import MalformedPacket, MQTTException
@@ -32,22 +32,22 @@ __all__ = [
     "PUBREC",
     "PUBREL",
     "SUBACK",
+    "SUBSCRIPTION_ID",
     "UNSUBACK",
-    "Connack",
     "InMessage",
     "Incoming",
     "PacketError",
     "ack_packets",
-    "connect_packet",
-    "decode_connack",
     "decode_publish",
+    "frame_at",
+    "mqtt_string",
+    "packet",
     "payload_bytes",
     "puback_packets",
     "publish_packet",
     "reason_name",
-    "suback_codes",
-    "subscribe_packet",
-    "unsubscribe_packet",
+    "remaining_length",
+    "unpack_properties",
 ]
 
 CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 0x20, 0x30, 0x40, 0x50, 0x60, 0x70
@@ -61,7 +61,7 @@ MAX_PACKET = MAX_REMAINING + 5
 MAX_SUBSCRIPTION_ID: Final = 268_435_455
 #: The property identifier of the Subscription Identifier (Final: compiled as a constant, not a
 #: lookup in the module's globals once per message).
-_SUBSCRIPTION_ID: Final = 0x0B
+SUBSCRIPTION_ID: Final = 0x0B
 
 _PROPERTY_ERRORS = (MQTTException, MalformedPacket, KeyError, IndexError, UnicodeDecodeError,
                     struct.error)
@@ -178,7 +178,8 @@ def remaining_length(n: int) -> bytes:
             return bytes(out)
 
 
-def _packet(first: int, body: bytes) -> bytes:
+def packet(first: int, body: bytes) -> bytes:
+    """A packet: its first byte, its remaining length, ``body``."""
     return bytes((first,)) + remaining_length(len(body)) + body
 
 
@@ -190,7 +191,12 @@ def mqtt_string(text: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def _unpack(packet_type: int, data: bytes) -> tuple[Properties, int]:
+def unpack_properties(packet_type: int, data: bytes) -> tuple[Properties, int]:
+    """The properties at the start of ``data`` and how many bytes they took.
+
+    Raises:
+        PacketError: they cannot be decoded.
+    """
     try:
         props, used = Properties(packet_type).unpack(data)  # type: ignore[no-untyped-call]
     except _PROPERTY_ERRORS as exc:
@@ -239,7 +245,7 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
         pos += 1 + size
     else:
         try:
-            props, used = _unpack(PacketTypes.PUBLISH, buf[pos:end])
+            props, used = unpack_properties(PacketTypes.PUBLISH, buf[pos:end])
         except PacketError as exc:
             return InMessage(raw_topic.decode("utf-8", "replace"), b"", qos, bool(command & 1),
                              bool(command & 8), mid, None, b"", str(exc))
@@ -264,7 +270,7 @@ def decode_publish(command: int, buf: bytes, start: int = 0, stop: int | None = 
 def _only_subscription_id(buf: bytes, pos: int, stop: int, end: int) -> int:
     """The identifier when ``buf[pos:stop]`` holds a Subscription Identifier and nothing else,
     else 0 (no identifier is 0)."""
-    if stop > end or stop - pos < 2 or buf[pos] != _SUBSCRIPTION_ID:
+    if stop > end or stop - pos < 2 or buf[pos] != SUBSCRIPTION_ID:
         return 0
     value, shift, pos = 0, 0, pos + 1
     while pos < stop:
@@ -316,7 +322,7 @@ def publish_packet(topic: str, payload: bytes, qos: int, retain: bool, *, mid: i
     body = b"".join(parts)
     if len(body) > MAX_REMAINING:
         raise ValueError(f"MQTT packet too large ({len(body)} bytes)")
-    return _packet(PUBLISH | qos << 1 | (8 if dup else 0) | (1 if retain else 0), body)
+    return packet(PUBLISH | qos << 1 | (8 if dup else 0) | (1 if retain else 0), body)
 
 
 def puback_packets(mids: Iterable[int]) -> bytes:
@@ -330,110 +336,3 @@ def ack_packets(acks: Iterable[tuple[int, int]]) -> bytes:
     # 32-bit word each, in one call.
     words = [(0x40020000 if qos == 1 else 0x50020000) | mid for mid, qos in acks if qos]
     return struct.pack(">%dI" % len(words), *words)  # noqa: UP031
-
-
-def disconnect_packet(*, end_session: bool = False) -> bytes:
-    """DISCONNECT, reason "normal"; with ``end_session`` it also sets the session expiry to 0,
-    so the broker drops the session (and stops queueing for it) at once."""
-    if not end_session:
-        return b"\xe0\x00"
-    # reason 0, properties: 5 bytes, Session Expiry Interval (0x11) = 0
-    return b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
-
-
-def connect_packet(client_id: str, *, keepalive: int, clean_start: bool,
-                   session_expiry: int, receive_maximum: int, username: str | None = None,
-                   password: str | None = None) -> bytes:
-    """Encode an MQTT 5 CONNECT.
-
-    Raises:
-        ValueError: a string is too long for MQTT.
-    """
-    flags = (0x02 if clean_start else 0) | (0x80 if username is not None else 0) | (
-        0x40 if password is not None else 0)
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    if session_expiry:
-        props.SessionExpiryInterval = session_expiry
-    props.ReceiveMaximum = receive_maximum
-    parts = [b"\x00\x04MQTT\x05", bytes((flags,)), keepalive.to_bytes(2, "big"),
-             props.pack(), mqtt_string(client_id)]  # type: ignore[no-untyped-call]
-    if username is not None:
-        parts.append(mqtt_string(username))
-    if password is not None:
-        parts.append(mqtt_string(password))  # binary data, same framing as a string
-    return _packet(0x10, b"".join(parts))
-
-
-class Connack:
-    """A decoded CONNACK: ``reason`` (0 is success), ``session_present`` and the properties."""
-
-    __slots__ = ("properties", "reason", "session_present")
-
-    def __init__(self, reason: int, session_present: bool, properties: Properties) -> None:
-        self.reason = reason
-        self.session_present = session_present
-        self.properties = properties
-
-    def get(self, name: str, default: int) -> int:
-        """An integer property by paho's name (``"ServerKeepAlive"``), or ``default``."""
-        return int(getattr(self.properties, name, default))
-
-
-def decode_connack(body: bytes) -> Connack:
-    """Decode a CONNACK's variable header.
-
-    Raises:
-        PacketError: the packet is malformed.
-    """
-    if len(body) < 2:
-        raise PacketError("CONNACK shorter than 2 bytes")
-    props: Properties
-    if len(body) > 2:
-        props, _ = _unpack(PacketTypes.CONNACK, body[2:])
-    else:
-        props = Properties(PacketTypes.CONNACK)  # type: ignore[no-untyped-call]
-    return Connack(body[1], bool(body[0] & 1), props)
-
-
-def subscribe_packet(mid: int, topics: Sequence[tuple[str, int]], sub_id: int = 0) -> bytes:
-    """Encode a SUBSCRIBE of ``(filter, qos)`` pairs (default options otherwise), with the
-    subscription identifier ``sub_id`` unless it is 0.
-
-    Raises:
-        ValueError: no filter, a filter too long for MQTT, or an identifier out of range.
-    """
-    if not topics:
-        raise ValueError("SUBSCRIBE without a topic filter")
-    if not 0 <= sub_id <= MAX_SUBSCRIPTION_ID:
-        raise ValueError(f"subscription identifier {sub_id} out of range")
-    props = b"\x00"
-    if sub_id:
-        ident = remaining_length(sub_id)
-        props = bytes((len(ident) + 1, _SUBSCRIPTION_ID)) + ident
-    body = mid.to_bytes(2, "big") + props + b"".join(
-        mqtt_string(t) + bytes((q,)) for t, q in topics)
-    return _packet(0x82, body)
-
-
-def unsubscribe_packet(mid: int, topics: Sequence[str]) -> bytes:
-    """Encode an UNSUBSCRIBE.
-
-    Raises:
-        ValueError: no filter, or a filter too long for MQTT.
-    """
-    if not topics:
-        raise ValueError("UNSUBSCRIBE without a topic filter")
-    return _packet(0xA2, mid.to_bytes(2, "big") + b"\x00"
-                   + b"".join(mqtt_string(t) for t in topics))
-
-
-def suback_codes(body: bytes) -> tuple[int, list[int]]:
-    """The packet id and reason codes of a SUBACK or UNSUBACK.
-
-    Raises:
-        PacketError: the packet is malformed.
-    """
-    if len(body) < 3:
-        raise PacketError("SUBACK shorter than 3 bytes")
-    _, used = _unpack(PacketTypes.SUBACK, body[2:])
-    return (body[0] << 8) | body[1], list(body[2 + used:])

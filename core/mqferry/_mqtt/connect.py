@@ -8,8 +8,9 @@ from collections.abc import Callable
 
 from mqferry._config.models import MqttConfig
 from mqferry._errors import ConfigError, MqttUnavailable
-from mqferry._mqtt import codec
-from mqferry._mqtt.codec import Connack, InMessage
+from mqferry._mqtt import codec, control
+from mqferry._mqtt.codec import InMessage
+from mqferry._mqtt.control import Connack
 from mqferry._mqtt.protocol import MqttProtocol
 from mqferry._mqtt.tls import explain, server_hostname, ssl_context
 from mqferry._types import HealthStatus, Status
@@ -44,7 +45,7 @@ async def open_session(
     tls: ssl.SSLContext | None = ssl_context(config.ssl) if config.ssl.enable else None
     loop = asyncio.get_running_loop()
     password = config.password.get_secret_value() if config.password else None
-    hello = codec.connect_packet(
+    hello = control.connect_packet(
         client_id, keepalive=max(1, int(config.keepalive)), clean_start=clean_start,
         session_expiry=session_expiry, receive_maximum=config.receive_maximum,
         username=config.username, password=password)

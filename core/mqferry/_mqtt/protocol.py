@@ -20,8 +20,9 @@ from typing import cast
 from paho.mqtt.properties import Properties
 
 from mqferry._errors import DeliveryError, MqttUnavailable
-from mqferry._mqtt import codec
-from mqferry._mqtt.codec import Connack, InMessage, PacketError
+from mqferry._mqtt import codec, control
+from mqferry._mqtt.codec import InMessage, PacketError
+from mqferry._mqtt.control import Connack
 
 __all__ = ["READ_SIZE", "MqttProtocol", "Settled", "tell"]
 
@@ -195,7 +196,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         elif kind == codec.PUBREL:
             self.write(b"\x70\x02" + body[:2])  # PUBCOMP: the QoS 2 message was delivered
         elif kind in {codec.SUBACK, codec.UNSUBACK}:
-            mid, codes = codec.suback_codes(body)
+            mid, codes = control.suback_codes(body)
             request = self._requests.pop(mid, None)
             if request is not None and not request.done():
                 request.set_result(codes)
@@ -203,7 +204,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
             pass  # its arrival updated the time of the last read
         elif kind == codec.CONNACK:
             if not self.connack.done():
-                connack = codec.decode_connack(body)
+                connack = control.decode_connack(body)
                 self.max_packet_size = connack.get("MaximumPacketSize", codec.MAX_PACKET)
                 self.topic_alias_max = connack.get("TopicAliasMaximum", 0)
                 self.connack.set_result(connack)
@@ -356,7 +357,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         Raises:
             MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
         """
-        return await self._request(lambda mid: codec.subscribe_packet(mid, topics, sub_id),
+        return await self._request(lambda mid: control.subscribe_packet(mid, topics, sub_id),
                                    timeout)
 
     async def unsubscribe(self, topics: Sequence[str], *,
@@ -366,7 +367,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         Raises:
             MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
         """
-        return await self._request(lambda mid: codec.unsubscribe_packet(mid, topics), timeout)
+        return await self._request(lambda mid: control.unsubscribe_packet(mid, topics), timeout)
 
     # -- session -----------------------------------------------------------------------------
 
@@ -416,5 +417,5 @@ class MqttProtocol(asyncio.BufferedProtocol):
         whatever it queued for it.
         """
         if self.is_open:
-            self.write(codec.disconnect_packet(end_session=end_session))
+            self.write(control.disconnect_packet(end_session=end_session))
             self.close("disconnected by mqferry")

@@ -29,7 +29,8 @@ import orjson
 
 from mqferry._config.models import MqttConfig
 from mqferry._mqtt import codec
-from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID, Connack
+from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
+from mqferry._mqtt.control import Connack
 from mqferry._mqtt.protocol import MqttProtocol
 
 __all__ = ["Subscriber", "SubscriptionIds"]
