@@ -92,9 +92,13 @@ class PrivateKafka:
         (self.dev / "kafka").mkdir()
         (self.dev / "kafka" / "libs").symlink_to(_kafka_libs())
         self.port = _free_port()
+        # Every port its own: the development broker's, when set in the environment (a second
+        # set of services on other ports), would be taken.
         self.env = {**os.environ, "MQFERRY_DEV_DIR": str(self.dev),
                     "MQFERRY_KAFKA_PORT": str(self.port),
-                    "MQFERRY_KAFKA_CONTROLLER_PORT": str(_free_port())}
+                    "MQFERRY_KAFKA_CONTROLLER_PORT": str(_free_port()),
+                    "MQFERRY_KAFKA_SASL_SSL_PORT": str(_free_port()),
+                    "MQFERRY_KAFKA_SSL_PORT": str(_free_port())}
 
     @property
     def bootstrap(self) -> str:
