@@ -9,7 +9,6 @@ coordinator; the REST API shows the status and takes a change to the source.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 
 from tests.integration.conftest import _run_in_thread
 from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
+from tests.integration.witnesses import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +43,6 @@ def committed_offset(bootstrap: str, group: str, topic: str, partition: int = 0)
     result: int | None = _run_in_thread(read)
     return result
 
-
-def wait_until(predicate, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def _running(kafka_bootstrap, mqtt_broker, new_topic, tmp_path, reads, **extra):

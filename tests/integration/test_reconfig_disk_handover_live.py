@@ -21,19 +21,12 @@ import pytest
 
 from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.publisher import publish_many
+from tests.integration.witnesses import wait_until
 
 pytestmark = pytest.mark.integration
 
 COUNT = 300
 
-
-def wait_until(predicate, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def test_a_disk_buffer_is_handed_over_on_replacement_and_every_record_sent_once(

@@ -10,7 +10,6 @@ action's counters add up (``matched = success + failed + dropped + queuing + inf
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
 import httpx
@@ -18,19 +17,12 @@ import pytest
 
 from tests.integration.mqferry_process import MqferryProcess, api_key, free_port
 from tests.integration.publisher import publish_many
+from tests.integration.witnesses import wait_until
 
 pytestmark = pytest.mark.integration
 
 COUNT = 300
 
-
-def wait_until(predicate, timeout, step=0.2):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 def test_what_a_replaced_sink_left_is_counted_and_delivered_again(

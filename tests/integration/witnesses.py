@@ -371,3 +371,14 @@ def mosquitto_sub(
         # Clear the retained sync message only now: subscribers get the clearing publish too.
         with suppress(RuntimeError, subprocess.TimeoutExpired):
             mosquitto_pub(broker, sync_topic, b"", qos=1, retain=True)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, step: float = 0.2) -> bool:
+    """Poll ``predicate`` every ``step`` seconds until it holds or ``timeout`` passed; returns
+    whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return bool(predicate())
