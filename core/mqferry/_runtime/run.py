@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from mqferry._errors import ConfigError
 from mqferry._runtime.app import App
+from mqferry._tasks import describe
 
 if TYPE_CHECKING:
     from mqferry._api import ApiServer
@@ -131,13 +132,37 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
     return app, controller
 
 
-#: What a second SIGINT/SIGTERM abandons, and why nothing at-least-once promises is lost.
+#: What a second SIGINT/SIGTERM abandons.
 ABANDONED = ("records buffered in memory are not sent, offsets not yet committed are not "
-             "committed, sessions are not closed; with delivery at_least_once nothing is "
-             "lost: MQTT messages not yet acknowledged stay with the broker, which redelivers "
-             "them, records of a Kafka source whose offsets are not committed are read again "
-             "by its consumer group, and disk buffers keep what they hold (with at_most_once, "
-             "messages already acknowledged and buffered in memory are lost)")
+             "committed, sessions are not closed")
+#: Why nothing at-least-once promises is lost when the stop is abandoned.
+NOTHING_LOST = ("with delivery at_least_once nothing is lost: MQTT messages not yet "
+                "acknowledged stay with the broker, which redelivers them, records of a Kafka "
+                "source whose offsets are not committed are read again by its consumer group, "
+                "and disk buffers keep what they hold")
+#: What an abandoned stop loses with ``mqtt.delivery: at_most_once``.
+AT_MOST_ONCE_LOST = ("mqtt.delivery is at_most_once: the MQTT messages among them were "
+                     "acknowledged on receipt, and what memory buffers hold of them is lost; "
+                     "records of a Kafka source whose offsets are not committed are read again, "
+                     "and disk buffers keep what they hold")
+
+
+def abandoned(app: App) -> str:
+    """What a stop abandoned now leaves behind: each action's queued and in-flight records,
+    and what that means for the configured delivery."""
+    held = []
+    for aid, action in sorted(app.actions.items()):
+        metrics = getattr(action, "metrics", None)
+        if metrics is None:
+            continue
+        snap = metrics.snapshot()
+        queued, inflight = int(snap.get("queuing", 0)), int(snap.get("inflight", 0))
+        if queued or inflight:
+            held.append(f"{aid} holds {queued:,} queued and {inflight:,} in flight")
+    what = "; ".join(held) if held else "no action holds records"
+    lost = (AT_MOST_ONCE_LOST if app.config.raw.mqtt.delivery == "at_most_once"
+            else NOTHING_LOST)
+    return f"{ABANDONED} ({what}); {lost}"
 
 
 def exit_now(code: int) -> None:
@@ -155,9 +180,11 @@ class StopSignals:
             :func:`exit_now`, or a twin in tests.
     """
 
-    def __init__(self, stop: asyncio.Event, abort: Callable[[int], None] = exit_now) -> None:
+    def __init__(self, stop: asyncio.Event, abort: Callable[[int], None] = exit_now,
+                 left: Callable[[], str] | None = None) -> None:
         self.stop = stop
         self.abort = abort
+        self.left = left
         self.received = 0
 
     def __call__(self, sig: int) -> None:
@@ -168,8 +195,12 @@ class StopSignals:
                      "SIGTERM again to stop at once", name)
             self.stop.set()
             return
+        try:
+            what = ABANDONED if self.left is None else self.left()
+        except Exception as exc:  # the abort must happen whatever the description does
+            what = f"{ABANDONED} (what they hold could not be read: {describe(exc)})"
         log.warning("%s again: stopping at once, abandoning the graceful stop (exit code %d): "
-                    "%s", name, 128 + sig, ABANDONED)
+                    "%s", name, 128 + sig, what)
         self.abort(128 + sig)
 
 
@@ -185,7 +216,7 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
     """
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
-    on_signal = StopSignals(stop, abort)
+    on_signal = StopSignals(stop, abort, lambda: abandoned(app))
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     reloads: set[asyncio.Task[None]] = set()
