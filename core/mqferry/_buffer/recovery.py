@@ -83,9 +83,12 @@ def count_pending(directory: Path) -> int:
     try:
         firsts = sorted(int(p.name[: -len(SUFFIX)]) for p in directory.iterdir()
                         if p.name.endswith(SUFFIX) and p.name[: -len(SUFFIX)].isdigit())
-        text = (directory / MARK).read_text().strip() if (directory / MARK).exists() else "0"
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return 0
+    try:
+        text = (directory / MARK).read_text().strip()
+    except (OSError, UnicodeDecodeError):  # none yet, or unreadable: opening replays them all
+        text = "0"
     mark = int(text) if text.isdigit() else 0
     count = 0
     for first in firsts:
