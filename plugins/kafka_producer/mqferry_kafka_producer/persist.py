@@ -58,8 +58,6 @@ class Persister:
         self._replayed = replayed
         #: why the disk buffer cannot be opened, while it cannot
         self.open_error: str | None = None
-        #: the directory is held by a queue of this process (the action being replaced)
-        self.open_waits = False
         #: set when records are admitted for the disk
         self.wake = asyncio.Event()
         #: the pause before the next attempt after a failed write (0: the last one worked)
@@ -107,7 +105,7 @@ class Persister:
             DiskBufferInUseError: with ``refuse_foreign``, another process holds the directory
                 (two instances given one ``data_dir``); nothing is counted or retried.
         """
-        if self.open_error is None and self.buffer.disk is not None:
+        if self.buffer.disk is not None:
             return True
         if self.delay and time.monotonic() < self._next_try:
             return False
@@ -124,7 +122,6 @@ class Persister:
         if self.open_error is not None:
             log.info("action %s: the disk buffer %s is open", self.id, self.buffer.directory)
             self.open_error = None
-        self.open_waits = False
         self.delay = 0.0
         self._replayed(count)
         return True
@@ -132,12 +129,11 @@ class Persister:
     def _open_failed(self, exc: DiskBufferError) -> None:
         self.metrics.inc("disk_open_errors")
         self.open_error = str(exc)
-        self.open_waits = isinstance(exc, DiskBufferInUseError) and exc.this_process
         self.delay = min(max(0.1, self.delay * 2), MAX_PERSIST_BACKOFF)
         self._next_try = time.monotonic() + self.delay
         self._warn.warning(
-            "open", "action %s: %s; the records it holds are not sent and %d records for the "
-            "disk wait in memory, unsecured (their MQTT acks wait); trying again in %.1fs",
+            "open", "action %s: %s; what the directory holds is not sent, and %d records for "
+            "the disk wait in memory, unsecured (their MQTT acks wait); trying again in %.1fs",
             self.id, self.open_error, len(self.buffer.to_persist), self.delay)
 
     async def run(self) -> None:
