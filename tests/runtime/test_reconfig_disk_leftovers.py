@@ -129,9 +129,10 @@ async def test_a_replacement_waits_for_the_buffer_a_hung_write_holds_then_sends_
     await h.start()
     ctrl = Controller(h.app, plugins, data=copy.deepcopy(CONFIG))
     old = h.app.actions[SINK]
-    gate = threading.Event()
+    gate, writing = threading.Event(), threading.Event()
 
     def hung_write(fd, data):
+        writing.set()
         gate.wait(30)  # a disk that does not answer
         return os.write(fd, data)
 
@@ -141,12 +142,12 @@ async def test_a_replacement_waits_for_the_buffer_a_hung_write_holds_then_sends_
     try:
         kafka.hold = True  # the old one cannot flush: its stop runs to its bound
         deliver(h, 0, 100)
-        await wait_until(lambda: buf._writing is not None)
+        await wait_until(writing.is_set)
         plan = await ctrl.change(retopic)
         # the old one's stop overran, and it still holds the directory; the new one started
         assert plan.failed == {SINK: "stop did not finish within 0.5s"}
         new = h.app.actions[SINK]
-        assert new is not old and new._task is not None
+        assert new is not old
         health = await new.health()
         assert health.status.value == "disconnected" and "in use by this process" in (
             health.reason)
