@@ -1,3 +1,5 @@
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -109,8 +111,6 @@ def test_validate_refuses_a_rule_with_an_invalid_literal_pattern(run, tmp_path):
 
 
 def test_run_refuses_a_data_dir_another_instance_holds_naming_the_buffer(run, tmp_path):
-    from mqferry import DiskQueue
-
     f = tmp_path / "c.yaml"
     f.write_text(textwrap.dedent(f"""
         data_dir: {tmp_path / "data"}
@@ -120,12 +120,24 @@ def test_run_refuses_a_data_dir_another_instance_holds_naming_the_buffer(run, tm
             topic: t, buffer: {{mode: disk}}}}}}}}}}
     """))
     directory = tmp_path / "data" / "kafka_producer" / "sink"
-    held = DiskQueue(directory, segment_bytes=4096)  # the other instance's
+    # the other instance's: a process of its own (one of this process's would be waited for,
+    # as a replaced action's is)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys
+            from pathlib import Path
+            from mqferry import DiskQueue
+            q = DiskQueue(Path({str(directory)!r}), segment_bytes=4096)
+            print("open", flush=True)
+            sys.stdin.read()
+        """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
         result = run("run", "-c", str(f))
     finally:
-        held.close()
+        holder.kill()
+        holder.communicate()
     assert result.exit_code == 1
-    assert f"Error: disk buffer {directory}: is in use by" in result.output
+    assert f"Error: disk buffer {directory}: is in use by process {holder.pid}" in result.output
     assert "two mqferry instances need a data_dir each" in result.output
     assert "Traceback" not in result.output

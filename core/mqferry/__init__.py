@@ -11,7 +11,7 @@ from __future__ import annotations
 from mqferry._compiled import StaleCompiledModule, check_compiled
 
 # isort: split
-from mqferry._buffer import DiskBufferError, DiskQueue
+from mqferry._buffer import DiskBufferError, DiskBufferInUseError, DiskQueue
 from mqferry._cluster.transport import ClusterLog, ClusterTransport, LogRecord, SlotListener
 from mqferry._config import (
     ActionConfigBase,
@@ -93,6 +93,7 @@ __all__ = [
     "Delivery",
     "DeliveryError",
     "DiskBufferError",
+    "DiskBufferInUseError",
     "DiskQueue",
     "DuplicateTypeError",
     "Duration",

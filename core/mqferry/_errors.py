@@ -18,6 +18,7 @@
     ├── (rules.functions._args) BadArg   a SQL function's argument; also a TypeError
     ├── (api.errors) ApiError            a management API answer with an HTTP status and code
     ├── (buffer.errors) DiskBufferError  a disk buffer directory or write failed; also an OSError
+    │   └── DiskBufferInUseError  another queue (this process's or another's) holds the directory
     └── plugins' own errors, caught inside the plugin that raises them:
         (mqferry_kafka_consumer.message) RecordDecodeError   a record's key/value is not UTF-8
         (mqferry_kafka_producer.partitions) KafkaUnreachable  no broker answered a lookup

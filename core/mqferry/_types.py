@@ -92,7 +92,10 @@ class Action(Component, Protocol):
     replaces it then starts the new instance only once the old one stopped, and routes to the
     new one meanwhile: its ``submit`` must take outputs before ``start`` and hold them. Such an
     action sets ``kept``, once stopped, to the number of records it left on disk for the next
-    instance (not counted as dropped).
+    instance (not counted as dropped). An action whose instances of one name share a directory
+    (``kafka_producer``'s ``<data_dir>/kafka_producer/<name>``, whatever its buffer mode) says
+    so in ``disk_directory`` (a :class:`~pathlib.Path`): the next one sends what an instance
+    left there, a removal or a start-up with records there and no such action says so.
     """
 
     metrics: Metrics

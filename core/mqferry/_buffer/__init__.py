@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mqferry._buffer.disk import DiskQueue
-from mqferry._buffer.errors import DiskBufferError
+from mqferry._buffer.errors import DiskBufferError, DiskBufferInUseError
 
-__all__ = ["DiskBufferError", "DiskQueue"]
+__all__ = ["DiskBufferError", "DiskBufferInUseError", "DiskQueue"]

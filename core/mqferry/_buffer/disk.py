@@ -41,7 +41,13 @@ from pathlib import Path
 
 from mqferry._buffer.errors import DiskBufferError
 from mqferry._buffer.lock import lock_directory, unlock_directory
-from mqferry._buffer.recovery import MARK, check_directory, open_directory, segment_path
+from mqferry._buffer.recovery import (
+    MARK,
+    check_directory,
+    count_pending,
+    open_directory,
+    segment_path,
+)
 from mqferry._buffer.segment import frame
 
 log = logging.getLogger(__name__)
@@ -73,6 +79,13 @@ class DiskQueue:
             DiskBufferError: the directory cannot be created, listed or written to.
         """
         check_directory(directory)
+
+    @staticmethod
+    def count(directory: Path) -> int:
+        """How many unacknowledged records ``directory`` holds, reading only: no lock is taken
+        and nothing is created or repaired (for a report on a directory no queue has open).
+        0 when it cannot be read."""
+        return count_pending(directory)
 
     def __init__(self, directory: Path, *, segment_bytes: int,
                  write: Callable[[int, bytes | memoryview], int] = os.write) -> None:

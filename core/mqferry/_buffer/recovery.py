@@ -76,6 +76,32 @@ def open_directory(directory: Path) -> Opened:
     return found
 
 
+def count_pending(directory: Path) -> int:
+    """How many intact records a queue directory holds past its mark, reading only: nothing is
+    created, repaired or locked (a report about a directory no queue has open). 0 when it
+    cannot be read."""
+    try:
+        firsts = sorted(int(p.name[: -len(SUFFIX)]) for p in directory.iterdir()
+                        if p.name.endswith(SUFFIX) and p.name[: -len(SUFFIX)].isdigit())
+    except OSError:
+        return 0
+    try:
+        text = (directory / MARK).read_text().strip()
+    except (OSError, UnicodeDecodeError):  # none yet, or unreadable: opening replays them all
+        text = "0"
+    mark = int(text) if text.isdigit() else 0
+    count = 0
+    for first in firsts:
+        try:
+            data = segment_path(directory, first).read_bytes()
+        except OSError:
+            continue
+        seg = parse(data, last=first == firsts[-1])
+        count += sum(1 for k, body in enumerate(seg.slots)
+                     if body is not None and first + k >= mark)
+    return count
+
+
 def check_directory(directory: Path) -> None:
     """Create ``directory`` if missing and check that a queue can use it (nothing is read).
 

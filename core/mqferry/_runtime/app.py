@@ -23,6 +23,7 @@ from mqferry._runtime.deadletter import DeadLetters
 from mqferry._runtime.delivery import EventDone, Ticket
 from mqferry._runtime.events import Inbound
 from mqferry._runtime.failures import LogLimiter
+from mqferry._runtime.leftovers import warn_unowned
 from mqferry._runtime.routing import Routing
 from mqferry._runtime.rules import RuleEnv, RuntimeRule, describe
 from mqferry._tasks import Supervisors
@@ -160,11 +161,8 @@ class App:
         return self.inbound.routing.rules
 
     def set_rules(self, rules: dict[str, RuntimeRule]) -> None:
-        """Replace the running rules and their routing (topic index and event map).
-
-        Routing is swapped in one step of the event loop, so a message sees either the old rules
-        or the new ones.
-        """
+        """Replace the running rules and their routing (topic index and event map) in one step
+        of the event loop: a message sees either the old rules or the new ones."""
         self.inbound.routing = Routing(rules)
 
     @property
@@ -173,11 +171,8 @@ class App:
         return self.inbound.accepting
 
     async def reconfigure(self, config: AppConfig) -> Plan:
-        """Apply a new validated configuration, touching only the components that changed.
-
-        Returns:
-            What was started, stopped and re-routed.
-        """
+        """Apply a new validated configuration, touching only the components that changed;
+        what was started, stopped and re-routed."""
         from mqferry._runtime.reconfig import apply_config
 
         return await apply_config(self, config)
@@ -232,6 +227,7 @@ class App:
 
     async def start(self) -> None:
         """Start every component, then the MQTT session; never fails because a broker is down."""
+        warn_unowned(self._data_dir, self.actions)  # records no configured action sends
         for cid, conn in self.connectors.items():
             log.info("starting connector %s", cid)
             await conn.start()
@@ -387,7 +383,7 @@ class App:
 
     def subscribed_filters(self) -> set[str]:
         """The union of the running rules' topic filters (as :attr:`topic_filters`)."""
-        return self.inbound.routing.filters()
+        return self.topic_filters
 
 
 async def _stop_together(components: Mapping[str, Source | Action | Connector]) -> None:

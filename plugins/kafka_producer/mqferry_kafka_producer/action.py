@@ -98,6 +98,9 @@ class KafkaProducerAction:
         self.exclusive = p.buffer.mode != "memory"
         #: once stopped, how many records it left in its disk buffer, for the next owner to send
         self.kept = 0
+        #: where its disk buffer lives: any action of this name sends what is left there, and
+        #: one in memory mode opens it only to do so
+        self.disk_directory = self.buffer.directory
         #: with ``mqtt.delivery: at_most_once``, how long a PUBACK waits for Kafka (sync mode)
         self.ack_wait = p.sync_query_timeout if p.query_mode == "sync" else None
         self.metrics = m = action_metrics(self.id)
@@ -114,7 +117,8 @@ class KafkaProducerAction:
         self._task: Supervisor | None = None
         self._persist_task: Supervisor | None = None
         #: writes disk-bound records whether or not Kafka answers (see persist.py)
-        self.persister = Persister(self.id, self.buffer, m, self._wake)
+        self.persister = Persister(self.id, self.buffer, m, self._wake, replay=self._replay,
+                                   replayed=self._replayed)
         self._fallback = None if p.fallback_topic is None else p.fallback_topic
         self.sender = BatchSender(action_id=self.id, params=p, buffer=self.buffer,
                                   partitioner=self.partitioner, lookups=self.lookups,
@@ -268,28 +272,40 @@ class KafkaProducerAction:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Replay what a disk buffer kept, start the producer (retrying) and the flush task."""
+        """Open the disk buffer and replay what it kept, start the producer (retrying) and the
+        flush task.
+
+        A disk buffer that cannot be opened (an unusable directory, one the action being
+        replaced still holds) does not fail the start: the persist task tries again with
+        back-off, and the health says why (see persist.py).
+
+        Raises:
+            DiskBufferInUseError: another process holds the disk buffer's directory (two
+                instances given one ``data_dir``).
+        """
         if self._task is None:
             self.sender.stopped = False
-            replayed = self.buffer.recover(self.clock.now())
-            lost = self.buffer.take_lost()
-            if lost:  # each logged with its file and reason by the disk buffer
-                self.metrics.inc("dropped", lost)
-                self.metrics.inc("dropped.disk_damaged", lost)
-            if replayed:
-                log.info("action %s: replaying %d records from the disk buffer", self.id,
-                         replayed)
-                self._idle.clear()
-                self._wake.set()
+            self.persister.open(refuse_foreign=True)
             self.session.status = HealthStatus(Status.CONNECTING)
             self._task = Supervisor(f"mqferry[{self.id}].flush", self.flush.run,
                                     on_failure=self._flush_failed)
             self._task.start()
-            if self.buffer.disk is not None:
-                self._persist_task = Supervisor(f"mqferry[{self.id}].persist",
-                                                self.persister.run)
-                self._persist_task.start()
-                self.persister.wake.set()
+            self._persist_task = Supervisor(f"mqferry[{self.id}].persist", self.persister.run)
+            self._persist_task.start()
+            self.persister.wake.set()
+
+    def _replay(self) -> int:
+        return self.buffer.recover(self.clock.now())
+
+    def _replayed(self, replayed: int) -> None:
+        lost = self.buffer.take_lost()
+        if lost:  # each logged with its file and reason by the disk buffer
+            self.metrics.inc("dropped", lost)
+            self.metrics.inc("dropped.disk_damaged", lost)
+        if replayed:
+            log.info("action %s: replaying %d records from the disk buffer", self.id, replayed)
+            self._idle.clear()
+            self._wake.set()
 
     def _flush_failed(self, exc: BaseException, delay: float) -> None:
         # The loop survives errors of a round (see FlushLoop.run); this is a failure outside a round
@@ -350,5 +366,9 @@ class KafkaProducerAction:
             self.kept = left - self.buffer.unsaved() - unsaved
 
     async def health(self) -> HealthStatus:
-        """``connected`` once the producer is up; else ``connecting`` with the reason."""
+        """``connected`` once the producer is up; else ``connecting`` with the reason;
+        ``disconnected`` with the reason while the disk buffer cannot be opened."""
+        why = self.persister.open_error
+        if why is not None:
+            return HealthStatus(Status.DISCONNECTED, f"{why}; trying again with back-off")
         return self.session.status

@@ -8,6 +8,14 @@ round, so that a batch takes what just arrived.
 A write that fails (the disk is full, say) leaves its records queued in memory, in order, and
 unsecured (their MQTT acks wait); it is counted as ``persist_errors``, logged at most once every
 10 seconds, and tried again with back-off until the disk takes them.
+
+The loop opens the disk buffer first, the same way: a directory that cannot be used (permission
+denied, a file in its place) or that this process still holds (the action being replaced has
+not closed it: its stop overran, a write hangs) is counted as ``disk_open_errors``, said by the
+action's health, logged at most once every 10 seconds and tried again with back-off; meanwhile
+the records admitted for the disk wait in memory, unsecured. Once it opens, the records a
+previous owner left there are replayed. A memory buffer opens the directory only when it holds
+segment files, to send what they hold.
 """
 
 from __future__ import annotations
@@ -15,8 +23,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
-from mqferry import LogLimiter, Metrics, describe
+from mqferry import DiskBufferError, DiskBufferInUseError, LogLimiter, Metrics, describe
 from mqferry_kafka_producer.records import RecordBuffer
 
 log = logging.getLogger(__name__)
@@ -31,16 +40,24 @@ class Persister:
     Args:
         action_id: ``kafka_producer:<name>``, for logs.
         buffer: the action's record buffer (with a disk queue).
-        metrics: the action's metrics (``persist_errors``).
+        metrics: the action's metrics (``persist_errors``, ``disk_open_errors``).
         ready: set when records were persisted, so that the flush loop sends them.
+        replay: queues what the disk buffer holds once it opens (``RecordBuffer.recover`` at
+            the action's clock); returns how many records it queued.
+        replayed: told how many records were queued from the disk, once it opened.
     """
 
     def __init__(self, action_id: str, buffer: RecordBuffer, metrics: Metrics,
-                 ready: asyncio.Event) -> None:
+                 ready: asyncio.Event, *, replay: Callable[[], int],
+                 replayed: Callable[[int], None]) -> None:
         self.id = action_id
         self.buffer = buffer
         self.metrics = metrics
         self.ready = ready
+        self._replay = replay
+        self._replayed = replayed
+        #: why the disk buffer cannot be opened, while it cannot
+        self.open_error: str | None = None
         #: set when records are admitted for the disk
         self.wake = asyncio.Event()
         #: the pause before the next attempt after a failed write (0: the last one worked)
@@ -55,8 +72,8 @@ class Persister:
         buffer = self.buffer
         if not buffer.to_persist:
             return True
-        if self.delay and time.monotonic() < self._next_try:
-            return False
+        if buffer.disk is None or (self.delay and time.monotonic() < self._next_try):
+            return False  # not open yet (the loop opens it), or in back-off
         try:
             await buffer.persist()
         except OSError as exc:
@@ -80,8 +97,52 @@ class Persister:
             self.id, len(self.buffer.to_persist), self.error, self.delay)
         self.wake.set()  # the loop retries after the pause
 
+    def open(self, *, refuse_foreign: bool = False) -> bool:
+        """Open the disk buffer and replay what it holds, unless it is open or in back-off;
+        whether it is open (or, in memory mode, need not be).
+
+        Raises:
+            DiskBufferInUseError: with ``refuse_foreign``, another process holds the directory
+                (two instances given one ``data_dir``); nothing is counted or retried.
+        """
+        if self.buffer.disk is not None:
+            return True
+        if self.delay and time.monotonic() < self._next_try:
+            return False
+        try:
+            count = self._replay()
+        except DiskBufferInUseError as exc:
+            if refuse_foreign and not exc.this_process:
+                raise
+            self._open_failed(exc)
+            return False
+        except DiskBufferError as exc:
+            self._open_failed(exc)
+            return False
+        if self.open_error is not None:
+            log.info("action %s: the disk buffer %s is open", self.id, self.buffer.directory)
+            self.open_error = None
+        self.delay = 0.0
+        self._replayed(count)
+        return True
+
+    def _open_failed(self, exc: DiskBufferError) -> None:
+        self.metrics.inc("disk_open_errors")
+        self.open_error = str(exc)
+        self.delay = min(max(0.1, self.delay * 2), MAX_PERSIST_BACKOFF)
+        self._next_try = time.monotonic() + self.delay
+        self._warn.warning(
+            "open", "action %s: %s; what the directory holds is not sent, and %d records for "
+            "the disk wait in memory, unsecured (their MQTT acks wait); trying again in %.1fs",
+            self.id, self.open_error, len(self.buffer.to_persist), self.delay)
+
     async def run(self) -> None:
-        """Persist whenever records are admitted for the disk; retry failed writes."""
+        """Open the disk buffer (retrying), then persist whenever records are admitted for
+        the disk; retry failed writes."""
+        while True:
+            if self.open():
+                break
+            await asyncio.sleep(max(0.0, self._next_try - time.monotonic()))
         while True:
             await self.wake.wait()
             self.wake.clear()
@@ -91,6 +152,11 @@ class Persister:
 
     async def final(self, timeout: float) -> None:
         """On stop: write what is still in memory, trying again for up to ``timeout`` seconds."""
+        if self.buffer.disk is None and self.buffer.to_persist:
+            self.delay = 0.0  # one last attempt to open a disk buffer that would not open
+            if not self.open():
+                self.error = self.open_error
+                return
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
                 while True:

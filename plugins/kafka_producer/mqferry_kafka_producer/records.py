@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mqferry import DiskQueue
+from mqferry import DiskBufferError, DiskQueue
 from mqferry_kafka_producer.config import BufferOptions
 from mqferry_kafka_producer.record import Record
 
@@ -59,9 +59,8 @@ class RecordBuffer:
         self._on_drop = on_drop
         self._place = place
         self.directory = directory
-        if options.mode != "memory":
-            DiskQueue.check(directory)  # an unusable directory fails the action's build
-        #: the disk queue, once :meth:`open` (disk and hybrid modes)
+        #: the disk queue, once :meth:`open` (disk and hybrid modes; in memory mode only while
+        #: it drains what a disk or hybrid buffer of the same name left there)
         self.disk: DiskQueue | None = None
         self.waiting: deque[Record] = deque()
         #: records admitted for the disk, oldest first; they leave it once fsync'd
@@ -74,20 +73,38 @@ class RecordBuffer:
         self.partition_bytes: dict[Key, int] = {}
         self.bytes = 0  # admitted, all partitions
         self.memory_bytes = 0  # admitted and not on disk
-        #: records a previous run left on disk that could not be decoded (left out)
+        #: records a previous run left on disk that could not be decoded, or were lost to
+        #: damage in a queue closed since (see :meth:`take_lost`)
         self.undecodable = 0
 
-    def open(self) -> None:
-        """Open the disk queue (disk and hybrid modes), unless it is open.
+    def open(self) -> bool:
+        """Open the disk queue, unless it is open; whether one is open.
 
-        Not done when the buffer is made: the action it replaces may still hold the directory
-        (a disk queue has one owner). Records offered before wait in memory, unsecured.
+        Disk and hybrid modes always open it; memory mode only when the directory holds
+        segment files (a disk or hybrid buffer of the same name left them), to send what they
+        hold: it is closed again once drained, and new records stay in memory. Not done when
+        the buffer is made: the action it replaces may still hold the directory (a disk queue
+        has one owner). Records offered before wait in memory, unsecured.
 
         Raises:
-            DiskBufferError: the directory cannot be used, or another queue holds it.
+            DiskBufferError: the directory cannot be used, or another queue holds it
+                (:class:`~mqferry.DiskBufferInUseError`).
         """
-        if self.options.mode != "memory" and (self.disk is None or self.disk.closed):
-            self.disk = DiskQueue(self.directory, segment_bytes=self.options.segment_bytes)
+        if self.disk is not None and not self.disk.closed:
+            return True
+        if self.options.mode == "memory" and not self._has_segments():
+            return False
+        self.disk = DiskQueue(self.directory, segment_bytes=self.options.segment_bytes)
+        return True
+
+    def _has_segments(self) -> bool:
+        try:
+            return any(p.suffix == ".seg" for p in self.directory.iterdir())
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise DiskBufferError(self.directory, f"cannot be read: {exc.strerror or exc}",
+                                  errno=exc.errno) from exc
 
     def recover(self, clock: float) -> int:
         """Open the disk queue and queue the records a previous run left on it; how many.
@@ -97,24 +114,39 @@ class RecordBuffer:
         Raises:
             DiskBufferError: as :meth:`open`.
         """
-        self.open()
-        if self.disk is None:
+        disk = self.disk if self.open() else None
+        if disk is None:
             return 0
-        found = self.disk.recovered()
         kept: list[Record] = []
-        for seq, data in found:
+        for seq, data in disk.recovered():
             try:
                 rec = Record.decode(data, seq=seq, queued_at=clock)
             except Exception as exc:  # its checksum held, its contents do not: not a record
                 self.undecodable += 1
                 log.error("disk buffer %s: record %d cannot be decoded (%r); it is left out",
-                          self.disk.directory, seq, exc)
-                self.disk.ack(seq)
+                          disk.directory, seq, exc)
+                disk.ack(seq)
                 continue
             self._count(rec, rec.size)
             kept.append(rec)
         self.requeue(kept)
+        self._drained()
         return len(kept)
+
+    def _ack(self, seq: int) -> None:
+        disk = self.disk
+        if disk is not None:
+            disk.ack(seq)
+            self._drained()
+
+    def _drained(self) -> None:
+        """In memory mode, close the disk queue once everything it held is acknowledged."""
+        disk = self.disk
+        if disk is not None and self.options.mode == "memory" and not disk.pending:
+            self.undecodable, disk.lost_on_open = self.undecodable + disk.lost_on_open, 0
+            disk.close()
+            self.disk = None
+            log.info("disk buffer %s: drained; the action buffers in memory", self.directory)
 
     def take_lost(self) -> int:
         """How many records the disk buffer lost to damage (found when it was opened, or not
@@ -310,8 +342,8 @@ class RecordBuffer:
         self.bytes -= size
         if rec.seq is None:
             self.memory_bytes -= rec.size
-        elif self.disk is not None:
-            self.disk.ack(rec.seq)
+        else:
+            self._ack(rec.seq)
         if self.waiting:
             self._admit_waiting()
 
@@ -346,8 +378,8 @@ class RecordBuffer:
         self._count(rec, -rec.size)
         if rec.seq is None:
             self.memory_bytes -= rec.size
-        elif self.disk is not None:
-            self.disk.ack(rec.seq)
+        else:
+            self._ack(rec.seq)
         self._on_drop(rec, reason)
 
     def expire(self, older_than: float) -> int:

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from mqferry._runtime.leftovers import disk_directory, warn_removed
 from mqferry._runtime.reconfig.plan import Plan, plan_changes
 from mqferry._tasks import describe
 
@@ -67,7 +68,8 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     # exclusive ones that replace them hold what is routed to them (unsecured: its MQTT acks
     # wait); they start now, taking over what the old ones kept on disk.
     await _stop_all("action", old_actions, plan)
-    stranded = _count_unsent(old_actions, after)
+    stranded = _count_unsent(old_actions, {cid: a for cid, a in fresh["actions"].items()
+                                           if _takes_over(old_actions.get(cid), a)})
     _carry_counters(old_actions, fresh["actions"])
     if running:
         await _start_all("action", after, plan)
@@ -224,6 +226,17 @@ def _kept(action: Action) -> int:
     return kept if isinstance(kept, int) and not isinstance(kept, bool) and kept > 0 else 0
 
 
+def _takes_over(old: Action | None, new: Action) -> bool:
+    """Whether ``new``, replacing ``old``, sends what ``old`` kept on disk: it is exclusive,
+    or it opens the same buffer directory (``disk_directory``), whatever its buffer mode."""
+    if old is None:
+        return False
+    if getattr(new, "exclusive", False) is True:
+        return True
+    mine = disk_directory(new)
+    return mine is not None and mine == disk_directory(old)
+
+
 def _count_unsent(actions: Mapping[str, Action], successors: Mapping[str, Action]) -> int:
     """Count what each stopped action still holds as ``dropped.replaced``; the total.
 
@@ -232,16 +245,20 @@ def _count_unsent(actions: Mapping[str, Action], successors: Mapping[str, Action
     the id's carried counters. Their MQTT messages were not acknowledged (at least once, a
     memory buffer): the session is then renewed, and the broker delivers them again, to the
     new action, which counts them as it counts any message. With ``at_most_once`` they were
-    acknowledged, and are lost. What an action kept in its disk buffer is not counted when an
-    exclusive successor (in ``successors``) takes the buffer over: it sends them, and counts
-    them as it sends them; without one, the buffer keeps them (the action's own last log line
-    says so) for whoever opens it next. Counted before the counters are carried, on the old
+    acknowledged, and are lost. What an action kept in its disk buffer is not counted: a
+    successor (in ``successors``) takes the buffer over, sends them and counts them as it
+    sends them; an action removed leaves them there, with a warning naming the directory,
+    for the next action of its name. Counted before the counters are carried, on the old
     action.
     """
     total = 0
     for cid, action in actions.items():
         unsent = _unsettled(action)
-        if cid in successors and (kept := min(_kept(action), unsent)):
+        kept = min(_kept(action), unsent)
+        if cid not in successors:
+            unsent -= kept
+            warn_removed(cid, action)
+        elif kept:
             unsent -= kept
             log.info("action %s: the %d records it kept in its disk buffer are sent by its "
                      "replacement", cid, kept)

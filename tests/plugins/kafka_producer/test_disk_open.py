@@ -1,0 +1,133 @@
+"""Opening an action's disk buffer: never fails the start, and what is on disk is always sent.
+
+A directory that cannot be used, or that this process still holds (the action being replaced
+has not closed it), is tried again with back-off while the action runs: the records for the disk
+wait in memory, unsecured, and the health says why. An action in memory mode sends what a disk
+or hybrid buffer of its name left, and buffers new records in memory.
+"""
+
+import asyncio
+import logging
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from mqferry import DiskBufferInUseError, DiskQueue
+from mqferry.testing import wait_until
+from mqferry_kafka.testing import KafkaTwin
+from tests.plugins.kafka_producer.test_disk_buffer import DownKafka, send
+
+ACTION_DEFAULTS = {"buffer": {"mode": "disk"}}
+
+
+async def _left_on_disk(make, values):
+    """Records a disk-buffered action kept when it stopped with Kafka down."""
+    down = DownKafka(topics={"t": 1})
+    action = make(down)
+    await action.start()
+    send(action, *values)
+    await action.stop(timeout=0.5)
+    assert DiskQueue.count(action.disk_directory) == len(values)
+    return action.disk_directory
+
+
+async def test_a_memory_buffer_sends_what_a_disk_buffer_of_its_name_left(make, caplog):
+    directory = await _left_on_disk(make, ["a", "b", "c"])
+    kafka = KafkaTwin(topics={"t": 1})
+    action = make(kafka, buffer={"mode": "memory"})
+    with caplog.at_level(logging.INFO):
+        await action.start()
+    try:
+        [d] = send(action, "new")
+        assert action.buffer.to_persist == []  # new records stay in memory
+        await wait_until(lambda: sorted(kafka.values("t")) == [b"a", b"b", b"c", b"new"])
+        assert "replaying 3 records from the disk buffer" in caplog.text
+        await wait_until(lambda: action.buffer.disk is None)  # drained, closed
+        assert DiskQueue.count(directory) == 0
+        assert action.metrics.get("success") == 4 and d.outcome == "secured"
+    finally:
+        await action.stop(timeout=1.0)
+
+
+async def test_a_memory_buffer_without_leftovers_creates_no_directory(running, tmp_path):
+    await running(KafkaTwin(topics={"t": 1}), buffer={"mode": "memory"})
+    assert not (tmp_path / "kafka_producer").exists()
+
+
+async def test_an_unusable_directory_fails_no_start_and_is_tried_again(make, settled, caplog):
+    kafka = KafkaTwin(topics={"t": 1})
+    action = make(kafka)
+    directory = action.disk_directory
+    directory.parent.mkdir(parents=True)
+    directory.write_text("in the way")
+    with caplog.at_level(logging.WARNING):
+        await action.start()
+    try:
+        ds = send(action, "a", "b")
+        await asyncio.sleep(0.3)
+        assert [d.outcome for d in ds] == [None, None]  # unsecured: their MQTT acks wait
+        assert kafka.values("t") == []
+        health = await action.health()
+        assert health.status.value == "disconnected"
+        assert f"disk buffer {directory}: cannot be used" in health.reason
+        assert action.metrics.get("disk_open_errors") >= 2  # retried
+        warned = [r for r in caplog.records if "cannot be used" in r.getMessage()]
+        assert len(warned) == 1  # at most once per 10 s
+        directory.unlink()
+        assert await settled(*ds) == ["secured"] * 2
+        await wait_until(lambda: kafka.values("t") == [b"a", b"b"])
+        assert (await action.health()).status.value == "connected"
+    finally:
+        await action.stop(timeout=1.0)
+
+
+@pytest.mark.parametrize("mode", ["disk", "memory"])
+async def test_a_directory_this_process_holds_is_opened_once_released(make, settled, mode):
+    directory = await _left_on_disk(make, ["old"])
+    held = DiskQueue(directory, segment_bytes=4096)  # the action being replaced, say
+    kafka = KafkaTwin(topics={"t": 1})
+    action = make(kafka, buffer={"mode": mode})
+    await action.start()
+    try:
+        [d] = send(action, "new")
+        await asyncio.sleep(0.3)
+        assert b"old" not in kafka.values("t")
+        health = await action.health()
+        assert health.status.value == "disconnected" and "in use by this process" in (
+            health.reason)
+        held.close()
+        assert await settled(d) == ["secured"]
+        await wait_until(lambda: sorted(kafka.values("t")) == [b"new", b"old"])
+    finally:
+        held.close()
+        await action.stop(timeout=1.0)
+
+
+@pytest.fixture
+def held_elsewhere(make):
+    """An action whose disk buffer directory another process holds, and that process."""
+    action = make(KafkaTwin(topics={"t": 1}))
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from mqferry import DiskQueue
+        q = DiskQueue(Path({str(action.disk_directory)!r}), segment_bytes=4096)
+        print("open", flush=True)
+        sys.stdin.read()
+    """)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        yield action, holder
+    finally:
+        holder.kill()
+        holder.communicate()
+
+
+async def test_a_directory_another_process_holds_fails_the_start(held_elsewhere):
+    action, holder = held_elsewhere
+    # two instances given one data_dir: an operator's error, which `mqferry run` exits on
+    with pytest.raises(DiskBufferInUseError, match=f"in use by process {holder.pid}"):
+        await action.start()
+    assert action.metrics.get("disk_open_errors") == 0
