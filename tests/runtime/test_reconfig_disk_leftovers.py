@@ -76,6 +76,9 @@ async def test_a_sink_changed_to_a_memory_buffer_sends_what_it_kept_on_disk(
         await wait_until(lambda: new.buffer.disk is None)  # drained: memory again
         assert DiskQueue.count(new.disk_directory) == 0
         assert new.metrics.get("dropped") == 0
+        # it opened the buffer once the old action had closed it: no refusal on the way
+        assert new.metrics.get("disk_open_errors") == 0
+        assert "in use by this process" not in caplog.text
     finally:
         kafka.hold = False
         kafka.answer()

@@ -49,8 +49,11 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     _carry_counters(old_sources, fresh["sources"])
     # 3. New connectors and actions start before anything routes to them; but an exclusive
     # action (a disk buffer) that replaces a running one starts once that one stopped (step 5).
+    # So does any action replacing one with a disk buffer: it sends what that one keeps there.
     after = {cid: a for cid, a in fresh["actions"].items()
-             if cid in plan.stop["actions"] and getattr(a, "exclusive", False) is True}
+             if cid in plan.stop["actions"] and (
+                 getattr(a, "exclusive", False) is True
+                 or getattr(app.actions.get(cid), "exclusive", False) is True)}
     if running:
         await _start_all("connector", fresh_conns, plan)
         await _start_all("action", {cid: a for cid, a in fresh["actions"].items()
