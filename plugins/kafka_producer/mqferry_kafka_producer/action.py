@@ -35,6 +35,7 @@ from mqferry import (
 from mqferry_kafka import KafkaConnector
 from mqferry_kafka_producer.config import KafkaProducerActionConfig
 from mqferry_kafka_producer.flush import FlushLoop
+from mqferry_kafka_producer.ondisk import FoundOnDisk
 from mqferry_kafka_producer.partitions import Partitioner, TopicLookups
 from mqferry_kafka_producer.persist import Persister, left_behind
 from mqferry_kafka_producer.record import Record
@@ -285,7 +286,7 @@ class KafkaProducerAction:
         """
         if self._task is None:
             self.sender.stopped = False
-            self.persister.open(refuse_foreign=True)
+            await self.persister.open(refuse_foreign=True)
             self.session.status = HealthStatus(Status.CONNECTING)
             self._task = Supervisor(f"mqferry[{self.id}].flush", self.flush.run,
                                     on_failure=self._flush_failed)
@@ -294,8 +295,20 @@ class KafkaProducerAction:
             self._persist_task.start()
             self.persister.wake.set()
 
-    def _replay(self) -> int:
-        return self.buffer.recover(self.clock.now())
+    async def _replay(self) -> int:
+        # Reading a large disk buffer takes seconds: a worker thread reads it. Cancelled
+        # meanwhile (the action stops), the queue it opens is closed once read, so that its
+        # directory's lock does not outlive the attempt.
+        if self.buffer.disk is not None and not self.buffer.disk.closed:
+            return self.buffer.recover(self.clock.now())
+        reading = asyncio.ensure_future(
+            asyncio.to_thread(self.buffer.read_disk, self.clock.now()))
+        try:
+            found = await asyncio.shield(reading)
+        except asyncio.CancelledError:
+            reading.add_done_callback(_close_unused)
+            raise
+        return 0 if found is None else self.buffer.install(found)
 
     def _replayed(self, replayed: int) -> None:
         lost = self.buffer.take_lost()
@@ -372,3 +385,11 @@ class KafkaProducerAction:
         if why is not None:
             return HealthStatus(Status.DISCONNECTED, f"{why}; trying again with back-off")
         return self.session.status
+
+
+def _close_unused(reading: asyncio.Future[FoundOnDisk | None]) -> None:
+    """Close the disk queue a cancelled :meth:`KafkaProducerAction._replay` opened."""
+    if not reading.cancelled() and reading.exception() is None:
+        found = reading.result()
+        if found is not None:
+            found.disk.close()

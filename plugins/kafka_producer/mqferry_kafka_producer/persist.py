@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from mqferry import DiskBufferError, DiskBufferInUseError, LogLimiter, Metrics, describe
 from mqferry_kafka_producer.records import RecordBuffer
@@ -48,7 +48,7 @@ class Persister:
     """
 
     def __init__(self, action_id: str, buffer: RecordBuffer, metrics: Metrics,
-                 ready: asyncio.Event, *, replay: Callable[[], int],
+                 ready: asyncio.Event, *, replay: Callable[[], Awaitable[int]],
                  replayed: Callable[[int], None]) -> None:
         self.id = action_id
         self.buffer = buffer
@@ -97,7 +97,7 @@ class Persister:
             self.id, len(self.buffer.to_persist), self.error, self.delay)
         self.wake.set()  # the loop retries after the pause
 
-    def open(self, *, refuse_foreign: bool = False) -> bool:
+    async def open(self, *, refuse_foreign: bool = False) -> bool:
         """Open the disk buffer and replay what it holds, unless it is open or in back-off;
         whether it is open (or, in memory mode, need not be).
 
@@ -110,7 +110,7 @@ class Persister:
         if self.delay and time.monotonic() < self._next_try:
             return False
         try:
-            count = self._replay()
+            count = await self._replay()
         except DiskBufferInUseError as exc:
             if refuse_foreign and not exc.this_process:
                 raise
@@ -140,7 +140,7 @@ class Persister:
         """Open the disk buffer (retrying), then persist whenever records are admitted for
         the disk; retry failed writes."""
         while True:
-            if self.open():
+            if await self.open():
                 break
             await asyncio.sleep(max(0.0, self._next_try - time.monotonic()))
         while True:
@@ -154,7 +154,7 @@ class Persister:
         """On stop: write what is still in memory, trying again for up to ``timeout`` seconds."""
         if self.buffer.disk is None and self.buffer.to_persist:
             self.delay = 0.0  # one last attempt to open a disk buffer that would not open
-            if not self.open():
+            if not await self.open():
                 self.error = self.open_error
                 return
         try:

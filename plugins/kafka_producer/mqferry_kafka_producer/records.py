@@ -19,8 +19,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from mqferry import DiskBufferError, DiskQueue
+from mqferry import DiskQueue
 from mqferry_kafka_producer.config import BufferOptions
+from mqferry_kafka_producer.ondisk import FoundOnDisk, decode, has_segments, read_disk
 from mqferry_kafka_producer.record import Record
 
 log = logging.getLogger(__name__)
@@ -92,46 +93,44 @@ class RecordBuffer:
         """
         if self.disk is not None and not self.disk.closed:
             return True
-        if self.options.mode == "memory" and not self._has_segments():
+        if self.options.mode == "memory" and not has_segments(self.directory):
             return False
         self.disk = DiskQueue(self.directory, segment_bytes=self.options.segment_bytes)
         return True
 
-    def _has_segments(self) -> bool:
-        try:
-            return any(p.suffix == ".seg" for p in self.directory.iterdir())
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise DiskBufferError(self.directory, f"cannot be read: {exc.strerror or exc}",
-                                  errno=exc.errno) from exc
-
     def recover(self, clock: float) -> int:
         """Open the disk queue and queue the records a previous run left on it; how many.
 
-        They go ahead of any record offered before (they are older), unplaced.
+        They go ahead of any record offered before (they are older), unplaced. On the event
+        loop: :meth:`read_disk` in a worker thread, then :meth:`install`, keeps a large buffer's
+        reading off it.
 
         Raises:
             DiskBufferError: as :meth:`open`.
         """
-        disk = self.disk if self.open() else None
-        if disk is None:
-            return 0
-        kept: list[Record] = []
-        for seq, data in disk.recovered():
-            try:
-                rec = Record.decode(data, seq=seq, queued_at=clock)
-            except Exception as exc:  # its checksum held, its contents do not: not a record
-                self.undecodable += 1
-                log.error("disk buffer %s: record %d cannot be decoded (%r); it is left out",
-                          disk.directory, seq, exc)
-                disk.ack(seq)
-                continue
+        disk = self.disk
+        found = (decode(disk, clock) if disk is not None and not disk.closed
+                 else self.read_disk(clock))
+        return 0 if found is None else self.install(found)
+
+    def read_disk(self, clock: float) -> FoundOnDisk | None:
+        """:func:`~mqferry_kafka_producer.ondisk.read_disk` of this buffer's directory: safe in a
+        worker thread."""
+        return read_disk(self.options, self.directory, clock)
+
+    def install(self, found: FoundOnDisk) -> int:
+        """Take over the disk queue :meth:`read_disk` opened, and queue what it held; how many."""
+        disk = self.disk = found.disk
+        for seq, reason in found.undecodable:
+            self.undecodable += 1
+            log.error("disk buffer %s: record %d cannot be decoded (%s); it is left out",
+                      disk.directory, seq, reason)
+            disk.ack(seq)
+        for rec in found.records:
             self._count(rec, rec.size)
-            kept.append(rec)
-        self.requeue(kept)
+        self.requeue(found.records)
         self._drained()
-        return len(kept)
+        return len(found.records)
 
     def _ack(self, seq: int) -> None:
         disk = self.disk

@@ -11,6 +11,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 
 import pytest
 
@@ -131,3 +132,67 @@ async def test_a_directory_another_process_holds_fails_the_start(held_elsewhere)
     with pytest.raises(DiskBufferInUseError, match=f"in use by process {holder.pid}"):
         await action.start()
     assert action.metrics.get("disk_open_errors") == 0
+
+
+@pytest.fixture
+def slow_read(monkeypatch):
+    """``slow_read()``: from then on, reading a disk buffer blocks its worker thread until the
+    test sets ``go``; returns ``(reading, go)``."""
+    from mqferry_kafka_producer import ondisk
+    go, reading = threading.Event(), threading.Event()
+    real = ondisk.decode
+
+    def blocked(disk, clock):
+        reading.set()
+        go.wait(10)
+        return real(disk, clock)
+
+    def install():
+        monkeypatch.setattr(ondisk, "decode", blocked)
+        return reading, go
+    yield install
+    go.set()
+
+
+async def test_a_disk_buffer_is_read_off_the_event_loop(make, slow_read):
+    await _left_on_disk(make, ["a", "b"])
+    reading, go = slow_read()
+    kafka = KafkaTwin(topics={"t": 1})
+    action = make(kafka)
+    start = asyncio.create_task(action.start())
+    try:
+        await wait_until(reading.is_set)
+        ticks = 0
+        for _ in range(5):  # the loop runs while the worker thread reads
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks == 5 and not start.done()
+        go.set()
+        await start
+        await wait_until(lambda: kafka.values("t") == [b"a", b"b"])
+    finally:
+        go.set()
+        await action.stop(timeout=1.0)
+
+
+async def test_a_read_cancelled_by_a_stop_leaves_the_directory_free(make, slow_read):
+    directory = await _left_on_disk(make, ["a"])
+    reading, go = slow_read()
+    action = make(KafkaTwin(topics={"t": 1}))
+    start = asyncio.create_task(action.start())
+    await wait_until(reading.is_set)
+    start.cancel()
+    go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await start
+    # the queue the worker thread opened is closed once it finished reading
+    await wait_until(lambda: _opens(directory))
+    assert DiskQueue.count(directory) == 1  # nothing was taken from it
+
+
+def _opens(directory):
+    try:
+        DiskQueue(directory, segment_bytes=1 << 20).close()
+    except DiskBufferInUseError:
+        return False
+    return True
