@@ -13,6 +13,7 @@ one and a half intervals.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import cast
@@ -23,6 +24,7 @@ from mqferry._errors import DeliveryError, MqttUnavailable
 from mqferry._mqtt import codec, control
 from mqferry._mqtt.codec import InMessage, PacketError
 from mqferry._mqtt.control import Connack
+from mqferry._mqtt.requests import Requests
 
 __all__ = ["READ_SIZE", "MqttProtocol", "Settled", "tell"]
 
@@ -74,7 +76,9 @@ class MqttProtocol(asyncio.BufferedProtocol):
         #: reading is paused until the next turn of the event loop (see :meth:`buffer_updated`)
         self._turn: asyncio.Handle | None = None
         self._publishes: dict[int, Settled] = {}
-        self._requests: dict[int, asyncio.Future[list[int]]] = {}
+        self._requests = Requests(self._loop, self._next_mid, self._send_requests)
+        # Read for every packet identifier taken: the requests' own map (kept, edited in place).
+        self._asked = self._requests.waiting
         self._mid = 0
         self._keepalive = 0.0
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -158,10 +162,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         publishes, self._publishes = self._publishes, {}
         for settled in publishes.values():
             tell(settled, failed)
-        requests, self._requests = self._requests, {}
-        for request in requests.values():
-            if not request.done():
-                request.set_exception(MqttUnavailable(reason))
+        self._requests.fail(MqttUnavailable(reason))
         if not self.closed.done():
             self.closed.set_result(reason)
             self._on_lost()
@@ -196,10 +197,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         elif kind == codec.PUBREL:
             self.write(b"\x70\x02" + body[:2])  # PUBCOMP: the QoS 2 message was delivered
         elif kind in {codec.SUBACK, codec.UNSUBACK}:
-            mid, codes = control.suback_codes(body)
-            request = self._requests.pop(mid, None)
-            if request is not None and not request.done():
-                request.set_result(codes)
+            self._requests.answered(body)
         elif kind == codec.PINGRESP:
             pass  # its arrival updated the time of the last read
         elif kind == codec.CONNACK:
@@ -267,7 +265,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         mid = self._mid
         for _ in range(65535):
             mid = mid % 65535 + 1
-            if mid not in self._publishes and mid not in self._requests:
+            if mid not in self._publishes and mid not in self._asked:
                 self._mid = mid
                 return mid
         raise ValueError("no free MQTT packet identifier (65535 in flight)")
@@ -315,7 +313,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         a (un)subscribe of ours waits for its answer on this connection: its ack must be read
         (a republish action's PUBACK may be what releases the held messages).
         """
-        if self.held_back or self._publishes or self._requests or not self.is_open:
+        if self.held_back or self._publishes or self._asked or not self.is_open:
             return
         assert self._transport is not None
         self._transport.pause_reading()
@@ -335,19 +333,10 @@ class MqttProtocol(asyncio.BufferedProtocol):
         if self.is_open:
             self.write(codec.ack_packets(acks))
 
-    async def _request(self, packet: Callable[[int], bytes], timeout: float | None) -> list[int]:
-        mid = self._next_mid()
-        future: asyncio.Future[list[int]] = self._loop.create_future()
-        self._requests[mid] = future
-        self.go_on()  # its answer must be read
-        self.write(packet(mid))
+    def _send_requests(self, data: bytes) -> None:
+        self.go_on()  # their answers must be read
+        self.write(data)
         self.flush()
-        try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            self._requests.pop(mid, None)
-            raise MqttUnavailable("Operation timed out (no answer from the broker)") from None
 
     async def subscribe(self, topics: Sequence[tuple[str, int]], *, sub_id: int = 0,
                         timeout: float | None = None) -> list[int]:
@@ -357,8 +346,22 @@ class MqttProtocol(asyncio.BufferedProtocol):
         Raises:
             MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
         """
-        return await self._request(lambda mid: control.subscribe_packet(mid, topics, sub_id),
-                                   timeout)
+        [codes] = await self._requests.send(
+            [functools.partial(control.subscribe_packet, topics=topics, sub_id=sub_id)], timeout)
+        return codes
+
+    async def subscribe_each(self, subscriptions: Sequence[tuple[str, int, int]], *,
+                             timeout: float | None = None) -> list[list[int]]:
+        """Subscribe each ``(filter, qos, sub_id)`` in a SUBSCRIBE of its own, all written
+        together; returns each SUBACK's reason codes (one, for its filter), in order.
+
+        Raises:
+            MqttUnavailable: not every SUBACK within ``timeout`` seconds, or the connection is
+                gone.
+        """
+        return await self._requests.send(
+            [functools.partial(control.subscribe_packet, topics=((flt, qos),), sub_id=sub_id)
+             for flt, qos, sub_id in subscriptions], timeout)
 
     async def unsubscribe(self, topics: Sequence[str], *,
                           timeout: float | None = None) -> list[int]:
@@ -367,7 +370,9 @@ class MqttProtocol(asyncio.BufferedProtocol):
         Raises:
             MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
         """
-        return await self._request(lambda mid: control.unsubscribe_packet(mid, topics), timeout)
+        [codes] = await self._requests.send(
+            [functools.partial(control.unsubscribe_packet, topics=topics)], timeout)
+        return codes
 
     # -- session -----------------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 **One copy per subscription.** A broker sends a message once for every subscription of the
 session it matches (Mosquitto does; MQTT 5 allows it), so with rules on ``t/#`` and ``t/+`` a
 message on ``t/1`` arrives twice. Each filter is therefore subscribed on its own with a
-subscription identifier of its own, and every copy names the subscription it came for; the
+subscription identifier of its own (the SUBSCRIBE packets of a change, or of a connect, leave in
+one write: :mod:`mqferry._mqtt.requests`), and every copy names the subscription it came for; the
 rules of that filter take it, and a rule whose several filters match the topic takes only the
 copy of the first of them (:meth:`mqferry._runtime.routing.Routing.for_routes`). Each rule sees
 each message once, as in EMQX.
@@ -19,7 +20,6 @@ identifiers start at a random point, far from where an earlier run's were likely
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Iterable
@@ -36,6 +36,12 @@ from mqferry._mqtt.protocol import MqttProtocol
 __all__ = ["Subscriber", "SubscriptionIds"]
 
 log = logging.getLogger(__name__)
+
+#: The most SUBSCRIBE packets written together: their packet identifiers (65,535 on a connection,
+#: shared with the publishes in flight) are taken until their SUBACKs come. Each further batch
+#: waits for the last one's SUBACKs: 10,000 filters in batches of 1,000 took 0.48 s against
+#: Mosquitto, in one 0.15 s.
+BATCH = 16384
 
 
 class SubscriptionIds:
@@ -185,10 +191,12 @@ class Subscriber:
         if self.use_ids:
             # One SUBSCRIBE per filter: an identifier names every filter of its packet.
             ids = self.ids
-            answers = await asyncio.gather(*(
-                proto.subscribe([(wire, qos)], sub_id=ids.assign(wire, flt), timeout=timeout)
-                for wire, flt in zip(wires, wanted, strict=True)))
-            codes = [a[0] if a else 0x80 for a in answers]
+            each = [(wire, qos, ids.assign(wire, flt))
+                    for wire, flt in zip(wires, wanted, strict=True)]
+            codes = []
+            for start in range(0, len(each), BATCH):
+                answers = await proto.subscribe_each(each[start:start + BATCH], timeout=timeout)
+                codes += [a[0] if a else 0x80 for a in answers]
             ids.save()
         else:
             codes = await proto.subscribe([(w, qos) for w in wires], timeout=timeout)
