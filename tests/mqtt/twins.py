@@ -57,6 +57,17 @@ class MemoryTransport(asyncio.Transport):
         return b"".join(self.writes)
 
 
+def connection(received: list | None = None, released: list | None = None
+               ) -> tuple[MqttProtocol, MemoryTransport]:
+    """A connection on a :class:`MemoryTransport`: what it receives and releases are listed."""
+    transport = MemoryTransport()
+    proto = MqttProtocol(
+        on_publish=(received if received is not None else []).append,
+        on_released=lambda: released.append(1) if released is not None else None)
+    transport.attach(proto)
+    return proto, transport
+
+
 def varint(n: int) -> bytes:
     out = bytearray()
     while True:

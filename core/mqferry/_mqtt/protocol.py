@@ -5,17 +5,16 @@ data_received` frames every complete packet of it, hands each PUBLISH to a synch
 (no queue, no task, no copy of the payload beyond its slice), and completes our publishes on their
 PUBACKs.
 Writes made while handling a read (acks, the publishes they release) and those made in one turn
-of the event loop leave together in one ``send``. Keepalive: a PINGREQ when either side has been
-silent for half the interval, and the connection is dropped when the broker has been silent for
-one and a half intervals.
+of the event loop leave together in one ``send``. The keepalive (:mod:`mqferry._mqtt.keepalive`)
+and the (un)subscribe requests awaiting their acks (:mod:`mqferry._mqtt.requests`) have modules of
+their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from paho.mqtt.properties import Properties
@@ -24,6 +23,7 @@ from mqferry._errors import DeliveryError, MqttUnavailable
 from mqferry._mqtt import codec, control
 from mqferry._mqtt.codec import InMessage, PacketError
 from mqferry._mqtt.control import Connack
+from mqferry._mqtt.keepalive import Keepalive
 from mqferry._mqtt.requests import Requests
 
 __all__ = ["READ_SIZE", "MqttProtocol", "Settled", "tell"]
@@ -76,14 +76,14 @@ class MqttProtocol(asyncio.BufferedProtocol):
         #: reading is paused until the next turn of the event loop (see :meth:`buffer_updated`)
         self._turn: asyncio.Handle | None = None
         self._publishes: dict[int, Settled] = {}
-        self._requests = Requests(self._loop, self._next_mid, self._send_requests)
+        #: The (un)subscribe requests on this connection (they wait for their acks there).
+        self.requests = Requests(self._loop, self._next_mid, self._send_requests)
         # Read for every packet identifier taken: the requests' own map (kept, edited in place).
-        self._asked = self._requests.waiting
+        self._asked = self.requests.waiting
         self._mid = 0
-        self._keepalive = 0.0
-        self._tick_handle: asyncio.TimerHandle | None = None
-        self._last_in = self._last_out = self._loop.time()
-        self._last_ping = float("-inf")
+        self._keepalive: Keepalive | None = None
+        #: When the last read came, and when the last write left (event loop time).
+        self.last_in = self.last_out = self._loop.time()
         self.connack: asyncio.Future[Connack] = self._loop.create_future()
         #: Completes with the reason once the connection is gone.
         self.closed: asyncio.Future[str] = self._loop.create_future()
@@ -134,7 +134,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Handle the bytes of one read (what :meth:`buffer_updated` hands over)."""
-        self._last_in = self._loop.time()
+        self.last_in = self._loop.time()
         try:
             self._frames(self._rest + data if self._rest else data)
         except PacketError as exc:
@@ -150,9 +150,11 @@ class MqttProtocol(asyncio.BufferedProtocol):
         self._transport = None
         reason = self._reason or (str(exc) if exc else "the broker closed the connection")
         self._reason = reason
-        for handle in (self._flush_handle, self._tick_handle, self._turn):
+        for handle in (self._flush_handle, self._turn):
             if handle is not None:
                 handle.cancel()
+        if self._keepalive is not None:
+            self._keepalive.stop()
         self._out.clear()
         if not self.connack.done():
             self.connack.set_exception(MqttUnavailable(reason))
@@ -162,7 +164,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         publishes, self._publishes = self._publishes, {}
         for settled in publishes.values():
             tell(settled, failed)
-        self._requests.fail(MqttUnavailable(reason))
+        self.requests.fail(MqttUnavailable(reason))
         if not self.closed.done():
             self.closed.set_result(reason)
             self._on_lost()
@@ -197,7 +199,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         elif kind == codec.PUBREL:
             self.write(b"\x70\x02" + body[:2])  # PUBCOMP: the QoS 2 message was delivered
         elif kind in {codec.SUBACK, codec.UNSUBACK}:
-            self._requests.answered(body)
+            self.requests.answered(body)
         elif kind == codec.PINGRESP:
             pass  # its arrival updated the time of the last read
         elif kind == codec.CONNACK:
@@ -259,7 +261,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
             return
         transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
-        self._last_out = self._loop.time()
+        self.last_out = self._loop.time()
 
     def _next_mid(self) -> int:
         mid = self._mid
@@ -324,7 +326,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         if not self.held_back:
             return
         self.held_back = False
-        self._last_in = self._loop.time()  # nothing was read while held back: not a silence
+        self.last_in = self._loop.time()  # nothing was read while held back: not a silence
         if self._transport is not None and self._turn is None:
             self._transport.resume_reading()  # (else the end of the turn does)
 
@@ -338,69 +340,12 @@ class MqttProtocol(asyncio.BufferedProtocol):
         self.write(data)
         self.flush()
 
-    async def subscribe(self, topics: Sequence[tuple[str, int]], *, sub_id: int = 0,
-                        timeout: float | None = None) -> list[int]:
-        """Subscribe (with the subscription identifier ``sub_id`` unless it is 0); returns the
-        broker's reason codes, one per filter.
-
-        Raises:
-            MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
-        """
-        [codes] = await self._requests.send(
-            [functools.partial(control.subscribe_packet, topics=topics, sub_id=sub_id)], timeout)
-        return codes
-
-    async def subscribe_each(self, subscriptions: Sequence[tuple[str, int, int]], *,
-                             timeout: float | None = None) -> list[list[int]]:
-        """Subscribe each ``(filter, qos, sub_id)`` in a SUBSCRIBE of its own, all written
-        together; returns each SUBACK's reason codes (one, for its filter), in order.
-
-        Raises:
-            MqttUnavailable: not every SUBACK within ``timeout`` seconds, or the connection is
-                gone.
-        """
-        return await self._requests.send(
-            [functools.partial(control.subscribe_packet, topics=((flt, qos),), sub_id=sub_id)
-             for flt, qos, sub_id in subscriptions], timeout)
-
-    async def unsubscribe(self, topics: Sequence[str], *,
-                          timeout: float | None = None) -> list[int]:
-        """Unsubscribe; returns the broker's reason codes, one per filter.
-
-        Raises:
-            MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
-        """
-        [codes] = await self._requests.send(
-            [functools.partial(control.unsubscribe_packet, topics=topics)], timeout)
-        return codes
-
     # -- session -----------------------------------------------------------------------------
 
     def start_keepalive(self, seconds: float) -> None:
         """Keep the connection alive at ``seconds`` (0: no keepalive), from the CONNACK on."""
-        self._keepalive = seconds
         if seconds > 0:
-            self._tick_handle = self._loop.call_later(seconds / 4, self._tick)
-
-    def _tick(self) -> None:
-        if not self.is_open:
-            return
-        now, interval = self._loop.time(), self._keepalive
-        if self.held_back:
-            self._last_in = now  # not reading on purpose: the broker's silence is ours
-        if now - self._last_in > interval * 1.5:
-            self.close(f"keepalive: no data from the broker for {now - self._last_in:.0f}s",
-                       abort=True)
-            return
-        # Silent either way for half the interval: ping. A client that only publishes QoS 0
-        # hears nothing back unless it asks, and would take a live broker for a dead one.
-        half = interval / 2
-        if (now - self._last_out >= half or now - self._last_in >= half) and \
-                now - self._last_ping >= half:
-            self._last_ping = now
-            self.write(codec.PINGREQ)
-            self.flush()
-        self._tick_handle = self._loop.call_later(interval / 4, self._tick)
+            self._keepalive = Keepalive(self, seconds)
 
     def close(self, reason: str, *, abort: bool = False) -> None:
         """Close the connection with ``reason`` (what :attr:`closed` will say)."""

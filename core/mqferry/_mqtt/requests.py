@@ -10,6 +10,7 @@ packet keeps its own answer, so a filter the broker refuses is still known alone
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Sequence
 
 from mqferry._errors import MqttUnavailable
@@ -37,7 +38,8 @@ class _Batch:
 
 
 class Requests:
-    """The (un)subscribe requests of one connection waiting for their acks, by packet identifier.
+    """The SUBSCRIBE and UNSUBSCRIBE requests of one connection, and those waiting for their acks
+    (by packet identifier).
 
     Args:
         loop: the connection's event loop.
@@ -53,6 +55,42 @@ class Requests:
         self._send = send
         #: packet identifier -> the batch waiting for its ack, and its place in the batch
         self.waiting: dict[int, tuple[_Batch, int]] = {}
+
+    async def subscribe(self, topics: Sequence[tuple[str, int]], *, sub_id: int = 0,
+                        timeout: float | None = None) -> list[int]:
+        """Subscribe (with the subscription identifier ``sub_id`` unless it is 0); returns the
+        broker's reason codes, one per filter.
+
+        Raises:
+            MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
+        """
+        [codes] = await self.send(
+            [functools.partial(control.subscribe_packet, topics=topics, sub_id=sub_id)], timeout)
+        return codes
+
+    async def subscribe_each(self, subscriptions: Sequence[tuple[str, int, int]], *,
+                             timeout: float | None = None) -> list[list[int]]:
+        """Subscribe each ``(filter, qos, sub_id)`` in a SUBSCRIBE of its own, all written
+        together; returns each SUBACK's reason codes (one, for its filter), in order.
+
+        Raises:
+            MqttUnavailable: not every SUBACK within ``timeout`` seconds, or the connection is
+                gone.
+        """
+        return await self.send(
+            [functools.partial(control.subscribe_packet, topics=((flt, qos),), sub_id=sub_id)
+             for flt, qos, sub_id in subscriptions], timeout)
+
+    async def unsubscribe(self, topics: Sequence[str], *,
+                          timeout: float | None = None) -> list[int]:
+        """Unsubscribe; returns the broker's reason codes, one per filter.
+
+        Raises:
+            MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
+        """
+        [codes] = await self.send(
+            [functools.partial(control.unsubscribe_packet, topics=topics)], timeout)
+        return codes
 
     async def send(self, packets: Sequence[Callable[[int], bytes]],
                    timeout: float | None) -> list[list[int]]:

@@ -194,12 +194,13 @@ class Subscriber:
             each = [(wire, qos, ids.assign(wire, flt))
                     for wire, flt in zip(wires, wanted, strict=True)]
             codes = []
+            requests = proto.requests
             for start in range(0, len(each), BATCH):
-                answers = await proto.subscribe_each(each[start:start + BATCH], timeout=timeout)
+                answers = await requests.subscribe_each(each[start:start + BATCH], timeout=timeout)
                 codes += [a[0] if a else 0x80 for a in answers]
             ids.save()
         else:
-            codes = await proto.subscribe([(w, qos) for w in wires], timeout=timeout)
+            codes = await proto.requests.subscribe([(w, qos) for w in wires], timeout=timeout)
         for flt, wire, code in zip(wanted, wires, codes, strict=False):
             if code >= 0x80:
                 self.refused.add(flt)
@@ -217,7 +218,7 @@ class Subscriber:
         """
         if not wires:
             return
-        await proto.unsubscribe(wires, timeout=self.config.connect_timeout)
+        await proto.requests.unsubscribe(wires, timeout=self.config.connect_timeout)
         for wire in wires:
             self.ids.forget(wire)
         self.ids.save()
