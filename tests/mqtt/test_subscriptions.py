@@ -162,3 +162,34 @@ def test_a_file_that_cannot_be_written_is_named_and_the_session_goes_on(tmp_path
     with caplog.at_level(logging.WARNING):
         ids.save()
     assert "cannot write" in caplog.text and list(ids.ids) == ["a"]
+
+
+def test_the_file_is_written_only_when_what_it_holds_changed(tmp_path):
+    path = tmp_path / "s.json"
+    ids = SubscriptionIds(path)
+    ids.assign("a", "a")
+    ids.assign("b", "b")
+    ids.save()
+    written = path.stat().st_ino  # each write replaces the file: a new inode
+    ids.release("b")  # still held: the file already says so
+    ids.save()
+    ids.assign("a", "a")  # subscribed again with its identifier
+    ids.save()
+    assert path.stat().st_ino == written
+    ids.forget("b")
+    ids.save()
+    assert path.stat().st_ino != written
+    assert json.loads(path.read_text())["subscribed"] == {"a": ids.ids["a"]}
+    again = SubscriptionIds(path)
+    again.save()  # nothing assigned or forgotten: the file is written once, as it was read
+    assert json.loads(path.read_text())["subscribed"] == {"a": ids.ids["a"]}
+
+
+def test_a_file_that_could_not_be_written_is_written_on_the_next_save(tmp_path):
+    (tmp_path / "mqtt").write_text("a file where the directory would be")
+    ids = SubscriptionIds(tmp_path / "mqtt" / "s.json")
+    ids.assign("a", "a")
+    ids.save()  # fails, logged
+    (tmp_path / "mqtt").unlink()
+    ids.save()
+    assert json.loads((tmp_path / "mqtt" / "s.json").read_text())["subscribed"] == dict(ids.ids)
