@@ -36,6 +36,7 @@ MODULES: dict[str, list[str]] = {
         "mqferry/_mqtt/strings.py",
         "mqferry/_mqtt/acks.py",
         "mqferry/_mqtt/protocol.py",
+        "mqferry/_mqtt/outbox.py",
         "mqferry/_mqtt/client.py",
         "mqferry/_runtime/delivery.py",
         "mqferry/_runtime/events.py",

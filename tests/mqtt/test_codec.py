@@ -233,6 +233,9 @@ def test_connack_and_suback_decoding():
     assert (connack.get("ReceiveMaximum", 65535), connack.get("ServerKeepAlive", 60)) == (20, 5)
     assert control.decode_connack(b"\x00\x86\x00").reason == 0x86
     assert control.suback_codes(b"\x00\x07\x00\x01\x87") == (7, [1, 0x87])
+    reason = Properties(PacketTypes.SUBACK)
+    reason.ReasonString = "no"
+    assert control.suback_codes(b"\x01\x00" + reason.pack() + b"\x80") == (256, [0x80])
     assert codec.reason_name(codec.CONNACK, 0x86) == "Bad user name or password"
 
 

@@ -181,7 +181,7 @@ async def test_a_disconnect_that_ends_the_session_leaves_nothing_queued_for_it()
     topic = f"mqferry-test/end/{uuid.uuid4().hex[:8]}"
     proto, connack = await open_session(cfg, client_id=cfg.clientid, clean_start=True,
                                         session_expiry=300, on_publish=lambda m: None)
-    await proto.subscribe([(topic, 1)], timeout=10)
+    await proto.requests.subscribe([(topic, 1)], timeout=10)
     proto.disconnect()  # the session lives on: what is published now is queued for it
     await proto.closed
     pub = await asyncio.create_subprocess_exec(

@@ -10,17 +10,7 @@ import pytest
 from mqferry import MqttUnavailable
 from mqferry._errors import DeliveryError
 from mqferry._mqtt.protocol import MqttProtocol
-from tests.mqtt.twins import MemoryTransport, publish_packet
-
-
-def connection(received: list | None = None, released: list | None = None
-               ) -> tuple[MqttProtocol, MemoryTransport]:
-    transport = MemoryTransport()
-    proto = MqttProtocol(
-        on_publish=(received if received is not None else []).append,
-        on_released=lambda: released.append(1) if released is not None else None)
-    transport.attach(proto)
-    return proto, transport
+from tests.mqtt.twins import connection, publish_packet
 
 
 async def test_one_read_hands_over_every_packet_in_it():
@@ -107,7 +97,7 @@ async def test_a_lost_connection_fails_what_is_in_flight():
     proto, transport = connection()
     outcomes: list = []
     proto.publish("o/1", b"a", qos=1, retain=False, properties=None, settled=outcomes.append)
-    subscribing = asyncio.ensure_future(proto.subscribe([("a/#", 1)]))
+    subscribing = asyncio.ensure_future(proto.requests.subscribe([("a/#", 1)]))
     await asyncio.sleep(0)
     transport.close()
     assert await proto.closed == "the broker closed the connection"
@@ -117,50 +107,11 @@ async def test_a_lost_connection_fails_what_is_in_flight():
         await subscribing
 
 
-async def test_subscribe_returns_the_brokers_codes():
-    proto, transport = connection()
-    subscribing = asyncio.ensure_future(proto.subscribe([("a/#", 1), ("b", 1)]))
-    await asyncio.sleep(0)
-    sent = transport.sent
-    assert sent[0] == 0x82
-    proto.data_received(bytes([0x90, 5]) + sent[2:4] + b"\x00\x01\x87")
-    assert await subscribing == [1, 0x87]
-
-
 async def test_a_disconnect_from_the_broker_names_its_reason():
     proto, transport = connection()
     proto.data_received(b"\xe0\x02\x8e\x00")
     assert await proto.closed == "the broker disconnected: Session taken over"
     assert transport.closed
-
-
-async def test_keepalive_pings_when_silent_and_drops_a_silent_broker():
-    proto, transport = connection()
-    proto.start_keepalive(0.2)
-    await asyncio.sleep(0.15)
-    assert b"\xc0\x00" in transport.writes  # we were silent for half the interval
-    proto.data_received(b"\xd0\x00")  # PINGRESP: the broker is alive
-    await asyncio.sleep(0.2)
-    assert not transport.closed
-    reason = await asyncio.wait_for(proto.closed, 1)
-    assert reason.startswith("keepalive: no data from the broker") and transport.aborted
-
-
-async def test_keepalive_pings_a_broker_that_only_listens():
-    proto, transport = connection()
-    proto.start_keepalive(0.2)
-    for _ in range(8):  # publishing QoS 0 all along: we are never silent, the broker is
-        proto.write(b"\x30\x03\x00\x01t")
-        proto.flush()
-        await asyncio.sleep(0.02)
-    assert b"\xc0\x00" in transport.writes
-    assert not transport.closed
-
-
-async def test_a_subscribe_without_an_answer_times_out():
-    proto, _ = connection()
-    with pytest.raises(MqttUnavailable, match="timed out"):
-        await proto.subscribe([("a/#", 1)], timeout=0.05)
 
 
 async def test_holding_back_pauses_reading_until_go_on_and_not_while_an_answer_is_due():

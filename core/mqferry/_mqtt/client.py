@@ -14,24 +14,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mypy_extensions import mypyc_attr
-from paho.mqtt.properties import Properties
 
 from mqferry._config.models import MqttConfig
 from mqferry._errors import ConfigError, MqttUnavailable
 from mqferry._logs import RetryLog
 from mqferry._metrics import Metrics
-from mqferry._mqtt import codec
 from mqferry._mqtt.acks import AckWindow
 from mqferry._mqtt.codec import Incoming, InMessage
 from mqferry._mqtt.connect import open_session, probe, session_expiry
+from mqferry._mqtt.outbox import Outbox, future_settler
 from mqferry._mqtt.properties import publish_properties
-from mqferry._mqtt.protocol import MqttProtocol, Settled, tell
-from mqferry._mqtt.strings import topic_problem
+from mqferry._mqtt.protocol import MqttProtocol, Settled
 from mqferry._mqtt.subscriptions import Subscriber
 from mqferry._mqtt.tls import explain
 from mqferry._runtime.delivery import Ticket
@@ -50,22 +47,6 @@ SESSION_TAKEN_OVER = 0x8E
 #: A connection that lasted this long (seconds) resets the reconnect back-off; one the broker
 #: ends sooner (a session taken over, for one) lets it grow.
 STABLE_AFTER = 5.0
-
-#: A publish waiting for room in the in-flight window: topic, payload, qos, retain, properties and
-#: what to tell how it ended.
-_Outgoing = tuple[str, bytes, int, bool, Properties | None, Settled]
-
-
-def _future_settler(future: asyncio.Future[None]) -> Settled:
-    """A :data:`Settled` that completes ``future`` (unless it is done already)."""
-
-    def settled(outcome: BaseException | None) -> None:
-        if not future.done():
-            if outcome is None:
-                future.set_result(None)
-            else:
-                future.set_exception(outcome)
-    return settled
 
 #: Receives each message and its ticket (``None`` for QoS 0).
 MessageHandler = Callable[[Incoming, Ticket | None], None]
@@ -125,10 +106,7 @@ class MqttConnector:
         self.acks = AckWindow(self._send_acks, deferred=True,
                               linger=ACK_LINGER if at_most_once else 0.0,
                               linger_below=max(1, min(64, config.receive_maximum // 2)))
-        # Outgoing QoS 1/2 publishes in flight are limited to what the broker accepts (its
-        # receive maximum) and our own setting; the rest wait here, in order.
-        self._out_free = config.receive_maximum
-        self._out_backlog: deque[_Outgoing] = deque()
+        self._outbox = Outbox(config.receive_maximum, self._session)
         self._status = HealthStatus(Status.STOPPED)
         self.connects = 0
 
@@ -236,7 +214,7 @@ class MqttConnector:
         """
         self._session_up()  # before the future: raised without a running loop too
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.publish_with(topic, payload, _future_settler(future), qos=qos, retain=retain,
+        self.publish_with(topic, payload, future_settler(future), qos=qos, retain=retain,
                           properties=properties)
         return future
 
@@ -280,37 +258,11 @@ class MqttConnector:
             MqttUnavailable: the session is not up (``settled`` is not called).
             ValueError: an invalid topic or property (``settled`` is not called).
         """
-        proto = self._session_up()
-        why = topic_problem(topic)
-        if why is not None:
-            raise ValueError(f"invalid MQTT topic to publish to: {topic!r}: {why}")
-        props = publish_properties(properties)
-        out = (topic, codec.payload_bytes(payload), qos, bool(retain), props, settled)
-        if qos > 0:
-            if self._out_free <= 0:
-                self._out_backlog.append(out)
-                return
-            self._out_free -= 1
-        self._send(proto, out)
-
-    def _send(self, proto: MqttProtocol, out: _Outgoing) -> None:
-        topic, payload, qos, retain, props, settled = out
-        try:
-            proto.publish(topic, payload, qos=qos, retain=retain, properties=props,
-                          settled=settled)
-        except Exception as exc:  # not encodable (size, topic, a property): this publish only
-            # Whatever raised, the slot of the in-flight window goes back: one leaked slot per
-            # bad publish would stall every QoS 1/2 publish after receive_maximum of them.
-            if qos:
-                self._out_free += 1
-            tell(settled, exc)
+        self._outbox.publish(self._session_up(), topic, payload, settled, qos=qos, retain=retain,
+                             properties=properties)
 
     def _released(self) -> None:
-        self._out_free += 1
-        proto, backlog = self._proto, self._out_backlog
-        while backlog and self._out_free > 0 and proto is not None:
-            self._out_free -= 1
-            self._send(proto, backlog.popleft())
+        self._outbox.released(self._proto)
 
     # -- incoming ----------------------------------------------------------------------------
 
@@ -384,7 +336,7 @@ class MqttConnector:
             cfg, client_id=cfg.clientid, clean_start=cfg.clean_start,
             session_expiry=session_expiry(cfg), on_publish=self._on_message,
             on_released=self._released)
-        self._out_free = min(cfg.receive_maximum, connack.get("ReceiveMaximum", 65535))
+        self._outbox.opened(connack.get("ReceiveMaximum", 65535))
         self.subscriber.connected(connack)
         self._routes = self.subscriber.ids.routes  # an app gives the subscriber its file
         self._proto = proto
@@ -442,8 +394,4 @@ class MqttConnector:
         if lost:
             log.warning("MQTT connection lost with %d unacknowledged messages; "
                         "the broker will redeliver them", lost)
-        reason = "the MQTT connection was lost before the broker's ack"
-        backlog, self._out_backlog = self._out_backlog, deque()
-        for *_, settled in backlog:
-            tell(settled, MqttUnavailable(reason, session=self._session))
-        self._out_free = self.config.receive_maximum
+        self._outbox.lost("the MQTT connection was lost before the broker's ack")

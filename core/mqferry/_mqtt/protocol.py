@@ -5,16 +5,16 @@ data_received` frames every complete packet of it, hands each PUBLISH to a synch
 (no queue, no task, no copy of the payload beyond its slice), and completes our publishes on their
 PUBACKs.
 Writes made while handling a read (acks, the publishes they release) and those made in one turn
-of the event loop leave together in one ``send``. Keepalive: a PINGREQ when either side has been
-silent for half the interval, and the connection is dropped when the broker has been silent for
-one and a half intervals.
+of the event loop leave together in one ``send``. The keepalive (:mod:`mqferry._mqtt.keepalive`)
+and the (un)subscribe requests awaiting their acks (:mod:`mqferry._mqtt.requests`) have modules of
+their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import cast
 
 from paho.mqtt.properties import Properties
@@ -23,6 +23,8 @@ from mqferry._errors import DeliveryError, MqttUnavailable
 from mqferry._mqtt import codec, control
 from mqferry._mqtt.codec import InMessage, PacketError
 from mqferry._mqtt.control import Connack
+from mqferry._mqtt.keepalive import Keepalive
+from mqferry._mqtt.requests import Requests
 
 __all__ = ["READ_SIZE", "MqttProtocol", "Settled", "tell"]
 
@@ -74,12 +76,14 @@ class MqttProtocol(asyncio.BufferedProtocol):
         #: reading is paused until the next turn of the event loop (see :meth:`buffer_updated`)
         self._turn: asyncio.Handle | None = None
         self._publishes: dict[int, Settled] = {}
-        self._requests: dict[int, asyncio.Future[list[int]]] = {}
+        #: The (un)subscribe requests on this connection (they wait for their acks there).
+        self.requests = Requests(self._loop, self._next_mid, self._send_requests)
+        # Read for every packet identifier taken: the requests' own map (kept, edited in place).
+        self._asked = self.requests.waiting
         self._mid = 0
-        self._keepalive = 0.0
-        self._tick_handle: asyncio.TimerHandle | None = None
-        self._last_in = self._last_out = self._loop.time()
-        self._last_ping = float("-inf")
+        self._keepalive: Keepalive | None = None
+        #: When the last read came, and when the last write left (event loop time).
+        self.last_in = self.last_out = self._loop.time()
         self.connack: asyncio.Future[Connack] = self._loop.create_future()
         #: Completes with the reason once the connection is gone.
         self.closed: asyncio.Future[str] = self._loop.create_future()
@@ -130,7 +134,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes) -> None:
         """Handle the bytes of one read (what :meth:`buffer_updated` hands over)."""
-        self._last_in = self._loop.time()
+        self.last_in = self._loop.time()
         try:
             self._frames(self._rest + data if self._rest else data)
         except PacketError as exc:
@@ -146,9 +150,11 @@ class MqttProtocol(asyncio.BufferedProtocol):
         self._transport = None
         reason = self._reason or (str(exc) if exc else "the broker closed the connection")
         self._reason = reason
-        for handle in (self._flush_handle, self._tick_handle, self._turn):
+        for handle in (self._flush_handle, self._turn):
             if handle is not None:
                 handle.cancel()
+        if self._keepalive is not None:
+            self._keepalive.stop()
         self._out.clear()
         if not self.connack.done():
             self.connack.set_exception(MqttUnavailable(reason))
@@ -158,10 +164,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         publishes, self._publishes = self._publishes, {}
         for settled in publishes.values():
             tell(settled, failed)
-        requests, self._requests = self._requests, {}
-        for request in requests.values():
-            if not request.done():
-                request.set_exception(MqttUnavailable(reason))
+        self.requests.fail(MqttUnavailable(reason))
         if not self.closed.done():
             self.closed.set_result(reason)
             self._on_lost()
@@ -196,10 +199,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         elif kind == codec.PUBREL:
             self.write(b"\x70\x02" + body[:2])  # PUBCOMP: the QoS 2 message was delivered
         elif kind in {codec.SUBACK, codec.UNSUBACK}:
-            mid, codes = control.suback_codes(body)
-            request = self._requests.pop(mid, None)
-            if request is not None and not request.done():
-                request.set_result(codes)
+            self.requests.answered(body)
         elif kind == codec.PINGRESP:
             pass  # its arrival updated the time of the last read
         elif kind == codec.CONNACK:
@@ -261,13 +261,13 @@ class MqttProtocol(asyncio.BufferedProtocol):
             return
         transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
-        self._last_out = self._loop.time()
+        self.last_out = self._loop.time()
 
     def _next_mid(self) -> int:
         mid = self._mid
         for _ in range(65535):
             mid = mid % 65535 + 1
-            if mid not in self._publishes and mid not in self._requests:
+            if mid not in self._publishes and mid not in self._asked:
                 self._mid = mid
                 return mid
         raise ValueError("no free MQTT packet identifier (65535 in flight)")
@@ -315,7 +315,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         a (un)subscribe of ours waits for its answer on this connection: its ack must be read
         (a republish action's PUBACK may be what releases the held messages).
         """
-        if self.held_back or self._publishes or self._requests or not self.is_open:
+        if self.held_back or self._publishes or self._asked or not self.is_open:
             return
         assert self._transport is not None
         self._transport.pause_reading()
@@ -326,7 +326,7 @@ class MqttProtocol(asyncio.BufferedProtocol):
         if not self.held_back:
             return
         self.held_back = False
-        self._last_in = self._loop.time()  # nothing was read while held back: not a silence
+        self.last_in = self._loop.time()  # nothing was read while held back: not a silence
         if self._transport is not None and self._turn is None:
             self._transport.resume_reading()  # (else the end of the turn does)
 
@@ -335,67 +335,17 @@ class MqttProtocol(asyncio.BufferedProtocol):
         if self.is_open:
             self.write(codec.ack_packets(acks))
 
-    async def _request(self, packet: Callable[[int], bytes], timeout: float | None) -> list[int]:
-        mid = self._next_mid()
-        future: asyncio.Future[list[int]] = self._loop.create_future()
-        self._requests[mid] = future
-        self.go_on()  # its answer must be read
-        self.write(packet(mid))
+    def _send_requests(self, data: bytes) -> None:
+        self.go_on()  # their answers must be read
+        self.write(data)
         self.flush()
-        try:
-            async with asyncio.timeout(timeout):
-                return await future
-        except TimeoutError:
-            self._requests.pop(mid, None)
-            raise MqttUnavailable("Operation timed out (no answer from the broker)") from None
-
-    async def subscribe(self, topics: Sequence[tuple[str, int]], *, sub_id: int = 0,
-                        timeout: float | None = None) -> list[int]:
-        """Subscribe (with the subscription identifier ``sub_id`` unless it is 0); returns the
-        broker's reason codes, one per filter.
-
-        Raises:
-            MqttUnavailable: no SUBACK within ``timeout`` seconds, or the connection is gone.
-        """
-        return await self._request(lambda mid: control.subscribe_packet(mid, topics, sub_id),
-                                   timeout)
-
-    async def unsubscribe(self, topics: Sequence[str], *,
-                          timeout: float | None = None) -> list[int]:
-        """Unsubscribe; returns the broker's reason codes, one per filter.
-
-        Raises:
-            MqttUnavailable: no UNSUBACK within ``timeout`` seconds, or the connection is gone.
-        """
-        return await self._request(lambda mid: control.unsubscribe_packet(mid, topics), timeout)
 
     # -- session -----------------------------------------------------------------------------
 
     def start_keepalive(self, seconds: float) -> None:
         """Keep the connection alive at ``seconds`` (0: no keepalive), from the CONNACK on."""
-        self._keepalive = seconds
         if seconds > 0:
-            self._tick_handle = self._loop.call_later(seconds / 4, self._tick)
-
-    def _tick(self) -> None:
-        if not self.is_open:
-            return
-        now, interval = self._loop.time(), self._keepalive
-        if self.held_back:
-            self._last_in = now  # not reading on purpose: the broker's silence is ours
-        if now - self._last_in > interval * 1.5:
-            self.close(f"keepalive: no data from the broker for {now - self._last_in:.0f}s",
-                       abort=True)
-            return
-        # Silent either way for half the interval: ping. A client that only publishes QoS 0
-        # hears nothing back unless it asks, and would take a live broker for a dead one.
-        half = interval / 2
-        if (now - self._last_out >= half or now - self._last_in >= half) and \
-                now - self._last_ping >= half:
-            self._last_ping = now
-            self.write(codec.PINGREQ)
-            self.flush()
-        self._tick_handle = self._loop.call_later(interval / 4, self._tick)
+            self._keepalive = Keepalive(self, seconds)
 
     def close(self, reason: str, *, abort: bool = False) -> None:
         """Close the connection with ``reason`` (what :attr:`closed` will say)."""

@@ -3,7 +3,8 @@
 **One copy per subscription.** A broker sends a message once for every subscription of the
 session it matches (Mosquitto does; MQTT 5 allows it), so with rules on ``t/#`` and ``t/+`` a
 message on ``t/1`` arrives twice. Each filter is therefore subscribed on its own with a
-subscription identifier of its own, and every copy names the subscription it came for; the
+subscription identifier of its own (the SUBSCRIBE packets of a change, or of a connect, leave in
+one write: :mod:`mqferry._mqtt.requests`), and every copy names the subscription it came for; the
 rules of that filter take it, and a rule whose several filters match the topic takes only the
 copy of the first of them (:meth:`mqferry._runtime.routing.Routing.for_routes`). Each rule sees
 each message once, as in EMQX.
@@ -19,7 +20,6 @@ identifiers start at a random point, far from where an earlier run's were likely
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections.abc import Iterable
@@ -36,6 +36,12 @@ from mqferry._mqtt.protocol import MqttProtocol
 __all__ = ["Subscriber", "SubscriptionIds"]
 
 log = logging.getLogger(__name__)
+
+#: The most SUBSCRIBE packets written together: their packet identifiers (65,535 on a connection,
+#: shared with the publishes in flight) are taken until their SUBACKs come. Each further batch
+#: waits for the last one's SUBACKs: 10,000 filters in batches of 1,000 took 0.48 s against
+#: Mosquitto, in one 0.15 s.
+BATCH = 16384
 
 
 class SubscriptionIds:
@@ -58,6 +64,8 @@ class SubscriptionIds:
         #: filters an earlier connection subscribed that may still be at the broker
         self.held: dict[str, int] = {}
         self._next = 0
+        #: whether the file may differ from the state (a filter or identifier came or went)
+        self._dirty = True
         self._load()
         if not self._next:
             self._next = random.randint(1 << 20, 1 << 27)
@@ -81,6 +89,7 @@ class SubscriptionIds:
         if not ident:
             ident = self._next
             self._next = ident % MAX_SUBSCRIPTION_ID + 1
+            self._dirty = True
         self.ids[wire] = ident
         self.held.pop(wire, None)
         self.routes[ident] = (flt,)
@@ -98,6 +107,7 @@ class SubscriptionIds:
         self.held.pop(wire, None)
         if ident:
             self.routes.pop(ident, None)
+            self._dirty = True
 
     def session_lost(self) -> None:
         """The broker has no session: it holds no subscription from before."""
@@ -109,8 +119,13 @@ class SubscriptionIds:
         return sorted(w for w in self.held if w not in self.ids)
 
     def save(self) -> None:
-        """Write the subscribed filters and the next identifier (a failure is logged)."""
-        if self.path is None:
+        """Write the subscribed filters and the next identifier (a failure is logged).
+
+        Not when nothing the file holds changed since it was last written: a filter released
+        (still held) or subscribed again with its identifier writes the same file (10,000
+        filters: 0.7 ms).
+        """
+        if self.path is None or not self._dirty:
             return
         subscribed = {**{w: i for w, i in self.held.items() if w not in self.ids}, **self.ids}
         data = orjson.dumps({"next": self._next, "subscribed": subscribed})
@@ -119,6 +134,7 @@ class SubscriptionIds:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp.write_bytes(data)
             tmp.replace(self.path)
+            self._dirty = False
         except OSError as exc:
             log.warning("MQTT subscriptions: cannot write %s (%s); after a restart, filters no "
                         "rule uses any more may stay subscribed", self.path, exc)
@@ -185,13 +201,16 @@ class Subscriber:
         if self.use_ids:
             # One SUBSCRIBE per filter: an identifier names every filter of its packet.
             ids = self.ids
-            answers = await asyncio.gather(*(
-                proto.subscribe([(wire, qos)], sub_id=ids.assign(wire, flt), timeout=timeout)
-                for wire, flt in zip(wires, wanted, strict=True)))
-            codes = [a[0] if a else 0x80 for a in answers]
+            each = [(wire, qos, ids.assign(wire, flt))
+                    for wire, flt in zip(wires, wanted, strict=True)]
+            codes = []
+            requests = proto.requests
+            for start in range(0, len(each), BATCH):
+                answers = await requests.subscribe_each(each[start:start + BATCH], timeout=timeout)
+                codes += [a[0] if a else 0x80 for a in answers]
             ids.save()
         else:
-            codes = await proto.subscribe([(w, qos) for w in wires], timeout=timeout)
+            codes = await proto.requests.subscribe([(w, qos) for w in wires], timeout=timeout)
         for flt, wire, code in zip(wanted, wires, codes, strict=False):
             if code >= 0x80:
                 self.refused.add(flt)
@@ -209,7 +228,7 @@ class Subscriber:
         """
         if not wires:
             return
-        await proto.unsubscribe(wires, timeout=self.config.connect_timeout)
+        await proto.requests.unsubscribe(wires, timeout=self.config.connect_timeout)
         for wire in wires:
             self.ids.forget(wire)
         self.ids.save()

@@ -68,7 +68,7 @@ class MqttVerifier(Tallied):
             self._proto = proto
             try:
                 if not connack.session_present:
-                    await proto.subscribe([(self._filter, self._qos)])
+                    await proto.requests.subscribe([(self._filter, self._qos)])
                 self._subscribed.set()
                 await asyncio.wait([stopping, proto.closed], return_when=asyncio.FIRST_COMPLETED)
             except MqttUnavailable:
