@@ -6,7 +6,7 @@ import json
 import logging
 
 from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
-from mqferry._mqtt.subscriptions import SubscriptionIds
+from mqferry._mqtt.subscriptions import SubscriptionIds, listing
 
 
 def test_each_filter_has_an_identifier_of_its_own_that_routes_its_copies():
@@ -76,3 +76,9 @@ def test_a_file_that_cannot_be_written_is_named_and_the_session_goes_on(tmp_path
     with caplog.at_level(logging.WARNING):
         ids.save()
     assert "cannot write" in caplog.text and list(ids.ids) == ["a"]
+
+
+def test_log_lines_name_twenty_filters_and_count_the_rest():
+    assert listing([f"f/{i}" for i in range(3)]) == "f/0, f/1, f/2"
+    line = listing([f"f/{i}" for i in range(100_000)])
+    assert line.startswith("f/0, f/1,") and line.endswith("f/19 and 99980 more")

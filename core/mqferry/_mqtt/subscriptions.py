@@ -33,9 +33,19 @@ from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
 from mqferry._mqtt.control import Connack
 from mqferry._mqtt.protocol import MqttProtocol
 
-__all__ = ["Subscriber", "SubscriptionIds"]
+__all__ = ["LISTED", "Subscriber", "SubscriptionIds", "listing"]
 
 log = logging.getLogger(__name__)
+
+#: How many filters a log line names; the rest are counted ("and 99980 more").
+LISTED = 20
+
+
+def listing(filters: list[str]) -> str:
+    """``filters`` for a log line: the first :data:`LISTED`, and how many more there are."""
+    shown = ", ".join(filters[:LISTED])
+    more = len(filters) - LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 class SubscriptionIds:
@@ -199,7 +209,7 @@ class Subscriber:
                             codec.reason_name(codec.SUBACK, code))
             else:
                 self.refused.discard(flt)
-        log.info("subscribed to %s", ", ".join(wires))
+        log.info("subscribed to %s", listing(wires))
 
     async def unsubscribe(self, proto: MqttProtocol, wires: list[str]) -> None:
         """Unsubscribe ``wires`` (filters as subscribed, see :meth:`drop`).
@@ -220,4 +230,4 @@ class Subscriber:
         if stale:
             await self.unsubscribe(proto, stale)
             log.info("unsubscribed from %s: no rule uses them now (the broker kept them from "
-                     "an earlier connection of the session)", ", ".join(stale))
+                     "an earlier connection of the session)", listing(stale))
