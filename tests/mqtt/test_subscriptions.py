@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
+from mqferry._mqtt import control
 from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
 from mqferry._mqtt.subscriptions import SubscriptionIds, listing
 
@@ -76,6 +79,122 @@ def test_a_file_that_cannot_be_written_is_named_and_the_session_goes_on(tmp_path
     with caplog.at_level(logging.WARNING):
         ids.save()
     assert "cannot write" in caplog.text and list(ids.ids) == ["a"]
+
+
+# -- the state file is checked, not trusted ----------------------------------------------------
+
+
+def load(tmp_path, state) -> SubscriptionIds:
+    path = tmp_path / "c.subscriptions.json"
+    path.write_text(json.dumps(state))
+    return SubscriptionIds(path)
+
+
+def test_a_new_filter_never_takes_an_identifier_the_file_holds(tmp_path, caplog):
+    # "next" not past the identifier held: the new filter would have shared 1000 with t/a
+    with caplog.at_level(logging.WARNING):
+        ids = load(tmp_path, {"next": 1000, "subscribed": {"t/a": 1000}})
+    assert ids.assign("t/a", "t/a") == 1000
+    assert ids.assign("t/b", "t/b") == 1001
+    assert "c.subscriptions.json" in caplog.text and "'next' is 1000" in caplog.text
+
+
+def test_entries_sharing_an_identifier_are_all_dropped_and_named(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        ids = load(tmp_path, {"next": 9, "subscribed": {"a": 7, "b": 7, "c": 3}})
+    assert ids.held == {"c": 3}
+    assert "'a'" in caplog.text and "'b'" in caplog.text and "identifier 7" in caplog.text
+    assert str(tmp_path / "c.subscriptions.json") in caplog.text
+    assert ids.assign("a", "a") == 9 and ids.assign("b", "b") == 10  # their copies: by topic
+
+
+def test_the_identifiers_of_dropped_entries_are_never_given_out(tmp_path):
+    # the broker may still hold those subscriptions, and send copies with their identifiers
+    deep = "/".join(["l"] * 202)
+    ids = load(tmp_path, {"next": MAX_SUBSCRIPTION_ID,
+                          "subscribed": {"a": 2, "b": 2, deep: 3, "c": 4}})
+    assert ids.held == {"c": 4}
+    assert [ids.assign(w, w) for w in "wxyz"] == [MAX_SUBSCRIPTION_ID, 1, 5, 6]
+
+
+def test_next_goes_past_the_identifiers_of_dropped_entries(tmp_path):
+    ids = load(tmp_path, {"next": 3, "subscribed": {"a": 7, "b": 7, "c": 2}})
+    assert ids.assign("d", "d") == 8
+
+
+@pytest.mark.parametrize("ident", [-1, 0, MAX_SUBSCRIPTION_ID + 1, 300_000_000, "5", 1.5, True,
+                                   None, [3]])
+def test_an_entry_whose_identifier_is_not_one_is_dropped_and_named(tmp_path, caplog, ident):
+    with caplog.at_level(logging.WARNING):
+        ids = load(tmp_path, {"next": 10, "subscribed": {"bad/#": ident, "good/#": 4}})
+    assert ids.held == {"good/#": 4}
+    assert "dropped the entry 'bad/#'" in caplog.text and repr(ident) in caplog.text
+    assert str(tmp_path / "c.subscriptions.json") in caplog.text
+    # subscribing it again (the loop that crashed) takes a new identifier that can be sent
+    ident = ids.assign("bad/#", "bad/#")
+    assert ident == 10
+    assert control.subscribe_packet(1, [("bad/#", 1)], sub_id=ident)
+
+
+@pytest.mark.parametrize("nxt", [-5, 0, MAX_SUBSCRIPTION_ID + 1, 300_000_000, "7", 2.5, None,
+                                 False])
+def test_a_next_identifier_that_is_not_one_goes_on_past_those_held(tmp_path, caplog, nxt):
+    with caplog.at_level(logging.WARNING):
+        ids = load(tmp_path, {"next": nxt, "subscribed": {"a": 40}})
+    assert ids.held == {"a": 40}
+    assert "'next' is" in caplog.text and str(tmp_path / "c.subscriptions.json") in caplog.text
+    ident = ids.assign("b", "b")
+    assert ident == 41
+    assert control.subscribe_packet(1, [("b", 1)], sub_id=ident)
+
+
+def test_a_next_identifier_that_is_not_one_with_nothing_held_starts_afresh(tmp_path):
+    ids = load(tmp_path, {"next": -1, "subscribed": {}})
+    assert 1 << 20 <= ids.assign("a", "a") <= 1 << 27
+
+
+@pytest.mark.parametrize("wire", [
+    "/".join(["l"] * 202),  # Mosquitto ends the connection on an UNSUBSCRIBE of it
+    "/".join(["l"] * 129),
+    "$share/g/" + "/".join(["l"] * 129),
+    "a/b#",
+    "",
+    "x" * 65_536,
+    "$share/g",
+])
+def test_an_entry_whose_filter_a_broker_refuses_is_dropped_and_named(tmp_path, caplog, wire):
+    with caplog.at_level(logging.WARNING):
+        ids = load(tmp_path, {"next": 10, "subscribed": {wire: 5, "ok/#": 6}})
+    assert ids.held == {"ok/#": 6} and ids.stale() == ["ok/#"]  # never unsubscribed
+    assert "dropped the entry" in caplog.text
+    assert str(tmp_path / "c.subscriptions.json") in caplog.text
+    assert len(caplog.text) < 2000  # a 64 KiB filter is cut short
+
+
+def test_the_deepest_filter_an_broker_takes_is_kept(tmp_path):
+    deep = "/".join(["l"] * 128)
+    assert load(tmp_path, {"next": 10, "subscribed": {deep: 5}}).held == {deep: 5}
+
+
+def test_a_new_identifier_skips_those_held_after_a_wrap(tmp_path):
+    ids = load(tmp_path, {"next": MAX_SUBSCRIPTION_ID, "subscribed": {"a": 1, "b": 3}})
+    assert ids.assign("x", "x") == MAX_SUBSCRIPTION_ID
+    assert ids.assign("y", "y") == 2
+    assert ids.assign("z", "z") == 4
+
+
+def test_a_new_identifier_skips_those_retired():
+    ids = SubscriptionIds()
+    ids._next = 5
+    ids.assign("a", "a")
+    ids.forget("a")  # unsubscribed; a copy the broker queued may still come
+    ids._next = 5
+    assert ids.assign("b", "b") == 6
+
+
+def test_the_random_start_leaves_room_below_the_largest():
+    starts = {SubscriptionIds().assign("a", "a") for _ in range(50)}
+    assert all(1 << 20 <= s <= 1 << 27 for s in starts) and len(starts) > 1
 
 
 def test_log_lines_name_twenty_filters_and_count_the_rest():
