@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from mqferry._mqtt import control
-from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
+from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID, RETIRED
 from mqferry._mqtt.subscriptions import SubscriptionIds, listing
 
 
@@ -197,7 +197,67 @@ def test_the_random_start_leaves_room_below_the_largest():
     assert all(1 << 20 <= s <= 1 << 27 for s in starts) and len(starts) > 1
 
 
+# -- copies of retired subscriptions ------------------------------------------------------------
+
+
+def test_a_retired_copy_names_the_filters_subscribed_before_it_that_match():
+    ids = SubscriptionIds()
+    ids._next = 10
+    ids.assign("p/#", "p/#")  # 10
+    ids.assign("$share/g/p/s/+", "p/s/+")  # 11
+    ids.assign("p/+/1", "p/+/1")  # 12
+    ids.assign("q/#", "q/#")  # 13
+    ids.release("$share/g/p/s/+")
+    assert ids.retired == {11: "p/s/+"} and 11 not in ids.routes
+    # p/# was there first: its copy was queued too; p/+/1 came later: it has no copy
+    assert ids.retired_routes(11, "p/s/1") == (RETIRED, "p/s/+", "p/#")
+    assert ids.retired_routes(11, "x/1") == (RETIRED, "p/s/+")
+    assert ids.retired_routes(10, "p/s/1") == ()  # not retired: its own route
+    ids.forget("$share/g/p/s/+")  # unsubscribed: still known for the rest of the process
+    assert ids.retired_routes(11, "p/s/1") == (RETIRED, "p/s/+", "p/#")
+
+
+def test_filters_held_in_the_file_are_retired_until_a_rule_wants_them(tmp_path):
+    ids = load(tmp_path, {"next": 30, "subscribed": {"p/#": 20, "p/s/+": 21, "p/+": 22}})
+    ids.assign("p/#", "p/#")
+    ids.assign("p/t/#", "p/t/#")  # 30
+    assert ids.retired == {21: "p/s/+", 22: "p/+"}
+    assert ids.retired_routes(21, "p/s/1") == (RETIRED, "p/s/+", "p/#")
+    assert ids.retired_routes(22, "p/t") == (RETIRED, "p/+", "p/#")  # p/t/# came later
+
+
+def test_once_the_identifiers_wrapped_a_retired_copy_goes_by_its_topic(tmp_path):
+    ids = SubscriptionIds()
+    ids._next = MAX_SUBSCRIPTION_ID - 1
+    ids.assign("p/s/+", "p/s/+")
+    ids.assign("a", "a")
+    ids.assign("p/#", "p/#")  # 1: later, but lower
+    ids.release("p/s/+")
+    assert ids.retired_routes(MAX_SUBSCRIPTION_ID - 1, "p/s/1") == (RETIRED, "p/s/+")
+    # and the next run knows it too
+    ids.path = tmp_path / "s.json"
+    ids.save()
+    again = SubscriptionIds(ids.path)
+    assert again.retired_routes(MAX_SUBSCRIPTION_ID - 1, "p/s/1") == (RETIRED, "p/s/+")
+
+
+def test_a_file_whose_next_is_not_past_its_identifiers_says_nothing_of_their_order(tmp_path):
+    ids = load(tmp_path, {"next": 5, "subscribed": {"p/s/+": 9, "p/#": 3}})
+    ids.assign("p/#", "p/#")
+    assert ids.retired_routes(9, "p/s/1") == (RETIRED, "p/s/+")
+
+
 def test_log_lines_name_twenty_filters_and_count_the_rest():
     assert listing([f"f/{i}" for i in range(3)]) == "f/0, f/1, f/2"
     line = listing([f"f/{i}" for i in range(100_000)])
     assert line.startswith("f/0, f/1,") and line.endswith("f/19 and 99980 more")
+
+
+def test_copies_that_come_before_the_filters_are_subscribed_again_are_told_apart(tmp_path):
+    # right after a connect the broker sends what it queued, before the rules' filters are
+    # subscribed again: p/# (held) was there before p/s/+ (held, no rule wants it now)
+    ids = load(tmp_path, {"next": 30, "subscribed": {"p/#": 20, "p/s/+": 21}})
+    assert ids.retired_routes(20, "p/s/1") == (RETIRED, "p/#")
+    assert ids.retired_routes(21, "p/s/1") == (RETIRED, "p/s/+", "p/#")
+    ids.session_lost()  # the broker holds nothing from before
+    assert ids.retired_routes(21, "p/s/1") == (RETIRED, "p/s/+")

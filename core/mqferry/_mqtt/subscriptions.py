@@ -21,6 +21,15 @@ UNSUBSCRIBE of it would end the connection, at every reconnect), whose identifie
 range, or whose identifier another entry holds too, is dropped with a warning: a copy the broker
 still sends for it goes by its topic. ``next`` is put past every identifier held, and a new
 subscription never takes an identifier held or retired.
+
+**Copies of retired subscriptions.** Identifiers are allocated in increasing order, so of two
+subscriptions the one with the lower identifier was there first. A copy the broker queued for a
+filter no rule wants now (a retired one) goes to each rule its topic matches, except a rule with
+a filter subscribed now that matches the topic too and has a lower identifier: that filter was
+subscribed all the while the retired one was, so the broker queued a copy for it as well. A rule
+whose filter changed (``t/+`` to ``t/#``) still gets what was queued only under the old filter.
+Once the identifiers have wrapped past their maximum, their order says nothing, and such copies
+go to every rule their topic matches (at least once).
 """
 
 from __future__ import annotations
@@ -35,10 +44,11 @@ import orjson
 
 from mqferry._config.models import MqttConfig
 from mqferry._mqtt import codec
-from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
+from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID, RETIRED
 from mqferry._mqtt.control import Connack
 from mqferry._mqtt.protocol import MqttProtocol
 from mqferry._mqtt.strings import filter_problem, string_problem
+from mqferry._rules.topic import TopicIndex
 
 __all__ = ["LISTED", "Subscriber", "SubscriptionIds", "listing"]
 
@@ -110,6 +120,12 @@ class SubscriptionIds:
         #: now (held, or unsubscribed by this process): the broker may still send copies
         #: queued for them. Kept for the life of the process; never given out again.
         self.retired: dict[int, str] = {}
+        #: Whether a lower identifier means an earlier subscription (false once they wrapped).
+        self.ordered = True
+        #: filter as subscribed -> its identifier, for all the broker may hold (subscribed, or
+        #: held from before); indexed by the rules' spelling
+        self._at_broker: dict[str, int] = {}
+        self._index: TopicIndex[str] = TopicIndex()
         #: identifiers of entries dropped from the file: the broker may hold them still
         self._dropped: set[int] = set()
         self._next = 0
@@ -151,19 +167,25 @@ class SubscriptionIds:
                 continue
             self.held[wires[0]] = ident
             self.retired[ident] = rules_filter(wires[0])
+            self._at_broker[wires[0]] = ident
+            self._index.add(rules_filter(wires[0]), wires[0])
         top = max((*self.held.values(), *self._dropped), default=0)
+        if state.get("wrapped") is True:
+            self.ordered = False
         if not _is_id(nxt):
             log.warning("MQTT subscriptions: %s: 'next' is %r, not an identifier (1-%d); "
                         "going on past the identifiers held", self.path, nxt,
                         MAX_SUBSCRIPTION_ID)
             nxt = top + 1 if top else 0
         elif nxt <= top:
-            # Wrapped, or edited: going on from "next" would give out an identifier held.
+            # Wrapped, or edited: which subscription came first can no longer be told.
             log.warning("MQTT subscriptions: %s: 'next' is %d, not past the identifiers held "
                         "(up to %d); going on from %d", self.path, nxt, top, top + 1)
             nxt = top + 1
+            self.ordered = False
         if nxt > MAX_SUBSCRIPTION_ID:
             nxt = 1
+            self.ordered = False
         self._next = nxt
 
     def assign(self, wire: str, flt: str) -> int:
@@ -175,6 +197,9 @@ class SubscriptionIds:
         self.held.pop(wire, None)
         self.retired.pop(ident, None)
         self.routes[ident] = (flt,)
+        if wire not in self._at_broker:
+            self._index.add(rules_filter(wire), wire)
+        self._at_broker[wire] = ident
         return ident
 
     def _take(self) -> int:
@@ -182,6 +207,8 @@ class SubscriptionIds:
         routes, retired, dropped = self.routes, self.retired, self._dropped
         for _ in range(MAX_SUBSCRIPTION_ID):
             ident = self._next
+            if ident == MAX_SUBSCRIPTION_ID:
+                self.ordered = False  # the next ones are lower, yet later
             self._next = ident % MAX_SUBSCRIPTION_ID + 1
             if ident not in routes and ident not in retired and ident not in dropped:
                 return ident
@@ -203,11 +230,31 @@ class SubscriptionIds:
         self.held.pop(wire, None)
         if ident:
             self._retire(wire, ident)
+        if self._at_broker.pop(wire, None) is not None:
+            self._index.remove(rules_filter(wire), wire)
 
     def session_lost(self) -> None:
         """The broker has no session: it holds no subscription from before."""
         for wire in list(self.held):
             self.forget(wire)
+
+    def retired_routes(self, ident: int, topic: str) -> tuple[str, ...]:
+        """The routes of a copy on ``topic`` sent for the retired subscription ``ident``.
+
+        :data:`~mqferry._mqtt.codec.RETIRED`, the rules' spelling of its filter, then the
+        rules' filters the broker holds (those subscribed, and those held from before, whose
+        copies may come before they are subscribed again) that were subscribed before it and
+        match ``topic``: a rule with one of them takes that filter's copy instead. None of
+        those when the order of identifiers is not known.
+        """
+        flt = self.retired.get(ident)
+        if flt is None:
+            return ()
+        if not self.ordered:
+            return (RETIRED, flt)
+        at = self._at_broker
+        return (RETIRED, flt, *sorted({rules_filter(w) for w in self._index.match(topic)
+                                       if at[w] < ident}))
 
     def stale(self) -> list[str]:
         """Filters an earlier connection subscribed that are not subscribed now."""
@@ -219,6 +266,8 @@ class SubscriptionIds:
             return
         subscribed = {**{w: i for w, i in self.held.items() if w not in self.ids}, **self.ids}
         state: dict[str, object] = {"next": self._next, "subscribed": subscribed}
+        if not self.ordered:
+            state["wrapped"] = True  # the identifiers held are not in the order subscribed
         data = orjson.dumps(state)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
