@@ -128,3 +128,14 @@ async def test_stored_rule_test_renders_without_sending(client, controller):
         "context": {}, "stop_action_after_template_rendering": False})
     assert send.status_code == 400
     assert (await client.post("/rules/zz/test", json={})).status_code == 404
+
+
+async def test_a_filter_deeper_than_brokers_take_is_refused(client, controller):
+    deep = "/".join(["l"] * 202)  # Mosquitto ends the connection on a SUBSCRIBE of it
+    r = await client.post("/rules", json={"id": "deep", "sql": f'SELECT * FROM "{deep}"'})
+    assert r.status_code == 400, r.text
+    assert "rules.deep" in r.json()["message"] and "more than 128" in r.json()["message"]
+    put = await client.put("/rules/r1", json={"sql": f'SELECT * FROM "t/#", "{deep}"'})
+    assert put.status_code == 400, put.text
+    assert "rules.r1" in put.json()["message"] and "202 levels" in put.json()["message"]
+    assert deep not in controller.app.topic_filters

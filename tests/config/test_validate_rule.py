@@ -86,3 +86,28 @@ def test_api_limits_settings():
                 {"max_json_depth": 1000}):
         with pytest.raises(ValueError, match="max_"):
             ApiConfig.model_validate(bad)
+
+
+@pytest.mark.parametrize(("flt", "why"), [
+    ("/".join(["l"] * 129), "129 levels, more than 128 (EMQX's default max_topic_levels"),
+    ("/".join(["l"] * 202), "202 levels"),
+    ("é" * 32_768, "longer than 65535 bytes"),
+])
+def test_a_filter_a_broker_refuses_is_refused_naming_the_rule_and_the_filter(
+        plugins, config, flt, why):
+    body = {"sql": f'SELECT * FROM "ok/#", "{flt}"', "actions": ["kafka_producer:sink"]}
+    with pytest.raises(ConfigError) as single:
+        one(plugins, config, body, rule_id="deep")
+    with pytest.raises(ConfigError) as full:
+        whole(plugins, body, rule_id="deep")
+    for err in (single, full):
+        text = str(err.value)
+        assert "rules.deep" in text and why in text and repr(flt[:40])[:-1] in text, text
+        assert len(text) < 1000  # the filter is cut short, not written out whole
+
+
+def test_the_deepest_filter_a_broker_takes_is_accepted(plugins, config):
+    flt = "/".join(["l"] * 128)
+    spec = one(plugins, config, {"sql": f'SELECT * FROM "{flt}"',
+                                 "actions": ["kafka_producer:sink"]})
+    assert spec.compiled.topic_filters == (flt,)

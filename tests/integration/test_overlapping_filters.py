@@ -86,3 +86,75 @@ def test_a_filter_dropped_while_mqferry_was_down_is_unsubscribed_when_it_comes_b
     state = json.loads(next((tmp_path / "data" / "mqtt").glob("*.subscriptions.json"))
                        .read_text())
     assert list(state["subscribed"]) == [f"{p}/in/#"]
+
+
+def send(mosquitto_pub, topic: str, n: int) -> list[str]:
+    bodies = [json.dumps({"i": i}) for i in range(n)]
+    for body in bodies:
+        mosquitto_pub(topic, body)  # QoS 1: the broker queues it for the persistent session
+    return bodies
+
+
+def test_a_rule_removed_while_mqferry_was_down_does_not_make_another_run_twice(
+        tmp_path, mqtt_broker, mosquitto_pub, mosquitto_sub):
+    p = f"ovl-{uuid.uuid4().hex[:6]}"
+    clientid = f"mqferry-ovl-{uuid.uuid4().hex[:8]}"
+    app = run(tmp_path, config(mqtt_broker, clientid,
+                               {"all": [f"{p}/in/#"], "s": [f"{p}/in/s/+"]}, p))
+    assert app.terminate() == 0
+    # down: the broker queues a copy for each subscription, p/in/# and p/in/s/+
+    bodies = send(mosquitto_pub, f"{p}/in/s/1", 3)
+    with mosquitto_sub(f"{p}/out/#", 4) as sub:  # one more: a message run twice
+        app = run(tmp_path, config(mqtt_broker, clientid, {"all": [f"{p}/in/#"]}, p))
+        try:
+            got = by_rule(sub.wait(8))
+        finally:
+            assert app.terminate() == 0
+    assert got == {"all": sorted(bodies)}, app.log
+    assert f"unsubscribed from {p}/in/s/+" in app.log, app.log
+
+
+def test_a_rule_whose_filter_changed_while_mqferry_was_down_gets_what_was_queued(
+        tmp_path, mqtt_broker, mosquitto_pub, mosquitto_sub):
+    p = f"ovl-{uuid.uuid4().hex[:6]}"
+    clientid = f"mqferry-ovl-{uuid.uuid4().hex[:8]}"
+    app = run(tmp_path, config(mqtt_broker, clientid, {"r": [f"{p}/in/+"]}, p))
+    assert app.terminate() == 0
+    # down: queued only under p/in/+, which no rule wants once r is on p/in/#
+    bodies = send(mosquitto_pub, f"{p}/in/1", 3)
+    with mosquitto_sub(f"{p}/out/#", 4) as sub:  # one more: a message run twice
+        app = run(tmp_path, config(mqtt_broker, clientid, {"r": [f"{p}/in/#"]}, p))
+        try:
+            got = by_rule(sub.wait(8))
+        finally:
+            assert app.terminate() == 0
+    assert got == {"r": sorted(bodies)}, app.log
+
+
+def test_a_state_file_holding_a_filter_the_broker_refuses_does_not_keep_the_session_down(
+        tmp_path, mqtt_broker, mosquitto_pub, mosquitto_sub):
+    p = f"ovl-{uuid.uuid4().hex[:6]}"
+    clientid = f"mqferry-ovl-{uuid.uuid4().hex[:8]}"
+    cfg = config(mqtt_broker, clientid, {"r": [f"{p}/in/#"]}, p)
+    app = run(tmp_path, cfg)
+    assert app.terminate() == 0
+    # as an earlier version left it: a filter of 202 levels, on whose UNSUBSCRIBE Mosquitto
+    # ends the connection ("Malformed packet"), at every reconnect
+    path = next((tmp_path / "data" / "mqtt").glob("*.subscriptions.json"))
+    state = json.loads(path.read_text())
+    deep = "/".join([p, *["l"] * 201])
+    state["subscribed"][deep] = state["next"]
+    state["next"] += 1
+    path.write_text(json.dumps(state))
+    app = run(tmp_path, cfg)
+    try:
+        with mosquitto_sub(f"{p}/out/#", 3) as sub:
+            bodies = send(mosquitto_pub, f"{p}/in/1", 3)
+            sub.wait(30)
+            got = by_rule(sub.messages)
+    finally:
+        assert app.terminate() == 0
+    assert got == {"r": sorted(bodies)}, app.log
+    assert f"{path.name}: dropped the entry" in app.log and "202 levels" in app.log, app.log
+    assert "Malformed" not in app.log and "disconnect" not in app.log.lower(), app.log
+    assert deep not in json.loads(path.read_text())["subscribed"]

@@ -92,3 +92,26 @@ def test_the_copies_follow_a_change_of_rules():
     r.remove("b")
     assert r.for_route("t/#", "t/1") == ()
     assert r._by_filter == {}
+
+
+def test_a_retired_copy_reaches_the_rules_without_a_copy_of_their_own():
+    # "s" on p/s/+ was removed while its copies were queued; "all" on p/# was subscribed
+    # before it (it has a copy of each message), "late" on p/+/1 after it (it has none)
+    r = Routing({"all": rule("all", "p/#"), "late": rule("late", "p/+/1"),
+                 "x": rule("x", "x/#")})
+    assert ids(r.for_retired("p/s/+", "p/s/1", ("p/#",))) == ["late"]
+    assert ids(r.for_retired("p/s/+", "p/s/1", ())) == ["all", "late"]  # order unknown
+    assert ids(r.for_retired("p/s/+", "p/s/1", ("p/#", "p/+/1"))) == []
+
+
+def test_a_rule_whose_filter_changed_takes_the_copies_queued_under_the_old_one():
+    # r was on p/+ (retired) and is now on p/#, subscribed after it: nothing queued for p/#
+    r = Routing({"r": rule("r", "p/#")})
+    assert ids(r.for_retired("p/+", "p/1", ())) == ["r"]
+
+
+def test_a_copy_of_a_filter_held_from_before_that_a_rule_still_uses_is_that_filters():
+    # right after a connect, before the rules' filters are subscribed again
+    r = Routing({"all": rule("all", "p/#"), "s": rule("s", "p/s/+")})
+    assert ids(r.for_retired("p/#", "p/s/1", ())) == ["all"]
+    assert ids(r.for_retired("p/s/+", "p/s/1", ("p/#",))) == ["s"]

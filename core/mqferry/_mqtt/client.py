@@ -288,6 +288,9 @@ class MqttConnector:
                 route = routes.get(ids[0])
                 if route is not None:
                     message.routes = route
+                else:  # queued for a subscription not made again (yet): retired, or held
+                    # (read here: the copies queued come before _connect takes the app's ids)
+                    message.routes = self.subscriber.ids.retired_routes(ids[0], message.topic)
             elif all(i in routes for i in ids):
                 message.routes = tuple(routes[i][0] for i in ids)
         if message.qos > 0:

@@ -31,6 +31,7 @@ __all__ = [
     "PUBLISH",
     "PUBREC",
     "PUBREL",
+    "RETIRED",
     "SUBACK",
     "SUBSCRIPTION_ID",
     "UNSUBACK",
@@ -59,6 +60,11 @@ MAX_REMAINING = 268_435_455
 MAX_PACKET = MAX_REMAINING + 5
 #: The largest subscription identifier (a variable byte integer of at most four bytes).
 MAX_SUBSCRIPTION_ID: Final = 268_435_455
+#: The first of a copy's :attr:`InMessage.routes` when it was sent for a subscription that is
+#: not subscribed now (retired, or held from an earlier connection); then come its filter and
+#: the filters subscribed before it that match the topic
+#: (:meth:`mqferry._mqtt.subscriptions.SubscriptionIds.retired_routes`). No filter is empty.
+RETIRED: Final = ""
 #: The property identifier of the Subscription Identifier (Final: compiled as a constant, not a
 #: lookup in the module's globals once per message).
 SUBSCRIPTION_ID: Final = 0x0B
@@ -84,7 +90,8 @@ class InMessage:
     sends them when the subscription had one); they are not in ``properties``, which hold what
     the publisher sent. ``routes`` are the topic filters of those subscriptions, which the
     session fills in when it knows them all (empty otherwise: the message then goes to every
-    rule its topic matches).
+    rule its topic matches); for a copy of a retired subscription they start with
+    :data:`RETIRED`.
     """
 
     __slots__ = ("dup", "malformed", "mid", "payload", "properties", "qos", "raw_topic",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["MAX_STRING", "filter_problem", "string_problem", "topic_problem"]
+__all__ = ["MAX_FILTER_LEVELS", "MAX_STRING", "filter_problem", "string_problem", "topic_problem"]
 
 #: The characters refused: NUL, the C0 and C1 control characters and DEL, surrogates, and the
 #: Unicode noncharacters (U+FDD0-U+FDEF, and the last two code points of every plane). MQTT 5
@@ -21,6 +21,9 @@ _REFUSED = re.compile(  # (surrogates by chr(): mypyc takes none in a literal)
 
 #: The longest MQTT string, in bytes of UTF-8.
 MAX_STRING = 65535
+#: The most levels a topic filter may have: EMQX's default ``max_topic_levels``. Mosquitto
+#: ends the connection ("Malformed packet") on a SUBSCRIBE or UNSUBSCRIBE of more than 201.
+MAX_FILTER_LEVELS = 128
 
 
 def string_problem(text: str) -> str | None:
@@ -58,12 +61,16 @@ def filter_problem(topic_filter: str) -> str | None:
     """Why ``topic_filter`` cannot be subscribed to, or ``None`` when it can.
 
     Empty, a wildcard that is not a whole level (``a/b#``, ``a/+x``), ``#`` before the last
-    level, or not a valid MQTT string. A broker answers such a SUBSCRIBE by closing the
-    connection (Mosquitto does), so the session would never stay up.
+    level, more than :data:`MAX_FILTER_LEVELS` levels, or not a valid MQTT string. A broker
+    answers such a SUBSCRIBE by closing the connection (Mosquitto does), so the session would
+    never stay up.
     """
     if not topic_filter:
         return "it is empty"
     levels = topic_filter.split("/")
+    if len(levels) > MAX_FILTER_LEVELS:
+        return (f"it has {len(levels)} levels, more than {MAX_FILTER_LEVELS} (EMQX's default "
+                "max_topic_levels; Mosquitto refuses more than 201)")
     for i, level in enumerate(levels):
         if "#" in level and (level != "#" or i != len(levels) - 1):
             return "'#' must be a whole level, and the last one (as in a/b/#)"

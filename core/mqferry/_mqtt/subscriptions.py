@@ -16,6 +16,21 @@ directory; on a connection that finds its session, those no rule wants now are u
 The identifiers go on from the file too, so a copy the broker queued in an earlier run is never
 taken for another filter's. Without the file (a first run, another data directory) the
 identifiers start at a random point, far from where an earlier run's were likely to be.
+
+**The file is checked, not trusted.** An entry whose filter a broker would refuse (an
+UNSUBSCRIBE of it would end the connection, at every reconnect), whose identifier is out of
+range, or whose identifier another entry holds too, is dropped with a warning: a copy the broker
+still sends for it goes by its topic. ``next`` is put past every identifier held, and a new
+subscription never takes an identifier held or retired.
+
+**Copies of retired subscriptions.** Identifiers are allocated in increasing order, so of two
+subscriptions the one with the lower identifier was there first. A copy the broker queued for a
+filter no rule wants now (a retired one) goes to each rule its topic matches, except a rule with
+a filter subscribed now that matches the topic too and has a lower identifier: that filter was
+subscribed all the while the retired one was, so the broker queued a copy for it as well. A rule
+whose filter changed (``t/+`` to ``t/#``) still gets what was queued only under the old filter.
+Once the identifiers have wrapped past their maximum, their order says nothing, and such copies
+go to every rule their topic matches (at least once).
 """
 
 from __future__ import annotations
@@ -29,11 +44,13 @@ import orjson
 
 from mqferry._config.models import MqttConfig
 from mqferry._mqtt import codec
-from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID
+from mqferry._mqtt.codec import MAX_SUBSCRIPTION_ID, RETIRED
 from mqferry._mqtt.control import Connack
 from mqferry._mqtt.protocol import MqttProtocol
+from mqferry._mqtt.strings import filter_problem, string_problem
+from mqferry._rules.topic import TopicIndex
 
-__all__ = ["Subscriber", "SubscriptionIds"]
+__all__ = ["LISTED", "Subscriber", "SubscriptionIds", "listing"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +59,48 @@ log = logging.getLogger(__name__)
 #: waits for the last one's SUBACKs: 10,000 filters in batches of 1,000 took 0.48 s against
 #: Mosquitto, in one 0.15 s.
 BATCH = 16384
+
+#: How many filters a log line names; the rest are counted ("and 99980 more").
+LISTED = 20
+
+
+def listing(filters: list[str]) -> str:
+    """``filters`` for a log line: the first :data:`LISTED`, and how many more there are."""
+    shown = ", ".join(filters[:LISTED])
+    more = len(filters) - LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` quoted for a warning, cut short when it is long (a filter may be 64 KiB)."""
+    return repr(text) if len(text) <= limit else f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+def rules_filter(wire: str) -> str:
+    """The filter of the rules that ``wire`` (a filter as subscribed) was subscribed for."""
+    if wire.startswith("$share/"):
+        parts = wire.split("/", 2)
+        if len(parts) == 3:
+            return parts[2]
+    return wire
+
+
+def _is_id(value: object) -> bool:
+    """Whether ``value`` (read from JSON) is a subscription identifier."""
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 1 <= value <= MAX_SUBSCRIPTION_ID)
+
+
+def _entry_problem(wire: object, ident: object) -> str | None:
+    """Why an entry of the state file cannot be held, or ``None`` when it can."""
+    if not isinstance(ident, int) or isinstance(ident, bool):
+        return f"its identifier {ident!r} is not an integer"
+    if not _is_id(ident):
+        return f"its identifier {ident} is not within 1-{MAX_SUBSCRIPTION_ID}"
+    assert isinstance(wire, str)  # JSON object keys are strings
+    if wire.startswith("$share/") and (len(wire.split("/", 2)) < 3 or not wire.split("/")[1]):
+        return "it is not a valid shared subscription"
+    return string_problem(wire) or filter_problem(rules_filter(wire))
 
 
 class SubscriptionIds:
@@ -63,11 +122,24 @@ class SubscriptionIds:
         self.routes: dict[int, tuple[str]] = {}
         #: filters an earlier connection subscribed that may still be at the broker
         self.held: dict[str, int] = {}
+        #: identifier -> the rules' spelling of its filter, for the subscriptions no rule wants
+        #: now (held, or unsubscribed by this process): the broker may still send copies
+        #: queued for them. Kept for the life of the process; never given out again.
+        self.retired: dict[int, str] = {}
+        #: Whether a lower identifier means an earlier subscription (false once they wrapped).
+        self.ordered = True
+        #: filter as subscribed -> its identifier, for all the broker may hold (subscribed, or
+        #: held from before); indexed by the rules' spelling
+        self._at_broker: dict[str, int] = {}
+        self._index: TopicIndex[str] = TopicIndex()
+        #: identifiers of entries dropped from the file: the broker may hold them still
+        self._dropped: set[int] = set()
         self._next = 0
         #: whether the file may differ from the state (a filter or identifier came or went)
         self._dirty = True
         self._load()
         if not self._next:
+            # In the lower half of the range: increasing order holds for 2**27 subscriptions.
             self._next = random.randint(1 << 20, 1 << 27)
 
     def _load(self) -> None:
@@ -75,44 +147,124 @@ class SubscriptionIds:
             return
         try:
             state = orjson.loads(self.path.read_bytes())
-            held = {str(f): int(i) for f, i in state["subscribed"].items()}
-            self._next = int(state["next"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            subscribed = state["subscribed"]
+            nxt = state["next"]
+            if not isinstance(subscribed, dict):
+                raise TypeError("'subscribed' is not an object")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("MQTT subscriptions: ignoring %s (%s); filters no rule uses any more "
                         "stay subscribed if the broker kept the session", self.path, exc)
             return
-        self.held = held
+        owners: dict[int, list[str]] = {}
+        for wire, ident in subscribed.items():
+            problem = _entry_problem(wire, ident)
+            if problem is not None:
+                if _is_id(ident):
+                    self._dropped.add(ident)
+                log.warning("MQTT subscriptions: %s: dropped the entry %s: %s; copies the "
+                            "broker still sends for it go by their topic", self.path,
+                            _short(wire), problem)
+                continue
+            owners.setdefault(ident, []).append(wire)
+        for ident, wires in owners.items():
+            if len(wires) > 1:
+                log.warning("MQTT subscriptions: %s: dropped the entries %s: they share the "
+                            "identifier %d; copies the broker sends for them go by their topic",
+                            self.path, ", ".join(_short(w) for w in wires), ident)
+                self._dropped.add(ident)
+                continue
+            self.held[wires[0]] = ident
+            self.retired[ident] = rules_filter(wires[0])
+            self._at_broker[wires[0]] = ident
+            self._index.add(rules_filter(wires[0]), wires[0])
+        top = max((*self.held.values(), *self._dropped), default=0)
+        if state.get("wrapped") is True:
+            self.ordered = False
+        if not _is_id(nxt):
+            log.warning("MQTT subscriptions: %s: 'next' is %r, not an identifier (1-%d); "
+                        "going on past the identifiers held", self.path, nxt,
+                        MAX_SUBSCRIPTION_ID)
+            nxt = top + 1 if top else 0
+        elif nxt <= top:
+            # Wrapped, or edited: which subscription came first can no longer be told.
+            log.warning("MQTT subscriptions: %s: 'next' is %d, not past the identifiers held "
+                        "(up to %d); going on from %d", self.path, nxt, top, top + 1)
+            nxt = top + 1
+            self.ordered = False
+        if nxt > MAX_SUBSCRIPTION_ID:
+            nxt = 1
+            self.ordered = False
+        self._next = nxt
 
     def assign(self, wire: str, flt: str) -> int:
         """The identifier to subscribe ``wire`` (the filter ``flt`` of the rules) with."""
         ident = self.ids.get(wire) or self.held.get(wire)
         if not ident:
-            ident = self._next
-            self._next = ident % MAX_SUBSCRIPTION_ID + 1
+            ident = self._take()
             self._dirty = True
         self.ids[wire] = ident
         self.held.pop(wire, None)
+        self.retired.pop(ident, None)
         self.routes[ident] = (flt,)
+        if wire not in self._at_broker:
+            self._index.add(rules_filter(wire), wire)
+        self._at_broker[wire] = ident
         return ident
+
+    def _take(self) -> int:
+        """A new identifier: the next one that no subscription holds and none retired."""
+        routes, retired, dropped = self.routes, self.retired, self._dropped
+        for _ in range(MAX_SUBSCRIPTION_ID):
+            ident = self._next
+            if ident == MAX_SUBSCRIPTION_ID:
+                self.ordered = False  # the next ones are lower, yet later
+            self._next = ident % MAX_SUBSCRIPTION_ID + 1
+            if ident not in routes and ident not in retired and ident not in dropped:
+                return ident
+        raise RuntimeError("every MQTT subscription identifier is taken")
+
+    def _retire(self, wire: str, ident: int) -> None:
+        self.retired[ident] = self.routes.pop(ident, (rules_filter(wire),))[0]
 
     def release(self, wire: str) -> None:
         """No rule wants ``wire`` now, but the broker may hold it until it is unsubscribed."""
         ident = self.ids.pop(wire, None)
         if ident:
             self.held[wire] = ident
+            self._retire(wire, ident)
 
     def forget(self, wire: str) -> None:
         """``wire`` is no longer subscribed (or the broker lost the session)."""
         ident = self.ids.pop(wire, None) or self.held.pop(wire, None)
         self.held.pop(wire, None)
         if ident:
-            self.routes.pop(ident, None)
+            self._retire(wire, ident)
             self._dirty = True
+        if self._at_broker.pop(wire, None) is not None:
+            self._index.remove(rules_filter(wire), wire)
 
     def session_lost(self) -> None:
         """The broker has no session: it holds no subscription from before."""
         for wire in list(self.held):
             self.forget(wire)
+
+    def retired_routes(self, ident: int, topic: str) -> tuple[str, ...]:
+        """The routes of a copy on ``topic`` sent for the retired subscription ``ident``.
+
+        :data:`~mqferry._mqtt.codec.RETIRED`, the rules' spelling of its filter, then the
+        rules' filters the broker holds (those subscribed, and those held from before, whose
+        copies may come before they are subscribed again) that were subscribed before it and
+        match ``topic``: a rule with one of them takes that filter's copy instead. None of
+        those when the order of identifiers is not known.
+        """
+        flt = self.retired.get(ident)
+        if flt is None:
+            return ()
+        if not self.ordered:
+            return (RETIRED, flt)
+        at = self._at_broker
+        return (RETIRED, flt, *sorted({rules_filter(w) for w in self._index.match(topic)
+                                       if at[w] < ident}))
 
     def stale(self) -> list[str]:
         """Filters an earlier connection subscribed that are not subscribed now."""
@@ -128,7 +280,10 @@ class SubscriptionIds:
         if self.path is None or not self._dirty:
             return
         subscribed = {**{w: i for w, i in self.held.items() if w not in self.ids}, **self.ids}
-        data = orjson.dumps({"next": self._next, "subscribed": subscribed})
+        state: dict[str, object] = {"next": self._next, "subscribed": subscribed}
+        if not self.ordered:
+            state["wrapped"] = True  # the identifiers held are not in the order subscribed
+        data = orjson.dumps(state)
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +373,7 @@ class Subscriber:
                             codec.reason_name(codec.SUBACK, code))
             else:
                 self.refused.discard(flt)
-        log.info("subscribed to %s", ", ".join(wires))
+        log.info("subscribed to %s", listing(wires))
 
     async def unsubscribe(self, proto: MqttProtocol, wires: list[str]) -> None:
         """Unsubscribe ``wires`` (filters as subscribed, see :meth:`drop`).
@@ -239,4 +394,4 @@ class Subscriber:
         if stale:
             await self.unsubscribe(proto, stale)
             log.info("unsubscribed from %s: no rule uses them now (the broker kept them from "
-                     "an earlier connection of the session)", ", ".join(stale))
+                     "an earlier connection of the session)", listing(stale))

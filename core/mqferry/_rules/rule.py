@@ -327,8 +327,10 @@ def _check_filters(filters: tuple[str, ...]) -> None:
                 "subscriptions among mqferry instances, set mqtt.share_group")
         problem = filter_problem(topic_filter)
         if problem is not None:
-            raise RuleCompileError(
-                f"FROM {topic_filter!r} is not a valid MQTT topic filter: {problem}")
+            shown = repr(topic_filter)
+            if len(topic_filter) > 80:  # a filter may be 64 KiB long: the start names it
+                shown = f"{topic_filter[:80]!r}... ({len(topic_filter)} characters)"
+            raise RuleCompileError(f"FROM {shown} is not a valid MQTT topic filter: {problem}")
 
 
 def compile_sql(sql: str, functions: FunctionTable | None = None) -> CompiledRule:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from mqferry._mqtt.client import Incoming
+from mqferry._mqtt.codec import RETIRED
 from mqferry._mqtt.properties import RECEIVED_PROPERTIES
 from mqferry._rules import Event
 from mqferry._runtime.ackwait import AckWaits
@@ -102,6 +103,8 @@ class Inbound:
             routes = message.routes
             if len(routes) == 1:  # the copy of one subscription: its filter's rules
                 rules = self.routing.for_route(routes[0], message.topic)
+            elif routes and routes[0] == RETIRED:  # a retired subscription's copy
+                rules = self.routing.for_retired(routes[1], message.topic, routes[2:])
             else:
                 rules = self.routing.match(message.topic)
             for rule in rules:

@@ -8,7 +8,9 @@ removing one rule says which MQTT subscriptions to add or remove without a walk 
 
 A copy of a message that names the subscription it came for (:attr:`InMessage.routes
 <mqferry._mqtt.codec.InMessage.routes>`) goes to that filter's rules only (:meth:`for_route`):
-the broker sends a copy for each matching subscription, and each rule takes one of them.
+the broker sends a copy for each matching subscription, and each rule takes one of them. A copy
+queued for a subscription no rule wants now goes to the rules its topic matches but for those
+that take a copy of their own (:meth:`for_retired`).
 
 A configuration change builds a new :class:`Routing` and the app swaps it in one step of the
 event loop, so a message sees either the old rules or the new ones; a change of one rule edits
@@ -82,6 +84,22 @@ class Routing:
         if not shared:
             return rules
         return tuple(r for r in rules if _first_match(r, topic) == route)
+
+    def for_retired(self, route: str, topic: str,
+                    before: tuple[str, ...]) -> tuple[RuntimeRule, ...]:
+        """The rules that take a copy of a message on ``topic`` sent for a subscription to
+        ``route`` that is not subscribed now (see :data:`mqferry._mqtt.codec.RETIRED`).
+
+        When a rule uses ``route`` (its subscription is about to be made again), as
+        :meth:`for_route`. Otherwise the rules the topic matches, less those with a filter in
+        ``before``: subscribed before ``route`` was, so the broker queued a copy for it too.
+        """
+        if route in self._by_filter:
+            return self.for_route(route, topic)
+        rules = self.match(topic)
+        if not before:
+            return rules
+        return tuple(r for r in rules if not any(f in before for f in r.compiled.topic_filters))
 
     def for_event(self, name: str) -> list[RuntimeRule] | None:
         """The rules selecting the event ``name`` (``None``: none)."""
