@@ -164,6 +164,9 @@ SOURCES = [ROOT / "core" / "mqferry", *(ROOT / "plugins").glob("*/mqferry_*")]
 ALLOWED = {
     ("core/mqferry/_tasks.py", "Supervisor.start"):
         "the supervisor's own task",
+    ("plugins/kafka_producer/mqferry_kafka_producer/action.py", "KafkaProducerAction._replay"):
+        "reading the disk buffer in a worker thread, awaited; if the wait is cancelled, a done "
+        "callback closes what the read opened (its errors reach the awaiting open)",
     ("core/mqferry/_runtime/run.py", "run_app.on_hup"):
         "one reload per SIGHUP; _reload logs its own failure",
     ("core/mqferry/_cluster/shared.py", "SharedLog._restate_soon"):
