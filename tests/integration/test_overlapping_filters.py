@@ -131,6 +131,27 @@ def test_a_rule_whose_filter_changed_while_mqferry_was_down_gets_what_was_queued
     assert got == {"r": sorted(bodies)}, app.log
 
 
+def test_a_rule_given_an_earlier_sorting_filter_while_down_gets_what_was_queued(
+        tmp_path, mqtt_broker, mosquitto_pub, mosquitto_sub):
+    # r on p/in/a; while down it gains p/in/# (sorted first). What the broker queued went under
+    # p/in/a only: r takes the copies of its oldest subscription, not of its first filter.
+    p = f"ovl-{uuid.uuid4().hex[:6]}"
+    clientid = f"mqferry-ovl-{uuid.uuid4().hex[:8]}"
+    app = run(tmp_path, config(mqtt_broker, clientid, {"r": [f"{p}/in/a"]}, p))
+    assert app.terminate() == 0
+    bodies = send(mosquitto_pub, f"{p}/in/a", 3)
+    with mosquitto_sub(f"{p}/out/#", 7) as sub:  # one more: a message run twice
+        app = run(tmp_path, config(mqtt_broker, clientid, {"r": [f"{p}/in/#", f"{p}/in/a"]}, p))
+        try:
+            later = [f"later-{i}" for i in range(3)]  # a copy per filter now: taken once
+            for body in later:
+                mosquitto_pub(f"{p}/in/a", body)
+            got = by_rule(sub.wait(8))
+        finally:
+            assert app.terminate() == 0
+    assert got == {"r": sorted(bodies + later)}, app.log
+
+
 def test_a_state_file_holding_a_filter_the_broker_refuses_does_not_keep_the_session_down(
         tmp_path, mqtt_broker, mosquitto_pub, mosquitto_sub):
     p = f"ovl-{uuid.uuid4().hex[:6]}"

@@ -74,6 +74,33 @@ def test_a_rule_with_several_matching_filters_takes_the_copy_of_its_first_only()
     assert ids(r.for_route("x/y", "x/y")) == ["a"]
 
 
+def test_a_rule_takes_the_copy_of_its_filter_subscribed_first():
+    # t/+ was subscribed long before t/# (lower identifier): its copies cover all t/# would
+    # bring, and those queued before t/# existed; sorted order would pick t/# and miss them
+    ranks = {"t/+": 7, "t/#": 900}
+    r = Routing({"a": rule("a", "t/+", "t/#"), "b": rule("b", "t/#")}, ranks)
+    assert ids(r.for_route("t/+", "t/1")) == ["a"]
+    assert ids(r.for_route("t/#", "t/1")) == ["b"]
+    assert ids(r.for_route("t/#", "t/1/2")) == ["a", "b"]  # t/+ does not match it
+    ranks["t/#"] = 3  # the session subscribed them again in another order: followed as it goes
+    assert ids(r.for_route("t/#", "t/1")) == ["a", "b"]
+    assert ids(r.for_route("t/+", "t/1")) == []
+
+
+def test_the_session_ranks_its_filters_by_when_they_were_subscribed(tmp_path):
+    from mqferry._mqtt.subscriptions import SubscriptionIds
+    path = tmp_path / "s.json"
+    ids_ = SubscriptionIds(path)
+    old = ids_.assign("$share/g/t/+", "t/+")
+    ids_.save()
+    again = SubscriptionIds(path)  # held from the file, before it is subscribed again
+    assert again.ranks == {"t/+": old}
+    new = again.assign("t/#", "t/#")
+    assert again.ranks == {"t/+": old, "t/#": new} and old < new
+    again.forget("$share/g/t/+")
+    assert again.ranks == {"t/#": new}
+
+
 def test_a_copy_for_a_filter_no_rule_uses_goes_by_its_topic():
     # a subscription on its way out (or one a persistent session kept): at least once
     r = Routing({"a": rule("a", "t/#")})

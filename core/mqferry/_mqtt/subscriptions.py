@@ -6,16 +6,15 @@ message on ``t/1`` arrives twice. Each filter is therefore subscribed on its own
 subscription identifier of its own (the SUBSCRIBE packets of a change, or of a connect, leave in
 one write: :mod:`mqferry._mqtt.requests`), and every copy names the subscription it came for; the
 rules of that filter take it, and a rule whose several filters match the topic takes only the
-copy of the first of them (:meth:`mqferry._runtime.routing.Routing.for_routes`). Each rule sees
-each message once, as in EMQX.
+copy of the one subscribed first (:meth:`~mqferry._runtime.routing.Routing.for_route`): each
+rule sees each message once, as in EMQX.
 
 **What a persistent session keeps.** The broker keeps a persistent session's subscriptions
 while mqferry is away, so a filter no rule uses any more would go on delivering. The filters
 subscribed (as sent, with a shared-subscription prefix) are written to a file in the data
 directory; on a connection that finds its session, those no rule wants now are unsubscribed.
-The identifiers go on from the file too, so a copy the broker queued in an earlier run is never
-taken for another filter's. Without the file (a first run, another data directory) the
-identifiers start at a random point, far from where an earlier run's were likely to be.
+Identifiers go on from the file (without one, from a random point), so a copy the broker queued
+in an earlier run is never taken for another filter's.
 
 **The file is checked, not trusted.** An entry whose filter a broker would refuse (an
 UNSUBSCRIBE of it would end the connection, at every reconnect), whose identifier is out of
@@ -29,8 +28,7 @@ filter no rule wants now (a retired one) goes to each rule its topic matches, ex
 a filter subscribed now that matches the topic too and has a lower identifier: that filter was
 subscribed all the while the retired one was, so the broker queued a copy for it as well. A rule
 whose filter changed (``t/+`` to ``t/#``) still gets what was queued only under the old filter.
-Once the identifiers have wrapped past their maximum, their order says nothing, and such copies
-go to every rule their topic matches (at least once).
+Once the identifiers have wrapped, their order says nothing: such copies go by topic.
 """
 
 from __future__ import annotations
@@ -120,6 +118,8 @@ class SubscriptionIds:
         #: identifier -> the rules' spelling of its filter, as a copy's routes
         #: (:attr:`mqferry._mqtt.codec.InMessage.routes`)
         self.routes: dict[int, tuple[str]] = {}
+        #: the rules' spelling of each filter subscribed -> its identifier (``Routing.ranks``)
+        self.ranks: dict[str, int] = {}
         #: filters an earlier connection subscribed that may still be at the broker
         self.held: dict[str, int] = {}
         #: identifier -> the rules' spelling of its filter, for the subscriptions no rule wants
@@ -173,7 +173,7 @@ class SubscriptionIds:
                             self.path, ", ".join(_short(w) for w in wires), ident)
                 self._dropped.add(ident)
                 continue
-            self.held[wires[0]] = ident
+            self.held[wires[0]] = self.ranks[rules_filter(wires[0])] = ident
             self.retired[ident] = rules_filter(wires[0])
             self._at_broker[wires[0]] = ident
             self._index.add(rules_filter(wires[0]), wires[0])
@@ -206,6 +206,7 @@ class SubscriptionIds:
         self.held.pop(wire, None)
         self.retired.pop(ident, None)
         self.routes[ident] = (flt,)
+        self.ranks[flt] = ident
         if wire not in self._at_broker:
             self._index.add(rules_filter(wire), wire)
         self._at_broker[wire] = ident
@@ -224,7 +225,9 @@ class SubscriptionIds:
         raise RuntimeError("every MQTT subscription identifier is taken")
 
     def _retire(self, wire: str, ident: int) -> None:
-        self.retired[ident] = self.routes.pop(ident, (rules_filter(wire),))[0]
+        flt = self.retired[ident] = self.routes.pop(ident, (rules_filter(wire),))[0]
+        if self.ranks.get(flt) == ident:
+            del self.ranks[flt]
 
     def release(self, wire: str) -> None:
         """No rule wants ``wire`` now, but the broker may hold it until it is unsubscribed."""

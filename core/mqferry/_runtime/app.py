@@ -153,7 +153,7 @@ class App:
         self.context.connectors = self.connectors
         self.actions.update(parts.actions)
         self.sources.update(parts.sources)
-        self.inbound.routing = Routing(parts.rules)
+        self.inbound.routing = Routing(parts.rules, self._ranks())
 
     @property
     def rules(self) -> dict[str, RuntimeRule]:
@@ -163,7 +163,7 @@ class App:
     def set_rules(self, rules: dict[str, RuntimeRule]) -> None:
         """Replace the running rules and their routing (topic index and event map) in one step
         of the event loop: a message sees either the old rules or the new ones."""
-        self.inbound.routing = Routing(rules)
+        self.inbound.routing = Routing(rules, self._ranks())
 
     @property
     def running(self) -> bool:
@@ -243,6 +243,11 @@ class App:
             log.info("starting source %s", sid)
             await source.start()
         self.tasks.start()
+
+    def _ranks(self) -> dict[str, int] | None:
+        """The order the app's own session subscribed its filters in (``Routing.ranks``)."""
+        subscriber = getattr(self.mqtt, "subscriber", None)  # a twin has none
+        return None if subscriber is None else subscriber.ids.ranks
 
     def adopt_mqtt(self, connector: MqttConnector) -> MqttConnector:
         """Make ``connector`` (one of the app's MQTT sessions) count in :attr:`mqtt_metrics`,

@@ -20,6 +20,8 @@ appending to the event map's lists, so a dispatch holding the old list is not di
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from mqferry._rules import TopicIndex, topic_matches
 from mqferry._rules.source_names import aliases
 from mqferry._runtime.rules import RuntimeRule
@@ -42,11 +44,17 @@ class Routing:
         rules: the rules, by id (kept, not copied).
     """
 
-    __slots__ = ("_by_filter", "_events", "_index", "_matches", "_uses", "rules")
+    __slots__ = ("_by_filter", "_events", "_index", "_matches", "_uses", "ranks", "rules")
 
-    def __init__(self, rules: dict[str, RuntimeRule] | None = None) -> None:
+    def __init__(self, rules: dict[str, RuntimeRule] | None = None,
+                 ranks: Mapping[str, int] | None = None) -> None:
         #: The running rules, by id.
         self.rules: dict[str, RuntimeRule] = rules if rules is not None else {}
+        #: Each subscribed filter's subscription identifier (the MQTT session's, kept current
+        #: by it): a lower one was subscribed earlier. A rule whose several filters match a
+        #: topic takes the copy of the one subscribed first: its copies cover every message a
+        #: later one's do, and those queued before the later one existed.
+        self.ranks: Mapping[str, int] = ranks if ranks is not None else {}
         self._index: TopicIndex[RuntimeRule] = TopicIndex()
         self._events: dict[str, list[RuntimeRule]] = {}
         self._uses: dict[str, int] = {}
@@ -72,8 +80,8 @@ class Routing:
 
     def for_route(self, route: str, topic: str) -> tuple[RuntimeRule, ...]:
         """The rules that take a copy of a message on ``topic`` sent for the subscription to
-        ``route``: those of that filter, less the rules that take the copy of an earlier
-        filter of theirs (in sorted order) that matches the topic too.
+        ``route``: those of that filter, less the rules that take the copy of another filter
+        of theirs that matches the topic too and was subscribed earlier (:attr:`ranks`).
 
         A filter no rule uses (a subscription on its way out) goes by the topic: at least once.
         """
@@ -83,7 +91,8 @@ class Routing:
         rules, shared = entry
         if not shared:
             return rules
-        return tuple(r for r in rules if _first_match(r, topic) == route)
+        ranks = self.ranks
+        return tuple(r for r in rules if _first_match(r, topic, ranks) == route)
 
     def for_retired(self, route: str, topic: str,
                     before: tuple[str, ...]) -> tuple[RuntimeRule, ...]:
@@ -178,12 +187,20 @@ class Routing:
             self._by_filter.pop(flt, None)
 
 
-def _first_match(rule: RuntimeRule, topic: str) -> str | None:
-    """The first of ``rule``'s filters, in sorted order, that matches ``topic``."""
-    for flt in sorted(set(rule.compiled.topic_filters)):
+def _first_match(rule: RuntimeRule, topic: str, ranks: Mapping[str, int]) -> str | None:
+    """The one of ``rule``'s filters matching ``topic`` that was subscribed first (lowest
+    identifier in ``ranks``; in sorted order among filters without one)."""
+    best: tuple[int, str] | None = None
+    for flt in set(rule.compiled.topic_filters):
         if topic_matches(flt, topic):
-            return flt
-    return None
+            key = (ranks.get(flt, _UNRANKED), flt)
+            if best is None or key < best:
+                best = key
+    return None if best is None else best[1]
+
+
+#: After every subscription identifier (at most 268,435,455).
+_UNRANKED = 1 << 28
 
 
 def _once(rules: list[RuntimeRule]) -> tuple[RuntimeRule, ...]:
