@@ -104,3 +104,16 @@ async def test_an_unreadable_state_still_aborts(caplog):
         on_signal(signal.SIGINT)
     assert aborted == [130]
     assert f"{ABANDONED} (what they hold could not be read: RuntimeError('gone'))" in caplog.text
+
+
+async def test_the_start_line_names_twenty_subscriptions_and_counts_the_rest(caplog):
+    app = SlowStopApp()
+    app.topic_filters = {f"t/{i:03d}" for i in range(100)}
+    app.release.set()
+    stop = asyncio.Event()
+    stop.set()
+    with caplog.at_level(logging.INFO, logger="mqferry._runtime.run"):
+        await run_app(app, stop=stop)  # type: ignore[arg-type]
+    [line] = [r.getMessage() for r in caplog.records if "mqferry running" in r.getMessage()]
+    shown = ", ".join(f"t/{i:03d}" for i in range(20))
+    assert line.endswith(f"subscriptions: {shown} and 80 more"), line

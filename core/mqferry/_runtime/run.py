@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mqferry._errors import ConfigError
+from mqferry._mqtt.subscriptions import listing
 from mqferry._runtime.app import App
 from mqferry._tasks import describe
 
@@ -232,7 +233,7 @@ async def run_app(app: App, *, stop: asyncio.Event | None = None,
         await app.start()
         log.info("mqferry running: %d rules, %d actions, %d sources; subscriptions: %s",
                  len(app.rules), len(app.actions), len(app.sources),
-                 ", ".join(sorted(app.topic_filters)) or "none")
+                 listing(sorted(app.topic_filters)) or "none")
         if app.cluster is not None:
             await app.cluster.start_parts()
         if controller is not None and app.config.raw.api.enable:
