@@ -45,6 +45,7 @@ from mqferry._buffer.recovery import (
     MARK,
     check_directory,
     count_pending,
+    has_segments,
     open_directory,
     segment_path,
 )
@@ -79,6 +80,16 @@ class DiskQueue:
             DiskBufferError: the directory cannot be created, listed or written to.
         """
         check_directory(directory)
+
+    @staticmethod
+    def has_segments(directory: Path) -> bool:
+        """Whether ``directory`` holds segment files (``False`` when it does not exist);
+        reading only.
+
+        Raises:
+            OSError: the directory cannot be read.
+        """
+        return has_segments(directory)
 
     @staticmethod
     def count(directory: Path) -> int:

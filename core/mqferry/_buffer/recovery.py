@@ -76,6 +76,18 @@ def open_directory(directory: Path) -> Opened:
     return found
 
 
+def has_segments(directory: Path) -> bool:
+    """Whether ``directory`` holds segment files; ``False`` when it does not exist.
+
+    Raises:
+        OSError: the directory cannot be read.
+    """
+    try:
+        return any(p.name.endswith(SUFFIX) for p in directory.iterdir())
+    except FileNotFoundError:
+        return False
+
+
 def count_pending(directory: Path) -> int:
     """How many intact records a queue directory holds past its mark, reading only: nothing is
     created, repaired or locked (a report about a directory no queue has open). 0 when it

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from mqferry._buffer import DiskQueue
-from mqferry._buffer.segment import SUFFIX
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ def _queue_directories(data_dir: Path) -> Iterable[Path]:
             continue
         for directory in names:
             try:
-                if any(p.name.endswith(SUFFIX) for p in directory.iterdir()):
+                if DiskQueue.has_segments(directory):
                     yield directory
             except OSError:
                 continue

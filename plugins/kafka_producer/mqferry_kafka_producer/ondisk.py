@@ -32,9 +32,7 @@ def has_segments(directory: Path) -> bool:
         DiskBufferError: the directory cannot be read.
     """
     try:
-        return any(p.suffix == ".seg" for p in directory.iterdir())
-    except FileNotFoundError:
-        return False
+        return DiskQueue.has_segments(directory)
     except OSError as exc:
         raise DiskBufferError(directory, f"cannot be read: {exc.strerror or exc}",
                               errno=exc.errno) from exc
