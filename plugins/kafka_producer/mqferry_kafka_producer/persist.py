@@ -86,11 +86,16 @@ class Persister:
         self.ready.set()
         return not buffer.to_persist
 
+    def _back_off(self) -> None:
+        """Double the pause before the next attempt (0.1 s first, at most
+        :data:`MAX_PERSIST_BACKOFF`)."""
+        self.delay = min(max(0.1, self.delay * 2), MAX_PERSIST_BACKOFF)
+        self._next_try = time.monotonic() + self.delay
+
     def _failed(self, exc: OSError) -> None:
         self.metrics.inc("persist_errors")
         self.error = describe(exc)
-        self.delay = min(max(0.1, self.delay * 2), MAX_PERSIST_BACKOFF)
-        self._next_try = time.monotonic() + self.delay
+        self._back_off()
         self._warn.warning(
             "persist", "action %s: cannot write %d records to the disk buffer (%s); they stay "
             "queued in memory, unsecured (their MQTT acks wait), and are tried again in %.1fs",
@@ -129,8 +134,7 @@ class Persister:
     def _open_failed(self, exc: DiskBufferError) -> None:
         self.metrics.inc("disk_open_errors")
         self.open_error = str(exc)
-        self.delay = min(max(0.1, self.delay * 2), MAX_PERSIST_BACKOFF)
-        self._next_try = time.monotonic() + self.delay
+        self._back_off()
         self._warn.warning(
             "open", "action %s: %s; what the directory holds is not sent, and %d records for "
             "the disk wait in memory, unsecured (their MQTT acks wait); trying again in %.1fs",
