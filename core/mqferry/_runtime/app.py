@@ -227,7 +227,8 @@ class App:
 
     async def start(self) -> None:
         """Start every component, then the MQTT session; never fails because a broker is down."""
-        warn_unowned(self._data_dir, self.actions)  # records no configured action sends
+        # records no configured action sends; counting them reads segments, off the loop
+        await asyncio.to_thread(warn_unowned, self._data_dir, dict(self.actions))
         for cid, conn in self.connectors.items():
             log.info("starting connector %s", cid)
             await conn.start()

@@ -71,8 +71,12 @@ async def apply_config(app: App, new: AppConfig) -> Plan:
     # exclusive ones that replace them hold what is routed to them (unsecured: its MQTT acks
     # wait); they start now, taking over what the old ones kept on disk.
     await _stop_all("action", old_actions, plan)
-    stranded = _count_unsent(old_actions, {cid: a for cid, a in fresh["actions"].items()
-                                           if _takes_over(old_actions.get(cid), a)})
+    successors = {cid: a for cid, a in fresh["actions"].items()
+                  if _takes_over(old_actions.get(cid), a)}
+    stranded = _count_unsent(old_actions, successors)
+    for cid in sorted(old_actions.keys() - successors.keys()):
+        # counting what a removed action left on disk reads its segments: not on the loop
+        await asyncio.to_thread(warn_removed, cid, old_actions[cid])
     _carry_counters(old_actions, fresh["actions"])
     if running:
         await _start_all("action", after, plan)
@@ -250,17 +254,16 @@ def _count_unsent(actions: Mapping[str, Action], successors: Mapping[str, Action
     new action, which counts them as it counts any message. With ``at_most_once`` they were
     acknowledged, and are lost. What an action kept in its disk buffer is not counted: a
     successor (in ``successors``) takes the buffer over, sends them and counts them as it
-    sends them; an action removed leaves them there, with a warning naming the directory,
-    for the next action of its name. Counted before the counters are carried, on the old
-    action.
+    sends them; an action removed leaves them there for the next action of its name (with a
+    warning naming the directory, from :func:`apply_config`). Counted before the counters are
+    carried, on the old action.
     """
     total = 0
     for cid, action in actions.items():
         unsent = _unsettled(action)
         kept = min(_kept(action), unsent)
         if cid not in successors:
-            unsent -= kept
-            warn_removed(cid, action)
+            unsent -= kept  # left in its disk buffer (apply_config says so)
         elif kept:
             unsent -= kept
             log.info("action %s: the %d records it kept in its disk buffer are sent by its "
