@@ -166,3 +166,19 @@ async def test_a_replacement_waits_for_the_buffer_a_hung_write_holds_then_sends_
         kafka.hold = False
         kafka.answer()
         await h.stop()
+
+
+def test_a_directory_that_cannot_be_counted_is_reported_and_stops_nothing(tmp_path, caplog,
+                                                                          monkeypatch):
+    from mqferry._runtime import leftovers
+
+    (tmp_path / "kafka_producer" / "gone").mkdir(parents=True)
+    (tmp_path / "kafka_producer" / "gone" / "00000000000000000000.seg").write_bytes(b"x")
+
+    def broken(directory):
+        raise ValueError("a segment no one can read")
+    monkeypatch.setattr(DiskQueue, "count", staticmethod(broken))
+    with caplog.at_level(logging.WARNING):
+        leftovers.warn_unowned(tmp_path, {})
+    assert "cannot count the records it holds: ValueError('a segment no one can read')" in (
+        caplog.text)

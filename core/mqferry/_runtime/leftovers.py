@@ -30,7 +30,7 @@ def disk_directory(action: Any) -> Path | None:
 def warn_removed(cid: str, action: Any) -> None:
     """Warn when ``action``, stopped and removed, left records in its disk buffer."""
     directory = disk_directory(action)
-    count = DiskQueue.count(directory) if directory is not None else 0
+    count = _count(directory) if directory is not None else 0
     if count:
         log.warning("action %s was removed with %d records in its disk buffer %s: they stay "
                     "there, and an action of that name sends them when it runs again", cid,
@@ -44,7 +44,7 @@ def warn_unowned(data_dir: Path, actions: Mapping[str, Any]) -> None:
     for directory in _queue_directories(data_dir):
         if directory in owned:
             continue
-        count = DiskQueue.count(directory)
+        count = _count(directory)
         if count:
             log.warning("disk buffer %s holds %d records of %s:%s, which is not configured: "
                         "they stay there, and an action of that name sends them when it runs",
@@ -68,3 +68,12 @@ def _queue_directories(data_dir: Path) -> Iterable[Path]:
                     yield directory
             except OSError:
                 continue
+
+
+def _count(directory: Path) -> int:
+    """:meth:`DiskQueue.count`; a warning never stops a start or a change, whatever it meets."""
+    try:
+        return DiskQueue.count(directory)
+    except Exception as exc:
+        log.warning("disk buffer %s: cannot count the records it holds: %r", directory, exc)
+        return 0
