@@ -63,3 +63,25 @@ def test_pending_counts_unacknowledged(tmp_path):
     assert q.pending == 2
     q.ack(1)
     assert q.pending == 1
+
+
+def test_a_drained_queue_closed_with_clear_leaves_nothing_to_open(tmp_path):
+    q = DiskQueue(tmp_path, segment_bytes=4096)
+    for s in q.append([b"x" * 3000] * 3):
+        q.ack(s)
+    assert DiskQueue.has_segments(tmp_path)  # the last segment stays while the queue is open
+    q.close(clear=True)
+    assert not DiskQueue.has_segments(tmp_path)
+    assert not (tmp_path / "acked").exists()
+    again = DiskQueue(tmp_path, segment_bytes=4096)  # a fresh queue, with no problem found
+    assert again.recovered() == [] and again.problems == [] and again.pending == 0
+    assert again.append([b"next"]) == [0]
+
+
+def test_clear_keeps_a_queue_that_holds_records(tmp_path):
+    q = DiskQueue(tmp_path, segment_bytes=4096)
+    q.append([b"a", b"b", b"c"])
+    q.ack(0)
+    q.ack(2)  # 1 is not acknowledged
+    q.close(clear=True)
+    assert DiskQueue(tmp_path, segment_bytes=4096).recovered() == [(1, b"b"), (2, b"c")]

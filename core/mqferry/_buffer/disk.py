@@ -243,16 +243,39 @@ class DiskQueue:
             finished = self._finished_segments() if moved and self._write_mark() else []
         self._delete(finished)
 
-    def close(self) -> None:
+    def close(self, *, clear: bool = False) -> None:
         """Close the segment being written and give up the directory (after the append under
-        way, if any). Idempotent."""
+        way, if any). Idempotent.
+
+        ``clear``: when every record is acknowledged and no append is under way, delete the
+        segment files and the mark too, so that the directory holds nothing for the next
+        owner to open (a memory buffer that drained what a disk buffer left). Otherwise it is
+        an ordinary close.
+        """
         with self._lock:
             self.closed = True
             if self._appending:
                 self._close_after_append = True
-            else:
-                self._close_writer()
-                self._release()
+                return
+            self._close_writer()
+            if clear and not self._done and not self._holes and (
+                    self._acked_upto == self._next_seq):
+                self._clear()
+            self._release()
+
+    def _clear(self) -> None:
+        # under the lock, closed, every record acknowledged. The segments go first: a crash
+        # between the two leaves a mark past an empty directory, which an open reports and
+        # replays nothing from, where a segment left without its mark would be replayed whole.
+        try:
+            for first in self._segments:
+                segment_path(self.directory, first).unlink(missing_ok=True)
+            self._segments = []
+            self._mark_file.unlink(missing_ok=True)
+        except OSError as exc:
+            log.error("disk buffer %s: cannot delete the drained segments (%s); the next owner "
+                      "opens them and finds nothing to send", self.directory,
+                      exc.strerror or exc)
 
     # -- writing --------------------------------------------------------------------------
 

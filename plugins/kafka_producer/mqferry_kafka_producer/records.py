@@ -143,7 +143,7 @@ class RecordBuffer:
         disk = self.disk
         if disk is not None and self.options.mode == "memory" and not disk.pending:
             self.undecodable, disk.lost_on_open = self.undecodable + disk.lost_on_open, 0
-            disk.close()
+            disk.close(clear=True)
             self.disk = None
             log.info("disk buffer %s: drained; the action buffers in memory", self.directory)
 

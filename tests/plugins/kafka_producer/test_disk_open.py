@@ -47,6 +47,8 @@ async def test_a_memory_buffer_sends_what_a_disk_buffer_of_its_name_left(make, c
         assert "replaying 3 records from the disk buffer" in caplog.text
         await wait_until(lambda: action.buffer.disk is None)  # drained, closed
         assert DiskQueue.count(directory) == 0
+        # and emptied: a later start in memory mode has no segment file to open
+        assert not DiskQueue.has_segments(directory)
         assert action.metrics.get("success") == 4 and d.outcome == "secured"
     finally:
         await action.stop(timeout=1.0)
