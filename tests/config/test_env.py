@@ -6,7 +6,8 @@ import pytest
 
 from mqferry._config import validate_config
 from mqferry._config.env import expand, expand_string, keep_references
-from mqferry._config.loader import load_config, read_yaml
+from mqferry._config.loader import load_config
+from mqferry._config.yamlfile import read_yaml
 from mqferry._errors import ConfigError
 from mqferry._plugins import load_plugins
 

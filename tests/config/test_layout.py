@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from mqferry._config.layout import Layout
-from mqferry._config.loader import read_yaml
+from mqferry._config.yamlfile import read_yaml
 
 EXAMPLES = sorted(Path("examples").glob("*.yaml"))
 

@@ -11,8 +11,8 @@ import yaml
 
 from mqferry._api import KeyStore, create_api
 from mqferry._config import REDACTED
-from mqferry._config.loader import read_yaml
 from mqferry._config.persist import write_config
+from mqferry._config.yamlfile import read_yaml
 from mqferry._runtime import App
 from mqferry._runtime.reconfig import Controller
 from tests.api.fakes import fake_plugins, reset_fakes

@@ -165,8 +165,8 @@ def api_key_create(config_path: Path | None, key_store: Path | None, name: str,
     if key_store is None:
         if config_path is None:
             raise click.UsageError("give --config or --key-store")
-        from mqferry._config.loader import read_yaml
         from mqferry._config.models import ApiConfig
+        from mqferry._config.yamlfile import read_yaml
         from mqferry._errors import ConfigError
 
         try:

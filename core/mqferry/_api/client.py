@@ -66,8 +66,8 @@ class Target:
 
 def target_from_config(path: Path) -> Target:
     """The API address of the instance configured by ``path`` (its ``api`` section)."""
-    from mqferry._config.loader import read_yaml
     from mqferry._config.models import ApiConfig
+    from mqferry._config.yamlfile import read_yaml
     from mqferry._errors import ConfigError
 
     try:

@@ -8,7 +8,6 @@ from mqferry._config.loader import (
     RuleSpec,
     load_config,
     pydantic_problems,
-    read_yaml,
     validate_config,
     validate_rule,
 )
@@ -26,6 +25,7 @@ from mqferry._config.models import (
 from mqferry._config.secrets import REDACTED, Secret
 from mqferry._config.tlsfiles import load_tls_files
 from mqferry._config.units import ByteSize, Duration, DurationS, parse_duration, parse_size
+from mqferry._config.yamlfile import read_yaml
 
 __all__ = [
     "REDACTED",

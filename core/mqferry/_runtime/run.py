@@ -115,7 +115,8 @@ async def join_cluster(node: ClusterNode, config: AppConfig, plugins: PluginSet,
         ClusterConfigError: the file is a configuration the cluster never had.
         MqferryError: a part's claim refused this node.
     """
-    from mqferry._config.loader import read_yaml, validate_file_data
+    from mqferry._config.loader import validate_file_data
+    from mqferry._config.yamlfile import read_yaml
     from mqferry._runtime.reconfig import Controller
 
     await node.start()

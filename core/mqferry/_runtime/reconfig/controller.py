@@ -14,13 +14,12 @@ from mqferry._config.env import expand, keep_references
 from mqferry._config.loader import (
     AppConfig,
     RuleSpec,
-    parse_yaml,
-    read_yaml,
     validate_file_data,
     validate_rule,
 )
 from mqferry._config.persist import ConfigWriter, digest_of
 from mqferry._config.settle import read_settled
+from mqferry._config.yamlfile import parse_yaml, read_yaml
 from mqferry._errors import ConfigError, MqferryError
 from mqferry._runtime.reconfig.apply import apply_rule
 
