@@ -168,6 +168,7 @@ class SharedConfig:
                              "this file's configuration until it can")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+        self.note = None  # readable: the status says so before the first version applies
         await self._attached.wait()  # seeding needs the running configuration
         ctrl = self._controller
         state = self.shared.value(CONFIG_KEY)
@@ -182,7 +183,6 @@ class SharedConfig:
                 log.warning("cluster %s: the log is readable again; taking the cluster's "
                             "configuration (version %d), which differs in: %s",
                             self.cluster, state.version, ", ".join(ids))
-        self.note = None
         self._wake.set()
 
     # -- running ----------------------------------------------------------------------------
