@@ -5,6 +5,10 @@
     python scripts/compile.py --list    # which modules are compiled, and whether they are fresh
     python scripts/compile.py --if-needed  # compile only when a module is not, or is stale
 
+Each (but ``--list``) also saves the rule parser beside its grammar
+(``core/mqferry/_rules/grammar.lark.cache``), loaded at start-up instead of built from the
+grammar; ``--clean`` removes it.
+
 A compiled module is the same source, type-checked and translated to C: a message crosses the
 bridge with about a third less CPU (benchmarks/RESULTS.md). Python imports the extension
 (``codec.cpython-311-x86_64-linux-gnu.so``) in preference to the source beside it, so an edited
@@ -141,6 +145,35 @@ def build() -> int:
     return show()
 
 
+#: Saves the rule parser beside its grammar (mqferry._rules.parser.save_parser): loading it
+#: keeps ~1 MiB less resident than building the parse tables at start-up. It runs the sources,
+#: so it needs no compiler.
+_SAVE_PARSER = """
+from mqferry._rules.parser import save_parser
+path = save_parser()
+print(f"compile: rule parser saved to {path}" if path else "compile: rule parser not saved")
+"""
+
+
+def parser_cache() -> Path:
+    """The saved rule parser (see :func:`save_parser`)."""
+    return ROOT / "core" / "mqferry" / "_rules" / "grammar.lark.cache"
+
+
+def save_parser() -> int:
+    """Save the rule parser from this checkout's sources (again, if its grammar changed)."""
+    path = [str(ROOT / "core"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+    done = subprocess.run([sys.executable, "-c", _SAVE_PARSER], env=env, capture_output=True,
+                          text=True, check=False)
+    sys.stdout.write(done.stdout)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr[-4000:])
+        print("compile: the rule parser was not saved (above): it is built at start-up",
+              file=sys.stderr)
+    return done.returncode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clean", action="store_true", help="remove the compiled modules")
@@ -149,13 +182,15 @@ def main() -> int:
                         help="compile only when a module is not compiled, or is stale")
     args = parser.parse_args()
     if args.clean:
+        parser_cache().unlink(missing_ok=True)
         return clean()
     if args.list:
         return show()
     if args.if_needed and not needed():
         print("compile: every listed module is compiled and fresh")
-        return 0
-    return build()
+        return save_parser()
+    built = build()
+    return save_parser() or built
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import lark
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -124,3 +125,65 @@ _PIECES = st.sampled_from(
 def test_parser_raises_only_rule_errors_on_token_soup(pieces: list[str]) -> None:
     with contextlib.suppress(RuleError):
         compile_sql(" ".join(pieces))
+
+
+# The parser saved beside the grammar (scripts/compile.py) and loaded at start-up.
+
+_SAVED_SQL = (
+    'SELECT payload.x as x, topic FROM "a/#", "b/+" WHERE x > 1 AND NOT (y IN (1, 2))',
+    "FOREACH payload.items as i DO i.v as v INCASE i.v > 0 FROM \"t\"",
+    'SELECT CASE WHEN a = 1 THEN \'one\' ELSE \'other\' END as c FROM "t" WHERE a DIV 2 MOD 3 < 1',
+)
+
+
+def test_a_saved_parser_parses_as_the_one_built_from_the_grammar(tmp_path) -> None:
+    from mqferry._rules import parser as p
+
+    built = p._build(None)
+    p._build(str(tmp_path / "saved"))  # builds and saves
+    loaded = p._build(str(tmp_path / "saved"))  # loads
+    assert (tmp_path / "saved").stat().st_size > 0
+    for sql in _SAVED_SQL:
+        assert loaded.parse(sql) == built.parse(sql)
+        # positions too: field texts come from them
+        assert p._ToNodes(sql).transform(loaded.parse(sql)) == p._ToNodes(sql).transform(
+            built.parse(sql))
+    with pytest.raises(lark.UnexpectedToken) as from_saved:
+        loaded.parse('SELECT a FORM "t"')
+    with pytest.raises(lark.UnexpectedToken) as from_grammar:
+        built.parse('SELECT a FORM "t"')
+    assert (from_saved.value.line, from_saved.value.column, from_saved.value.expected) == (
+        from_grammar.value.line, from_grammar.value.column, from_grammar.value.expected)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage\n", b"0" * 64 + b"\nnot a pickle"])
+def test_a_damaged_or_stale_saved_parser_is_built_again(tmp_path, content: bytes) -> None:
+    from mqferry._rules import parser as p
+
+    saved = tmp_path / "saved"
+    saved.write_bytes(content)
+    parser = p._build(str(saved))
+    assert parser.parse(_SAVED_SQL[0]) == p._build(None).parse(_SAVED_SQL[0])
+    # written again, and then loaded
+    assert saved.read_bytes() != content
+    assert p._build(str(saved)).parse(_SAVED_SQL[0]) == parser.parse(_SAVED_SQL[0])
+
+
+def test_without_a_saved_parser_it_is_built_and_nothing_is_written(tmp_path, monkeypatch) -> None:
+    from mqferry._rules import parser as p
+
+    monkeypatch.setattr(p, "cache_path", lambda: tmp_path / "absent")
+    parser = p._parser.__wrapped__()
+    assert parser.parse(_SAVED_SQL[0]) is not None
+    assert not (tmp_path / "absent").exists()
+
+
+def test_the_saved_parser_is_the_one_in_use_when_present(tmp_path, monkeypatch) -> None:
+    from mqferry._rules import parser as p
+
+    monkeypatch.setattr(p, "cache_path", lambda: tmp_path / "saved")
+    assert p.save_parser() == tmp_path / "saved"
+    before = (tmp_path / "saved").stat().st_mtime_ns
+    parser = p._parser.__wrapped__()
+    assert parser.parse(_SAVED_SQL[0]) == p._build(None).parse(_SAVED_SQL[0])
+    assert (tmp_path / "saved").stat().st_mtime_ns == before  # loaded, not written again

@@ -252,3 +252,58 @@ async def test_a_rule_changed_on_its_own_keeps_the_dead_letter_destination(build
     [out] = dead.outputs
     assert out["payload"] == b"\xff not json"
     assert h.app.rules["r"].metrics.snapshot()["failed.exception"] == 1
+
+
+class KeepingAction(RecordingAction):
+    """Keeps each delivery, failing it later: an output buffered in an action."""
+
+    def __init__(self):
+        super().__init__("kept:x")
+        self.deliveries = []
+
+    def submit(self, output, delivery):
+        self.deliveries.append(delivery)
+
+
+async def test_a_buffered_output_keeps_its_event_only_for_a_dead_letter(build, plugins, tmp_path):
+    # with dead letters: the event is kept, and dead-lettered when the output fails later
+    h, dead = await build({"r": {"sql": 'SELECT payload FROM "t/#"'}})
+    kept = KeepingAction()
+    h.app.rules["r"].actions = [kept]
+    h.mqtt.deliver("t/1", b"p")
+    [delivery] = kept.deliveries
+    assert delivery._event is not None
+    delivery.fail("failed.render", "late")
+    [out] = dead.outputs
+    assert (out["reason"], out["payload"]) == ("failed.render", b"p")
+    # without: the delivery holds no event (only a dead letter reads it)
+    cfg = config({"r": {"sql": 'SELECT payload FROM "t/#"'}})
+    del cfg["mqtt"]["dead_letter"]
+    plain = build_app(cfg, plugins=plugins, data_dir=tmp_path / "plain")
+    await plain.start()
+    try:
+        kept = KeepingAction()
+        plain.app.rules["r"].actions = [kept]
+        plain.mqtt.deliver("t/1", b"p")
+        [delivery] = kept.deliveries
+        assert delivery._event is None
+        delivery.fail("failed.render", "late")
+        assert plain.app.rules["r"].metrics.get("actions.failed") == 1
+        assert plain.mqtt.acked == [1]
+    finally:
+        await plain.stop()
+
+
+async def test_without_dead_letters_a_failed_output_still_fails_its_source_record(plugins,
+                                                                               tmp_path):
+    cfg = config({"k": {"sql": 'SELECT payload FROM "$sources/kafka_consumer:src"'}})
+    del cfg["mqtt"]["dead_letter"]
+    h = build_app(cfg, plugins=plugins, data_dir=tmp_path)
+    await h.start()
+    try:
+        h.app.rules["k"].actions = [FailingAction("failed.render")]
+        with pytest.raises(DeliveryError) as failed:
+            await h.app.dispatch({"event": "$bridges/kafka_consumer:src", "payload": "p"})
+        assert "failing:x failed an output (failed.render)" in str(failed.value)
+    finally:
+        await h.stop()

@@ -177,9 +177,11 @@ class EventDone(Ticket):
 class Route(Protocol):
     """Where the failed outputs of one rule's action are reported (counted, dead-lettered)."""
 
-    def output_failed(self, event: Mapping[str, Any], reason: str, detail: str,
+    def output_failed(self, event: Mapping[str, Any] | None, reason: str, detail: str,
                       ticket: Ticket | None) -> None:
         """An output of ``event`` failed with ``reason``.
+
+        ``event`` is ``None`` when the output did not keep it: only a dead letter needs it.
 
         ``ticket``, when given, may be held (``hold``/``release``) past this call, until what
         is done about the failure is secured; the route tells it the failure
@@ -196,7 +198,9 @@ class RuleDelivery:
         metrics: the rule's metrics.
         deadline: for a bounded wait, when :class:`AckWaits` releases the ticket regardless.
         route: told when the output fails (``None``: failures are only counted).
-        event: the event the output came from, handed to ``route``.
+        event: the event the output came from, handed to ``route``; ``None`` when nothing
+            would read it (no dead letters): an output buffered in an action then holds its
+            record alone, not the event's ~2 KB (the message, its decoded payload, ...).
     """
 
     __slots__ = ("_event", "_metrics", "_route", "_ticket", "deadline")
@@ -242,7 +246,7 @@ class RuleDelivery:
         route = self._route
         why = str(reason)
         try:
-            if route is not None and self._event is not None and why.startswith("failed"):
+            if route is not None and why.startswith("failed"):
                 route.output_failed(self._event, why, str(detail),
                                     None if self.deadline else self._ticket)
         except Exception:

@@ -143,7 +143,7 @@ class _Route:
         self.action = action
         self.action_id = action.metrics.component_id
 
-    def output_failed(self, event: Mapping[str, Any], reason: str, detail: str,
+    def output_failed(self, event: Mapping[str, Any] | None, reason: str, detail: str,
                       ticket: Ticket | None) -> None:
         rule = self.rule
         if ticket is not None:
@@ -152,7 +152,7 @@ class _Route:
             ticket.output_failed(f"rule {rule.id}: action {self.action_id} failed an output "
                                  f"({what})")
         dead_letters = rule.env.dead_letters
-        if dead_letters is not None:
+        if dead_letters is not None and event is not None:
             error = f"action {self.action_id} failed the output ({reason})"
             dead_letters.send(event, ticket, reason=reason,
                               error=f"{error}: {detail}" if detail else error,
@@ -265,6 +265,9 @@ class RuntimeRule:
             return
         m.inc("passed")
         outputs = result if isinstance(result, list) else (result,)
+        # Only a dead letter reads the event of a failed output: without dead letters (read
+        # once, at start) the deliveries do not keep it alive while their records wait.
+        kept = event if self.env.dead_letters is not None else None
         for output in outputs:
             for route in self._routes:
                 action = route.action
@@ -274,10 +277,10 @@ class RuntimeRule:
                 m.inc("actions.total")
                 if waits is not None:
                     delivery = waits.delivery(ticket, m, getattr(action, "ack_wait", None),
-                                              route, event)
+                                              route, kept)
                 else:
                     ticket.hold()
-                    delivery = RuleDelivery(ticket, m, 0.0, route, event)
+                    delivery = RuleDelivery(ticket, m, 0.0, route, kept)
                 try:
                     action.submit(output, delivery)
                 except Exception as exc:  # a broken action fails this output only
