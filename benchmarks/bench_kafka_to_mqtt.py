@@ -184,7 +184,8 @@ def one(kind: str, args: argparse.Namespace) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kafka", default=os.environ.get("MQFERRY_KAFKA_BOOTSTRAP", "127.0.0.1:9092"))
+    ap.add_argument("--kafka", default=os.environ.get("MQFERRY_KAFKA_BOOTSTRAP") or (
+        "127.0.0.1:" + os.environ.get("MQFERRY_KAFKA_PORT", "9092")))
     ap.add_argument("--mqtt", default="127.0.0.1:" + os.environ.get("MQFERRY_MQTT_PORT", "1883"))
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--size", type=int, default=200)

@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -55,13 +56,34 @@ class Brokers:
                                                                    "127.0.0.1"))
     mqtt_port: int = field(default_factory=lambda: int(os.environ.get("MQFERRY_MQTT_PORT",
                                                                        "1883")))
-    kafka: str = field(default_factory=lambda: os.environ.get("MQFERRY_KAFKA_BOOTSTRAP",
-                                                              "127.0.0.1:9092"))
+    kafka: str = field(default_factory=lambda: kafka_bootstrap(os.environ))
 
     @property
     def mqtt(self) -> str:
         """``host:port``."""
         return f"{self.mqtt_host}:{self.mqtt_port}"
+
+
+def kafka_bootstrap(env: Mapping[str, str]) -> str:
+    """The Kafka broker of ``scripts/services.sh``: ``MQFERRY_KAFKA_BOOTSTRAP``, else the port
+    the script was given (``MQFERRY_KAFKA_PORT``, 9092 by default).
+
+    Raises:
+        RuntimeError: both are set and name different brokers. The MQTT side follows
+            ``MQFERRY_MQTT_PORT`` and the fault scenarios stop the broker of
+            ``MQFERRY_KAFKA_PORT``, so a bootstrap elsewhere would run the bridges against
+            another Kafka (one that tests may share) and leave the Kafka faults untested.
+    """
+    port = env.get("MQFERRY_KAFKA_PORT")
+    bootstrap = env.get("MQFERRY_KAFKA_BOOTSTRAP")
+    if not bootstrap:
+        return f"127.0.0.1:{port or 9092}"
+    if port and port not in (b.rsplit(":", 1)[-1] for b in bootstrap.split(",")):
+        raise RuntimeError(
+            f"MQFERRY_KAFKA_BOOTSTRAP={bootstrap} is not the broker of MQFERRY_KAFKA_PORT={port} "
+            "(scripts/services.sh's); export the variables of `scripts/services.sh env` run with "
+            "the same MQFERRY_KAFKA_PORT")
+    return bootstrap
 
 
 def _tool(name: str) -> str:
