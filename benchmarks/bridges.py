@@ -65,25 +65,31 @@ class Brokers:
 
 
 def kafka_bootstrap(env: Mapping[str, str]) -> str:
-    """The Kafka broker of ``scripts/services.sh``: ``MQFERRY_KAFKA_BOOTSTRAP``, else the port
-    the script was given (``MQFERRY_KAFKA_PORT``, 9092 by default).
+    """The Kafka broker of this checkout's ``scripts/services.sh``: ``MQFERRY_KAFKA_BOOTSTRAP``,
+    else the port the script runs Kafka on (``MQFERRY_KAFKA_PORT``, 9092 by default).
 
     Raises:
-        RuntimeError: both are set and name different brokers. The MQTT side follows
-            ``MQFERRY_MQTT_PORT`` and the fault scenarios stop the broker of
-            ``MQFERRY_KAFKA_PORT``, so a bootstrap elsewhere would run the bridges against
-            another Kafka (one that tests may share) and leave the Kafka faults untested.
+        RuntimeError: the bootstrap names a broker on this machine on another port than the
+            script's. The MQTT side and the fault scenarios use the script's brokers (the
+            faults stop the Kafka of its pid file), so the bridges would run against another
+            Kafka, one that tests may share, and the Kafka faults would test nothing.
     """
-    port = env.get("MQFERRY_KAFKA_PORT")
+    port = env.get("MQFERRY_KAFKA_PORT") or "9092"
     bootstrap = env.get("MQFERRY_KAFKA_BOOTSTRAP")
     if not bootstrap:
-        return f"127.0.0.1:{port or 9092}"
-    if port and port not in (b.rsplit(":", 1)[-1] for b in bootstrap.split(",")):
-        raise RuntimeError(
-            f"MQFERRY_KAFKA_BOOTSTRAP={bootstrap} is not the broker of MQFERRY_KAFKA_PORT={port} "
-            "(scripts/services.sh's); export the variables of `scripts/services.sh env` run with "
-            "the same MQFERRY_KAFKA_PORT")
+        return f"127.0.0.1:{port}"
+    for server in bootstrap.split(","):
+        host, _, its_port = server.strip().rpartition(":")
+        if host in _LOCAL and its_port != port:
+            raise RuntimeError(
+                f"MQFERRY_KAFKA_BOOTSTRAP={bootstrap} is not the Kafka of this checkout's "
+                f"scripts/services.sh (port {port}, MQFERRY_KAFKA_PORT); export the variables "
+                "of `scripts/services.sh env` run with the same MQFERRY_KAFKA_PORT")
     return bootstrap
+
+
+#: hosts that name this machine (a bootstrap there must be this checkout's broker)
+_LOCAL = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
 def _tool(name: str) -> str:

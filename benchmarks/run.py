@@ -5,8 +5,9 @@
     python benchmarks/run.py --only-faults   # the fault scenarios alone
     python benchmarks/run.py --quick         # smaller counts, for a first look
 
-The brokers are those of ``scripts/services.sh`` (``MQFERRY_KAFKA_BOOTSTRAP`` or ``MQFERRY_KAFKA_PORT``,
-``MQFERRY_MQTT_HOST``, ``MQFERRY_MQTT_PORT``). Every run uses a fresh Kafka topic and MQTT
+The brokers are those of ``scripts/services.sh`` (``MQFERRY_KAFKA_BOOTSTRAP`` or
+``MQFERRY_KAFKA_PORT``, ``MQFERRY_MQTT_HOST``, ``MQFERRY_MQTT_PORT``). Every run uses a fresh
+Kafka topic and MQTT
 prefix. Results go to ``benchmarks/results/latest.json`` and, as Markdown tables for RESULTS.md,
 to ``latest.md``.
 """
