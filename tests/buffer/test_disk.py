@@ -72,10 +72,55 @@ def test_a_drained_queue_closed_with_clear_leaves_nothing_to_open(tmp_path):
     assert DiskQueue.has_segments(tmp_path)  # the last segment stays while the queue is open
     q.close(clear=True)
     assert not DiskQueue.has_segments(tmp_path)
-    assert not (tmp_path / "acked").exists()
-    again = DiskQueue(tmp_path, segment_bytes=4096)  # a fresh queue, with no problem found
+    again = DiskQueue(tmp_path, segment_bytes=4096)  # an empty queue, with no problem found
     assert again.recovered() == [] and again.problems == [] and again.pending == 0
-    assert again.append([b"next"]) == [0]
+    assert again.append([b"next"]) == [3]  # numbering on from the mark
+    again.close()
+    assert DiskQueue(tmp_path, segment_bytes=4096).recovered() == [(3, b"next")]
+
+
+def test_clear_deletes_a_segment_an_earlier_deletion_failed_on(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    q = DiskQueue(tmp_path, segment_bytes=4096)
+    seqs = q.append([b"x" * 3000] * 3)  # three segments
+    real_unlink = Path.unlink
+    failing = {"00000000000000000000.seg"}
+
+    def unlink(self, *args, **kwargs):
+        if self.name in failing:
+            failing.discard(self.name)
+            raise PermissionError(13, "Permission denied")
+        return real_unlink(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    for s in seqs:
+        q.ack(s)
+    assert (tmp_path / "00000000000000000000.seg").exists()  # its deletion failed
+    q.close(clear=True)
+    assert not DiskQueue.has_segments(tmp_path)
+    again = DiskQueue(tmp_path, segment_bytes=4096)
+    assert again.recovered() == [] and again.problems == []  # acknowledged: never sent again
+
+
+def test_a_crash_part_way_through_a_clear_replays_nothing(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    real_unlink = Path.unlink
+    monkeypatch.setattr(Path, "unlink", lambda self, *a, **k: (
+        None if self.suffix == ".seg" else real_unlink(self, *a, **k)))
+    q = DiskQueue(tmp_path, segment_bytes=4096)
+    for s in q.append([b"x" * 3000] * 3):
+        q.ack(s)
+    q.close()  # the finished segment's deletion did nothing: two files are left
+    monkeypatch.setattr(Path, "unlink", real_unlink)
+    segments = sorted(tmp_path.glob("*.seg"))
+    assert len(segments) == 2
+    for seg in segments:  # oldest first, as the clear deletes them: a crash after each
+        seg.unlink()
+        again = DiskQueue(tmp_path, segment_bytes=4096)
+        assert again.recovered() == [] and again.problems == [] and again.pending == 0
+        again.close()
 
 
 def test_clear_keeps_a_queue_that_holds_records(tmp_path):

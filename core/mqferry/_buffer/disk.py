@@ -47,6 +47,7 @@ from mqferry._buffer.recovery import (
     count_pending,
     has_segments,
     open_directory,
+    segment_files,
     segment_path,
 )
 from mqferry._buffer.segment import frame
@@ -248,9 +249,9 @@ class DiskQueue:
         way, if any). Idempotent.
 
         ``clear``: when every record is acknowledged and no append is under way, delete the
-        segment files and the mark too, so that the directory holds nothing for the next
-        owner to open (a memory buffer that drained what a disk buffer left). Otherwise it is
-        an ordinary close.
+        segment files too, so that the directory holds nothing for the next owner to open (a
+        memory buffer that drained what a disk buffer left). The mark stays: the next queue
+        there numbers on from it. Otherwise it is an ordinary close.
         """
         with self._lock:
             self.closed = True
@@ -264,14 +265,18 @@ class DiskQueue:
             self._release()
 
     def _clear(self) -> None:
-        # under the lock, closed, every record acknowledged. The segments go first: a crash
-        # between the two leaves a mark past an empty directory, which an open reports and
-        # replays nothing from, where a segment left without its mark would be replayed whole.
+        # Under the lock, closed, every record acknowledged and the mark past them all (it is
+        # written before any segment is deleted, see _finished_segments). Every segment file
+        # goes, oldest first, including one an earlier deletion failed on: after each, what is
+        # left is a queue whose first segment starts at or before the mark, as after any
+        # acknowledgement, so a crash part-way replays nothing.
         try:
-            for first in self._segments:
-                segment_path(self.directory, first).unlink(missing_ok=True)
+            if not self._write_mark():
+                return
+            for first in sorted(segment_files(self.directory)):
+                segment_path(self.directory, first).unlink()
+                self._fsync_directory()
             self._segments = []
-            self._mark_file.unlink(missing_ok=True)
         except OSError as exc:
             log.error("disk buffer %s: cannot delete the drained segments (%s); the next owner "
                       "opens them and finds nothing to send", self.directory,

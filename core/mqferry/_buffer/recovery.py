@@ -49,6 +49,16 @@ def segment_path(directory: Path, first: int) -> Path:
     return directory / f"{first:020d}{SUFFIX}"
 
 
+def segment_files(directory: Path) -> list[int]:
+    """The first sequence numbers of the segment files in ``directory``, in no order.
+
+    Raises:
+        OSError: the directory cannot be listed.
+    """
+    return [int(p.name[: -len(SUFFIX)]) for p in directory.iterdir()
+            if p.name.endswith(SUFFIX) and p.name[: -len(SUFFIX)].isdigit()]
+
+
 def open_directory(directory: Path) -> Opened:
     """Read a queue directory (created if missing), repairing and reporting what is damaged.
 
@@ -70,6 +80,13 @@ def open_directory(directory: Path) -> Opened:
     found.segments = sorted(parsed)
     found.next_seq = _next_seq(directory, parsed, firsts)
     mark = _read_mark(found, directory)
+    if not firsts and mark is not None and mark > 0:
+        # no segment file at all beside a mark: a queue whose records were all acknowledged
+        # and then cleared (DiskQueue.close(clear=True)); it numbers on from the mark
+        found.next_seq = found.acked = mark
+        log.info("disk buffer %s: empty, every record acknowledged (the next is %d)", directory,
+                 mark)
+        return found
     _clamp_mark(found, directory, mark)
     _account(found, directory, parsed)
     found.mark_moved = mark is None or found.acked != mark
