@@ -6,7 +6,7 @@
     python scripts/compile.py --if-needed  # compile only when a module is not, or is stale
 
 Each (but ``--list``) also saves the rule parser beside its grammar
-(``core/mqferry/_rules/grammar.lark.cache``), loaded at start-up instead of built from the
+(``core/mqferry/_rules/grammar.lark.saved``), loaded at start-up instead of built from the
 grammar; ``--clean`` removes it.
 
 A compiled module is the same source, type-checked and translated to C: a message crosses the
@@ -157,11 +157,11 @@ print(f"compile: rule parser saved to {path}" if path else "compile: rule parser
 
 def parser_cache() -> Path:
     """The saved rule parser (see :func:`save_parser`)."""
-    return ROOT / "core" / "mqferry" / "_rules" / "grammar.lark.cache"
+    return ROOT / "core" / "mqferry" / "_rules" / "grammar.lark.saved"
 
 
 def save_parser() -> int:
-    """Save the rule parser from this checkout's sources (again, if its grammar changed)."""
+    """Save the rule parser from this checkout's sources; the exit status of doing so."""
     path = [str(ROOT / "core"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     done = subprocess.run([sys.executable, "-c", _SAVE_PARSER], env=env, capture_output=True,
@@ -188,9 +188,11 @@ def main() -> int:
         return show()
     if args.if_needed and not needed():
         print("compile: every listed module is compiled and fresh")
-        return save_parser()
+        save_parser()
+        return 0
     built = build()
-    return save_parser() or built
+    save_parser()  # without it the parser is built at start-up: a warning, not a failure
+    return built
 
 
 if __name__ == "__main__":

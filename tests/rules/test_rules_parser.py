@@ -138,11 +138,13 @@ _SAVED_SQL = (
 
 def test_a_saved_parser_parses_as_the_one_built_from_the_grammar(tmp_path) -> None:
     from mqferry._rules import parser as p
+    from mqferry._rules import saved_parser
 
-    built = p._build(None)
-    p._build(str(tmp_path / "saved"))  # builds and saves
-    loaded = p._build(str(tmp_path / "saved"))  # loads
-    assert (tmp_path / "saved").stat().st_size > 0
+    grammar = p._grammar()
+    built = p._build(grammar)
+    saved_parser.save(built, tmp_path / "saved", grammar, p._OPTIONS)
+    loaded = saved_parser.load(tmp_path / "saved", grammar, p._OPTIONS)
+    assert loaded is not None
     for sql in _SAVED_SQL:
         assert loaded.parse(sql) == built.parse(sql)
         # positions too: field texts come from them
@@ -154,19 +156,43 @@ def test_a_saved_parser_parses_as_the_one_built_from_the_grammar(tmp_path) -> No
         built.parse('SELECT a FORM "t"')
     assert (from_saved.value.line, from_saved.value.column, from_saved.value.expected) == (
         from_grammar.value.line, from_grammar.value.column, from_grammar.value.expected)
+    assert list(tmp_path.iterdir()) == [tmp_path / "saved"]  # no temporary file left
 
 
 @pytest.mark.parametrize("content", [b"", b"garbage\n", b"0" * 64 + b"\nnot a pickle"])
-def test_a_damaged_or_stale_saved_parser_is_built_again(tmp_path, content: bytes) -> None:
+def test_a_damaged_saved_parser_is_not_loaded_nor_written(tmp_path, content: bytes) -> None:
     from mqferry._rules import parser as p
+    from mqferry._rules import saved_parser
 
     saved = tmp_path / "saved"
     saved.write_bytes(content)
-    parser = p._build(str(saved))
-    assert parser.parse(_SAVED_SQL[0]) == p._build(None).parse(_SAVED_SQL[0])
-    # written again, and then loaded
-    assert saved.read_bytes() != content
-    assert p._build(str(saved)).parse(_SAVED_SQL[0]) == parser.parse(_SAVED_SQL[0])
+    assert saved_parser.load(saved, p._grammar(), p._OPTIONS) is None
+    assert saved.read_bytes() == content  # nothing is written at run time
+
+
+def test_a_file_saved_with_the_right_key_but_broken_after_it_is_not_loaded(tmp_path) -> None:
+    from mqferry._rules import parser as p
+    from mqferry._rules import saved_parser
+
+    saved = tmp_path / "saved"
+    saved.write_bytes(saved_parser.MAGIC + saved_parser.key(p._grammar(), p._OPTIONS)
+                      + b"\nnot a pickle")
+    assert saved_parser.load(saved, p._grammar(), p._OPTIONS) is None
+
+
+def test_a_parser_saved_from_another_grammar_or_options_is_not_loaded(tmp_path) -> None:
+    from mqferry._rules import parser as p
+    from mqferry._rules import saved_parser
+
+    grammar = p._grammar()
+    saved_parser.save(p._build(grammar), tmp_path / "saved", grammar, p._OPTIONS)
+    changed = grammar + "\n// a change\n"
+    assert saved_parser.load(tmp_path / "saved", changed, p._OPTIONS) is None
+    assert saved_parser.load(tmp_path / "saved", grammar,
+                             {**p._OPTIONS, "maybe_placeholders": False}) is None
+    # the path it is read from is not part of the key (a moved or linked checkout loads it)
+    (tmp_path / "saved").rename(tmp_path / "elsewhere")
+    assert saved_parser.load(tmp_path / "elsewhere", grammar, p._OPTIONS) is not None
 
 
 def test_without_a_saved_parser_it_is_built_and_nothing_is_written(tmp_path, monkeypatch) -> None:
@@ -180,10 +206,22 @@ def test_without_a_saved_parser_it_is_built_and_nothing_is_written(tmp_path, mon
 
 def test_the_saved_parser_is_the_one_in_use_when_present(tmp_path, monkeypatch) -> None:
     from mqferry._rules import parser as p
+    from mqferry._rules import saved_parser
 
     monkeypatch.setattr(p, "cache_path", lambda: tmp_path / "saved")
     assert p.save_parser() == tmp_path / "saved"
     before = (tmp_path / "saved").stat().st_mtime_ns
+    loads = []
+    real_load = saved_parser.load
+    monkeypatch.setattr(saved_parser, "load", lambda *a: loads.append(a) or real_load(*a))
     parser = p._parser.__wrapped__()
-    assert parser.parse(_SAVED_SQL[0]) == p._build(None).parse(_SAVED_SQL[0])
+    assert loads and parser.parse(_SAVED_SQL[0]) == p._build(p._grammar()).parse(_SAVED_SQL[0])
     assert (tmp_path / "saved").stat().st_mtime_ns == before  # loaded, not written again
+
+
+def test_save_parser_raises_when_it_cannot_write(tmp_path, monkeypatch) -> None:
+    from mqferry._rules import parser as p
+
+    monkeypatch.setattr(p, "cache_path", lambda: tmp_path / "missing-dir" / "saved")
+    with pytest.raises(OSError):
+        p.save_parser()

@@ -12,6 +12,7 @@ import lark
 from lark import Token, Transformer, v_args
 
 from mqferry._rules import nodes as n
+from mqferry._rules import saved_parser
 from mqferry._rules.errors import RuleSyntaxError
 from mqferry._rules.paths import HEAD, TAIL, End, IndexRef
 
@@ -29,23 +30,20 @@ _TERMINAL_NAMES = {
 }
 
 
-#: The parser saved by ``scripts/compile.py`` beside the grammar, in lark's ``cache`` format.
-#: Loading it instead of building the parse tables from the grammar keeps ~1 MiB less resident.
-#: lark uses it only when its key (the grammar, the options, lark's and Python's versions)
-#: matches, and writes it again otherwise; without it (an install where it was not made), the
-#: parser is built from the grammar and nothing is written.
-CACHE_FILE = "grammar.lark.cache"
+#: The parser saved by ``scripts/compile.py`` beside the grammar (:mod:`.saved_parser`).
+CACHE_FILE = "grammar.lark.saved"
+# The basic lexer makes keywords reserved everywhere: the contextual one would read a misplaced
+# FROM as a column name and report the error far from where it is.
+_OPTIONS: dict[str, object] = {"parser": "lalr", "lexer": "basic", "propagate_positions": True,
+                               "maybe_placeholders": True}
 
 
-def _build(cache: str | None) -> lark.Lark:
-    package = resources.files("mqferry._rules")
-    grammar = package.joinpath("grammar.lark").read_text("utf-8")
-    # The basic lexer makes keywords reserved everywhere: the contextual one would read a
-    # misplaced FROM as a column name and report the error far from where it is.
-    return lark.Lark(
-        grammar, parser="lalr", lexer="basic", propagate_positions=True, maybe_placeholders=True,
-        **({"cache": cache} if cache is not None else {}),
-    )
+def _grammar() -> str:
+    return resources.files("mqferry._rules").joinpath("grammar.lark").read_text("utf-8")
+
+
+def _build(grammar: str) -> lark.Lark:
+    return lark.Lark(grammar, **_OPTIONS)
 
 
 def cache_path() -> Path | None:
@@ -55,17 +53,25 @@ def cache_path() -> Path | None:
 
 
 def save_parser() -> Path | None:
-    """Save the parser beside the grammar (again, if the grammar or lark changed)."""
+    """Build the parser from the grammar and save it beside the grammar; where (``None``: the
+    package is not a directory).
+
+    Raises:
+        OSError: it could not be written.
+    """
     path = cache_path()
     if path is not None:
-        _build(str(path))
+        grammar = _grammar()
+        saved_parser.save(_build(grammar), path, grammar, _OPTIONS)
     return path
 
 
 @functools.cache
 def _parser() -> lark.Lark:
+    grammar = _grammar()
     path = cache_path()
-    return _build(str(path) if path is not None and path.is_file() else None)
+    loaded = None if path is None else saved_parser.load(path, grammar, _OPTIONS)
+    return loaded if loaded is not None else _build(grammar)
 
 
 def parse(sql: str) -> n.Statement:
