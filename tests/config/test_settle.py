@@ -39,11 +39,13 @@ def test_a_file_that_keeps_changing_is_refused(tmp_path):
         writes.append(len(writes) + 1)
         path.write_text(f"a: {len(writes)}\n")
 
+    started = time.monotonic()
     with pytest.raises(ConfigError) as caught:
         read_settled(path, settle=0.05, timeout=0.5, sleep=an_editor_writes_meanwhile)
     assert caught.value.problems == [("", f"{path} kept changing for 0.5s (still being written?); "
                                           "nothing was changed: reload once it is saved")]
-    assert len(writes) >= 10  # it compared again until the time was up
+    # it compared again until the time was up (how many times depends on the machine's load)
+    assert time.monotonic() - started >= 0.5 and len(writes) >= 2
 
 
 def test_a_missing_file_says_so(tmp_path):
