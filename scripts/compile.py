@@ -160,8 +160,9 @@ def parser_cache() -> Path:
     return ROOT / "core" / "mqferry" / "_rules" / "grammar.lark.saved"
 
 
-def save_parser() -> int:
-    """Save the rule parser from this checkout's sources; the exit status of doing so."""
+def save_parser() -> None:
+    """Save the rule parser from this checkout's sources; a failure is a warning (the parser
+    is then built at start-up)."""
     path = [str(ROOT / "core"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
     done = subprocess.run([sys.executable, "-c", _SAVE_PARSER], env=env, capture_output=True,
@@ -171,7 +172,6 @@ def save_parser() -> int:
         sys.stderr.write(done.stderr[-4000:])
         print("compile: the rule parser was not saved (above): it is built at start-up",
               file=sys.stderr)
-    return done.returncode
 
 
 def main() -> int:
@@ -191,7 +191,7 @@ def main() -> int:
         save_parser()
         return 0
     built = build()
-    save_parser()  # without it the parser is built at start-up: a warning, not a failure
+    save_parser()
     return built
 
 

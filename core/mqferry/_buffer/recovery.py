@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,8 +56,13 @@ def segment_files(directory: Path) -> list[int]:
     Raises:
         OSError: the directory cannot be listed.
     """
-    return [int(p.name[: -len(SUFFIX)]) for p in directory.iterdir()
-            if p.name.endswith(SUFFIX) and p.name[: -len(SUFFIX)].isdigit()]
+    return _firsts(p.name for p in directory.iterdir())
+
+
+def _firsts(names: Iterable[str]) -> list[int]:
+    """The first sequence numbers that segment file ``names`` stand for (others are left out)."""
+    return [int(n[: -len(SUFFIX)]) for n in names
+            if n.endswith(SUFFIX) and n[: -len(SUFFIX)].isdigit()]
 
 
 def open_directory(directory: Path) -> Opened:
@@ -100,7 +106,7 @@ def has_segments(directory: Path) -> bool:
         OSError: the directory cannot be read.
     """
     try:
-        return any(p.name.endswith(SUFFIX) for p in directory.iterdir())
+        return bool(segment_files(directory))
     except FileNotFoundError:
         return False
 
@@ -110,8 +116,7 @@ def count_pending(directory: Path) -> int:
     created, repaired or locked (a report about a directory no queue has open). 0 when it
     cannot be read."""
     try:
-        firsts = sorted(int(p.name[: -len(SUFFIX)]) for p in directory.iterdir()
-                        if p.name.endswith(SUFFIX) and p.name[: -len(SUFFIX)].isdigit())
+        firsts = sorted(segment_files(directory))
     except OSError:
         return 0
     try:
@@ -152,8 +157,7 @@ def _usable_directory(directory: Path) -> list[int]:
                               errno=exc.errno) from exc
     if not os.access(directory, os.W_OK | os.X_OK):
         raise DiskBufferError(directory, "cannot be used: the directory is not writable")
-    return sorted(int(n[: -len(SUFFIX)]) for n in names
-                  if n.endswith(SUFFIX) and n[: -len(SUFFIX)].isdigit())
+    return sorted(_firsts(names))
 
 
 def _next_seq(directory: Path, parsed: dict[int, Parsed], firsts: list[int]) -> int:

@@ -194,7 +194,7 @@ class SlotSessions:
         async with self._lock:
             if not self._running:
                 return
-            filters = self._app.subscribed_filters()
+            filters = self._app.topic_filters
             for slot in sorted(slots - set(self.sessions)):
                 session = SlotSession(slot, self._app, slot_mqtt_config(
                     self._app.config.raw.mqtt, self.config, slot))

@@ -387,10 +387,6 @@ class App:
         """
         return self.inbound.routing.remove(rid)
 
-    def subscribed_filters(self) -> set[str]:
-        """The union of the running rules' topic filters (as :attr:`topic_filters`)."""
-        return self.topic_filters
-
 
 async def _stop_together(components: Mapping[str, Source | Action | Connector]) -> None:
     await asyncio.gather(*(_stop_logged(cid, c) for cid, c in components.items()))

@@ -310,6 +310,6 @@ async def apply_rule(app: App, rule_id: str, spec: RuleSpec | None, new: AppConf
     app.config = new
     plan.subscriptions = (added, removed)
     if added or removed:
-        await _subscribe(app, app.subscribed_filters(), plan)
+        await _subscribe(app, app.topic_filters, plan)
     log.info("rule %s %s", rule_id, "removed" if spec is None else "applied")
     return plan
