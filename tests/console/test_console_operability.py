@@ -243,6 +243,9 @@ def test_the_mqtt_section_and_inline_actions_are_edited_in_forms(
         mosquitto_pub(f"{p}/in/1", "hello", qos=1)
         [msg] = sub.wait(30)
     assert msg.payload == b"hello"
+    # The page reloads the saved rule after its PUT and resets the form from it: an action
+    # added before that reload ends would be wiped (Save is disabled until it has ended).
+    expect(ui.button("Save")).to_be_enabled()
     # A new inline action without its required topic is refused at that field.
     ui.button("Add inline action").click()
     ui.button("Save").click()
